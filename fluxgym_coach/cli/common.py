@@ -1,0 +1,131 @@
+"""Shared presentation helpers for CLI commands: consoles, progress from events, exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompletedColumn, Progress, SpinnerColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+
+from ..events import Event, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted
+
+#: Exit codes shared by every command.
+EXIT_OK = 0
+EXIT_FAILED = 1      # some item failed (or, with --strict, warned)
+EXIT_USAGE = 2       # bad arguments or input the command cannot start with
+EXIT_BACKEND = 3     # the configured server is unreachable or refused the settings
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True)
+
+
+def print_json(data: Any) -> None:
+    """Print ``data`` as JSON on stdout (for ``--json``)."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    """Print ``message`` as an error on stderr and return the Exit to raise."""
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+@dataclass
+class Problems:
+    """Failures and warnings collected from events, by item name."""
+
+    failures: dict[str, str] = field(default_factory=dict)
+    warnings: dict[str, list[str]] = field(default_factory=dict)
+
+    def exit_code(self, strict: bool) -> int:
+        """EXIT_FAILED when anything failed, or warned under ``strict``; else EXIT_OK."""
+        if self.failures or (strict and self.warnings):
+            return EXIT_FAILED
+        return EXIT_OK
+
+
+_LABELS = {"scan": "Scanning", "enhance": "Enhancing", "export": "Exporting",
+           "caption": "Captioning", "audit": "Auditing"}
+
+
+class EventProgress:
+    """An :data:`~fluxgym_coach.events.EventSink` that draws one Rich progress bar per
+    job on stderr (hidden for jobs shorter than ``min_seconds``) and collects problems.
+
+    Thread-safe: events may come from worker threads.
+    """
+
+    def __init__(self, quiet: bool = False, min_seconds: float = 1.0):
+        self.problems = Problems()
+        self._lock = threading.Lock()
+        self._tasks: dict[str, Any] = {}
+        self._starts: dict[str, float] = {}
+        self._done: dict[str, int] = {}
+        self._min = min_seconds
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+            MofNCompletedColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+            TextColumn("eta"), TimeRemainingColumn(), console=err, transient=False,
+            disable=quiet or not err.is_terminal, refresh_per_second=8)
+
+    def __enter__(self) -> "EventProgress":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            if isinstance(event, JobStarted):
+                label = _LABELS.get(event.kind, event.kind.capitalize())
+                self._tasks[event.job] = self.progress.add_task(label, total=event.total, rate="",
+                                                                visible=False)
+                self._starts[event.job] = time.monotonic()
+                return
+            task = self._tasks.get(event.job)
+            if isinstance(event, ItemFailed):
+                self.problems.failures[event.item] = event.reason
+            elif isinstance(event, ItemWarning):
+                self.problems.warnings.setdefault(event.item, []).append(event.reason)
+            if task is None:
+                return
+            if isinstance(event, ItemDone | ItemFailed):
+                self._done[event.job] = done = self._done.get(event.job, 0) + 1
+                elapsed = time.monotonic() - self._starts[event.job]
+                rate = f"{done / elapsed:.1f}/s" if elapsed > 0 else ""
+                self.progress.update(task, completed=done, rate=rate,
+                                     visible=True if elapsed >= self._min else None)
+
+
+@contextmanager
+def progress_sink(quiet: bool = False) -> Iterator[EventProgress]:
+    """``with progress_sink() as sink:`` pass ``sink`` as ``on_event``; read ``sink.problems``."""
+    with EventProgress(quiet=quiet) as sink:
+        yield sink
+
+
+def report_problems(problems: Problems, limit: int = 50) -> None:
+    """Print failures and warnings, one line each, naming the file and the reason."""
+    for name, reason in list(problems.failures.items())[:limit]:
+        err.print(f"[red]failed[/]  {name}: {reason}")
+    if len(problems.failures) > limit:
+        err.print(f"... and {len(problems.failures) - limit} more failures")
+    shown = 0
+    for name, reasons in problems.warnings.items():
+        for reason in reasons:
+            if shown < limit:
+                err.print(f"[yellow]warning[/] {name}: {reason}")
+            shown += 1
+    if shown > limit:
+        err.print(f"... and {shown - limit} more warnings")

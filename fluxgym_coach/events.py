@@ -1,0 +1,73 @@
+"""Events that long-running core work emits, so front ends can draw progress.
+
+The core never prints. A job takes an optional ``on_event`` callable
+(:data:`EventSink`) and calls it from whatever thread does the work; front ends
+must be thread-safe in their sink (the TUI posts a message, the CLI updates a
+Rich progress bar, which is thread-safe).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class JobStarted:
+    """A job of ``kind`` (``"scan"``, ``"enhance"``, ``"export"``, ...) begins with ``total`` items."""
+
+    job: str
+    kind: str
+    total: int
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(slots=True)
+class ItemDone:
+    """One item finished. ``cached`` is True when the result came from the cache
+    (or, for a scan, the file was unchanged). ``detail`` carries item-specific data."""
+
+    job: str
+    item: str
+    cached: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ItemFailed:
+    """One item failed; ``reason`` is a sentence naming what to do."""
+
+    job: str
+    item: str
+    reason: str
+
+
+@dataclass(slots=True)
+class ItemWarning:
+    """One item succeeded with a warning (e.g. a caption read as cp1252)."""
+
+    job: str
+    item: str
+    reason: str
+
+
+@dataclass(slots=True)
+class JobFinished:
+    """The job ended: ``status`` is ``"done"``, ``"failed"`` or ``"cancelled"``."""
+
+    job: str
+    kind: str
+    status: str
+    done: int
+    failed: int
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+Event = JobStarted | ItemDone | ItemFailed | ItemWarning | JobFinished
+EventSink = Callable[[Event], None]
+
+
+def null_sink(event: Event) -> None:
+    """An :data:`EventSink` that ignores everything."""
