@@ -1,0 +1,1 @@
+"""Adapters that run fluxgym-coach actions inside other programs (Panoptic)."""

@@ -1,0 +1,54 @@
+"""Shared fixtures. Each area may add its own fixtures in ``tests/fixtures_<area>.py``;
+those modules are loaded automatically (no need to edit this file)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+REPO = TESTS.parent
+EXAMPLES = REPO / "examples" / "dataset"
+REAL_IMAGES = REPO.parent / "shared" / "data" / "real-images"
+
+pytest_plugins = sorted(f"tests.{p.stem}" for p in TESTS.glob("fixtures_*.py"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own result cache, never the user's."""
+    monkeypatch.setenv("FLUXGYM_COACH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "120")
+
+
+@pytest.fixture
+def example_dataset(tmp_path) -> Path:
+    """A writable copy of ``examples/dataset`` (6 CC0 photos, 2 captions)."""
+    dst = tmp_path / "dataset"
+    shutil.copytree(EXAMPLES, dst)
+    for p in dst.iterdir():
+        p.chmod(0o644)
+    return dst
+
+
+@pytest.fixture
+def real_images_dir() -> Path:
+    """``../shared/data/real-images`` when present; the test is skipped otherwise."""
+    if not REAL_IMAGES.is_dir():
+        pytest.skip("../shared/data/real-images is not present on this machine")
+    return REAL_IMAGES
+
+
+@pytest.fixture
+def real_dataset(tmp_path, real_images_dir) -> Path:
+    """A writable copy of all real images (skipped when ../shared is absent)."""
+    dst = tmp_path / "real"
+    dst.mkdir()
+    for p in real_images_dir.iterdir():
+        if p.suffix.lower() in {".png", ".jpg", ".jpeg"}:
+            shutil.copy(p, dst / p.name)
+            (dst / p.name).chmod(0o644)
+    return dst
