@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 
 import typer
 
@@ -48,9 +49,14 @@ def _root(
 
 def _register_all() -> None:
     for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if mod.name.startswith("cmd_"):
+        if not mod.name.startswith("cmd_"):
+            continue
+        try:
             module = importlib.import_module(f"{__name__}.{mod.name}")
             module.register(app)
+        except Exception as exc:  # one broken command must not take the others down
+            sys.stderr.write(f"fluxgym-coach: the {mod.name[4:]!r} command is unavailable: "
+                             f"{type(exc).__name__}: {exc}\n")
 
 
 _register_all()

@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompletedColumn, Progress, SpinnerColumn, TextColumn,
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
 from ..events import Event, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted
@@ -74,7 +74,7 @@ class EventProgress:
         self._min = min_seconds
         self.progress = Progress(
             SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-            MofNCompletedColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+            MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
             TextColumn("eta"), TimeRemainingColumn(), console=err, transient=False,
             disable=quiet or not err.is_terminal, refresh_per_second=8)
 

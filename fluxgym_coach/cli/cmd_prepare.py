@@ -1,0 +1,137 @@
+"""``fluxgym-coach prepare DATASET --out DIR --trigger WORD``: the main job."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..backends.base import BackendError, EnhanceParams
+from ..dataset import Dataset, DatasetError
+from ..export import DEFAULT_REPEATS, ExportError
+from ..image_cache import ImageCache
+from ..prepare import PrepareReport, prepare_dataset
+from . import options as o
+from .cmd_export import Force, Name, OutDir, Repeats, Resolution, Trigger, export_json, export_table
+from .common import EXIT_BACKEND, EXIT_FAILED, EXIT_USAGE, err, fail, out, print_json, progress_sink, report_problems
+
+
+def _summary(report: PrepareReport) -> Table:
+    table = Table(title="prepare: summary", show_header=False)
+    scan = report.scan
+    table.add_row("images found", str(scan.total))
+    table.add_row("unreadable (skipped)", str(len(scan.errors)))
+    if report.enhance is not None:
+        e = report.enhance
+        table.add_row("enhanced now", str(len(e.by_status("enhanced"))))
+        table.add_row("enhanced, from cache", str(len(e.by_status("cached"))))
+        table.add_row("enhancement not needed", str(len(e.by_status("skipped"))))
+        table.add_row("enhancement failed", str(len(e.failed)))
+    else:
+        table.add_row("enhanced", "0 (all images at or above the resolution)")
+    return table
+
+
+def prepare(
+    dataset: Annotated[Path, typer.Argument(help="Folder of images with <stem>.txt captions.")],
+    out_dir: OutDir,
+    trigger: Trigger,
+    name: Name = None,
+    resolution: Resolution = 1024,
+    repeats: Repeats = DEFAULT_REPEATS,
+    backend: o.Backend = "auto",
+    api_url: o.ApiUrl = None,
+    api_auth: o.ApiAuth = None,
+    upscaler: o.Upscaler = o.DEFAULTS.upscaler,
+    denoising_strength: o.Denoise = o.DEFAULTS.denoising_strength,
+    prompt: o.Prompt = o.DEFAULTS.prompt,
+    negative_prompt: o.NegPrompt = o.DEFAULTS.negative_prompt,
+    steps: o.Steps = o.DEFAULTS.steps,
+    cfg_scale: o.Cfg = o.DEFAULTS.cfg_scale,
+    sampler: o.Sampler = o.DEFAULTS.sampler_name,
+    no_colorize: o.NoColorize = False,
+    sharpen: o.Sharpen = 0.0,
+    no_cache: o.NoCache = False,
+    force_reprocess: o.ForceReprocess = False,
+    cache_dir: o.CacheDir = None,
+    force: Force = False,
+    strict: o.Strict = False,
+    json_out: o.Json = False,
+    quiet: o.Quiet = False,
+) -> None:
+    """Scan, upscale what is too small, and export a ready-to-train Fluxgym dataset.
+
+    1. scan DATASET (only changed files are re-read);
+    2. upscale every image whose short side is below --resolution (embedded
+       Pillow backend, or a Forge / A1111 server with --api-url, which also
+       colorizes black-and-white images); results are cached, and an
+       interrupted run resumes where it stopped;
+    3. export to DIR/datasets/<name>/ and DIR/outputs/<name>/dataset.toml,
+       captions with the trigger word first (the trigger word alone, marked
+       "needs caption", where an image has no caption yet).
+
+    Originals are never modified. Exit code 0 when everything was exported,
+    1 when an image failed (or warned, with --strict), 2 for bad arguments,
+    3 when the server is unreachable.
+
+    Example: fluxgym-coach prepare ./photos --out ~/fluxgym --trigger ohwx
+    """
+    try:
+        ds = Dataset(dataset)
+    except DatasetError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    try:
+        params = EnhanceParams(upscaler=upscaler, denoising_strength=denoising_strength, prompt=prompt,
+                               negative_prompt=negative_prompt, steps=steps, cfg_scale=cfg_scale,
+                               sampler_name=sampler, colorize=not no_colorize, sharpen=sharpen)
+    except ValueError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    engine = o.make_backend(backend, api_url, api_auth)
+    cache = ImageCache(ds.store.path.parent / "nocache-results") if no_cache else ImageCache(cache_dir)
+
+    async def run() -> PrepareReport:
+        try:
+            return await prepare_dataset(ds, out_dir, name or ds.root.name, trigger, engine, params,
+                                         resolution, repeats, cache,
+                                         lookup=not (no_cache or force_reprocess), force=force,
+                                         on_event=sink)
+        finally:
+            await engine.aclose()
+
+    with ds, progress_sink(quiet or json_out) as sink:
+        try:
+            report = asyncio.run(run())
+        except ExportError as exc:
+            raise fail(str(exc), EXIT_USAGE) from None
+        except BackendError as exc:
+            raise fail(exc.reason, EXIT_BACKEND) from None
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/]: finished images are kept; run the same command "
+                      "again to resume")
+            raise typer.Exit(130) from None
+    if json_out:
+        e = report.enhance
+        print_json({
+            "scan": {"images": report.scan.total, "errors": report.scan.errors,
+                     "warnings": report.scan.warnings},
+            "enhance": None if e is None else {
+                s: [x.name for x in e.by_status(s)] for s in ("enhanced", "cached", "skipped", "failed")},
+            "enhance_reasons": None if e is None else {
+                x.name: x.reason or "; ".join(x.warnings) for x in e.outcomes.values()
+                if x.reason or x.warnings},
+            "export": export_json(report.export) if report.export else None,
+        })
+    else:
+        out.print(_summary(report))
+        if report.export is not None:
+            out.print(export_table(report.export, title="prepare: export"))
+        report_problems(sink.problems)
+    raise typer.Exit(sink.problems.exit_code(strict) if report.export is not None else EXIT_FAILED)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``prepare`` command."""
+    app.command("prepare")(prepare)

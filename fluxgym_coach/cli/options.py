@@ -1,0 +1,65 @@
+"""Typer option declarations shared by several commands (one definition each)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..backends.base import (DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT, DEFAULT_UPSCALER, EnhanceParams)
+
+API_AUTH_ENV = "FLUXGYM_COACH_API_AUTH"
+
+ApiUrl = Annotated[Optional[list[str]], typer.Option(
+    "--api-url", help="Forge / A1111 server started with --api (repeat for a pool of servers). "
+                      "Without it the embedded Pillow backend runs.", show_default=False)]
+ApiAuth = Annotated[Optional[str], typer.Option(
+    "--api-auth", envvar=API_AUTH_ENV, help=f"user:password for a server started with --api-auth "
+                                            f"(or set {API_AUTH_ENV}). Never printed.",
+    show_default=False)]
+Backend = Annotated[str, typer.Option(
+    "--backend", help="auto (forge when --api-url is given, else local), local or forge.")]
+Upscaler = Annotated[str, typer.Option("--upscaler", help="Upscaler name as the server lists it.")]
+Denoise = Annotated[float, typer.Option("--denoising-strength", min=0.0, max=1.0,
+                                        help="Denoising strength, 0..1.")]
+Prompt = Annotated[str, typer.Option("--prompt", help="Prompt guiding the enhancement.")]
+NegPrompt = Annotated[str, typer.Option("--negative-prompt", help="What to avoid.")]
+Steps = Annotated[int, typer.Option("--steps", min=1, max=150, help="Sampling steps.")]
+Cfg = Annotated[float, typer.Option("--cfg-scale", min=1.0, max=30.0, help="CFG scale.")]
+Sampler = Annotated[str, typer.Option("--sampler", help="Sampler name as the server lists it.")]
+NoColorize = Annotated[bool, typer.Option("--no-colorize",
+                                          help="Do not colorize black-and-white images.")]
+Sharpen = Annotated[float, typer.Option("--sharpen", min=0.0, max=1.0,
+                                        help="Light unsharp mask after upscaling (local backend), 0..1.")]
+NoCache = Annotated[bool, typer.Option("--no-cache", help="Neither read nor reuse cached results.")]
+ForceReprocess = Annotated[bool, typer.Option("--force-reprocess",
+                                              help="Recompute results even when cached.")]
+CacheDir = Annotated[Optional[Path], typer.Option(
+    "--cache-dir", help="Result cache folder (default: the user cache dir, or "
+                        "$FLUXGYM_COACH_CACHE_DIR).", show_default=False)]
+Strict = Annotated[bool, typer.Option("--strict", help="Exit with 1 on warnings too.")]
+Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+DEFAULTS = EnhanceParams()
+assert DEFAULTS.upscaler == DEFAULT_UPSCALER and DEFAULTS.prompt == DEFAULT_PROMPT
+assert DEFAULTS.negative_prompt == DEFAULT_NEGATIVE_PROMPT
+
+
+def make_backend(backend: str, api_url: list[str] | None, api_auth: str | None):
+    """Build the enhancement backend from CLI options.
+
+    Raises typer.BadParameter for an unknown backend name or ``forge`` without a URL.
+    """
+    from ..backends.base import get_enhance_backend
+
+    if backend == "auto":
+        backend = "forge" if api_url else "local"
+    if backend == "local":
+        return get_enhance_backend("local")
+    if backend == "forge":
+        return get_enhance_backend("forge", api_url=api_url or ["http://127.0.0.1:7860"],
+                                   api_auth=api_auth)
+    raise typer.BadParameter(f"unknown backend {backend!r}: use auto, local or forge",
+                             param_hint="--backend")

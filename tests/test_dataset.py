@@ -1,0 +1,143 @@
+"""dataset.py: incremental scan, sidecars, caption history and undo."""
+
+from __future__ import annotations
+
+import os
+
+from PIL import Image
+
+from fluxgym_coach import dataset as dataset_mod
+from fluxgym_coach.dataset import Dataset, read_sidecar
+from tests.helpers_images import photo_like, save
+
+
+def _make(root, names):
+    for i, n in enumerate(names):
+        save(photo_like((64 + i, 48), seed=i), root / n)
+
+
+def test_scan_accepts_every_format_in_any_case_and_skips_hidden(tmp_path):
+    root = tmp_path / "ds"
+    im = photo_like((80, 60), seed=1)
+    save(im, root / "a.PNG")
+    save(im.rotate(90, expand=True), root / "b.JpEg", quality=90)
+    save(im, root / "c.webp")
+    save(im, root / "d.bmp")
+    save(im, root / "sub" / "e.TIFF")
+    frames = [photo_like((40, 30), seed=s).convert("P") for s in (2, 3)]
+    frames[0].save(root / "f.gif", save_all=True, append_images=frames[1:])
+    save(im, root / ".hidden" / "x.png")
+    save(im, root / ".fluxgym-coach" / "y.png")
+    (root / "notes.md").write_text("not an image")
+    with Dataset(root) as ds:
+        report = ds.scan()
+        recs = {r.relpath: r for r in ds.images()}
+    assert sorted(recs) == ["a.PNG", "b.JpEg", "c.webp", "d.bmp", "f.gif", "sub/e.TIFF"]
+    assert not report.errors
+    assert recs["f.gif"].n_frames == 2 and recs["f.gif"].format == "GIF"
+    assert recs["b.JpEg"].format == "JPEG" and (recs["b.JpEg"].width, recs["b.JpEg"].height) == (60, 80)
+    for r in recs.values():
+        assert len(r.digest) == 32 and len(r.phash) == 16 and r.sharpness is not None
+
+
+def test_rescan_of_unchanged_folder_reads_nothing(tmp_path, monkeypatch):
+    root = tmp_path / "ds"
+    _make(root, [f"{i}.png" for i in range(5)])
+    with Dataset(root) as ds:
+        assert len(ds.scan().added) == 5
+        calls = []
+        real = dataset_mod._read_image
+        monkeypatch.setattr(dataset_mod, "_read_image", lambda e: calls.append(e) or real(e))
+        opened = []
+        real_open = open
+
+        def spy_open(file, *a, **kw):
+            opened.append(str(file))
+            return real_open(file, *a, **kw)
+
+        monkeypatch.setattr("builtins.open", spy_open)
+        report = ds.scan()
+        monkeypatch.setattr("builtins.open", real_open)
+    assert report.unchanged == 5 and not report.added and not report.updated
+    assert calls == []
+    assert not [p for p in opened if p.endswith(".png")]
+
+
+def test_rescan_rereads_changed_and_forgets_deleted(tmp_path):
+    root = tmp_path / "ds"
+    _make(root, ["a.png", "b.png", "c.png"])
+    with Dataset(root) as ds:
+        ds.scan()
+        old = ds.store.image("a.png").digest
+        save(photo_like((100, 100), seed=42), root / "a.png")
+        os.utime(root / "a.png", ns=(1, 1))
+        (root / "b.png").unlink()
+        (root / "c.txt").write_text("a new caption")
+        report = ds.scan()
+        assert report.updated == ["a.png"] and report.removed == ["b.png"]
+        assert report.captions_updated == ["c.png"]
+        assert ds.store.image("a.png").digest != old
+        assert ds.store.image("c.png").caption == "a new caption"
+
+
+def test_sidecar_encodings(tmp_path):
+    (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbfcaf\xc3\xa9")
+    (tmp_path / "win.txt").write_bytes("café crème".encode("cp1252"))
+    bom = read_sidecar(tmp_path / "bom.txt")
+    win = read_sidecar(tmp_path / "win.txt")
+    assert (bom.text, bom.encoding, bom.warning) == ("café", "utf-8-sig", None)
+    assert win.text == "café crème" and win.encoding == "cp1252" and "not UTF-8" in win.warning
+    assert read_sidecar(tmp_path / "none.txt") is None
+
+
+def test_scan_reports_non_utf8_caption_as_warning(tmp_path):
+    root = tmp_path / "ds"
+    _make(root, ["a.png"])
+    (root / "a.txt").write_bytes("crème brûlée".encode("cp1252"))
+    with Dataset(root) as ds:
+        report = ds.scan()
+        assert "a.png" in report.warnings
+        assert ds.store.image("a.png").caption == "crème brûlée"
+
+
+def test_write_caption_is_one_line_utf8_with_history_and_undo(tmp_path):
+    root = tmp_path / "ds"
+    _make(root, ["a.png"])
+    (root / "a.txt").write_bytes("ancien texte".encode("cp1252"))
+    with Dataset(root) as ds:
+        ds.scan()
+        assert ds.write_caption("a.png", "ohwx, a photo\nof a cat  ", source="test")
+        raw = (root / "a.txt").read_bytes()
+        assert raw == b"ohwx, a photo of a cat"
+        assert ds.write_caption("a.png", "ohwx, a photo of a cat") is False
+        ds.write_caption("a.png", "second")
+        assert ds.store.image("a.png").caption == "second"
+        assert ds.undo_caption("a.png") == "ohwx, a photo of a cat"
+        assert (root / "a.txt").read_text() == "ohwx, a photo of a cat"
+        assert ds.undo_caption("a.png") == "ancien texte"
+        assert (root / "a.txt").read_bytes() == "ancien texte".encode("utf-8")
+        history = ds.store.caption_history("a.png")
+        assert len(history) == 2 and all(h["undone"] for h in history)
+
+
+def test_undo_of_a_new_caption_removes_the_sidecar_it_created(tmp_path):
+    root = tmp_path / "ds"
+    _make(root, ["a.png"])
+    with Dataset(root) as ds:
+        ds.scan()
+        ds.write_caption("a.png", "fresh")
+        assert ds.undo_caption("a.png") is None
+        assert not (root / "a.txt").exists()
+
+
+def test_scan_survives_unreadable_files(tmp_path):
+    root = tmp_path / "ds"
+    _make(root, ["good.png"])
+    (root / "empty.png").write_bytes(b"")
+    (root / "text.png").write_text("hello")
+    os.symlink(root / "missing.png", root / "broken.png")
+    with Dataset(root) as ds:
+        report = ds.scan()
+        assert set(report.errors) == {"empty.png", "text.png", "broken.png"}
+        assert "empty file" in report.errors["empty.png"]
+        assert ds.store.image("good.png").error is None
