@@ -45,7 +45,7 @@ def test_grayscale_flag(tmp_path, real_images_dir):
 
 
 def test_sharpness_orders_blurred_below_sharp(tmp_path):
-    sharp = photo_like((32, 32), seed=4).resize((512, 512), Image.Resampling.NEAREST)
+    sharp = photo_like((128, 128), seed=4).resize((512, 512), Image.Resampling.NEAREST)
     blurred = sharp.filter(ImageFilter.GaussianBlur(4))
     s = imaging.measure(imaging.open_image(save(sharp, tmp_path / "s.png"))).sharpness
     b = imaging.measure(imaging.open_image(save(blurred, tmp_path / "b.png"))).sharpness
