@@ -1,0 +1,223 @@
+"""export.py, prepare.py and their commands: the dataset Fluxgym and kohya train on."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from fluxgym_coach.cli import app
+from fluxgym_coach.dataset import Dataset
+from fluxgym_coach.export import ExportError, caption_for_export, export_dataset, safe_stem
+from tests.helpers_images import jpeg_with_orientation, photo_like, png_header_only, save
+
+runner = CliRunner()
+KOHYA_EXTS = {".png", ".jpg"}
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in folder.iterdir() if p.is_file() or p.is_symlink() and p.exists()}
+
+
+def validate_fluxgym_export(out: Path, slug: str, trigger: str, resolution: int,
+                            expect_upscaled: bool) -> list[Path]:
+    """Check every rule of a Fluxgym/kohya dataset; returns the image files."""
+    ds_dir, outputs = out / "datasets" / slug, out / "outputs" / slug
+    images = sorted(p for p in ds_dir.iterdir() if p.suffix != ".txt")
+    captions = sorted(p for p in ds_dir.iterdir() if p.suffix == ".txt")
+    assert images and len(images) == len(captions)
+    stems = [p.stem for p in images]
+    assert len({s.lower() for s in stems}) == len(stems)
+    for img in images:
+        assert img.suffix in KOHYA_EXTS
+        assert all(c.isascii() and (c.isalnum() or c in "_-") for c in img.stem)
+        with Image.open(img) as im:
+            assert im.mode == "RGB"
+            assert {"PNG": ".png", "JPEG": ".jpg"}[im.format] == img.suffix
+            short = min(im.size)
+            if expect_upscaled:
+                assert short == resolution, img.name
+            else:
+                assert short <= resolution
+        raw = (ds_dir / f"{img.stem}.txt").read_bytes()
+        assert not raw.startswith(b"\xef\xbb\xbf")
+        text = raw.decode("utf-8")
+        assert text.strip() and "\n" not in text.strip()
+        assert text.lower().startswith(trigger.lower())
+    toml = tomllib.loads((outputs / "dataset.toml").read_text())
+    assert toml["general"] == {"shuffle_caption": False, "caption_extension": ".txt", "keep_tokens": 1}
+    (ds,) = toml["datasets"]
+    assert ds["resolution"] == resolution and ds["batch_size"] == 1 and ds["keep_tokens"] == 1
+    assert ds["enable_bucket"] is True
+    (subset,) = ds["subsets"]
+    assert Path(subset["image_dir"]) == ds_dir.resolve()
+    assert subset["class_tokens"] == trigger and subset["num_repeats"] == 10
+    assert (outputs / "sample_prompts.txt").read_text().strip() == trigger
+    manifest = [json.loads(line) for line in (outputs / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(m["file"] for m in manifest) == [p.name for p in images]
+    return images
+
+
+def test_prepare_on_example_dataset_makes_a_valid_fluxgym_dataset(example_dataset, tmp_path):
+    before = _digests(example_dataset)
+    out = tmp_path / "fluxgym"
+    r = runner.invoke(app, ["prepare", str(example_dataset), "--out", str(out), "--trigger", "ohwx",
+                            "--name", "My Style"])
+    assert r.exit_code == 0, r.output
+    images = validate_fluxgym_export(out, "my-style", "ohwx", 1024, expect_upscaled=True)
+    assert len(images) == 6
+    assert "captions missing" in r.stdout
+    chelsea = (out / "datasets" / "my-style" / "chelsea.txt").read_text()
+    assert chelsea == "ohwx, a tabby cat lying on a wooden floor, looking at the camera"
+    assert (out / "datasets" / "my-style" / "camera.txt").read_text() == "ohwx"
+    assert "colorization needs a Forge backend" in r.output
+    after = {k: v for k, v in _digests(example_dataset).items()}
+    assert after == before  # originals and sidecars untouched
+
+
+def test_prepare_refuses_a_non_empty_target_and_force_cleans_stale_files(example_dataset, tmp_path):
+    out = tmp_path / "fg"
+    assert runner.invoke(app, ["prepare", str(example_dataset), "-o", str(out), "-t", "ohwx"]).exit_code == 0
+    stale = out / "datasets" / "dataset"
+    (stale / "old_1024x1024_flux.npz").write_bytes(b"x")
+    (stale / "old.png").write_bytes(b"x")
+    (out / "outputs" / "dataset" / "my-lora.safetensors").write_bytes(b"weights")
+    r = runner.invoke(app, ["prepare", str(example_dataset), "-o", str(out), "-t", "ohwx"])
+    assert r.exit_code == 2 and "--force" in r.output
+    r = runner.invoke(app, ["prepare", str(example_dataset), "-o", str(out), "-t", "ohwx", "--force"])
+    assert r.exit_code == 0, r.output
+    assert not (stale / "old_1024x1024_flux.npz").exists() and not (stale / "old.png").exists()
+    assert (out / "outputs" / "dataset" / "my-lora.safetensors").read_bytes() == b"weights"
+    assert "enhanced, from cache" in r.stdout
+
+
+def test_export_alone_never_upscales_and_says_so(example_dataset, tmp_path):
+    with Dataset(example_dataset) as ds:
+        ds.scan()
+        report = export_dataset(ds, tmp_path / "fg", "cats", "ohwx", resolution=512)
+    validate_fluxgym_export(tmp_path / "fg", "cats", "ohwx", 512, expect_upscaled=False)
+    assert sorted(report.below_resolution) == ["chelsea.png", "coffee.png", "horse.png", "rocket.jpg"]
+    sizes = {f.source: (f.width, f.height) for f in report.files}
+    assert sizes["astronaut.png"] == (512, 512) and sizes["chelsea.png"] == (451, 300)
+
+
+def test_export_applies_exif_orientation_and_flattens_alpha(tmp_path):
+    root = tmp_path / "ds"
+    jpeg_with_orientation(root.mkdir() or root / "rot.jpg", (1200, 800), 6)
+    rgba = Image.new("RGBA", (1100, 900), (10, 200, 10, 0))
+    rgba.paste((200, 10, 10, 255), (0, 0, 550, 900))
+    save(rgba, root / "alpha.png")
+    with Dataset(root) as ds:
+        ds.scan()
+        export_dataset(ds, tmp_path / "fg", "t", "ohwx", resolution=768)
+    with Image.open(tmp_path / "fg/datasets/t/rot.jpg") as im:
+        assert im.size == (768, 1152)  # portrait after rotation
+    with Image.open(tmp_path / "fg/datasets/t/alpha.png") as im:
+        assert im.mode == "RGB"
+        assert im.getpixel((im.width - 1, 0)) == (255, 255, 255)
+
+
+def test_bad_input_is_reported_by_name_and_the_rest_goes_on(tmp_path):
+    root = tmp_path / "messy"
+    root.mkdir()
+    save(photo_like((1100, 1000), seed=1), root / "good photo.png")
+    save(photo_like((1100, 1000), seed=2), root / "Été à Zürich.jpg", quality=90)
+    save(photo_like((1100, 1000), seed=3), root / "a b.png")
+    save(photo_like((1100, 1000), seed=4), root / "a-b.png")
+    (root / "empty.jpg").write_bytes(b"")
+    buf = io.BytesIO()
+    photo_like((900, 900), seed=5).save(buf, "JPEG")
+    (root / "truncated.jpg").write_bytes(buf.getvalue()[:3000])
+    (root / "notes.png").write_text("this is text")
+    png_header_only(root / "bomb.png", 40000, 40000)
+    os.symlink(root / "gone.png", root / "unreadable.png")
+    (root / "good photo.txt").write_bytes("une photo réussie".encode("cp1252"))
+    before = _digests(root)
+    out = tmp_path / "fg"
+    r = runner.invoke(app, ["prepare", str(root), "-o", str(out), "-t", "ohwx", "--json"])
+    assert r.exit_code == 1
+    data = json.loads(r.stdout)
+    errors = data["scan"]["errors"]
+    assert set(errors) == {"empty.jpg", "truncated.jpg", "notes.png", "bomb.png", "unreadable.png"}
+    assert "empty file" in errors["empty.jpg"] and "truncated" in errors["truncated.jpg"]
+    assert "not an image" in errors["notes.png"] and "too many pixels" in errors["bomb.png"]
+    assert "good photo.png" in data["scan"]["warnings"]
+    files = {f["source"]: f["file"] for f in data["export"]["files"]}
+    assert set(files) == {"good photo.png", "Été à Zürich.jpg", "a b.png", "a-b.png"}
+    assert Path(files["Été à Zürich.jpg"]).stem == "Ete_a_Zurich"
+    assert {files["a b.png"], files["a-b.png"]} == {"a_b.png", "a_b-2.png"}
+    assert any("collides" in w for w in data["export"]["warnings"]["a-b.png"])
+    caption = (out / "datasets" / "messy" / "good_photo.txt").read_bytes().decode("utf-8")
+    assert caption == "ohwx, une photo réussie"
+    assert _digests(root) == before  # nothing of the user's was changed
+    validate_fluxgym_export(out, "messy", "ohwx", 1024, expect_upscaled=True)
+
+
+def test_strict_turns_warnings_into_failure(example_dataset, tmp_path):
+    (example_dataset / "horse.png").unlink()
+    (example_dataset / "camera.png").unlink()
+    for p in example_dataset.glob("*.png"):
+        if not (example_dataset / f"{p.stem}.txt").exists():
+            (example_dataset / f"{p.stem}.txt").write_text("ohwx, a photo")
+    (example_dataset / "rocket.txt").write_text("ohwx, a rocket")
+    args = ["prepare", str(example_dataset), "-o", str(tmp_path / "fg"), "-t", "ohwx", "-r", "512"]
+    assert runner.invoke(app, args).exit_code == 0
+    (example_dataset / "rocket.txt").unlink()
+    assert runner.invoke(app, args + ["--force"]).exit_code == 0
+    r = runner.invoke(app, args + ["--force", "--strict"])
+    assert r.exit_code == 1 and "needs caption" in r.output
+
+
+def test_prepare_on_all_real_images(real_dataset, tmp_path):
+    r = runner.invoke(app, ["prepare", str(real_dataset), "-o", str(tmp_path / "fg"), "-t", "ohwx", "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert len(data["export"]["files"]) == len([p for p in real_dataset.iterdir() if p.is_file()])
+    validate_fluxgym_export(tmp_path / "fg", "real", "ohwx", 1024, expect_upscaled=True)
+    assert set(data["enhance"]["skipped"]) >= {"retina.jpg"}  # already 1411 px
+
+
+def test_export_argument_errors(example_dataset, tmp_path):
+    with Dataset(example_dataset) as ds:
+        with pytest.raises(ExportError, match="trigger"):
+            export_dataset(ds, tmp_path / "x", "n", "  ")
+        with pytest.raises(ExportError, match="inside the dataset"):
+            export_dataset(ds, example_dataset / "out", "n", "ohwx")
+        with pytest.raises(ExportError, match="multiple of 64"):
+            export_dataset(ds, tmp_path / "x", "n", "ohwx", resolution=1000)
+        with pytest.raises(ExportError, match="no letters"):
+            export_dataset(ds, tmp_path / "x", "!!!", "ohwx")
+
+
+@pytest.mark.parametrize("caption, expected", [
+    (None, ("ohwx", "placeholder")),
+    ("  ", ("ohwx", "placeholder")),
+    ("ohwx, a cat", ("ohwx, a cat", "ohwx")),
+    ("OHWX a cat", ("OHWX a cat", "ohwx")),
+    ("ohwxy cat", ("ohwx, ohwxy cat", "trigger added")),
+    ("a cat\nsecond line", ("ohwx, a cat second line", "trigger added")),
+])
+def test_caption_rules(caption, expected):
+    text, status = caption_for_export(caption, "ohwx")
+    assert text == expected[0]
+    assert status == ("ok" if expected[1] == "ohwx" else expected[1])
+
+
+def test_safe_stem():
+    assert safe_stem("Été à Zürich") == "Ete_a_Zurich"
+    assert safe_stem("日本") != "" and safe_stem("🙂") == "image"
+
+
+def test_python_dash_m_runs_the_same_cli():
+    r = subprocess.run([sys.executable, "-m", "fluxgym_coach", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "prepare" in r.stdout and "export" in r.stdout
