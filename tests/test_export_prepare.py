@@ -184,7 +184,10 @@ def test_prepare_on_all_real_images(real_dataset, tmp_path):
     data = json.loads(r.stdout)
     assert len(data["export"]["files"]) == len([p for p in real_dataset.iterdir() if p.is_file()])
     validate_fluxgym_export(tmp_path / "fg", "real", "ohwx", 1024, expect_upscaled=True)
-    assert set(data["enhance"]["skipped"]) >= {"retina.jpg"}  # already 1411 px
+    files = {f["source"]: f for f in data["export"]["files"]}
+    assert files["retina.jpg"]["variant"] == "original"  # already 1411 px: not upscaled
+    assert files["astronaut.png"]["variant"] != "original"
+    assert "colorization needs a Forge backend" in data["enhance_reasons"]["camera.png"]
 
 
 def test_export_argument_errors(example_dataset, tmp_path):
