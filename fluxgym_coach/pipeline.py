@@ -38,6 +38,8 @@ from .image_cache import CacheEntry, ImageCache, canonical_json
 from .store import Store, VariantRecord
 
 COLORIZE_SKIPPED = "black-and-white image not colorized: colorization needs a Forge backend"
+#: Threads that read and measure source images while a job is planned.
+DESCRIBE_THREADS = 4
 
 
 @dataclass(slots=True)
@@ -136,6 +138,13 @@ class Journal:
                            (status, time.time(), self.job_id))
 
 
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def job_id_for(kind: str, params: dict[str, Any], backend_identity: str,
                digests: Sequence[str]) -> str:
     """Stable id of a job: xxh3-64 of its kind, parameters, backend and sorted input digests."""
@@ -195,11 +204,20 @@ async def run_enhance(
 
     described: list[Source] = []
     failures: dict[str, str] = {}
-    for src in sources:
-        try:
-            described.append(await asyncio.to_thread(_describe, src))
-        except (imaging.ImageReadError, OSError) as exc:
-            failures[src.name] = getattr(exc, "reason", None) or imaging._explain(exc)
+    reading = asyncio.Semaphore(DESCRIBE_THREADS)
+
+    async def describe(src: Source) -> Source | BaseException:
+        async with reading:
+            try:
+                return await asyncio.to_thread(_describe, src)
+            except (imaging.ImageReadError, OSError) as exc:
+                return exc
+
+    for src, res in zip(sources, await asyncio.gather(*(describe(s) for s in sources))):
+        if isinstance(res, Source):
+            described.append(res)
+        else:
+            failures[src.name] = getattr(res, "reason", None) or imaging._explain(res)
     job_params = params.to_dict()
     job_id = job_id_for("enhance", job_params, backend.identity, [s.digest or "" for s in described])
     report = EnhanceReport(job_id)
@@ -307,12 +325,17 @@ async def run_enhance(
         await asyncio.gather(*(colorize_one(w) for w in color_works))
 
     # Stage 2: upscale, cache lookups first, then chunks to the backend.
+    def lookup_item(work: _Work) -> EnhanceItem:
+        # Cache keys need the digest and size only: no need to read the file yet.
+        return EnhanceItem(work.source.name, work.input_data or b"",
+                           work.input_digest or work.source.digest or "",
+                           work.source.width or 0, work.source.height or 0, work.scale)
+
     pending: list[_Work] = []
     for work in works:
         if work.outcome.status == "failed" or work.scale <= 1.0 or cancel.is_set():
             continue
-        await load(work)
-        item = item_of(work)
+        item = lookup_item(work)
         cparams = backend.cache_params("upscale", params, item)
         key = cache.make_key(item.digest, cparams, backend.identity)
         entry = cache.get(key) if lookup else None
@@ -332,7 +355,7 @@ async def run_enhance(
         chunk: list[_Work] = []
         size = 0
         for work in group:
-            n = len(work.input_data or b"")
+            n = len(work.input_data) if work.input_data is not None else _file_size(work.source.path)
             if chunk and (len(chunk) >= backend.max_batch or size + n > backend.max_request_bytes):
                 chunks.append(chunk)
                 chunk, size = [], 0
@@ -341,15 +364,29 @@ async def run_enhance(
         if chunk:
             chunks.append(chunk)
 
+    def load_chunk(chunk: list[_Work]) -> None:
+        for w in chunk:
+            if w.input_data is None:
+                w.input_data = w.source.path.read_bytes()
+                w.input_digest = w.source.digest
+
     async def run_chunk(chunk: list[_Work]) -> None:
         async with sem:
             if cancel.is_set():
+                return
+            try:
+                await asyncio.to_thread(load_chunk, chunk)
+            except OSError as exc:
+                for w in chunk:
+                    fail(w, imaging._explain(exc))
                 return
             items = [item_of(w) for w in chunk]
             try:
                 results = await backend.upscale(items, params)
                 report.backend_requests += 1
             except BackendError as exc:
+                if cancel.is_set():  # stopped by the user: the items stay pending (resumable)
+                    return
                 for w in chunk:
                     fail(w, exc.reason)
                 return
@@ -359,7 +396,9 @@ async def run_enhance(
                 return
             for w, item, res in zip(chunk, items, results):
                 if isinstance(res, BackendError):
-                    fail(w, res.reason)
+                    if not (cancel.is_set() and res.retryable):
+                        fail(w, res.reason)
+                    w.input_data = None
                     continue
                 cparams = backend.cache_params("upscale", params, item)
                 try:
@@ -389,6 +428,10 @@ async def run_enhance(
             t.cancel()
         if journal:
             journal.close("cancelled")
+        try:  # Ctrl-C: ask the server to stop the job we left running there
+            await asyncio.wait_for(asyncio.shield(backend.interrupt()), timeout=5)
+        except (Exception, asyncio.CancelledError):
+            pass
         raise
 
     report.cancelled = cancel.is_set()

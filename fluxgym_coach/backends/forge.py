@@ -1,0 +1,721 @@
+"""Stable Diffusion Forge / AUTOMATIC1111 backend over the ``/sdapi/v1`` HTTP API.
+
+Two layers:
+
+* :class:`ForgeClient`: one server, one :class:`httpx.AsyncClient`, one async
+  method per endpoint (extras single/batch, img2img, interrogate, upscalers,
+  samplers, sd-models, options, progress, interrupt, skip). It handles auth,
+  timeouts, retries and error bodies; it knows nothing of datasets or caches.
+* :class:`ForgeBackend`: the :class:`~fluxgym_coach.backends.base.EnhanceBackend`
+  the pipeline drives. It checks a pool of servers before a job, resolves
+  upscaler and sampler names, spreads batches over the live servers, moves a
+  dead server's work to the others, and verifies every returned image
+  (count and size) before handing it back.
+
+Contract facts used here (``reference/sdapi.md``): jobs run one at a time per
+server behind a FIFO lock, so a client keeps at most a couple of requests in
+flight per server; extras output sizes are ``floor(w*s/8)*8`` per side, and the
+``None`` upscaler does not resize; an unknown upscaler is a 500 ``could not find
+upscaler named X``; ``/extra-batch-images`` may return fewer images than sent
+(interrupt, skip) with a 200, so counts are always checked; img2img does not
+take its size from the input image, so width and height are sent (multiples
+of 8); a CLIP caption ending in ``<error>`` is a failure reported with 200;
+error bodies carry ``detail`` (string or list), ``errors`` or ``message``, or
+are plain text. There is no server-side timeout, so the read timeout is long
+(10 minutes by default).
+
+Auth is HTTP Basic, sent pre-emptively (A1111 sends no challenge). The
+password is never printed, logged or put in an error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import difflib
+import json
+import logging
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from tenacity import (AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt,
+                      wait_exponential)
+
+from .. import imaging
+from .base import BackendError, EnhanceItem, EnhanceParams, round_scale
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "http://127.0.0.1:7860"
+#: Environment variable read for ``user:pass`` when no ``api_auth`` is given.
+AUTH_ENV = "FLUXGYM_COACH_API_AUTH"
+
+#: Scheduler names that may follow a sampler name (``"DPM++ 2M Karras"``).
+SCHEDULER_SUFFIXES = ("Automatic", "Uniform", "Karras", "Exponential", "Polyexponential",
+                      "SGM Uniform", "KL Optimal", "Align Your Steps", "Simple", "Normal", "DDIM",
+                      "Beta", "Turbo")
+
+#: 500 messages that say the request itself is wrong: repeating it cannot help.
+_DETERMINISTIC_500 = ("invalid encoded image", "could not find upscaler", "bad number of images",
+                      "not allowed", "not found")
+
+
+class ForgeError(BackendError):
+    """A Forge/A1111 request failed. ``status`` is the HTTP status (None when no
+    response came), ``url`` the server, ``detail`` the server's own message."""
+
+    def __init__(self, reason: str, *, status: int | None = None, url: str = "", detail: str = "",
+                 retryable: bool = False):
+        super().__init__(reason, retryable=retryable)
+        self.status, self.url, self.detail = status, url, detail
+
+
+class ForgeUnreachable(ForgeError):
+    """No usable HTTP response from the server (refused, reset, dropped, timed out)."""
+
+
+def error_detail(response: httpx.Response) -> str:
+    """The server's message from an error response, in either dialect.
+
+    Reads ``detail`` (a string, or FastAPI's 422 list rendered as
+    ``field: message``), then ``errors``/``message``/``error``, then the plain
+    text of a non-JSON body (cut to 300 characters).
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip()
+        return text[:300] or response.reason_phrase
+    if isinstance(body, dict):
+        detail = body.get("detail")
+        if isinstance(detail, list):
+            parts = []
+            for item in detail:
+                if isinstance(item, dict):
+                    loc = ".".join(str(x) for x in item.get("loc", []) if x != "body")
+                    parts.append(f"{loc}: {item.get('msg', '')}" if loc else str(item.get("msg", "")))
+                else:
+                    parts.append(str(item))
+            if parts:
+                return "; ".join(parts)
+        if isinstance(detail, str) and detail:
+            return detail
+        for key in ("errors", "message", "error"):
+            value = body.get(key)
+            if value:
+                return str(value)
+    return json.dumps(body)[:300]
+
+
+def parse_auth(api_auth: str | None) -> httpx.BasicAuth | None:
+    """``"user:pass"`` (or ``$FLUXGYM_COACH_API_AUTH`` when None) as httpx Basic auth.
+
+    Raises ValueError (without echoing the password) when there is no ``:``.
+    """
+    value = api_auth if api_auth is not None else os.environ.get(AUTH_ENV)
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user:
+        raise ValueError("API auth must look like user:password (as given to Forge's --api-auth)")
+    return httpx.BasicAuth(user, password)
+
+
+def redact_url(url: str) -> str:
+    """The URL without any ``user:pass@`` part, for messages."""
+    return re.sub(r"//[^/@]*@", "//", url)
+
+
+def output_size(width: int, height: int, scale: float, upscaler: str = "Lanczos") -> tuple[int, int]:
+    """The size Forge's extras return for scale ``scale``: each side floored to a
+    multiple of 8 (at least 8); unchanged for the ``None`` upscaler."""
+    if upscaler == "None":
+        return width, height
+    return (max(8, math.floor(width * scale / 8) * 8), max(8, math.floor(height * scale / 8) * 8))
+
+
+def img2img_size(width: int, height: int) -> tuple[int, int]:
+    """img2img width and height for an image: each side rounded to the nearest multiple of 8."""
+    return max(8, int(round(width / 8)) * 8), max(8, int(round(height / 8)) * 8)
+
+
+def _squash(name: str) -> str:
+    return re.sub(r"[\s_\-]+", "", name).lower()
+
+
+def resolve_name(kind: str, name: str, valid: Sequence[str],
+                 aliases: dict[str, str] | None = None) -> str:
+    """The server's spelling of ``name`` among ``valid`` (an upscaler or sampler).
+
+    Exact names win; then an alias; then the single valid name equal to
+    ``name`` ignoring case, spaces, ``_`` and ``-`` (so the seed's
+    ``"R-ESRGAN_4x+"`` is ``"R-ESRGAN 4x+"``). Anything else raises
+    BackendError naming the closest valid names.
+    """
+    if name in valid:
+        return name
+    if aliases and name in aliases:
+        return aliases[name]
+    matches = [v for v in valid if _squash(v) == _squash(name)]
+    if len(matches) == 1:
+        return matches[0]
+    close = difflib.get_close_matches(name, list(valid), n=3, cutoff=0.5)
+    hint = f"closest: {', '.join(close)}" if close else f"available: {', '.join(valid)}"
+    raise BackendError(f"unknown {kind} {name!r} on the server; {hint}")
+
+
+def resolve_sampler(name: str, samplers: Sequence[dict[str, Any]]) -> str:
+    """A sampler name as the server knows it; a trailing scheduler (``Karras``...) is kept."""
+    valid = [s["name"] for s in samplers]
+    aliases = {a: s["name"] for s in samplers for a in (s.get("aliases") or [])}
+    if name in valid:
+        return name
+    for suffix in SCHEDULER_SUFFIXES:
+        if name.lower().endswith(" " + suffix.lower()) and len(name) > len(suffix) + 1:
+            base = name[: -len(suffix) - 1]
+            try:
+                return f"{resolve_name('sampler', base, valid, aliases)} {suffix}"
+            except BackendError:
+                break
+    return resolve_name("sampler", name, valid, aliases)
+
+
+def _encode_images(images: Sequence[bytes]) -> list[str]:
+    return [base64.b64encode(b).decode("ascii") for b in images]
+
+
+def _decode_image(b64: str) -> bytes:
+    if b64.startswith("data:"):
+        b64 = b64.split(",", 1)[1]
+    return base64.b64decode(b64)
+
+
+class ForgeClient:
+    """Async client of one Forge/A1111 server.
+
+    ``api_url``: base URL (``http://host:7860``). ``api_auth``: ``"user:pass"``
+    for ``--api-auth`` servers (default ``$FLUXGYM_COACH_API_AUTH``).
+    Tuning: ``timeout`` (read timeout of job requests, s; default 600, jobs can
+    take minutes), ``connect_timeout`` (s, default 10), ``retries`` (attempts
+    for requests that are safe to repeat, default 3), ``backoff`` (first wait,
+    s, doubling, at most ``max_backoff``).
+
+    Every method raises :class:`ForgeUnreachable` when no response comes after
+    the retries, and :class:`ForgeError` for an error status (message from the
+    body, in either dialect). Use as ``async with ForgeClient(url) as c:``.
+    """
+
+    def __init__(self, api_url: str = DEFAULT_API_URL, api_auth: str | None = None, *,
+                 timeout: float = 600.0, connect_timeout: float = 10.0, retries: int = 3,
+                 backoff: float = 0.5, max_backoff: float = 10.0,
+                 transport: httpx.AsyncBaseTransport | None = None):
+        url = api_url.strip().rstrip("/")
+        if not re.match(r"^https?://", url):
+            url = "http://" + url
+        self.url = redact_url(url)
+        self.retries = max(1, retries)
+        self.backoff, self.max_backoff = backoff, max_backoff
+        self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
+        self._short = httpx.Timeout(min(timeout, 30.0), connect=connect_timeout)
+        self._http = httpx.AsyncClient(base_url=url, auth=parse_auth(api_auth), timeout=self._timeout,
+                                       transport=transport,
+                                       limits=httpx.Limits(max_connections=8,
+                                                           max_keepalive_connections=4))
+
+    def __repr__(self) -> str:
+        return f"ForgeClient({self.url!r})"
+
+    async def __aenter__(self) -> "ForgeClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self._http.aclose()
+
+    # -- plumbing ------------------------------------------------------------------
+    def _retryable(self, exc: BaseException, job: bool) -> bool:
+        if isinstance(exc, httpx.TimeoutException):
+            # A job that timed out is still queued or running on the server:
+            # sending it again would only queue a duplicate behind it.
+            return not job or isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+        if isinstance(exc, httpx.TransportError):
+            return True
+        return isinstance(exc, ForgeError) and exc.retryable
+
+    async def _request(self, method: str, path: str, *, payload: Any = None,
+                       params: dict[str, Any] | None = None, job: bool = False,
+                       repeatable: bool = True) -> Any:
+        """Send one request (retrying when allowed) and return the decoded JSON body."""
+        content = None
+        headers = {}
+        if payload is not None:
+            content = await asyncio.to_thread(lambda: json.dumps(payload).encode())
+            headers["Content-Type"] = "application/json"
+        timeout = self._timeout if job else self._short
+
+        async def once() -> httpx.Response:
+            response = await self._http.request(method, path, content=content, params=params,
+                                                headers=headers, timeout=timeout)
+            if response.status_code >= 400:
+                raise self._error(response, path)
+            return response
+
+        def log_retry(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.info("retrying %s %s%s after %s", method, self.url, path, _describe_exc(exc))
+
+        try:
+            async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(self.retries if repeatable else 1),
+                    wait=wait_exponential(multiplier=self.backoff, max=self.max_backoff),
+                    retry=retry_if_exception(lambda e: self._retryable(e, job)),
+                    before_sleep=log_retry, reraise=True):
+                with attempt:
+                    response = await once()
+        except httpx.TimeoutException as exc:
+            raise ForgeUnreachable(
+                f"{self.url} did not answer {path} in time ({_describe_exc(exc)}); the server may "
+                f"be overloaded: raise the timeout or use smaller batches", url=self.url,
+                retryable=True) from None
+        except httpx.TransportError as exc:
+            raise ForgeUnreachable(
+                f"cannot reach the Forge/A1111 API at {self.url} ({_describe_exc(exc)}): start it "
+                f"with --api (or check --api-url)", url=self.url, retryable=True) from None
+        if not response.content:
+            return None
+        try:
+            return await asyncio.to_thread(json.loads, response.content)
+        except ValueError:
+            raise ForgeError(f"{self.url}{path} answered with non-JSON data: is this really a "
+                             f"Forge/A1111 API?", status=response.status_code, url=self.url) from None
+
+    def _error(self, response: httpx.Response, path: str) -> ForgeError:
+        status = response.status_code
+        detail = error_detail(response)
+        where = f"{self.url}{path}"
+        if status == 401:
+            reason = (f"{self.url} refused the credentials ({detail}): pass --api-auth user:pass "
+                      f"(or set {AUTH_ENV}) matching the server's --api-auth")
+        elif status == 404 and detail == "Not Found":
+            reason = (f"{where} does not exist: start Forge/A1111 with --api (or --nowebui), "
+                      f"and check --api-url")
+        elif status == 422:
+            reason = f"{where} rejected the request parameters: {detail}"
+        else:
+            reason = f"{where} failed with HTTP {status}: {detail}"
+        retryable = status >= 500 and not any(s in detail.lower() for s in _DETERMINISTIC_500)
+        return ForgeError(reason, status=status, url=self.url, detail=detail, retryable=retryable)
+
+    # -- small endpoints ---------------------------------------------------------------
+    async def upscalers(self) -> list[dict[str, Any]]:
+        """``GET /sdapi/v1/upscalers``: ``[{"name", "model_name", "model_path", "model_url", "scale"}]``."""
+        return list(await self._request("GET", "/sdapi/v1/upscalers") or [])
+
+    async def upscaler_names(self) -> list[str]:
+        """The upscaler names (exact, case-sensitive), ``None``/``Lanczos``/``Nearest`` first."""
+        return [u["name"] for u in await self.upscalers()]
+
+    async def samplers(self) -> list[dict[str, Any]]:
+        """``GET /sdapi/v1/samplers``: ``[{"name", "aliases", "options"}]``."""
+        return list(await self._request("GET", "/sdapi/v1/samplers") or [])
+
+    async def sd_models(self) -> list[dict[str, Any]]:
+        """``GET /sdapi/v1/sd-models``: checkpoints, ``[{"title", "model_name", "hash", ...}]``."""
+        return list(await self._request("GET", "/sdapi/v1/sd-models") or [])
+
+    async def options(self) -> dict[str, Any]:
+        """``GET /sdapi/v1/options``: the server settings as a flat dict."""
+        return dict(await self._request("GET", "/sdapi/v1/options") or {})
+
+    async def set_options(self, values: dict[str, Any]) -> None:
+        """``POST /sdapi/v1/options``; an unknown checkpoint raises ForgeError (500)."""
+        await self._request("POST", "/sdapi/v1/options", payload=values, job=True)
+
+    async def progress(self, skip_current_image: bool = True) -> dict[str, Any]:
+        """``GET /sdapi/v1/progress``: ``{"progress": 0..1, "eta_relative": s, "state": {...}}``.
+
+        Poll at most once a second (polling may trigger a preview decode)."""
+        return dict(await self._request("GET", "/sdapi/v1/progress",
+                                        params={"skip_current_image": str(skip_current_image).lower()})
+                    or {})
+
+    async def interrupt(self) -> None:
+        """``POST /sdapi/v1/interrupt``: flag the running job to stop (not retried)."""
+        await self._request("POST", "/sdapi/v1/interrupt", repeatable=False)
+
+    async def skip(self) -> None:
+        """``POST /sdapi/v1/skip``: skip the current item of the running job (not retried)."""
+        await self._request("POST", "/sdapi/v1/skip", repeatable=False)
+
+    # -- jobs ----------------------------------------------------------------------------
+    @staticmethod
+    def extras_fields(scale: float, upscaler: str, **more: Any) -> dict[str, Any]:
+        """The extras request fields for upscaling by ``scale`` with ``upscaler``
+        (``resize_mode`` 0, no second upscaler, no face restoration)."""
+        fields = {"resize_mode": 0, "upscaling_resize": float(scale), "upscaler_1": upscaler,
+                  "upscaler_2": "None", "extras_upscaler_2_visibility": 0,
+                  "gfpgan_visibility": 0, "codeformer_visibility": 0, "codeformer_weight": 0,
+                  "show_extras_results": True, "upscale_first": False}
+        fields.update(more)
+        return fields
+
+    async def extra_single_image(self, image: bytes, **fields: Any) -> bytes:
+        """``POST /sdapi/v1/extra-single-image``: one image (file bytes) -> result bytes.
+
+        ``fields`` are the extras fields (see :meth:`extras_fields`)."""
+        encoded = (await asyncio.to_thread(_encode_images, [image]))[0]
+        body = await self._request("POST", "/sdapi/v1/extra-single-image",
+                                   payload={**fields, "image": encoded}, job=True)
+        if not isinstance(body, dict) or not body.get("image"):
+            raise ForgeError(f"{self.url}/sdapi/v1/extra-single-image returned no image", url=self.url)
+        return await asyncio.to_thread(_decode_image, body["image"])
+
+    async def extra_batch_images(self, images: Sequence[bytes], names: Sequence[str] | None = None,
+                                 **fields: Any) -> list[bytes]:
+        """``POST /sdapi/v1/extra-batch-images``: several images in one job.
+
+        Returns the images the server sent back, in input order. The server
+        may return *fewer* (an interrupt truncates, a skip drops one) with a
+        200: the caller must compare the count."""
+        encoded = await asyncio.to_thread(_encode_images, images)
+        names = list(names) if names is not None else [f"{i}.png" for i in range(len(images))]
+        payload = {**fields, "imageList": [{"data": d, "name": n} for d, n in zip(encoded, names)]}
+        body = await self._request("POST", "/sdapi/v1/extra-batch-images", payload=payload, job=True)
+        if not isinstance(body, dict) or not isinstance(body.get("images"), list):
+            raise ForgeError(f"{self.url}/sdapi/v1/extra-batch-images returned no image list",
+                             url=self.url)
+        return await asyncio.to_thread(lambda: [_decode_image(b) for b in body["images"]])
+
+    async def img2img(self, image: bytes, *, width: int, height: int, prompt: str = "",
+                      negative_prompt: str = "", denoising_strength: float = 0.75, steps: int = 20,
+                      cfg_scale: float = 7.0, sampler_name: str | None = None, seed: int = -1,
+                      **extra: Any) -> bytes:
+        """``POST /sdapi/v1/img2img`` with one init image; returns the first result's bytes.
+
+        ``width``/``height`` (px) must be multiples of 8 (see :func:`img2img_size`);
+        the server does not take them from the image. ``extra`` adds fields
+        (``override_settings``, ``scheduler``, ...)."""
+        encoded = (await asyncio.to_thread(_encode_images, [image]))[0]
+        payload = {"init_images": [encoded], "width": int(width), "height": int(height),
+                   "prompt": prompt, "negative_prompt": negative_prompt,
+                   "denoising_strength": float(denoising_strength), "steps": int(steps),
+                   "cfg_scale": float(cfg_scale), "sampler_name": sampler_name, "seed": int(seed),
+                   "batch_size": 1, "n_iter": 1, "resize_mode": 0, "send_images": True,
+                   "save_images": False, **extra}
+        body = await self._request("POST", "/sdapi/v1/img2img", payload=payload, job=True)
+        if not isinstance(body, dict) or not body.get("images"):
+            raise ForgeError(f"{self.url}/sdapi/v1/img2img returned no image", url=self.url)
+        return await asyncio.to_thread(_decode_image, body["images"][0])
+
+    async def interrogate(self, image: bytes, model: str = "clip") -> str:
+        """``POST /sdapi/v1/interrogate``: a caption of ``image`` (file bytes).
+
+        ``model`` is ``"clip"`` (a sentence) or ``"deepdanbooru"`` (comma-separated
+        tags). Raises ForgeError when the server cannot caption, including the
+        CLIP failure that comes back as a 200 caption ending in ``<error>``."""
+        encoded = (await asyncio.to_thread(_encode_images, [image]))[0]
+        body = await self._request("POST", "/sdapi/v1/interrogate",
+                                   payload={"image": encoded, "model": model}, job=True)
+        caption = body.get("caption") if isinstance(body, dict) else None
+        if not isinstance(caption, str):
+            raise ForgeError(f"{self.url}/sdapi/v1/interrogate returned no caption", url=self.url)
+        if caption.rstrip().endswith("<error>"):
+            raise ForgeError(f"{self.url} failed to caption with {model} (the caption ends with "
+                             f"<error>; see the server console)", url=self.url, detail=caption)
+        return caption.strip()
+
+
+def _describe_exc(exc: BaseException | None) -> str:
+    if exc is None:
+        return "no error"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass(slots=True)
+class _Server:
+    client: ForgeClient
+    alive: bool = True
+    inflight: int = 0
+    reason: str = ""
+
+
+class ForgeBackend:
+    """Forge/A1111 implementation of :class:`~fluxgym_coach.backends.base.EnhanceBackend`.
+
+    ``api_url``: one URL or several; several form a pool: chunks go to the
+    live server with the fewest requests in flight, and a server that stops
+    answering is dropped and its chunk re-sent to another one.
+    ``api_auth``: ``"user:pass"`` (default ``$FLUXGYM_COACH_API_AUTH``), used
+    for every server. Tuning: ``max_batch`` (images per extras request,
+    default 8), ``max_request_bytes`` (input bytes per request, default
+    32 MiB), ``per_server`` (requests in flight per server, default 2: the
+    next one is encoded and uploaded while the server works), ``seed``
+    (img2img seed, default -1 = random), and the :class:`ForgeClient` tuning
+    (``timeout``, ``connect_timeout``, ``retries``, ``backoff``,
+    ``max_backoff``).
+
+    Upscaling uses ``/extra-batch-images`` (``/extra-single-image`` for one
+    image); colorization uses img2img at the image's size rounded to multiples
+    of 8 with the colorize prompts, and the result is resized back to the
+    input size. :attr:`warnings` collects notes for the user (a server
+    dropped, a name corrected).
+    """
+
+    name = "forge"
+    can_colorize = True
+
+    def __init__(self, api_url: str | Sequence[str] = DEFAULT_API_URL, api_auth: str | None = None,
+                 *, max_batch: int = 8, max_request_bytes: int = 32 * 1024**2, per_server: int = 2,
+                 seed: int = -1, **client_tuning: Any):
+        urls = [api_url] if isinstance(api_url, str) else list(api_url)
+        urls = [u for u in (x.strip() for x in urls) if u] or [DEFAULT_API_URL]
+        self.max_batch = max(1, int(max_batch))
+        self.max_request_bytes = int(max_request_bytes)
+        self.per_server = max(1, int(per_server))
+        self.seed = seed
+        self.servers = [_Server(ForgeClient(u, api_auth, **client_tuning)) for u in dict.fromkeys(urls)]
+        self.concurrency = self.per_server * len(self.servers)
+        self.identity = "forge/sdapi-v1@1"
+        self.warnings: list[str] = []
+        self.upscaler: str | None = None
+        self.sampler: str | None = None
+        self.checkpoint: str = ""
+        self._interrupting = False
+
+    def __repr__(self) -> str:
+        return f"ForgeBackend({[s.client.url for s in self.servers]!r})"
+
+    @property
+    def urls(self) -> list[str]:
+        """The server URLs (credentials removed)."""
+        return [s.client.url for s in self.servers]
+
+    def _warn(self, message: str) -> None:
+        log.warning("%s", message)
+        self.warnings.append(message)
+
+    # -- pre-flight ------------------------------------------------------------------
+    async def check(self, params: EnhanceParams) -> None:
+        """Reach every server, drop the unreachable ones (with a warning), and
+        resolve ``params.upscaler`` and (when colorizing) ``params.sampler_name``
+        on the live ones. Raises BackendError when no server answers, a server
+        refuses the credentials, or a name is unknown (closest names in the message)."""
+        self._interrupting = False
+
+        async def probe(server: _Server) -> tuple[_Server, Any]:
+            try:
+                ups = await server.client.upscalers()
+                samplers = await server.client.samplers() if params.colorize else []
+                opts = await server.client.options()
+                return server, (ups, samplers, opts)
+            except ForgeError as exc:
+                return server, exc
+
+        results = await asyncio.gather(*(probe(s) for s in self.servers))
+        answers = []
+        for server, res in results:
+            if isinstance(res, ForgeUnreachable):
+                server.alive, server.reason = False, res.reason
+                continue
+            if isinstance(res, ForgeError):
+                raise res
+            server.alive = True
+            answers.append((server, res))
+        if not answers:
+            reasons = "; ".join(s.reason for s in self.servers)
+            raise ForgeUnreachable(f"no Forge/A1111 server answered: {reasons}", retryable=True)
+        for server in self.servers:
+            if not server.alive:
+                self._warn(f"server {server.client.url} is unreachable and is left out of the pool")
+        upscaler = sampler = None
+        for server, (ups, samplers, opts) in answers:
+            names = [u["name"] for u in ups]
+            try:
+                this_up = resolve_name("upscaler", params.upscaler, names)
+                this_sampler = resolve_sampler(params.sampler_name, samplers) if params.colorize else None
+            except BackendError as exc:
+                if len(answers) == 1:
+                    raise
+                server.alive, server.reason = False, exc.reason
+                self._warn(f"server {server.client.url} left out of the pool: {exc.reason}")
+                continue
+            upscaler = upscaler or this_up
+            sampler = sampler or this_sampler
+            self.checkpoint = self.checkpoint or str(opts.get("sd_model_checkpoint") or "")
+        live = [s for s in self.servers if s.alive]
+        if not live:
+            raise BackendError("no server offers the requested upscaler/sampler: "
+                               + "; ".join(s.reason for s in self.servers))
+        if upscaler != params.upscaler:
+            self._warn(f"upscaler {params.upscaler!r} is called {upscaler!r} on the server")
+        if params.colorize and sampler != params.sampler_name:
+            self._warn(f"sampler {params.sampler_name!r} is called {sampler!r} on the server")
+        self.upscaler, self.sampler = upscaler, sampler
+        self.concurrency = self.per_server * len(live)
+
+    def _upscaler(self, params: EnhanceParams) -> str:
+        return self.upscaler or params.upscaler
+
+    def cache_params(self, op: str, params: EnhanceParams, item: EnhanceItem) -> dict[str, Any]:
+        """What decides the pixels: for ``"upscale"`` the scale, the server's
+        upscaler name, the output size and format; for ``"colorize"`` the size,
+        colorize prompts, denoising strength, steps, CFG scale, sampler and the
+        server's checkpoint."""
+        if op == "colorize":
+            return {"op": op, "size": [item.width, item.height], "prompt": params.colorize_prompt,
+                    "negative_prompt": params.colorize_negative_prompt,
+                    "denoising_strength": params.denoising_strength, "steps": params.steps,
+                    "cfg_scale": params.cfg_scale, "sampler": self.sampler or params.sampler_name,
+                    "checkpoint": self.checkpoint, "seed": self.seed, "format": params.output_format}
+        upscaler = self._upscaler(params)
+        return {"op": op, "scale": round_scale(item.scale), "upscaler": upscaler,
+                "size": list(output_size(item.width, item.height, item.scale, upscaler)),
+                "format": params.output_format}
+
+    # -- server choice ------------------------------------------------------------------
+    def _pick(self, avoid: set[int]) -> _Server | None:
+        live = [s for s in self.servers if s.alive]
+        fresh = [s for s in live if id(s) not in avoid]
+        pool = fresh or live
+        return min(pool, key=lambda s: s.inflight) if pool else None
+
+    async def _on_pool(self, call: Any) -> Any:
+        """Run ``call(client)`` on a live server; on ForgeUnreachable drop that server and
+        try the next. Raises the last error when no server is left."""
+        tried: set[int] = set()
+        last: ForgeError | None = None
+        while True:
+            server = self._pick(tried)
+            if server is None or id(server) in tried:
+                raise last or ForgeUnreachable("no Forge/A1111 server is left in the pool",
+                                               retryable=True)
+            tried.add(id(server))
+            server.inflight += 1
+            try:
+                return await call(server.client)
+            except ForgeUnreachable as exc:
+                last = exc
+                if self._interrupting:
+                    raise
+                if len([s for s in self.servers if s.alive]) > 1:
+                    server.alive, server.reason = False, exc.reason
+                    self._warn(f"server {server.client.url} stopped answering; its work moves to "
+                               f"the other servers ({exc.reason})")
+            finally:
+                server.inflight -= 1
+
+    # -- work -------------------------------------------------------------------------------
+    def _finish(self, data: bytes, expected: tuple[int, int], params: EnhanceParams,
+                name: str) -> bytes | BackendError:
+        """Check one returned image (readable, expected size) and convert it to the output format."""
+        try:
+            im = imaging.open_image(data, name)
+            if im.size != expected:
+                return BackendError(f"server returned {im.width}x{im.height} for {name}, expected "
+                                    f"{expected[0]}x{expected[1]}: results may be out of order, "
+                                    f"not used")
+            if (im.format or "").upper() == params.output_format:
+                return data
+            im.load()
+            return imaging.encode(im, params.output_format)
+        except imaging.ImageReadError as exc:
+            return BackendError(f"server returned an unreadable image for {name} ({exc.reason})")
+
+    async def upscale(self, items: Sequence[EnhanceItem], params: EnhanceParams) -> list[bytes | BackendError]:
+        """Upscale ``items`` (all of one scale) in one extras request.
+
+        Results are mapped back by order and each one's size is checked; a
+        short batch fills the missing slots with a retryable BackendError. When
+        the server rejects a whole batch with a 500 (one bad image fails the
+        whole request), the items are sent one by one so only the bad one fails.
+        Raises BackendError when no server can take the request."""
+        if not items:
+            return []
+        upscaler = self._upscaler(params)
+        scale = items[0].scale
+        if any(abs(i.scale - scale) > 1e-9 for i in items):
+            raise ValueError("upscale() takes items of one scale per call")
+        fields = ForgeClient.extras_fields(scale, upscaler)
+        data = [i.data for i in items]
+        names = [i.name for i in items]
+        try:
+            if len(items) == 1:
+                got = [await self._on_pool(lambda c: c.extra_single_image(data[0], **fields))]
+            else:
+                got = await self._on_pool(lambda c: c.extra_batch_images(data, names, **fields))
+        except ForgeUnreachable:
+            raise
+        except ForgeError as exc:
+            if len(items) == 1 or exc.status != 500 or self._interrupting:
+                raise
+            singles = await asyncio.gather(*(self.upscale([i], params) for i in items),
+                                           return_exceptions=True)
+            return [s[0] if isinstance(s, list) else
+                    s if isinstance(s, BackendError) else BackendError(str(s)) for s in singles]
+        expected = [output_size(i.width, i.height, scale, upscaler) for i in items]
+        results = await asyncio.to_thread(
+            lambda: [self._finish(d, e, params, i.name) for d, e, i in zip(got, expected, items)])
+        if len(got) < len(items):
+            why = ("the job was interrupted" if self._interrupting else
+                   "interrupted or skipped on the server")
+            results += [BackendError(f"server returned {len(got)} of {len(items)} images ({why}); "
+                                     f"{i.name} was not processed: run again to finish it",
+                                     retryable=True) for i in items[len(got):]]
+        elif len(got) > len(items):
+            results = [BackendError(f"server returned {len(got)} images for {len(items)}: "
+                                    f"results not used", retryable=True) for _ in items]
+        return results
+
+    async def colorize(self, item: EnhanceItem, params: EnhanceParams) -> bytes:
+        """Colorize one black-and-white image with img2img (colorize prompts,
+        denoising strength, steps, CFG scale, sampler); the result has the
+        input's size and the output format. Raises BackendError."""
+        width, height = img2img_size(item.width, item.height)
+        sampler = self.sampler or params.sampler_name
+        data = await self._on_pool(lambda c: c.img2img(
+            item.data, width=width, height=height, prompt=params.colorize_prompt,
+            negative_prompt=params.colorize_negative_prompt,
+            denoising_strength=params.denoising_strength, steps=params.steps,
+            cfg_scale=params.cfg_scale, sampler_name=sampler, seed=self.seed))
+
+        def back_to_size() -> bytes:
+            im = imaging.open_image(data, item.name)
+            im.load()
+            if im.size != (item.width, item.height):
+                im = im.resize((item.width, item.height), imaging.Image.Resampling.LANCZOS)
+            elif (im.format or "").upper() == params.output_format:
+                return data
+            return imaging.encode(im, params.output_format)
+
+        try:
+            return await asyncio.to_thread(back_to_size)
+        except imaging.ImageReadError as exc:
+            raise BackendError(f"server returned an unreadable image for {item.name} ({exc.reason})")
+
+    async def interrupt(self) -> None:
+        """Send ``/interrupt`` to every live server that is running one of our jobs
+        (best effort: errors are ignored; another client's job is not touched
+        when we have nothing in flight there)."""
+        self._interrupting = True
+        busy = [s for s in self.servers if s.alive and s.inflight > 0]
+
+        async def one(server: _Server) -> None:
+            try:
+                await asyncio.wait_for(server.client.interrupt(), timeout=10)
+            except (ForgeError, asyncio.TimeoutError):
+                pass
+
+        await asyncio.gather(*(one(s) for s in busy))
+
+    async def aclose(self) -> None:
+        """Close every client."""
+        await asyncio.gather(*(s.client.aclose() for s in self.servers), return_exceptions=True)

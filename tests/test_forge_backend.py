@@ -1,0 +1,233 @@
+"""ForgeBackend driven by pipeline.run_enhance against fake Forge servers (real HTTP):
+pre-flight checks, sizes, colorization, cache, short batches, pools, resume, interrupt."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from fluxgym_coach import imaging
+from fluxgym_coach.backends.base import BackendError, EnhanceParams, get_enhance_backend
+from fluxgym_coach.backends.forge import ForgeBackend, ForgeUnreachable, output_size
+from fluxgym_coach.events import ItemDone
+from fluxgym_coach.image_cache import ImageCache
+from fluxgym_coach.pipeline import Source, run_enhance
+from fluxgym_coach.store import Store
+
+FAST = {"backoff": 0.001, "max_backoff": 0.01}
+
+
+def backend_for(*servers, **kw) -> ForgeBackend:
+    return ForgeBackend([s if isinstance(s, str) else s.url for s in servers], **{**FAST, **kw})
+
+
+def sources_of(paths: list[Path]) -> list[Source]:
+    return [Source(p.name, p) for p in paths]
+
+
+def run(sources, backend, params, cache, **kw):
+    async def go():
+        try:
+            return await run_enhance(sources, backend, params, cache, **kw)
+        finally:
+            await backend.aclose()
+    return asyncio.run(go())
+
+
+def is_gray(path: Path) -> bool:
+    return imaging.is_grayscale_rgb(imaging.load_upright_rgb(path))
+
+
+async def test_check_resolves_the_seed_spelling_and_rejects_unknown_names(fake_forge):
+    backend = backend_for(fake_forge)
+    await backend.check(EnhanceParams(upscaler="R-ESRGAN_4x+", sampler_name="DPM++ 2M Karras"))
+    assert backend.upscaler == "R-ESRGAN 4x+" and backend.sampler == "DPM++ 2M Karras"
+    assert any("R-ESRGAN_4x+" in w for w in backend.warnings)
+    with pytest.raises(BackendError, match=r"unknown upscaler 'ESRGAN 8x'.*closest: ESRGAN_4x"):
+        await backend.check(EnhanceParams(upscaler="ESRGAN 8x"))
+    with pytest.raises(BackendError, match=r"unknown sampler 'Eulr a'.*Euler a"):
+        await backend.check(EnhanceParams(upscaler="Lanczos", sampler_name="Eulr a"))
+    # the sampler is only checked when colorizing
+    await backend.check(EnhanceParams(upscaler="Lanczos", sampler_name="Eulr a", colorize=False))
+    await backend.aclose()
+    assert fake_forge.job_requests == 0
+
+
+async def test_check_fails_fast_when_no_server_answers(unused_tcp_port):
+    backend = ForgeBackend(f"http://127.0.0.1:{unused_tcp_port}", retries=1)
+    with pytest.raises(ForgeUnreachable, match="no Forge/A1111 server answered"):
+        await backend.check(EnhanceParams())
+    await backend.aclose()
+
+
+async def test_check_reports_refused_credentials(make_fake_forge):
+    server = make_fake_forge(auth="bob:hunter22")
+    backend = backend_for(server, api_auth="bob:nope")
+    with pytest.raises(BackendError, match="refused the credentials") as info:
+        await backend.check(EnhanceParams())
+    assert "hunter22" not in str(info.value) and "nope" not in str(info.value)
+    await backend.aclose()
+
+
+def test_get_enhance_backend_builds_a_pool():
+    backend = get_enhance_backend("forge", api_url=["http://127.0.0.1:1", "http://u:p@127.0.0.1:2/"],
+                                  api_auth=None)
+    assert isinstance(backend, ForgeBackend)
+    assert backend.urls == ["http://127.0.0.1:1", "http://127.0.0.1:2"]
+    assert backend.concurrency == 4
+    asyncio.run(backend.aclose())
+
+
+def test_enhance_sizes_colorize_and_cache(fake_forge, small_images, tmp_path):
+    cache = ImageCache(tmp_path / "cache")
+    params = EnhanceParams(scale_factor=2, upscaler="R-ESRGAN 4x+")
+    report = run(sources_of(small_images), backend_for(fake_forge, max_batch=2), params, cache)
+    assert not report.failed
+    for path in small_images:
+        o = report.outcomes[path.name]
+        w, h = Image.open(path).size
+        assert o.status == "enhanced"
+        assert o.size == output_size(w, h, 2)
+        assert Image.open(o.entry.path).size == o.size
+    bw = report.outcomes["bw.png"]
+    assert bw.kind == "colorize+upscale" and not is_gray(bw.entry.path)
+    assert fake_forge.jobs_by_path["/sdapi/v1/img2img"] == 1
+    # 5 images in chunks of at most 2 -> 3 extras requests
+    assert report.backend_requests == 1 + 3
+    fake_forge.reset_counters()
+    again = run(sources_of(small_images), backend_for(fake_forge), params, cache)
+    assert {o.status for o in again.outcomes.values()} == {"cached"}
+    assert fake_forge.job_requests == 0
+
+
+def test_no_colorize_and_jpeg_output(fake_forge, small_images, tmp_path):
+    params = EnhanceParams(scale_factor=1.5, upscaler="Lanczos", colorize=False, output_format="JPEG")
+    report = run(sources_of(small_images), backend_for(fake_forge), params,
+                 ImageCache(tmp_path / "cache"))
+    bw = report.outcomes["bw.png"]
+    assert bw.kind == "upscale" and is_gray(bw.entry.path)
+    assert all(Image.open(o.entry.path).format == "JPEG" for o in report.outcomes.values())
+    assert "/sdapi/v1/img2img" not in fake_forge.jobs_by_path
+
+
+def test_short_batch_fails_only_the_missing_images_and_a_rerun_finishes_them(fake_forge, small_images,
+                                                                             tmp_path):
+    cache = ImageCache(tmp_path / "cache")
+    params = EnhanceParams(scale_factor=2, upscaler="Lanczos", colorize=False)
+    fake_forge.faults.truncate_batch = 1
+    paths = small_images[:4]
+    report = run(sources_of(paths), backend_for(fake_forge, max_batch=4), params, cache)
+    failed = [o.name for o in report.failed]
+    assert failed == ["c3.png"]
+    assert "returned 3 of 4 images" in report.outcomes["c3.png"].reason
+    for name in ("c0.png", "c1.png", "c2.png"):    # mapped by order, sizes verified
+        w, h = Image.open(paths[int(name[1])]).size
+        assert report.outcomes[name].size == output_size(w, h, 2)
+    fake_forge.faults.truncate_batch = 0
+    fake_forge.reset_counters()
+    again = run(sources_of(paths), backend_for(fake_forge, max_batch=4), params, cache)
+    assert not again.failed and again.outcomes["c3.png"].status == "enhanced"
+    assert fake_forge.images_processed == 1
+
+
+def test_batch_rejected_with_500_is_retried_then_sent_one_by_one(fake_forge, small_images, tmp_path):
+    fake_forge.faults.fail_on = {1, 2}
+    params = EnhanceParams(scale_factor=2, upscaler="Lanczos", colorize=False)
+    report = run(sources_of(small_images[:3]), backend_for(fake_forge, max_batch=3, retries=2),
+                 params, ImageCache(tmp_path / "cache"))
+    assert not report.failed
+    assert fake_forge.jobs_by_path == {"/sdapi/v1/extra-batch-images": 2,
+                                       "/sdapi/v1/extra-single-image": 3}
+
+
+def test_pool_spreads_work_and_skips_a_dead_url(make_fake_forge, small_images, tmp_path,
+                                                unused_tcp_port):
+    a, b = make_fake_forge(), make_fake_forge()
+    a.faults.job_latency = b.faults.job_latency = 0.05
+    dead = f"http://127.0.0.1:{unused_tcp_port}"
+    backend = backend_for(a, dead, b, max_batch=1, retries=1)
+    params = EnhanceParams(scale_factor=2, upscaler="Lanczos", colorize=False)
+    report = run(sources_of(small_images), backend, params, ImageCache(tmp_path / "cache"))
+    assert not report.failed and len(report.by_status("enhanced")) == 5
+    assert a.job_requests >= 1 and b.job_requests >= 1
+    assert a.job_requests + b.job_requests == 5
+    assert any("unreachable" in w for w in backend.warnings)
+
+
+def test_pool_moves_a_crashed_servers_work_to_the_others(make_fake_forge, tmp_path):
+    from tests.fixtures_forge import draw_image
+    paths = [draw_image(tmp_path / "in" / f"i{i}.png", (24, 16), seed=i) for i in range(8)]
+    a, b = make_fake_forge(), make_fake_forge()
+    a.faults.image_latency = b.faults.image_latency = 0.05
+    backend = backend_for(a, b, max_batch=1, retries=2)
+    params = EnhanceParams(scale_factor=2, upscaler="Lanczos", colorize=False)
+
+    def kill_a_after_first(event):
+        if isinstance(event, ItemDone) and not a.dead:
+            a.kill()
+
+    report = run(sources_of(paths), backend, params, ImageCache(tmp_path / "cache"),
+                 on_event=kill_a_after_first)
+    assert a.dead
+    assert not report.failed, [o.reason for o in report.failed]
+    assert len(report.by_status("enhanced")) == 8
+    assert any("stopped answering" in w for w in backend.warnings)
+    assert b.images_processed >= 6
+
+
+def test_interrupted_job_resumes_without_redoing_finished_images(fake_forge, tmp_path):
+    from tests.fixtures_forge import draw_image
+    paths = [draw_image(tmp_path / "in" / f"i{i}.png", (24, 16), seed=i) for i in range(6)]
+    fake_forge.faults.image_latency = 0.05
+    store = Store(tmp_path / "jobs.sqlite")
+    cache = ImageCache(tmp_path / "cache")
+    params = EnhanceParams(scale_factor=2, upscaler="Lanczos", colorize=False)
+    cancel = asyncio.Event()
+
+    def stop_after_two(event, seen=[]):
+        if isinstance(event, ItemDone):
+            seen.append(event.item)
+            if len(seen) == 2:
+                cancel.set()
+
+    first = run(sources_of(paths), backend_for(fake_forge, max_batch=2), params, cache, store=store,
+                on_event=stop_after_two, cancel=cancel)
+    assert first.cancelled and not first.failed
+    done_first = {o.name for o in first.outcomes.values() if o.status == "enhanced"}
+    assert 2 <= len(done_first) < 6
+    assert fake_forge.interrupts >= 1
+    fake_forge.reset_counters()
+    # lookup=False (--force-reprocess): only the journal can know what was finished
+    second = run(sources_of(paths), backend_for(fake_forge, max_batch=2), params, cache, store=store,
+                 lookup=False)
+    assert not second.cancelled and not second.failed
+    assert {o.name for o in second.outcomes.values() if o.status == "cached"} == done_first
+    assert fake_forge.images_processed == 6 - len(done_first)
+    store.close()
+
+
+def test_task_cancellation_like_ctrl_c_interrupts_the_server(fake_forge, tmp_path):
+    from tests.fixtures_forge import draw_image
+    paths = [draw_image(tmp_path / "in" / f"i{i}.png", (24, 16), seed=i) for i in range(4)]
+    fake_forge.faults.image_latency = 0.2
+    store = Store(tmp_path / "jobs.sqlite")
+    params = EnhanceParams(scale_factor=2, upscaler="Lanczos", colorize=False)
+
+    async def go():
+        backend = backend_for(fake_forge, max_batch=4)
+        task = asyncio.create_task(run_enhance(sources_of(paths), backend, params,
+                                               ImageCache(tmp_path / "cache"), store=store))
+        while fake_forge.progress()["state"]["job"] == "":
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await backend.aclose()
+
+    asyncio.run(go())
+    assert fake_forge.interrupts == 1
+    assert store.execute("SELECT status FROM jobs")[0]["status"] == "cancelled"
+    store.close()
