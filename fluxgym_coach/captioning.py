@@ -1,0 +1,439 @@
+"""Captioning as a job: choose images, look up the cache, call a caption backend, write sidecars.
+
+:func:`run_caption` is the one implementation every front end uses (CLI
+``caption``, the TUI's "caption current / filtered"). :func:`get_caption_backend`
+builds a backend by name.
+
+**Which images.** ``mode`` decides what happens to an image that already has a caption:
+
+* ``"only-missing"`` (default): only images without a caption (no sidecar,
+  or an empty one) are captioned; nothing existing is touched.
+* ``"refresh"``: also replaces captions that a captioner wrote and nobody
+  edited since (e.g. drafts, when a VLM is now available). A caption the
+  user wrote or edited is never replaced in this mode.
+* ``"overwrite"``: every image is captioned again; the old text stays in the
+  caption history, so ``Dataset.undo_caption`` brings it back.
+* ``"propose"``: nothing is written; results are only stored as proposals
+  (see :func:`proposals`), e.g. deepdanbooru tags for the tag editor.
+
+Just before writing, the sidecar is read again; if it changed while the
+backend worked (an edit in the TUI), the new text is kept and the image is
+reported as skipped.
+
+**Cache.** A result is stored in the shared :class:`~fluxgym_coach.image_cache.ImageCache`
+under the key of (image digest, the backend's :meth:`cache_params` for that
+image: model, rendered prompt, sampling settings; backend identity), so the
+same image captioned with the same settings is never sent twice, in any dataset.
+
+**Resume.** The job has an id from its mode, trigger, backend settings and
+the digests of the images asked for, and a journal in the dataset store (the
+pattern of :mod:`fluxgym_coach.pipeline`). Items finished before an
+interruption are not redone when the same command runs again, even in
+``overwrite`` mode.
+
+Every result is also recorded in the table ``caption_results`` (schema
+component ``"captions"``) with its proposed tags, for tag proposals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import captions as caption_rules
+from .backends.captioners.base import (CaptionBackend, CaptionBackendError, CaptionRequest,
+                                       CaptionResult, folder_concept)
+from .dataset import Dataset, one_line
+from .events import EventSink, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted, null_sink
+from .image_cache import ImageCache, canonical_json
+from .pipeline import Journal, job_id_for
+from .store import Store, register_schema
+
+MODES = ("only-missing", "refresh", "overwrite", "propose")
+BACKENDS = ("draft", "openai", "forge", "florence2")
+#: Store setting holding the dataset's default backend: ``{"backend": name, "options": {...}}``.
+BACKEND_SETTING = "caption.backend"
+#: Store setting holding the dataset's trigger word.
+TRIGGER_SETTING = "trigger"
+
+register_schema(
+    "captions",
+    [
+        """
+        CREATE TABLE caption_results (
+            relpath     TEXT NOT NULL,
+            identity    TEXT NOT NULL,
+            backend     TEXT NOT NULL,
+            digest      TEXT NOT NULL,
+            text        TEXT NOT NULL,
+            tags        TEXT NOT NULL,
+            draft       INTEGER NOT NULL,
+            at          REAL NOT NULL,
+            PRIMARY KEY (relpath, identity)
+        );
+        """,
+    ],
+)
+
+
+def get_caption_backend(name: str, **options: Any) -> CaptionBackend:
+    """Build a caption backend by name.
+
+    * ``"draft"``: embedded offline draft (no options);
+    * ``"openai"``: any OpenAI-compatible server with vision
+      (:class:`~fluxgym_coach.backends.captioners.openai.OpenAICaptioner`:
+      ``base_url``, ``model``, ``api_key_env``, ``system_prompt``, ``prompt``,
+      ``max_tokens``, ``temperature``, ``image_size``, ``concurrency``, ``retries``...);
+    * ``"forge"``: Forge/A1111 ``/sdapi/v1/interrogate``
+      (:class:`~fluxgym_coach.backends.captioners.forge.ForgeCaptioner`:
+      ``url``, ``model`` = ``"clip"`` or ``"deepdanbooru"``...);
+    * ``"florence2"``: local Florence-2 (optional extra; ``model_path``...).
+
+    Raises ValueError for an unknown name or option (the message lists the
+    valid ones).
+    """
+    if name == "draft":
+        from .backends.captioners.draft import DraftCaptioner
+        if options:
+            raise ValueError(f"the draft backend takes no options (got {', '.join(options)})")
+        return DraftCaptioner()
+    if name == "openai":
+        from .backends.captioners.openai import OpenAICaptioner
+        return OpenAICaptioner(**options)
+    if name == "forge":
+        from .backends.captioners.forge import ForgeCaptioner
+        return ForgeCaptioner(**options)
+    if name == "florence2":
+        from .backends.captioners.florence2 import Florence2Captioner
+        return Florence2Captioner(**options)
+    raise ValueError(f"unknown caption backend {name!r}: use one of {', '.join(BACKENDS)}")
+
+
+@dataclass(slots=True)
+class CaptionOutcome:
+    """What happened to one image.
+
+    ``status``: ``"captioned"`` (backend called now), ``"cached"`` (result from
+    the cache), ``"resumed"`` (done in an earlier run of this job),
+    ``"skipped"`` (``reason`` says why: has a caption, edited by the user,
+    cancelled...) or ``"failed"`` (``reason`` says why). ``text`` is the caption
+    written (or proposed); ``previous`` the text it replaced; ``draft`` True for
+    draft captions.
+    """
+
+    relpath: str
+    status: str
+    text: str = ""
+    reason: str = ""
+    previous: str | None = None
+    draft: bool = False
+    tags: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class CaptionReport:
+    """Outcomes by relpath (in the order asked), the job id, and how the job ended.
+
+    ``fatal`` holds the reason when the backend could not work at all (the
+    remaining images are skipped); ``cancelled`` is True after ``cancel``.
+    """
+
+    job_id: str
+    backend: str
+    mode: str
+    outcomes: dict[str, CaptionOutcome] = field(default_factory=dict)
+    cancelled: bool = False
+    fatal: str | None = None
+    resumed: bool = False
+    backend_requests: int = 0
+    seconds: float = 0.0
+
+    def by_status(self, status: str) -> list[CaptionOutcome]:
+        """Outcomes with ``status``, in order."""
+        return [o for o in self.outcomes.values() if o.status == status]
+
+    @property
+    def failed(self) -> list[CaptionOutcome]:
+        """Outcomes that failed."""
+        return self.by_status("failed")
+
+    def counts(self) -> dict[str, int]:
+        """``{status: count}`` for every status that occurs."""
+        out: dict[str, int] = {}
+        for o in self.outcomes.values():
+            out[o.status] = out.get(o.status, 0) + 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (the CLI's ``--json``)."""
+        return {"job_id": self.job_id, "backend": self.backend, "mode": self.mode,
+                "cancelled": self.cancelled, "fatal": self.fatal, "resumed": self.resumed,
+                "backend_requests": self.backend_requests, "seconds": round(self.seconds, 3),
+                "counts": self.counts(), "outcomes": [asdict(o) for o in self.outcomes.values()]}
+
+
+# -- caption status ----------------------------------------------------------------------
+def caption_status(dataset: Dataset, relpath: str) -> str:
+    """Who the current caption of an image comes from.
+
+    ``"missing"`` (no sidecar, or empty), ``"draft"`` (written by the draft
+    backend, unchanged since), ``"generated"`` (written by another captioner,
+    unchanged since) or ``"edited"`` (written or changed by a person, a bulk
+    edit, or a program other than fluxgym-coach). Reads the sidecar and the
+    caption history.
+    """
+    current = dataset.read_caption(relpath)
+    if current is None or not current.text.strip():
+        return "missing"
+    return _status_from_history(dataset.store, relpath, current.text)
+
+
+def _status_from_history(store: Store, relpath: str, text: str) -> str:
+    rows = store.caption_history(relpath, include_undone=False)
+    if not rows:
+        return "edited"
+    last = rows[0]
+    source = last["source"] or ""
+    if source.startswith("caption:") and one_line(last["new_text"] or "") == one_line(text):
+        return "draft" if source == "caption:draft" else "generated"
+    return "edited"
+
+
+def draft_relpaths(dataset: Dataset) -> list[str]:
+    """Images whose caption is still an unedited draft (see :func:`caption_status`)."""
+    return [r.relpath for r in dataset.images()
+            if r.caption and r.caption.strip()
+            and _status_from_history(dataset.store, r.relpath, r.caption) == "draft"]
+
+
+def dataset_trigger(dataset: Dataset) -> str | None:
+    """The trigger word saved for this dataset (``caption --trigger`` saves it), or None."""
+    value = dataset.store.get_setting(TRIGGER_SETTING)
+    return value or None
+
+
+def proposals(store: Store, relpath: str) -> list[dict[str, Any]]:
+    """Every backend result recorded for an image, newest first:
+    ``{"backend", "identity", "text", "tags", "draft", "at"}``."""
+    store.ensure_schema("captions")
+    rows = store.execute("SELECT * FROM caption_results WHERE relpath = ? ORDER BY at DESC", (relpath,))
+    return [{"backend": r["backend"], "identity": r["identity"], "text": r["text"],
+             "tags": json.loads(r["tags"]), "draft": bool(r["draft"]), "at": r["at"]} for r in rows]
+
+
+def _record_result(store: Store, relpath: str, backend: CaptionBackend, digest: str,
+                   result: CaptionResult) -> None:
+    store.execute(
+        "INSERT INTO caption_results(relpath, identity, backend, digest, text, tags, draft, at) "
+        "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(relpath, identity) DO UPDATE SET "
+        "backend=excluded.backend, digest=excluded.digest, text=excluded.text, tags=excluded.tags, "
+        "draft=excluded.draft, at=excluded.at",
+        (relpath, backend.identity, backend.name, digest, result.text, json.dumps(result.tags),
+         int(result.draft), time.time()))
+
+
+def backend_settings(backend: CaptionBackend) -> dict[str, Any]:
+    """The backend's settings that do not depend on the image (for job ids and reports)."""
+    return backend.cache_params(CaptionRequest(relpath="", path=Path(""), digest=""))
+
+
+# -- the job ------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Work:
+    request: CaptionRequest
+    previous: str | None
+    outcome: CaptionOutcome
+
+
+async def run_caption(
+    dataset: Dataset,
+    backend: CaptionBackend,
+    relpaths: Sequence[str] | None = None,
+    *,
+    mode: str = "only-missing",
+    trigger: str | None = None,
+    cache: ImageCache | None = None,
+    on_event: EventSink = null_sink,
+    cancel: asyncio.Event | None = None,
+) -> CaptionReport:
+    """Caption images of ``dataset`` with ``backend`` (see the module docstring).
+
+    ``relpaths``: the images to consider (default: every readable image in the
+    store; scan the dataset first). ``mode``: one of :data:`MODES`.
+    ``trigger``: put first in every caption written (``"<trigger>, <text>"``).
+    ``cache``: result cache (default: the user's :class:`ImageCache`).
+    ``on_event``: receives JobStarted / ItemDone (``detail``: status, text,
+    draft) / ItemFailed / ItemWarning / JobFinished. ``cancel``: set it to stop
+    after the requests in flight (report ``cancelled=True``; the job resumes
+    next time).
+
+    Never raises for one image: failures are outcomes. Raises ValueError for
+    an unknown mode and CaptionBackendError when the backend's pre-flight
+    :meth:`check` fails. A fatal error during the job (no vision support,
+    server gone) ends it with ``report.fatal`` set.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown caption mode {mode!r}: use one of {', '.join(MODES)}")
+    started = time.perf_counter()
+    dataset.store.ensure_schema("captions")
+    cache = cache or ImageCache()
+    cancel = cancel or asyncio.Event()
+    stop = asyncio.Event()
+    trigger = (trigger or "").strip() or None
+
+    records = {r.relpath: r for r in dataset.images()}
+    wanted = list(relpaths) if relpaths is not None else [r for r, rec in records.items() if not rec.error]
+    digests = [records[r].digest or "" for r in wanted if r in records]
+    await backend.check()
+    settings = backend_settings(backend)
+    job_params = {"mode": mode, "trigger": trigger, "settings": settings}
+    job_id = job_id_for("caption", job_params, backend.identity, digests)
+    report = CaptionReport(job_id, backend.name, mode)
+    journal = Journal(dataset.store, job_id, "caption", job_params, len(wanted))
+    report.resumed = journal.resumed
+    journaled = journal.done_items()
+
+    on_event(JobStarted(job_id, "caption", len(wanted)))
+
+    def fail(outcome: CaptionOutcome, reason: str) -> None:
+        outcome.status, outcome.reason = "failed", reason
+        journal.mark(outcome.relpath, "failed", error=reason)
+        on_event(ItemFailed(job_id, outcome.relpath, reason))
+
+    def done(outcome: CaptionOutcome, status: str, reason: str = "") -> None:
+        outcome.status, outcome.reason = status, reason
+        for w in outcome.warnings:
+            on_event(ItemWarning(job_id, outcome.relpath, w))
+        on_event(ItemDone(job_id, outcome.relpath, cached=status not in ("captioned",),
+                          detail={"status": status, "text": outcome.text, "draft": outcome.draft,
+                                  "reason": reason}))
+
+    works: list[_Work] = []
+    for rel in wanted:
+        outcome = CaptionOutcome(rel, "pending")
+        report.outcomes[rel] = outcome
+        rec = records.get(rel)
+        if rec is None:
+            fail(outcome, "not in the dataset store: run `fluxgym-coach scan` first")
+            continue
+        if rec.error or not rec.digest:
+            fail(outcome, rec.error or "image could not be read")
+            continue
+        if rel in journaled:
+            outcome.text = journaled[rel].get("text", "")
+            outcome.draft = bool(journaled[rel].get("draft"))
+            done(outcome, "resumed", "done in an earlier run of this job")
+            continue
+        current = dataset.read_caption(rel)
+        previous = current.text if current is not None else None
+        outcome.previous = previous
+        has_text = previous is not None and bool(previous.strip())
+        if has_text and mode == "only-missing":
+            done(outcome, "skipped", "has a caption (use --refresh or --overwrite to replace it)")
+            continue
+        if has_text and mode == "refresh":
+            status = _status_from_history(dataset.store, rel, previous or "")
+            if status == "edited":
+                done(outcome, "skipped", "caption written or edited by the user (use --overwrite)")
+                continue
+        current_tags = caption_rules.split_tags(previous) if has_text else []
+        if trigger:
+            current_tags = [t for t in current_tags if t != trigger]
+        if not current_tags:
+            for prop in proposals(dataset.store, rel):
+                if prop["tags"] and prop["backend"] != backend.name:
+                    current_tags = list(prop["tags"])
+                    break
+        size = rec.display_size or (None, None)
+        request = CaptionRequest(relpath=rel, path=dataset.image_path(rel), digest=rec.digest,
+                                 trigger=trigger, tags=current_tags,
+                                 folder=folder_concept(rel, dataset.root.name),
+                                 is_grayscale=rec.is_grayscale, width=size[0], height=size[1])
+        works.append(_Work(request, previous, outcome))
+
+    sem = asyncio.Semaphore(max(1, int(getattr(backend, "concurrency", 1) or 1)))
+
+    async def one(work: _Work) -> None:
+        async with sem:
+            if cancel.is_set() or stop.is_set():
+                return
+            await _one(work)
+
+    async def _one(work: _Work) -> None:
+        outcome = work.outcome
+        req = work.request
+        params = {"captioner": backend.cache_params(req)}
+        key = cache.make_key(req.digest, params, backend.identity)
+        entry = await asyncio.to_thread(cache.get, key)
+        from_cache = entry is not None
+        if entry is not None:
+            result = CaptionResult.from_dict(json.loads(await asyncio.to_thread(entry.path.read_bytes)))
+        else:
+            try:
+                result = await backend.caption(req)
+            except CaptionBackendError as exc:
+                report.backend_requests += 1
+                if exc.fatal:
+                    if report.fatal is None:
+                        report.fatal = exc.reason
+                    stop.set()
+                fail(outcome, exc.reason)
+                return
+            report.backend_requests += 1
+            if not result.text.strip() and not result.tags:
+                fail(outcome, f"{backend.name} returned an empty caption")
+                return
+            meta = {"op": "caption", "backend": backend.identity, "source_digest": req.digest}
+            await asyncio.to_thread(cache.put, key, json.dumps(result.to_dict()).encode(),
+                                    ".json", meta)
+        text = result.text or caption_rules.join_tags(result.tags)
+        final = caption_rules.apply_trigger(text, trigger) if mode != "propose" else text
+        outcome.text, outcome.draft, outcome.tags = final, result.draft, list(result.tags)
+        outcome.warnings = list(result.warnings)
+        await asyncio.to_thread(_record_result, dataset.store, req.relpath, backend, req.digest, result)
+        if mode != "propose":
+            now = await asyncio.to_thread(dataset.read_caption, req.relpath)
+            now_text = now.text if now is not None else None
+            if now_text != work.previous:
+                done(outcome, "skipped", "caption changed while captioning; the newer text was kept")
+                journal.mark(req.relpath, "done", {"text": now_text or "", "draft": False})
+                return
+            await asyncio.to_thread(dataset.write_caption, req.relpath, final,
+                                    f"caption:{backend.name}")
+        journal.mark(req.relpath, "done", {"text": final, "draft": result.draft})
+        done(outcome, "cached" if from_cache else "captioned")
+
+    tasks = [asyncio.create_task(one(w)) for w in works]
+    try:
+        if tasks:
+            await asyncio.gather(*tasks)
+    except asyncio.CancelledError:
+        cancel.set()
+        for t in tasks:
+            t.cancel()
+        journal.close("cancelled")
+        raise
+
+    report.cancelled = cancel.is_set()
+    for o in report.outcomes.values():
+        if o.status == "pending":
+            o.status = "skipped"
+            o.reason = (f"not run: {report.fatal}" if report.fatal else "cancelled before it ran")
+    n_failed = len(report.failed)
+    status = "cancelled" if report.cancelled else ("failed" if report.fatal else "done")
+    journal.close(status)
+    report.seconds = time.perf_counter() - started
+    on_event(JobFinished(job_id, "caption", status, len(report.outcomes) - n_failed, n_failed,
+                         report.counts()))
+    return report
+
+
+def describe_settings(backend: CaptionBackend) -> str:
+    """One line naming the backend and its settings (never the API key)."""
+    return f"{backend.name} ({backend.identity}) {canonical_json(backend_settings(backend))}"

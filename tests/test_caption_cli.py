@@ -1,0 +1,88 @@
+"""``fluxgym-coach caption`` and ``fluxgym-coach captions ...``: output, JSON and exit codes."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from fluxgym_coach.cli import app
+from fluxgym_coach.dataset import Dataset
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_caption_draft_json_and_saved_trigger(example_dataset):
+    res = invoke("caption", example_dataset, "--trigger", "ohwx", "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["counts"] == {"captioned": 4, "skipped": 2} and data["mode"] == "only-missing"
+    assert (example_dataset / "horse.txt").read_text().startswith("ohwx, ")
+    # the trigger was saved: lint uses it without --trigger and finds the two old captions lack it
+    res = invoke("captions", "lint", example_dataset, "--json")
+    assert res.exit_code == 1
+    findings = json.loads(res.stdout)["findings"]
+    assert [f["code"] for f in findings["chelsea.png"]][0] == "trigger-missing"
+    assert "horse.png" not in findings or all(f["severity"] != "error" for f in findings["horse.png"])
+    # fix it with an undoable bulk prefix, then lint passes the error bar
+    res = invoke("captions", "prefix", example_dataset, "ohwx", "--json")
+    op = json.loads(res.stdout)["op_id"]
+    assert sorted(json.loads(res.stdout)["changed"]) == ["chelsea.png", "coffee.png"]
+    assert invoke("captions", "lint", example_dataset).exit_code == 0
+    res = invoke("captions", "undo", example_dataset, "--op", op)
+    assert res.exit_code == 0 and "2 caption(s) restored" in res.stdout
+    assert invoke("captions", "lint", example_dataset).exit_code == 1
+
+
+def test_caption_modes_are_exclusive_and_bad_input_is_usage_error(example_dataset, tmp_path):
+    res = invoke("caption", example_dataset, "--overwrite", "--refresh")
+    assert res.exit_code == 2 and "choose one" in res.output
+    res = invoke("caption", tmp_path / "missing")
+    assert res.exit_code == 2 and "not a folder" in res.output
+    res = invoke("caption", example_dataset, "--backend", "openai")
+    assert res.exit_code == 2 and "needs a model" in res.output
+    res = invoke("caption", example_dataset, "--image", "nope.png")
+    assert res.exit_code == 2 and "nope.png" in res.output
+
+
+def test_caption_openai_unreachable_exits_3(example_dataset, fake_openai):
+    url = fake_openai.url
+    fake_openai.stop()
+    res = invoke("caption", example_dataset, "--backend", "openai", "--model", "fake-vision",
+                 "--base-url", url)
+    assert res.exit_code == 3 and "cannot reach" in res.output
+
+
+def test_caption_openai_no_vision_exits_3_and_default_backend_is_saved(example_dataset, fake_openai):
+    res = invoke("caption", example_dataset, "--backend", "openai", "--model", "fake-vision",
+                 "--base-url", fake_openai.url, "--set-default", "--image", "horse.png", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["counts"] == {"captioned": 1}
+    fake_openai.vision = False
+    # no --backend: the saved openai settings are used
+    res = invoke("caption", example_dataset, "--overwrite", "--image", "rocket.jpg")
+    assert res.exit_code == 3 and "does not accept images" in res.output
+    assert len(fake_openai.chat_requests) == 2
+
+
+def test_status_tokens_and_tag_ops(example_dataset):
+    invoke("caption", example_dataset)
+    res = invoke("captions", "status", example_dataset, "--json")
+    status = json.loads(res.stdout)
+    assert status["horse.png"] == "draft" and status["chelsea.png"] == "edited"
+    res = invoke("captions", "tokens", "--text", "a photo of a cat", "--json")
+    assert json.loads(res.stdout)["--text"]["clip"] == 7
+    with Dataset(example_dataset) as ds:
+        ds.scan()
+        ds.write_caption("horse.png", "ohwx, b, a, b")
+    assert invoke("captions", "dedup-tags", example_dataset, "-i", "horse.png").exit_code == 0
+    assert invoke("captions", "sort-tags", example_dataset, "-i", "horse.png").exit_code == 0
+    assert (example_dataset / "horse.txt").read_text() == "ohwx, a, b"
+    res = invoke("captions", "replace", example_dataset, "(", "x")
+    assert res.exit_code == 2 and "invalid regular expression" in res.output
+    res = invoke("captions", "undo", example_dataset, "--image", "horse.png", "--json")
+    assert json.loads(res.stdout)["restored"] == "ohwx, b, a"
