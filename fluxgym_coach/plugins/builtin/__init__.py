@@ -1,0 +1,1 @@
+"""Built-in plugins: ``core`` (enhance, caption, audit, export as actions) and ``similarity``."""

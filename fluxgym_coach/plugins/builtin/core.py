@@ -1,0 +1,190 @@
+"""The built-in ``core`` plugin: fluxgym-coach's own features as actions.
+
+So every front end (CLI ``plugins run``, the TUI command palette, the Panoptic
+adapter) sees one catalogue, enhance, caption, audit and export are actions
+here. Each one only calls the core API that the matching CLI command calls:
+
+* ``enhance``: :func:`fluxgym_coach.pipeline.run_enhance` then
+  :func:`~fluxgym_coach.pipeline.record_variants` (results go to the cache,
+  originals are untouched);
+* ``caption``: :func:`fluxgym_coach.captioning.run_caption`;
+* ``audit``: :func:`fluxgym_coach.audit.audit_dataset`;
+* ``export``: :func:`fluxgym_coach.export.export_dataset`.
+
+Those modules are imported inside the actions, so a missing or broken module
+makes that one action return an error notification naming it, and loading
+the plugin (and the other actions) still works.
+"""
+
+import asyncio
+import importlib
+from enum import Enum
+from pathlib import Path
+from types import ModuleType
+
+from ..models import (ActionContext, ActionResult, Group, Notif, NotifFunction, NotifType, Score,
+                      ScoreList)
+from ..plugin import APlugin
+
+
+class FeatureUnavailable(RuntimeError):
+    """A core module an action needs cannot be imported (message names it and why)."""
+
+
+def _require(module: str, feature: str) -> ModuleType:
+    try:
+        return importlib.import_module(f"fluxgym_coach.{module}")
+    except ImportError as exc:
+        raise FeatureUnavailable(f"{feature} is not available: fluxgym_coach.{module} cannot be "
+                                 f"imported ({exc})") from exc
+
+
+class CaptionMode(Enum):
+    """What ``caption`` does with images that already have a caption (see ``fluxgym-coach caption``)."""
+
+    only_missing = "only-missing"
+    refresh = "refresh"
+    overwrite = "overwrite"
+    propose = "propose"
+
+
+class EnhanceBackendName(Enum):
+    """Enhancement engine: the embedded Pillow upscaler or a Forge/A1111 server."""
+
+    local = "local"
+    forge = "forge"
+
+
+class CorePlugin(APlugin):
+    """fluxgym-coach's enhance, caption, audit and export, as plugin actions."""
+
+    def __init__(self, project, plugin_path: str, name: str):
+        super().__init__(project=project, plugin_path=plugin_path, name=name)
+        self.enhance_description = self.add_action_easy(self.enhance, ["execute"])
+        self.caption_description = self.add_action_easy(self.caption, ["execute"])
+        self.audit_description = self.add_action_easy(self.audit, ["execute", "group"])
+        self.export_description = self.add_action_easy(self.export, ["execute"])
+
+    async def _relpaths(self, ctx: ActionContext) -> list[str] | None:
+        if ctx.instance_ids is None:
+            return None
+        return [i.relpath for i in await self.project.get_instances(ids=ctx.instance_ids)]
+
+    async def enhance(self, context: ActionContext, backend: EnhanceBackendName = EnhanceBackendName.local,
+                      target_short_side: int = 1024, colorize: bool = True, forge_url: str = "") -> ActionResult:
+        """Upscale (and colorize black-and-white) images for LoRA training; originals are untouched.
+        @backend: local (embedded Pillow) or forge (Stable Diffusion Forge / A1111 API)
+        @target_short_side: upscale images whose shorter side is below this many pixels (0 = scale x2)
+        @colorize: colorize black-and-white images (Forge only)
+        @forge_url: API address of the Forge server (forge backend)
+        """
+        pipeline = _require("pipeline", "enhance")
+        base = _require("backends.base", "enhance")
+        cache_mod = _require("image_cache", "enhance")
+        instances = await self.project.get_instances(ids=context.instance_ids)
+        options = {"api_url": forge_url} if backend is EnhanceBackendName.forge and forge_url else {}
+        engine = base.get_enhance_backend(backend.value, **options)
+        params = base.EnhanceParams(target_short_side=target_short_side or None, colorize=colorize)
+        sources = [pipeline.Source(i.relpath, Path(i.url), digest=i.sha1, width=i.width, height=i.height)
+                   for i in instances]
+        cache = cache_mod.ImageCache()
+        store = self._project.store
+        try:
+            report = await pipeline.run_enhance(sources, engine, params, cache, store=store)
+            await asyncio.to_thread(pipeline.record_variants, store, report, engine.identity)
+        finally:
+            await engine.aclose()
+            cache.close()
+        by_rel = {i.relpath: i for i in instances}
+        counts: dict[str, int] = {}
+        for o in report.outcomes.values():
+            counts[o.status] = counts.get(o.status, 0) + 1
+        done = [o for o in report.outcomes.values() if o.status in ("enhanced", "cached") and o.name in by_rel]
+        failed = {o.name: o.reason for o in report.outcomes.values() if o.status == "failed"}
+        notifs = [Notif(NotifType.ERROR if failed else NotifType.INFO, "enhance",
+                        ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing to do",
+                        data={"failed": failed} if failed else None)]
+        groups = [Group(ids=[by_rel[o.name].id for o in done], name="Enhanced images")] if done else []
+        return ActionResult(groups=groups, notifs=notifs, value=counts)
+
+    async def caption(self, context: ActionContext, backend: str = "draft",
+                      mode: CaptionMode = CaptionMode.only_missing, trigger: str = "") -> ActionResult:
+        """Write captions (sidecar .txt files; every change can be undone).
+        @backend: draft (offline), openai, forge or florence2
+        @mode: only-missing, refresh, overwrite or propose
+        @trigger: trigger word put first in every caption (empty = the dataset's)
+        """
+        captioning = _require("captioning", "caption")
+        relpaths = await self._relpaths(context)
+        engine = captioning.get_caption_backend(backend)
+        report = await captioning.run_caption(self._project.dataset, engine, relpaths, mode=mode.value,
+                                              trigger=trigger or None)
+        counts = report.counts()
+        failed = {o.relpath: o.reason for o in report.outcomes.values() if o.status == "failed"}
+        kind = NotifType.ERROR if report.fatal or failed else NotifType.INFO
+        message = report.fatal or (", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing to do")
+        return ActionResult(notifs=[Notif(kind, "caption", message, data={"failed": failed} if failed else None)],
+                            value=counts)
+
+    async def audit(self, context: ActionContext, resolution: int = 1024, trigger: str = "") -> ActionResult:
+        """Audit image quality and captions for training at a resolution; one group per finding.
+        @resolution: kohya's training resolution in pixels (side length)
+        @trigger: trigger word the captions should start with (empty = not checked)
+        """
+        audit_mod = _require("audit", "audit")
+        report = await asyncio.to_thread(audit_mod.audit_dataset, self._project.dataset, resolution=resolution,
+                                         trigger=trigger or None, scan=False)
+        instances = await self.project.get_instances(ids=context.instance_ids)
+        by_rel = {i.relpath: i for i in instances}
+        groups = []
+        for code, rels in report.by_code().items():
+            ids = [by_rel[r].id for r in rels if r in by_rel]
+            if ids:
+                groups.append(Group(ids=ids, name=f"Finding: {code}",
+                                    score=Score(float(len(ids)), 0.0, float(len(by_rel)), "images with this finding",
+                                                max_is_best=False)))
+        for g in report.groups:
+            ids = [by_rel[r].id for r in g.members if r in by_rel]
+            if len(ids) > 1:
+                groups.append(Group(ids=ids, name=f"{g.kind} duplicates (keep {g.keeper})",
+                                    scores=ScoreList([0.0 if r == g.keeper else 1.0
+                                                      for r in g.members if r in by_rel],
+                                                     0.0, 1.0, "0 = the one to keep", max_is_best=False)))
+        counts = report.counts()
+        notif = Notif(NotifType.WARNING if report.exit_code() else NotifType.INFO, "audit",
+                      ", ".join(f"{v} {k}" for k, v in counts.items()),
+                      data={"by_code": {k: len(v) for k, v in report.by_code().items()}})
+        flagged = [by_rel[r].id for r in report.flagged() if r in by_rel]
+        if flagged:
+            notif.functions = [NotifFunction(self.enhance_description.id, ActionContext(instance_ids=flagged),
+                                             f"Enhance the {len(flagged)} flagged images")]
+        return ActionResult(groups=groups, notifs=[notif], value=counts)
+
+    async def export(self, context: ActionContext, out_dir: Path, name: str, trigger: str,
+                     resolution: int = 1024, repeats: int = 10, force: bool = False) -> ActionResult:
+        """Export the dataset (selected variants and captions) where Fluxgym and sd-scripts read it.
+        @out_dir: the Fluxgym folder (datasets/<name>/ and outputs/<name>/dataset.toml are written there)
+        @name: LoRA name
+        @trigger: trigger word (put first in every caption)
+        @resolution: training resolution in pixels
+        @repeats: kohya num_repeats
+        @force: replace an earlier export of the same name
+        """
+        export_mod = _require("export", "export")
+        relpaths = await self._relpaths(context)
+        report = await asyncio.to_thread(export_mod.export_dataset, self._project.dataset, out_dir, name, trigger,
+                                         resolution=resolution, repeats=repeats, force=force, relpaths=relpaths)
+        failed = dict(report.failed)
+        message = (f"{len(report.files)} images exported to {report.dataset_dir}; "
+                   f"config {report.toml_path}")
+        notifs = [Notif(NotifType.ERROR if failed else NotifType.INFO, "export", message,
+                        data={"failed": failed, "skipped": dict(report.skipped),
+                              "warnings": dict(report.warnings)})]
+        return ActionResult(notifs=notifs, value={"dataset_dir": str(report.dataset_dir),
+                                                  "toml": str(report.toml_path), "files": len(report.files),
+                                                  "failed": len(failed), "skipped": len(report.skipped)})
+
+
+plugin_class = CorePlugin
+
+__all__ = ["CaptionMode", "CorePlugin", "EnhanceBackendName", "FeatureUnavailable", "plugin_class"]
