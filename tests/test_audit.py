@@ -1,0 +1,273 @@
+"""Audit: every finding on generated images with known properties, the real images,
+bucket maths, duplicate groups, warm audits that decode nothing, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import PIL.Image
+import pytest
+from typer.testing import CliRunner
+
+from fluxgym_coach import audit
+from fluxgym_coach.audit import (ERROR, INFO, WARNING, Thresholds, audit_dataset, bucket_resolutions,
+                                 duplicate_groups, near_pairs, select_bucket)
+from fluxgym_coach.cli import app
+from fluxgym_coach.dataset import Dataset
+from fluxgym_coach.store import ImageRecord
+
+from .fixtures_audit import SIDE, textured
+
+runner = CliRunner()
+
+
+def codes(report, rel):
+    return {f.code for f in report.findings(rel)}
+
+
+def finding(report, rel, code):
+    return next(f for f in report.findings(rel) if f.code == code)
+
+
+# -- generated images ---------------------------------------------------------------
+def test_every_finding_on_generated_images(audit_images):
+    folder, expected = audit_images
+    with Dataset(folder) as ds:
+        report = audit_dataset(ds, resolution=SIDE, trigger="ohwx")
+    assert set(report.images) == set(expected)
+    for rel, want in expected.items():
+        got = codes(report, rel)
+        assert want <= got, f"{rel}: expected {sorted(want)}, got {sorted(got)}"
+    # the sharp, well-exposed colour image at the target resolution is clean
+    assert codes(report, "sharp.png") == set()
+    # no finding is invented where the property is absent
+    for rel in ("sharp.png", "gray.png", "small.png", "alpha.png", "cmyk.jpg"):
+        assert "blurry" not in codes(report, rel)
+    for rel in ("sharp.png", "dark.png", "alpha.png", "small.png"):
+        assert "grayscale" not in codes(report, rel)
+    assert "low_resolution" not in codes(report, "sharp.png")
+    assert "near_duplicate" not in codes(report, "sharp.png")
+    assert "too_dark" not in codes(report, "bright.png") and "too_bright" not in codes(report, "dark.png")
+
+
+def test_values_thresholds_and_severities(audit_images):
+    folder, _ = audit_images
+    with Dataset(folder) as ds:
+        report = audit_dataset(ds, resolution=SIDE, trigger="ohwx")
+        rec = ds.store.image("blurry.png")
+    blur = finding(report, "blurry.png", "blurry")
+    assert blur.severity == WARNING and blur.value == rec.sharpness and blur.threshold == 100.0
+    assert blur.fix and blur.category == "quality"
+    small = finding(report, "small.png", "low_resolution")
+    assert small.severity == WARNING and small.value == pytest.approx(SIDE / 320, abs=1e-3)
+    assert small.detail["scale_factor"] == 1.75
+    tiny = finding(report, "tiny.png", "low_resolution")
+    assert tiny.severity == ERROR and tiny.value > 4
+    assert finding(report, "corrupt.png", "unreadable").severity == ERROR
+    assert report.images["corrupt.png"].bucket is None
+    alpha = finding(report, "alpha.png", "alpha")
+    assert alpha.severity == WARNING and alpha.value == pytest.approx(0.09, rel=0.05)
+    assert finding(report, "alpha_opaque.png", "alpha").severity == INFO
+    assert finding(report, "deep16.png", "high_bit_depth").value == 16
+    assert finding(report, "anim.gif", "animated").value == 2
+    assert finding(report, "rotated.jpg", "exif_rotated").value == 6
+    assert finding(report, "mismatch.jpg", "extension_mismatch").value == "PNG"
+    dark = finding(report, "dark.png", "too_dark")
+    assert dark.value < dark.threshold == 0.32
+    crop = finding(report, "tall.png", "bucket_crop")
+    assert crop.detail["bucket"] == [256, 1024] and crop.value == pytest.approx(0.2, abs=0.01)
+    # exact duplicates: the keeper gets info, the other a warning naming the keeper
+    a, b = finding(report, "dup_a.png", "exact_duplicate"), finding(report, "dup_b.png", "exact_duplicate")
+    assert {a.severity, b.severity} == {INFO, WARNING}
+    # near duplicates: the larger one (near_a, 1024 px) is the keeper
+    group = next(g for g in report.groups if g.kind == "near")
+    assert group.members == ["near_a.png", "near_b.png"] and group.keeper == "near_a.png"
+    assert finding(report, "near_b.png", "near_duplicate").severity == WARNING
+    # findings are sorted most serious first
+    ranks = [SEV.index(f.severity) for f in report.findings("tiny.png")]
+    assert ranks == sorted(ranks)
+    assert report.exit_code() == 1 and report.exit_code(strict=True) == 1
+
+
+SEV = [ERROR, WARNING, INFO]
+
+
+def test_thresholds_are_parameters(audit_images):
+    folder, _ = audit_images
+    with Dataset(folder) as ds:
+        lax = audit_dataset(ds, resolution=SIDE, thresholds=Thresholds(blur_variance=1.0, near_duplicate_distance=0))
+    assert "blurry" not in codes(lax, "blurry.png")          # 3.75 > 1.0
+    assert "near_duplicate" not in codes(lax, "near_b.png")  # 4 bits apart > 0
+    assert "exact_duplicate" in codes(lax, "dup_b.png")
+
+
+# -- buckets ----------------------------------------------------------------------
+def test_bucket_resolutions_match_sd_scripts():
+    b1024 = bucket_resolutions(1024)
+    assert (1024, 1024) in b1024 and (256, 1024) in b1024 and (1024, 256) in b1024
+    assert (704, 1024) in b1024 and (1024, 704) in b1024
+    assert all(w % 64 == 0 and h % 64 == 0 and w * h <= 1024 * 1024 for w, h in b1024)
+    b512 = bucket_resolutions(512)
+    assert (512, 512) in b512 and (256, 1024) in b512 and all(w * h <= 512 * 512 for w, h in b512)
+
+
+def test_select_bucket():
+    sq = select_bucket(512, 512, 1024)
+    assert sq.size == (1024, 1024) and sq.scale == 2.0 and sq.crop == 0.0
+    land = select_bucket(1500, 1000, 1024)  # 1.5: nearest bucket 1024x704 (1.4545)
+    assert land.size == (1024, 704) and land.resized == (1056, 704)
+    assert land.crop == pytest.approx(1 - 1024 / 1056, abs=1e-6) and land.scale < 1
+    with pytest.raises(ValueError):
+        select_bucket(0, 10, 1024)
+
+
+# -- duplicates --------------------------------------------------------------------
+def _rec(rel, phash, digest=None, w=512, h=512, **kw):
+    return ImageRecord(relpath=rel, size=1, mtime_ns=1, digest=digest or rel, width=w, height=h,
+                       phash=phash, **kw)
+
+
+def test_near_duplicates_are_transitive_and_keeper_is_best():
+    a = "0000000000000000"
+    b = "00000000000000ff"  # 8 bits from a
+    c = "000000000000ffff"  # 8 bits from b, 16 from a
+    far = "ffffffffffffffff"
+    recs = [_rec("a.png", a, w=256, h=256), _rec("b.png", b, w=1024, h=1024),
+            _rec("c.png", c), _rec("far.png", far)]
+    assert sorted((i, j) for i, j, _ in near_pairs([a, b, c, far], 10)) == [(0, 1), (1, 2)]
+    groups = duplicate_groups(recs, 10)
+    assert len(groups) == 1
+    g = groups[0]
+    assert g.kind == "near" and set(g.members) == {"a.png", "b.png", "c.png"}
+    assert g.keeper == "b.png"  # most pixels
+    assert g.max_distance == 8
+    # colour beats grayscale and sharper beats softer at equal size
+    recs = [_rec("g.png", a, is_grayscale=True, sharpness=900.0), _rec("s.png", a, sharpness=50.0),
+            _rec("t.png", a, sharpness=500.0)]
+    assert duplicate_groups(recs, 0)[0].members == ["t.png", "s.png", "g.png"]
+
+
+def test_near_pairs_scales_in_chunks():
+    hashes = [f"{i * 7919:016x}" for i in range(3000)]
+    pairs = near_pairs(hashes, 0, chunk=256)
+    assert pairs == []
+    hashes[2999] = hashes[5]
+    assert [(i, j) for i, j, _ in near_pairs(hashes, 0, chunk=256)] == [(5, 2999)]
+
+
+# -- warm audits -------------------------------------------------------------------
+def test_warm_audit_decodes_nothing(audit_images, monkeypatch):
+    folder, _ = audit_images
+    opened: list[object] = []
+    real_open = PIL.Image.open
+
+    def counting_open(fp, *args, **kwargs):
+        opened.append(fp)
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(PIL.Image, "open", counting_open)
+    with Dataset(folder) as ds:
+        cold = audit_dataset(ds, resolution=SIDE, trigger="ohwx")
+    assert cold.measured == len(cold.images) - 2  # the corrupt file and one exact copy are not measured
+    assert len(opened) > cold.measured
+    opened.clear()
+    with Dataset(folder) as ds:
+        warm = audit_dataset(ds, resolution=SIDE, trigger="ohwx")
+    assert opened == [] and warm.measured == 0
+    assert warm.to_dict()["images"] == cold.to_dict()["images"]
+
+
+def test_measures_are_keyed_by_digest(audit_images):
+    folder, _ = audit_images
+    with Dataset(folder) as ds:
+        audit_dataset(ds, resolution=SIDE)
+        shutil.copy(folder / "dark.png", folder / "dark_copy.png")
+        report = audit_dataset(ds, resolution=SIDE)
+    assert report.measured == 0  # same bytes, already measured under its digest
+    assert "too_dark" in codes(report, "dark_copy.png")
+    assert "exact_duplicate" in codes(report, "dark_copy.png")
+
+
+def test_changed_file_is_measured_again(audit_images):
+    folder, _ = audit_images
+    with Dataset(folder) as ds:
+        audit_dataset(ds, resolution=SIDE)
+        textured((SIDE, SIDE), 3, 220, 256).save(folder / "dark.png")
+        report = audit_dataset(ds, resolution=SIDE)
+    assert report.measured == 1 and "too_dark" not in codes(report, "dark.png")
+
+
+# -- captions ----------------------------------------------------------------------
+def test_caption_rules(tmp_path):
+    for i, name in enumerate(("a.png", "b.png", "c.png")):
+        textured((256, 256), i).save(tmp_path / name)
+    (tmp_path / "a.txt").write_text("ohwx, a red bicycle leaning on a brick wall", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("a red bicycle leaning on a white wall at noon", encoding="utf-8")
+    with Dataset(tmp_path) as ds:
+        report = audit_dataset(ds, resolution=SIDE, trigger="ohwx")
+        plain = audit_dataset(ds, trigger="ohwx", caption_rules=False)
+    if not report.caption_rules:
+        pytest.skip("fluxgym_coach.captions.lint is not available")
+    assert not any(c.startswith("caption-") for c in codes(report, "a.png"))
+    assert "caption-trigger-missing" in codes(report, "b.png")
+    assert "caption-missing" in codes(report, "c.png")
+    assert all(f.category == "caption" for f in report.findings("b.png") if f.code.startswith("caption-"))
+    assert not any(c.startswith("caption-") for rel in report.images for c in codes(plain, rel))
+    assert "no_caption" in codes(plain, "c.png") and "no_caption" not in codes(plain, "a.png")
+    assert plain.caption_rules is False
+
+
+# -- real images -------------------------------------------------------------------
+def test_real_images(real_dataset):
+    with Dataset(real_dataset) as ds:
+        report = audit_dataset(ds, caption_rules=False)
+    by = report.by_code()
+    assert by["blurry"] == ["clock_motion.png"]
+    assert set(by["grayscale"]) == {"brick.png", "camera.png", "clock_motion.png", "coins.png", "horse.png"}
+    near = [g for g in report.groups if g.kind == "near"]
+    assert [sorted(g.members) for g in near] == [["motorcycle_left.png", "motorcycle_right.png"]]
+    for sharp in ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "retina.jpg",
+                  "hubble_deep_field.jpg", "motorcycle_left.png"):
+        assert "blurry" not in codes(report, sharp), sharp
+        assert "grayscale" not in codes(report, sharp), sharp
+        assert "too_dark" not in codes(report, sharp) and "low_information" not in codes(report, sharp)
+    assert "alpha" in codes(report, "horse.png")
+    assert report.images["horse.png"].category == "bw/small/drawing"
+    assert report.images["astronaut.png"].category == "colour/small/photo"
+    assert report.images["retina.jpg"].category == "colour/large/photo"
+    assert "low_resolution" in codes(report, "astronaut.png")
+    assert "low_resolution" not in codes(report, "retina.jpg")
+
+
+# -- CLI ---------------------------------------------------------------------------
+def test_cli_audit_exit_codes_and_json(tmp_path):
+    good = tmp_path / "good"
+    good.mkdir()
+    textured((512, 512), 1).save(good / "a.png")
+    (good / "a.txt").write_text("ohwx, a colourful mosaic of small square tiles", encoding="utf-8")
+    res = runner.invoke(app, ["audit", str(good), "--trigger", "ohwx", "--json",
+                                 "--resolution", "512"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["exit_code"] == 0 and data["counts"]["clean"] == 1
+    assert data["images"][0]["bucket"]["size"] == [512, 512]
+    # a warning only fails under --strict
+    textured((320, 320), 2).save(good / "b.png")
+    (good / "b.txt").write_text("ohwx, another colourful mosaic of square tiles", encoding="utf-8")
+    assert runner.invoke(app, ["audit", str(good), "--trigger", "ohwx", "--resolution", "512"]).exit_code == 0
+    res = runner.invoke(app, ["audit", str(good), "--trigger", "ohwx", "--strict",
+                                 "--resolution", "512"])
+    assert res.exit_code == 1 and "low_resolution" in res.stdout
+    # an error finding fails
+    (good / "bad.png").write_bytes(b"garbage")
+    res = runner.invoke(app, ["audit", str(good), "--trigger", "ohwx", "--json",
+                                 "--resolution", "512"])
+    assert res.exit_code == 1 and json.loads(res.stdout)["counts"]["error"] == 1
+    assert runner.invoke(app, ["audit", str(tmp_path / "missing")]).exit_code == 2
+    assert runner.invoke(app, ["audit", str(good), "--resolution", "100"]).exit_code == 2
+
+
+def test_audit_rejects_tiny_resolution(tmp_path):
+    with Dataset(tmp_path) as ds, pytest.raises(ValueError):
+        audit.audit_dataset(ds, resolution=128)
