@@ -1,0 +1,49 @@
+"""``fluxgym-coach tui DATASET``: the keyboard-driven review in the terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .common import EXIT_USAGE, fail
+
+PREVIEW_ENV = "FLUXGYM_COACH_PREVIEW"
+API_URL_ENV = "FLUXGYM_COACH_API_URL"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``tui`` command."""
+
+    @app.command("tui")
+    def tui(
+        dataset: Path = typer.Argument(..., help="The folder of images (and .txt captions) to review."),
+        preview: str = typer.Option(
+            "auto", "--preview", envvar=PREVIEW_ENV,
+            help="Image preview: auto (detect kitty graphics, then Sixel, else half-block cells), "
+                 "kitty, sixel, halfcell, unicode or off. Environment: " + PREVIEW_ENV + "."),
+        api_url: str = typer.Option(
+            None, "--api-url", envvar=API_URL_ENV,
+            help="Forge / A1111 server for enhancement (started with --api). Without it the "
+                 "embedded local upscaler runs. Environment: " + API_URL_ENV + "."),
+        cache_dir: Path = typer.Option(None, "--cache-dir", help="Result cache folder."),
+        no_scan: bool = typer.Option(False, "--no-scan", help="Do not rescan the folder at start."),
+    ) -> None:
+        """Review a dataset from the keyboard: captions, enhancement, accept/reject, export.
+
+        Works over SSH and in tmux. Press ? in the app for every key, ctrl+p for the
+        command palette, q to quit. Decisions are stored: reopening restores them.
+        """
+        from ..dataset import DatasetError
+        from ..tui.widgets.preview import PREVIEW_MODES  # imports textual-image: probes the terminal now
+
+        if preview not in PREVIEW_MODES:
+            raise fail(f"--preview {preview!r}: use one of {', '.join(PREVIEW_MODES)}", EXIT_USAGE)
+        from ..tui.app import ReviewApp
+
+        try:
+            app_ = ReviewApp(dataset, preview=preview, api_url=api_url, cache_dir=cache_dir,
+                             scan=not no_scan)
+        except DatasetError as exc:
+            raise fail(str(exc), EXIT_USAGE) from exc
+        app_.run()

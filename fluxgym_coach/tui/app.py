@@ -1,0 +1,1017 @@
+"""The review app: ``fluxgym-coach tui DATASET``.
+
+Layout: a status line; the image list (left) with an incremental search
+field; the preview, the info panel and the caption editor (right); the jobs
+panel; the footer. Every action is a key (see :mod:`.keys`), a command of the
+palette (ctrl+p) and a line of the help screen.
+
+The app presents; the core works. Scans, thumbnails, enhancement, captioning,
+bulk caption edits and export run in thread workers that call the same core
+functions as the CLI (:meth:`Dataset.scan`, :func:`pipeline.run_enhance`,
+:func:`export.export_dataset`, ...). Their events reach the UI as throttled
+:class:`~.jobs.JobUpdated` messages. Every review decision goes through
+:func:`feedback.record_decision`, so reopening the dataset restores it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from PIL import Image as PILImage
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import Footer, Input, Static
+
+from .. import feedback
+from ..backends.base import BackendError, EnhanceParams, get_enhance_backend
+from ..dataset import Dataset, one_line
+from ..events import ItemDone, ItemFailed, JobFinished, JobStarted
+from ..feedback import ACCEPT, CAPTION_EDIT, REJECT, REPROCESS, Decision, record_decision
+from ..image_cache import ImageCache
+from ..pipeline import Source, record_variants, run_enhance
+from .jobs import JobCancelled, JobSink, JobUpdated
+from .keys import action_descriptions, app_bindings
+from .model import FILTER_LABELS, FILTERS, SORTS, UNREVIEWED, ImageIndex, Row, prepend_trigger, search_replace
+from .screens.forms import ConfirmScreen, Field, FormScreen
+from .screens.help import HelpScreen
+from .thumbnails import ThumbnailCache
+from .widgets.caption_editor import CaptionEditor
+from .widgets.image_list import ImageList
+from .widgets.info_panel import InfoPanel
+from .widgets.jobs_panel import JobsPanel
+from .widgets.preview import Preview, renderer_name
+
+STATE_KEY = "tui.state"
+PARAMS_KEY = "tui.enhance_params"
+EXPORT_KEY = "tui.export"
+CAPTION_KEY = "tui.caption"
+PREVIEW_DELAY = 0.15  # seconds the cursor must rest before the preview is drawn
+#: The fields of the reprocess form, in order: (EnhanceParams field, label, type).
+PARAM_FIELDS = (
+    ("scale_factor", "scale factor", float), ("upscaler", "upscaler", str),
+    ("denoising_strength", "denoising strength", float), ("steps", "steps", int),
+    ("cfg_scale", "CFG scale", float), ("sampler_name", "sampler", str),
+    ("prompt", "prompt", str), ("negative_prompt", "negative prompt", str),
+)
+
+
+class ThumbReady(Message):
+    """A thumbnail made by a worker is ready (or failed: ``image`` None, ``error`` set)."""
+
+    def __init__(self, key: str, image: PILImage.Image | None, title: str, error: str = "") -> None:
+        super().__init__()
+        self.key, self.image, self.title, self.error = key, image, title, error
+
+
+class RowsChanged(Message):
+    """Background work changed some images in the store (``relpaths``; None = all)."""
+
+    def __init__(self, relpaths: list[str] | None, show_latest: bool = False) -> None:
+        super().__init__()
+        self.relpaths = relpaths
+        self.show_latest = show_latest
+
+
+class ReviewCommands(Provider):
+    """Command palette provider: every action of the app, the filters, the sorts,
+    the running jobs and the plugin actions."""
+
+    def _commands(self) -> list[tuple[str, Callable[[], Any], str]]:
+        app = self.app
+        assert isinstance(app, ReviewApp)
+        return app.palette_commands()
+
+    async def discover(self) -> Hits:
+        for title, callback, help_text in self._commands():
+            yield DiscoveryHit(title, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, callback, help_text in self._commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), callback, help=help_text)
+
+
+class ReviewApp(App[None]):
+    """Keyboard-driven review of one dataset (see the module docstring).
+
+    ``dataset``: the folder. ``preview``: ``auto``, ``kitty``, ``sixel``,
+    ``halfcell``, ``unicode`` or ``off``. ``api_url``: a Forge/A1111 server
+    for enhancement (None: the embedded local backend). ``scan``: run an
+    incremental scan at start. ``cache_dir``: the result cache root.
+    """
+
+    CSS_PATH = "app.tcss"
+    TITLE = "fluxgym-coach"
+    BINDINGS = app_bindings()
+    COMMANDS = App.COMMANDS | {ReviewCommands}
+    ENABLE_COMMAND_PALETTE = True
+
+    def __init__(self, dataset: str | Path | Dataset, *, preview: str = "auto",
+                 api_url: str | None = None, scan: bool = True,
+                 cache_dir: str | Path | None = None, backend_options: dict[str, Any] | None = None,
+                 thumbnail_side: int = 384) -> None:
+        super().__init__()
+        self.dataset = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
+        self.preview_mode = preview
+        self.api_url = api_url
+        self.backend_options = backend_options or {}
+        self.scan_on_start = scan
+        self.cache = ImageCache(cache_dir)
+        self.thumbs = ThumbnailCache(self.cache, max_side=thumbnail_side)
+        self.index = ImageIndex.load(self.dataset)
+        self.showing: dict[str, str | None] = {}  # relpath -> variant key shown (None: original)
+        self._cancels: dict[str, Callable[[], None]] = {}
+        self._sinks: dict[str, JobSink] = {}
+        self._job_ids = itertools.count(1)
+        self._preview_timer: Timer | None = None
+        self._wanted_preview: str | None = None
+        self._restored = False
+        self.plugin_actions: list[tuple[str, Callable[[], Any], str]] = []
+
+    # -- layout ------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static("", id="status")
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield Input(placeholder="search name or caption…", id="search")
+                yield ImageList(self.index, id="images")
+            with Vertical(id="right"):
+                yield Preview(self.preview_mode, id="preview")
+                yield InfoPanel(id="info")
+                yield CaptionEditor(self._known_tags, id="caption")
+        yield JobsPanel(id="jobs")
+        yield Footer()
+
+    @property
+    def image_list(self) -> ImageList:
+        """The list widget."""
+        return self.query_one(ImageList)
+
+    @property
+    def editor(self) -> CaptionEditor:
+        """The caption editor."""
+        return self.query_one(CaptionEditor)
+
+    @property
+    def current(self) -> Row | None:
+        """The image under the cursor."""
+        return self.image_list.current
+
+    def on_mount(self) -> None:
+        self.image_list.border_title = "Images"
+        state = self.dataset.store.get_setting(STATE_KEY, {}) or {}
+        if state.get("filter") in FILTERS:
+            self.index.filter = state["filter"]
+        if state.get("sort") in SORTS:
+            self.index.sort = state["sort"]
+        self.index.apply()
+        self.image_list.reset_view(keep=state.get("cursor"))
+        self._restored = True
+        self.image_list.focus()
+        self._show_current(immediate=True)
+        self._update_status()
+        self._load_plugins()
+        if self.scan_on_start:
+            self.rescan()
+
+    def on_resize(self, event: Any) -> None:
+        self.screen.set_class(self.size.height >= 40, "-tall")
+
+    # -- status line -------------------------------------------------------------------
+    def _update_status(self) -> None:
+        idx = self.index
+        parts = [f"[b]{self.dataset.root.name}[/b]",
+                 f"{len(idx.view)}/{len(idx.rows)} {FILTER_LABELS[idx.filter]}",
+                 f"sort {idx.sort}"]
+        if idx.query:
+            parts.append(f"search “{idx.query}”")
+        marked = sum(1 for r in idx.rows if r.marked)
+        if marked:
+            parts.append(f"{marked} marked")
+        reviewed = sum(1 for r in idx.rows if r.status != UNREVIEWED)
+        parts.append(f"{reviewed} reviewed")
+        parts.append("forge" if self.api_url else "local backend")
+        parts.append(f"preview {renderer_name(self.preview_mode)}")
+        self.query_one("#status", Static).update("  ·  ".join(parts))
+
+    def save_state(self) -> None:
+        """Remember the cursor, filter and sort in the store (restored on reopen)."""
+        if not self._restored:
+            return
+        row = self.current
+        self.dataset.store.set_setting(STATE_KEY, {
+            "cursor": row.relpath if row else None, "filter": self.index.filter,
+            "sort": self.index.sort})
+
+    # -- current image ---------------------------------------------------------------------
+    def shown_variant(self, row: Row) -> str | None:
+        """Cache key of the variant the preview shows for ``row`` (None: the original)."""
+        if row.relpath in self.showing:
+            key = self.showing[row.relpath]
+            if key is None or row.variant(key) is not None:
+                return key
+        if row.selected_variant and row.variant(row.selected_variant):
+            return row.selected_variant
+        return row.variants[0].cache_key if row.variants else None
+
+    @on(ImageList.Highlighted)
+    def _on_highlighted(self, event: ImageList.Highlighted) -> None:
+        self._show_current(immediate=False)
+
+    def _show_current(self, immediate: bool) -> None:
+        row = self.current
+        editor = self.editor
+        if row is None:
+            editor.load(None, "")
+            self.query_one(InfoPanel).show(None)
+            self.query_one(Preview).show_text("no image in view", "Preview")
+            return
+        if editor.relpath != row.relpath:
+            editor.load(row.relpath, row.caption or "", row.draft)
+        self.query_one(InfoPanel).show(row, self.shown_variant(row))
+        self._schedule_preview(0 if immediate else PREVIEW_DELAY)
+
+    def _schedule_preview(self, delay: float) -> None:
+        if self._preview_timer is not None:
+            self._preview_timer.stop()
+        self._preview_timer = self.set_timer(delay, self._draw_preview) if delay else None
+        if not delay:
+            self._draw_preview()
+
+    def _draw_preview(self) -> None:
+        self.save_state()
+        row = self.current
+        preview = self.query_one(Preview)
+        if row is None:
+            return
+        key = self.shown_variant(row)
+        variant = row.variant(key) if key else None
+        if variant is not None:
+            path, digest, mem_key = variant.path, variant.cache_key, f"{row.relpath}|{key}"
+            title = f"After: {variant.kind} {variant.width}x{variant.height}  (v: before)"
+        else:
+            path, digest, mem_key = str(self.dataset.image_path(row.relpath)), row.record.digest, f"{row.relpath}|original"
+            size = row.record.display_size
+            title = "Original" + (f" {size[0]}x{size[1]}" if size else "") + (
+                "  (v: after)" if row.variants else "")
+        self._wanted_preview = mem_key
+        if row.record.error and variant is None:
+            preview.show_text(f"cannot show this image: {row.record.error}", title, mem_key)
+            return
+        cached = self.thumbs.peek(mem_key)
+        if cached is not None:
+            preview.show_image(mem_key, cached, title)
+            return
+        preview.show_text("loading preview…", title)
+        self._make_thumbnail(mem_key, path, digest, title)
+
+    @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
+    def _make_thumbnail(self, key: str, path: str, digest: str | None, title: str) -> None:
+        try:
+            im = self.thumbs.get(key, path, digest)
+        except Exception as exc:  # noqa: BLE001 - any decode problem is shown, not raised
+            self.post_message(ThumbReady(key, None, title, getattr(exc, "reason", str(exc))))
+            return
+        self.post_message(ThumbReady(key, im, title))
+
+    def on_thumb_ready(self, msg: ThumbReady) -> None:
+        if msg.key != self._wanted_preview:
+            return
+        preview = self.query_one(Preview)
+        if msg.image is None:
+            preview.show_text(f"cannot show this image: {msg.error}", msg.title, msg.key)
+        else:
+            preview.show_image(msg.key, msg.image, msg.title)
+
+    # -- moving, filtering, searching ---------------------------------------------------------
+    def _refilter(self, keep: str | None = None) -> None:
+        row = self.current
+        self.index.apply()
+        self.image_list.reset_view(keep=keep or (row.relpath if row else None))
+        self._show_current(immediate=False)
+        self._update_status()
+        self.save_state()
+
+    def action_cycle_filter(self) -> None:
+        """Next filter."""
+        self.set_filter(FILTERS[(FILTERS.index(self.index.filter) + 1) % len(FILTERS)])
+
+    def set_filter(self, name: str) -> None:
+        """Show only the images that pass filter ``name``."""
+        self.index.filter = name
+        self._refilter()
+        self.notify(f"filter: {FILTER_LABELS[name]} ({len(self.index.view)})", timeout=2)
+
+    def action_cycle_sort(self) -> None:
+        """Next sort order."""
+        self.set_sort(SORTS[(SORTS.index(self.index.sort) + 1) % len(SORTS)])
+
+    def set_sort(self, name: str) -> None:
+        """Sort the list by ``name``."""
+        self.index.sort = name
+        self._refilter()
+
+    def _jump_to(self, predicate: Callable[[Row], bool], what: str) -> None:
+        pos = self.index.next_matching(self.image_list.cursor, predicate)
+        if pos is None:
+            self.notify(f"no {what} image in view", timeout=3)
+            return
+        self.image_list.cursor = pos
+
+    def action_next_unreviewed(self) -> None:
+        """Move to the next unreviewed image."""
+        self._jump_to(lambda r: r.status == UNREVIEWED, "unreviewed")
+
+    def action_next_flagged(self) -> None:
+        """Move to the next flagged image."""
+        self._jump_to(lambda r: r.flagged, "flagged")
+
+    def action_search(self) -> None:
+        """Open the search field."""
+        field = self.query_one("#search", Input)
+        field.add_class("visible")
+        field.focus()
+
+    @on(Input.Changed, "#search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        self.index.query = event.value
+        self._refilter()
+
+    @on(Input.Submitted, "#search")
+    def _search_done(self, event: Input.Submitted) -> None:
+        if not event.value:
+            event.input.remove_class("visible")
+        self.image_list.focus()
+
+    def on_key(self, event: Any) -> None:
+        field = self.query_one("#search", Input)
+        if event.key == "escape" and field.has_focus:
+            event.stop()
+            field.value = ""
+            field.remove_class("visible")
+            self.image_list.focus()
+
+    def mark_all(self, marked: bool) -> None:
+        """Mark (or unmark) every image in view."""
+        for r in (self.index.view if marked else self.index.rows):
+            r.marked = marked
+        self.image_list.refresh()
+        self._update_status()
+
+    # -- captions ---------------------------------------------------------------------------------
+    def _known_tags(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for r in self.index.rows:
+            for t in (r.caption or "").split(","):
+                t = t.strip()
+                if t:
+                    seen.setdefault(t, None)
+        return list(seen)
+
+    def action_edit_caption(self) -> None:
+        """Focus the caption editor."""
+        if self.current is not None:
+            self.editor.area.focus()
+
+    @on(CaptionEditor.Left)
+    def _editor_left(self) -> None:
+        self.image_list.focus()
+
+    @on(CaptionEditor.DraftChanged)
+    def _draft_changed(self, msg: CaptionEditor.DraftChanged) -> None:
+        row = self.index.by_relpath.get(msg.relpath)
+        if row is not None:
+            row.draft = msg.draft
+            self.image_list.refresh_row(row.relpath)
+
+    @on(CaptionEditor.SaveRequested)
+    def _save_caption(self, msg: CaptionEditor.SaveRequested) -> None:
+        self.save_caption(msg.relpath, msg.text)
+
+    def save_caption(self, relpath: str, text: str) -> bool:
+        """Write the caption through the dataset (atomic, history) and record the decision."""
+        row = self.index.by_relpath.get(relpath)
+        try:
+            changed = self.dataset.write_caption(relpath, text, source="tui")
+        except OSError as exc:
+            self.notify(f"{relpath}: caption not saved: {exc}", severity="error", timeout=8)
+            return False
+        saved = one_line(text)
+        if changed:
+            record_decision(self.dataset.store, Decision(
+                relpath, CAPTION_EDIT, digest=row.record.digest if row else None,
+                params={"caption": saved}, source="tui"))
+        if row is not None:
+            row.draft = None
+            self.index.refresh_rows(self.dataset, [relpath])
+        if self.editor.relpath == relpath:
+            self.editor.load(relpath, saved)
+        self.image_list.refresh_row(relpath)
+        self.notify(f"caption saved: {relpath}" if changed else "caption unchanged", timeout=2)
+        return changed
+
+    def action_undo_caption(self) -> None:
+        """Undo the newest saved caption change of the current image."""
+        row = self.current
+        if row is None:
+            return
+        try:
+            restored = self.dataset.undo_caption(row.relpath)
+        except LookupError as exc:
+            self.notify(str(exc), severity="warning", timeout=3)
+            return
+        record_decision(self.dataset.store, Decision(
+            row.relpath, CAPTION_EDIT, digest=row.record.digest,
+            params={"caption": restored, "undo": True}, source="tui"))
+        row.draft = None
+        self.index.refresh_rows(self.dataset, [row.relpath])
+        self.editor.load(row.relpath, restored or "")
+        self.image_list.refresh_row(row.relpath)
+        self.notify(f"caption restored: {row.relpath}", timeout=2)
+
+    # -- review decisions ---------------------------------------------------------------------------
+    def action_toggle_before_after(self) -> None:
+        """Show the original or the enhanced variant."""
+        row = self.current
+        if row is None:
+            return
+        if not row.variants:
+            self.notify("no enhanced variant yet: p enhances this image", timeout=3)
+            return
+        key = self.shown_variant(row)
+        if key is None:
+            target = row.selected_variant if row.variant(row.selected_variant) else row.variants[0].cache_key
+        else:
+            target = None
+        self.showing[row.relpath] = target
+        self.query_one(InfoPanel).show(row, target)
+        self._schedule_preview(0)
+
+    def _decide(self, decision: str) -> None:
+        row = self.current
+        if row is None:
+            return
+        key = self.shown_variant(row)
+        variant = row.variant(key) if key else None
+        record_decision(self.dataset.store, Decision(
+            row.relpath, decision, digest=row.record.digest, variant=key,
+            params=variant.params if variant else {}, backend=variant.backend if variant else None,
+            source="tui"))
+        self.index.refresh_rows(self.dataset, [row.relpath])
+        self.image_list.refresh_row(row.relpath)
+        self.query_one(InfoPanel).show(row, key)
+        self._update_status()
+        what = "enhanced variant" if variant and decision == ACCEPT else "original"
+        verb = "accepted" if decision == ACCEPT else "rejected"
+        self.notify(f"{verb}: {row.relpath}" + (f" ({what} exported)" if decision == ACCEPT else ""),
+                    timeout=2)
+        if self.index.filter in ("unreviewed",):
+            self._refilter()
+
+    def action_accept(self) -> None:
+        """Accept the current image as the preview shows it."""
+        self._decide(ACCEPT)
+
+    def action_reject(self) -> None:
+        """Reject the current image."""
+        self._decide(REJECT)
+
+    # -- enhancement ------------------------------------------------------------------------------------
+    def last_params(self) -> EnhanceParams:
+        """The parameters of the last enhancement run from the TUI, or the suggested defaults."""
+        stored = self.dataset.store.get_setting(PARAMS_KEY)
+        if stored:
+            try:
+                return EnhanceParams(**stored)
+            except (TypeError, ValueError):
+                pass
+        suggest = getattr(feedback, "suggest_defaults", None)
+        if suggest is not None:
+            try:
+                suggested = suggest(self.dataset.store)
+                if isinstance(suggested, EnhanceParams):
+                    return suggested
+                if isinstance(suggested, dict):
+                    fields = set(EnhanceParams.__dataclass_fields__)
+                    return EnhanceParams(**{k: v for k, v in suggested.items() if k in fields})
+            except Exception:  # noqa: BLE001 - suggestions are optional
+                pass
+        return EnhanceParams()
+
+    def action_enhance_current(self) -> None:
+        """Enhance the current image with the last used parameters."""
+        row = self.current
+        if row is not None:
+            self.start_enhance([row], self.last_params())
+
+    def action_enhance_batch(self) -> None:
+        """Enhance the marked images, or every image in view."""
+        rows = self.index.targets()
+        if rows:
+            self.start_enhance(rows, self.last_params())
+
+    def action_reprocess(self) -> None:
+        """Open the parameters form, then enhance the current image with them."""
+        row = self.current
+        if row is None:
+            return
+        self.push_screen(params_form(self.last_params(), row.relpath),
+                         partial(self._reprocess_with, row.relpath))
+
+    def _reprocess_with(self, relpath: str, params: EnhanceParams | None) -> None:
+        if params is None:
+            return
+        row = self.index.by_relpath.get(relpath)
+        if row is None:
+            return
+        record_decision(self.dataset.store, Decision(
+            relpath, REPROCESS, digest=row.record.digest, variant=self.shown_variant(row),
+            params=params.to_dict(), backend="forge" if self.api_url else "local", source="tui"))
+        self.start_enhance([row], params)
+
+    def _make_backend(self) -> Any:
+        if self.api_url:
+            return get_enhance_backend("forge", **{**self.backend_options, **_forge_url_option(self.api_url)})
+        return get_enhance_backend("local", **self.backend_options)
+
+    def _new_job(self, kind: str, label: str, total: int) -> JobSink:
+        key = f"{kind}{next(self._job_ids)}"
+        sink = JobSink(self, key, kind, label, total)
+        self._sinks[key] = sink
+        self.query_one(JobsPanel).update_job(sink.progress)
+        return sink
+
+    def start_enhance(self, rows: list[Row], params: EnhanceParams) -> str:
+        """Start an enhancement job for ``rows``; returns the job key."""
+        self.dataset.store.set_setting(PARAMS_KEY, params.to_dict())
+        label = "Enhance" if len(rows) > 1 else "Enhance 1"
+        sink = self._new_job("enhance", label, len(rows))
+        sources = []
+        for r in rows:
+            size = r.record.display_size
+            sources.append(Source(r.relpath, self.dataset.image_path(r.relpath), r.record.digest,
+                                  size[0] if size else None, size[1] if size else None,
+                                  r.record.is_grayscale))
+        self._enhance_worker(sink, sources, params)
+        return sink.progress.key
+
+    @work(thread=True, group="enhance", exit_on_error=False)
+    def _enhance_worker(self, sink: JobSink, sources: list[Source], params: EnhanceParams) -> None:
+        key = sink.progress.key
+
+        async def main() -> tuple[Any, str]:
+            cancel = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            self._cancels[key] = lambda: loop.call_soon_threadsafe(cancel.set)
+            if sink.cancel_requested:
+                cancel.set()
+            backend = self._make_backend()
+            try:
+                report = await run_enhance(sources, backend, params, self.cache,
+                                           store=self.dataset.store, on_event=sink, cancel=cancel)
+            finally:
+                await backend.aclose()
+            return report, backend.identity
+
+        try:
+            report, identity = asyncio.run(main())
+        except BackendError as exc:
+            sink.fail(exc.reason)
+            return
+        except Exception as exc:  # noqa: BLE001 - shown to the user, the app keeps running
+            sink.fail(f"enhancement stopped: {exc}")
+            return
+        finally:
+            self._cancels.pop(key, None)
+        record_variants(self.dataset.store, report, identity)
+        sink.finish("cancelled" if report.cancelled else "done")
+        changed = [o.name for o in report.outcomes.values() if o.entry is not None]
+        self.post_message(RowsChanged(changed, show_latest=True))
+
+    def on_rows_changed(self, msg: RowsChanged) -> None:
+        cur = self.current
+        if msg.relpaths is None:
+            self.index.reload(self.dataset)
+            self.index.apply()
+            self.image_list.reset_view(keep=cur.relpath if cur else None)
+        else:
+            self.index.refresh_rows(self.dataset, msg.relpaths)
+            if msg.show_latest:
+                for rel in msg.relpaths:
+                    row = self.index.by_relpath.get(rel)
+                    if row is not None and row.variants:
+                        self.showing[rel] = row.variants[0].cache_key
+            self.image_list.refresh()
+        self._update_status()
+        cur = self.current
+        if cur is not None and (msg.relpaths is None or cur.relpath in msg.relpaths):
+            if self.editor.relpath == cur.relpath and not self.editor.dirty:
+                self.editor.load(cur.relpath, cur.caption or "", cur.draft)
+            self.query_one(InfoPanel).show(cur, self.shown_variant(cur))
+            self._schedule_preview(0)
+
+    # -- jobs ---------------------------------------------------------------------------------------
+    def on_job_updated(self, msg: JobUpdated) -> None:
+        panel = self.query_one(JobsPanel)
+        p = msg.progress
+        panel.update_job(p)
+        failures = [(i, r) for i, r, bad in msg.problems if bad]
+        warnings = [(i, r) for i, r, bad in msg.problems if not bad]
+        for item, reason in failures[:3]:
+            self.notify(f"{item}: {reason}", title=f"{p.label} failed", severity="error", timeout=10)
+        if len(failures) > 3:
+            self.notify(f"{len(failures) - 3} more images failed", severity="error", timeout=10)
+        for item, reason in warnings[:2]:
+            self.notify(f"{item}: {reason}", severity="warning", timeout=6)
+        if p.status not in ("running", "cancelling"):
+            self._sinks.pop(p.key, None)
+            self.set_timer(4, partial(panel.remove_job, p.key))
+
+    def running_jobs(self) -> list[str]:
+        """Keys of the jobs still running."""
+        return [k for k, s in self._sinks.items() if s.progress.status in ("running", "cancelling")]
+
+    def cancel_job(self, key: str) -> None:
+        """Ask a running job to stop (it finishes the items in flight)."""
+        sink = self._sinks.get(key)
+        if sink is None:
+            return
+        sink.cancel_requested = True
+        sink.progress.status = "cancelling"
+        self.query_one(JobsPanel).update_job(sink.progress)
+        cancel = self._cancels.get(key)
+        if cancel is not None:
+            cancel()
+
+    def action_cancel_job(self) -> None:
+        """Cancel the newest running job."""
+        running = self.running_jobs()
+        if not running:
+            self.notify("no job is running", timeout=2)
+            return
+        self.cancel_job(running[-1])
+        self.notify(f"cancelling {running[-1]}", timeout=2)
+
+    # -- scan ----------------------------------------------------------------------------------------
+    def action_rescan(self) -> None:
+        """Rescan the dataset folder."""
+        self.rescan()
+
+    def rescan(self) -> None:
+        """Start an incremental scan in a worker."""
+        sink = self._new_job("scan", "Scan", 0)
+        sink.raise_on_cancel = True
+        self._scan_worker(sink)
+
+    @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
+    def _scan_worker(self, sink: JobSink) -> None:
+        try:
+            report = self.dataset.scan(on_event=sink)
+        except JobCancelled:
+            sink.finish("cancelled")
+            self.post_message(RowsChanged(None))
+            return
+        except Exception as exc:  # noqa: BLE001
+            sink.fail(f"scan stopped: {exc}")
+            return
+        sink.finish("done")
+        if report.added or report.updated or report.removed or report.captions_updated:
+            self.post_message(RowsChanged(None))
+
+    # -- bulk caption edits ---------------------------------------------------------------------------
+    def action_bulk_trigger(self) -> None:
+        """Prepend the trigger word to the captions of the marked / in-view images."""
+        targets = self.index.targets()
+        trigger = (self.dataset.store.get_setting(EXPORT_KEY, {}) or {}).get("trigger", "")
+
+        def validate(v: dict[str, str]) -> str:
+            t = v["trigger"].strip()
+            if not t or "," in t:
+                raise ValueError("the trigger word is one tag: not empty, no comma")
+            return t
+
+        self.push_screen(FormScreen(
+            f"Prepend the trigger word to {len(targets)} captions", [Field("trigger", "trigger word", trigger)],
+            validate, "Apply", note="Captions that already start with it are left alone."),
+            lambda t: t and self._bulk_edit(targets, "trigger", lambda c: prepend_trigger(c, t)))
+
+    def action_bulk_replace(self) -> None:
+        """Search and replace in the captions of the marked / in-view images."""
+        targets = self.index.targets()
+
+        def validate(v: dict[str, str]) -> tuple[str, str]:
+            if not v["find"]:
+                raise ValueError("type the text to find")
+            return v["find"], v["replace"]
+
+        self.push_screen(FormScreen(
+            f"Search and replace in {len(targets)} captions",
+            [Field("find", "find"), Field("replace", "replace with")], validate, "Replace"),
+            lambda fr: fr and self._bulk_edit(targets, "replace", lambda c: search_replace(c, *fr)))
+
+    def _bulk_edit(self, rows: list[Row], what: str, change: Callable[[str | None], str | None]) -> None:
+        sink = self._new_job("bulk", "Bulk edit", len(rows))
+        self._bulk_worker(sink, [(r.relpath, r.record.digest, r.draft is not None) for r in rows],
+                          what, change)
+
+    @work(thread=True, group="bulk", exit_on_error=False)
+    def _bulk_worker(self, sink: JobSink, items: list[tuple[str, str | None, bool]], what: str,
+                     change: Callable[[str | None], str | None]) -> None:
+        job = sink.progress.key
+        sink(JobStarted(job, "bulk", len(items)))
+        changed: list[str] = []
+        for relpath, digest, has_draft in items:
+            if sink.cancel_requested:
+                break
+            if has_draft:
+                sink(ItemFailed(job, relpath, "has unsaved edits in the caption editor: save or "
+                                              "undo them first; left unchanged"))
+                continue
+            current = self.dataset.read_caption(relpath)
+            new = change(current.text if current else None)
+            try:
+                if new is not None and self.dataset.write_caption(relpath, new, source=f"tui:{what}"):
+                    record_decision(self.dataset.store, Decision(
+                        relpath, CAPTION_EDIT, digest=digest,
+                        params={"caption": one_line(new), "bulk": what}, source="tui"))
+                    changed.append(relpath)
+            except OSError as exc:
+                sink(ItemFailed(job, relpath, f"caption not saved: {exc}"))
+                continue
+            sink(ItemDone(job, relpath, cached=new is None))
+        status = "cancelled" if sink.cancel_requested else "done"
+        sink(JobFinished(job, "bulk", status, len(changed), len(sink.failures), {"changed": len(changed)}))
+        self.post_message(RowsChanged(changed))
+        self.call_from_thread(self.notify, f"{what}: {len(changed)} captions changed", timeout=4)
+
+    # -- captioning (issue 5) ----------------------------------------------------------------------
+    def action_generate_caption(self) -> None:
+        """Generate a description of the current image with a captioning backend."""
+        row = self.current
+        if row is not None:
+            self._caption_form([row.relpath])
+
+    def action_generate_caption_batch(self) -> None:
+        """Generate captions for the marked / in-view images."""
+        rows = self.index.targets()
+        if rows:
+            self._caption_form([r.relpath for r in rows])
+
+    def _caption_form(self, relpaths: list[str]) -> None:
+        try:
+            from .. import captioning  # type: ignore[attr-defined]
+        except ImportError:
+            self.notify("Generate description: no captioning backend is available in this build "
+                        "(the module fluxgym_coach.captioning is missing). Captions can still be "
+                        "written by hand with e.", title="captioning backend missing",
+                        severity="warning", timeout=8)
+            return
+        saved = self.dataset.store.get_setting(CAPTION_KEY, {}) or {}
+        names = ", ".join(getattr(captioning, "BACKENDS", ()) or ())
+
+        def validate(v: dict[str, str]) -> dict[str, Any]:
+            mode = v["mode"].strip() or "only-missing"
+            if mode not in ("only-missing", "overwrite"):
+                raise ValueError("mode is only-missing or overwrite")
+            if not v["backend"].strip():
+                raise ValueError("name a captioning backend" + (f" ({names})" if names else ""))
+            return {"backend": v["backend"].strip(), "mode": mode, "trigger": v["trigger"].strip(),
+                    "base_url": v["base_url"].strip(), "model": v["model"].strip()}
+
+        fields = [Field("backend", "backend", saved.get("backend", "")),
+                  Field("base_url", "server URL", saved.get("base_url", "")),
+                  Field("model", "model", saved.get("model", "")),
+                  Field("mode", "mode", saved.get("mode", "only-missing" if len(relpaths) > 1 else "overwrite")),
+                  Field("trigger", "trigger word", saved.get("trigger", ""))]
+        title = (f"Generate a description of {relpaths[0]}" if len(relpaths) == 1
+                 else f"Generate captions for {len(relpaths)} images")
+        self.push_screen(FormScreen(title, fields, validate, "Generate",
+                                    note=f"backends: {names}" if names else ""),
+                         lambda opts: opts and self._start_caption(relpaths, opts))
+
+    def _start_caption(self, relpaths: list[str], opts: dict[str, Any]) -> None:
+        self.dataset.store.set_setting(CAPTION_KEY, opts)
+        sink = self._new_job("caption", "Caption", len(relpaths))
+        self._caption_worker(sink, relpaths, opts)
+
+    @work(thread=True, group="caption", exit_on_error=False)
+    def _caption_worker(self, sink: JobSink, relpaths: list[str], opts: dict[str, Any]) -> None:
+        from .. import captioning  # type: ignore[attr-defined]
+
+        key = sink.progress.key
+        options = {k: opts[k] for k in ("base_url", "model") if opts.get(k)}
+
+        async def main() -> Any:
+            cancel = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            self._cancels[key] = lambda: loop.call_soon_threadsafe(cancel.set)
+            if sink.cancel_requested:
+                cancel.set()
+            backend = captioning.get_caption_backend(opts["backend"], **options)
+            try:
+                return await captioning.run_caption(
+                    self.dataset, backend, relpaths, mode=opts["mode"],
+                    trigger=opts.get("trigger") or None, on_event=sink, cancel=cancel)
+            finally:
+                close = getattr(backend, "aclose", None)
+                if close is not None:
+                    await close()
+
+        try:
+            asyncio.run(main())
+        except Exception as exc:  # noqa: BLE001 - e.g. unknown backend, unreachable server
+            sink.fail(getattr(exc, "reason", None) or str(exc))
+            return
+        finally:
+            self._cancels.pop(key, None)
+        sink.finish("cancelled" if sink.cancel_requested else "done")
+        self.post_message(RowsChanged(relpaths))
+
+    # -- export ---------------------------------------------------------------------------------------
+    def action_export(self) -> None:
+        """Open the export form, then export in a worker."""
+        try:
+            from .. import export  # noqa: F401
+        except ImportError:
+            self.notify("Export is not available in this build (fluxgym_coach.export is missing).",
+                        severity="error", timeout=8)
+            return
+        saved = self.dataset.store.get_setting(EXPORT_KEY, {}) or {}
+        fields = [
+            Field("out_dir", "output folder", saved.get("out_dir", str(self.dataset.root.parent / "fluxgym"))),
+            Field("name", "dataset name", saved.get("name", self.dataset.root.name)),
+            Field("trigger", "trigger word", saved.get("trigger", "")),
+            Field("resolution", "resolution", str(saved.get("resolution", 1024))),
+            Field("repeats", "repeats", str(saved.get("repeats", 10))),
+            Field("force", "overwrite (y/n)", "y" if saved.get("force") else "n"),
+        ]
+        self.push_screen(FormScreen("Export for Fluxgym / kohya sd-scripts", fields, validate_export,
+                                    "Export", note="Accepted variants are exported; rejected images "
+                                                   "are left out."), self._start_export)
+
+    def _start_export(self, opts: dict[str, Any] | None) -> None:
+        if not opts:
+            return
+        self.dataset.store.set_setting(EXPORT_KEY, opts)
+        sink = self._new_job("export", "Export", len(self.index.rows))
+        self._export_worker(sink, opts)
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
+    def _export_worker(self, sink: JobSink, opts: dict[str, Any]) -> None:
+        from ..export import export_dataset
+
+        sink.raise_on_cancel = True
+        try:
+            report = export_dataset(self.dataset, Path(opts["out_dir"]), opts["name"],
+                                    opts["trigger"] or None, resolution=opts["resolution"],
+                                    repeats=opts["repeats"], force=opts["force"], on_event=sink)
+        except JobCancelled:
+            sink.finish("cancelled")
+            return
+        except Exception as exc:  # noqa: BLE001 - e.g. the folder exists without --force
+            sink.fail(f"export stopped: {exc}")
+            return
+        sink.finish("done")
+        where = getattr(report, "dataset_dir", None) or getattr(report, "out_dir", None) or opts["out_dir"]
+        self.call_from_thread(self.notify, f"exported to {where}", title="export done", timeout=8)
+
+    # -- plugins (issue 6) -------------------------------------------------------------------------------
+    def _load_plugins(self) -> None:
+        """Collect plugin actions for the palette, when the plugin system is installed."""
+        try:
+            from . import plugin_views  # type: ignore[attr-defined]
+        except ImportError:
+            return
+        loader = getattr(plugin_views, "palette_actions", None)
+        if loader is None:
+            return
+        try:
+            self.plugin_actions = list(loader(self))
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the review
+            self.notify(f"plugins not loaded: {exc}", severity="warning", timeout=6)
+
+    #: Actions that still work while a form, the help or a question is open.
+    MODAL_SAFE_ACTIONS = frozenset({"quit", "command_palette", "help"})
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Review keys do nothing while a modal screen is open (it has its own keys)."""
+        if len(self.screen_stack) > 1 and action not in self.MODAL_SAFE_ACTIONS:
+            return False
+        return True
+
+    # -- palette, help, quit ----------------------------------------------------------------------------
+    def palette_commands(self) -> list[tuple[str, Callable[[], Any], str]]:
+        """Every command of the palette: ``(title, callback, help)``."""
+        out: list[tuple[str, Callable[[], Any], str]] = []
+        for action, description in action_descriptions():
+            title = description[0].upper() + description[1:]
+            out.append((title, partial(self.run_action, action), f"action {action}"))
+        for f in FILTERS:
+            out.append((f"Filter: {FILTER_LABELS[f]}", partial(self.set_filter, f), "show only these"))
+        for s in SORTS:
+            out.append((f"Sort by {s}", partial(self.set_sort, s), "order of the list"))
+        out.append(("Mark all images in view", partial(self.mark_all, True), "for bulk actions"))
+        out.append(("Clear all marks", partial(self.mark_all, False), "for bulk actions"))
+        for key in self.running_jobs():
+            out.append((f"Cancel job {key}", partial(self.cancel_job, key), "stop it"))
+        out.extend(self.plugin_actions)
+        return out
+
+    def action_help(self) -> None:
+        """Show every key."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_command_palette(self) -> None:
+        """Open the command palette."""
+        super().action_command_palette()
+
+    async def action_quit(self) -> None:
+        """Quit; asks first when a job runs or a caption has unsaved edits."""
+        running = self.running_jobs()
+        drafts = [r.relpath for r in self.index.rows if r.draft is not None]
+        if not running and not drafts:
+            self._quit_now()
+            return
+        reasons = []
+        if running:
+            reasons.append(f"{len(running)} job(s) still running (they will be cancelled; "
+                           f"enhancement resumes next time)")
+        if drafts:
+            reasons.append(f"{len(drafts)} caption(s) with unsaved edits (lost if you quit): "
+                           + ", ".join(drafts[:3]))
+        self.push_screen(ConfirmScreen("Quit?\n" + "\n".join(reasons)),
+                         lambda yes: self._quit_now() if yes else None)
+
+    def _quit_now(self) -> None:
+        for key in self.running_jobs():
+            self.cancel_job(key)
+        self.save_state()
+        self.exit()
+
+
+def _forge_url_option(url: str) -> dict[str, Any]:
+    """The keyword the Forge backend takes for its server URL."""
+    try:
+        import inspect
+
+        from ..backends import forge  # type: ignore[attr-defined]
+
+        params = inspect.signature(forge.ForgeBackend).parameters
+    except (ImportError, AttributeError, ValueError, TypeError):
+        return {"base_url": url}
+    for name in ("base_url", "api_url", "url"):
+        if name in params:
+            return {name: url}
+    return {"base_url": url}
+
+
+def params_form(params: EnhanceParams, relpath: str) -> FormScreen:
+    """The reprocess form, pre-filled with ``params``; returns EnhanceParams."""
+    values = params.to_dict()
+    fields = [Field(name, label, str(values[name])) for name, label, _ in PARAM_FIELDS]
+
+    def validate(v: dict[str, str]) -> EnhanceParams:
+        changes: dict[str, Any] = {}
+        for name, label, kind in PARAM_FIELDS:
+            raw = v[name].strip()
+            try:
+                changes[name] = kind(raw) if kind is not str else v[name]
+            except ValueError:
+                raise ValueError(f"{label}: {raw!r} is not a {'number' if kind is float else 'whole number'}") from None
+        if changes["steps"] < 1:
+            raise ValueError("steps: at least 1")
+        return params.with_(**changes, target_short_side=None)
+
+    return FormScreen(f"Reprocess {relpath}", fields, validate, "Reprocess",
+                      note="Pre-filled with the last values used. Enter moves down; ctrl+s runs.",
+                      id="params-form")
+
+
+def validate_export(v: dict[str, str]) -> dict[str, Any]:
+    """Parse the export form."""
+    if not v["out_dir"].strip():
+        raise ValueError("output folder: required")
+    if not v["name"].strip():
+        raise ValueError("dataset name: required")
+    try:
+        resolution, repeats = int(v["resolution"]), int(v["repeats"])
+    except ValueError:
+        raise ValueError("resolution and repeats are whole numbers") from None
+    if resolution < 256 or repeats < 1:
+        raise ValueError("resolution at least 256, repeats at least 1")
+    return {"out_dir": os.path.expanduser(v["out_dir"].strip()), "name": v["name"].strip(),
+            "trigger": v["trigger"].strip(), "resolution": resolution, "repeats": repeats,
+            "force": v["force"].strip().lower() in ("y", "yes", "1", "true")}

@@ -1,0 +1,101 @@
+"""From core events to throttled UI messages.
+
+The core calls an :data:`~fluxgym_coach.events.EventSink` from whatever thread
+does the work. :class:`JobSink` counts the events and posts a
+:class:`JobUpdated` message to the app at most every ``interval`` seconds
+(plus once at the start and once at the end), carrying the failures seen
+since the last message, so 10,000 items cost a handful of UI updates.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from textual.message import Message
+
+from ..events import Event, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted
+from .widgets.jobs_panel import JobProgress
+
+
+class JobUpdated(Message):
+    """A throttled progress snapshot of one job, with the ``problems``
+    (``(image, reason, is_failure)``) reported since the previous one."""
+
+    def __init__(self, progress: JobProgress, problems: list[tuple[str, str, bool]]) -> None:
+        super().__init__()
+        self.progress = progress
+        self.problems = problems
+
+
+class JobCancelled(Exception):
+    """Raised inside a job's sink to stop core work that has no cancel hook."""
+
+
+class JobSink:
+    """A thread-safe event sink for one job that posts throttled :class:`JobUpdated`."""
+
+    def __init__(self, app: Any, key: str, kind: str, label: str, total: int = 0,
+                 interval: float = 0.25) -> None:
+        self.app = app
+        self.progress = JobProgress(key, kind, label, total)
+        self.interval = interval
+        self.failures: dict[str, str] = {}
+        self._problems: list[tuple[str, str, bool]] = []
+        self._lock = threading.Lock()
+        self._started = time.monotonic()
+        self._last = 0.0
+        self.cancel_requested = False
+        self.raise_on_cancel = False
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            p = self.progress
+            force = False
+            if isinstance(event, JobStarted):
+                p.total = max(p.total, event.total) if p.kind != "scan" else event.total
+                force = True
+            elif isinstance(event, ItemDone):
+                p.done += 1
+            elif isinstance(event, ItemFailed):
+                p.failed += 1
+                self.failures[event.item] = event.reason
+                self._problems.append((event.item, event.reason, True))
+            elif isinstance(event, ItemWarning):
+                self._problems.append((event.item, event.reason, False))
+            elif isinstance(event, JobFinished):
+                p.status = event.status
+                force = True
+            self._maybe_post(force)
+        if self.raise_on_cancel and self.cancel_requested and not isinstance(event, JobFinished):
+            raise JobCancelled()
+
+    def finish(self, status: str) -> None:
+        """Mark the job ended (when the core emitted no JobFinished) and post it."""
+        with self._lock:
+            if self.progress.status in ("running", "cancelling"):
+                self.progress.status = status
+            self._maybe_post(True)
+
+    def fail(self, reason: str) -> None:
+        """The whole job failed before or while running (e.g. the server is unreachable)."""
+        with self._lock:
+            self._problems.append((self.progress.label, reason, True))
+            self.progress.status = "failed"
+            self._maybe_post(True)
+
+    def _maybe_post(self, force: bool) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self.interval:
+            return
+        self._last = now
+        p = self.progress
+        elapsed = max(1e-6, now - self._started)
+        n = p.done + p.failed
+        p.rate = n / elapsed if n else None
+        p.eta = (p.total - n) / p.rate if p.rate and p.total >= n else None
+        snapshot = JobProgress(p.key, p.kind, p.label, p.total, p.done, p.failed, p.rate, p.eta,
+                               p.status)
+        problems, self._problems = self._problems, []
+        self.app.post_message(JobUpdated(snapshot, problems))

@@ -1,0 +1,92 @@
+"""The one table of keys: the app's bindings, the footer and the help screen come from it.
+
+Only keys that survive tmux and SSH: letters, arrows, F-keys, plain ctrl+letter
+(no alt, no ctrl+enter, no shift+arrow, nothing on ctrl+b, tmux's prefix).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One key: Textual ``key`` spec, ``action``, ``description``, help ``area``,
+    whether the footer shows it, and how the help screen writes it."""
+
+    key: str
+    action: str
+    description: str
+    area: str = "review"
+    show: bool = False
+    key_display: str = ""
+    bind: bool = True  # False: bound by a widget, listed here for help only
+    short: str = ""  # footer label
+
+    @property
+    def display(self) -> str:
+        """The key as the help screen writes it."""
+        return self.key_display or self.key.replace(",", " / ")
+
+
+KEYS: tuple[Key, ...] = (
+    # moving
+    Key("up,k", "", "previous image", "move", bind=False, key_display="↑ / k"),
+    Key("down,j", "", "next image", "move", bind=False, key_display="↓ / j"),
+    Key("pageup,pagedown,home,end", "", "page up / page down / first / last", "move", bind=False,
+        key_display="pgup pgdn home end"),
+    Key("n", "next_unreviewed", "next unreviewed image", "move", show=True, short="Next new"),
+    Key("m", "next_flagged", "next flagged image (audit findings, unreadable)", "move"),
+    Key("slash", "search", "search by name or caption text (enter: back to list, escape: clear)",
+        "move", show=True, key_display="/", short="Search"),
+    Key("f", "cycle_filter", "filter: all, needs caption, flagged, unreviewed, accepted, rejected, "
+        "enhanced", "move", show=True, short="Filter"),
+    Key("o", "cycle_sort", "sort: name, size, caption, status, findings", "move"),
+    Key("tab", "", "next area (list, preview, caption)", "move", bind=False),
+    # review
+    Key("v", "toggle_before_after", "before/after: original or enhanced variant", "review", show=True, short="Before/after"),
+    Key("a", "accept", "accept what the preview shows (that variant is exported)", "review", show=True, short="Accept"),
+    Key("x", "reject", "reject the image (kept out of the export)", "review", show=True, short="Reject"),
+    Key("p", "enhance_current", "enhance the current image", "review", show=True, short="Enhance"),
+    Key("b", "enhance_batch", "enhance the marked images, or all images in view", "review"),
+    Key("r", "reprocess", "reprocess with other parameters (form)", "review", show=True, short="Reprocess"),
+    Key("g", "generate_caption", "generate a description (caption) of the current image", "review"),
+    Key("ctrl+g", "generate_caption_batch", "generate captions for the marked / in-view images",
+        "review"),
+    Key("space", "", "mark / unmark for bulk actions", "review", bind=False),
+    # captions
+    Key("e,enter", "edit_caption", "edit the caption", "caption", show=True, key_display="e / enter", short="Caption"),
+    Key("ctrl+s", "", "save the caption (atomic write, kept in the history)", "caption", bind=False),
+    Key("ctrl+t", "", "add a tag with autocomplete (→ accepts, enter adds)", "caption", bind=False),
+    Key("escape", "", "leave the caption editor (unsaved text is kept as a draft)", "caption",
+        bind=False),
+    Key("u", "undo_caption", "undo the last saved caption change", "caption"),
+    Key("t", "bulk_trigger", "prepend the trigger word to marked / in-view captions", "caption"),
+    Key("w", "bulk_replace", "search and replace in marked / in-view captions", "caption"),
+    # jobs and app
+    Key("c", "cancel_job", "cancel the newest running job", "jobs"),
+    Key("f5", "rescan", "rescan the folder", "jobs"),
+    Key("ctrl+e", "export", "export the dataset for Fluxgym / kohya (form)", "jobs", show=True,
+        key_display="ctrl+e", short="Export"),
+    Key("question_mark,f1", "help", "this help", "app", show=True, key_display="? / F1", short="Help"),
+    Key("ctrl+p", "command_palette", "command palette: every action by name", "app", bind=False),
+    Key("q", "quit", "quit (asks first when a job runs or a caption is unsaved)", "app", show=True, short="Quit"),
+)
+
+
+def app_bindings() -> list[Binding]:
+    """Bindings of the app (keys with ``bind``)."""
+    out = []
+    for k in KEYS:
+        if not k.bind or not k.action:
+            continue
+        out.append(Binding(k.key, k.action, k.short or k.description.split(" (")[0][:22],
+                           show=k.show, key_display=k.key_display or None, id=k.action))
+    return out
+
+
+def action_descriptions() -> list[tuple[str, str]]:
+    """``(action, description)`` of every bound key, for the command palette."""
+    return [(k.action, k.description) for k in KEYS if k.bind and k.action]

@@ -1,0 +1,287 @@
+"""The in-memory index behind the TUI's image list: rows, filters, search and sort.
+
+Built once from the dataset store (one query for images, one for the
+selection, one for the variants, plus the audit findings when the audit
+module is present) and kept in memory, so filtering, searching and sorting
+10,000 images is a pass over a Python list, never a query per keystroke.
+No Textual import here: the index is plain data and is tested on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..dataset import Dataset
+from ..store import ImageRecord, VariantRecord
+
+#: Review status of an image (what the selection table says, or nothing yet).
+UNREVIEWED, ACCEPTED, REJECTED = "unreviewed", "accepted", "rejected"
+
+#: Filters of the list, in the order the filter key cycles through them.
+FILTERS: tuple[str, ...] = ("all", "needs-caption", "flagged", "unreviewed", "accepted",
+                            "rejected", "enhanced")
+FILTER_LABELS = {
+    "all": "all images", "needs-caption": "needs caption", "flagged": "flagged",
+    "unreviewed": "unreviewed", "accepted": "accepted", "rejected": "rejected",
+    "enhanced": "enhanced",
+}
+#: Sort keys of the list, in the order the sort key cycles through them.
+SORTS: tuple[str, ...] = ("name", "size", "caption", "status", "findings")
+
+
+@dataclass(slots=True)
+class Finding:
+    """One audit finding shown in the list and the info panel: a short ``code``
+    (e.g. ``"low-res"``), a ``message`` and a ``severity`` (``"info"``,
+    ``"warning"``, ``"error"``)."""
+
+    code: str
+    message: str
+    severity: str = "warning"
+
+
+@dataclass(slots=True)
+class Row:
+    """One image of the list: its store record, review state, variants and findings."""
+
+    record: ImageRecord
+    status: str = UNREVIEWED
+    selected_variant: str | None = None
+    variants: list[VariantRecord] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    marked: bool = False
+    draft: str | None = None  # unsaved caption text typed in the editor
+
+    @property
+    def relpath(self) -> str:
+        """The image's path relative to the dataset root."""
+        return self.record.relpath
+
+    @property
+    def caption(self) -> str | None:
+        """The caption as the store mirrors the sidecar (None: no sidecar)."""
+        return self.record.caption
+
+    @property
+    def needs_caption(self) -> bool:
+        """True when the image has no sidecar or an empty one."""
+        return not (self.record.caption or "").strip()
+
+    @property
+    def flagged(self) -> bool:
+        """True when the audit found something, or the image could not be read."""
+        return bool(self.findings) or bool(self.record.error)
+
+    @property
+    def enhanced(self) -> bool:
+        """True when at least one enhanced variant exists."""
+        return bool(self.variants)
+
+    def variant(self, cache_key: str | None) -> VariantRecord | None:
+        """The variant with this cache key, or None."""
+        for v in self.variants:
+            if v.cache_key == cache_key:
+                return v
+        return None
+
+    def all_findings(self) -> list[Finding]:
+        """Audit findings, plus the read error as a finding when there is one."""
+        out = list(self.findings)
+        if self.record.error:
+            out.insert(0, Finding("unreadable", self.record.error, "error"))
+        return out
+
+
+FindingsProvider = Callable[[Dataset, list[ImageRecord]], dict[str, list[Finding]]]
+
+
+def audit_findings(dataset: Dataset, records: list[ImageRecord]) -> dict[str, list[Finding]]:
+    """Findings per relpath from :mod:`fluxgym_coach.audit` when that module is
+    installed (issue 7); an empty dict otherwise. Never raises for the audit's
+    own problems: a broken audit must not keep the review from opening."""
+    try:
+        from .. import audit  # type: ignore[attr-defined]
+    except ImportError:
+        return {}
+    return _findings_from_audit(audit, dataset, records)
+
+
+def _findings_from_audit(audit: Any, dataset: Dataset, records: list[ImageRecord]
+                         ) -> dict[str, list[Finding]]:
+    loader = getattr(audit, "stored_findings", None) or getattr(audit, "findings_by_image", None)
+    if loader is None:
+        return {}
+    try:
+        raw = loader(dataset.store)
+    except Exception:  # noqa: BLE001 - the review opens even if the audit store is unusable
+        return {}
+    out: dict[str, list[Finding]] = {}
+    for relpath, items in dict(raw).items():
+        out[relpath] = [_to_finding(f) for f in items]
+    return out
+
+
+def _to_finding(f: Any) -> Finding:
+    if isinstance(f, Finding):
+        return f
+    if isinstance(f, dict):
+        return Finding(str(f.get("code") or f.get("kind") or "finding"),
+                       str(f.get("message") or f.get("reason") or ""),
+                       str(f.get("severity") or "warning"))
+    code = getattr(f, "code", None) or getattr(f, "kind", None) or "finding"
+    message = getattr(f, "message", None) or getattr(f, "reason", None) or str(f)
+    severity = getattr(f, "severity", "warning")
+    return Finding(str(code), str(message), str(getattr(severity, "value", severity)))
+
+
+class ImageIndex:
+    """All rows of a dataset plus the current view (filter, search, sort).
+
+    ``view`` is the list of rows shown, in order. Call :meth:`apply` after
+    changing ``filter``, ``query`` or ``sort``; :meth:`refresh_rows` after a
+    change to some images.
+    """
+
+    def __init__(self, rows: Iterable[Row] = ()):
+        self.rows: list[Row] = list(rows)
+        self.by_relpath: dict[str, Row] = {r.relpath: r for r in self.rows}
+        self.filter = "all"
+        self.query = ""
+        self.sort = "name"
+        self.view: list[Row] = list(self.rows)
+
+    # -- loading ------------------------------------------------------------------
+    @classmethod
+    def load(cls, dataset: Dataset, findings: FindingsProvider | None = audit_findings) -> "ImageIndex":
+        """Build the index from the store of ``dataset`` (a few queries, no file reads)."""
+        records = dataset.store.images()
+        return cls(build_rows(dataset, records, findings))
+
+    def reload(self, dataset: Dataset, findings: FindingsProvider | None = audit_findings) -> None:
+        """Rebuild all rows from the store, keeping marks and drafts, then re-apply the view."""
+        old = self.by_relpath
+        self.rows = build_rows(dataset, dataset.store.images(), findings)
+        for row in self.rows:
+            prev = old.get(row.relpath)
+            if prev is not None:
+                row.marked, row.draft = prev.marked, prev.draft
+        self.by_relpath = {r.relpath: r for r in self.rows}
+        self.apply()
+
+    def refresh_rows(self, dataset: Dataset, relpaths: Iterable[str]) -> None:
+        """Re-read some images (record, selection, variants) from the store in place."""
+        selection = dataset.store.selection()
+        for rel in relpaths:
+            row = self.by_relpath.get(rel)
+            rec = dataset.store.image(rel)
+            if row is None or rec is None:
+                continue
+            row.record = rec
+            sel = selection.get(rel)
+            row.status, row.selected_variant = (sel[1], sel[0]) if sel else (UNREVIEWED, None)
+            if row.status == "pending":
+                row.status = UNREVIEWED
+            row.variants = dataset.store.variants(rel)
+
+    # -- view -----------------------------------------------------------------------
+    def matches(self, row: Row, filter_name: str | None = None) -> bool:
+        """Whether ``row`` passes a filter (default: the current one)."""
+        f = filter_name or self.filter
+        if f == "all":
+            return True
+        if f == "needs-caption":
+            return row.needs_caption
+        if f == "flagged":
+            return row.flagged
+        if f == "enhanced":
+            return row.enhanced
+        return row.status == f
+
+    def apply(self) -> list[Row]:
+        """Recompute ``view`` from the filter, the search text and the sort; returns it."""
+        q = self.query.strip().lower()
+        rows = [r for r in self.rows if self.matches(r)]
+        if q:
+            rows = [r for r in rows if q in r.relpath.lower() or q in (r.caption or "").lower()]
+        key = _SORT_KEYS[self.sort]
+        rows.sort(key=key)
+        self.view = rows
+        return rows
+
+    def position(self, relpath: str | None) -> int | None:
+        """Index of ``relpath`` in the view, or None."""
+        if relpath is None:
+            return None
+        for i, r in enumerate(self.view):
+            if r.relpath == relpath:
+                return i
+        return None
+
+    def next_matching(self, start: int, predicate: Callable[[Row], bool]) -> int | None:
+        """Index of the first row after ``start`` (wrapping) that satisfies ``predicate``."""
+        n = len(self.view)
+        for step in range(1, n + 1):
+            i = (start + step) % n
+            if predicate(self.view[i]):
+                return i
+        return None
+
+    def counts(self) -> dict[str, int]:
+        """How many images pass each filter (ignoring the search text)."""
+        return {f: sum(1 for r in self.rows if self.matches(r, f)) for f in FILTERS}
+
+    def marked(self) -> list[Row]:
+        """Rows marked for a bulk action."""
+        return [r for r in self.rows if r.marked]
+
+    def targets(self) -> list[Row]:
+        """What a bulk action acts on: the marked rows if any, else the rows in view."""
+        return self.marked() or list(self.view)
+
+
+_STATUS_ORDER = {UNREVIEWED: 0, REJECTED: 1, ACCEPTED: 2}
+_SORT_KEYS: dict[str, Callable[[Row], Any]] = {
+    "name": lambda r: r.relpath.lower(),
+    "size": lambda r: (-(r.record.short_side or 0), r.relpath.lower()),
+    "caption": lambda r: (not r.needs_caption, r.relpath.lower()),
+    "status": lambda r: (_STATUS_ORDER.get(r.status, 0), r.relpath.lower()),
+    "findings": lambda r: (-len(r.all_findings()), r.relpath.lower()),
+}
+
+
+def build_rows(dataset: Dataset, records: list[ImageRecord],
+               findings: FindingsProvider | None = audit_findings) -> list[Row]:
+    """Rows for ``records`` with their selection, variants and findings from the store."""
+    selection = dataset.store.selection()
+    variants: dict[str, list[VariantRecord]] = {}
+    for v in dataset.store.variants():
+        variants.setdefault(v.relpath, []).append(v)
+    found = findings(dataset, records) if findings else {}
+    rows = []
+    for rec in records:
+        sel = selection.get(rec.relpath)
+        status, key = (sel[1], sel[0]) if sel else (UNREVIEWED, None)
+        if status == "pending":
+            status = UNREVIEWED
+        rows.append(Row(rec, status, key, variants.get(rec.relpath, []),
+                        found.get(rec.relpath, [])))
+    return rows
+
+
+def prepend_trigger(caption: str | None, trigger: str) -> str | None:
+    """``caption`` with ``trigger`` as its first tag; None when it already is."""
+    trigger = trigger.strip()
+    text = (caption or "").strip()
+    first = text.split(",", 1)[0].strip()
+    if first.lower() == trigger.lower():
+        return None
+    return f"{trigger}, {text}" if text else trigger
+
+
+def search_replace(caption: str | None, find: str, replace: str) -> str | None:
+    """``caption`` with every ``find`` replaced; None when nothing matched."""
+    if not caption or not find or find not in caption:
+        return None
+    return caption.replace(find, replace)
