@@ -155,6 +155,14 @@ def job_id_for(kind: str, params: dict[str, Any], backend_identity: str,
     return f"{kind}-{h.hexdigest()}"
 
 
+def describe_source(source: Source) -> Source:
+    """Fill in the digest, upright size (px) and grayscale flag of a source.
+
+    Reads the file (blocking: call it in a thread). Raises
+    :class:`~fluxgym_coach.imaging.ImageReadError` or OSError."""
+    return _describe(source)
+
+
 def _describe(source: Source) -> Source:
     """Fill in the digest, upright size and grayscale flag of a source (reads the file)."""
     if source.digest and source.width and source.height and source.is_grayscale is not None:

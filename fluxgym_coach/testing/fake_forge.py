@@ -214,8 +214,9 @@ class FakeForge:
         self.stop()
 
     def serve_forever(self) -> None:
-        """Serve in the calling thread until interrupted (for the ``fake-forge`` command)."""
-        self.start()
+        """Serve until interrupted (for the ``fake-forge`` command); starts if needed."""
+        if self._httpd is None:
+            self.start()
         try:
             while self._thread is not None and self._thread.is_alive():
                 self._thread.join(0.5)

@@ -1,0 +1,246 @@
+"""``fluxgym-coach enhance PATHS...``: the seed's enhancement command (seed 003 options).
+
+Upscales image files through a Forge / A1111 server (or the embedded Pillow
+backend), colorizing black-and-white ones, with results cached and the job
+resumable. Presentation only: the work is
+:func:`fluxgym_coach.image_enhancement.enhance_files`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import logging
+import tempfile
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .. import imaging
+from ..backends.base import (DEFAULT_COLORIZE_NEGATIVE_PROMPT, DEFAULT_COLORIZE_PROMPT,
+                             BackendError, EnhanceParams)
+from ..image_cache import ImageCache
+from ..image_enhancement import API_URL_ENV, default_output, enhance_files
+from ..store import Store
+from . import options as o
+from .common import (EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json,
+                     progress_sink, report_problems)
+
+#: Store file (job journals of ``enhance``) inside the cache folder.
+JOURNAL_NAME = "enhance-jobs.sqlite"
+
+
+class OutputFormat(str, Enum):
+    """Output formats accepted by ``--format``."""
+
+    PNG = "PNG"
+    JPEG = "JPEG"
+    JPG = "JPG"
+    WEBP = "WEBP"
+
+
+def expand_paths(patterns: list[str]) -> list[Path]:
+    """Files, folders (their images, not recursive) and glob patterns -> image paths.
+
+    Outputs of an earlier run (``*_enhanced.*``, ``*_colorized.*``) found in a
+    folder or by a pattern are left out; duplicates are removed. Raises
+    typer.BadParameter naming the argument that matches nothing."""
+    found: list[Path] = []
+    for pattern in patterns:
+        path = Path(pattern).expanduser()
+        if path.is_file():
+            found.append(path)
+            continue
+        if path.is_dir():
+            matches = sorted(p for p in path.iterdir() if p.is_file() and imaging.is_image_name(p.name))
+        elif any(c in pattern for c in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True)
+                             if Path(p).is_file() and imaging.is_image_name(p))
+        else:
+            raise typer.BadParameter(f"{pattern}: no such file or folder", param_hint="PATHS")
+        matches = [p for p in matches if not p.stem.endswith(("_enhanced", "_colorized"))]
+        if not matches:
+            raise typer.BadParameter(f"{pattern}: no image files there (extensions: "
+                                     f"{', '.join(sorted(imaging.IMAGE_EXTENSIONS))})",
+                                     param_hint="PATHS")
+        found.extend(matches)
+    unique: dict[Path, Path] = {}
+    for p in found:
+        unique.setdefault(p.resolve(), p)
+    return list(unique.values())
+
+
+def plan_outputs(inputs: list[Path], output: Path | None, fmt: str) -> list[tuple[Path, Path]]:
+    """``(input, output)`` pairs: one input and ``--output`` naming a file -> that
+    file; otherwise ``<name>_enhanced.<format>`` in ``--output`` (a folder) or
+    next to each input. Raises typer.BadParameter when two inputs would share
+    an output or an output is one of the inputs."""
+    pairs = []
+    for src in inputs:
+        if output is not None and len(inputs) == 1 and not (output.is_dir() or str(output).endswith("/")):
+            dst = output
+        else:
+            dst = default_output(src, fmt, output)
+        pairs.append((src, dst))
+    seen: dict[Path, Path] = {}
+    inputs_resolved = {p.resolve() for p in inputs}
+    for src, dst in pairs:
+        key = dst.resolve()
+        if key in inputs_resolved:
+            raise typer.BadParameter(f"{dst} is an input image: originals are never overwritten; "
+                                     f"choose another --output", param_hint="--output")
+        if key in seen:
+            raise typer.BadParameter(f"{seen[key]} and {src} would both be written to {dst}: "
+                                     f"rename one or enhance them separately", param_hint="--output")
+        seen[key] = src
+    return pairs
+
+
+def enhance(
+    paths: Annotated[list[str], typer.Argument(
+        help="Image files, folders or glob patterns (quote them: 'images/*.jpg').",
+        show_default=False)],
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Output file (one image) or folder (several). Default: "
+                               "<name>_enhanced.<format> next to each image.",
+        show_default=False)] = None,
+    api_url: Annotated[Optional[list[str]], typer.Option(
+        "--api-url", envvar=API_URL_ENV,
+        help="Forge / A1111 server started with --api; repeat (or separate with commas) for a "
+             "pool. Default http://127.0.0.1:7860.", show_default=False)] = None,
+    api_auth: o.ApiAuth = None,
+    backend: Annotated[str, typer.Option(
+        "--backend", help="forge (a Forge / A1111 server) or local (embedded Pillow, no "
+                          "colorization).")] = "forge",
+    scale: Annotated[int, typer.Option("--scale", min=1, max=4, help="Scale factor, 1 to 4.")] = 2,
+    upscaler: o.Upscaler = o.DEFAULTS.upscaler,
+    denoising_strength: o.Denoise = o.DEFAULTS.denoising_strength,
+    prompt: o.Prompt = o.DEFAULTS.prompt,
+    negative_prompt: o.NegPrompt = o.DEFAULTS.negative_prompt,
+    steps: o.Steps = o.DEFAULTS.steps,
+    cfg_scale: o.Cfg = o.DEFAULTS.cfg_scale,
+    sampler: o.Sampler = o.DEFAULTS.sampler_name,
+    fmt: Annotated[Optional[OutputFormat], typer.Option(
+        "--format", case_sensitive=False,
+        help="Output format (default PNG, or the --output file's extension).",
+        show_default=False)] = None,
+    no_colorize: o.NoColorize = False,
+    colorize_prompt: Annotated[str, typer.Option(
+        "--colorize-prompt", help="Prompt for colorizing black-and-white images.")]
+    = DEFAULT_COLORIZE_PROMPT,
+    colorize_negative_prompt: Annotated[str, typer.Option(
+        "--colorize-negative-prompt", help="Negative prompt for colorizing.")]
+    = DEFAULT_COLORIZE_NEGATIVE_PROMPT,
+    no_cache: o.NoCache = False,
+    force_reprocess: o.ForceReprocess = False,
+    cache_dir: o.CacheDir = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Process and replace images whose output file already exists.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Detailed logs (retries, "
+                                                                  "requests) on stderr.")] = False,
+    json_out: o.Json = False,
+    quiet: o.Quiet = False,
+) -> None:
+    """Upscale images through Stable Diffusion Forge / A1111, colorizing black-and-white ones.
+
+    Batches go to /sdapi/v1/extra-batch-images (several --api-url values share
+    the work); black-and-white images are colorized with img2img first. Results
+    are cached: a second run sends nothing. Ctrl-C, then the same command,
+    continues where it stopped. Existing outputs are skipped unless --force.
+
+    Exit code: 0 done, 1 some image failed, 2 bad arguments, 3 the server is
+    unreachable or refused the settings (unknown upscaler or sampler, auth).
+    """
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        inputs = expand_paths(paths)
+        if fmt is not None:
+            format_name = fmt.value
+        elif output is not None and len(inputs) == 1 and output.suffix and not output.is_dir():
+            format_name = output.suffix.lstrip(".").upper()
+        else:
+            format_name = "PNG"
+        params = EnhanceParams(scale_factor=float(scale), upscaler=upscaler,
+                               denoising_strength=denoising_strength, prompt=prompt,
+                               negative_prompt=negative_prompt, steps=steps, cfg_scale=cfg_scale,
+                               sampler_name=sampler, output_format=format_name,
+                               colorize=not no_colorize, colorize_prompt=colorize_prompt,
+                               colorize_negative_prompt=colorize_negative_prompt)
+        pairs = plan_outputs(inputs, output, format_name)
+    except (typer.BadParameter, ValueError) as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    urls = [u.strip() for value in (api_url or []) for u in value.replace(",", " ").split() if u.strip()]
+    if backend not in ("forge", "local"):
+        raise fail(f"unknown backend {backend!r}: use forge or local", EXIT_USAGE)
+
+    existing = [(s, d) for s, d in pairs if d.exists()]
+    todo = pairs if force else [(s, d) for s, d in pairs if not d.exists()]
+    rows: list[dict] = [{"source": str(s), "output": str(d), "status": "exists",
+                         "reason": "output exists (use --force to replace it)", "processed": False}
+                        for s, d in existing if not force]
+    code = EXIT_OK
+    if todo:
+        try:
+            engine = o.make_backend(backend, urls or None, api_auth)
+        except (typer.BadParameter, ValueError) as exc:
+            raise fail(str(exc), EXIT_USAGE) from None
+        tmp = tempfile.TemporaryDirectory(prefix="fluxgym-coach-nocache-") if no_cache else None
+        cache = ImageCache(tmp.name if tmp else cache_dir)
+        store = None if no_cache else Store(cache.root / JOURNAL_NAME)
+        try:
+            with progress_sink(quiet or json_out) as sink:
+                files = asyncio.run(_run(todo, engine, params, cache, store, sink,
+                                         lookup=not (no_cache or force_reprocess), overwrite=force))
+        except BackendError as exc:
+            raise fail(exc.reason, EXIT_BACKEND) from None
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/]: finished images are kept; run the same command "
+                      "again to continue")
+            raise typer.Exit(130) from None
+        finally:
+            if store:
+                store.close()
+            cache.close()
+            if tmp:
+                tmp.cleanup()
+        for warning in getattr(engine, "warnings", []):
+            err.print(f"[yellow]warning[/] {warning}")
+        for f in files.files:
+            rows.append({"source": str(f.source), "output": str(f.output), "status": f.status,
+                         "reason": f.reason, "processed": f.was_processed,
+                         "size": list(f.size) if f.size else None, "warnings": f.warnings})
+        if files.failed:
+            code = EXIT_FAILED
+        if not json_out:
+            report_problems(sink.problems)
+    if json_out:
+        print_json({"results": rows, "exit_code": code})
+        raise typer.Exit(code)
+    for row in rows:
+        size = f" ({row['size'][0]}x{row['size'][1]})" if row.get("size") else ""
+        if row["status"] == "failed":
+            continue  # already reported with its reason
+        note = f"  [dim]{row['reason']}[/]" if row["status"] in ("exists", "copied") else ""
+        out.print(f"{row['status']:<9} {row['source']} -> {row['output']}{size}{note}")
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    out.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    raise typer.Exit(code)
+
+
+async def _run(pairs, engine, params, cache, store, sink, *, lookup: bool, overwrite: bool):
+    try:
+        return await enhance_files(pairs, engine, params, cache, lookup=lookup, overwrite=overwrite,
+                                   store=store, on_event=sink)
+    finally:
+        await engine.aclose()
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``enhance`` command to the CLI."""
+    app.command("enhance")(enhance)
