@@ -131,7 +131,8 @@ def caption(
             given = {"model_path": model, "concurrency": concurrency}
         options.update({k: v for k, v in given.items() if v is not None})
         if name == "forge":
-            options = {k: v for k, v in options.items() if k in ("model", "url", "api_auth", "concurrency")}
+            options = {k: v for k, v in options.items()
+                       if k in ("model", "url", "api_auth", "concurrency", "image_size")}
         try:
             captioner = get_caption_backend(name, **options)
         except (ValueError, TypeError) as exc:
