@@ -238,6 +238,27 @@ def phash_gray(gray: Image.Image, hash_size: int = 8, highfreq_factor: int = 4) 
     return f"{value:0{hash_size * hash_size // 4}x}"
 
 
+def phash_file(source: str | Path | bytes) -> str:
+    """pHash of a file, decoding as little as possible.
+
+    JPEGs are decoded as luma only at the smallest DCT scale that keeps at
+    least 64 px a side (libjpeg draft mode: no chroma, no full-size IDCT);
+    other formats are decoded whole, converted to gray and reduced by an
+    integer factor before the final Lanczos resize. Raises ImageReadError.
+    """
+    im = open_image(source)
+    try:
+        if im.format == "JPEG":
+            im.draft("L", (64, 64))
+        gray = im.convert("L") if im.mode not in ("RGBA", "LA", "P", "PA") else to_rgb(im).convert("L")
+        factor = min(gray.width, gray.height) // 64
+        if factor >= 2:
+            gray = gray.reduce(factor)
+        return phash_gray(gray)
+    except Exception as exc:
+        raise ImageReadError(source if not isinstance(source, bytes) else "<bytes>", _explain(exc)) from exc
+
+
 def is_grayscale_rgb(rgb: Image.Image) -> bool:
     """True if an RGB image has (almost) no colour: see the module docstring."""
     arr = np.asarray(rgb, dtype=np.int16)

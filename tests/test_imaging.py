@@ -108,3 +108,15 @@ def test_format_helpers():
     assert imaging.extension_for("webp") == ".webp"
     with pytest.raises(ValueError):
         imaging.normalise_format("gif")
+
+
+def test_phash_file_matches_measure_closely(tmp_path, real_images_dir):
+    for name in ("rocket.jpg", "coffee.png", "horse.png", "hubble_deep_field.jpg"):
+        p = real_images_dir / name
+        a = imaging.phash_file(p)
+        b = imaging.measure(imaging.open_image(p)).phash
+        assert imaging.hamming(a, b) <= 6, name
+    bad = tmp_path / "x.jpg"
+    bad.write_text("nope")
+    with pytest.raises(imaging.ImageReadError):
+        imaging.phash_file(bad)
