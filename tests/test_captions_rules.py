@@ -8,6 +8,17 @@ from fluxgym_coach import captions as rules
 from fluxgym_coach.dataset import Dataset
 
 
+@pytest.fixture(autouse=True)
+def no_local_tokenizers(monkeypatch, tmp_path_factory):
+    """Token counts here must not depend on a Hugging Face cache of the machine."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path_factory.mktemp("hf")))
+    monkeypatch.delenv(rules.CLIP_TOKENIZER_ENV, raising=False)
+    monkeypatch.delenv(rules.T5_TOKENIZER_ENV, raising=False)
+    rules.default_counter.cache_clear()
+    yield
+    rules.default_counter.cache_clear()
+
+
 def codes(findings):
     return [f.code for f in findings]
 
@@ -161,3 +172,30 @@ def test_sort_by_frequency(ds):
     ds.write_caption("rocket.jpg", "ohwx, common, other")
     rules.bulk_sort_tags(ds, ["horse.png"], by="frequency")
     assert ds.read_caption("horse.png").text == "ohwx, common, rare"
+
+
+def test_exact_counts_with_a_local_tokenizer(tmp_path, monkeypatch):
+    tk = pytest.importorskip("tokenizers")
+    vocab = {"[UNK]": 0, "<|startoftext|>": 1, "<|endoftext|>": 2, "a": 3, "photo": 4, "of": 5, "cat": 6}
+    tok = tk.Tokenizer(tk.models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = tk.pre_tokenizers.Whitespace()
+    tok.post_processor = tk.processors.TemplateProcessing(
+        single="<|startoftext|> $A <|endoftext|>",
+        special_tokens=[("<|startoftext|>", 1), ("<|endoftext|>", 2)])
+    folder = tmp_path / "clip-tokenizer" / "tokenizer"
+    folder.mkdir(parents=True)
+    tok.save(str(folder / "tokenizer.json"))
+    # a model folder with a tokenizer/ sub-folder is found, as laid out by diffusers
+    monkeypatch.setenv(rules.CLIP_TOKENIZER_ENV, str(tmp_path / "clip-tokenizer"))
+    counter = rules.TokenCounter()
+    assert counter.exact == {"clip": True, "t5": False}
+    text = "a photo of a cat , a cat"
+    c = counter.count(text)
+    assert c.clip == len(tok.encode(text).ids) == 10 and c.clip_exact
+    assert c.source["clip"].endswith("tokenizer.json") and c.source["t5"] == "estimate"
+    long = " ".join(["cat"] * 80)
+    clip = next(f for f in rules.lint(long, counter=counter) if f.code == "clip-truncated")
+    assert clip.value == 82 and "(estimate)" not in clip.message
+    # a damaged file falls back to the estimate instead of failing
+    (folder / "tokenizer.json").write_text("{not json")
+    assert rules.TokenCounter().exact["clip"] is False
