@@ -141,3 +141,16 @@ def test_scan_survives_unreadable_files(tmp_path):
         assert set(report.errors) == {"empty.png", "text.png", "broken.png"}
         assert "empty file" in report.errors["empty.png"]
         assert ds.store.image("good.png").error is None
+
+
+def test_permission_denied_is_reported(tmp_path):
+    if os.geteuid() == 0:
+        import pytest
+
+        pytest.skip("root reads any file; the broken-link case covers unreadable files here")
+    root = tmp_path / "ds"
+    _make(root, ["locked.png"])
+    (root / "locked.png").chmod(0)
+    with Dataset(root) as ds:
+        report = ds.scan()
+    assert "permission denied" in report.errors["locked.png"]
