@@ -5,8 +5,9 @@ adapter) sees one catalogue, enhance, caption, audit and export are actions
 here. Each one only calls the core API that the matching CLI command calls:
 
 * ``enhance``: :func:`fluxgym_coach.pipeline.run_enhance` then
-  :func:`~fluxgym_coach.pipeline.record_variants` (results go to the cache,
-  originals are untouched);
+  :func:`~fluxgym_coach.prepare.select_new_variants` (results go to the cache
+  and are selected for export where the user has not decided; originals are
+  untouched);
 * ``caption``: :func:`fluxgym_coach.captioning.run_caption`;
 * ``audit``: :func:`fluxgym_coach.audit.audit_dataset`;
 * ``export``: :func:`fluxgym_coach.export.export_dataset`.
@@ -91,7 +92,9 @@ class CorePlugin(APlugin):
         store = self._project.store
         try:
             report = await pipeline.run_enhance(sources, engine, params, cache, store=store)
-            await asyncio.to_thread(pipeline.record_variants, store, report, engine.identity)
+            # record the results and select them for export where the user has not decided
+            prepare = _require("prepare", "enhance")
+            await asyncio.to_thread(prepare.select_new_variants, self._project.dataset, report, engine.identity)
         finally:
             await engine.aclose()
             cache.close()
