@@ -54,6 +54,8 @@ BOILERPLATE = (
     "appears to be", "seems to be", "it is unclear", "possibly",
 )
 _ARTICLES = {"a", "an", "the", "of", "in", "with", "on", "at", "is", "are", "and", "her", "his", "their"}
+#: Words that mark a sentence (an article, a determiner, a verb "to be"), not a tag.
+_PROSE_MARKERS = {"a", "an", "the", "this", "these", "is", "are", "there", "her", "his", "their", "its"}
 _WORD_RE = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
 
 SEVERITIES = ("error", "warning", "info")
@@ -344,14 +346,14 @@ def _tag_like(segment: str) -> bool:
 
 def _prose_like(segment: str) -> bool:
     w = [x.lower() for x in words(segment)]
-    return len(w) >= 5 and bool(set(w) & _ARTICLES)
+    return len(w) >= 5 and bool(set(w) & _PROSE_MARKERS)
 
 
 def caption_style(text: str, trigger: str | None = None) -> str:
     """``"tags"``, ``"prose"``, ``"mixed"`` or ``"empty"``: how a caption is written.
 
     Tag-like items have 1–3 words and no articles or prepositions; prose-like
-    items have 5+ words including some. Mixed means at least one prose
+    items have 5+ words including an article, determiner or "is/are". Mixed means at least one prose
     sentence and at least 3 tag-like items (the trigger word not counted).
     """
     segments = split_tags(text)

@@ -86,3 +86,9 @@ def test_status_tokens_and_tag_ops(example_dataset):
     assert res.exit_code == 2 and "invalid regular expression" in res.output
     res = invoke("captions", "undo", example_dataset, "--image", "horse.png", "--json")
     assert json.loads(res.stdout)["restored"] == "ohwx, b, a"
+
+
+def test_fake_openai_command_refuses_a_busy_port(fake_openai):
+    port = fake_openai.url.split(":")[-1].split("/")[0]
+    res = invoke("fake-openai", "--port", port)
+    assert res.exit_code == 2 and "cannot listen" in res.output

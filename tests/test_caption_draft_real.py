@@ -8,6 +8,7 @@ import asyncio
 from PIL import Image
 
 from fluxgym_coach import captioning
+from fluxgym_coach import captions as rules
 from fluxgym_coach.backends.captioners import draft
 from fluxgym_coach.dataset import Dataset
 
@@ -32,6 +33,7 @@ def test_draft_captions_every_real_image_truthfully(real_dataset):
         texts = {n: ds.read_caption(n).text for n in names}
     for name, text in texts.items():
         assert text.startswith("ohwx, sample photos, "), text  # trigger, then the folder concept
+        assert rules.lint(text, "ohwx") == [], (name, text)  # drafts pass the caption rules
         if name in GRAYSCALE:
             assert "black-and-white image" in text and "colour image" not in text, (name, text)
             assert set(tones(text)) <= set(draft.GRAYS), (name, text)

@@ -296,14 +296,3 @@ class FakeOpenAIServer:
                 return 200
 
         return Handler
-
-
-def serve(port: int = 8000, models: tuple[str, ...] = ("fake-vision",)) -> None:
-    """Run a fake server in the foreground until interrupted (for demos)."""
-    with FakeOpenAIServer(models, port=port) as srv:
-        print(f"fake OpenAI-compatible server on {srv.url} (models: {', '.join(models)})", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
