@@ -333,7 +333,9 @@ def stored_measures(store: Store, digests: Iterable[str] | None = None) -> dict[
             for r in rows if wanted is None or r["digest"] in wanted}
 
 
-def _save_measures(store: Store, items: list[tuple[str, ExtraMeasures]]) -> None:
+def save_measures(store: Store, items: list[tuple[str, ExtraMeasures]]) -> None:
+    """Store extra measures ``[(digest, measures)]`` (replacing older rows of those digests)."""
+    store.ensure_schema("audit")
     cols = ["digest", "version", *_EXTRA_COLUMNS, "measured_at"]
     sql = (f"INSERT OR REPLACE INTO audit_measures ({', '.join(cols)}) "
            f"VALUES ({', '.join('?' for _ in cols)})")
@@ -373,9 +375,9 @@ def ensure_measures(dataset: Dataset, records: list[ImageRecord], on_event: Even
                 else:
                     on_event(ItemDone(job, rec.relpath))
                 if len(done) >= 256:
-                    _save_measures(store, done)
+                    save_measures(store, done)
                     done = []
-        _save_measures(store, done)
+        save_measures(store, done)
     return known, len(todo)
 
 
@@ -776,30 +778,22 @@ def _convert_caption_finding(f: Any) -> Finding:
                    threshold=get("threshold"), fix=str(get("fix", "") or ""), category="caption")
 
 
-def audit_dataset(dataset: Dataset, *, resolution: int = 1024, thresholds: Thresholds | None = None,
-                  trigger: str | None = None, caption_rules: bool = True, scan: bool = True, on_event: EventSink = null_sink,
-                  workers: int | None = None) -> AuditReport:
-    """Audit every image of ``dataset`` at the target ``resolution`` (kohya's side length, px).
+#: Store setting holding the parameters of the last audit (what :func:`stored_findings` reuses).
+SETTINGS_KEY = "audit"
 
-    With ``scan`` (default) the dataset is scanned first (incremental: only
-    changed files are read). Extra measures missing from the store are taken
-    in threads (events of kind ``"audit"`` report progress); everything else
-    comes from the store, so a second audit of an unchanged dataset decodes
-    nothing. With ``caption_rules`` the caption rules of
-    :mod:`fluxgym_coach.captions` run too (see :func:`caption_findings`;
-    ``trigger`` is passed to them); without them, or when that module is
-    absent, only a ``no_caption`` finding marks images without a caption. Raises
-    ValueError for a resolution below 256 px.
+
+def build_report(store: Store, records: list[ImageRecord], extras: dict[str, ExtraMeasures], *,
+                 resolution: int, thresholds: Thresholds, trigger: str | None = None,
+                 caption_rules: bool = True, measured: int = 0) -> AuditReport:
+    """Assemble the audit from stored records and measures (no I/O beyond the store).
+
+    Per-image findings (:func:`image_findings`), caption rules
+    (:func:`caption_findings`), then duplicate groups
+    (:func:`duplicate_groups`) whose findings go on every member: a warning
+    naming the keeper on the others, an info on the keeper.
     """
-    if resolution < 256:
-        raise ValueError(f"resolution must be at least 256 px, got {resolution}")
-    th = thresholds or Thresholds()
     started = time.perf_counter()
-    if scan:
-        dataset.scan(on_event=on_event, workers=workers)
-    records = dataset.images()
-    job = f"audit-{uuid.uuid4().hex[:8]}"
-    extras, measured = ensure_measures(dataset, records, on_event=on_event, workers=workers, job=job)
+    th = thresholds
     captions = caption_findings(records, trigger) if caption_rules else None
     images: dict[str, ImageAudit] = {}
     buckets: dict[str, Bucket | None] = {}
@@ -836,9 +830,71 @@ def audit_dataset(dataset: Dataset, *, resolution: int = 1024, thresholds: Thres
                 category="duplicate", detail={"group": g.members, "keeper": g.keeper}))
     for a in images.values():
         a.findings.sort(key=lambda f: (_RANK[f.severity], f.category, f.code))
-    seconds = time.perf_counter() - started
-    flagged = sum(1 for a in images.values() if a.worst in (ERROR, WARNING))
-    on_event(JobFinished(job, "audit", "done", len(images), 0,
-                         {"measured": measured, "flagged": flagged, "groups": len(groups)}))
     return AuditReport(images=images, groups=groups, resolution=resolution, thresholds=th,
-                       measured=measured, caption_rules=captions is not None, seconds=seconds)
+                       measured=measured, caption_rules=captions is not None,
+                       seconds=time.perf_counter() - started)
+
+
+def audit_dataset(dataset: Dataset, *, resolution: int = 1024, thresholds: Thresholds | None = None,
+                  trigger: str | None = None, caption_rules: bool = True, scan: bool = True,
+                  on_event: EventSink = null_sink, workers: int | None = None) -> AuditReport:
+    """Audit every image of ``dataset`` at the target ``resolution`` (kohya's side length, px).
+
+    With ``scan`` (default) the dataset is scanned first (incremental: only
+    changed files are read). Extra measures missing from the store are taken
+    in threads (events of kind ``"audit"`` report progress); everything else
+    comes from the store, so a second audit of an unchanged dataset decodes
+    nothing. With ``caption_rules`` the caption rules of
+    :mod:`fluxgym_coach.captions` run too (see :func:`caption_findings`;
+    ``trigger`` is passed to them); without them, or when that module is
+    absent, only a ``no_caption`` finding marks images without a caption.
+    The parameters are saved in the store (:data:`SETTINGS_KEY`) for
+    :func:`stored_findings`. Raises ValueError for a resolution below 256 px.
+    """
+    if resolution < 256:
+        raise ValueError(f"resolution must be at least 256 px, got {resolution}")
+    th = thresholds or Thresholds()
+    started = time.perf_counter()
+    if scan:
+        dataset.scan(on_event=on_event, workers=workers)
+    records = dataset.images()
+    job = f"audit-{uuid.uuid4().hex[:8]}"
+    extras, measured = ensure_measures(dataset, records, on_event=on_event, workers=workers, job=job)
+    report = build_report(dataset.store, records, extras, resolution=resolution, thresholds=th,
+                          trigger=trigger, caption_rules=caption_rules, measured=measured)
+    report.seconds = time.perf_counter() - started
+    dataset.store.set_setting(SETTINGS_KEY, {"resolution": resolution, "trigger": trigger,
+                                             "caption_rules": caption_rules,
+                                             "thresholds": th.to_dict()})
+    flagged = sum(1 for a in report.images.values() if a.worst in (ERROR, WARNING))
+    on_event(JobFinished(job, "audit", "done", len(report.images), 0,
+                         {"measured": measured, "flagged": flagged, "groups": len(report.groups)}))
+    return report
+
+
+def stored_report(store: Store, *, resolution: int | None = None, trigger: str | None = None,
+                  thresholds: Thresholds | None = None) -> AuditReport:
+    """The audit rebuilt from the store alone: no scan, no decode (fast enough for a UI).
+
+    Parameters left None come from the last :func:`audit_dataset` run
+    (resolution 1024 and default thresholds if there was none). Images whose
+    extra measures were never taken get only the findings the scan's
+    measurements allow (no exposure, entropy or alpha findings).
+    """
+    saved = store.get_setting(SETTINGS_KEY, {}) or {}
+    if thresholds is None:
+        known = {k: v for k, v in (saved.get("thresholds") or {}).items()
+                 if k in Thresholds.__dataclass_fields__}
+        thresholds = Thresholds(**known)
+    return build_report(store, store.images(), stored_measures(store),
+                        resolution=resolution or int(saved.get("resolution") or 1024),
+                        thresholds=thresholds,
+                        trigger=trigger if trigger is not None else saved.get("trigger"),
+                        caption_rules=bool(saved.get("caption_rules", True)))
+
+
+def stored_findings(store: Store) -> dict[str, list[Finding]]:
+    """``{relpath: findings}`` of every image with at least one finding, from the store
+    alone (see :func:`stored_report`): what the TUI shows next to each image."""
+    report = stored_report(store)
+    return {rel: a.findings for rel, a in report.images.items() if a.findings}

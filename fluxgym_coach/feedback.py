@@ -1,23 +1,80 @@
-"""Review decisions: every accept, reject, reprocess and caption edit, from any front end.
+"""Review decisions and the learning loop: acceptance rates and suggested defaults.
 
-Each decision is stored in the dataset store (schema component ``feedback``)
-with the image digest, the variant, the parameters, the backend and the
-time, so the TUI restores its state on reopen and the learning loop can
-suggest defaults from what users accepted.
+Decisions
+---------
+Every accept, reject, reprocess and caption edit, from any front end (TUI,
+CLI ``review``, plugins), is stored by :func:`record_decision` in the dataset
+store (schema component ``feedback``, table ``decisions``) with the image
+digest, the variant (cache key; None = the original), the parameters, the
+backend, the source and the time, plus:
+
+* ``judged``: the enhancement parameters of the variant the user judged.
+  For accept/reject that is the variant's own parameters; for a reprocess it
+  is the parameters of the variant shown when the user asked for other
+  settings (``params`` then holds the *new* settings).
+* ``category``: the image's category for the learning loop,
+  ``"<bw|colour>/<small|large>/<photo|drawing>"``
+  (:func:`fluxgym_coach.audit.category_of`), so decisions keep their meaning
+  when exported to another machine.
+* ``uid``: a content hash of the decision, so merging exports twice adds
+  nothing twice; ``origin``: None for decisions made here, the file name for
+  imported ones (imported decisions teach the learning loop but never touch
+  this dataset's export selection).
+
+Learning loop (seed 002, steps 9-11)
+------------------------------------
+:func:`acceptance_rates` counts, per category and per parameter setting
+(``upscaler = "4x-UltraSharp"``, ``denoising_strength = 0.3``...), how many
+judged variants were accepted, rejected or sent back for reprocessing; the
+acceptance rate is accepted / judged. Only the latest decision per image and
+variant counts. :func:`suggest_defaults` returns :class:`EnhanceParams` with,
+for each parameter, the setting users accept most, but only with enough
+evidence: a setting needs at least :data:`MIN_DECISIONS` judged decisions and
+an acceptance rate of at least 50 %, and it replaces the shipped default only
+when the lower bound of its Wilson score interval (95 %; Wilson 1927, the
+usual way to rank by a rate with few votes) is above the shipped default's.
+Otherwise the shipped default stays.
+
+Exchange
+--------
+:func:`export_decisions` writes JSON Lines (one decision per line, keys as in
+:meth:`Decision.to_dict`); :func:`import_decisions` merges such files,
+skipping decisions already present (same ``uid``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import IO, Any
 
+import xxhash
+
+from .backends.base import EnhanceParams
 from .store import Store, register_schema
 
 #: Decision names.
 ACCEPT, REJECT, REPROCESS, CAPTION_EDIT = "accept", "reject", "reprocess", "caption_edit"
 DECISIONS = (ACCEPT, REJECT, REPROCESS, CAPTION_EDIT)
+
+#: Fewest judged decisions a parameter setting needs before it can become a default.
+MIN_DECISIONS = 5
+#: Lowest acceptance rate a setting needs before it can become a default.
+MIN_RATE = 0.5
+#: z for the 95 % Wilson score interval.
+WILSON_Z = 1.96
+
+#: Names that backends use in cache parameters for EnhanceParams fields.
+PARAM_ALIASES = {"scale": "scale_factor", "format": "output_format", "sampler": "sampler_name",
+                 "cfg": "cfg_scale", "denoise": "denoising_strength"}
+#: EnhanceParams fields the learning loop may change (per-image sizes and switches are not settings).
+LEARNED_FIELDS = ("scale_factor", "upscaler", "denoising_strength", "prompt", "negative_prompt",
+                  "steps", "cfg_scale", "sampler_name", "output_format", "sharpen",
+                  "colorize_prompt", "colorize_negative_prompt")
 
 register_schema(
     "feedback",
@@ -36,15 +93,32 @@ register_schema(
         );
         CREATE INDEX decisions_relpath ON decisions(relpath);
         """,
+        # v2: what the learning loop and the exchange need.
+        """
+        ALTER TABLE decisions ADD COLUMN judged TEXT;
+        ALTER TABLE decisions ADD COLUMN category TEXT;
+        ALTER TABLE decisions ADD COLUMN uid TEXT;
+        ALTER TABLE decisions ADD COLUMN origin TEXT;
+        CREATE UNIQUE INDEX decisions_uid ON decisions(uid);
+        """,
     ],
 )
 
 
 @dataclass(slots=True)
 class Decision:
-    """One review decision. ``variant`` is the cache key of the variant judged
-    (None = the original); ``params`` the enhancement parameters of that
-    variant; ``source`` the front end (``"tui"``, ``"cli"``, ``"plugin:<name>"``)."""
+    """One review decision.
+
+    ``relpath`` of the image; ``decision`` one of :data:`DECISIONS`;
+    ``digest`` the image's xxh3-128 (filled from the store when None);
+    ``variant`` the cache key of the variant judged (None = the original);
+    ``params`` the enhancement parameters of that variant (for a reprocess:
+    the new parameters asked for; for a caption edit: ``{"caption": text}``);
+    ``backend`` the backend identity; ``source`` the front end (``"tui"``,
+    ``"cli"``, ``"plugin:<name>"``); ``at`` Unix time (s). ``judged``,
+    ``category``, ``uid`` and ``origin`` are filled by :func:`record_decision`
+    (see the module docstring).
+    """
 
     relpath: str
     decision: str
@@ -55,39 +129,411 @@ class Decision:
     source: str = "cli"
     at: float = field(default_factory=time.time)
     id: int | None = None
+    judged: dict[str, Any] | None = None
+    category: str | None = None
+    uid: str | None = None
+    origin: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict without the local ``id`` (one JSON Lines record)."""
+        d = asdict(self)
+        d.pop("id")
+        return d
+
+    def compute_uid(self) -> str:
+        """Content hash (xxh3-128 of the canonical JSON of every field but id/uid/origin)."""
+        d = self.to_dict()
+        for k in ("uid", "origin", "category", "judged"):
+            d.pop(k)
+        return xxhash.xxh3_128_hexdigest(json.dumps(d, sort_keys=True, separators=(",", ":"),
+                                                    default=str).encode())
+
+
+def _ensure(store: Store) -> None:
+    """Migrate the component and give rows written before schema v2 their uid."""
+    store.ensure_schema("feedback")
+    old = store.execute("SELECT * FROM decisions WHERE uid IS NULL")
+    if old:
+        store.executemany("UPDATE decisions SET uid = ? WHERE id = ?",
+                          [(_row_to_decision(r).compute_uid(), r["id"]) for r in old])
+
+
+def _variant_params(store: Store, relpath: str, cache_key: str | None) -> tuple[dict[str, Any], str | None] | None:
+    if cache_key is None:
+        return None
+    for v in store.variants(relpath):
+        if v.cache_key == cache_key:
+            return dict(v.params), v.backend
+    return None
+
+
+def _category(store: Store, relpath: str) -> str | None:
+    """The image's learning category from the store (measuring it once if the audit has not)."""
+    from . import audit  # lazy: audit imports the dataset layer
+
+    rec = store.image(relpath)
+    if rec is None or rec.error or not rec.width:
+        return None
+    extra = audit.stored_measures(store, [rec.digest]).get(rec.digest) if rec.digest else None
+    if extra is None and rec.digest:
+        path = store.path.parent.parent / relpath
+        if path.is_file():
+            extra = audit.measure_extra(path)
+            audit.save_measures(store, [(rec.digest, extra)])
+    return audit.category_of(rec, extra)
 
 
 def record_decision(store: Store, d: Decision) -> int:
     """Store a decision; accept/reject also update the export selection.
 
     Accept selects ``d.variant`` (or the original) for export; reject keeps the
-    original selected and marks the image rejected. Returns the decision id.
-    Raises ValueError for an unknown decision name.
+    original selected and marks the image rejected. Fills ``digest``,
+    ``judged``, ``category`` and ``uid`` when they are None (from the store:
+    the image record, the variant's parameters, the audit measures; an image
+    the audit never measured is measured once here, a 256-px decode).
+    Returns the decision id (the existing one when the same decision, by
+    ``uid``, is already stored). Raises ValueError for an unknown decision name.
     """
     if d.decision not in DECISIONS:
         raise ValueError(f"unknown decision {d.decision!r}: use one of {', '.join(DECISIONS)}")
-    store.ensure_schema("feedback")
-    with store.transaction() as conn:
-        cur = conn.execute(
-            "INSERT INTO decisions(relpath, digest, decision, variant, params, backend, source, at) "
-            "VALUES (?,?,?,?,?,?,?,?)",
-            (d.relpath, d.digest, d.decision, d.variant, json.dumps(d.params, sort_keys=True),
-             d.backend, d.source, d.at))
-        new_id = int(cur.lastrowid)
-    if d.decision == ACCEPT:
-        store.select_variant(d.relpath, d.variant, "accepted")
-    elif d.decision == REJECT:
-        store.select_variant(d.relpath, None, "rejected")
+    _ensure(store)
+    if d.digest is None:
+        rec = store.image(d.relpath)
+        d.digest = rec.digest if rec else None
+    if d.judged is None and d.decision in (ACCEPT, REJECT, REPROCESS):
+        found = _variant_params(store, d.relpath, d.variant)
+        if found is not None:
+            d.judged = found[0]
+            if d.backend is None and d.decision != REPROCESS:
+                d.backend = found[1]
+            if not d.params and d.decision != REPROCESS:
+                d.params = dict(found[0])
+        elif d.variant is not None and d.decision != REPROCESS:
+            d.judged = dict(d.params)
+    if d.category is None:
+        d.category = _category(store, d.relpath)
+    if d.uid is None:
+        d.uid = d.compute_uid()
+    new_id = _insert(store, d)
+    if d.origin is None:
+        if d.decision == ACCEPT:
+            store.select_variant(d.relpath, d.variant, "accepted")
+        elif d.decision == REJECT:
+            store.select_variant(d.relpath, None, "rejected")
     return new_id
 
 
-def decisions(store: Store, relpath: str | None = None) -> list[Decision]:
-    """Stored decisions, oldest first; of one image when ``relpath`` is given."""
-    store.ensure_schema("feedback")
-    sql, params = "SELECT * FROM decisions", ()
+def _insert(store: Store, d: Decision) -> int:
+    with store.transaction() as conn:
+        row = conn.execute("SELECT id FROM decisions WHERE uid = ?", (d.uid,)).fetchone()
+        if row is not None:
+            d.id = int(row[0])
+            return d.id
+        cur = conn.execute(
+            "INSERT INTO decisions(relpath, digest, decision, variant, params, backend, source, at, "
+            "judged, category, uid, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (d.relpath, d.digest, d.decision, d.variant, json.dumps(d.params, sort_keys=True),
+             d.backend, d.source, d.at, None if d.judged is None else json.dumps(d.judged, sort_keys=True),
+             d.category, d.uid, d.origin))
+        d.id = int(cur.lastrowid)
+        return d.id
+
+
+def _row_to_decision(r: Any) -> Decision:
+    return Decision(relpath=r["relpath"], decision=r["decision"], digest=r["digest"],
+                    variant=r["variant"], params=json.loads(r["params"]), backend=r["backend"],
+                    source=r["source"], at=r["at"], id=r["id"],
+                    judged=None if r["judged"] is None else json.loads(r["judged"]),
+                    category=r["category"], uid=r["uid"], origin=r["origin"])
+
+
+def decisions(store: Store, relpath: str | None = None, *, include_imported: bool = False) -> list[Decision]:
+    """Stored decisions, oldest first; of one image when ``relpath`` is given.
+
+    Imported decisions (from other machines or datasets) are left out unless
+    ``include_imported``.
+    """
+    _ensure(store)
+    sql, params = "SELECT * FROM decisions WHERE 1=1", []
     if relpath is not None:
-        sql, params = sql + " WHERE relpath = ?", (relpath,)
-    return [Decision(relpath=r["relpath"], decision=r["decision"], digest=r["digest"],
-                     variant=r["variant"], params=json.loads(r["params"]), backend=r["backend"],
-                     source=r["source"], at=r["at"], id=r["id"])
-            for r in store.execute(sql + " ORDER BY id", params)]
+        sql += " AND relpath = ?"
+        params.append(relpath)
+    if not include_imported:
+        sql += " AND origin IS NULL"
+    return [_row_to_decision(r) for r in store.execute(sql + " ORDER BY at, id", params)]
+
+
+# ---------------------------------------------------------------------------
+# learning loop
+# ---------------------------------------------------------------------------
+def wilson_lower_bound(accepted: int, total: int, z: float = WILSON_Z) -> float:
+    """Lower bound of the Wilson score interval for ``accepted`` successes in ``total`` trials (0 when none)."""
+    if total <= 0:
+        return 0.0
+    p = accepted / total
+    denom = 1 + z * z / total
+    centre = p + z * z / (2 * total)
+    margin = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total))
+    return (centre - margin) / denom
+
+
+@dataclass(slots=True)
+class SettingStats:
+    """How one parameter setting fared in one category (``"*"`` = all categories).
+
+    ``param`` is an :class:`EnhanceParams` field, ``value`` its setting;
+    ``accepted``/``rejected``/``reprocessed`` count judged variants; ``rate``
+    = accepted / total (0..1); ``lower_bound`` its Wilson 95 % lower bound.
+    """
+
+    category: str
+    param: str
+    value: Any
+    accepted: int = 0
+    rejected: int = 0
+    reprocessed: int = 0
+
+    @property
+    def total(self) -> int:
+        """Judged decisions counted."""
+        return self.accepted + self.rejected + self.reprocessed
+
+    @property
+    def rate(self) -> float:
+        """Acceptance rate, 0..1 (0 when nothing was judged)."""
+        return self.accepted / self.total if self.total else 0.0
+
+    @property
+    def lower_bound(self) -> float:
+        """Wilson score lower bound of the rate (95 %)."""
+        return wilson_lower_bound(self.accepted, self.total)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict with the derived figures."""
+        return {"category": self.category, "param": self.param, "value": self.value,
+                "accepted": self.accepted, "rejected": self.rejected,
+                "reprocessed": self.reprocessed, "total": self.total,
+                "rate": round(self.rate, 4), "lower_bound": round(self.lower_bound, 4)}
+
+
+def normalise_params(params: dict[str, Any] | None) -> dict[str, Any]:
+    """Backend cache parameters -> :data:`LEARNED_FIELDS` names (``scale`` ->
+    ``scale_factor``, ``format`` -> ``output_format``...); other keys dropped."""
+    out: dict[str, Any] = {}
+    for k, v in (params or {}).items():
+        name = PARAM_ALIASES.get(k, k)
+        if name in LEARNED_FIELDS and isinstance(v, str | int | float | bool):
+            out[name] = v
+    return out
+
+
+def category_matches(category: str | None, pattern: str | None) -> bool:
+    """True when ``category`` (``"bw/small/photo"``) matches ``pattern``.
+
+    ``pattern`` None or ``"*"`` matches all; otherwise it is compared part by
+    part (``"/"``-separated), ``*`` matching any part, and a shorter pattern
+    matching as a prefix (``"bw"`` matches every black-and-white category).
+    """
+    if pattern in (None, "", "*"):
+        return True
+    if category is None:
+        return False
+    parts, want = category.split("/"), pattern.split("/")
+    if len(want) > len(parts):
+        return False
+    return all(w in ("*", p) for w, p in zip(want, parts))
+
+
+def _judged_decisions(source: Store | Iterable[Decision]) -> list[Decision]:
+    items = decisions(source, include_imported=True) if isinstance(source, Store) else list(source)
+    latest: dict[tuple[str, str | None], Decision] = {}
+    for d in sorted(items, key=lambda d: d.at):
+        if d.decision not in (ACCEPT, REJECT, REPROCESS) or not d.judged:
+            continue
+        latest[(d.digest or d.relpath, d.variant or json.dumps(d.judged, sort_keys=True))] = d
+    return list(latest.values())
+
+
+def acceptance_rates(source: Store | Iterable[Decision], category: str | None = None,
+                     per_category: bool = True) -> list[SettingStats]:
+    """Acceptance of each parameter setting, with counts.
+
+    ``source`` is a store (its own and imported decisions) or decisions.
+    ``category`` filters (see :func:`category_matches`). With
+    ``per_category`` one row per (category, param, value); otherwise all
+    matching categories are pooled under ``"*"``. Rows sorted by category,
+    param, then descending lower bound.
+    """
+    stats: dict[tuple[str, str, str], SettingStats] = {}
+    for d in _judged_decisions(source):
+        if not category_matches(d.category, category):
+            continue
+        cat = (d.category or "unknown") if per_category else "*"
+        for param, value in normalise_params(d.judged).items():
+            key = (cat, param, json.dumps(value))
+            s = stats.get(key) or stats.setdefault(key, SettingStats(cat, param, value))
+            if d.decision == ACCEPT:
+                s.accepted += 1
+            elif d.decision == REJECT:
+                s.rejected += 1
+            else:
+                s.reprocessed += 1
+    return sorted(stats.values(), key=lambda s: (s.category, s.param, -s.lower_bound, -s.total))
+
+
+@dataclass(slots=True)
+class SuggestedDefaults:
+    """What :func:`learn_defaults` found: the resulting ``params``, the ``changes``
+    from the base ``{field: value}``, the ``evidence`` per changed field, the
+    ``category`` pattern, ``decisions`` judged and the ``min_count`` used."""
+
+    params: EnhanceParams
+    changes: dict[str, Any]
+    evidence: dict[str, SettingStats]
+    category: str | None
+    decisions: int
+    min_count: int
+
+    @property
+    def learned(self) -> bool:
+        """True when at least one default changed."""
+        return bool(self.changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {"category": self.category, "decisions": self.decisions, "min_count": self.min_count,
+                "changes": self.changes, "params": self.params.to_dict(),
+                "evidence": {k: v.to_dict() for k, v in self.evidence.items()}}
+
+
+def learn_defaults(source: Store | Iterable[Decision], category: str | None = None, *,
+                   base: EnhanceParams | None = None, min_count: int = MIN_DECISIONS,
+                   min_rate: float = MIN_RATE) -> SuggestedDefaults:
+    """The suggested defaults with their evidence (rules in the module docstring).
+
+    ``base`` is what is suggested against (default: the shipped
+    :class:`EnhanceParams`); fields absent from the evidence keep its value.
+    A learned value that ``EnhanceParams`` rejects is skipped.
+    """
+    base = base or EnhanceParams()
+    judged = [d for d in _judged_decisions(source) if category_matches(d.category, category)]
+    rows = acceptance_rates(judged, per_category=False)
+    by_param: dict[str, list[SettingStats]] = {}
+    for s in rows:
+        by_param.setdefault(s.param, []).append(s)
+    changes: dict[str, Any] = {}
+    evidence: dict[str, SettingStats] = {}
+    params = base
+    for param, options in by_param.items():
+        current = getattr(base, param)
+        shipped = next((s for s in options if s.value == current), None)
+        shipped_lb = shipped.lower_bound if shipped and shipped.total >= min_count else 0.0
+        eligible = [s for s in options if s.total >= min_count and s.rate >= min_rate]
+        if not eligible:
+            continue
+        best = max(eligible, key=lambda s: (s.lower_bound, s.total))
+        if best.value == current or best.lower_bound <= shipped_lb:
+            continue
+        try:
+            params = params.with_(**{param: best.value})
+        except (TypeError, ValueError):
+            continue
+        changes[param] = best.value
+        evidence[param] = best
+    return SuggestedDefaults(params, changes, evidence, category, len(judged), min_count)
+
+
+def suggest_defaults(source: Store | Iterable[Decision], category: str | None = None, *,
+                     base: EnhanceParams | None = None, min_count: int = MIN_DECISIONS) -> EnhanceParams:
+    """The enhancement settings users accept most, as :class:`EnhanceParams`.
+
+    ``source``: a dataset store (its decisions plus imported ones) or any
+    decisions; ``category``: a category pattern such as ``"bw"`` or
+    ``"colour/small"`` (:func:`category_matches`; None = all images);
+    ``base``: the defaults to start from (the shipped ones when None);
+    ``min_count``: fewest judged decisions a setting needs
+    (:data:`MIN_DECISIONS`). Without enough evidence it returns ``base``
+    unchanged. :func:`learn_defaults` gives the same with the evidence.
+    """
+    return learn_defaults(source, category, base=base, min_count=min_count).params
+
+
+# ---------------------------------------------------------------------------
+# exchange
+# ---------------------------------------------------------------------------
+def export_decisions(store: Store, out: IO[str] | str | Path, include_imported: bool = True) -> int:
+    """Write decisions as JSON Lines to ``out`` (a path or a text stream); returns how many.
+
+    Each line is :meth:`Decision.to_dict`. Imported decisions are included by
+    default, so a merged file can be passed on.
+    """
+    items = decisions(store, include_imported=include_imported)
+    for d in items:
+        if d.uid is None:  # rows written before schema v2
+            d.uid = d.compute_uid()
+    lines = "".join(json.dumps(d.to_dict(), sort_keys=True, ensure_ascii=False) + "\n" for d in items)
+    if isinstance(out, str | Path):
+        from .fsutil import atomic_write_text
+
+        atomic_write_text(Path(out), lines)
+    else:
+        out.write(lines)
+    return len(items)
+
+
+@dataclass(slots=True)
+class ImportReport:
+    """What :func:`import_decisions` did: ``added`` new decisions, ``skipped``
+    already present, ``invalid`` lines ``{"<file>:<line>": reason}``."""
+
+    added: int = 0
+    skipped: int = 0
+    invalid: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+
+_DECISION_FIELDS = {f.name for f in fields(Decision)} - {"id"}
+
+
+def import_decisions(store: Store, path: str | Path, origin: str | None = None) -> ImportReport:
+    """Merge a JSON Lines file of decisions into ``store`` (learning data only).
+
+    Decisions already present (same ``uid``, or same content) are skipped.
+    Imported decisions keep their category and judged parameters; they do
+    not change this dataset's export selection. ``origin`` labels them
+    (default: the file name). Bad lines are reported, not raised; raises
+    OSError when the file cannot be read.
+    """
+    _ensure(store)
+    path = Path(path)
+    label = origin or path.name
+    report = ImportReport()
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path.name}:{n}"
+        try:
+            raw = json.loads(line)
+            if not isinstance(raw, dict):
+                raise ValueError("not a JSON object")
+            data = {k: v for k, v in raw.items() if k in _DECISION_FIELDS}
+            d = Decision(**data)
+            if d.decision not in DECISIONS:
+                raise ValueError(f"unknown decision {d.decision!r}")
+            if not isinstance(d.params, dict) or not (d.judged is None or isinstance(d.judged, dict)):
+                raise ValueError("params and judged must be objects")
+            d.at = float(d.at)
+        except (ValueError, TypeError) as exc:
+            report.invalid[where] = str(exc)
+            continue
+        d.uid = d.uid or d.compute_uid()
+        d.origin = d.origin or label
+        if store.execute("SELECT 1 FROM decisions WHERE uid = ?", (d.uid,)):
+            report.skipped += 1
+            continue
+        _insert(store, d)
+        report.added += 1
+    return report

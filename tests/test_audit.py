@@ -176,6 +176,12 @@ def test_warm_audit_decodes_nothing(audit_images, monkeypatch):
         warm = audit_dataset(ds, resolution=SIDE, trigger="ohwx")
     assert opened == [] and warm.measured == 0
     assert warm.to_dict()["images"] == cold.to_dict()["images"]
+    # what the TUI reads: the same findings, from the store alone
+    with Dataset(folder) as ds:
+        stored = audit.stored_findings(ds.store)
+    assert opened == []
+    assert set(stored) == {rel for rel, a in cold.images.items() if a.findings}
+    assert {f.code for f in stored["blurry.png"]} == codes(cold, "blurry.png")
 
 
 def test_measures_are_keyed_by_digest(audit_images):
