@@ -5,7 +5,8 @@ pixel decode except to walk animation frames). :func:`update_metadata`
 extracts what is missing or stale for a dataset, in threads, and stores it in
 the table ``image_metadata`` (schema component ``"metadata"``), keyed by
 relpath and tagged with the image digest so a changed file is re-read.
-:func:`get_metadata` is what the export manifest and the TUI info panel read;
+:func:`get_metadata` is what the export manifest and the TUI info panel read
+(it extracts on first use);
 :func:`summary_lines` formats it for people.
 
 The dict (every key present; ``None`` when the file does not say)::
@@ -41,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from . import imaging
-from .store import Store, register_schema
+from .store import STORE_DIRNAME, Store, register_schema
 
 if TYPE_CHECKING:  # pragma: no cover
     from .dataset import Dataset
@@ -290,13 +291,34 @@ def update_metadata(dataset: "Dataset", relpaths: Iterable[str] | None = None,
     return report
 
 
-def get_metadata(store: Store, relpath: str) -> dict[str, Any] | None:
-    """The stored metadata dict of one image (see the module docstring), or None
-    when it was never extracted (run :func:`update_metadata` or
-    ``fluxgym-coach metadata DATASET``)."""
+def get_metadata(store: Store, relpath: str, extract_missing: bool = True) -> dict[str, Any] | None:
+    """The metadata dict of one image (see the module docstring), or None.
+
+    Reads the stored dict. With ``extract_missing`` (default), an image the
+    store knows but whose metadata was never extracted, or was extracted from
+    other bytes (digest changed), is read now and stored, so the export
+    manifest and the TUI info panel need no separate step. None when the
+    image is unknown or unreadable.
+    """
     store.ensure_schema("metadata")
-    rows = store.execute("SELECT data FROM image_metadata WHERE relpath = ?", (relpath,))
-    return json.loads(rows[0]["data"]) if rows else None
+    rows = store.execute("SELECT digest, data FROM image_metadata WHERE relpath = ?", (relpath,))
+    rec = store.image(relpath) if (extract_missing or rows) else None
+    if rows and (rec is None or rec.digest == rows[0]["digest"]):
+        return json.loads(rows[0]["data"])
+    if not extract_missing or rec is None or rec.error or not rec.digest:
+        return json.loads(rows[0]["data"]) if rows else None
+    if store.path.parent.name != STORE_DIRNAME:
+        return None
+    try:
+        meta = extract(store.path.parent.parent / relpath)
+    except (imaging.ImageReadError, OSError):
+        return None
+    store.execute(
+        "INSERT INTO image_metadata(relpath, digest, data, extracted_at) VALUES (?,?,?,?) "
+        "ON CONFLICT(relpath) DO UPDATE SET digest=excluded.digest, data=excluded.data, "
+        "extracted_at=excluded.extracted_at",
+        (relpath, rec.digest, json.dumps(meta, sort_keys=True), time.time()))
+    return meta
 
 
 def all_metadata(store: Store) -> dict[str, dict[str, Any]]:

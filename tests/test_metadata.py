@@ -78,7 +78,7 @@ def test_update_store_and_get(example_dataset):
     make_camera_jpeg(example_dataset / "photo.jpg")
     with Dataset(example_dataset) as ds:
         ds.scan()
-        assert metadata.get_metadata(ds.store, "photo.jpg") is None
+        assert metadata.get_metadata(ds.store, "photo.jpg", extract_missing=False) is None
         rep = metadata.update_metadata(ds)
         assert len(rep.extracted) == 7 and not rep.errors
         assert metadata.get_metadata(ds.store, "photo.jpg")["lens"] == "RF50mm F1.8 STM"
@@ -106,3 +106,15 @@ def test_metadata_cli(example_dataset):
     (example_dataset / "broken.jpg").write_bytes(b"nope")
     res = runner.invoke(app, ["metadata", str(example_dataset)])
     assert res.exit_code == 1 and "broken.jpg" in res.output
+
+
+def test_get_metadata_extracts_on_first_use(example_dataset):
+    make_camera_jpeg(example_dataset / "photo.jpg")
+    with Dataset(example_dataset) as ds:
+        ds.scan()
+        assert metadata.get_metadata(ds.store, "photo.jpg")["camera"]["model"] == "Canon EOS R5"
+        assert "photo.jpg" in metadata.all_metadata(ds.store)  # stored, not re-read next time
+        Image.new("RGB", (10, 10)).save(example_dataset / "photo.jpg", "JPEG")
+        ds.scan()
+        assert metadata.get_metadata(ds.store, "photo.jpg")["camera"] is None  # new bytes, re-read
+        assert metadata.get_metadata(ds.store, "nope.png") is None

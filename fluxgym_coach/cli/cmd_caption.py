@@ -90,6 +90,9 @@ def caption(
     image_size: Annotated[Optional[int], typer.Option(
         "--image-size", min=64, help="openai: long side in px the image is downscaled to before "
                                      "sending.", show_default=False)] = None,
+    timeout: Annotated[Optional[float], typer.Option(
+        "--timeout", min=1.0, help="openai: seconds to wait for one answer.",
+        show_default=False)] = None,
     concurrency: Annotated[Optional[int], typer.Option(
         "--concurrency", min=1, max=64, help="Requests in flight.", show_default=False)] = None,
     api_url: Annotated[Optional[str], typer.Option(
@@ -122,7 +125,7 @@ def caption(
         options: dict[str, Any] = dict(saved.get("options") or {}) if name == saved.get("backend") else {}
         given = {"model": model, "base_url": base_url, "api_key_env": api_key_env, "prompt": prompt,
                  "system_prompt": system_prompt, "max_tokens": max_tokens, "temperature": temperature,
-                 "image_size": image_size, "concurrency": concurrency}
+                 "image_size": image_size, "concurrency": concurrency, "timeout": timeout}
         if name == "forge":
             given.update(url=api_url, api_auth=api_auth)
         elif api_url:
@@ -132,7 +135,7 @@ def caption(
         options.update({k: v for k, v in given.items() if v is not None})
         if name == "forge":
             options = {k: v for k, v in options.items()
-                       if k in ("model", "url", "api_auth", "concurrency", "image_size")}
+                       if k in ("model", "url", "api_auth", "concurrency", "image_size", "timeout")}
         try:
             captioner = get_caption_backend(name, **options)
         except (ValueError, TypeError) as exc:
