@@ -59,6 +59,17 @@ _PROSE_MARKERS = {"a", "an", "the", "this", "these", "is", "are", "there", "her"
 _WORD_RE = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
 
 SEVERITIES = ("error", "warning", "info")
+#: What a caption written by the embedded draft backend looks like
+#: (:mod:`fluxgym_coach.backends.captioners.draft`): it describes colours and
+#: shape, not the subject, and is meant to be edited.
+DRAFT_PATTERN = re.compile(
+    r"(?:^|, )(?:colour|black-and-white) image, (?:landscape|portrait|square) orientation, "
+    r"[a-z ]+ tones(?:,|$)")
+
+
+def is_draft_text(text: str | None) -> bool:
+    """True if the caption still holds the draft backend's unedited description."""
+    return bool(text) and DRAFT_PATTERN.search(" ".join(text.split())) is not None
 
 
 # -- tags --------------------------------------------------------------------------
@@ -319,7 +330,7 @@ class CaptionFinding:
 
     ``code`` is stable (``"missing"``, ``"empty"``, ``"multiline"``,
     ``"not-utf8"``, ``"bad-characters"``, ``"trigger-missing"``,
-    ``"trigger-not-first"``, ``"too-short"``, ``"clip-truncated"``,
+    ``"trigger-not-first"``, ``"too-short"``, ``"draft"``, ``"clip-truncated"``,
     ``"t5-truncated"``, ``"mixed-style"``, ``"duplicate-tags"``,
     ``"boilerplate"``, ``"duplicate"``, ``"length-outlier"``); ``severity``
     is ``"error"`` (training fails or learns the wrong thing), ``"warning"``
@@ -452,6 +463,10 @@ def lint(text: str | None, trigger: str | None = None, *, encoding: str | None =
     if dups:
         out.append(CaptionFinding("duplicate-tags", "warning", f"repeated tag(s): {', '.join(dups)}",
                                   value=dups, fix="fluxgym-coach captions dedup-tags DATASET"))
+    if is_draft_text(flat):
+        out.append(CaptionFinding("draft", "warning", "draft caption: it names colours, orientation "
+                                  "and folder, not the subject", fix="describe the image (edit it, or "
+                                  "fluxgym-coach caption DATASET --backend openai --refresh)"))
     low = flat.lower()
     found = [b for b in BOILERPLATE if b in low]
     if found:

@@ -199,3 +199,12 @@ def test_exact_counts_with_a_local_tokenizer(tmp_path, monkeypatch):
     # a damaged file falls back to the estimate instead of failing
     (folder / "tokenizer.json").write_text("{not json")
     assert rules.TokenCounter().exact["clip"] is False
+
+
+def test_draft_captions_are_recognised_and_edits_clear_the_flag():
+    draft = "ohwx, horses, black-and-white image, landscape orientation, white and black tones"
+    assert rules.is_draft_text(draft)
+    f = next(x for x in rules.lint(draft, "ohwx") if x.code == "draft")
+    assert f.severity == "warning" and "--refresh" in f.fix
+    assert not rules.is_draft_text("ohwx, a black horse galloping on a white background")
+    assert not rules.is_draft_text("ohwx, a colour image of a horse")
