@@ -246,3 +246,24 @@ def test_tags_style_and_settings_validation(scanned_example, fake_openai):
     assert openai(fake_openai).base_url == fake_openai.url
     b = captioning.get_caption_backend("openai", model="m", base_url="http://127.0.0.1:11434/")
     assert b.base_url == "http://127.0.0.1:11434/v1"
+
+
+def test_concurrency_limit_is_used_and_respected(scanned_example, fake_openai):
+    fake_openai.latency = 0.3
+    run(scanned_example, openai(fake_openai, concurrency=2), mode="overwrite")
+    assert len(fake_openai.chat_requests) == 6 and fake_openai.max_in_flight == 2
+
+
+def test_an_edit_made_while_captioning_is_kept(scanned_example, fake_openai):
+    ds = scanned_example
+    sidecar = ds.sidecar_path("horse.png")
+
+    def answer(prompt, images, body):
+        sidecar.write_text("typed by the user meanwhile", encoding="utf-8")  # e.g. in the TUI
+        return "a caption that must not win"
+
+    fake_openai.answer = answer
+    report = run(ds, openai(fake_openai), ["horse.png"])
+    out = report.outcomes["horse.png"]
+    assert out.status == "skipped" and "changed while captioning" in out.reason
+    assert sidecar.read_text(encoding="utf-8") == "typed by the user meanwhile"
