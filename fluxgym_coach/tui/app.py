@@ -32,6 +32,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 
+from .. import captions as caption_rules
 from .. import feedback
 from ..backends.base import BackendError, EnhanceParams, get_enhance_backend
 from ..dataset import Dataset, one_line
@@ -41,7 +42,7 @@ from ..image_cache import ImageCache
 from ..pipeline import Source, record_variants, run_enhance
 from .jobs import JobCancelled, JobSink, JobUpdated
 from .keys import action_descriptions, app_bindings
-from .model import FILTER_LABELS, FILTERS, SORTS, UNREVIEWED, ImageIndex, Row, prepend_trigger, search_replace
+from .model import FILTER_LABELS, FILTERS, SORTS, UNREVIEWED, ImageIndex, Row
 from .screens.forms import ConfirmScreen, Field, FormScreen
 from .screens.help import HelpScreen
 from .thumbnails import ThumbnailCache
@@ -82,6 +83,14 @@ class RowsChanged(Message):
         self.show_latest = show_latest
 
 
+class AuditDone(Message):
+    """The audit finished: ``findings`` is ``{relpath: [audit Finding, ...]}``."""
+
+    def __init__(self, findings: dict[str, list[Any]]) -> None:
+        super().__init__()
+        self.findings = findings
+
+
 class ReviewCommands(Provider):
     """Command palette provider: every action of the app, the filters, the sorts,
     the running jobs and the plugin actions."""
@@ -109,7 +118,8 @@ class ReviewApp(App[None]):
     ``dataset``: the folder. ``preview``: ``auto``, ``kitty``, ``sixel``,
     ``halfcell``, ``unicode`` or ``off``. ``api_url``: a Forge/A1111 server
     for enhancement (None: the embedded local backend). ``scan``: run an
-    incremental scan at start. ``cache_dir``: the result cache root.
+    incremental scan at start; ``audit``: then audit the images (findings
+    in the list and the info panel). ``cache_dir``: the result cache root.
     """
 
     CSS_PATH = "app.tcss"
@@ -121,7 +131,7 @@ class ReviewApp(App[None]):
     def __init__(self, dataset: str | Path | Dataset, *, preview: str = "auto",
                  api_url: str | None = None, scan: bool = True,
                  cache_dir: str | Path | None = None, backend_options: dict[str, Any] | None = None,
-                 thumbnail_side: int = 384) -> None:
+                 thumbnail_side: int = 384, audit: bool = True) -> None:
         super().__init__()
         self.dataset = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
         self.preview_mode = preview
@@ -139,6 +149,8 @@ class ReviewApp(App[None]):
         self._wanted_preview: str | None = None
         self._restored = False
         self.plugin_actions: list[tuple[str, Callable[[], Any], str]] = []
+        self.audit_on_start = audit
+        self._tag_index: Any = None
 
     # -- layout ------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -150,7 +162,7 @@ class ReviewApp(App[None]):
             with Vertical(id="right"):
                 yield Preview(self.preview_mode, id="preview")
                 yield InfoPanel(id="info")
-                yield CaptionEditor(self._known_tags, id="caption")
+                yield CaptionEditor(self.complete_tag, id="caption")
         yield JobsPanel(id="jobs")
         yield Footer()
 
@@ -371,14 +383,13 @@ class ReviewApp(App[None]):
         self._update_status()
 
     # -- captions ---------------------------------------------------------------------------------
-    def _known_tags(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for r in self.index.rows:
-            for t in (r.caption or "").split(","):
-                t = t.strip()
-                if t:
-                    seen.setdefault(t, None)
-        return list(seen)
+    def complete_tag(self, prefix: str) -> list[str]:
+        """Tag completions for ``prefix`` over the dataset's captions (:class:`tags.TagIndex`)."""
+        if self._tag_index is None:
+            from ..tags import TagIndex
+
+            self._tag_index = TagIndex.from_captions(r.caption for r in self.index.rows)
+        return self._tag_index.complete(prefix, 10)
 
     def action_edit_caption(self) -> None:
         """Focus the caption editor."""
@@ -413,6 +424,7 @@ class ReviewApp(App[None]):
             record_decision(self.dataset.store, Decision(
                 relpath, CAPTION_EDIT, digest=row.record.digest if row else None,
                 params={"caption": saved}, source="tui"))
+        self._tag_index = None
         if row is not None:
             row.draft = None
             self.index.refresh_rows(self.dataset, [relpath])
@@ -603,10 +615,12 @@ class ReviewApp(App[None]):
     def on_rows_changed(self, msg: RowsChanged) -> None:
         cur = self.current
         if msg.relpaths is None:
+            self._tag_index = None
             self.index.reload(self.dataset)
             self.index.apply()
             self.image_list.reset_view(keep=cur.relpath if cur else None)
         else:
+            self._tag_index = None
             self.index.refresh_rows(self.dataset, msg.relpaths)
             if msg.show_latest:
                 for rel in msg.relpaths:
@@ -689,10 +703,52 @@ class ReviewApp(App[None]):
         sink.finish("done")
         if report.added or report.updated or report.removed or report.captions_updated:
             self.post_message(RowsChanged(None))
+        if self.audit_on_start:
+            self.call_from_thread(self.run_audit)
+
+    # -- audit (issue 7) --------------------------------------------------------------------------
+    def action_audit(self) -> None:
+        """Audit the images again (findings in the list and the info panel)."""
+        self.run_audit()
+
+    def run_audit(self) -> None:
+        """Start the audit in a worker (extra measures are taken once per image content)."""
+        try:
+            from .. import audit  # noqa: F401
+        except ImportError:
+            return
+        sink = self._new_job("audit", "Audit", len(self.index.rows))
+        sink.raise_on_cancel = True
+        self._audit_worker(sink)
+
+    @work(thread=True, exclusive=True, group="audit", exit_on_error=False)
+    def _audit_worker(self, sink: JobSink) -> None:
+        from ..audit import audit_dataset
+
+        trigger = (self.dataset.store.get_setting(EXPORT_KEY, {}) or {}).get("trigger") or None
+        try:
+            report = audit_dataset(self.dataset, scan=False, trigger=trigger, on_event=sink)
+        except JobCancelled:
+            sink.finish("cancelled")
+            return
+        except Exception as exc:  # noqa: BLE001 - the review goes on without findings
+            sink.fail(f"audit stopped: {exc}")
+            return
+        sink.finish("done")
+        self.post_message(AuditDone({rel: a.findings for rel, a in report.images.items()}))
+
+    def on_audit_done(self, msg: "AuditDone") -> None:
+        self.index.set_findings(msg.findings)
+        cur = self.current
+        if self.index.filter in ("flagged",) or self.index.sort == "findings":
+            self._refilter()
+        self.image_list.refresh()
+        if cur is not None:
+            self.query_one(InfoPanel).show(cur, self.shown_variant(cur))
 
     # -- bulk caption edits ---------------------------------------------------------------------------
     def action_bulk_trigger(self) -> None:
-        """Prepend the trigger word to the captions of the marked / in-view images."""
+        """Put the trigger word first in the captions of the marked / in-view images."""
         targets = self.index.targets()
         trigger = (self.dataset.store.get_setting(EXPORT_KEY, {}) or {}).get("trigger", "")
 
@@ -703,12 +759,14 @@ class ReviewApp(App[None]):
             return t
 
         self.push_screen(FormScreen(
-            f"Prepend the trigger word to {len(targets)} captions", [Field("trigger", "trigger word", trigger)],
-            validate, "Apply", note="Captions that already start with it are left alone."),
-            lambda t: t and self._bulk_edit(targets, "trigger", lambda c: prepend_trigger(c, t)))
+            f"Put the trigger word first in {len(targets)} captions",
+            [Field("trigger", "trigger word", trigger)], validate, "Apply",
+            note="Captions that start with it are left alone; one that has it elsewhere gets it "
+                 "moved to the front; images without a caption get it alone."),
+            lambda t: t and self._bulk_edit(targets, "prefix", partial(_trigger_first, t), True))
 
     def action_bulk_replace(self) -> None:
-        """Search and replace in the captions of the marked / in-view images."""
+        """Search and replace (literal text) in the captions of the marked / in-view images."""
         targets = self.index.targets()
 
         def validate(v: dict[str, str]) -> tuple[str, str]:
@@ -719,42 +777,52 @@ class ReviewApp(App[None]):
         self.push_screen(FormScreen(
             f"Search and replace in {len(targets)} captions",
             [Field("find", "find"), Field("replace", "replace with")], validate, "Replace"),
-            lambda fr: fr and self._bulk_edit(targets, "replace", lambda c: search_replace(c, *fr)))
+            lambda fr: fr and self._bulk_edit(targets, "replace", partial(_replace_text, *fr), False))
 
-    def _bulk_edit(self, rows: list[Row], what: str, change: Callable[[str | None], str | None]) -> None:
+    def _bulk_edit(self, rows: list[Row], kind: str, transform: Callable[[str], str],
+                   include_missing: bool) -> None:
         sink = self._new_job("bulk", "Bulk edit", len(rows))
-        self._bulk_worker(sink, [(r.relpath, r.record.digest, r.draft is not None) for r in rows],
-                          what, change)
+        self._bulk_worker(sink, rows, kind, transform, include_missing)
 
     @work(thread=True, group="bulk", exit_on_error=False)
-    def _bulk_worker(self, sink: JobSink, items: list[tuple[str, str | None, bool]], what: str,
-                     change: Callable[[str | None], str | None]) -> None:
+    def _bulk_worker(self, sink: JobSink, rows: list[Row], kind: str,
+                     transform: Callable[[str], str], include_missing: bool) -> None:
+        """Bulk caption edit through :func:`fluxgym_coach.captions.apply_to_captions`
+        (one undoable operation), in chunks so progress shows and cancel works."""
         job = sink.progress.key
-        sink(JobStarted(job, "bulk", len(items)))
+        sink(JobStarted(job, "bulk", len(rows)))
+        op_id = caption_rules.new_op_id(kind)
+        digests = {r.relpath: r.record.digest for r in rows}
+        todo = []
+        for r in rows:
+            if r.draft is not None:
+                sink(ItemFailed(job, r.relpath, "has unsaved edits in the caption editor: save "
+                                                "or undo them first; left unchanged"))
+            else:
+                todo.append(r.relpath)
         changed: list[str] = []
-        for relpath, digest, has_draft in items:
+        for start in range(0, len(todo), 50):
             if sink.cancel_requested:
                 break
-            if has_draft:
-                sink(ItemFailed(job, relpath, "has unsaved edits in the caption editor: save or "
-                                              "undo them first; left unchanged"))
-                continue
-            current = self.dataset.read_caption(relpath)
-            new = change(current.text if current else None)
+            chunk = todo[start:start + 50]
             try:
-                if new is not None and self.dataset.write_caption(relpath, new, source=f"tui:{what}"):
-                    record_decision(self.dataset.store, Decision(
-                        relpath, CAPTION_EDIT, digest=digest,
-                        params={"caption": one_line(new), "bulk": what}, source="tui"))
-                    changed.append(relpath)
+                report = caption_rules.apply_to_captions(self.dataset, transform, kind, chunk,
+                                                         include_missing=include_missing, op_id=op_id)
             except OSError as exc:
-                sink(ItemFailed(job, relpath, f"caption not saved: {exc}"))
+                for rel in chunk:
+                    sink(ItemFailed(job, rel, f"caption not saved: {exc}"))
                 continue
-            sink(ItemDone(job, relpath, cached=new is None))
+            for rel in report.changed:
+                record_decision(self.dataset.store, Decision(
+                    rel, CAPTION_EDIT, digest=digests.get(rel),
+                    params={"bulk": kind, "op": op_id}, source="tui"))
+            changed.extend(report.changed)
+            for rel in chunk:
+                sink(ItemDone(job, rel, cached=rel not in report.changed))
         status = "cancelled" if sink.cancel_requested else "done"
         sink(JobFinished(job, "bulk", status, len(changed), len(sink.failures), {"changed": len(changed)}))
         self.post_message(RowsChanged(changed))
-        self.call_from_thread(self.notify, f"{what}: {len(changed)} captions changed", timeout=4)
+        self.call_from_thread(self.notify, f"{kind}: {len(changed)} captions changed", timeout=4)
 
     # -- captioning (issue 5) ----------------------------------------------------------------------
     def action_generate_caption(self) -> None:
@@ -771,7 +839,7 @@ class ReviewApp(App[None]):
 
     def _caption_form(self, relpaths: list[str]) -> None:
         try:
-            from .. import captioning  # type: ignore[attr-defined]
+            from .. import captioning
         except ImportError:
             self.notify("Generate description: no captioning backend is available in this build "
                         "(the module fluxgym_coach.captioning is missing). Captions can still be "
@@ -779,26 +847,36 @@ class ReviewApp(App[None]):
                         severity="warning", timeout=8)
             return
         saved = self.dataset.store.get_setting(CAPTION_KEY, {}) or {}
-        names = ", ".join(getattr(captioning, "BACKENDS", ()) or ())
+        names = ", ".join(captioning.BACKENDS)
+        default_backend = saved.get("backend") or self.dataset.store.get_setting(
+            captioning.BACKEND_SETTING) or "draft"
+        if isinstance(default_backend, dict):
+            default_backend = default_backend.get("name", "draft")
 
         def validate(v: dict[str, str]) -> dict[str, Any]:
             mode = v["mode"].strip() or "only-missing"
-            if mode not in ("only-missing", "overwrite"):
-                raise ValueError("mode is only-missing or overwrite")
-            if not v["backend"].strip():
-                raise ValueError("name a captioning backend" + (f" ({names})" if names else ""))
-            return {"backend": v["backend"].strip(), "mode": mode, "trigger": v["trigger"].strip(),
-                    "base_url": v["base_url"].strip(), "model": v["model"].strip()}
+            if mode not in captioning.MODES:
+                raise ValueError(f"mode: one of {', '.join(captioning.MODES)}")
+            backend = v["backend"].strip()
+            if backend not in captioning.BACKENDS:
+                raise ValueError(f"backend: one of {names}")
+            return {"backend": backend, "mode": mode, "trigger": v["trigger"].strip(),
+                    "url": v["url"].strip(), "model": v["model"].strip()}
 
-        fields = [Field("backend", "backend", saved.get("backend", "")),
-                  Field("base_url", "server URL", saved.get("base_url", "")),
+        single = len(relpaths) == 1
+        fields = [Field("backend", "backend", str(default_backend), help=names),
+                  Field("url", "server URL", saved.get("url", ""),
+                        help="openai: the OpenAI-compatible base URL; forge: the Forge URL"),
                   Field("model", "model", saved.get("model", "")),
-                  Field("mode", "mode", saved.get("mode", "only-missing" if len(relpaths) > 1 else "overwrite")),
-                  Field("trigger", "trigger word", saved.get("trigger", ""))]
-        title = (f"Generate a description of {relpaths[0]}" if len(relpaths) == 1
+                  Field("mode", "mode", "overwrite" if single else saved.get("mode", "only-missing"),
+                        help=", ".join(captioning.MODES)),
+                  Field("trigger", "trigger word",
+                        saved.get("trigger") or captioning.dataset_trigger(self.dataset) or "")]
+        title = (f"Generate a description of {relpaths[0]}" if single
                  else f"Generate captions for {len(relpaths)} images")
         self.push_screen(FormScreen(title, fields, validate, "Generate",
-                                    note=f"backends: {names}" if names else ""),
+                                    note=f"backends: {names}. The old caption stays in the "
+                                         f"history (u undoes).", id="caption-form"),
                          lambda opts: opts and self._start_caption(relpaths, opts))
 
     def _start_caption(self, relpaths: list[str], opts: dict[str, Any]) -> None:
@@ -808,10 +886,17 @@ class ReviewApp(App[None]):
 
     @work(thread=True, group="caption", exit_on_error=False)
     def _caption_worker(self, sink: JobSink, relpaths: list[str], opts: dict[str, Any]) -> None:
-        from .. import captioning  # type: ignore[attr-defined]
+        from .. import captioning
 
         key = sink.progress.key
-        options = {k: opts[k] for k in ("base_url", "model") if opts.get(k)}
+        options: dict[str, Any] = {}
+        if opts["backend"] == "openai":
+            options = {k: v for k, v in (("base_url", opts["url"]), ("model", opts["model"])) if v}
+        elif opts["backend"] == "forge":
+            url = opts["url"] or self.api_url
+            options = {k: v for k, v in (("url", url), ("model", opts["model"])) if v}
+        elif opts["backend"] == "florence2" and opts["model"]:
+            options = {"model_path": opts["model"]}
 
         async def main() -> Any:
             cancel = asyncio.Event()
@@ -823,20 +908,24 @@ class ReviewApp(App[None]):
             try:
                 return await captioning.run_caption(
                     self.dataset, backend, relpaths, mode=opts["mode"],
-                    trigger=opts.get("trigger") or None, on_event=sink, cancel=cancel)
+                    trigger=opts.get("trigger") or None, cache=self.cache, on_event=sink,
+                    cancel=cancel)
             finally:
                 close = getattr(backend, "aclose", None)
                 if close is not None:
                     await close()
 
         try:
-            asyncio.run(main())
-        except Exception as exc:  # noqa: BLE001 - e.g. unknown backend, unreachable server
+            report = asyncio.run(main())
+        except Exception as exc:  # noqa: BLE001 - e.g. unknown option, unreachable server
             sink.fail(getattr(exc, "reason", None) or str(exc))
             return
         finally:
             self._cancels.pop(key, None)
-        sink.finish("cancelled" if sink.cancel_requested else "done")
+        if getattr(report, "fatal", None):
+            sink.fail(report.fatal)
+        else:
+            sink.finish("cancelled" if getattr(report, "cancelled", False) else "done")
         self.post_message(RowsChanged(relpaths))
 
     # -- export ---------------------------------------------------------------------------------------
@@ -960,6 +1049,20 @@ class ReviewApp(App[None]):
             self.cancel_job(key)
         self.save_state()
         self.exit()
+
+
+def _trigger_first(trigger: str, text: str) -> str:
+    """The caption with the trigger word first (:func:`captions.apply_trigger`)."""
+    return caption_rules.apply_trigger(text, trigger)
+
+
+def _replace_text(find: str, replace: str, text: str) -> str:
+    """Literal search and replace, with the separators tidied."""
+    new = text.replace(find, replace)
+    if new == text:
+        return text
+    parts = [p.strip() for p in new.split(",")]
+    return ", ".join(p for p in parts if p)
 
 
 def _forge_url_option(url: str) -> dict[str, Any]:

@@ -68,6 +68,7 @@ KEYS: tuple[Key, ...] = (
     # jobs and app
     Key("c", "cancel_job", "cancel the newest running job", "jobs"),
     Key("f5", "rescan", "rescan the folder", "jobs"),
+    Key("f6", "audit", "audit the images again (findings)", "jobs"),
     Key("ctrl+e", "export", "export the dataset for Fluxgym / kohya (form)", "jobs", show=True,
         key_display="ctrl+e", short="Export"),
     Key("question_mark,f1", "help", "this help", "app", show=True, key_display="? / F1", short="Help"),

@@ -71,8 +71,9 @@ class Row:
 
     @property
     def flagged(self) -> bool:
-        """True when the audit found something, or the image could not be read."""
-        return bool(self.findings) or bool(self.record.error)
+        """True when the audit found an error or a warning, or the image could not be read."""
+        return bool(self.record.error) or any(
+            f.severity in ("error", "warning") and f.code not in NOT_FLAGGING for f in self.findings)
 
     @property
     def enhanced(self) -> bool:
@@ -87,53 +88,27 @@ class Row:
         return None
 
     def all_findings(self) -> list[Finding]:
-        """Audit findings, plus the read error as a finding when there is one."""
+        """Audit findings, plus the read error as a finding when the audit has not said it."""
         out = list(self.findings)
-        if self.record.error:
+        if self.record.error and not any(f.code == "unreadable" for f in out):
             out.insert(0, Finding("unreadable", self.record.error, "error"))
         return out
 
-
-FindingsProvider = Callable[[Dataset, list[ImageRecord]], dict[str, list[Finding]]]
-
-
-def audit_findings(dataset: Dataset, records: list[ImageRecord]) -> dict[str, list[Finding]]:
-    """Findings per relpath from :mod:`fluxgym_coach.audit` when that module is
-    installed (issue 7); an empty dict otherwise. Never raises for the audit's
-    own problems: a broken audit must not keep the review from opening."""
-    try:
-        from .. import audit  # type: ignore[attr-defined]
-    except ImportError:
-        return {}
-    return _findings_from_audit(audit, dataset, records)
+    def flags(self) -> list[Finding]:
+        """The findings that flag the image (errors and warnings)."""
+        return [f for f in self.all_findings()
+                if f.severity in ("error", "warning") and f.code not in NOT_FLAGGING]
 
 
-def _findings_from_audit(audit: Any, dataset: Dataset, records: list[ImageRecord]
-                         ) -> dict[str, list[Finding]]:
-    loader = getattr(audit, "stored_findings", None) or getattr(audit, "findings_by_image", None)
-    if loader is None:
-        return {}
-    try:
-        raw = loader(dataset.store)
-    except Exception:  # noqa: BLE001 - the review opens even if the audit store is unusable
-        return {}
-    out: dict[str, list[Finding]] = {}
-    for relpath, items in dict(raw).items():
-        out[relpath] = [_to_finding(f) for f in items]
-    return out
+#: Finding codes that do not flag an image (the caption column and filter cover them).
+NOT_FLAGGING = frozenset({"no_caption"})
 
 
-def _to_finding(f: Any) -> Finding:
+def finding_from(f: Any) -> Finding:
+    """A :class:`Finding` from an audit finding (:class:`fluxgym_coach.audit.Finding`)."""
     if isinstance(f, Finding):
         return f
-    if isinstance(f, dict):
-        return Finding(str(f.get("code") or f.get("kind") or "finding"),
-                       str(f.get("message") or f.get("reason") or ""),
-                       str(f.get("severity") or "warning"))
-    code = getattr(f, "code", None) or getattr(f, "kind", None) or "finding"
-    message = getattr(f, "message", None) or getattr(f, "reason", None) or str(f)
-    severity = getattr(f, "severity", "warning")
-    return Finding(str(code), str(message), str(getattr(severity, "value", severity)))
+    return Finding(str(f.code), str(f.message), str(f.severity))
 
 
 class ImageIndex:
@@ -154,19 +129,18 @@ class ImageIndex:
 
     # -- loading ------------------------------------------------------------------
     @classmethod
-    def load(cls, dataset: Dataset, findings: FindingsProvider | None = audit_findings) -> "ImageIndex":
+    def load(cls, dataset: Dataset) -> "ImageIndex":
         """Build the index from the store of ``dataset`` (a few queries, no file reads)."""
-        records = dataset.store.images()
-        return cls(build_rows(dataset, records, findings))
+        return cls(build_rows(dataset, dataset.store.images()))
 
-    def reload(self, dataset: Dataset, findings: FindingsProvider | None = audit_findings) -> None:
-        """Rebuild all rows from the store, keeping marks and drafts, then re-apply the view."""
+    def reload(self, dataset: Dataset) -> None:
+        """Rebuild all rows from the store, keeping marks, drafts and findings, then re-apply the view."""
         old = self.by_relpath
-        self.rows = build_rows(dataset, dataset.store.images(), findings)
+        self.rows = build_rows(dataset, dataset.store.images())
         for row in self.rows:
             prev = old.get(row.relpath)
             if prev is not None:
-                row.marked, row.draft = prev.marked, prev.draft
+                row.marked, row.draft, row.findings = prev.marked, prev.draft, prev.findings
         self.by_relpath = {r.relpath: r for r in self.rows}
         self.apply()
 
@@ -184,6 +158,11 @@ class ImageIndex:
             if row.status == "pending":
                 row.status = UNREVIEWED
             row.variants = dataset.store.variants(rel)
+
+    def set_findings(self, findings: dict[str, list[Any]]) -> None:
+        """Attach audit findings (``{relpath: [finding, ...]}``) to the rows."""
+        for row in self.rows:
+            row.findings = [finding_from(f) for f in findings.get(row.relpath, [])]
 
     # -- view -----------------------------------------------------------------------
     def matches(self, row: Row, filter_name: str | None = None) -> bool:
@@ -247,41 +226,21 @@ _SORT_KEYS: dict[str, Callable[[Row], Any]] = {
     "size": lambda r: (-(r.record.short_side or 0), r.relpath.lower()),
     "caption": lambda r: (not r.needs_caption, r.relpath.lower()),
     "status": lambda r: (_STATUS_ORDER.get(r.status, 0), r.relpath.lower()),
-    "findings": lambda r: (-len(r.all_findings()), r.relpath.lower()),
+    "findings": lambda r: (-len(r.flags()), -len(r.all_findings()), r.relpath.lower()),
 }
 
 
-def build_rows(dataset: Dataset, records: list[ImageRecord],
-               findings: FindingsProvider | None = audit_findings) -> list[Row]:
-    """Rows for ``records`` with their selection, variants and findings from the store."""
+def build_rows(dataset: Dataset, records: list[ImageRecord]) -> list[Row]:
+    """Rows for ``records`` with their selection and variants from the store."""
     selection = dataset.store.selection()
     variants: dict[str, list[VariantRecord]] = {}
     for v in dataset.store.variants():
         variants.setdefault(v.relpath, []).append(v)
-    found = findings(dataset, records) if findings else {}
     rows = []
     for rec in records:
         sel = selection.get(rec.relpath)
         status, key = (sel[1], sel[0]) if sel else (UNREVIEWED, None)
         if status == "pending":
             status = UNREVIEWED
-        rows.append(Row(rec, status, key, variants.get(rec.relpath, []),
-                        found.get(rec.relpath, [])))
+        rows.append(Row(rec, status, key, variants.get(rec.relpath, [])))
     return rows
-
-
-def prepend_trigger(caption: str | None, trigger: str) -> str | None:
-    """``caption`` with ``trigger`` as its first tag; None when it already is."""
-    trigger = trigger.strip()
-    text = (caption or "").strip()
-    first = text.split(",", 1)[0].strip()
-    if first.lower() == trigger.lower():
-        return None
-    return f"{trigger}, {text}" if text else trigger
-
-
-def search_replace(caption: str | None, find: str, replace: str) -> str | None:
-    """``caption`` with every ``find`` replaced; None when nothing matched."""
-    if not caption or not find or find not in caption:
-        return None
-    return caption.replace(find, replace)

@@ -1,5 +1,5 @@
 """The caption editor: a text area for the current image's caption, with a dirty
-marker, plus a one-line tag field with autocomplete.
+marker, plus a one-line tag field with autocomplete (ctrl+t).
 
 The editor never writes files: ctrl+s posts :class:`CaptionEditor.SaveRequested`
 and the app saves through :meth:`fluxgym_coach.dataset.Dataset.write_caption`
@@ -8,6 +8,8 @@ loaded or saved, so a programmatic load never marks it dirty.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -19,39 +21,21 @@ from textual.widgets import Input, TextArea
 
 
 class TagSuggester(Suggester):
-    """Completes the tag being typed from :func:`fluxgym_coach.tags.complete` when
-    that module is installed, else from the tags already used in the dataset."""
+    """Completes the tag being typed with ``complete(prefix) -> [tags]`` (the app
+    passes :meth:`fluxgym_coach.tags.TagIndex.complete` over the dataset's captions)."""
 
-    def __init__(self, known_tags: callable) -> None:  # type: ignore[valid-type]
+    def __init__(self, complete: Callable[[str], list[str]]) -> None:
         super().__init__(use_cache=False, case_sensitive=False)
-        self._known = known_tags
+        self._complete = complete
 
     async def get_suggestion(self, value: str) -> str | None:
         prefix = value.strip()
         if not prefix:
             return None
-        for candidate in complete_tag(prefix, self._known):
+        for candidate in self._complete(prefix):
             if candidate.lower().startswith(prefix.lower()) and candidate.lower() != prefix.lower():
                 return value[: len(value) - len(value.lstrip())] + candidate
         return None
-
-
-def complete_tag(prefix: str, known_tags: callable) -> list[str]:  # type: ignore[valid-type]
-    """Tag completions for ``prefix``: the tags module's, then the dataset's own tags."""
-    out: list[str] = []
-    try:
-        from ... import tags  # type: ignore[attr-defined]
-    except ImportError:
-        tags = None
-    if tags is not None and hasattr(tags, "complete"):
-        try:
-            for c in tags.complete(prefix):
-                out.append(getattr(c, "tag", None) or getattr(c, "name", None) or str(c))
-        except Exception:  # noqa: BLE001 - completion must never break typing
-            pass
-    p = prefix.lower()
-    out.extend(t for t in known_tags() if t.lower().startswith(p))
-    return out
 
 
 class CaptionArea(TextArea):
@@ -96,18 +80,18 @@ class CaptionEditor(Vertical):
             self.relpath = relpath
             self.draft = draft
 
-    def __init__(self, known_tags: callable, *, id: str | None = None) -> None:  # type: ignore[valid-type]
+    def __init__(self, complete: Callable[[str], list[str]], *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.relpath: str | None = None
         self.saved_text = ""
-        self._known_tags = known_tags
+        self._complete = complete
         self.border_title = "Caption"
 
     def compose(self) -> ComposeResult:
         yield CaptionArea("", soft_wrap=True, tab_behavior="focus", id="caption-area",
                           placeholder="no caption: type one, ctrl+s saves")
         yield Input(placeholder="tag (→ completes, enter adds, escape closes)", id="tag-input",
-                    suggester=TagSuggester(self._known_tags))
+                    suggester=TagSuggester(self._complete))
 
     @property
     def area(self) -> CaptionArea:

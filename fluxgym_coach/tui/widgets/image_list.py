@@ -195,8 +195,8 @@ class ImageList(ScrollView, can_focus=True):
         else:
             cap, cap_style = f"{len(rec.caption or '')}c", comp("image-list--dim")
         enh = "+" if row.enhanced else " "
-        findings = row.all_findings()
-        flag = f"!{len(findings)}" if findings else ""
+        flags = row.flags()
+        flag = f"!{len(flags)}" if flags else ""
         # columns: mark(1) status(2) name(*) enh(1) dims(10) caption(5) flags(3)
         fixed = 1 + 2 + 1 + 10 + 5 + 3
         name_w = max(6, width - fixed)

@@ -1,0 +1,207 @@
+"""TUI features beyond the core flow: captioning from the UI, audit findings, help,
+the command palette, and the list at 10,000 images."""
+
+from __future__ import annotations
+
+import time
+
+from fluxgym_coach.dataset import Dataset
+from fluxgym_coach.store import ImageRecord
+from fluxgym_coach.tui.model import ImageIndex
+from fluxgym_coach.tui.screens.help import HelpScreen
+from tests.fixtures_tui import settle
+
+SIZE = (100, 32)
+
+
+def _answer_caption_form(app, **values):
+    form = app.screen
+    assert form.id == "caption-form"
+    for name, value in values.items():
+        form.query_one(f"#field-{name}").value = value
+
+
+async def test_generate_description_of_current_image_with_openai_backend(
+        tui_dataset, make_tui_app, fake_openai):
+    app = make_tui_app(tui_dataset, audit=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        assert app.current.relpath == "astronaut.png" and app.current.needs_caption
+        await pilot.press("g")
+        await pilot.pause()
+        _answer_caption_form(app, backend="openai", url=fake_openai.url,
+                             model="fake-vision", mode="overwrite", trigger="ohwx")
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        text = (tui_dataset / "astronaut.txt").read_text(encoding="utf-8")
+        assert text.startswith("ohwx, ") and len(text) > len("ohwx, ")
+        assert fake_openai.chat_requests
+        # the list, the editor and the store show the new caption
+        assert app.current.caption == text
+        assert app.editor.text == text
+        # only this image was captioned
+        assert not (tui_dataset / "camera.txt").exists()
+
+
+async def test_generate_captions_for_filtered_set_with_draft_backend(tui_dataset, make_tui_app):
+    app = make_tui_app(tui_dataset, audit=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("f")  # needs caption: 4 images
+        assert len(app.index.view) == 4
+        before = {p.name: p.read_text() for p in tui_dataset.glob("*.txt")}
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        _answer_caption_form(app, backend="draft", url="", model="", mode="only-missing",
+                             trigger="")
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        for name in ("astronaut", "camera", "horse", "rocket"):
+            assert (tui_dataset / f"{name}.txt").read_text(encoding="utf-8").strip()
+        # existing captions untouched
+        assert {n: (tui_dataset / n).read_text() for n in before} == before
+
+
+async def test_unknown_caption_backend_stays_in_form(tui_dataset, make_tui_app):
+    app = make_tui_app(tui_dataset, audit=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("g")
+        await pilot.pause()
+        _answer_caption_form(app, backend="nonesuch")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen.id == "caption-form"
+        assert "backend" in str(app.screen.query_one("#form-error").render())
+
+
+async def test_audit_findings_flag_images(tui_dataset, make_tui_app):
+    app = make_tui_app(tui_dataset)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        flagged = [r.relpath for r in app.index.rows if r.flagged]
+        assert flagged, "the example photos are below 1024 px: the audit flags them"
+        row = app.index.by_relpath[flagged[0]]
+        codes = {f.code for f in row.flags()}
+        assert codes
+        # filter flagged shows exactly those
+        app.set_filter("flagged")
+        await pilot.pause()
+        assert [r.relpath for r in app.index.view] == sorted(flagged)
+        # the info panel names the finding
+        info = str(app.query_one("#info").render())
+        assert any(code in info for code in codes)
+
+
+async def test_next_unreviewed_skips_reviewed(tui_dataset, make_tui_app):
+    app = make_tui_app(tui_dataset, audit=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("x")  # reject astronaut
+        await pilot.press("down", "a")  # accept camera (original)
+        await pilot.press("home", "n")
+        assert app.current.relpath == "chelsea.png"
+        assert Dataset(tui_dataset).store.selection()["camera.png"] == (None, "accepted")
+
+
+async def test_help_screen_lists_every_bound_key(tui_dataset, make_tui_app):
+    from fluxgym_coach.tui.keys import KEYS
+
+    app = make_tui_app(tui_dataset, audit=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        # review keys do nothing while the help is open
+        await pilot.press("a")
+        assert app.current.status == "unreviewed"
+        from fluxgym_coach.tui.screens.help import help_table
+        from rich.console import Console
+
+        console = Console(width=120, record=True)
+        console.print(help_table())
+        text = console.export_text()
+        for k in KEYS:
+            assert k.description[:30] in text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_command_palette_runs_an_action(tui_dataset, make_tui_app):
+    app = make_tui_app(tui_dataset, audit=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Filter: rejected")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await settle(pilot, app)
+        assert app.index.filter == "rejected"
+
+
+async def test_generate_description_says_which_backend_is_missing(tui_dataset, make_tui_app,
+                                                                  monkeypatch):
+    import sys
+
+    import fluxgym_coach
+
+    monkeypatch.setitem(sys.modules, "fluxgym_coach.captioning", None)  # as if not installed
+    monkeypatch.delattr(fluxgym_coach, "captioning", raising=False)
+    app = make_tui_app(tui_dataset, audit=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("g")
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert any("fluxgym_coach.captioning" in m for m in messages)
+
+
+def _fake_records(n: int) -> list[ImageRecord]:
+    return [ImageRecord(relpath=f"img/{i:05d}.jpg", size=1000 + i, mtime_ns=i, digest=f"{i:032x}",
+                        width=512 + i % 700, height=768, format="JPEG", mode="RGB",
+                        caption=None if i % 3 else f"photo {i}, tag{i % 17}")
+            for i in range(n)]
+
+
+async def test_ten_thousand_images_open_and_scroll(tmp_path, make_tui_app):
+    root = tmp_path / "big"
+    root.mkdir()
+    ds = Dataset(root)
+    ds.store.upsert_images(_fake_records(10_000))
+    app = make_tui_app(ds, scan=False, audit=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert len(app.index.view) == 10_000
+        await pilot.press("end")
+        assert app.current.relpath == "img/09999.jpg"
+        assert app.image_list.scroll_offset.y > 9_000
+        await pilot.press("pageup", "up")
+        assert app.current.relpath < "img/09999.jpg"
+        await pilot.press("f")  # needs caption: two thirds
+        assert len(app.index.view) == 6_666
+        await pilot.press("slash", "1", "2", "3", "4")
+        assert all("1234" in r.relpath or "1234" in (r.caption or "") for r in app.index.view)
+        assert app.index.view
+
+
+def test_index_filters_sort_and_targets(tmp_path):
+    ds = Dataset(tmp_path)
+    ds.store.upsert_images(_fake_records(30))
+    ds.store.select_variant("img/00001.jpg", None, "accepted")
+    ds.store.select_variant("img/00002.jpg", None, "rejected")
+    index = ImageIndex.load(ds)
+    counts = index.counts()
+    assert counts["all"] == 30 and counts["accepted"] == 1 and counts["rejected"] == 1
+    assert counts["unreviewed"] == 28 and counts["needs-caption"] == 20
+    index.sort = "size"
+    index.apply()
+    sides = [r.record.short_side for r in index.view]
+    assert sides == sorted(sides, reverse=True)
+    index.view[3].marked = True
+    assert [r.relpath for r in index.targets()] == [index.view[3].relpath]
+    index.query = "tag5"
+    index.apply()
+    assert {r.relpath for r in index.view} == {"img/00005.jpg", "img/00022.jpg"} - {
+        r.relpath for r in index.rows if r.needs_caption}
