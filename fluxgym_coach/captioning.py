@@ -218,6 +218,24 @@ def dataset_trigger(dataset: Dataset) -> str | None:
     return value or None
 
 
+def default_backend(dataset: Dataset) -> tuple[str, dict[str, Any]]:
+    """The dataset's saved caption backend: ``(name, options)``; ``("draft", {})`` when none."""
+    saved = dataset.store.get_setting(BACKEND_SETTING) or {}
+    if not isinstance(saved, dict) or saved.get("backend") not in BACKENDS:
+        return "draft", {}
+    return saved["backend"], dict(saved.get("options") or {})
+
+
+def save_default_backend(dataset: Dataset, name: str, options: dict[str, Any]) -> None:
+    """Save ``name`` and its ``options`` as the dataset's caption backend (credentials
+    such as ``api_auth`` are left out; the OpenAI key is never an option, only the
+    name of its environment variable). Raises ValueError for an unknown name."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown caption backend {name!r}: use one of {', '.join(BACKENDS)}")
+    clean = {k: v for k, v in options.items() if k not in ("api_auth", "api_key")}
+    dataset.store.set_setting(BACKEND_SETTING, {"backend": name, "options": clean})
+
+
 def proposals(store: Store, relpath: str) -> list[dict[str, Any]]:
     """Every backend result recorded for an image, newest first:
     ``{"backend", "identity", "text", "tags", "draft", "at"}``."""

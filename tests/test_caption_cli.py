@@ -6,6 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
+from fluxgym_coach import captioning
 from fluxgym_coach.cli import app
 from fluxgym_coach.dataset import Dataset
 
@@ -62,6 +63,9 @@ def test_caption_openai_no_vision_exits_3_and_default_backend_is_saved(example_d
                  "--base-url", fake_openai.url, "--set-default", "--image", "horse.png", "--json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["counts"] == {"captioned": 1}
+    with Dataset(example_dataset) as ds:
+        assert captioning.default_backend(ds) == ("openai", {"model": "fake-vision",
+                                                             "base_url": fake_openai.url})
     fake_openai.vision = False
     # no --backend: the saved openai settings are used
     res = invoke("caption", example_dataset, "--overwrite", "--image", "rocket.jpg")

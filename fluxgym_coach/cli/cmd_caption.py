@@ -12,8 +12,8 @@ import typer
 from rich.table import Table
 
 from .. import captions as rules
-from ..captioning import (BACKEND_SETTING, BACKENDS, TRIGGER_SETTING, caption_status,
-                          dataset_trigger, get_caption_backend, run_caption)
+from ..captioning import (BACKENDS, TRIGGER_SETTING, caption_status, dataset_trigger,
+                          default_backend, get_caption_backend, run_caption, save_default_backend)
 from ..backends.captioners.base import CaptionBackendError
 from ..dataset import Dataset, DatasetError
 from .common import (EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json,
@@ -120,9 +120,9 @@ def caption(
     ds = open_dataset(dataset)
     with ds:
         trig = resolve_trigger(ds, trigger)
-        saved = ds.store.get_setting(BACKEND_SETTING) or {}
-        name = backend or saved.get("backend") or "draft"
-        options: dict[str, Any] = dict(saved.get("options") or {}) if name == saved.get("backend") else {}
+        saved_name, saved_options = default_backend(ds)
+        name = backend or saved_name
+        options: dict[str, Any] = saved_options if name == saved_name else {}
         given = {"model": model, "base_url": base_url, "api_key_env": api_key_env, "prompt": prompt,
                  "system_prompt": system_prompt, "max_tokens": max_tokens, "temperature": temperature,
                  "image_size": image_size, "concurrency": concurrency, "timeout": timeout}
@@ -141,8 +141,7 @@ def caption(
         except (ValueError, TypeError) as exc:
             raise fail(f"--backend {name}: {exc}", EXIT_USAGE) from None
         if set_default:
-            ds.store.set_setting(BACKEND_SETTING, {"backend": name, "options": {
-                k: v for k, v in options.items() if k != "api_auth"}})
+            save_default_backend(ds, name, options)
         missing = [r for r in (images or []) if ds.store.image(r) is None]
         if missing:
             raise fail(f"not in the dataset: {', '.join(missing)} (relpaths as `fluxgym-coach scan` "
