@@ -39,7 +39,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PIL import Image
 
 from . import imaging
 from .store import STORE_DIRNAME, Store, register_schema

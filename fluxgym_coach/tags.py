@@ -258,14 +258,47 @@ class TagProposal:
         return asdict(self)
 
 
-def propose(dataset: "Dataset", relpath: str, limit: int = 20) -> list[TagProposal]:
+def _folder_of(relpath: str) -> str:
+    return relpath.rsplit("/", 1)[0] if "/" in relpath else ""
+
+
+class _ProposalContext:
+    """Per-dataset data that every proposal needs, computed once."""
+
+    def __init__(self, dataset: "Dataset"):
+        self.records = {r.relpath: r for r in dataset.images()}
+        self.folders: dict[str, tuple[Counter[str], dict[str, str], int]] = {}
+        for rec in self.records.values():
+            if rec.error or not rec.caption:
+                continue
+            counts, spelling, n = self.folders.get(_folder_of(rec.relpath), (Counter(), {}, 0))
+            tags = split_tags(rec.caption)
+            for t in tags:
+                spelling.setdefault(tag_key(t), t)
+            counts.update({tag_key(t) for t in tags})
+            self.folders[_folder_of(rec.relpath)] = (counts, spelling, n + 1)
+
+
+def propose_many(dataset: "Dataset", relpaths: Iterable[str] | None = None,
+                 limit: int = 20) -> dict[str, list[TagProposal]]:
+    """:func:`propose` for many images (default: every readable image), reading
+    the dataset once. Raises LookupError for a relpath not in the store."""
+    context = _ProposalContext(dataset)
+    rels = list(relpaths) if relpaths is not None else [
+        r for r, rec in context.records.items() if not rec.error]
+    return {rel: propose(dataset, rel, limit, _context=context) for rel in rels}
+
+
+def propose(dataset: "Dataset", relpath: str, limit: int = 20, *,
+            _context: _ProposalContext | None = None) -> list[TagProposal]:
     """Tags proposed for one image that its caption does not have yet, best first
-    (see the module docstring for the sources)."""
+    (see the module docstring for the sources). Raises LookupError for a relpath
+    not in the store."""
     from .backends.captioners.base import folder_concept
     from .captioning import proposals as backend_results
 
-    records = {r.relpath: r for r in dataset.images()}
-    rec = records.get(relpath)
+    context = _context or _ProposalContext(dataset)
+    rec = context.records.get(relpath)
     if rec is None:
         raise LookupError(f"{relpath}: not in the dataset store (run `fluxgym-coach scan`)")
     have = {tag_key(t) for t in split_tags(rec.caption)}
@@ -289,22 +322,14 @@ def propose(dataset: "Dataset", relpath: str, limit: int = 20) -> list[TagPropos
         for i, tag in enumerate(result["tags"]):
             offer(tag, weight * (1.0 - min(i, 20) * 0.02), result["backend"],
                   f"proposed by the {result['backend']} captioner")
-    folder = relpath.rsplit("/", 1)[0] if "/" in relpath else ""
-    siblings = [r for rel, r in records.items()
-                if rel != relpath and (rel.rsplit("/", 1)[0] if "/" in rel else "") == folder
-                and r.caption and not r.error]
-    if siblings:
-        counts: Counter[str] = Counter()
-        spelling: dict[str, str] = {}
-        for r in siblings:
-            for t in split_tags(r.caption):
-                spelling.setdefault(tag_key(t), t)
-            counts.update({tag_key(t) for t in split_tags(r.caption)})
-        for k, n in counts.items():
-            share = n / len(siblings)
+    counts, spelling, n = context.folders.get(_folder_of(relpath), (Counter(), {}, 0))
+    siblings = n - (1 if rec.caption and not rec.error else 0)
+    if siblings > 0:
+        for k, c in counts.items():
+            share = c / siblings
             if share >= FREQUENCY_MIN_SHARE:
-                offer(spelling[k], share * 0.9, "frequency",
-                      f"on {n} of {len(siblings)} other images of this folder")
+                offer(spelling[k], min(share, 1.0) * 0.9, "frequency",
+                      f"on {c} of {siblings} other images of this folder")
     concept = folder_concept(relpath, dataset.root.name)
     if concept:
         offer(concept, SOURCE_WEIGHT["folder"], "folder", "the folder name")

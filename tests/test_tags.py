@@ -101,6 +101,9 @@ def test_proposals_from_backend_frequency_and_folder(tmp_path, example_dataset):
         assert "indoors" not in {p.tag for p in tags.propose(ds, "coffee.png")}
         with pytest.raises(LookupError):
             tags.propose(ds, "nope.png")
+        many = tags.propose_many(ds)
+        assert set(many) == {r.relpath for r in ds.images()}
+        assert many["horse.png"] == tags.propose(ds, "horse.png")
 
 
 def test_tags_cli(tagged):

@@ -168,9 +168,8 @@ def propose_cmd(
             failed = bool(report.failed)
         else:
             failed = False
-        rels = [image] if image else [r.relpath for r in ds.images() if not r.error]
         try:
-            result = {rel: tagging.propose(ds, rel, limit) for rel in rels}
+            result = tagging.propose_many(ds, [image] if image else None, limit)
         except LookupError as exc:
             raise fail(str(exc), EXIT_USAGE) from None
     if json_out:
