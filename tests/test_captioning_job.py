@@ -111,9 +111,10 @@ def test_openai_prompts_data_urls_and_trigger(scanned_example, fake_openai, monk
 
 def test_openai_retries_then_succeeds(scanned_example, fake_openai):
     fake_openai.fail_next(2, 503)
+    fake_openai.fail_next(1, 429)
     report = run(scanned_example, openai(fake_openai, retries=3, concurrency=1), ["horse.png"])
     assert report.outcomes["horse.png"].status == "captioned"
-    assert [r.status for r in fake_openai.chat_requests] == [503, 503, 200]
+    assert [r.status for r in fake_openai.chat_requests] == [503, 503, 429, 200]
 
 
 def test_openai_gives_up_after_retries_without_stopping_the_job(scanned_example, fake_openai):
@@ -267,3 +268,17 @@ def test_an_edit_made_while_captioning_is_kept(scanned_example, fake_openai):
     out = report.outcomes["horse.png"]
     assert out.status == "skipped" and "changed while captioning" in out.reason
     assert sidecar.read_text(encoding="utf-8") == "typed by the user meanwhile"
+
+
+def test_rate_limit_answer_carries_retry_after(fake_openai):
+    import httpx
+
+    backend = openai(fake_openai)
+    resp = httpx.Response(429, json={"error": {"message": "slow down"}}, headers={"Retry-After": "7"})
+    err = backend._classify(resp)
+    assert err.retryable and not err.fatal and err.retry_after == 7.0
+    err = backend._classify(httpx.Response(429, json={"error": "slow down"},
+                                           headers={"Retry-After": "999"}))
+    assert err.retry_after == 60.0  # capped
+    err = backend._classify(httpx.Response(400, json={"error": {"message": "bad field"}}))
+    assert not err.retryable and not err.fatal and "bad field" in err.reason

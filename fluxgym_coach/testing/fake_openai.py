@@ -15,7 +15,7 @@ Switches (attributes, changeable while it runs) reproduce what real servers do:
 model started without its ``--mmproj`` (HTTP 500, "image input is not
 supported"; set ``no_vision_status = 400`` for the vLLM/OpenAI style);
 :meth:`fail_next` makes the next *n* chat requests fail with a status (500,
-503, 429); ``latency`` (seconds) delays each answer; ``truncate`` answers with
+503, or 429 with ``Retry-After: 0``); ``latency`` (seconds) delays each answer; ``truncate`` answers with
 ``finish_reason = "length"``; ``api_key`` requires ``Authorization: Bearer``.
 ``answer`` is a callable ``(prompt_text, images, body) -> str`` choosing the
 reply; the default describes what it received (image size, gray or colour,
@@ -170,9 +170,12 @@ class FakeOpenAIServer:
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
 
-            def _send(self, status: int, payload: dict[str, Any]) -> None:
+            def _send(self, status: int, payload: dict[str, Any],
+                      headers: dict[str, str] | None = None) -> None:
                 data = json.dumps(payload).encode()
                 self.send_response(status)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -241,8 +244,13 @@ class FakeOpenAIServer:
                 with server._lock:
                     status = server._failures.pop(0) if server._failures else None
                 if status is not None:
-                    self._error(status, "The server had an error while processing your request.",
-                                "server_error")
+                    if status == 429:
+                        self._send(429, {"error": {"message": "Rate limit reached, retry shortly.",
+                                                   "type": "requests", "code": "rate_limit_exceeded"}},
+                                   {"Retry-After": "0"})
+                    else:
+                        self._error(status, "The server had an error while processing your "
+                                            "request.", "server_error")
                     return status
                 model = body.get("model")
                 if model not in server.models:

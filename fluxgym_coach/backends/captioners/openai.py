@@ -13,8 +13,8 @@ HTTP 400 "... is not a multimodal model" / "image_url is only supported by
 certain models"; LM Studio: "Model does not support images"): these become a
 fatal :class:`CaptionBackendError` saying to pick a vision model, never
 retried. HTTP 429, 5xx, time-outs and refused connections are retried
-(``retries`` times, exponential back-off from ``retry_wait`` seconds, with
-tenacity); a server still unreachable after that stops the job. 401/403
+(``retries`` times, exponential back-off from ``retry_wait`` seconds, or the
+server's ``Retry-After`` up to 60 s, with tenacity); a server still unreachable after that stops the job. 401/403
 (bad or missing API key) and an unknown model stop it at once.
 
 **API key.** Read from the environment variable named by ``api_key_env``
@@ -32,7 +32,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import (AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt,
+                      wait_exponential)
 
 from ... import captions as caption_rules
 from ... import imaging
@@ -214,8 +215,13 @@ class OpenAICaptioner:
                 f"the server at {self.base_url} has no model {self.model!r} ({message}); "
                 "list its models with GET /v1/models and pass one with --model", fatal=True)
         if status == 429 or status >= 500:
-            return CaptionBackendError(f"server busy or failing (HTTP {status}: {message})",
-                                       retryable=True)
+            err = CaptionBackendError(f"server busy or failing (HTTP {status}: {message})",
+                                      retryable=True)
+            try:
+                err.retry_after = min(float(resp.headers.get("Retry-After", "")), 60.0)
+            except ValueError:
+                pass
+            return err
         return CaptionBackendError(f"the server rejected the request (HTTP {status}: {message})")
 
     async def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -256,9 +262,16 @@ class OpenAICaptioner:
             "stream": False,
         }
         body: dict[str, Any] = {}
+        backoff = wait_exponential(multiplier=self.retry_wait, max=30)
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            after = getattr(exc, "retry_after", None)
+            return after if after is not None else backoff(state)
+
         async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self.retries + 1),
-                wait=wait_exponential(multiplier=self.retry_wait, max=30),
+                wait=wait,
                 retry=retry_if_exception(lambda e: isinstance(e, CaptionBackendError) and e.retryable),
                 reraise=True):
             with attempt:
