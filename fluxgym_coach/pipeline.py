@@ -205,69 +205,52 @@ async def run_enhance(
     is asked to interrupt) and returns a report with ``cancelled=True``.
     Never raises for a single image: failures are outcomes. Raises
     BackendError when the backend's pre-flight :meth:`check` fails.
+
+    Work is streamed: sources are measured by a few threads and, in source
+    order, each one goes to the cache lookup and into a chunk as soon as it
+    is known, so the first request leaves before the last image is measured.
     """
     started = time.perf_counter()
     await backend.check(params)
     cancel = cancel or asyncio.Event()
-
-    described: list[Source] = []
-    failures: dict[str, str] = {}
     reading = asyncio.Semaphore(DESCRIBE_THREADS)
 
-    async def describe(src: Source) -> Source | BaseException:
+    # Phase 1: the identity (digest) of every source, which the job id needs.
+    async def identify(src: Source) -> Source | BaseException:
+        if src.digest:
+            return src
         async with reading:
             try:
-                return await asyncio.to_thread(_describe, src)
-            except (imaging.ImageReadError, OSError) as exc:
+                digest = await asyncio.to_thread(imaging.digest_file, src.path)
+            except OSError as exc:
                 return exc
+        return Source(src.name, src.path, digest, src.width, src.height, src.is_grayscale)
 
-    for src, res in zip(sources, await asyncio.gather(*(describe(s) for s in sources))):
+    identified: list[Source] = []
+    failures: dict[str, str] = {}
+    for src, res in zip(sources, await asyncio.gather(*(identify(s) for s in sources))):
         if isinstance(res, Source):
-            described.append(res)
+            identified.append(res)
         else:
-            failures[src.name] = getattr(res, "reason", None) or imaging._explain(res)
+            failures[src.name] = imaging._explain(res)
     job_params = params.to_dict()
-    job_id = job_id_for("enhance", job_params, backend.identity, [s.digest or "" for s in described])
+    job_id = job_id_for("enhance", job_params, backend.identity, [s.digest or "" for s in identified])
     report = EnhanceReport(job_id)
     journal = Journal(store, job_id, "enhance", job_params, len(sources)) if store else None
     journaled = journal.done_items() if journal else {}
 
     on_event(JobStarted(job_id, "enhance", len(sources)))
+    for src in sources:  # outcomes in source order
+        report.outcomes[src.name] = Outcome(src.name, "pending")
     for name, reason in failures.items():
         report.outcomes[name] = Outcome(name, "failed", reason)
         on_event(ItemFailed(job_id, name, reason))
         if journal:
             journal.mark(name, "failed", error=reason)
 
-    works: list[_Work] = []
-    for src in described:
-        assert src.width and src.height and src.digest
-        scale = params.scale_for(src.width, src.height)
-        wants_color = bool(params.colorize and src.is_grayscale)
-        colorize = wants_color and backend.can_colorize
-        outcome = Outcome(src.name, "pending", digest=src.digest)
-        if wants_color and not backend.can_colorize:
-            outcome.warnings.append(COLORIZE_SKIPPED)
-        report.outcomes[src.name] = outcome
-        if scale <= 1.0 and not colorize:
-            outcome.status = "skipped"
-            outcome.reason = ("already at the target resolution" if params.target_short_side
-                              else "scale factor 1 and nothing to colorize")
-            for w in outcome.warnings:
-                on_event(ItemWarning(job_id, src.name, w))
-            on_event(ItemDone(job_id, src.name, cached=True, detail={"status": "skipped"}))
-            continue
-        done = journaled.get(src.name)
-        if done:
-            entry = cache.get(done["key"])
-            if entry is not None:
-                outcome.status, outcome.entry, outcome.kind = "cached", entry, done["kind"]
-                outcome.params, outcome.size = done["params"], tuple(done["size"])  # type: ignore[assignment]
-                on_event(ItemDone(job_id, src.name, cached=True, detail={"status": "cached"}))
-                continue
-        works.append(_Work(src, scale, colorize, outcome))
-
     sem = asyncio.Semaphore(max(1, int(getattr(backend, "concurrency", 1))))
+    tasks: list[asyncio.Task[None]] = []
+    color_tasks: list[asyncio.Task[None]] = []
 
     def finish(work: _Work, entry: CacheEntry, kind: str, cparams: dict[str, Any], cached: bool) -> None:
         o = work.outcome
@@ -294,83 +277,11 @@ async def run_enhance(
                 "size": [im.width, im.height], "format": im.format}
         return cache.put(key, data, imaging.extension_for(im.format or "PNG"), meta)
 
-    async def load(work: _Work) -> None:
-        if work.input_data is None:
-            work.input_data = await asyncio.to_thread(work.source.path.read_bytes)
-            work.input_digest = work.source.digest
-
     def item_of(work: _Work) -> EnhanceItem:
-        assert work.input_data is not None and work.input_digest is not None
-        return EnhanceItem(work.source.name, work.input_data, work.input_digest,
-                           work.source.width or 0, work.source.height or 0, work.scale)
-
-    # Stage 1: colorize black-and-white images (one request each).
-    async def colorize_one(work: _Work) -> None:
-        async with sem:
-            if cancel.is_set():
-                return
-            await load(work)
-            item = item_of(work)
-            cparams = backend.cache_params("colorize", params, item)
-            key = cache.make_key(item.digest, cparams, backend.identity)
-            entry = cache.get(key) if lookup else None
-            if entry is None:
-                try:
-                    data = await backend.colorize(item, params)
-                    report.backend_requests += 1
-                    entry = await asyncio.to_thread(store_result, key, data, "colorize", cparams, item.digest)
-                    work.outcome.status = "enhanced"
-                except (BackendError, imaging.ImageReadError) as exc:
-                    fail(work, getattr(exc, "reason", str(exc)))
-                    return
-            work.input_data = await asyncio.to_thread(entry.path.read_bytes)
-            work.input_digest = imaging.digest_bytes(work.input_data)
-            if work.scale <= 1.0:
-                finish(work, entry, "colorize", cparams, cached=True)
-
-    color_works = [w for w in works if w.colorize]
-    if color_works:
-        await asyncio.gather(*(colorize_one(w) for w in color_works))
-
-    # Stage 2: upscale, cache lookups first, then chunks to the backend.
-    def lookup_item(work: _Work) -> EnhanceItem:
-        # Cache keys need the digest and size only: no need to read the file yet.
+        # Before the file is read (cache lookups) data is empty: keys need the digest only.
         return EnhanceItem(work.source.name, work.input_data or b"",
                            work.input_digest or work.source.digest or "",
                            work.source.width or 0, work.source.height or 0, work.scale)
-
-    pending: list[_Work] = []
-    for work in works:
-        if work.outcome.status == "failed" or work.scale <= 1.0 or cancel.is_set():
-            continue
-        item = lookup_item(work)
-        cparams = backend.cache_params("upscale", params, item)
-        key = cache.make_key(item.digest, cparams, backend.identity)
-        entry = cache.get(key) if lookup else None
-        kind = "colorize+upscale" if work.colorize else "upscale"
-        if entry is not None:
-            finish(work, entry, kind, cparams, cached=True)
-            work.input_data = None
-        else:
-            work.key = key
-            pending.append(work)
-
-    chunks: list[list[_Work]] = []
-    by_scale: dict[float, list[_Work]] = {}
-    for work in pending:
-        by_scale.setdefault(work.scale, []).append(work)
-    for group in by_scale.values():
-        chunk: list[_Work] = []
-        size = 0
-        for work in group:
-            n = len(work.input_data) if work.input_data is not None else _file_size(work.source.path)
-            if chunk and (len(chunk) >= backend.max_batch or size + n > backend.max_request_bytes):
-                chunks.append(chunk)
-                chunk, size = [], 0
-            chunk.append(work)
-            size += n
-        if chunk:
-            chunks.append(chunk)
 
     def load_chunk(chunk: list[_Work]) -> None:
         for w in chunk:
@@ -419,8 +330,130 @@ async def run_enhance(
                 finish(w, entry, "colorize+upscale" if w.colorize else "upscale", cparams, cached=False)
                 w.input_data = None
 
-    tasks = [asyncio.create_task(run_chunk(c)) for c in chunks]
+    # Chunks fill per scale factor, bounded by max_batch images and max_request_bytes.
+    open_chunks: dict[float, tuple[list[_Work], int]] = {}
+
+    def submit(chunk: list[_Work]) -> None:
+        tasks.append(asyncio.create_task(run_chunk(chunk)))
+
+    pipelined = int(getattr(backend, "concurrency", 1)) > 1
+
+    def chunk_limit() -> int:
+        # Ramp up: with requests in flight, the first chunk is small so the server
+        # starts working early; later chunks are queued while it works.
+        return backend.max_batch if tasks or not pipelined else max(1, -(-backend.max_batch // 4))
+
+    def add_to_chunk(work: _Work) -> None:
+        n = len(work.input_data) if work.input_data is not None else _file_size(work.source.path)
+        chunk, size = open_chunks.get(work.scale, ([], 0))
+        if chunk and (len(chunk) >= chunk_limit() or size + n > backend.max_request_bytes):
+            submit(chunk)
+            chunk, size = [], 0
+        chunk.append(work)
+        open_chunks[work.scale] = (chunk, size + n)
+        if len(chunk) >= chunk_limit():
+            submit(chunk)
+            del open_chunks[work.scale]
+
+    def plan_upscale(work: _Work) -> None:
+        if work.outcome.status == "failed" or work.scale <= 1.0 or cancel.is_set():
+            return
+        item = item_of(work)
+        cparams = backend.cache_params("upscale", params, item)
+        key = cache.make_key(item.digest, cparams, backend.identity)
+        entry = cache.get(key) if lookup else None
+        if entry is not None:
+            finish(work, entry, "colorize+upscale" if work.colorize else "upscale", cparams, cached=True)
+            work.input_data = None
+        else:
+            work.key = key
+            add_to_chunk(work)
+
+    # Colorize black-and-white images first (one img2img request each), then upscale.
+    async def colorize_then_plan(work: _Work) -> None:
+        async with sem:
+            if cancel.is_set():
+                return
+            if work.input_data is None:
+                work.input_data = await asyncio.to_thread(work.source.path.read_bytes)
+                work.input_digest = work.source.digest
+            item = item_of(work)
+            cparams = backend.cache_params("colorize", params, item)
+            key = cache.make_key(item.digest, cparams, backend.identity)
+            entry = cache.get(key) if lookup else None
+            if entry is None:
+                try:
+                    data = await backend.colorize(item, params)
+                    report.backend_requests += 1
+                    entry = await asyncio.to_thread(store_result, key, data, "colorize", cparams, item.digest)
+                    work.outcome.status = "enhanced"
+                except (BackendError, imaging.ImageReadError) as exc:
+                    if not cancel.is_set():
+                        fail(work, getattr(exc, "reason", str(exc)))
+                    return
+            work.input_data = await asyncio.to_thread(entry.path.read_bytes)
+            work.input_digest = imaging.digest_bytes(work.input_data)
+            if work.scale <= 1.0:
+                finish(work, entry, "colorize", cparams, cached=True)
+        plan_upscale(work)
+
+    async def describe(src: Source) -> Source | BaseException:
+        async with reading:
+            try:
+                return await asyncio.to_thread(_describe, src)
+            except (imaging.ImageReadError, OSError) as exc:
+                return exc
+
+    def plan(src: Source) -> None:
+        assert src.width and src.height and src.digest
+        scale = params.scale_for(src.width, src.height)
+        wants_color = bool(params.colorize and src.is_grayscale)
+        colorize = wants_color and backend.can_colorize
+        outcome = Outcome(src.name, "pending", digest=src.digest)
+        if wants_color and not backend.can_colorize:
+            outcome.warnings.append(COLORIZE_SKIPPED)
+        report.outcomes[src.name] = outcome
+        if scale <= 1.0 and not colorize:
+            outcome.status = "skipped"
+            outcome.reason = ("already at the target resolution" if params.target_short_side
+                              else "scale factor 1 and nothing to colorize")
+            for w in outcome.warnings:
+                on_event(ItemWarning(job_id, src.name, w))
+            on_event(ItemDone(job_id, src.name, cached=True, detail={"status": "skipped"}))
+            return
+        done = journaled.get(src.name)
+        if done:
+            entry = cache.get(done["key"])
+            if entry is not None:
+                outcome.status, outcome.entry, outcome.kind = "cached", entry, done["kind"]
+                outcome.params, outcome.size = done["params"], tuple(done["size"])  # type: ignore[assignment]
+                on_event(ItemDone(job_id, src.name, cached=True, detail={"status": "cached"}))
+                return
+        work = _Work(src, scale, colorize, outcome)
+        if colorize:
+            color_tasks.append(asyncio.create_task(colorize_then_plan(work)))
+        else:
+            plan_upscale(work)
+
+    describing = [asyncio.create_task(describe(s)) for s in identified]
     try:
+        # Phase 2: measure in parallel, plan in source order; chunks leave as they fill.
+        for src, task in zip(identified, describing):
+            res = await task
+            if isinstance(res, Source):
+                plan(res)
+            else:
+                reason = getattr(res, "reason", None) or imaging._explain(res)
+                report.outcomes[src.name] = Outcome(src.name, "failed", reason, digest=src.digest)
+                on_event(ItemFailed(job_id, src.name, reason))
+                if journal:
+                    journal.mark(src.name, "failed", error=reason)
+        # Colorized images join chunks when their colorization is done.
+        if color_tasks:
+            await asyncio.gather(*color_tasks)
+        for chunk, _ in list(open_chunks.values()):
+            submit(chunk)
+        open_chunks.clear()
         if tasks:
             waiter = asyncio.create_task(cancel.wait())
             done, _ = await asyncio.wait({asyncio.gather(*tasks), waiter},
@@ -432,7 +465,7 @@ async def run_enhance(
                 waiter.cancel()
     except asyncio.CancelledError:
         cancel.set()
-        for t in tasks:
+        for t in [*tasks, *color_tasks, *describing]:
             t.cancel()
         if journal:
             journal.close("cancelled")

@@ -87,7 +87,10 @@ def test_upscale_batch_colorizes_bw_and_uses_the_cache(fake_forge, small_images,
     assert not imaging.is_grayscale_rgb(imaging.load_upright_rgb(bw_out))
     assert Image.open(bw_out).format == "JPEG"
     jobs = fake_forge.job_requests
-    assert fake_forge.jobs_by_path["/sdapi/v1/extra-batch-images"] == 1
+    assert fake_forge.jobs_by_path["/sdapi/v1/img2img"] == 1
+    extras = fake_forge.jobs_by_path.get("/sdapi/v1/extra-batch-images", 0) + \
+        fake_forge.jobs_by_path.get("/sdapi/v1/extra-single-image", 0)
+    assert extras < 5  # batched: fewer requests than images
     again = enhancer.upscale_batch(small_images, tmp_path / "out", scale_factor=2, upscaler="Lanczos",
                                    output_format="JPG")
     assert [processed for _, processed in again] == [False] * 5

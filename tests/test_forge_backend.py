@@ -84,7 +84,8 @@ def test_get_enhance_backend_builds_a_pool():
 def test_enhance_sizes_colorize_and_cache(fake_forge, small_images, tmp_path):
     cache = ImageCache(tmp_path / "cache")
     params = EnhanceParams(scale_factor=2, upscaler="R-ESRGAN 4x+")
-    report = run(sources_of(small_images), backend_for(fake_forge, max_batch=2), params, cache)
+    report = run(sources_of(small_images), backend_for(fake_forge, max_batch=2, per_server=1),
+                 params, cache)
     assert not report.failed
     for path in small_images:
         o = report.outcomes[path.name]
@@ -119,7 +120,8 @@ def test_short_batch_fails_only_the_missing_images_and_a_rerun_finishes_them(fak
     params = EnhanceParams(scale_factor=2, upscaler="Lanczos", colorize=False)
     fake_forge.faults.truncate_batch = 1
     paths = small_images[:4]
-    report = run(sources_of(paths), backend_for(fake_forge, max_batch=4), params, cache)
+    report = run(sources_of(paths), backend_for(fake_forge, max_batch=4, per_server=1), params,
+                 cache)
     failed = [o.name for o in report.failed]
     assert failed == ["c3.png"]
     assert "returned 3 of 4 images" in report.outcomes["c3.png"].reason
@@ -136,7 +138,7 @@ def test_short_batch_fails_only_the_missing_images_and_a_rerun_finishes_them(fak
 def test_batch_rejected_with_500_is_retried_then_sent_one_by_one(fake_forge, small_images, tmp_path):
     fake_forge.faults.fail_on = {1, 2}
     params = EnhanceParams(scale_factor=2, upscaler="Lanczos", colorize=False)
-    report = run(sources_of(small_images[:3]), backend_for(fake_forge, max_batch=3, retries=2),
+    report = run(sources_of(small_images[:3]), backend_for(fake_forge, max_batch=3, retries=2, per_server=1),
                  params, ImageCache(tmp_path / "cache"))
     assert not report.failed
     assert fake_forge.jobs_by_path == {"/sdapi/v1/extra-batch-images": 2,
@@ -231,3 +233,55 @@ def test_task_cancellation_like_ctrl_c_interrupts_the_server(fake_forge, tmp_pat
     assert fake_forge.interrupts == 1
     assert store.execute("SELECT status FROM jobs")[0]["status"] == "cancelled"
     store.close()
+
+
+def _thumb_diff(a: Path, b: Path) -> float:
+    import numpy as np
+    ta = np.asarray(imaging.load_upright_rgb(a).convert("L").resize((16, 16)), dtype=float)
+    tb = np.asarray(imaging.load_upright_rgb(b).convert("L").resize((16, 16)), dtype=float)
+    return float(np.abs(ta - tb).mean())
+
+
+@pytest.mark.parametrize("skip_index", [0, 1, 3])
+def test_a_skipped_item_in_a_batch_is_found_by_content_not_position(fake_forge, tmp_path, skip_index):
+    from tests.fixtures_forge import draw_image
+    # same size, different pictures: a positional mapping would silently mix them up
+    paths = [draw_image(tmp_path / "in" / f"p{i}.png", (32, 24), seed=i * 3, gray=False)
+             for i in range(4)]
+    fake_forge.faults.skip_index = skip_index
+    params = EnhanceParams(scale_factor=2, upscaler="Lanczos", colorize=False)
+    report = run(sources_of(paths), backend_for(fake_forge, max_batch=4, per_server=1), params,
+                 ImageCache(tmp_path / "cache"))
+    assert [o.name for o in report.failed] == [f"p{skip_index}.png"]
+    assert "returned 3 of 4 images" in report.failed[0].reason
+    for p in paths:
+        o = report.outcomes[p.name]
+        if o.status == "enhanced":
+            own = _thumb_diff(p, o.entry.path)
+            others = [_thumb_diff(q, o.entry.path) for q in paths if q != p]
+            assert own < min(others)
+
+
+async def test_skip_endpoint_drops_the_current_item(fake_forge):
+    from tests.test_forge_client import client, png
+    fake_forge.faults.image_latency = 0.2
+    async with client(fake_forge) as c:
+        job = asyncio.create_task(c.extra_batch_images([png()] * 3, **c.extras_fields(2, "Lanczos")))
+        while fake_forge.progress()["state"]["job"] == "":
+            await asyncio.sleep(0.01)
+        await c.skip()
+        assert (await c.progress())["state"]["skipped"] is True
+        outs = await job
+    assert len(outs) == 2
+
+
+def test_first_chunk_is_small_so_the_server_starts_early(fake_forge, tmp_path):
+    from tests.fixtures_forge import draw_image
+    paths = [draw_image(tmp_path / "in" / f"i{i}.png", (16, 16), seed=i) for i in range(9)]
+    params = EnhanceParams(scale_factor=2, upscaler="Lanczos", colorize=False)
+    report = run(sources_of(paths), backend_for(fake_forge, max_batch=4), params,
+                 ImageCache(tmp_path / "cache"))
+    assert len(report.by_status("enhanced")) == 9
+    # 1 image, then full batches of 4
+    assert fake_forge.jobs_by_path == {"/sdapi/v1/extra-single-image": 1,
+                                       "/sdapi/v1/extra-batch-images": 2}

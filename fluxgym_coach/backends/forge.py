@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import numpy as np
 from tenacity import (AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt,
                       wait_exponential)
 
@@ -183,6 +184,61 @@ def resolve_sampler(name: str, samplers: Sequence[dict[str, Any]]) -> str:
             except BackendError:
                 break
     return resolve_name("sampler", name, valid, aliases)
+
+
+#: Largest mean absolute difference (0..255) between 16x16 gray thumbnails of an
+#: input and a result for the result to count as that input's (see align_results).
+MATCH_TOLERANCE = 16.0
+
+
+def _thumb(data: bytes) -> "np.ndarray | None":
+    try:
+        im = imaging.load_upright_rgb(data, max_side=128).convert("L")
+    except imaging.ImageReadError:
+        return None
+    return np.asarray(im.resize((16, 16), imaging.Image.Resampling.BILINEAR), dtype=np.float64)
+
+
+def align_results(inputs: Sequence[bytes], results: Sequence[bytes]) -> list[int | None]:
+    """Which result belongs to which input when a batch came back short.
+
+    The server keeps the input order but may leave items out (an interrupt
+    cuts the tail, a skip drops one anywhere). Each image is reduced to a
+    16x16 grayscale thumbnail; an order-preserving alignment (dynamic
+    programming) assigns every result to one input minimising the total mean
+    absolute difference. An input whose assigned result differs by more than
+    :data:`MATCH_TOLERANCE` gets None, as do inputs without a result. Returns,
+    per input, the index of its result or None. CPU work: call it in a thread.
+    """
+    n, k = len(inputs), len(results)
+    ti = [_thumb(b) for b in inputs]
+    tr = [_thumb(b) for b in results]
+
+    def dist(i: int, j: int) -> float:
+        if ti[i] is None or tr[j] is None:
+            return 255.0
+        return float(np.abs(ti[i] - tr[j]).mean())
+
+    inf = float("inf")
+    # cost[i][j]: best cost of placing the first j results among the first i inputs.
+    cost = [[inf] * (k + 1) for _ in range(n + 1)]
+    take = [[False] * (k + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        cost[i][0] = 0.0
+    for i in range(1, n + 1):
+        for j in range(1, min(i, k) + 1):
+            skip = cost[i - 1][j]
+            use = cost[i - 1][j - 1] + dist(i - 1, j - 1)
+            cost[i][j], take[i][j] = (use, True) if use <= skip else (skip, False)
+    assigned: list[int | None] = [None] * n
+    i, j = n, k
+    while j > 0 and i > 0:
+        if take[i][j]:
+            if dist(i - 1, j - 1) <= MATCH_TOLERANCE:
+                assigned[i - 1] = j - 1
+            j -= 1
+        i -= 1
+    return assigned
 
 
 def _encode_images(images: Sequence[bytes]) -> list[str]:
@@ -433,6 +489,10 @@ class ForgeClient:
         return caption.strip()
 
 
+async def _nothing() -> None:
+    return None
+
+
 def _describe_exc(exc: BaseException | None) -> str:
     if exc is None:
         return "no error"
@@ -513,10 +573,10 @@ class ForgeBackend:
 
         async def probe(server: _Server) -> tuple[_Server, Any]:
             try:
-                ups = await server.client.upscalers()
-                samplers = await server.client.samplers() if params.colorize else []
-                opts = await server.client.options()
-                return server, (ups, samplers, opts)
+                c = server.client
+                ups, samplers, opts = await asyncio.gather(
+                    c.upscalers(), c.samplers() if params.colorize else _nothing(), c.options())
+                return server, (ups, samplers or [], opts)
             except ForgeError as exc:
                 return server, exc
 
@@ -662,18 +722,30 @@ class ForgeBackend:
             return [s[0] if isinstance(s, list) else
                     s if isinstance(s, BackendError) else BackendError(str(s)) for s in singles]
         expected = [output_size(i.width, i.height, scale, upscaler) for i in items]
-        results = await asyncio.to_thread(
-            lambda: [self._finish(d, e, params, i.name) for d, e, i in zip(got, expected, items)])
-        if len(got) < len(items):
-            why = ("the job was interrupted" if self._interrupting else
-                   "interrupted or skipped on the server")
-            results += [BackendError(f"server returned {len(got)} of {len(items)} images ({why}); "
-                                     f"{i.name} was not processed: run again to finish it",
-                                     retryable=True) for i in items[len(got):]]
-        elif len(got) > len(items):
-            results = [BackendError(f"server returned {len(got)} images for {len(items)}: "
-                                    f"results not used", retryable=True) for _ in items]
-        return results
+        if len(got) > len(items):
+            return [BackendError(f"server returned {len(got)} images for {len(items)}: results "
+                                 f"not used", retryable=True) for _ in items]
+        if len(got) == len(items):
+            return await asyncio.to_thread(
+                lambda: [self._finish(d, e, params, i.name) for d, e, i in zip(got, expected, items)])
+        # A short batch (interrupt truncates, skip drops one): find which inputs the
+        # results belong to by their content, never by position alone.
+        assigned = await asyncio.to_thread(align_results, data, got)
+        why = "the job was interrupted" if self._interrupting else "interrupted or skipped on the server"
+
+        def build() -> list[bytes | BackendError]:
+            out: list[bytes | BackendError] = []
+            for k, item in enumerate(items):
+                j = assigned[k]
+                if j is None:
+                    out.append(BackendError(
+                        f"server returned {len(got)} of {len(items)} images ({why}); {item.name} "
+                        f"was not processed: run again to finish it", retryable=True))
+                else:
+                    out.append(self._finish(got[j], expected[k], params, item.name))
+            return out
+
+        return await asyncio.to_thread(build)
 
     async def colorize(self, item: EnhanceItem, params: EnhanceParams) -> bytes:
         """Colorize one black-and-white image with img2img (colorize prompts,

@@ -38,9 +38,13 @@ connection), which an ASGI server does not allow.
 adds it up), ``fail_on`` (500 on these job numbers, 1-based), ``drop_on``
 (close the connection without answering these job numbers),
 ``truncate_batch`` (return this many fewer images from a batch, still 200),
+``skip_index`` (drop the batch item at this index, as ``/skip`` does),
 ``response_delay`` (a slow response: wait this long after the job, outside
 the lock, before answering), ``caption_error`` (CLIP captions end with
 ``<error>``).
+
+Outside the real API, ``GET /fake/stats`` returns the counters and ``POST
+/fake/reset`` zeroes them (for a server running in another process).
 
 Use it as a context manager::
 
@@ -93,6 +97,7 @@ class Faults:
     fail_on: set[int] = field(default_factory=set)
     drop_on: set[int] = field(default_factory=set)
     truncate_batch: int = 0
+    skip_index: int | None = None
     response_delay: float = 0.0
     caption_error: bool = False
 
@@ -240,6 +245,14 @@ class FakeForge:
             self.job_order = []
             self.interrupts = 0
             self.requests = []
+
+    def stats(self) -> dict[str, Any]:
+        """The counters as a dict (also served at ``GET /fake/stats``; ``POST /fake/reset``
+        zeroes them): for benchmarks that run the server in another process."""
+        with self._state_lock:
+            return {"job_requests": self.job_requests, "jobs_by_path": dict(self.jobs_by_path),
+                    "images_processed": self.images_processed, "busy_seconds": self.busy_seconds,
+                    "max_parallel_jobs": self.max_parallel_jobs, "interrupts": self.interrupts}
 
     # -- error bodies ---------------------------------------------------------------
     def http_exception(self, status: int, detail: str) -> _HTTPError:
@@ -515,6 +528,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if fake.dead:
                 raise _Drop()
+            if path in ("/fake/stats", "/fake/reset"):
+                if path == "/fake/reset":
+                    fake.reset_counters()
+                self._send(200, fake.stats())
+                return
             if not path.startswith("/sdapi/"):
                 raise _HTTPError(404, {"detail": "Not Found"})
             self._check_auth()
@@ -618,14 +636,16 @@ class _Handler(BaseHTTPRequestHandler):
             if name in ("extra-single-image", "extra-batch-images"):
                 _check_upscalers(fake, req)
                 outs = []
+                skipped = 0
                 for im in images:
                     if not fake._work_on_image():
                         break
                     outs.append(fake.encode_image(fake.upscale(im, req)))
                     with fake._state_lock:
                         fake.images_processed += 1
-                    if fake._skipped.is_set():
+                    if fake._skipped.is_set() or faults.skip_index == len(outs) - 1 + skipped:
                         outs.pop()
+                        skipped += 1
                         fake._skipped.clear()
                 if name == "extra-single-image":
                     if not outs:  # interrupted: the real server still answers 200 with a resize
