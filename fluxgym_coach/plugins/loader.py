@@ -212,25 +212,62 @@ def _unload(project: Project, name: str) -> None:
     project.plugins.pop(name, None)
 
 
-async def load_plugin(project: Project, spec: PluginSpec) -> APlugin | None:
-    """Load and start one plugin; on failure record it in ``project.load_errors``,
-    raise an error notification, undo its registrations and return None."""
+def _failed(project: Project, spec: PluginSpec, exc: BaseException) -> None:
+    _unload(project, spec.name)
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    project.load_errors[spec.name] = f"{type(exc).__name__}: {exc}"
+    project.notify(Notif(NotifType.ERROR, name=f"plugin {spec.name} failed to load",
+                         message=f"{type(exc).__name__}: {exc}", data={"traceback": tb, "spec": spec.to_dict()}))
+
+
+def instantiate_plugin(project: Project, spec: PluginSpec) -> APlugin | None:
+    """First, synchronous half of loading: import the plugin and build it (its
+    ``__init__`` registers its actions). Failures are recorded like
+    :func:`load_plugin`'s. Call :func:`start_plugin` next."""
     try:
         cls, path = resolve_class(spec)
         plugin = cls(project=project, plugin_path=path, name=spec.name)
         if not isinstance(plugin, APlugin):
             raise PluginError(f"{spec.name}: plugin_class did not build an APlugin")
-        project.plugins[spec.name] = plugin
-        await plugin.start()
     except Exception as exc:
-        _unload(project, spec.name)
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        project.load_errors[spec.name] = f"{type(exc).__name__}: {exc}"
-        project.notify(Notif(NotifType.ERROR, name=f"plugin {spec.name} failed to load",
-                             message=f"{type(exc).__name__}: {exc}", data={"traceback": tb, "spec": spec.to_dict()}))
+        _failed(project, spec, exc)
         return None
+    project.plugins[spec.name] = plugin
     project.load_errors.pop(spec.name, None)
     return plugin
+
+
+async def start_plugin(project: Project, plugin: APlugin) -> bool:
+    """Second half of loading: ``await plugin.start()``; on failure the plugin is
+    unloaded and reported. Returns True when it started."""
+    try:
+        await plugin.start()
+    except Exception as exc:
+        _failed(project, PluginSpec(plugin.name, "loaded", plugin.path), exc)
+        return False
+    return True
+
+
+async def load_plugin(project: Project, spec: PluginSpec) -> APlugin | None:
+    """Load and start one plugin; on failure record it in ``project.load_errors``,
+    raise an error notification, undo its registrations and return None."""
+    plugin = instantiate_plugin(project, spec)
+    if plugin is None or not await start_plugin(project, plugin):
+        return None
+    return plugin
+
+
+def instantiate_plugins(project: Project, config: PluginConfig | None = None) -> list[APlugin]:
+    """:func:`instantiate_plugin` for every plugin of the config (synchronous: a
+    front end can list the actions at once and start the plugins in the background)."""
+    config = config or read_config(project.base_path)
+    built = []
+    for spec in config.specs():
+        if spec.name not in project.plugins:
+            plugin = instantiate_plugin(project, spec)
+            if plugin is not None:
+                built.append(plugin)
+    return built
 
 
 async def load_plugins(project: Project, config: PluginConfig | None = None) -> dict[str, str]:
@@ -349,6 +386,7 @@ async def scan_and_notify(project: Project, on_event: EventSink = null_sink) -> 
 
 
 __all__ = ["BUILTINS", "CONFIG_FILENAME", "ENTRY_POINT_GROUP", "PluginConfig", "PluginError", "PluginSpec",
-           "add_plugin", "available_entry_points", "config_path", "install_requirements", "load_plugin",
+           "add_plugin", "available_entry_points", "config_path", "install_requirements", "instantiate_plugin",
+           "instantiate_plugins", "load_plugin", "start_plugin",
            "load_plugins", "open_project", "read_config", "read_requirements", "remove_plugin",
            "resolve_class", "scan_and_notify", "write_config"]

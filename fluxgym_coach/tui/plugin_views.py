@@ -323,8 +323,8 @@ class FunctionForm(ModalScreen[dict[str, Any] | None]):
             options = ([(str(v), v) for v in p.possible_values or []] if p.type == "enum"
                        else list(self.choices.get(p.type, [])))
             values = [v for _, v in options]
-            value = p.default_value if p.default_value in values else Select.BLANK
-            return Select(options, value=value, allow_blank=not p.required or value is Select.BLANK, id=wid)
+            value = p.default_value if p.default_value in values else Select.NULL
+            return Select(options, value=value, allow_blank=not p.required or value is Select.NULL, id=wid)
         kind = {"int": "integer", "float": "number"}.get(p.type, "text")
         default = "" if p.default_value is None else str(p.default_value)
         return Input(value=default, type=kind, id=wid, placeholder=p.type)
@@ -338,7 +338,7 @@ class FunctionForm(ModalScreen[dict[str, Any] | None]):
                 out[p.name] = w.value
                 continue
             if isinstance(w, Select):
-                if w.value is Select.BLANK:
+                if w.is_blank():
                     if p.required:
                         raise ValueError(f"{p.label or p.name}: choose a value")
                     continue
@@ -427,13 +427,13 @@ class TaskProgressPanel(Widget):
         """Follow ``queue``: every progress change redraws its bar."""
         queue.on_update(lambda s: self.post_message(self.Updated(TaskState(**vars(s)))))
 
-    def _id(self, key: str) -> str:
+    def _row_id(self, key: str) -> str:
         return "task-" + re.sub(r"[^A-Za-z0-9_-]", "_", key)
 
     async def on_task_progress_panel_updated(self, message: "TaskProgressPanel.Updated") -> None:
         s = message.state
         self.states[s.key] = s
-        wid = self._id(s.key)
+        wid = self._row_id(s.key)
         found = self.query(f"#{wid}")
         if not found:
             await self.mount(Horizontal(Label(s.name, markup=False), ProgressBar(total=s.total, show_eta=False),
