@@ -214,7 +214,7 @@ def test_truncated_answer_warns(scanned_example, fake_openai):
     assert warnings and "cut off" in warnings[0].reason
 
 
-def test_unreachable_server_and_unknown_model_and_bad_key(scanned_example, fake_openai, monkeypatch):
+def test_unreachable_server_is_fatal(scanned_example, fake_openai):
     port_free = openai(fake_openai)
     fake_openai.stop()
     with pytest.raises(CaptionBackendError, match="cannot reach") as info:
