@@ -306,7 +306,8 @@ async def run_caption(
     trigger = (trigger or "").strip() or None
 
     records = {r.relpath: r for r in dataset.images()}
-    wanted = list(relpaths) if relpaths is not None else [r for r, rec in records.items() if not rec.error]
+    wanted = (list(dict.fromkeys(relpaths)) if relpaths is not None
+              else [r for r, rec in records.items() if not rec.error])
     digests = [records[r].digest or "" for r in wanted if r in records]
     await backend.check()
     settings = backend_settings(backend)
