@@ -146,3 +146,34 @@ async def test_cluster_covers_the_selection(real_project):
     res = await real_project.call_action("similarity.cluster", ActionContext(instance_ids=some,
                                                                             ui_inputs={"nb_clusters": "2"}))
     assert sorted(i for g in res.groups for i in g.ids) == sorted(some)
+
+
+async def test_clip_vectors_need_a_local_model(plugin_project, tmp_path):
+    """With clip_model set, a third vector type is registered; a missing folder (or missing
+    transformers/torch) is an error notification, and the other vectors are still stored."""
+    plugin_project.set_plugin_data("similarity.base", {"clip_model": str(tmp_path / "no-such-model")})
+    assert await load_plugins(plugin_project) == {}
+    plugin = plugin_project.plugins["similarity"]
+    assert plugin.clip_type().params == {"model": "clip", "path": str(tmp_path / "no-such-model")}
+    res = await plugin_project.call_action("similarity.compute_vectors")
+    assert res.has_error and "CLIP model folder" in res.notifs[0].message
+    phash = plugin.vector_type(PHASH_MODEL)
+    assert len(plugin_project.vectors(phash.id)) == 6
+
+
+async def test_clip_vectors_with_a_real_model(plugin_project):
+    """Runs only where a CLIP model is on disk (FLUXGYM_COACH_CLIP_MODEL) and the clip extra is installed."""
+    import os
+    model = os.environ.get("FLUXGYM_COACH_CLIP_MODEL")
+    if not model:
+        pytest.skip("set FLUXGYM_COACH_CLIP_MODEL to a local CLIP model folder to run this test")
+    pytest.importorskip("transformers")
+    plugin_project.set_plugin_data("similarity.base", {"clip_model": model})
+    assert await load_plugins(plugin_project) == {}
+    res = await plugin_project.call_action("similarity.compute_vectors")
+    assert not res.has_error, res.notifs
+    plugin = plugin_project.plugins["similarity"]
+    vecs = plugin_project.vectors(plugin.clip_type().id)
+    assert len(vecs) == 6 and all(abs(float(np.linalg.norm(v.data)) - 1) < 1e-3 for v in vecs)
+    res = await plugin_project.call_action("similarity.cluster", nb_clusters="2", vector_type="clip")
+    assert sum(len(g.ids) for g in res.groups) == 6

@@ -106,6 +106,7 @@ class ActionResultScreen(ModalScreen[str | None]):
         self.group_index = 0
 
     def compose(self) -> ComposeResult:
+        """Title, filter, the two tables and the key help."""
         with Vertical():
             yield Label(self.title_text, id="title")
             yield Input(placeholder="filter: text, or <=5 / >=0.9 on the score", id="filter")
@@ -115,6 +116,7 @@ class ActionResultScreen(ModalScreen[str | None]):
             yield Label("s: sort   /: filter   enter: open image   escape: close", classes="help")
 
     def on_mount(self) -> None:
+        """Fill the tables; focus the groups."""
         self.query_one("#groups", DataTable).add_columns("group", "images", "score")
         self.query_one("#items", DataTable).add_columns("image", "score")
         self.refresh_tables()
@@ -245,6 +247,7 @@ class NotificationsScreen(ModalScreen[NotifFunction | None]):
         self._functions: dict[str, NotifFunction] = {}
 
     def compose(self) -> ComposeResult:
+        """One block per notification: title line, data, suggested-function buttons."""
         with VerticalScroll():
             if not self.notifs:
                 yield Label("No plugin notification yet.")
@@ -261,6 +264,7 @@ class NotificationsScreen(ModalScreen[NotifFunction | None]):
                     yield Button(f.message or f.function, id=key)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        """A suggested function was chosen."""
         if event.button.id in self._functions:
             self.dismiss(self._functions[event.button.id])
 
@@ -300,6 +304,7 @@ class FunctionForm(ModalScreen[dict[str, Any] | None]):
         self.submit_label = submit_label
 
     def compose(self) -> ComposeResult:
+        """Title, description, one labelled field per parameter, Run/Cancel."""
         d = self.description
         with VerticalScroll():
             yield Label(d.label or d.name, id="title")
@@ -369,6 +374,7 @@ class FunctionForm(ModalScreen[dict[str, Any] | None]):
         self.dismiss(None)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        """Run or Cancel."""
         if event.button.id == "submit":
             self.action_submit()
         elif event.button.id == "cancel":
@@ -431,6 +437,7 @@ class TaskProgressPanel(Widget):
         return "task-" + re.sub(r"[^A-Za-z0-9_-]", "_", key)
 
     async def on_task_progress_panel_updated(self, message: "TaskProgressPanel.Updated") -> None:
+        """Create or update the bar of the message's key."""
         s = message.state
         self.states[s.key] = s
         wid = self._row_id(s.key)

@@ -26,6 +26,15 @@ Actions:
   duplicates (identical xxh3-128 digests). The default threshold, 10 bits,
   is imagededup's default for pHash.
 
+Optional CLIP vectors (extra ``clip``: transformers + torch): set the
+plugin parameter ``clip_model`` to the folder of a Hugging Face CLIP model
+already on disk (e.g. ``openai/clip-vit-base-patch32`` saved with
+``save_pretrained``). A third vector type ``{"model": "clip", "path": ...}``
+is then registered and computed with the others (L2-normalised image
+features, compared by cosine). Nothing is ever downloaded
+(``local_files_only=True``); a missing package or folder is an error
+notification naming it.
+
 The pure functions (:func:`near_duplicate_groups`, :func:`kmeans`,
 :func:`colour_layout_embedding`, ...) are used by the Panoptic adapter and
 ``bench/similarity.py`` too.
@@ -33,6 +42,7 @@ The pure functions (:func:`near_duplicate_groups`, :func:`kmeans`,
 
 import asyncio
 import importlib.util
+import threading
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
@@ -49,6 +59,7 @@ from ..tasks import Task
 
 PHASH_MODEL = "phash64"
 COLOUR_MODEL = "colour_layout_v1"
+CLIP_MODEL = "clip"
 DEFAULT_THRESHOLD = 10
 
 # -- pure functions ---------------------------------------------------------------
@@ -91,16 +102,20 @@ def hamming_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 class _UnionFind:
+    """Disjoint sets over 0..n-1 (path halving; the smaller index is the root)."""
+
     def __init__(self, n: int):
         self.parent = list(range(n))
 
     def find(self, i: int) -> int:
+        """The root of ``i``'s set."""
         while self.parent[i] != i:
             self.parent[i] = self.parent[self.parent[i]]
             i = self.parent[i]
         return i
 
     def union(self, i: int, j: int) -> None:
+        """Merge the sets of ``i`` and ``j``."""
         ri, rj = self.find(i), self.find(j)
         if ri != rj:
             self.parent[max(ri, rj)] = min(ri, rj)
@@ -177,6 +192,53 @@ def colour_layout_embedding(source: str | Path | bytes | Image.Image) -> np.ndar
     return unit(np.concatenate([unit(layout), unit(hist)])).astype(np.float32)
 
 
+class ClipEmbedder:
+    """Image features of a local Hugging Face CLIP model (``transformers``), L2-normalised.
+
+    ``model_dir`` is a folder holding ``config.json`` and the weights. The
+    model loads on first use, on CUDA when available, else the CPU. Raises
+    ImportError (naming the ``clip`` extra) when transformers/torch are
+    missing, FileNotFoundError when the folder does not exist.
+    """
+
+    def __init__(self, model_dir: str, batch_size: int = 16):
+        self.model_dir = model_dir
+        self.batch_size = batch_size
+        self._model = None
+        self._processor = None
+        self._device = "cpu"
+        self._lock = threading.Lock()
+
+    def _load(self) -> None:
+        if not Path(self.model_dir).is_dir():
+            raise FileNotFoundError(f"CLIP model folder {self.model_dir} does not exist; set clip_model to a "
+                                    f"folder saved with save_pretrained (nothing is downloaded)")
+        try:
+            import torch
+            from transformers import CLIPModel, CLIPProcessor
+        except ImportError as exc:
+            raise ImportError(f"CLIP vectors need transformers and torch: pip install 'fluxgym-coach[clip]' ({exc})") from exc
+        self._device = "cuda" if torch.cuda.is_available() else "cpu"
+        self._model = CLIPModel.from_pretrained(self.model_dir, local_files_only=True).to(self._device).eval()
+        self._processor = CLIPProcessor.from_pretrained(self.model_dir, local_files_only=True)
+
+    def embed(self, paths: Sequence[str]) -> list[np.ndarray]:
+        """One float32 unit vector per image path, in order (blocking; call in a thread)."""
+        with self._lock:
+            if self._model is None:
+                self._load()
+            import torch
+            out: list[np.ndarray] = []
+            for start in range(0, len(paths), self.batch_size):
+                images = [imaging.load_upright_rgb(p, max_side=448) for p in paths[start:start + self.batch_size]]
+                inputs = self._processor(images=images, return_tensors="pt").to(self._device)
+                with torch.no_grad():
+                    feats = self._model.get_image_features(**inputs)
+                feats = torch.nn.functional.normalize(feats.float(), dim=-1).cpu().numpy().astype(np.float32)
+                out.extend(feats)
+            return out
+
+
 def kmeans(x: np.ndarray, k: int, iters: int = 50, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Lloyd's k-means with k-means++ seeding: (labels ``(n,)``, centres ``(k, d)``).
     ``k`` is clipped to the number of points. Deterministic for a given ``seed``."""
@@ -235,10 +297,12 @@ class SimilarityParams(BaseModel):
     """Settings of the similarity plugin.
     @compute_on_import: compute the vectors of new images after each scan
     @near_duplicate_threshold: default pHash distance (bits) for near duplicates
+    @clip_model: folder of a local CLIP model for a third vector type (empty = off; needs the clip extra)
     """
 
     compute_on_import: bool = True
     near_duplicate_threshold: int = Field(DEFAULT_THRESHOLD, ge=0, le=64)
+    clip_model: str = ""
 
 
 class VectorKind(Enum):
@@ -246,6 +310,7 @@ class VectorKind(Enum):
 
     phash = PHASH_MODEL
     colour = COLOUR_MODEL
+    clip = CLIP_MODEL
 
 
 class ComputeVectorsTask(Task):
@@ -274,6 +339,7 @@ class SimilarityPlugin(APlugin):
         super().__init__(project=project, plugin_path=plugin_path, name=name)
         self.params = SimilarityParams()
         self.matrix_cache: dict[int, tuple[list[str], np.ndarray]] = {}
+        self.clip: ClipEmbedder | None = None
         self.add_action_easy(self.compute_vectors, ["vector"])
         self.find_similar_description = self.add_action_easy(self.find_similar, ["similar"])
         self.add_action_easy(self.cluster, ["group"])
@@ -286,10 +352,29 @@ class SimilarityPlugin(APlugin):
             if not any(vt.params.get("model") == model for vt in self.vector_types):
                 vec_type = self.project.create_vector_type({"model": model})
                 await self.project.add_vector_type(vec_type)
+        if self.params.clip_model:
+            path = str(Path(self.params.clip_model).expanduser())
+            self.clip = ClipEmbedder(path)
+            if self.clip_type() is None:
+                await self.project.add_vector_type(self.project.create_vector_type({"model": CLIP_MODEL, "path": path}))
+
+    def clip_type(self) -> VectorType | None:
+        """The CLIP vector type of the configured ``clip_model``, or None."""
+        if self.clip is None:
+            return None
+        for vt in self.vector_types:
+            if vt.params.get("model") == CLIP_MODEL and vt.params.get("path") == self.clip.model_dir:
+                return vt
+        return None
 
     def vector_type(self, kind: VectorKind | str) -> VectorType:
-        """This plugin's vector type of ``kind`` (``phash64`` or ``colour_layout_v1``)."""
+        """This plugin's vector type of ``kind`` (``phash64``, ``colour_layout_v1`` or ``clip``)."""
         model = kind.value if isinstance(kind, VectorKind) else kind
+        if model == CLIP_MODEL:
+            clip_t = self.clip_type()
+            if clip_t is None:
+                raise LookupError("no CLIP vectors: set the similarity plugin's clip_model parameter")
+            return clip_t
         for vt in self.vector_types:
             if vt.params.get("model") == model:
                 return vt
@@ -333,15 +418,24 @@ class SimilarityPlugin(APlugin):
                    if i.sha1 not in have_p and i.ahash]
         vectors += [Vector(colour_t.id, s, v) for s, v in await run_async(embed_all) if v is not None]
         await self.project.add_vectors(vectors)
-        if vectors:
+        written = len(vectors)
+        clip_t = self.clip_type()
+        if clip_t is not None and self.clip is not None:
+            have = {v.sha1 for v in await self.project.get_vectors(clip_t.id, [i.sha1 for i in unique])}
+            todo = [i for i in unique if i.sha1 not in have]
+            if todo:
+                feats = await run_async(self.clip.embed, [i.url for i in todo])
+                await self.project.add_vectors([Vector(clip_t.id, i.sha1, f) for i, f in zip(todo, feats)])
+                written += len(todo)
+        if written:
             self.matrix_cache.clear()
-        return len(vectors)
+        return written
 
     async def _matrix(self, vt: VectorType) -> tuple[list[str], np.ndarray]:
         cached = self.matrix_cache.get(vt.id)
         if cached is None:
             vecs = await self.project.get_vectors(vt.id)
-            dim = 64 if vt.params.get("model") == PHASH_MODEL else 120
+            dim = {PHASH_MODEL: 64, COLOUR_MODEL: 120}.get(vt.params.get("model"), 0)
             mat = np.stack([v.data for v in vecs]) if vecs else np.zeros((0, dim), np.float32)
             cached = self.matrix_cache[vt.id] = ([v.sha1 for v in vecs], mat)
         return cached
@@ -366,7 +460,7 @@ class SimilarityPlugin(APlugin):
     async def find_similar(self, context: ActionContext, vector_type: OwnVectorType | None = None,
                            count: int = 20) -> ActionResult:
         """Rank the other images by similarity to the selection.
-        @vector_type: phash64 (Hamming distance) or colour_layout_v1 (cosine); default colour
+        @vector_type: phash64 (Hamming distance), colour_layout_v1 or clip (cosine); default colour
         @count: how many images to return (0 = all)
         """
         if not context.instance_ids:
@@ -404,7 +498,7 @@ class SimilarityPlugin(APlugin):
                       vector_type: OwnVectorType | None = None) -> ActionResult:
         """Group the selected images (all when none) into clusters.
         @nb_clusters: number of clusters; -1 = HDBSCAN (when sklearn or hdbscan is installed)
-        @vector_type: the vectors to cluster (default colour_layout_v1)
+        @vector_type: the vectors to cluster (default colour_layout_v1; clip when configured)
         """
         kind = self._kind(vector_type)
         instances = [i for i in await self._instances(context) if i.sha1]
@@ -489,7 +583,7 @@ class SimilarityPlugin(APlugin):
 
 plugin_class = SimilarityPlugin
 
-__all__ = ["COLOUR_MODEL", "DEFAULT_THRESHOLD", "PHASH_MODEL", "SimilarityParams", "SimilarityPlugin",
+__all__ = ["CLIP_MODEL", "COLOUR_MODEL", "ClipEmbedder", "DEFAULT_THRESHOLD", "PHASH_MODEL", "SimilarityParams", "SimilarityPlugin",
            "VectorKind", "bits_to_uint64", "colour_layout_embedding", "exact_duplicate_groups",
            "hamming_matrix", "hex_to_uint64", "kmeans", "near_duplicate_groups", "near_duplicate_pairs",
            "optional_backends", "phash_bits", "plugin_class", "popcount64"]
