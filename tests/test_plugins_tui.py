@@ -203,4 +203,14 @@ async def test_palette_actions_run_a_plugin_and_open_its_groups(plugin_project):
         await pilot.pause()
         assert app.shown == ["coffee.png"]
         desc = params_description(session.project.plugins["similarity"])
-        assert [p.name for p in desc.params] == ["compute_on_import", "near_duplicate_threshold"]
+        assert [p.name for p in desc.params] == ["compute_on_import", "near_duplicate_threshold", "clip_model"]
+        # plugin params are editable from the TUI and persisted under <name>.base
+        dict((t, cb) for t, cb, _ in app.entries)["Plugin settings: similarity"]()
+        await pilot.pause()
+        form = app.screen
+        assert isinstance(form, FunctionForm)
+        form.query_one("#p-near_duplicate_threshold", Input).value = "6"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert session.project.plugins["similarity"].params.near_duplicate_threshold == 6
+        assert session.project.get_plugin_data("similarity.base")["near_duplicate_threshold"] == 6
