@@ -122,7 +122,7 @@ class ReviewApp(App[None]):
     in the list and the info panel). ``cache_dir``: the result cache root.
     """
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "fluxgym-coach"
     BINDINGS = app_bindings()
     COMMANDS = App.COMMANDS | {ReviewCommands}
@@ -240,9 +240,16 @@ class ReviewApp(App[None]):
 
     @on(ImageList.Highlighted)
     def _on_highlighted(self, event: ImageList.Highlighted) -> None:
-        self._show_current(immediate=False)
+        # Only the list repaints per key press; the editor, the info panel and the
+        # preview follow once the cursor rests (key repeat stays cheap).
+        self._schedule_rest(PREVIEW_DELAY)
 
-    def _show_current(self, immediate: bool) -> None:
+    def _show_current(self, immediate: bool = True) -> None:
+        """Bring the editor, the info panel and the preview to the current image."""
+        self._sync_panels()
+        self._schedule_rest(0 if immediate else PREVIEW_DELAY)
+
+    def _sync_panels(self) -> None:
         row = self.current
         editor = self.editor
         if row is None:
@@ -253,14 +260,23 @@ class ReviewApp(App[None]):
         if editor.relpath != row.relpath:
             editor.load(row.relpath, row.caption or "", row.draft)
         self.query_one(InfoPanel).show(row, self.shown_variant(row))
-        self._schedule_preview(0 if immediate else PREVIEW_DELAY)
 
-    def _schedule_preview(self, delay: float) -> None:
+    def _schedule_rest(self, delay: float) -> None:
         if self._preview_timer is not None:
             self._preview_timer.stop()
-        self._preview_timer = self.set_timer(delay, self._draw_preview) if delay else None
-        if not delay:
+            self._preview_timer = None
+        if delay:
+            self._preview_timer = self.set_timer(delay, self._on_rest)
+        else:
             self._draw_preview()
+
+    def _on_rest(self) -> None:
+        self._preview_timer = None
+        self._sync_panels()
+        self._draw_preview()
+
+    def _schedule_preview(self, delay: float) -> None:
+        self._schedule_rest(delay)
 
     def _draw_preview(self) -> None:
         self.save_state()
@@ -394,6 +410,7 @@ class ReviewApp(App[None]):
     def action_edit_caption(self) -> None:
         """Focus the caption editor."""
         if self.current is not None:
+            self._sync_panels()
             self.editor.area.focus()
 
     @on(CaptionEditor.Left)

@@ -77,14 +77,20 @@ KEYS: tuple[Key, ...] = (
 )
 
 
+#: Shown first in the footer, so they stay visible in 80 columns.
+FOOTER_FIRST = ("help", "quit")
+
+
 def app_bindings() -> list[Binding]:
-    """Bindings of the app (keys with ``bind``)."""
+    """Bindings of the app (keys with ``bind``); help and quit first for the footer."""
     out = []
-    for k in KEYS:
+    ordered = sorted(KEYS, key=lambda k: 0 if k.action in FOOTER_FIRST else 1)
+    for k in ordered:
         if not k.bind or not k.action:
             continue
         out.append(Binding(k.key, k.action, k.short or k.description.split(" (")[0][:22],
-                           show=k.show, key_display=k.key_display or None, id=k.action))
+                           show=k.show, key_display=k.key_display.split(" / ")[0] or None,
+                           id=k.action))
     return out
 
 

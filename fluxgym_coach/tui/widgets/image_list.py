@@ -49,7 +49,7 @@ class ImageList(ScrollView, can_focus=True):
         Binding("pagedown", "page(1)", "Page down", show=False),
         Binding("home", "jump(0)", "First", show=False),
         Binding("end", "jump(-1)", "Last", show=False),
-        Binding("space", "toggle_mark", "Mark"),
+        Binding("space", "toggle_mark", "Mark", show=False),
     ]
 
     COMPONENT_CLASSES = {
@@ -85,6 +85,18 @@ class ImageList(ScrollView, can_focus=True):
                  classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.index = index
+        self._styles: dict[str, Style] = {}
+
+    def notify_style_update(self) -> None:
+        self._styles.clear()
+        super().notify_style_update()
+
+    def _style(self, name: str) -> Style:
+        """A component style, computed once per style change (render_line runs per row)."""
+        style = self._styles.get(name)
+        if style is None:
+            style = self._styles[name] = self.get_component_rich_style(f"image-list--{name}")
+        return style
 
     # -- data ---------------------------------------------------------------------------
     @property
@@ -174,26 +186,26 @@ class ImageList(ScrollView, can_focus=True):
         row = view[i]
         segments = self._row_segments(row, width, base)
         if i == self.cursor:
-            cursor_style = self.get_component_rich_style("image-list--cursor")
+            cursor_style = self._style("cursor")
             segments = [Segment(s.text, (s.style or Style()) + cursor_style) for s in segments]
         return Strip(segments).adjust_cell_length(width, base)
 
     def _row_segments(self, row: Row, width: int, base: Style) -> list[Segment]:
         rec = row.record
-        comp = self.get_component_rich_style
+        comp = self._style
         mark = "●" if row.marked else " "
         status = STATUS_GLYPH.get(row.status, "·")
-        status_style = (comp("image-list--accepted") if row.status == ACCEPTED
-                        else comp("image-list--rejected") if row.status == REJECTED
-                        else comp("image-list--dim"))
+        status_style = (comp("accepted") if row.status == ACCEPTED
+                        else comp("rejected") if row.status == REJECTED
+                        else comp("dim"))
         size = rec.display_size
         dims = f"{size[0]}x{size[1]}" if size else "?"
         if row.draft is not None:
-            cap, cap_style = "edit", comp("image-list--marked")
+            cap, cap_style = "edit", comp("marked")
         elif row.needs_caption:
-            cap, cap_style = "none", comp("image-list--flagged")
+            cap, cap_style = "none", comp("flagged")
         else:
-            cap, cap_style = f"{len(rec.caption or '')}c", comp("image-list--dim")
+            cap, cap_style = f"{len(rec.caption or '')}c", comp("dim")
         enh = "+" if row.enhanced else " "
         flags = row.flags()
         flag = f"!{len(flags)}" if flags else ""
@@ -204,13 +216,13 @@ class ImageList(ScrollView, can_focus=True):
         if not show_dims:
             name_w += 10
         segs = [
-            Segment(mark, comp("image-list--marked")),
+            Segment(mark, comp("marked")),
             Segment(f"{status} ", status_style),
             Segment(_cut_left(rec.relpath, name_w), base),
-            Segment(enh, comp("image-list--accepted")),
+            Segment(enh, comp("accepted")),
         ]
         if show_dims:
-            segs.append(Segment(_fit(dims, 9).rjust(10), comp("image-list--dim")))
+            segs.append(Segment(_fit(dims, 9).rjust(10), comp("dim")))
         segs.append(Segment(_fit(cap, 4).rjust(5), cap_style))
-        segs.append(Segment(_fit(flag, 3).rjust(3), comp("image-list--flagged")))
+        segs.append(Segment(_fit(flag, 3).rjust(3), comp("flagged")))
         return segs

@@ -1,0 +1,182 @@
+"""TUI benchmark: 10,000 generated images, first paint, cursor moves, peak memory.
+
+Usage:
+    python bench/tui.py [--count 10000] [--workdir DIR] [--moves 300]
+
+Generates ``--count`` small JPEG photos-like images (one in three with a
+caption sidecar) in ``--workdir`` (default ``bench/_work/tui``, kept between
+runs) and scans them once (not timed as part of the TUI). Then, in the same run:
+
+1. **first paint**: a child process starts the review app on the dataset
+   (imports included, incremental scan started in the background, audit off)
+   and reports when the first screen with the list has been painted
+   (``call_after_refresh`` after mount). The same is done for an empty Textual
+   app (one Static): the baseline. Each is run three times; the median is kept.
+   The child also reports its peak memory (``ru_maxrss``) after the moves below.
+2. **cursor move**: in the same child, headless with Textual's Pilot at 100x30,
+   ``--moves`` presses of ``down`` (and as many of ``pagedown``/``up``); the time per
+   key press, against the same presses on the empty app (the Pilot's own cost).
+
+Targets (issue 4): first paint under 2 s, cursor move under 50 ms, memory
+under 300 MB. Nothing is asserted: the numbers go to docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def generate(folder: Path, count: int) -> None:
+    """Write ``count`` small JPEGs (and captions for one in three) unless already there."""
+    from PIL import Image, ImageDraw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / ".generated"
+    if marker.exists() and marker.read_text() == str(count):
+        return
+    rng = random.Random(4)
+    for i in range(count):
+        sub = folder / f"set{i // 1000:02d}"
+        sub.mkdir(exist_ok=True)
+        w, h = rng.choice([(96, 64), (64, 96), (80, 80), (120, 68)])
+        im = Image.new("RGB", (w, h), tuple(rng.randrange(256) for _ in range(3)))
+        d = ImageDraw.Draw(im)
+        d.ellipse([rng.randrange(w // 2), rng.randrange(h // 2), w - 4, h - 4],
+                  fill=tuple(rng.randrange(256) for _ in range(3)))
+        im.save(sub / f"img_{i:05d}.jpg", quality=80)
+        if i % 3 == 0:
+            (sub / f"img_{i:05d}.txt").write_text(f"ohwx, photo {i}, tag{i % 23}, outdoor",
+                                                  encoding="utf-8")
+    marker.write_text(str(count))
+
+
+def child(kind: str, dataset: str, moves: int, started: float) -> None:
+    """Run one app headless; print one JSON line with the figures."""
+    import asyncio
+    import resource
+
+    from textual.app import App
+    from textual.widgets import Static
+
+    result: dict[str, float] = {}
+
+    if kind == "empty":
+        class Bench(App):  # type: ignore[type-arg]
+            def compose(self):
+                yield Static("hello")
+
+            def on_mount(self) -> None:
+                self.call_after_refresh(lambda: result.setdefault("paint", time.time() - started))
+        app = Bench()
+    else:
+        from fluxgym_coach.tui.app import ReviewApp
+
+        class Bench(ReviewApp):  # type: ignore[no-redef]
+            def on_mount(self) -> None:
+                super().on_mount()
+                self.call_after_refresh(lambda: result.setdefault("paint", time.time() - started))
+        app = Bench(dataset, preview="halfcell", audit=False)
+
+    async def run() -> None:
+        async with app.run_test(size=(100, 30)) as pilot:
+            while "paint" not in result:
+                await pilot.pause(0.01)
+            await app.workers.wait_for_complete()  # the background scan
+            await pilot.pause(0.5)
+            t0, c0 = time.perf_counter(), time.process_time()
+            for _ in range(moves):
+                await pilot.press("down")
+            result["move_ms"] = (time.perf_counter() - t0) / moves * 1000
+            result["move_cpu_ms"] = (time.process_time() - c0) / moves * 1000
+            pages = max(1, moves // 10)
+            t0, c0 = time.perf_counter(), time.process_time()
+            for _ in range(pages):
+                await pilot.press("pagedown")
+            result["page_ms"] = (time.perf_counter() - t0) / pages * 1000
+            result["page_cpu_ms"] = (time.process_time() - c0) / pages * 1000
+            if kind != "empty":
+                result["rows"] = len(app.index.rows)
+                t0 = time.perf_counter()
+                await pilot.press("f")  # refilter 10k rows
+                result["filter_ms"] = (time.perf_counter() - t0) * 1000
+            await app.workers.wait_for_complete()
+
+    asyncio.run(run())
+    result["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def run_child(kind: str, dataset: Path, moves: int) -> dict[str, float]:
+    env = dict(os.environ, FLUXGYM_COACH_CACHE_DIR=str(dataset.parent / "cache"))
+    started = time.time()
+    out = subprocess.run([sys.executable, __file__, "--child", kind, "--dataset", str(dataset),
+                          "--moves", str(moves), "--started", repr(started)],
+                         capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--count", type=int, default=10_000)
+    ap.add_argument("--workdir", type=Path, default=ROOT / "bench" / "_work" / "tui")
+    ap.add_argument("--moves", type=int, default=300)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--child", choices=("empty", "app"))
+    ap.add_argument("--dataset")
+    ap.add_argument("--started", type=float)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child, args.dataset, args.moves, args.started)
+        return
+
+    dataset = args.workdir / f"dataset-{args.count}"
+    t0 = time.perf_counter()
+    generate(dataset, args.count)
+    from fluxgym_coach.dataset import Dataset
+
+    with Dataset(dataset) as ds:
+        report = ds.scan()
+    print(f"dataset: {args.count} images in {dataset} (prepared in {time.perf_counter() - t0:.1f} s; "
+          f"scan added {len(report.added)}, unchanged {report.unchanged})")
+
+    empty = [run_child("empty", dataset, args.moves) for _ in range(args.runs)]
+    app = [run_child("app", dataset, args.moves) for _ in range(args.runs)]
+
+    def med(runs: list[dict[str, float]], key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    e_paint, a_paint = med(empty, "paint"), med(app, "paint")
+    e_move, a_move = med(empty, "move_ms"), med(app, "move_ms")
+    e_movec, a_movec = med(empty, "move_cpu_ms"), med(app, "move_cpu_ms")
+    e_page, a_page = med(empty, "page_ms"), med(app, "page_ms")
+    e_pagec, a_pagec = med(empty, "page_cpu_ms"), med(app, "page_cpu_ms")
+    e_mem, a_mem = med(empty, "maxrss_mb"), med(app, "maxrss_mb")
+    print(f"rows in the list: {int(app[0]['rows'])}")
+    print(f"first paint     : app {a_paint:.2f} s   empty Textual app {e_paint:.2f} s   "
+          f"ratio {a_paint / e_paint:.2f}x   (target < 2 s)")
+    print(f"cursor move     : app {a_move:.1f} ms  empty app key press {e_move:.1f} ms   "
+          f"ratio {a_move / e_move:.2f}x   (wall, incl. the Pilot's idle wait; target < 50 ms)")
+    print(f"  CPU per move  : app {a_movec:.1f} ms  empty app {e_movec:.1f} ms   "
+          f"ratio {a_movec / e_movec:.2f}x")
+    print(f"page down       : app {a_page:.1f} ms  empty app key press {e_page:.1f} ms   "
+          f"ratio {a_page / e_page:.2f}x")
+    print(f"  CPU per page  : app {a_pagec:.1f} ms  empty app {e_pagec:.1f} ms   "
+          f"ratio {a_pagec / e_pagec:.2f}x")
+    print(f"filter 10k rows : {med(app, 'filter_ms'):.1f} ms (one key press, list redrawn)")
+    print(f"peak memory     : app {a_mem:.0f} MB   empty app {e_mem:.0f} MB   "
+          f"ratio {a_mem / e_mem:.2f}x   (target < 300 MB)")
+
+
+if __name__ == "__main__":
+    main()
