@@ -24,7 +24,8 @@ def test_list_json(plugin_dataset):
     assert by["similarity"]["status"] == "loaded" and by["core"]["status"] == "loaded"
     actions = {a["id"]: a for a in by["similarity"]["actions"]}
     assert actions["similarity.near_duplicates"]["hooks"] == ["group"]
-    assert by["similarity"]["params"] == {"compute_on_import": True, "near_duplicate_threshold": 10}
+    assert by["similarity"]["params"] == {"compute_on_import": True, "near_duplicate_threshold": 10,
+                                          "clip_model": ""}
 
 
 def test_run_prints_groups_and_json(plugin_dataset):

@@ -112,7 +112,8 @@ def test_confirmed_requirements_are_installed_with_pip(plugin_dataset, write_plu
     asked = []
     add_plugin(plugin_dataset, str(folder), confirm=lambda reqs: asked.append(reqs) or True)
     assert asked == [["numpy"]]  # pip ran (numpy is installed already: no download)
-    bad = write_plugin("needs3", seed_plugin_files("this-package-does-not-exist-fluxgym ==0.0.0\n"))
+    # an invalid requirement makes pip fail before it looks at any index (no network in tests)
+    bad = write_plugin("needs3", seed_plugin_files("not a valid requirement !!!\n"))
     with pytest.raises(PluginError, match="pip could not install"):
         add_plugin(plugin_dataset, str(bad), confirm=lambda reqs: True)
 
