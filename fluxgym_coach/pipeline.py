@@ -338,10 +338,16 @@ async def run_enhance(
 
     pipelined = int(getattr(backend, "concurrency", 1)) > 1
 
+    small = max(1, -(-backend.max_batch // 4))
+    left = [len(identified)]  # sources not planned yet
+
     def chunk_limit() -> int:
-        # Ramp up: with requests in flight, the first chunk is small so the server
-        # starts working early; later chunks are queued while it works.
-        return backend.max_batch if tasks or not pipelined else max(1, -(-backend.max_batch // 4))
+        # With requests in flight: the first chunk is small so the server starts
+        # early, and so are the last ones, so little is left to store once the
+        # server is done; the others are full and queue while it works.
+        if not pipelined:
+            return backend.max_batch
+        return small if not tasks or left[0] < backend.max_batch else backend.max_batch
 
     def add_to_chunk(work: _Work) -> None:
         n = len(work.input_data) if work.input_data is not None else _file_size(work.source.path)
@@ -440,6 +446,7 @@ async def run_enhance(
         # Phase 2: measure in parallel, plan in source order; chunks leave as they fill.
         for src, task in zip(identified, describing):
             res = await task
+            left[0] -= 1
             if isinstance(res, Source):
                 plan(res)
             else:

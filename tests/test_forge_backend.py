@@ -275,13 +275,20 @@ async def test_skip_endpoint_drops_the_current_item(fake_forge):
     assert len(outs) == 2
 
 
-def test_first_chunk_is_small_so_the_server_starts_early(fake_forge, tmp_path):
+def test_first_and_last_chunks_are_small_the_others_full(fake_forge, tmp_path):
     from tests.fixtures_forge import draw_image
-    paths = [draw_image(tmp_path / "in" / f"i{i}.png", (16, 16), seed=i) for i in range(9)]
+    paths = [draw_image(tmp_path / "in" / f"i{i}.png", (16, 16), seed=i) for i in range(13)]
+    sizes: list[int] = []
+
+    class Recording(ForgeBackend):
+        async def upscale(self, items, params):
+            sizes.append(len(items))
+            return await super().upscale(items, params)
+
     params = EnhanceParams(scale_factor=2, upscaler="Lanczos", colorize=False)
-    report = run(sources_of(paths), backend_for(fake_forge, max_batch=4), params,
+    report = run(sources_of(paths), Recording(fake_forge.url, max_batch=4, **FAST), params,
                  ImageCache(tmp_path / "cache"))
-    assert len(report.by_status("enhanced")) == 9
-    # 1 image, then full batches of 4
-    assert fake_forge.jobs_by_path == {"/sdapi/v1/extra-single-image": 1,
-                                       "/sdapi/v1/extra-batch-images": 2}
+    assert len(report.by_status("enhanced")) == 13
+    assert sum(sizes) == 13 and fake_forge.images_processed == 13
+    assert sizes[0] == 1 and sizes[-1] == 1 and max(sizes) == 4
+    assert sizes.count(4) == 2
