@@ -379,6 +379,9 @@ async def test_vector_types_and_vectors(plugin_project):
     assert vecs[a.sha1].data.tolist()[0] == 12.0  # the seed's `v.data.tolist()[0]` works
     assert vecs[b.sha1].data.dtype == np.float32 and vecs[b.sha1].data.tolist() == [0.0, 1.0, 2.0]
     assert [v.sha1 for v in await iface.get_vectors(stored.id, sha1s=[b.sha1])] == [b.sha1]
+    assert await iface.delete_vectors(stored.id, [a.sha1, "not-there"]) == 1
+    assert not await iface.vector_exist(stored.id, a.sha1) and await iface.vector_exist(stored.id, b.sha1)
+    assert await iface.delete_vectors(stored.id) == 1 and await iface.get_vectors(stored.id) == []
 
 
 # -- work ----------------------------------------------------------------------------------

@@ -177,3 +177,14 @@ async def test_clip_vectors_with_a_real_model(plugin_project):
     assert len(vecs) == 6 and all(abs(float(np.linalg.norm(v.data)) - 1) < 1e-3 for v in vecs)
     res = await plugin_project.call_action("similarity.cluster", nb_clusters="2", vector_type="clip")
     assert sum(len(g.ids) for g in res.groups) == 6
+
+
+async def test_vectors_of_removed_images_are_dropped(real_project):
+    plugin = real_project.plugins["similarity"]
+    phash = plugin.vector_type(PHASH_MODEL)
+    gone = next(i for i in real_project.instances() if i.relpath == "coins.png")
+    (real_project.base_path / "coins.png").unlink()
+    report = await scan_and_notify(real_project)
+    assert report.removed == ["coins.png"]
+    left = {v.sha1 for v in real_project.vectors(phash.id)}
+    assert gone.sha1 not in left and left == {i.sha1 for i in real_project.instances()}

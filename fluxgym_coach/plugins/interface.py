@@ -131,6 +131,11 @@ class PluginProjectInterface:
         """Store many vectors in one transaction (faster than :meth:`add_vector` in a loop)."""
         await asyncio.to_thread(self._project.add_vectors, vectors)
 
+    async def delete_vectors(self, type_id: int, sha1s: list[str] | None = None) -> int:
+        """Delete vectors of a type (of some images only); returns how many. Not in the seed:
+        what PanopticML does by rebuilding its index after a folder is deleted."""
+        return await asyncio.to_thread(self._project.delete_vectors, type_id, sha1s)
+
     # -- work ---------------------------------------------------------------------
     async def run_async(self, function: Callable[..., Any], *args: Any) -> Any:
         """Run a blocking ``function(*args)`` in the project's thread pool and await it."""

@@ -383,6 +383,19 @@ class Project:
         return [Vector(type_id, r["sha1"], np.frombuffer(r["data"], dtype=np.float32).copy())
                 for r in self.store.execute(sql + " ORDER BY sha1", params)]
 
+    def delete_vectors(self, type_id: int, sha1s: Iterable[str] | None = None) -> int:
+        """Delete the vectors of one type (of the given images only when ``sha1s`` is given);
+        returns how many were deleted."""
+        if sha1s is None:
+            n = self.store.execute("SELECT COUNT(*) AS n FROM plugin_vectors WHERE type_id = ?", (type_id,))[0]["n"]
+            self.store.execute("DELETE FROM plugin_vectors WHERE type_id = ?", (type_id,))
+            return int(n)
+        rows = [(type_id, s) for s in sha1s]
+        before = self.store.execute("SELECT COUNT(*) AS n FROM plugin_vectors WHERE type_id = ?", (type_id,))[0]["n"]
+        self.store.executemany("DELETE FROM plugin_vectors WHERE type_id = ? AND sha1 = ?", rows)
+        after = self.store.execute("SELECT COUNT(*) AS n FROM plugin_vectors WHERE type_id = ?", (type_id,))[0]["n"]
+        return int(before - after)
+
     def vector_exist(self, type_id: int, sha1: str) -> bool:
         """True when a vector of ``type_id`` exists for ``sha1``."""
         return bool(self.store.execute("SELECT 1 FROM plugin_vectors WHERE type_id = ? AND sha1 = ?",

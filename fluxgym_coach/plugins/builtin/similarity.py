@@ -390,8 +390,7 @@ class SimilarityPlugin(APlugin):
         for vt in self.vector_types:
             stale = [v.sha1 for v in await self.project.get_vectors(vt.id) if v.sha1 not in live]
             if stale:
-                self._project.store.executemany("DELETE FROM plugin_vectors WHERE type_id = ? AND sha1 = ?",
-                                                [(vt.id, s) for s in stale])
+                await self.project.delete_vectors(vt.id, stale)
         self.matrix_cache.clear()
 
     # -- vectors ----------------------------------------------------------------------
