@@ -463,3 +463,22 @@ async def test_a_failing_listener_is_reported(plugin_dataset):
         await scan_and_notify(project)
         assert len(seen) == 6 and all(n.type is NotifType.ERROR for n in seen)
         assert seen[0].name == "bad.on_instance_import" and "listener broke" in seen[0].data["traceback"]
+
+
+async def test_values_never_move_to_an_image_that_reuses_an_id(plugin_dataset):
+    """A plain Dataset.scan (no plugin events) may give a new image a removed image's id."""
+    with Project.open(plugin_dataset) as project:
+        project.dataset.scan()
+        iface = PluginProjectInterface(project, "t")
+        last = max(await iface.get_instances(), key=lambda i: i.id)
+        prop = iface.create_property("note", PropertyType.string)
+        applied = await iface.apply_commit(DbCommit(properties=[prop], instance_values=[
+            InstanceProperty(prop.id, last.id, "about " + last.relpath)]))
+        pid = applied.properties[0].id
+        (plugin_dataset / last.relpath).rename(plugin_dataset / "zz_renamed.png")
+    with Project.open(plugin_dataset) as project:  # another front end scans without events
+        project.dataset.scan()
+    with Project.open(plugin_dataset) as project:
+        renamed = next(i for i in project.instances() if i.relpath == "zz_renamed.png")
+        assert renamed.id == last.id  # the store did reuse the id
+        assert project.instance_values(property_ids=[pid]) == []

@@ -363,11 +363,9 @@ async def scan_and_notify(project: Project, on_event: EventSink = null_sink) -> 
     if changed:
         instances = [i for i in project.instances() if i.relpath in changed]
         await project.fire_instance_import(instances)
+    project.reconcile_instances()  # values of removed images go, even when the store reuses an id
     if report.removed:
         removed_ids = [before[r] for r in report.removed if r in before]
-        if removed_ids:
-            project.store.execute(f"DELETE FROM plugin_instance_values WHERE instance_id IN "
-                                  f"({','.join('?' * len(removed_ids))})", removed_ids)
         still = set()
         for r in project.store.execute("SELECT relpath FROM images"):
             path = r["relpath"].rsplit("/", 1)[0] if "/" in r["relpath"] else ""

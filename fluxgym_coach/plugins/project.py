@@ -95,6 +95,14 @@ register_schema(
             PRIMARY KEY (type_id, sha1)
         );
         """,
+        # v2: which file each instance id was, so values never move to another image when
+        # the store reuses the id of a removed image (see Project.reconcile_instances).
+        """
+        CREATE TABLE plugin_instance_paths (
+            id      INTEGER PRIMARY KEY,
+            relpath TEXT NOT NULL
+        );
+        """,
     ],
 )
 
@@ -152,6 +160,7 @@ class Project:
         self._fake_ids = itertools.count(-101, -1)
         self._owns_dataset = owns_dataset
         self.task_queue.on_error(self._task_failed)
+        self.reconcile_instances()
 
     @classmethod
     def open(cls, root: str | os.PathLike[str], workers: int = 4) -> "Project":
@@ -227,6 +236,27 @@ class Project:
                                        (path, name, parent))
                     known[path] = int(cur.lastrowid)
         return known
+
+    def reconcile_instances(self) -> list[int]:
+        """Drop the property values of instance ids that no longer name the same file.
+
+        The store may give a new image the id a removed image had (a plain
+        ``Dataset.scan`` removes, then inserts). Each id's relpath is
+        remembered here; an id that vanished or now names another file loses
+        its instance values. Runs when the project opens and after
+        :func:`~fluxgym_coach.plugins.loader.scan_and_notify`. Returns the ids
+        whose values were dropped.
+        """
+        current = {r["id"]: r["relpath"] for r in self.store.execute("SELECT id, relpath FROM images")}
+        seen = {r["id"]: r["relpath"] for r in self.store.execute("SELECT id, relpath FROM plugin_instance_paths")}
+        stale = [i for i, rel in seen.items() if current.get(i) != rel]
+        with self.store.transaction() as conn:
+            if stale:
+                conn.executemany("DELETE FROM plugin_instance_values WHERE instance_id = ?", [(i,) for i in stale])
+                conn.executemany("DELETE FROM plugin_instance_paths WHERE id = ?", [(i,) for i in stale])
+            conn.executemany("INSERT OR REPLACE INTO plugin_instance_paths(id, relpath) VALUES (?, ?)",
+                             [(i, rel) for i, rel in current.items() if seen.get(i) != rel])
+        return stale
 
     def folders(self) -> list[Folder]:
         """All folders, ordered by path."""
