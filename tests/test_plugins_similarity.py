@@ -188,3 +188,21 @@ async def test_vectors_of_removed_images_are_dropped(real_project):
     assert report.removed == ["coins.png"]
     left = {v.sha1 for v in real_project.vectors(phash.id)}
     assert gone.sha1 not in left and left == {i.sha1 for i in real_project.instances()}
+
+
+async def test_hdbscan_when_installed(real_project):
+    pytest.importorskip("sklearn", reason="HDBSCAN needs scikit-learn (optional)")
+    res = await real_project.call_action("similarity.cluster", nb_clusters="-1")
+    assert not res.has_error, res.notifs
+    assert "hdbscan" in res.notifs[0].message
+    assert sorted(i for g in res.groups for i in g.ids) == sorted(i.id for i in real_project.instances())
+
+
+def test_faiss_kmeans_when_installed():
+    pytest.importorskip("faiss", reason="FAISS is optional")
+    from fluxgym_coach.plugins.builtin.similarity import _faiss_kmeans
+    rng = np.random.default_rng(1)
+    x = np.vstack([rng.normal(0, 0.05, (60, 8)), rng.normal(3, 0.05, (60, 8))])
+    labels, centres = _faiss_kmeans(x, 2)
+    assert centres.shape == (2, 8)
+    assert len(set(labels[:60].tolist())) == 1 and len(set(labels[60:].tolist())) == 1 and labels[0] != labels[-1]

@@ -279,7 +279,7 @@ def _faiss_kmeans(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 def _hdbscan(x: np.ndarray, min_cluster_size: int = 5) -> np.ndarray:
     try:
         from sklearn.cluster import HDBSCAN
-        return HDBSCAN(min_cluster_size=min_cluster_size).fit_predict(x)
+        return HDBSCAN(min_cluster_size=min_cluster_size, copy=True).fit_predict(x)
     except ImportError:
         import hdbscan  # optional
         return hdbscan.HDBSCAN(min_cluster_size=min_cluster_size).fit_predict(x)
