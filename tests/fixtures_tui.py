@@ -25,11 +25,12 @@ def tui_dataset(tmp_path) -> Path:
 @pytest.fixture
 def make_tui_app(tmp_path) -> Callable[..., object]:
     """Factory: ``make_tui_app(dataset, **options)`` builds a ReviewApp with the
-    half-block renderer and a per-test result cache."""
+    half-block renderer, a per-test result cache and no plugins (unless asked)."""
     from fluxgym_coach.tui.app import ReviewApp
 
     def make(dataset: Path, **options: object) -> ReviewApp:
         options.setdefault("preview", "halfcell")
+        options.setdefault("plugins", False)  # test_tui_features turns them on
         options.setdefault("cache_dir", tmp_path / "tui-cache")
         return ReviewApp(dataset, **options)
 

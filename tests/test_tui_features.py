@@ -205,3 +205,25 @@ def test_index_filters_sort_and_targets(tmp_path):
     index.apply()
     assert {r.relpath for r in index.view} == {"img/00005.jpg", "img/00022.jpg"} - {
         r.relpath for r in index.rows if r.needs_caption}
+
+
+async def test_plugin_actions_in_palette_run_on_the_view(tui_dataset, make_tui_app):
+    app = make_tui_app(tui_dataset, audit=False, plugins=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        titles = [t for t, _, _ in app.palette_commands()]
+        assert "Plugin notifications" in titles
+        assert any(t.startswith("Plugin: Compute vectors") for t in titles)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Compute vectors")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await settle(pilot, app)
+        session = app.plugin_session
+        assert session.results, "the plugin action ran and returned a result"
+        # a result can send the cursor to an image
+        app.set_filter("accepted")
+        app.show_relpath("horse.png")
+        await pilot.pause()
+        assert app.current.relpath == "horse.png" and app.index.filter == "all"

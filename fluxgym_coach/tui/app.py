@@ -119,7 +119,8 @@ class ReviewApp(App[None]):
     ``halfcell``, ``unicode`` or ``off``. ``api_url``: a Forge/A1111 server
     for enhancement (None: the embedded local backend). ``scan``: run an
     incremental scan at start; ``audit``: then audit the images (findings
-    in the list and the info panel). ``cache_dir``: the result cache root.
+    in the list and the info panel); ``plugins``: open the dataset's plugins
+    (their actions in the command palette). ``cache_dir``: the result cache root.
     """
 
     CSS_PATH = Path(__file__).with_name("app.tcss")
@@ -131,7 +132,7 @@ class ReviewApp(App[None]):
     def __init__(self, dataset: str | Path | Dataset, *, preview: str = "auto",
                  api_url: str | None = None, scan: bool = True,
                  cache_dir: str | Path | None = None, backend_options: dict[str, Any] | None = None,
-                 thumbnail_side: int = 384, audit: bool = True) -> None:
+                 thumbnail_side: int = 384, audit: bool = True, plugins: bool = True) -> None:
         super().__init__()
         self.dataset = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
         self.preview_mode = preview
@@ -150,6 +151,7 @@ class ReviewApp(App[None]):
         self._restored = False
         self.plugin_actions: list[tuple[str, Callable[[], Any], str]] = []
         self.audit_on_start = audit
+        self.plugins_on_start = plugins
         self._tag_index: Any = None
 
     # -- layout ------------------------------------------------------------------------
@@ -194,9 +196,15 @@ class ReviewApp(App[None]):
         self.image_list.focus()
         self._show_current(immediate=True)
         self._update_status()
+        # Background work starts once the first screen is painted.
+        self.call_after_refresh(self._after_first_paint)
+
+    def _after_first_paint(self) -> None:
         self._load_plugins()
         if self.scan_on_start:
             self.rescan()
+        elif self.audit_on_start:
+            self.run_audit()
 
     def on_resize(self, event: Any) -> None:
         self.screen.set_class(self.size.height >= 40, "-tall")
@@ -411,7 +419,9 @@ class ReviewApp(App[None]):
         """Focus the caption editor."""
         if self.current is not None:
             self._sync_panels()
-            self.editor.area.focus()
+            area = self.editor.area
+            area.focus()
+            area.move_cursor(area.document.end)
 
     @on(CaptionEditor.Left)
     def _editor_left(self) -> None:
@@ -671,8 +681,11 @@ class ReviewApp(App[None]):
             self.set_timer(4, partial(panel.remove_job, p.key))
 
     def running_jobs(self) -> list[str]:
-        """Keys of the jobs still running."""
-        return [k for k, s in self._sinks.items() if s.progress.status in ("running", "cancelling")]
+        """Keys of the jobs still running (plugin actions included)."""
+        keys = [k for k, s in self._sinks.items() if s.progress.status in ("running", "cancelling")]
+        keys += [w.name or "plugin action" for w in self.workers
+                 if w.group == "plugin-actions" and w.is_running]
+        return keys
 
     def cancel_job(self, key: str) -> None:
         """Ask a running job to stop (it finishes the items in flight)."""
@@ -995,18 +1008,37 @@ class ReviewApp(App[None]):
 
     # -- plugins (issue 6) -------------------------------------------------------------------------------
     def _load_plugins(self) -> None:
-        """Collect plugin actions for the palette, when the plugin system is installed."""
+        """Open the dataset's plugins (:mod:`.plugin_views`): their actions go to the
+        command palette, their background tasks get a progress panel."""
+        if not self.plugins_on_start:
+            return
         try:
-            from . import plugin_views  # type: ignore[attr-defined]
+            from . import plugin_views
         except ImportError:
             return
-        loader = getattr(plugin_views, "palette_actions", None)
-        if loader is None:
-            return
         try:
-            self.plugin_actions = list(loader(self))
+            self.plugin_actions = list(plugin_views.palette_actions(self))
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the review
             self.notify(f"plugins not loaded: {exc}", severity="warning", timeout=6)
+            return
+        session = getattr(self, "plugin_session", None)
+        queue = getattr(getattr(session, "project", None), "task_queue", None)
+        if queue is not None:
+            self.mount(plugin_views.TaskProgressPanel(queue, id="plugin-tasks"), before=self.query_one(JobsPanel))
+
+    def show_relpath(self, relpath: str) -> None:
+        """Move the cursor to an image (clearing the filter and search when it is hidden)."""
+        if relpath not in self.index.by_relpath:
+            self.notify(f"{relpath} is not in this dataset", severity="warning", timeout=4)
+            return
+        if self.index.position(relpath) is None:
+            self.index.filter, self.index.query = "all", ""
+            self.query_one("#search", Input).value = ""
+            self._refilter(keep=relpath)
+        pos = self.index.position(relpath)
+        if pos is not None:
+            self.image_list.cursor = pos
+        self.image_list.focus()
 
     #: Actions that still work while a form, the help or a question is open.
     MODAL_SAFE_ACTIONS = frozenset({"quit", "command_palette", "help"})

@@ -101,7 +101,7 @@ class Row:
 
 
 #: Finding codes that do not flag an image (the caption column and filter cover them).
-NOT_FLAGGING = frozenset({"no_caption"})
+NOT_FLAGGING = frozenset({"no_caption", "caption-missing", "caption-empty"})
 
 
 def finding_from(f: Any) -> Finding:

@@ -209,8 +209,8 @@ class ImageList(ScrollView, can_focus=True):
         enh = "+" if row.enhanced else " "
         flags = row.flags()
         flag = f"!{len(flags)}" if flags else ""
-        # columns: mark(1) status(2) name(*) enh(1) dims(10) caption(5) flags(3)
-        fixed = 1 + 2 + 1 + 10 + 5 + 3
+        # columns: mark(1) status(2) name(*) enh(1) dims(10) caption(5) flags(4)
+        fixed = 1 + 2 + 1 + 10 + 5 + 4
         name_w = max(6, width - fixed)
         show_dims = width >= 40
         if not show_dims:
@@ -224,5 +224,5 @@ class ImageList(ScrollView, can_focus=True):
         if show_dims:
             segs.append(Segment(_fit(dims, 9).rjust(10), comp("dim")))
         segs.append(Segment(_fit(cap, 4).rjust(5), cap_style))
-        segs.append(Segment(_fit(flag, 3).rjust(3), comp("flagged")))
+        segs.append(Segment((" " + flag[:3]).ljust(4), comp("flagged")))
         return segs
