@@ -302,7 +302,6 @@ def add_plugin(root: str | Path, source: str, name: str | None = None,
         if not (folder / "__init__.py").is_file():
             raise PluginError(f"{folder}: no __init__.py; a plugin folder needs one that sets plugin_class")
         spec = PluginSpec(name or folder.name, "folder", str(folder))
-        install_requirements(folder, confirm)
     else:
         eps = available_entry_points()
         if source not in eps:
@@ -313,6 +312,8 @@ def add_plugin(root: str | Path, source: str, name: str | None = None,
         raise PluginError(f"{spec.name!r} is the name of a built-in plugin; pass another name")
     if any(p.name == spec.name for p in config.plugins):
         raise PluginError(f"a plugin named {spec.name!r} is already configured; remove it first")
+    if spec.type == "folder":
+        install_requirements(spec.source, confirm)
     config.plugins.append(spec)
     write_config(root, config)
     return spec
