@@ -187,6 +187,7 @@ async def test_palette_actions_run_a_plugin_and_open_its_groups(plugin_project):
         titles = [t for t, _, _ in app.entries]
         assert "Plugin: Near duplicates (similarity)" in titles and "Plugin: Enhance (core)" in titles
         assert "Plugin settings: similarity" in titles and "Plugin notifications" in titles
+        assert "Plugin tasks" in titles
         session: PluginSession = app.plugin_session
         assert session.project.vector_types(source="similarity")  # plugins were started
         run = dict((t, cb) for t, cb, _ in app.entries)["Plugin: Near duplicates (similarity)"]
@@ -214,3 +215,13 @@ async def test_palette_actions_run_a_plugin_and_open_its_groups(plugin_project):
         await pilot.pause()
         assert session.project.plugins["similarity"].params.near_duplicate_threshold == 6
         assert session.project.get_plugin_data("similarity.base")["near_duplicate_threshold"] == 6
+        # the scan computed vectors in background tasks: their progress bar is under "Plugin tasks"
+        from fluxgym_coach.plugins import scan_and_notify
+        (root / "copy2.png").write_bytes((root / "horse.png").read_bytes())
+        await scan_and_notify(session.project)
+        await session.project.task_queue.join()
+        dict((t, cb) for t, cb, _ in app.entries)["Plugin tasks"]()
+        await pilot.pause()
+        await pilot.pause()
+        bar = app.screen.query_one(ProgressBar)
+        assert (bar.total, bar.progress) == (1, 1)

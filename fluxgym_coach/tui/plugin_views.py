@@ -430,7 +430,9 @@ class TaskProgressPanel(Widget):
             self.attach(queue)
 
     def attach(self, queue: TaskQueue) -> None:
-        """Follow ``queue``: every progress change redraws its bar."""
+        """Follow ``queue``: draw its current keys, then every progress change redraws its bar."""
+        for state in list(queue.states.values()):
+            self.post_message(self.Updated(TaskState(**vars(state))))
         queue.on_update(lambda s: self.post_message(self.Updated(TaskState(**vars(s)))))
 
     def _row_id(self, key: str) -> str:
@@ -449,6 +451,32 @@ class TaskProgressPanel(Widget):
         row = found.first()
         row.query_one(Label).update(f"{s.name}" + (f" ({s.failed} failed)" if s.failed else ""))
         row.query_one(ProgressBar).update(total=s.total, progress=s.done)
+
+
+class TasksScreen(ModalScreen[None]):
+    """A :class:`TaskProgressPanel` on a queue, in a modal (escape closes)."""
+
+    DEFAULT_CSS = """
+    TasksScreen { align: center middle; }
+    TasksScreen > Vertical { width: 80; height: auto; border: round $accent; background: $surface; padding: 0 1; }
+    """
+    BINDINGS = [Binding("escape", "close", "Close")]
+
+    def __init__(self, queue: TaskQueue):
+        super().__init__()
+        self.queue = queue
+
+    def compose(self) -> ComposeResult:
+        """Title, the progress bars, a hint when nothing ran."""
+        with Vertical():
+            yield Label("Plugin tasks")
+            if not self.queue.states:
+                yield Label("No plugin task has run yet.")
+            yield TaskProgressPanel(self.queue)
+
+    def action_close(self) -> None:
+        """Close."""
+        self.dismiss(None)
 
 
 # -- the review app's entry point -------------------------------------------------------------------
@@ -587,6 +615,8 @@ class PluginSession:
             out.append((f"Plugin: {d.label or d.name} ({d.plugin})", partial(self.open, d),
                         f"{d.description or d.id} [{hooks}]"))
         out.append(("Plugin notifications", self.show_notifications, "messages and suggested actions of plugins"))
+        out.append(("Plugin tasks", lambda: self.app.push_screen(TasksScreen(self.project.task_queue)),
+                    "progress of plugin background tasks"))
         for name, plugin in sorted(self.project.plugins.items()):
             if params_description(plugin) is not None:
                 out.append((f"Plugin settings: {name}", partial(self.edit_params, name), "edit and save"))
@@ -602,5 +632,5 @@ def palette_actions(app: App[Any]) -> list[tuple[str, Callable[[], Any], str]]:
     return session.palette_entries()
 
 
-__all__ = ["ActionResultScreen", "FunctionForm", "NotificationsScreen", "PluginSession", "TaskProgressPanel",
+__all__ = ["ActionResultScreen", "FunctionForm", "NotificationsScreen", "PluginSession", "TaskProgressPanel", "TasksScreen",
            "notify_result", "palette_actions", "params_description"]
