@@ -15,7 +15,8 @@ from fluxgym_coach.plugins import (ActionContext, ActionError, ActionResult, APl
                                    ImagePropertyKey, Instance, InstanceProperty, InstancePropertyKey, Notif,
                                    NotifFunction, NotifType, OwnVectorType, ParamDescription,
                                    PluginProjectInterface, Project, PropertyId, PropertyMode, PropertyType,
-                                   Score, ScoreList, Task, Vector, VectorType, scan_and_notify, to_jsonable)
+                                   Score, ScoreList, Task, Vector, VectorType, notify_scan, scan_and_notify,
+                                   scan_snapshot, to_jsonable)
 
 
 class Colour(Enum):
@@ -482,3 +483,23 @@ async def test_values_never_move_to_an_image_that_reuses_an_id(plugin_dataset):
         renamed = next(i for i in project.instances() if i.relpath == "zz_renamed.png")
         assert renamed.id == last.id  # the store did reuse the id
         assert project.instance_values(property_ids=[pid]) == []
+
+
+async def test_scan_in_a_worker_thread_then_notify_on_the_loop(plugin_dataset):
+    """How the TUI does it: snapshot + scan in a thread, events on the event loop."""
+    with Project.open(plugin_dataset) as project:
+        seen: list[str] = []
+
+        async def on_import(instance: Instance) -> None:
+            seen.append(instance.relpath)
+
+        PluginProjectInterface(project, "t").on_instance_import(on_import)
+
+        def worker():
+            snap = scan_snapshot(project)
+            return snap, project.dataset.scan()
+
+        snap, report = await asyncio.to_thread(worker)
+        assert snap.ids == {} and len(report.added) == 6
+        await notify_scan(project, report, snap)
+        assert sorted(seen) == sorted(report.added)

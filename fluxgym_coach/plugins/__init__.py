@@ -15,8 +15,8 @@ Nothing here imports textual or rich.
 from .actions import ActionError, ActionRegistry, describe_function
 from .interface import PluginProjectInterface
 from .loader import (BUILTINS, ENTRY_POINT_GROUP, PluginConfig, PluginError, PluginSpec, add_plugin,
-                     available_entry_points, load_plugin, load_plugins, open_project, read_config,
-                     remove_plugin, scan_and_notify, write_config)
+                     ScanSnapshot, available_entry_points, load_plugin, load_plugins, notify_scan,
+                     open_project, read_config, remove_plugin, scan_and_notify, scan_snapshot, write_config)
 from .models import (HOOKS, ActionContext, ActionResult, DbCommit, DeleteFolderConfirm, Folder,
                      FunctionDescription, Group, ImageProperty, ImagePropertyKey, Instance,
                      InstanceProperty, InstancePropertyKey, Notif, NotifFunction, NotifType,
@@ -35,5 +35,5 @@ __all__ = [
     "PropertyMode", "PropertyType", "PropertyValue", "Score", "ScoreList", "Tag", "Task", "TaskError",
     "TaskQueue", "TaskState", "Vector", "VectorType", "add_plugin", "available_entry_points",
     "describe_function", "load_plugin", "load_plugins", "open_project", "read_config", "remove_plugin",
-    "scan_and_notify", "to_jsonable", "write_config",
+    "ScanSnapshot", "notify_scan", "scan_and_notify", "scan_snapshot", "to_jsonable", "write_config",
 ]

@@ -346,27 +346,39 @@ def remove_plugin(root: str | Path, name: str, project: Project | None = None) -
     return spec
 
 
-async def scan_and_notify(project: Project, on_event: EventSink = null_sink) -> ScanReport:
-    """Scan the dataset and fire the plugin events; what front ends call instead of
-    ``Dataset.scan``.
+@dataclass
+class ScanSnapshot:
+    """What the store held before a scan: ``ids`` (relpath -> instance id) and
+    ``folders`` (folder path -> folder id); see :func:`notify_scan`."""
 
-    Runs :meth:`Dataset.scan` in a thread, then calls ``on_instance_import``
-    listeners for every added or changed image, and, when images are gone,
-    drops their property values and ``on_folder_delete`` listeners get a
+    ids: dict[str, int]
+    folders: dict[str, int]
+
+
+def scan_snapshot(project: Project) -> ScanSnapshot:
+    """Take the snapshot :func:`notify_scan` needs; call it just before ``Dataset.scan``
+    (synchronous: fine in a worker thread)."""
+    return ScanSnapshot({r["relpath"]: r["id"] for r in project.store.execute("SELECT id, relpath FROM images")},
+                        {f.path: f.id for f in project.folders()})
+
+
+async def notify_scan(project: Project, report: ScanReport, snapshot: ScanSnapshot) -> None:
+    """Fire the plugin events of a finished scan (run it on the loop the plugins use).
+
+    ``on_instance_import`` listeners get every added or changed image; when
+    images are gone their property values are dropped, folders left empty
+    are removed and ``on_folder_delete`` listeners get a
     :class:`DeleteFolderConfirm` (folders left without images, the ids the
     removed images had, their relpaths). Listener errors become error
-    notifications. Returns the scan's :class:`ScanReport`.
+    notifications.
     """
-    before = {r["relpath"]: r["id"] for r in project.store.execute("SELECT id, relpath FROM images")}
-    folders_before = {f.path: f.id for f in project.folders()}
-    report = await asyncio.to_thread(project.dataset.scan, on_event)
     changed = set(report.added) | set(report.updated)
+    project.reconcile_instances()  # values of removed images go, even when the store reuses an id
     if changed:
         instances = [i for i in project.instances() if i.relpath in changed]
         await project.fire_instance_import(instances)
-    project.reconcile_instances()  # values of removed images go, even when the store reuses an id
     if report.removed:
-        removed_ids = [before[r] for r in report.removed if r in before]
+        removed_ids = [snapshot.ids[r] for r in report.removed if r in snapshot.ids]
         still = set()
         for r in project.store.execute("SELECT relpath FROM images"):
             path = r["relpath"].rsplit("/", 1)[0] if "/" in r["relpath"] else ""
@@ -375,12 +387,26 @@ async def scan_and_notify(project: Project, on_event: EventSink = null_sink) -> 
                 if path == "":
                     break
                 path = path.rsplit("/", 1)[0] if "/" in path else ""
-        gone = sorted((p for p in folders_before if p not in still and p != ""), key=len, reverse=True)
+        gone = sorted((p for p in snapshot.folders if p not in still and p != ""), key=len, reverse=True)
         if gone:
             project.store.execute(f"DELETE FROM plugin_folders WHERE path IN ({','.join('?' * len(gone))})", gone)
         await project.fire_folder_delete(DeleteFolderConfirm(
-            deleted_folders=[folders_before[p] for p in gone], deleted_instances=removed_ids,
+            deleted_folders=[snapshot.folders[p] for p in gone], deleted_instances=removed_ids,
             relpaths=list(report.removed)))
+
+
+async def scan_and_notify(project: Project, on_event: EventSink = null_sink) -> ScanReport:
+    """Scan the dataset and fire the plugin events: what front ends call instead of
+    ``Dataset.scan``. Runs :meth:`Dataset.scan` in a thread, then :func:`notify_scan`.
+    Returns the scan's :class:`ScanReport`.
+
+    A front end that scans in a worker thread takes ``snap = scan_snapshot(project)``
+    before ``dataset.scan(...)`` and then runs ``notify_scan(project, report, snap)``
+    on the event loop (Textual: ``app.call_from_thread(notify_scan, project, report, snap)``).
+    """
+    snapshot = scan_snapshot(project)
+    report = await asyncio.to_thread(project.dataset.scan, on_event)
+    await notify_scan(project, report, snapshot)
     return report
 
 
@@ -388,4 +414,4 @@ __all__ = ["BUILTINS", "CONFIG_FILENAME", "ENTRY_POINT_GROUP", "PluginConfig", "
            "add_plugin", "available_entry_points", "config_path", "install_requirements", "instantiate_plugin",
            "instantiate_plugins", "load_plugin", "start_plugin",
            "load_plugins", "open_project", "read_config", "read_requirements", "remove_plugin",
-           "resolve_class", "scan_and_notify", "write_config"]
+           "resolve_class", "scan_and_notify", "scan_snapshot", "notify_scan", "ScanSnapshot", "write_config"]
