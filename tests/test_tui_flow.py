@@ -281,6 +281,74 @@ async def test_export_from_the_ui(tui_dataset, make_tui_app, tmp_path):
         await settle(pilot, app)
         files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
         assert files, "export wrote nothing"
-        captions = [p for p in out.rglob("*.txt")]
-        assert captions and all(p.read_text(encoding="utf-8").startswith("ohwx") for p in captions)
+        captions = list((out / "datasets" / "mylora").glob("*.txt"))
+        assert len(captions) == 6
+        assert all(p.read_text(encoding="utf-8").startswith("ohwx") for p in captions)
+        assert list(out.rglob("dataset.toml"))
+        # a second export into the same folder without overwrite is refused, with the reason
+        await pilot.press("ctrl+e")
+        await pilot.pause()
+        assert app.screen.query_one("#field-out_dir").value == str(out)  # remembered
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        assert any("export stopped" in n.message for n in app._notifications)
     assert Dataset(tui_dataset).store.selection()["camera.png"][1] == "accepted"
+
+
+async def test_whole_review_flow_in_one_session_against_fake_forge(tui_dataset, make_tui_app,
+                                                                   fake_forge, tmp_path):
+    """The issue's list, in order, in one session: open, filter, edit and save a caption,
+    enhance, before/after, accept, reject, reprocess, export, quit; then reopen."""
+    out = tmp_path / "export"
+    app = make_tui_app(tui_dataset, api_url=fake_forge.url)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("f")  # needs caption
+        assert app.current.relpath == "astronaut.png"
+        await pilot.press("e")
+        app.editor.area.insert("ohwx, astronaut, white suit")
+        await pilot.press("ctrl+s", "escape")
+        assert (tui_dataset / "astronaut.txt").read_text(encoding="utf-8") == "ohwx, astronaut, white suit"
+        await pilot.press("f", "f", "f", "f", "f", "f")  # back to all images
+        assert app.index.filter == "all"
+        await pilot.press("home", "p")
+        await settle(pilot, app)
+        row = app.current
+        assert row.relpath == "astronaut.png" and row.variants
+        assert fake_forge.images_processed >= 1
+        await pilot.press("v", "v")
+        await settle(pilot, app)
+        await pilot.press("r")
+        await pilot.pause()
+        app.screen.query_one("#field-scale_factor").value = "3"
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        assert len(row.variants) == 2 and (row.variants[0].width, row.variants[0].height) == (1536, 1536)
+        await pilot.press("a")
+        accepted_key = row.variants[0].cache_key
+        await pilot.press("down", "x")  # reject camera.png
+        await pilot.press("ctrl+e")
+        await pilot.pause()
+        app.screen.query_one("#field-out_dir").value = str(out)
+        app.screen.query_one("#field-name").value = "astro"
+        app.screen.query_one("#field-trigger").value = "ohwx"
+        app.screen.query_one("#field-only_accepted").value = "y"
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        images = sorted(p.name for p in out.rglob("*") if p.suffix in (".png", ".jpg", ".jpeg", ".webp"))
+        assert [n.rsplit(".", 1)[0] for n in images] == ["astronaut"], images
+        from PIL import Image
+
+        with Image.open(next(out.rglob("astronaut.*g"))) as im:
+            assert max(im.size) > 512, "the accepted enhanced variant was exported, not the original"
+        await pilot.press("q")
+        await pilot.pause()
+    assert not app.is_running
+    app2 = make_tui_app(tui_dataset, api_url=fake_forge.url)
+    async with app2.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app2)
+        assert app2.current.relpath == "camera.png"
+        astro = app2.index.by_relpath["astronaut.png"]
+        assert astro.status == ACCEPTED and astro.selected_variant == accepted_key
+        assert app2.index.by_relpath["camera.png"].status == REJECTED
+        assert astro.caption == "ohwx, astronaut, white suit"

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from .common import EXIT_USAGE, fail
+from .options import ApiAuth
 
 PREVIEW_ENV = "FLUXGYM_COACH_PREVIEW"
 API_URL_ENV = "FLUXGYM_COACH_API_URL"
@@ -26,6 +27,7 @@ def register(app: typer.Typer) -> None:
             None, "--api-url", envvar=API_URL_ENV,
             help="Forge / A1111 server for enhancement (started with --api). Without it the "
                  "embedded local upscaler runs. Environment: " + API_URL_ENV + "."),
+        api_auth: ApiAuth = None,
         cache_dir: Path = typer.Option(None, "--cache-dir", help="Result cache folder."),
         no_scan: bool = typer.Option(False, "--no-scan", help="Do not rescan the folder at start."),
     ) -> None:
@@ -42,8 +44,8 @@ def register(app: typer.Typer) -> None:
         from ..tui.app import ReviewApp
 
         try:
-            app_ = ReviewApp(dataset, preview=preview, api_url=api_url, cache_dir=cache_dir,
-                             scan=not no_scan)
+            app_ = ReviewApp(dataset, preview=preview, api_url=api_url, api_auth=api_auth,
+                             cache_dir=cache_dir, scan=not no_scan)
         except DatasetError as exc:
             raise fail(str(exc), EXIT_USAGE) from exc
         app_.run()

@@ -117,7 +117,8 @@ class ReviewApp(App[None]):
 
     ``dataset``: the folder. ``preview``: ``auto``, ``kitty``, ``sixel``,
     ``halfcell``, ``unicode`` or ``off``. ``api_url``: a Forge/A1111 server
-    for enhancement (None: the embedded local backend). ``scan``: run an
+    for enhancement (None: the embedded local backend), ``api_auth`` its
+    ``user:password``. ``scan``: run an
     incremental scan at start; ``audit``: then audit the images (findings
     in the list and the info panel); ``plugins``: open the dataset's plugins
     (their actions in the command palette). ``cache_dir``: the result cache root.
@@ -130,13 +131,14 @@ class ReviewApp(App[None]):
     ENABLE_COMMAND_PALETTE = True
 
     def __init__(self, dataset: str | Path | Dataset, *, preview: str = "auto",
-                 api_url: str | None = None, scan: bool = True,
+                 api_url: str | None = None, api_auth: str | None = None, scan: bool = True,
                  cache_dir: str | Path | None = None, backend_options: dict[str, Any] | None = None,
                  thumbnail_side: int = 384, audit: bool = True, plugins: bool = True) -> None:
         super().__init__()
         self.dataset = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
         self.preview_mode = preview
         self.api_url = api_url
+        self.api_auth = api_auth
         self.backend_options = backend_options or {}
         self.scan_on_start = scan
         self.cache = ImageCache(cache_dir)
@@ -159,7 +161,9 @@ class ReviewApp(App[None]):
         yield Static("", id="status")
         with Horizontal(id="main"):
             with Vertical(id="left"):
-                yield Input(placeholder="search name or caption…", id="search")
+                search = Input(placeholder="search name or caption…", id="search")
+                search.cursor_blink = False  # an idle app sends nothing over SSH
+                yield search
                 yield ImageList(self.index, id="images")
             with Vertical(id="right"):
                 yield Preview(self.preview_mode, id="preview")
@@ -582,7 +586,9 @@ class ReviewApp(App[None]):
 
     def _make_backend(self) -> Any:
         if self.api_url:
-            return get_enhance_backend("forge", **{**self.backend_options, **_forge_url_option(self.api_url)})
+            auth = {"api_auth": self.api_auth} if self.api_auth else {}
+            return get_enhance_backend("forge", **{**self.backend_options, **auth,
+                                                   **_forge_url_option(self.api_url)})
         return get_enhance_backend("local", **self.backend_options)
 
     def _new_job(self, kind: str, label: str, total: int) -> JobSink:
@@ -975,10 +981,12 @@ class ReviewApp(App[None]):
             Field("resolution", "resolution", str(saved.get("resolution", 1024))),
             Field("repeats", "repeats", str(saved.get("repeats", 10))),
             Field("force", "overwrite (y/n)", "y" if saved.get("force") else "n"),
+            Field("only_accepted", "only accepted (y/n)", "y" if saved.get("only_accepted") else "n"),
         ]
         self.push_screen(FormScreen("Export for Fluxgym / kohya sd-scripts", fields, validate_export,
-                                    "Export", note="Accepted variants are exported; rejected images "
-                                                   "are left out."), self._start_export)
+                                    "Export", note="Each image is exported as its selected variant: "
+                                                   "the accepted enhanced result, else the original.",
+                                    id="export-form"), self._start_export)
 
     def _start_export(self, opts: dict[str, Any] | None) -> None:
         if not opts:
@@ -993,9 +1001,14 @@ class ReviewApp(App[None]):
 
         sink.raise_on_cancel = True
         try:
+            relpaths = None
+            if opts.get("only_accepted"):
+                relpaths = [rel for rel, (_, status) in self.dataset.store.selection().items()
+                            if status == "accepted"]
             report = export_dataset(self.dataset, Path(opts["out_dir"]), opts["name"],
                                     opts["trigger"] or None, resolution=opts["resolution"],
-                                    repeats=opts["repeats"], force=opts["force"], on_event=sink)
+                                    repeats=opts["repeats"], force=opts["force"], on_event=sink,
+                                    cache=self.cache, relpaths=relpaths)
         except JobCancelled:
             sink.finish("cancelled")
             return
@@ -1003,8 +1016,18 @@ class ReviewApp(App[None]):
             sink.fail(f"export stopped: {exc}")
             return
         sink.finish("done")
-        where = getattr(report, "dataset_dir", None) or getattr(report, "out_dir", None) or opts["out_dir"]
-        self.call_from_thread(self.notify, f"exported to {where}", title="export done", timeout=8)
+        notes = []
+        if report.below_resolution:
+            notes.append(f"{len(report.below_resolution)} below {opts['resolution']} px "
+                         f"(enhance them first)")
+        if report.placeholders:
+            notes.append(f"{len(report.placeholders)} with the trigger word as placeholder caption")
+        if report.failed:
+            notes.append(f"{len(report.failed)} failed")
+        self.call_from_thread(
+            self.notify, f"{len(report.files)} images to {report.dataset_dir}; dataset.toml in "
+                         f"{report.outputs_dir}" + ("\n" + "; ".join(notes) if notes else ""),
+            title="export done", timeout=10)
 
     # -- plugins (issue 6) -------------------------------------------------------------------------------
     def _load_plugins(self) -> None:
@@ -1166,4 +1189,8 @@ def validate_export(v: dict[str, str]) -> dict[str, Any]:
         raise ValueError("resolution at least 256, repeats at least 1")
     return {"out_dir": os.path.expanduser(v["out_dir"].strip()), "name": v["name"].strip(),
             "trigger": v["trigger"].strip(), "resolution": resolution, "repeats": repeats,
-            "force": v["force"].strip().lower() in ("y", "yes", "1", "true")}
+            "force": _yes(v["force"]), "only_accepted": _yes(v.get("only_accepted", "n"))}
+
+
+def _yes(text: str) -> bool:
+    return text.strip().lower() in ("y", "yes", "1", "true")

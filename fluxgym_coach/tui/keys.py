@@ -48,7 +48,7 @@ KEYS: tuple[Key, ...] = (
     # review
     Key("v", "toggle_before_after", "before/after: original or enhanced variant", "review", show=True, short="Before/after"),
     Key("a", "accept", "accept what the preview shows (that variant is exported)", "review", show=True, short="Accept"),
-    Key("x", "reject", "reject the image (kept out of the export)", "review", show=True, short="Reject"),
+    Key("x", "reject", "reject the enhanced result (the original is exported)", "review", show=True, short="Reject"),
     Key("p", "enhance_current", "enhance the current image", "review", show=True, short="Enhance"),
     Key("b", "enhance_batch", "enhance the marked images, or all images in view", "review"),
     Key("r", "reprocess", "reprocess with other parameters (form)", "review", show=True, short="Reprocess"),

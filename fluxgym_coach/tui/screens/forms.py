@@ -71,7 +71,9 @@ class FormScreen(ModalScreen[Any]):
                 for f in self.fields:
                     with Horizontal(classes="form-row"):
                         yield Label(f.label)
-                        yield Input(f.value, id=f"field-{f.name}", tooltip=f.help or None)
+                        field = Input(f.value, id=f"field-{f.name}", tooltip=f.help or None)
+                        field.cursor_blink = False  # nothing streams while idle over SSH
+                        yield field
             yield Static("", id="form-error")
             with Horizontal(classes="form-buttons"):
                 yield Button(f"{self.submit_label} (ctrl+s)", variant="primary", id="form-submit")

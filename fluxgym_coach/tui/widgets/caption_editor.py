@@ -88,10 +88,15 @@ class CaptionEditor(Vertical):
         self.border_title = "Caption"
 
     def compose(self) -> ComposeResult:
-        yield CaptionArea("", soft_wrap=True, tab_behavior="focus", id="caption-area",
-                          placeholder="no caption: type one, ctrl+s saves")
-        yield Input(placeholder="tag (→ completes, enter adds, escape closes)", id="tag-input",
+        # No cursor blink anywhere: an idle app sends nothing over SSH.
+        area = CaptionArea("", soft_wrap=True, tab_behavior="focus", id="caption-area",
+                           placeholder="no caption: type one, ctrl+s saves")
+        area.cursor_blink = False
+        yield area
+        tag = Input(placeholder="tag (→ completes, enter adds, escape closes)", id="tag-input",
                     suggester=TagSuggester(self._complete))
+        tag.cursor_blink = False
+        yield tag
 
     @property
     def area(self) -> CaptionArea:
