@@ -463,13 +463,16 @@ async def run_enhance(
         open_chunks.clear()
         if tasks:
             waiter = asyncio.create_task(cancel.wait())
-            done, _ = await asyncio.wait({asyncio.gather(*tasks), waiter},
-                                         return_when=asyncio.FIRST_COMPLETED)
+            gathered = asyncio.gather(*tasks, return_exceptions=True)
+            done, _ = await asyncio.wait({gathered, waiter}, return_when=asyncio.FIRST_COMPLETED)
             if waiter in done:
                 await backend.interrupt()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await gathered
             else:
                 waiter.cancel()
+            for res in gathered.result():
+                if isinstance(res, Exception):
+                    raise res  # a bug, not a per-image failure: do not hide it
     except asyncio.CancelledError:
         cancel.set()
         for t in [*tasks, *color_tasks, *describing]:

@@ -184,3 +184,37 @@ def test_python_m_and_fake_forge_command(tmp_path, unused_tcp_port):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_ctrl_c_then_the_same_command_continues(fake_forge, tmp_path):
+    import signal
+    paths = [draw_image(tmp_path / "in" / f"i{i}.png", (24, 16), seed=i) for i in range(8)]
+    fake_forge.faults.image_latency = 0.15
+    cmd = [sys.executable, "-m", "fluxgym_coach", "enhance", str(tmp_path / "in"), "-o",
+           str(tmp_path / "out"), "--api-url", fake_forge.url, "--upscaler", "Lanczos",
+           "--cache-dir", str(tmp_path / "cache"), "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+
+    def stored() -> int:
+        return sum(1 for f in (tmp_path / "cache").rglob("*.png") if not f.name.startswith("."))
+
+    while stored() < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "run the same command again" in flat(stderr)
+    assert "Traceback" not in stderr
+    assert fake_forge.interrupts >= 1          # the running job was interrupted on the server
+    assert not (tmp_path / "out").exists()     # nothing half-written
+    kept = stored()
+    assert 2 <= kept < 8
+    fake_forge.faults.image_latency = 0
+    while not fake_forge.idle():  # a request queued before Ctrl-C still runs on the server
+        time.sleep(0.01)
+    fake_forge.reset_counters()
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "out").iterdir())) == 8
+    assert fake_forge.images_processed == 8 - kept   # finished images are not sent again

@@ -506,6 +506,7 @@ class _Server:
     alive: bool = True
     inflight: int = 0
     reason: str = ""
+    abandoned: bool = False  # a request of ours was cancelled while the server worked on it
 
 
 class ForgeBackend:
@@ -662,6 +663,9 @@ class ForgeBackend:
             server.inflight += 1
             try:
                 return await call(server.client)
+            except asyncio.CancelledError:
+                server.abandoned = True
+                raise
             except ForgeUnreachable as exc:
                 last = exc
                 if self._interrupting:
@@ -774,11 +778,14 @@ class ForgeBackend:
             raise BackendError(f"server returned an unreadable image for {item.name} ({exc.reason})")
 
     async def interrupt(self) -> None:
-        """Send ``/interrupt`` to every live server that is running one of our jobs
-        (best effort: errors are ignored; another client's job is not touched
-        when we have nothing in flight there)."""
+        """Send ``/interrupt`` to every live server that is running one of our jobs,
+        or was when its request was cancelled (Ctrl-C). Best effort: errors are
+        ignored; a server where we have nothing running is not touched, so
+        another client's job there goes on."""
         self._interrupting = True
-        busy = [s for s in self.servers if s.alive and s.inflight > 0]
+        busy = [s for s in self.servers if s.alive and (s.inflight > 0 or s.abandoned)]
+        for s in busy:
+            s.abandoned = False
 
         async def one(server: _Server) -> None:
             try:

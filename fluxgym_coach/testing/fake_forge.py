@@ -177,6 +177,7 @@ class FakeForge:
         self.busy_seconds = 0.0
         self.max_parallel_jobs = 0
         self._running = 0
+        self._active_jobs = 0
         self.job_order: list[int] = []
         self.interrupts = 0
         self.requests: list[tuple[str, str]] = []
@@ -233,6 +234,12 @@ class FakeForge:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def idle(self) -> bool:
+        """True when no job runs or waits for the job lock (requests of a client that
+        went away still run, as on the real servers)."""
+        with self._state_lock:
+            return self._active_jobs == 0
 
     def reset_counters(self) -> None:
         """Zero every counter (the fault switches stay)."""
@@ -555,7 +562,12 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
         except _HTTPError as exc:
-            self._send(exc.status, exc.body, exc.headers)
+            try:
+                self._send(exc.status, exc.body, exc.headers)
+            except OSError:
+                self.close_connection = True
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away (cancelled request)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self._dispatch("GET")
@@ -599,6 +611,16 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def _job(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        fake = self.fake
+        with fake._state_lock:
+            fake._active_jobs += 1
+        try:
+            return self._job_body(path, body)
+        finally:
+            with fake._state_lock:
+                fake._active_jobs -= 1
+
+    def _job_body(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         fake = self.fake
         number = fake._take_job_number(path)
         faults = fake.faults
