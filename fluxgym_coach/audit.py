@@ -621,11 +621,6 @@ def image_findings(rec: ImageRecord, extra: ExtraMeasures | None, resolution: in
                            value=round(aspect, 3), threshold=th.min_aspect,
                            fix="crop to a ratio between 1:2.9 and 2.9:1", category="resolution"))
     # -- quality -----------------------------------------------------------
-    if rec.sharpness is not None and rec.sharpness < th.blur_variance:
-        out.append(Finding("blurry", WARNING, f"variance of the Laplacian {rec.sharpness:.1f} "
-                           "(256-px copy): soft or motion-blurred",
-                           value=rec.sharpness, threshold=th.blur_variance,
-                           fix="replace with a sharper shot, or reject it", category="quality"))
     if extra is not None and extra.bright_p99 is not None:
         if extra.bright_p99 < th.dark_p99:
             out.append(Finding("too_dark", WARNING, "99 % of the pixels are below "
@@ -647,6 +642,16 @@ def image_findings(rec: ImageRecord, extra: ExtraMeasures | None, resolution: in
                            "nearly blank or flat",
                            value=extra.entropy, threshold=th.min_entropy,
                            fix="check it is not blank or a flat placeholder", category="quality"))
+    if rec.sharpness is not None and rec.sharpness < th.blur_variance:
+        # The variance of the Laplacian scales with contrast: on a dark, washed-out or
+        # flat image it is low whatever the focus, so the finding drops to info there.
+        low_contrast = any(f.code in ("too_dark", "too_bright", "low_information") for f in out)
+        out.append(Finding("blurry", INFO if low_contrast else WARNING,
+                           f"variance of the Laplacian {rec.sharpness:.1f} (256-px copy): "
+                           + ("low, but so is the contrast; fix the exposure first" if low_contrast
+                              else "soft or motion-blurred"),
+                           value=rec.sharpness, threshold=th.blur_variance,
+                           fix="replace with a sharper shot, or reject it", category="quality"))
     return out, bucket
 
 

@@ -208,7 +208,7 @@ def _e(x: Any) -> str:
 
 def _img(url: str | None, alt: str) -> str:
     if not url:
-        return f'<span class="small">(no preview)</span>'
+        return '<span class="small">(no preview)</span>'
     return f'<img src="{url}" alt="{_e(alt)}" loading="lazy">'
 
 

@@ -59,6 +59,9 @@ def test_values_thresholds_and_severities(audit_images):
     blur = finding(report, "blurry.png", "blurry")
     assert blur.severity == WARNING and blur.value == rec.sharpness and blur.threshold == 100.0
     assert blur.fix and blur.category == "quality"
+    # no contrast, no meaningful blur measure: info only, next to the finding to act on
+    assert finding(report, "flat.png", "blurry").severity == INFO
+    assert finding(report, "flat.png", "low_information").severity == WARNING
     small = finding(report, "small.png", "low_resolution")
     assert small.severity == WARNING and small.value == pytest.approx(SIDE / 320, abs=1e-3)
     assert small.detail["scale_factor"] == 1.75
