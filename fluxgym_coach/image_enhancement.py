@@ -229,8 +229,9 @@ class ImageEnhancer:
     :class:`ImageCache` (default: the user cache dir). ``use_cache=False``
     recomputes everything and keeps nothing (a throw-away cache per call).
     ``api_auth``: ``"user:pass"``. ``backend``: ``"forge"`` (default),
-    ``"local"`` or a ready :class:`~fluxgym_coach.backends.base.EnhanceBackend`
-    factory result (a callable taking no argument). ``auto_colorize``:
+    ``"local"``, or a callable taking no argument that returns an
+    :class:`~fluxgym_coach.backends.base.EnhanceBackend` (one per call; it is
+    closed after the call). ``auto_colorize``:
     colorize black-and-white inputs. ``force_reprocess``: ignore cached
     results (they are still stored). ``overwrite``: replace existing output
     files with other content. ``store``: a :class:`Store` for a resumable job

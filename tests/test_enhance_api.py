@@ -14,7 +14,6 @@ from fluxgym_coach.backends.forge import output_size
 from fluxgym_coach.image_cache import ImageCache
 from fluxgym_coach.image_enhancement import (EnhancementError, ImageEnhancer, default_output,
                                              enhance_image)
-from tests.fixtures_forge import draw_image
 
 # Seed 002, "Exemple d'Utilisation", verbatim except the two paths.
 SEED_EXAMPLE = '''

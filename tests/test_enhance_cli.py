@@ -10,8 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
-import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -188,7 +186,8 @@ def test_python_m_and_fake_forge_command(tmp_path, unused_tcp_port):
 
 def test_ctrl_c_then_the_same_command_continues(fake_forge, tmp_path):
     import signal
-    paths = [draw_image(tmp_path / "in" / f"i{i}.png", (24, 16), seed=i) for i in range(8)]
+    for i in range(8):
+        draw_image(tmp_path / "in" / f"i{i}.png", (24, 16), seed=i)
     fake_forge.faults.image_latency = 0.15
     cmd = [sys.executable, "-m", "fluxgym_coach", "enhance", str(tmp_path / "in"), "-o",
            str(tmp_path / "out"), "--api-url", fake_forge.url, "--upscaler", "Lanczos",
