@@ -350,7 +350,9 @@ def ensure_measures(dataset: Dataset, records: list[ImageRecord], on_event: Even
 
     Missing digests are measured in a thread pool (``workers`` threads,
     default up to 8), one :class:`~fluxgym_coach.events.ItemDone` each, and
-    stored. Returns ``({digest: measures}, number measured now)``.
+    stored. A front end cancels by raising from ``on_event``: queued images
+    are dropped, the measures already taken are stored, the exception
+    propagates. Returns ``({digest: measures}, number measured now)``.
     """
     store = dataset.store
     digests = {r.digest for r in records if r.digest and not r.error}
@@ -365,7 +367,8 @@ def ensure_measures(dataset: Dataset, records: list[ImageRecord], on_event: Even
         n_workers = workers or min(8, os.cpu_count() or 2)
         items = list(todo.items())
         done: list[tuple[str, ExtraMeasures]] = []
-        with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="audit") as pool:
+        pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="audit")
+        try:
             paths = [dataset.image_path(r.relpath) for _, r in items]
             for (digest, rec), m in zip(items, pool.map(measure_extra, paths)):
                 done.append((digest, m))
@@ -377,7 +380,10 @@ def ensure_measures(dataset: Dataset, records: list[ImageRecord], on_event: Even
                 if len(done) >= 256:
                     save_measures(store, done)
                     done = []
-        save_measures(store, done)
+        finally:
+            # On cancellation (a sink raising) or any error: drop queued work, keep what finished.
+            pool.shutdown(wait=True, cancel_futures=True)
+            save_measures(store, done)
     return known, len(todo)
 
 

@@ -280,3 +280,32 @@ def test_cli_audit_exit_codes_and_json(tmp_path):
 def test_audit_rejects_tiny_resolution(tmp_path):
     with Dataset(tmp_path) as ds, pytest.raises(ValueError):
         audit.audit_dataset(ds, resolution=128)
+
+
+
+class Cancelled(Exception):
+    pass
+
+
+def test_cancelling_from_the_event_sink_keeps_finished_work(audit_images):
+    """Front ends cancel by raising from their sink (the TUI's JobSink does): the audit
+    stops, what was measured is kept, and the next audit measures only the rest."""
+    from fluxgym_coach.events import ItemDone
+
+    folder, _ = audit_images
+    seen: list[str] = []
+
+    def sink(event):
+        if isinstance(event, ItemDone) and event.job.startswith("audit"):
+            seen.append(event.item)
+            if len(seen) == 3:
+                raise Cancelled
+
+    with Dataset(folder) as ds:
+        ds.scan()
+        with pytest.raises(Cancelled):
+            audit_dataset(ds, resolution=SIDE, scan=False, on_event=sink, workers=1)
+        kept = len(audit.stored_measures(ds.store))
+        assert 3 <= kept < 19
+        report = audit_dataset(ds, resolution=SIDE, scan=False)
+    assert report.measured == 19 - kept

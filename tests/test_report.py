@@ -153,3 +153,16 @@ def test_report_renders_in_headless_browser(tmp_path):
     dom = subprocess.run([_browser(), "--headless", "--disable-gpu", "--no-sandbox", "--dump-dom",
                           out.as_uri()], capture_output=True, text=True, timeout=60).stdout
     assert 'id="readiness"' in dom and 'id="captions"' in dom and "data:image/jpeg" in dom
+
+
+def test_report_on_real_images(real_dataset, tmp_path):
+    out = tmp_path / "real.html"
+    with Dataset(real_dataset) as ds:
+        result = write_report(ds, out, resolution=1024)
+    doc = parse(out)
+    assert doc.errors == []
+    groups = [a for t, a in doc.tags if t == "div" and a.get("class") == "group"]
+    assert [g["data-kind"] for g in groups] == ["near"]
+    alts = [a.get("alt") for a in doc.all("img")]
+    assert alts.count("motorcycle_left.png") == 2 and alts.count("motorcycle_right.png") == 2
+    assert result.thumbnails == 13
