@@ -792,6 +792,18 @@ def _convert_caption_finding(f: Any) -> Finding:
 SETTINGS_KEY = "audit"
 
 
+def saved_trigger(dataset: Dataset) -> str | None:
+    """The dataset's saved trigger word (``caption --trigger`` saves it), or None.
+
+    Read through :func:`fluxgym_coach.captioning.dataset_trigger` when that
+    module is present (imported lazily)."""
+    try:
+        from .captioning import dataset_trigger
+    except ImportError:
+        return None
+    return dataset_trigger(dataset)
+
+
 def build_report(store: Store, records: list[ImageRecord], extras: dict[str, ExtraMeasures], *,
                  resolution: int, thresholds: Thresholds, trigger: str | None = None,
                  caption_rules: bool = True, measured: int = 0) -> AuditReport:
@@ -854,8 +866,9 @@ def audit_dataset(dataset: Dataset, *, resolution: int = 1024, thresholds: Thres
     comes from the store, so a second audit of an unchanged dataset decodes
     nothing. With ``caption_rules`` the caption rules of
     :mod:`fluxgym_coach.captions` run too (see :func:`caption_findings`;
-    ``trigger`` is passed to them); without them, or when that module is
-    absent, only a ``no_caption`` finding marks images without a caption.
+    ``trigger`` is passed to them, default: the dataset's saved trigger word,
+    :func:`saved_trigger`); without them, or when that module is absent, only
+    a ``no_caption`` finding marks images without a caption.
     The parameters are saved in the store (:data:`SETTINGS_KEY`) for
     :func:`stored_findings`. Raises ValueError for a resolution below 256 px.
     """
@@ -863,6 +876,8 @@ def audit_dataset(dataset: Dataset, *, resolution: int = 1024, thresholds: Thres
         raise ValueError(f"resolution must be at least 256 px, got {resolution}")
     th = thresholds or Thresholds()
     started = time.perf_counter()
+    if trigger is None:
+        trigger = saved_trigger(dataset)
     if scan:
         dataset.scan(on_event=on_event, workers=workers)
     records = dataset.images()

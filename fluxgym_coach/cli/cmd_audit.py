@@ -30,7 +30,8 @@ def audit(
     resolution: Annotated[int, typer.Option("--resolution", min=256, max=4096,
                                             help="Training resolution (kohya's side length, px).")] = 1024,
     trigger: Annotated[Optional[str], typer.Option("--trigger", help="Trigger word the captions must "
-                                                   "start with.", show_default=False)] = None,
+                                                   "start with (default: the one `caption --trigger` "
+                                                   "saved).", show_default=False)] = None,
     no_captions: Annotated[bool, typer.Option("--no-captions", help="Skip the caption rules "
                                               "(for a folder not captioned yet).")] = False,
     show_all: Annotated[bool, typer.Option("--all", help="List info findings too.")] = False,

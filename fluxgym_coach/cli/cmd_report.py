@@ -19,7 +19,8 @@ def report(
     resolution: Annotated[int, typer.Option("--resolution", min=256, max=4096,
                                             help="Training resolution (kohya's side length, px).")] = 1024,
     trigger: Annotated[Optional[str], typer.Option("--trigger", help="Trigger word the captions must "
-                                                   "start with.", show_default=False)] = None,
+                                                   "start with (default: the one `caption --trigger` "
+                                                   "saved).", show_default=False)] = None,
     max_thumbnails: Annotated[int, typer.Option("--max-thumbnails", min=0,
                                                 help="Most thumbnails embedded (flagged images first).")] = 2000,
     json_out: Json = False,
