@@ -83,8 +83,7 @@ def child(kind: str, dataset: str, moves: int, started: float) -> None:
         from fluxgym_coach.tui.app import ReviewApp
 
         class Bench(ReviewApp):  # type: ignore[no-redef]
-            def on_mount(self) -> None:
-                super().on_mount()
+            def on_mount(self) -> None:  # Textual calls ReviewApp.on_mount too (per class)
                 self.call_after_refresh(lambda: result.setdefault("paint", time.time() - started))
         app = Bench(dataset, preview="halfcell", audit=False)
 

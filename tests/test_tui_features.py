@@ -124,6 +124,10 @@ async def test_help_screen_lists_every_bound_key(tui_dataset, make_tui_app):
         text = console.export_text()
         for k in KEYS:
             assert k.description[:30] in text
+        scroller = app.screen.query_one("VerticalScroll")
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert scroller.scroll_y > 0, "the help scrolls from the keyboard"
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
 
@@ -227,3 +231,64 @@ async def test_plugin_actions_in_palette_run_on_the_view(tui_dataset, make_tui_a
         app.show_relpath("horse.png")
         await pilot.pause()
         assert app.current.relpath == "horse.png" and app.index.filter == "all"
+
+
+async def test_previews_are_decoded_off_the_ui_thread_and_cached(tui_dataset, make_tui_app,
+                                                                 monkeypatch):
+    import threading
+
+    from fluxgym_coach import imaging
+
+    on_main: list[bool] = []
+    real = imaging.thumbnail
+
+    def spy(*args, **kwargs):
+        on_main.append(threading.current_thread() is threading.main_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(imaging, "thumbnail", spy)
+    app = make_tui_app(tui_dataset, audit=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        for _ in range(3):
+            await pilot.press("down")
+            await pilot.pause(0.3)
+            await settle(pilot, app)
+        assert app.query_one("#preview").shown_key.startswith("coffee.png|original")
+    assert len(on_main) >= 3 and not any(on_main), "a thumbnail was decoded on the UI thread"
+    # reopening finds the thumbnails in the result cache: no decode
+    on_main.clear()
+    app2 = make_tui_app(tui_dataset, audit=False)
+    async with app2.run_test(size=SIZE) as pilot:
+        await settle(pilot, app2)
+        assert app2.current.relpath == "coffee.png"  # the cursor came back
+        await pilot.press("up")
+        await pilot.pause(0.3)
+        await settle(pilot, app2)
+        assert app2.query_one("#preview").shown_key.startswith("chelsea.png|original")
+    assert on_main == []
+
+
+def test_job_sink_throttles_ui_updates():
+    from fluxgym_coach.events import ItemDone, ItemFailed, JobFinished, JobStarted
+    from fluxgym_coach.tui.jobs import JobSink, JobUpdated
+
+    class FakeApp:
+        def __init__(self):
+            self.messages = []
+
+        def post_message(self, msg):
+            self.messages.append(msg)
+
+    app = FakeApp()
+    sink = JobSink(app, "enhance1", "enhance", "Enhance", interval=3600)
+    sink(JobStarted("j", "enhance", 5000))
+    for i in range(5000):
+        sink(ItemDone("j", f"img{i}.png"))
+    sink(ItemFailed("j", "bad.png", "server said no"))
+    sink(JobFinished("j", "enhance", "done", 5000, 1))
+    assert all(isinstance(m, JobUpdated) for m in app.messages)
+    assert len(app.messages) == 2  # the start and the end, nothing per item
+    last = app.messages[-1]
+    assert (last.progress.done, last.progress.failed, last.progress.status) == (5000, 1, "done")
+    assert last.problems == [("bad.png", "server said no", True)]

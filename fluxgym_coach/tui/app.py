@@ -302,7 +302,8 @@ class ReviewApp(App[None]):
             path, digest, mem_key = variant.path, variant.cache_key, f"{row.relpath}|{key}"
             title = f"After: {variant.kind} {variant.width}x{variant.height}  (v: before)"
         else:
-            path, digest, mem_key = str(self.dataset.image_path(row.relpath)), row.record.digest, f"{row.relpath}|original"
+            digest = row.record.digest
+            path, mem_key = str(self.dataset.image_path(row.relpath)), f"{row.relpath}|original|{digest}"
             size = row.record.display_size
             title = "Original" + (f" {size[0]}x{size[1]}" if size else "") + (
                 "  (v: after)" if row.variants else "")
@@ -1033,7 +1034,7 @@ class ReviewApp(App[None]):
     def _load_plugins(self) -> None:
         """Open the dataset's plugins (:mod:`.plugin_views`): their actions go to the
         command palette, their background tasks get a progress panel."""
-        if not self.plugins_on_start:
+        if not self.plugins_on_start or getattr(self, "plugin_session", None) is not None:
             return
         try:
             from . import plugin_views

@@ -27,6 +27,11 @@ def help_table() -> Table:
     return table
 
 
+LEGEND = Text.assemble(
+    ("list: ", "bold"), "✓ accepted  ✗ rejected  · unreviewed  ● marked  + enhanced variant  "
+    "WxH  caption: none / 59c (characters) / edit (unsaved)  !N flags (audit errors and warnings)\n")
+
+
 class HelpScreen(ModalScreen[None]):
     """Lists every key (escape, q or ? closes)."""
 
@@ -42,6 +47,7 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll():
             yield Static(Text("fluxgym-coach review: keys  (escape closes; ctrl+p opens the "
                               "command palette with every action)", style="bold"))
+            yield Static(LEGEND)
             yield Static(help_table())
 
     def action_close(self) -> None:

@@ -206,11 +206,11 @@ class ImageList(ScrollView, can_focus=True):
             cap, cap_style = "none", comp("flagged")
         else:
             cap, cap_style = f"{len(rec.caption or '')}c", comp("dim")
-        enh = "+" if row.enhanced else " "
+        enh = " +" if row.enhanced else "  "
         flags = row.flags()
         flag = f"!{len(flags)}" if flags else ""
-        # columns: mark(1) status(2) name(*) enh(1) dims(10) caption(5) flags(4)
-        fixed = 1 + 2 + 1 + 10 + 5 + 4
+        # columns: mark(1) status(2) name(*) enh(2) dims(10) caption(5) flags(4)
+        fixed = 1 + 2 + 2 + 10 + 5 + 4
         name_w = max(6, width - fixed)
         show_dims = width >= 40
         if not show_dims:
