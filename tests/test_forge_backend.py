@@ -292,3 +292,35 @@ def test_first_and_last_chunks_are_small_the_others_full(fake_forge, tmp_path):
     assert sum(sizes) == 13 and fake_forge.images_processed == 13
     assert sizes[0] == 1 and sizes[-1] == 1 and max(sizes) == 4
     assert sizes.count(4) == 2
+
+
+async def test_a_pool_member_without_the_api_is_left_out(fake_forge):
+    import http.server
+    import threading
+    class NoApi(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - a WebUI started without --api: /sdapi is a 404
+            body = b'{"detail":"Not Found"}'
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NoApi)
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        backend = backend_for(f"http://127.0.0.1:{httpd.server_address[1]}", fake_forge)
+        await backend.check(EnhanceParams(upscaler="Lanczos"))
+        assert [s.alive for s in backend.servers] == [False, True]
+        assert backend.concurrency == 2
+        alone = backend_for(f"http://127.0.0.1:{httpd.server_address[1]}")
+        with pytest.raises(BackendError, match="does not exist: start Forge/A1111 with --api"):
+            await alone.check(EnhanceParams(upscaler="Lanczos"))
+        await alone.aclose()
+        await backend.aclose()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -584,7 +584,8 @@ class ForgeBackend:
         results = await asyncio.gather(*(probe(s) for s in self.servers))
         answers = []
         for server, res in results:
-            if isinstance(res, ForgeUnreachable):
+            api_off = isinstance(res, ForgeError) and res.status == 404 and len(self.servers) > 1
+            if isinstance(res, ForgeUnreachable) or api_off:
                 server.alive, server.reason = False, res.reason
                 continue
             if isinstance(res, ForgeError):
