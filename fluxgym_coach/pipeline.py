@@ -10,6 +10,19 @@ backend in chunks (bounded by ``backend.max_batch`` images and
 keeps ``backend.concurrency`` chunks in flight, so the next request is read
 and encoded while the server works on the current one.
 
+**Streaming.** Inputs are hashed first (the job id needs every digest), then
+measured by a few threads; in source order, each image is looked up and
+joins a chunk as soon as it is known, so the first request leaves before the
+last image is measured. With more than one chunk in flight, the first chunk
+and the last ones hold a quarter of ``max_batch``: the server starts early
+and little is left to store after its last job. A file is read only when its
+chunk is about to be sent.
+
+**Cancellation.** Setting ``cancel`` stops new chunks and asks the backend to
+interrupt the running one; items cut short stay pending (resumable). A
+cancelled task (Ctrl-C under :func:`asyncio.run`) also interrupts the backend
+and leaves the job resumable.
+
 **Resume.** A job has an id derived from its kind, parameters, backend and
 input digests, and a journal in the dataset store (tables ``jobs`` and
 ``job_items``). Each finished item is journaled with its result key at once.
