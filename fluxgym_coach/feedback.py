@@ -501,7 +501,8 @@ _DECISION_FIELDS = {f.name for f in fields(Decision)} - {"id"}
 def import_decisions(store: Store, path: str | Path, origin: str | None = None) -> ImportReport:
     """Merge a JSON Lines file of decisions into ``store`` (learning data only).
 
-    Decisions already present (same ``uid``, or same content) are skipped.
+    Each line needs at least ``relpath``, ``decision`` and ``at``. Decisions
+    already present (same ``uid``, or same content) are skipped.
     Imported decisions keep their category and judged parameters; they do
     not change this dataset's export selection. ``origin`` labels them
     (default: the file name). Bad lines are reported, not raised; raises
@@ -519,6 +520,9 @@ def import_decisions(store: Store, path: str | Path, origin: str | None = None) 
             raw = json.loads(line)
             if not isinstance(raw, dict):
                 raise ValueError("not a JSON object")
+            missing = [k for k in ("relpath", "decision", "at") if k not in raw]
+            if missing:  # without its time a decision has no stable identity
+                raise ValueError(f"missing {', '.join(missing)}")
             data = {k: v for k, v in raw.items() if k in _DECISION_FIELDS}
             d = Decision(**data)
             if d.decision not in DECISIONS:

@@ -168,11 +168,13 @@ def test_export_import_merge(small_ds, tmp_path):
         assert acceptance_rates(other, per_category=False)[0].total >= 1
         # a merged store exports everything, and bad lines are reported, not raised
         bad = tmp_path / "bad.jsonl"
-        bad.write_text(path.read_text() + "not json\n" + json.dumps({"relpath": "x", "decision": "nope"})
-                       + "\n\n" + json.dumps([1, 2]) + "\n")
+        bad.write_text(path.read_text() + "not json\n"
+                       + json.dumps({"relpath": "x", "decision": "nope", "at": 1.0}) + "\n\n"
+                       + json.dumps([1, 2]) + "\n" + json.dumps({"relpath": "x", "decision": "accept"}) + "\n")
         rep = import_decisions(other, bad)
-        assert rep.added == 0 and rep.skipped == 2 and set(rep.invalid) == {"bad.jsonl:3", "bad.jsonl:4",
-                                                                             "bad.jsonl:6"}
+        assert rep.added == 0 and rep.skipped == 2
+        assert set(rep.invalid) == {"bad.jsonl:3", "bad.jsonl:4", "bad.jsonl:6", "bad.jsonl:7"}
+        assert "missing at" in rep.invalid["bad.jsonl:7"]
     # importing back into the source store adds nothing (same uids)
     assert import_decisions(store, path).added == 0
 
