@@ -324,3 +324,28 @@ async def test_a_pool_member_without_the_api_is_left_out(fake_forge):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_cancel_interrupts_only_servers_running_our_jobs(make_fake_forge, tmp_path):
+    from tests.fixtures_forge import draw_image
+    paths = [draw_image(tmp_path / "in" / f"i{i}.png", (24, 16), seed=i) for i in range(2)]
+    busy, idle = make_fake_forge(), make_fake_forge()
+    busy.faults.image_latency = 0.3
+    cancel = asyncio.Event()
+    params = EnhanceParams(scale_factor=2, upscaler="Lanczos", colorize=False)
+
+    async def go():
+        backend = backend_for(busy, idle, max_batch=8)
+        job = asyncio.create_task(run_enhance(sources_of(paths), backend, params,
+                                              ImageCache(tmp_path / "cache"), cancel=cancel))
+        while busy.progress()["state"]["job"] == "":
+            await asyncio.sleep(0.01)
+        cancel.set()
+        report = await job
+        await backend.aclose()
+        return report
+
+    report = asyncio.run(go())
+    assert report.cancelled and not report.failed
+    assert busy.interrupts == 1 and idle.interrupts == 0
+    assert idle.job_requests == 0
