@@ -804,10 +804,10 @@ def saved_trigger(dataset: Dataset) -> str | None:
     return dataset_trigger(dataset)
 
 
-def build_report(store: Store, records: list[ImageRecord], extras: dict[str, ExtraMeasures], *,
+def build_report(records: list[ImageRecord], extras: dict[str, ExtraMeasures], *,
                  resolution: int, thresholds: Thresholds, trigger: str | None = None,
                  caption_rules: bool = True, measured: int = 0) -> AuditReport:
-    """Assemble the audit from stored records and measures (no I/O beyond the store).
+    """Assemble the audit from image records and their extra measures (no I/O).
 
     Per-image findings (:func:`image_findings`), caption rules
     (:func:`caption_findings`), then duplicate groups
@@ -883,7 +883,7 @@ def audit_dataset(dataset: Dataset, *, resolution: int = 1024, thresholds: Thres
     records = dataset.images()
     job = f"audit-{uuid.uuid4().hex[:8]}"
     extras, measured = ensure_measures(dataset, records, on_event=on_event, workers=workers, job=job)
-    report = build_report(dataset.store, records, extras, resolution=resolution, thresholds=th,
+    report = build_report(records, extras, resolution=resolution, thresholds=th,
                           trigger=trigger, caption_rules=caption_rules, measured=measured)
     report.seconds = time.perf_counter() - started
     dataset.store.set_setting(SETTINGS_KEY, {"resolution": resolution, "trigger": trigger,
@@ -909,7 +909,7 @@ def stored_report(store: Store, *, resolution: int | None = None, trigger: str |
         known = {k: v for k, v in (saved.get("thresholds") or {}).items()
                  if k in Thresholds.__dataclass_fields__}
         thresholds = Thresholds(**known)
-    return build_report(store, store.images(), stored_measures(store),
+    return build_report(store.images(), stored_measures(store),
                         resolution=resolution or int(saved.get("resolution") or 1024),
                         thresholds=thresholds,
                         trigger=trigger if trigger is not None else saved.get("trigger"),
