@@ -31,6 +31,7 @@ from typing import Any
 
 import platformdirs
 import xxhash
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from .fsutil import atomic_write_bytes
 
@@ -101,17 +102,31 @@ class ImageCache:
         with self._lock:
             if self._conn is None:
                 self.root.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.root / "index.sqlite", timeout=30.0,
-                                       check_same_thread=False, isolation_level=None)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, relfile TEXT NOT NULL, "
-                    "size INTEGER NOT NULL, created REAL NOT NULL, last_access REAL NOT NULL, "
-                    "meta TEXT NOT NULL)")
-                conn.execute("CREATE INDEX IF NOT EXISTS entries_lru ON entries(last_access)")
-                self._conn = conn
+                self._conn = self._open_index()
             return self._conn
+
+    @retry(retry=retry_if_exception(lambda e: isinstance(e, sqlite3.OperationalError)
+                                    and "locked" in str(e)),
+           wait=wait_random_exponential(multiplier=0.05, max=2.0), stop=stop_after_delay(60),
+           reraise=True)
+    def _open_index(self) -> sqlite3.Connection:
+        # Switching to WAL and creating the table take a write lock that SQLite's
+        # busy handler does not always wait for when two processes open a new
+        # cache at the same moment; retrying the whole opening is the fix.
+        conn = sqlite3.connect(self.root / "index.sqlite", timeout=30.0,
+                               check_same_thread=False, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, relfile TEXT NOT NULL, "
+                "size INTEGER NOT NULL, created REAL NOT NULL, last_access REAL NOT NULL, "
+                "meta TEXT NOT NULL)")
+            conn.execute("CREATE INDEX IF NOT EXISTS entries_lru ON entries(last_access)")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def close(self) -> None:
         """Close the index connection (the cache stays usable; it reopens on demand)."""
