@@ -224,3 +224,23 @@ def test_safe_stem():
 def test_python_dash_m_runs_the_same_cli():
     r = subprocess.run([sys.executable, "-m", "fluxgym_coach", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "prepare" in r.stdout and "export" in r.stdout
+
+
+def test_prepare_learned_defaults_uses_accepted_settings_unless_overridden(example_dataset, tmp_path):
+    from fluxgym_coach.feedback import ACCEPT, Decision, record_decision
+
+    with Dataset(example_dataset) as ds:
+        ds.scan()
+        rel = ds.images()[0].relpath
+        for i in range(6):  # six judged variants (only the latest decision per variant counts)
+            record_decision(ds.store, Decision(rel, ACCEPT, variant=f"k{i}", source="test",
+                                               params={"sharpen": 0.4, "upscaler": "Lanczos"}))
+    base = ["prepare", str(example_dataset), "-o", str(tmp_path / "fg"), "-t", "ohwx", "--force",
+            "--learned-defaults", "--json"]
+    r = runner.invoke(app, base)
+    assert r.exit_code == 0, r.output
+    files = json.loads(r.stdout)["export"]["files"]
+    assert {f["params"].get("sharpen") for f in files if f["variant"] != "original"} == {0.4}
+    r = runner.invoke(app, base + ["--sharpen", "0.1"])
+    files = json.loads(r.stdout)["export"]["files"]
+    assert {f["params"].get("sharpen") for f in files if f["variant"] != "original"} == {0.1}

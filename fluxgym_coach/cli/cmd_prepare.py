@@ -36,6 +36,7 @@ def _summary(report: PrepareReport) -> Table:
 
 
 def prepare(
+    ctx: typer.Context,
     dataset: Annotated[Path, typer.Argument(help="Folder of images with <stem>.txt captions.")],
     out_dir: OutDir,
     trigger: Trigger,
@@ -58,6 +59,9 @@ def prepare(
     force_reprocess: o.ForceReprocess = False,
     cache_dir: o.CacheDir = None,
     force: Force = False,
+    learned_defaults: Annotated[bool, typer.Option(
+        "--learned-defaults", help="Start from the enhancement settings your reviews accepted most "
+                                   "(see `fluxgym-coach feedback suggest`); options you pass still win.")] = False,
     strict: o.Strict = False,
     json_out: o.Json = False,
     quiet: o.Quiet = False,
@@ -89,6 +93,21 @@ def prepare(
                                sampler_name=sampler, colorize=not no_colorize, sharpen=sharpen)
     except ValueError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
+    if learned_defaults:
+        from ..feedback import learn_defaults
+
+        learned = learn_defaults(ds.store, base=params)
+        option_field = {"sampler": "sampler_name"}
+        # Typer vendors its own click, so compare the source by name
+        explicit = {option_field.get(k, k) for k in ctx.params
+                    if getattr(ctx.get_parameter_source(k), "name", "DEFAULT")
+                    not in ("DEFAULT", "DEFAULT_MAP")}
+        changes = {k: v for k, v in learned.changes.items() if k not in explicit}
+        params = params.with_(**changes)
+        if not (quiet or json_out):
+            err.print("learned defaults: " + (", ".join(f"{k}={v}" for k, v in changes.items())
+                                              or f"not enough reviews yet ({learned.decisions} judged; "
+                                                 f"{learned.min_count} per setting needed)"))
     engine = o.make_backend(backend, api_url, api_auth)
     cache = ImageCache(ds.store.path.parent / "nocache-results") if no_cache else ImageCache(cache_dir)
 
