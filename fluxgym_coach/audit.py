@@ -45,6 +45,7 @@ from PIL import Image
 
 from . import imaging
 from .dataset import Dataset
+from .duplicates import hex_to_uint64, near_duplicate_groups
 from .events import EventSink, ItemDone, ItemFailed, JobFinished, JobStarted, null_sink
 from .store import ImageRecord, Store, register_schema
 
@@ -600,7 +601,7 @@ def image_findings(rec: ImageRecord, extra: ExtraMeasures | None, resolution: in
     if expected and rec.format and rec.format != expected:
         out.append(Finding("extension_mismatch", WARNING, f"the file is {rec.format} but named {ext}",
                            value=rec.format, threshold=expected,
-                           fix=f"rename it with the right extension; export writes the real format",
+                           fix="rename it with the right extension; export writes the real format",
                            category="file"))
     # -- resolution --------------------------------------------------------
     bucket = select_bucket(w, h, resolution)
@@ -668,45 +669,6 @@ def _quality_key(rec: ImageRecord) -> tuple:
             not (rec.caption or "").strip(), rec.relpath)
 
 
-class _UnionFind:
-    def __init__(self, n: int):
-        self.parent = list(range(n))
-
-    def find(self, i: int) -> int:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
-def near_pairs(hashes: list[str], max_distance: int, chunk: int = 256) -> list[tuple[int, int, int]]:
-    """All index pairs ``(i, j, distance)`` with ``i < j`` and pHash Hamming distance <= ``max_distance``.
-
-    ``hashes`` are 16-hex-digit (64-bit) pHashes. Brute force with numpy
-    (XOR + popcount) over the upper triangle, in row chunks to bound memory
-    (``chunk`` x n x 8 bytes at a time): n²/2 comparisons, a few seconds for
-    20,000 images on one core.
-    """
-    if len(hashes) < 2:
-        return []
-    values = np.array([int(h, 16) for h in hashes], dtype=np.uint64)
-    pairs: list[tuple[int, int, int]] = []
-    for start in range(0, len(values), chunk):
-        block = values[start:start + chunk]
-        rest = values[start:]  # upper triangle only: each pair is compared once
-        dist = np.bitwise_count(block[:, None] ^ rest[None, :])
-        ii, jj = np.nonzero(dist <= max_distance)
-        for i, j in zip(ii.tolist(), jj.tolist()):
-            if i < j:
-                pairs.append((start + i, start + j, int(dist[i, j])))
-    return pairs
-
-
 def duplicate_groups(records: list[ImageRecord], max_distance: int) -> list[DuplicateGroup]:
     """Exact groups (same digest) and near groups (pHash within ``max_distance``, transitive).
 
@@ -730,14 +692,9 @@ def duplicate_groups(records: list[ImageRecord], max_distance: int) -> list[Dupl
             m = ordered(members)
             groups.append(DuplicateGroup("exact", [r.relpath for r in m], m[0].relpath, 0))
     hashed = [r for r in readable if r.phash]
-    uf = _UnionFind(len(hashed))
-    for i, j, _ in near_pairs([r.phash for r in hashed], max_distance):
-        uf.union(i, j)
-    comps: dict[int, list[ImageRecord]] = {}
-    for i, r in enumerate(hashed):
-        comps.setdefault(uf.find(i), []).append(r)
-    for members in comps.values():
-        if len(members) < 2 or len({r.digest for r in members}) < 2:
+    for indices in near_duplicate_groups(hex_to_uint64([r.phash for r in hashed]), max_distance):
+        members = [hashed[i] for i in indices]
+        if len({r.digest for r in members}) < 2:
             continue
         m = ordered(members)
         far = max(imaging.hamming(m[0].phash, r.phash) for r in m[1:])

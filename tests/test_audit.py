@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 
 from fluxgym_coach import audit
 from fluxgym_coach.audit import (ERROR, INFO, WARNING, Thresholds, audit_dataset, bucket_resolutions,
-                                 duplicate_groups, near_pairs, select_bucket)
+                                 duplicate_groups, select_bucket)
 from fluxgym_coach.cli import app
+from fluxgym_coach.duplicates import hex_to_uint64, near_duplicate_pairs
 from fluxgym_coach.dataset import Dataset
 from fluxgym_coach.store import ImageRecord
 
@@ -138,7 +139,8 @@ def test_near_duplicates_are_transitive_and_keeper_is_best():
     far = "ffffffffffffffff"
     recs = [_rec("a.png", a, w=256, h=256), _rec("b.png", b, w=1024, h=1024),
             _rec("c.png", c), _rec("far.png", far)]
-    assert sorted((i, j) for i, j, _ in near_pairs([a, b, c, far], 10)) == [(0, 1), (1, 2)]
+    i, j, _ = near_duplicate_pairs(hex_to_uint64([a, b, c, far]), 10)
+    assert sorted(zip(i.tolist(), j.tolist())) == [(0, 1), (1, 2)]
     groups = duplicate_groups(recs, 10)
     assert len(groups) == 1
     g = groups[0]
@@ -151,12 +153,13 @@ def test_near_duplicates_are_transitive_and_keeper_is_best():
     assert duplicate_groups(recs, 0)[0].members == ["t.png", "s.png", "g.png"]
 
 
-def test_near_pairs_scales_in_chunks():
+def test_near_pairs_scales_in_blocks():
     hashes = [f"{i * 7919:016x}" for i in range(3000)]
-    pairs = near_pairs(hashes, 0, chunk=256)
-    assert pairs == []
+    i, _, _ = near_duplicate_pairs(hex_to_uint64(hashes), 0, block=256)
+    assert len(i) == 0
     hashes[2999] = hashes[5]
-    assert [(i, j) for i, j, _ in near_pairs(hashes, 0, chunk=256)] == [(5, 2999)]
+    i, j, _ = near_duplicate_pairs(hex_to_uint64(hashes), 0, block=256)
+    assert list(zip(i.tolist(), j.tolist())) == [(5, 2999)]
 
 
 # -- warm audits -------------------------------------------------------------------
