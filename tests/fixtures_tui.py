@@ -38,8 +38,11 @@ def make_tui_app(tmp_path) -> Callable[..., object]:
 
 
 async def settle(pilot, app) -> None:
-    """Let messages, timers and workers finish (no wall-clock assertion)."""
+    """Let messages, workers and stored decisions finish (no wall-clock assertion)."""
+    import asyncio
+
     for _ in range(3):
         await pilot.pause()
         await app.workers.wait_for_complete()
+        await asyncio.to_thread(app.wait_decisions)
     await pilot.pause()

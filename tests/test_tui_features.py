@@ -101,6 +101,7 @@ async def test_next_unreviewed_skips_reviewed(tui_dataset, make_tui_app):
         await pilot.press("down", "a")  # accept camera (original)
         await pilot.press("home", "n")
         assert app.current.relpath == "chelsea.png"
+        await settle(pilot, app)
         assert Dataset(tui_dataset).store.selection()["camera.png"] == (None, "accepted")
 
 

@@ -59,6 +59,7 @@ async def test_caption_save_undo_and_dirty_marker(tui_dataset, make_tui_app):
         assert sidecar.read_text(encoding="utf-8") == "an astronaut in a white suit"
         assert not app.editor.dirty and app.current.draft is None
         assert app.current.caption == "an astronaut in a white suit"
+        await settle(pilot, app)
         edits = [d for d in feedback.decisions(app.dataset.store, "astronaut.png")
                  if d.decision == feedback.CAPTION_EDIT]
         assert edits and edits[-1].params["caption"] == "an astronaut in a white suit"
@@ -115,6 +116,7 @@ async def test_enhance_review_reprocess_against_fake_forge(tui_dataset, make_tui
         assert app.shown_variant(row) == first.cache_key
         # accept: the enhanced variant is selected for export
         await pilot.press("a")
+        await settle(pilot, app)
         assert app.dataset.store.selection()["camera.png"] == (first.cache_key, "accepted")
         assert row.status == ACCEPTED
         # reprocess with other parameters, from the form
@@ -142,6 +144,7 @@ async def test_enhance_review_reprocess_against_fake_forge(tui_dataset, make_tui
         # reject another image
         await pilot.press("down")
         await pilot.press("x")
+        await settle(pilot, app)
         assert app.dataset.store.selection()["chelsea.png"] == (None, "rejected")
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -42,7 +43,9 @@ from ..image_cache import ImageCache
 from ..pipeline import Source, record_variants, run_enhance
 from .jobs import JobCancelled, JobSink, JobUpdated
 from .keys import action_descriptions, app_bindings
+from .model import ACCEPTED as ACCEPTED_STATUS
 from .model import FILTER_LABELS, FILTERS, SORTS, UNREVIEWED, ImageIndex, Row
+from .model import REJECTED as REJECTED_STATUS
 from .screens.forms import ConfirmScreen, Field, FormScreen
 from .screens.help import HelpScreen
 from .thumbnails import ThumbnailCache
@@ -84,11 +87,22 @@ class RowsChanged(Message):
 
 
 class AuditDone(Message):
-    """The audit finished: ``findings`` is ``{relpath: [audit Finding, ...]}``."""
+    """The audit finished: ``findings`` is ``{relpath: [audit Finding, ...]}``,
+    ``categories`` the learning-loop category of each image."""
 
-    def __init__(self, findings: dict[str, list[Any]]) -> None:
+    def __init__(self, findings: dict[str, list[Any]],
+                 categories: dict[str, str | None] | None = None) -> None:
         super().__init__()
         self.findings = findings
+        self.categories = categories or {}
+
+
+class DecisionFailed(Message):
+    """Storing a decision failed (``reason``)."""
+
+    def __init__(self, relpath: str, reason: str) -> None:
+        super().__init__()
+        self.relpath, self.reason = relpath, reason
 
 
 class ReviewCommands(Provider):
@@ -147,6 +161,9 @@ class ReviewApp(App[None]):
         self.showing: dict[str, str | None] = {}  # relpath -> variant key shown (None: original)
         self._cancels: dict[str, Callable[[], None]] = {}
         self._sinks: dict[str, JobSink] = {}
+        # Decisions are written in order on one thread: record_decision may measure
+        # an image the audit has not seen yet (a decode), never on the UI thread.
+        self._decision_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decisions")
         self._job_ids = itertools.count(1)
         self._preview_timer: Timer | None = None
         self._wanted_preview: str | None = None
@@ -453,7 +470,7 @@ class ReviewApp(App[None]):
             return False
         saved = one_line(text)
         if changed:
-            record_decision(self.dataset.store, Decision(
+            self.record(Decision(
                 relpath, CAPTION_EDIT, digest=row.record.digest if row else None,
                 params={"caption": saved}, source="tui"))
         self._tag_index = None
@@ -476,7 +493,7 @@ class ReviewApp(App[None]):
         except LookupError as exc:
             self.notify(str(exc), severity="warning", timeout=3)
             return
-        record_decision(self.dataset.store, Decision(
+        self.record(Decision(
             row.relpath, CAPTION_EDIT, digest=row.record.digest,
             params={"caption": restored, "undo": True}, source="tui"))
         row.draft = None
@@ -484,6 +501,29 @@ class ReviewApp(App[None]):
         self.editor.load(row.relpath, restored or "")
         self.image_list.refresh_row(row.relpath)
         self.notify(f"caption restored: {row.relpath}", timeout=2)
+
+    # -- decisions ------------------------------------------------------------------------------
+    def record(self, decision: Decision) -> Future:
+        """Store a decision with :func:`feedback.record_decision` on the decision thread
+        (in submission order); a failure is shown as a notification."""
+        future = self._decision_pool.submit(record_decision, self.dataset.store, decision)
+
+        def done(f: Future) -> None:
+            exc = f.exception()
+            if exc is not None:
+                self.post_message(DecisionFailed(decision.relpath, str(exc)))
+        future.add_done_callback(done)
+        return future
+
+    def wait_decisions(self) -> None:
+        """Block until every decision submitted so far is stored."""
+        self._decision_pool.submit(lambda: None).result()
+
+    def on_decision_failed(self, msg: "DecisionFailed") -> None:
+        self.notify(f"{msg.relpath}: decision not stored: {msg.reason}", severity="error", timeout=10)
+
+    def on_unmount(self) -> None:
+        self._decision_pool.shutdown(wait=True)
 
     # -- review decisions ---------------------------------------------------------------------------
     def action_toggle_before_after(self) -> None:
@@ -509,11 +549,13 @@ class ReviewApp(App[None]):
             return
         key = self.shown_variant(row)
         variant = row.variant(key) if key else None
-        record_decision(self.dataset.store, Decision(
+        self.record(Decision(
             row.relpath, decision, digest=row.record.digest, variant=key,
             params=variant.params if variant else {}, backend=variant.backend if variant else None,
             source="tui"))
-        self.index.refresh_rows(self.dataset, [row.relpath])
+        # What record_decision does to the selection, shown at once.
+        row.status = ACCEPTED_STATUS if decision == ACCEPT else REJECTED_STATUS
+        row.selected_variant = key if decision == ACCEPT else None
         self.image_list.refresh_row(row.relpath)
         self.query_one(InfoPanel).show(row, key)
         self._update_status()
@@ -533,32 +575,36 @@ class ReviewApp(App[None]):
         self._decide(REJECT)
 
     # -- enhancement ------------------------------------------------------------------------------------
-    def last_params(self) -> EnhanceParams:
-        """The parameters of the last enhancement run from the TUI, or the suggested defaults."""
+    def last_params(self, row: Row | None = None) -> EnhanceParams:
+        """The parameters of the last enhancement run from the TUI, else the suggested defaults."""
+        return self.params_with_origin(row)[0]
+
+    def params_with_origin(self, row: Row | None = None) -> tuple[EnhanceParams, str]:
+        """``(params, where they come from)``: the last values used in the TUI; else what
+        the learning loop suggests for the image's category (``feedback.learn_defaults``);
+        else the shipped defaults."""
         stored = self.dataset.store.get_setting(PARAMS_KEY)
         if stored:
             try:
-                return EnhanceParams(**stored)
+                return EnhanceParams(**stored), "the last values used"
             except (TypeError, ValueError):
                 pass
-        suggest = getattr(feedback, "suggest_defaults", None)
-        if suggest is not None:
+        learn = getattr(feedback, "learn_defaults", None)
+        if learn is not None:
             try:
-                suggested = suggest(self.dataset.store)
-                if isinstance(suggested, EnhanceParams):
-                    return suggested
-                if isinstance(suggested, dict):
-                    fields = set(EnhanceParams.__dataclass_fields__)
-                    return EnhanceParams(**{k: v for k, v in suggested.items() if k in fields})
+                found = learn(self.dataset.store, row.category if row is not None else None)
             except Exception:  # noqa: BLE001 - suggestions are optional
-                pass
-        return EnhanceParams()
+                found = None
+            if found is not None and found.learned:
+                changes = ", ".join(f"{k} {v}" for k, v in found.changes.items())
+                return found.params, f"suggested from {found.decisions} decisions ({changes})"
+        return EnhanceParams(), "the shipped defaults"
 
     def action_enhance_current(self) -> None:
         """Enhance the current image with the last used parameters."""
         row = self.current
         if row is not None:
-            self.start_enhance([row], self.last_params())
+            self.start_enhance([row], self.last_params(row))
 
     def action_enhance_batch(self) -> None:
         """Enhance the marked images, or every image in view."""
@@ -571,7 +617,8 @@ class ReviewApp(App[None]):
         row = self.current
         if row is None:
             return
-        self.push_screen(params_form(self.last_params(), row.relpath),
+        params, origin = self.params_with_origin(row)
+        self.push_screen(params_form(params, row.relpath, origin),
                          partial(self._reprocess_with, row.relpath))
 
     def _reprocess_with(self, relpath: str, params: EnhanceParams | None) -> None:
@@ -580,7 +627,7 @@ class ReviewApp(App[None]):
         row = self.index.by_relpath.get(relpath)
         if row is None:
             return
-        record_decision(self.dataset.store, Decision(
+        self.record(Decision(
             relpath, REPROCESS, digest=row.record.digest, variant=self.shown_variant(row),
             params=params.to_dict(), backend="forge" if self.api_url else "local", source="tui"))
         self.start_enhance([row], params)
@@ -772,10 +819,11 @@ class ReviewApp(App[None]):
             sink.fail(f"audit stopped: {exc}")
             return
         sink.finish("done")
-        self.post_message(AuditDone({rel: a.findings for rel, a in report.images.items()}))
+        self.post_message(AuditDone({rel: a.findings for rel, a in report.images.items()},
+                                    {rel: a.category for rel, a in report.images.items()}))
 
     def on_audit_done(self, msg: "AuditDone") -> None:
-        self.index.set_findings(msg.findings)
+        self.index.set_findings(msg.findings, msg.categories)
         cur = self.current
         if self.index.filter in ("flagged",) or self.index.sort == "findings":
             self._refilter()
@@ -1121,6 +1169,7 @@ class ReviewApp(App[None]):
         for key in self.running_jobs():
             self.cancel_job(key)
         self.save_state()
+        self.wait_decisions()
         self.exit()
 
 
@@ -1154,8 +1203,9 @@ def _forge_url_option(url: str) -> dict[str, Any]:
     return {"base_url": url}
 
 
-def params_form(params: EnhanceParams, relpath: str) -> FormScreen:
-    """The reprocess form, pre-filled with ``params``; returns EnhanceParams."""
+def params_form(params: EnhanceParams, relpath: str, origin: str = "the last values used") -> FormScreen:
+    """The reprocess form, pre-filled with ``params`` (``origin`` says from where);
+    returns EnhanceParams."""
     values = params.to_dict()
     fields = [Field(name, label, str(values[name])) for name, label, _ in PARAM_FIELDS]
 
@@ -1172,7 +1222,7 @@ def params_form(params: EnhanceParams, relpath: str) -> FormScreen:
         return params.with_(**changes, target_short_side=None)
 
     return FormScreen(f"Reprocess {relpath}", fields, validate, "Reprocess",
-                      note="Pre-filled with the last values used. Enter moves down; ctrl+s runs.",
+                      note=f"Pre-filled with {origin}. Enter moves down; ctrl+s runs.",
                       id="params-form")
 
 

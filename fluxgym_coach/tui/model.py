@@ -53,6 +53,7 @@ class Row:
     findings: list[Finding] = field(default_factory=list)
     marked: bool = False
     draft: str | None = None  # unsaved caption text typed in the editor
+    category: str | None = None  # learning-loop category from the audit ("bw/small/photo")
 
     @property
     def relpath(self) -> str:
@@ -140,7 +141,8 @@ class ImageIndex:
         for row in self.rows:
             prev = old.get(row.relpath)
             if prev is not None:
-                row.marked, row.draft, row.findings = prev.marked, prev.draft, prev.findings
+                row.marked, row.draft = prev.marked, prev.draft
+                row.findings, row.category = prev.findings, prev.category
         self.by_relpath = {r.relpath: r for r in self.rows}
         self.apply()
 
@@ -159,10 +161,13 @@ class ImageIndex:
                 row.status = UNREVIEWED
             row.variants = dataset.store.variants(rel)
 
-    def set_findings(self, findings: dict[str, list[Any]]) -> None:
-        """Attach audit findings (``{relpath: [finding, ...]}``) to the rows."""
+    def set_findings(self, findings: dict[str, list[Any]],
+                     categories: dict[str, str | None] | None = None) -> None:
+        """Attach audit findings (``{relpath: [finding, ...]}``) and categories to the rows."""
         for row in self.rows:
             row.findings = [finding_from(f) for f in findings.get(row.relpath, [])]
+            if categories is not None:
+                row.category = categories.get(row.relpath)
 
     # -- view -----------------------------------------------------------------------
     def matches(self, row: Row, filter_name: str | None = None) -> bool:
