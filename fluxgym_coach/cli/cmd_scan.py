@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ..dataset import Dataset, DatasetError
-from .common import EXIT_USAGE, err, fail, out, print_json, progress_sink, report_problems
+from .common import EXIT_USAGE, err, fail, out, print_json, progress_sink
 from .options import Json, Quiet, Strict
 
 

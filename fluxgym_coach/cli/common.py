@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
-from ..events import Event, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted
+from ..events import Event, ItemDone, ItemFailed, ItemWarning, JobStarted
 
 #: Exit codes shared by every command.
 EXIT_OK = 0
