@@ -26,9 +26,11 @@ def report(
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
-    """Write one HTML page with the findings, duplicate groups side by side, caption
-    statistics and the export readiness; thumbnails are embedded, so the file can be
-    copied off a headless box and opened anywhere.
+    """Write a self-contained HTML report: findings, duplicates, captions, readiness.
+
+    One page with the findings, duplicate groups side by side, caption
+    statistics and the export readiness; thumbnails are embedded, so the file
+    can be copied off a headless box and opened anywhere.
 
     Exit code: 0 when the dataset is ready to export, 1 when a blocking check
     fails (the report is written either way), 2 when the folder or the output

@@ -17,7 +17,7 @@ from .common import EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, out, p
 from .options import Json, Quiet
 
 tags_app = typer.Typer(help="Tags across the dataset: table, rename, merge, delete, add, "
-                            "complete, propose. Every change is undoable "
+                            "complete, propose.\n\nEvery change is undoable "
                             "(`fluxgym-coach captions undo DATASET --op ID`).",
                        no_args_is_help=True)
 
