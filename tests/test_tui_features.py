@@ -293,3 +293,31 @@ def test_job_sink_throttles_ui_updates():
     last = app.messages[-1]
     assert (last.progress.done, last.progress.failed, last.progress.status) == (5000, 1, "done")
     assert last.problems == [("bad.png", "server said no", True)]
+
+
+async def test_reprocess_form_prefilled_with_learned_defaults(tui_dataset, make_tui_app):
+    from fluxgym_coach import feedback
+
+    with Dataset(tui_dataset) as ds:
+        ds.scan()
+        for rec in ds.images():
+            feedback.record_decision(ds.store, feedback.Decision(
+                rec.relpath, feedback.ACCEPT, variant=f"k-{rec.relpath}",
+                params={"upscaler": "Lanczos", "denoising_strength": 0.3},
+                judged={"upscaler": "Lanczos", "denoising_strength": 0.3}, source="cli"))
+    app = make_tui_app(tui_dataset, audit=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("r")
+        await pilot.pause()
+        assert app.screen.query_one("#field-upscaler").value == "Lanczos"
+        assert "suggested from" in str(app.screen.query_one(".form-note").render())
+        # once something ran from the TUI, its values win
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        app.dataset.store.set_setting("tui.enhance_params",
+                                      {**app.last_params().to_dict(), "upscaler": "R-ESRGAN 4x+"})
+        await pilot.press("r")
+        await pilot.pause()
+        assert app.screen.query_one("#field-upscaler").value == "R-ESRGAN 4x+"
+        assert "last values used" in str(app.screen.query_one(".form-note").render())

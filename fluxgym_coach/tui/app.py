@@ -228,7 +228,7 @@ class ReviewApp(App[None]):
             self.run_audit()
 
     def on_resize(self, event: Any) -> None:
-        self.screen.set_class(self.size.height >= 40, "-tall")
+        self.set_class(self.size.height >= 40, "-tall")
 
     # -- status line -------------------------------------------------------------------
     def _update_status(self) -> None:

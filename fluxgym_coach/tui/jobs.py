@@ -54,7 +54,7 @@ class JobSink:
             p = self.progress
             force = False
             if isinstance(event, JobStarted):
-                p.total = max(p.total, event.total) if p.kind != "scan" else event.total
+                p.total = event.total  # the core knows how much there is to do
                 force = True
             elif isinstance(event, ItemDone):
                 p.done += 1

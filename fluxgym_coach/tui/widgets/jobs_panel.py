@@ -45,7 +45,7 @@ def _eta_text(seconds: float | None) -> str:
 
 def progress_text(p: JobProgress) -> str:
     """``12/40 3 failed 4.2/s eta 0:07`` style summary of a snapshot."""
-    parts = [f"{p.done + p.failed}/{p.total}"]
+    parts = [f"{p.done + p.failed}/{max(p.total, p.done + p.failed)}"]
     if p.failed:
         parts.append(f"{p.failed} failed")
     if p.status == "running":
@@ -84,7 +84,9 @@ class JobRow(Horizontal):
         """Show a new snapshot."""
         self.progress = p
         bar = self.query_one(ProgressBar)
-        bar.update(total=max(1, p.total), progress=p.done + p.failed)
+        total = max(1, p.total, p.done + p.failed)
+        # A job that ended "done" with less to do than announced (cached, unchanged) is full.
+        bar.update(total=total, progress=total if p.status == "done" else p.done + p.failed)
         self.query_one(".job-text", Label).update(progress_text(p))
 
 
