@@ -3,8 +3,6 @@ the command palette, and the list at 10,000 images."""
 
 from __future__ import annotations
 
-import time
-
 from fluxgym_coach.dataset import Dataset
 from fluxgym_coach.store import ImageRecord
 from fluxgym_coach.tui.model import ImageIndex
@@ -321,3 +319,30 @@ async def test_reprocess_form_prefilled_with_learned_defaults(tui_dataset, make_
         await pilot.pause()
         assert app.screen.query_one("#field-upscaler").value == "R-ESRGAN 4x+"
         assert "last values used" in str(app.screen.query_one(".form-note").render())
+
+
+async def test_an_idle_app_draws_nothing(tui_dataset, make_tui_app):
+    """No animation while idle (SSH traffic): no screen update once the app rests,
+    with the list focused and with the caption editor focused (no cursor blink)."""
+    with Dataset(tui_dataset) as ds:
+        ds.scan()
+    app = make_tui_app(tui_dataset, scan=False, audit=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.pause(0.5)
+        frames: list[object] = []
+        real = app._display
+
+        def counting(screen, renderable):
+            if renderable is not None:
+                frames.append(renderable)
+            return real(screen, renderable)
+
+        app._display = counting
+        await pilot.pause(1.2)
+        assert frames == [], f"{len(frames)} updates while idle (list focused)"
+        await pilot.press("e")
+        await pilot.pause(0.3)
+        frames.clear()
+        await pilot.pause(1.2)
+        assert frames == [], f"{len(frames)} updates while idle (editor focused)"

@@ -4,10 +4,6 @@ accept, reject, reprocess, export, quit and reopen."""
 
 from __future__ import annotations
 
-import importlib.util
-
-import pytest
-
 from fluxgym_coach import feedback
 from fluxgym_coach.dataset import Dataset
 from fluxgym_coach.tui.model import ACCEPTED, REJECTED
@@ -264,8 +260,6 @@ async def test_quit_and_reopen_restores_state(tui_dataset, make_tui_app):
         assert app2.query_one(Preview).border_title.startswith("After")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("fluxgym_coach.export") is None,
-                    reason="fluxgym_coach.export is not in this build yet")
 async def test_export_from_the_ui(tui_dataset, make_tui_app, tmp_path):
     out = tmp_path / "fluxgym"
     app = make_tui_app(tui_dataset)

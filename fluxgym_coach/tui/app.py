@@ -797,10 +797,6 @@ class ReviewApp(App[None]):
 
     def run_audit(self) -> None:
         """Start the audit in a worker (extra measures are taken once per image content)."""
-        try:
-            from .. import audit  # noqa: F401
-        except ImportError:
-            return
         sink = self._new_job("audit", "Audit", len(self.index.rows))
         sink.raise_on_cancel = True
         self._audit_worker(sink)
@@ -1016,12 +1012,6 @@ class ReviewApp(App[None]):
     # -- export ---------------------------------------------------------------------------------------
     def action_export(self) -> None:
         """Open the export form, then export in a worker."""
-        try:
-            from .. import export  # noqa: F401
-        except ImportError:
-            self.notify("Export is not available in this build (fluxgym_coach.export is missing).",
-                        severity="error", timeout=8)
-            return
         saved = self.dataset.store.get_setting(EXPORT_KEY, {}) or {}
         fields = [
             Field("out_dir", "output folder", saved.get("out_dir", str(self.dataset.root.parent / "fluxgym"))),
