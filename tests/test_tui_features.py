@@ -346,3 +346,12 @@ async def test_an_idle_app_draws_nothing(tui_dataset, make_tui_app):
         frames.clear()
         await pilot.pause(1.2)
         assert frames == [], f"{len(frames)} updates while idle (editor focused)"
+
+
+async def test_click_selects_the_row_under_the_mouse(tui_dataset, make_tui_app):
+    app = make_tui_app(tui_dataset, audit=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        region = app.image_list.content_region
+        await pilot.click(offset=(region.x + 3, region.y + 3))  # fourth row
+        assert app.current.relpath == "coffee.png"

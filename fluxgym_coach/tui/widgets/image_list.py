@@ -171,7 +171,10 @@ class ImageList(ScrollView, can_focus=True):
         self._scroll_cursor_into_view()
 
     def on_click(self, event: Click) -> None:
-        y = event.y + int(self.scroll_offset.y)
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        y = offset.y + int(self.scroll_offset.y)
         if 0 <= y < len(self.index.view):
             self.cursor = y
 
