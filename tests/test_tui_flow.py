@@ -349,3 +349,15 @@ async def test_whole_review_flow_in_one_session_against_fake_forge(tui_dataset, 
         assert astro.status == ACCEPTED and astro.selected_variant == accepted_key
         assert app2.index.by_relpath["camera.png"].status == REJECTED
         assert astro.caption == "ohwx, astronaut, white suit"
+
+
+async def test_server_renamed_upscaler_is_notified(tui_dataset, make_tui_app, fake_forge):
+    app = make_tui_app(tui_dataset, api_url=fake_forge.url, audit=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        app.dataset.store.set_setting("tui.enhance_params", {"upscaler": "r-esrgan 4x+"})
+        await pilot.press("p")
+        await settle(pilot, app)
+        assert app.current.variants, "the job ran with the server's spelling"
+        messages = [n.message for n in app._notifications]
+        assert any("is called" in m and "R-ESRGAN 4x+" in m for m in messages), messages

@@ -675,6 +675,8 @@ class ReviewApp(App[None]):
                 report = await run_enhance(sources, backend, params, self.cache,
                                            store=self.dataset.store, on_event=sink, cancel=cancel)
             finally:
+                for note in getattr(backend, "warnings", None) or []:
+                    sink.warn("server", note)
                 await backend.aclose()
             return report, backend.identity
 

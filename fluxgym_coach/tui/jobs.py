@@ -78,6 +78,11 @@ class JobSink:
                 self.progress.status = status
             self._maybe_post(True)
 
+    def warn(self, item: str, reason: str) -> None:
+        """A note about the whole job (e.g. the server renamed the upscaler)."""
+        with self._lock:
+            self._problems.append((item, reason, False))
+
     def fail(self, reason: str) -> None:
         """The whole job failed before or while running (e.g. the server is unreachable)."""
         with self._lock:
