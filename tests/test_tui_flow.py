@@ -361,3 +361,26 @@ async def test_server_renamed_upscaler_is_notified(tui_dataset, make_tui_app, fa
         assert app.current.variants, "the job ran with the server's spelling"
         messages = [n.message for n in app._notifications]
         assert any("is called" in m and "R-ESRGAN 4x+" in m for m in messages), messages
+
+
+async def test_quit_with_unsaved_caption_asks_and_keeps_the_sidecar(tui_dataset, make_tui_app):
+    before = (tui_dataset / "chelsea.txt").read_text(encoding="utf-8")
+    app = make_tui_app(tui_dataset, audit=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("down", "down", "e")
+        app.editor.area.insert(" EDITED")
+        await pilot.press("escape", "down")  # leave the image: the draft stays
+        assert app.index.by_relpath["chelsea.png"].draft is not None
+        await pilot.press("up")
+        await pilot.pause(0.3)
+        await settle(pilot, app)
+        assert "EDITED" in app.editor.text and app.editor.dirty
+        await pilot.press("q")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "ConfirmScreen"
+        assert "chelsea.png" in str(app.screen.question)
+        await pilot.press("y")
+        await pilot.pause()
+    assert not app.is_running
+    assert (tui_dataset / "chelsea.txt").read_text(encoding="utf-8") == before
