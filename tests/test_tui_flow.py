@@ -384,3 +384,20 @@ async def test_quit_with_unsaved_caption_asks_and_keeps_the_sidecar(tui_dataset,
         await pilot.pause()
     assert not app.is_running
     assert (tui_dataset / "chelsea.txt").read_text(encoding="utf-8") == before
+
+
+async def test_tag_field_shows_proposals_from_the_folder(tui_dataset, make_tui_app):
+    for name in ("astronaut", "camera", "chelsea", "coffee"):
+        (tui_dataset / f"{name}.txt").write_text(f"ohwx, {name}, studio light", encoding="utf-8")
+    app = make_tui_app(tui_dataset, audit=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("end")  # rocket.jpg, no caption
+        await pilot.press("e", "ctrl+t")
+        await settle(pilot, app)
+        assert "studio light" in app.editor.proposals and "ohwx" in app.editor.proposals
+        assert "studio light" in str(app.editor.query_one("#tag-proposals").render())
+        await pilot.press("s", "t")
+        await settle(pilot, app)
+        await pilot.press("right", "enter", "escape", "ctrl+s")
+        assert (tui_dataset / "rocket.txt").read_text(encoding="utf-8") == "studio light"

@@ -445,6 +445,22 @@ class ReviewApp(App[None]):
             area.focus()
             area.move_cursor(area.document.end)
 
+    @on(CaptionEditor.TagFieldOpened)
+    def _tag_field_opened(self, msg: CaptionEditor.TagFieldOpened) -> None:
+        self._propose_tags(msg.relpath)
+
+    @work(thread=True, exclusive=True, group="tags", exit_on_error=False)
+    def _propose_tags(self, relpath: str) -> None:
+        """Tag proposals for one image (:func:`tags.propose`: captioner results and the
+        tags most used in its folder); reads the store, so in a worker."""
+        from ..tags import propose
+
+        try:
+            tags = [p.tag for p in propose(self.dataset, relpath, 10)]
+        except LookupError:
+            tags = []
+        self.call_from_thread(self.editor.set_proposals, relpath, tags)
+
     @on(CaptionEditor.Left)
     def _editor_left(self) -> None:
         self.image_list.focus()

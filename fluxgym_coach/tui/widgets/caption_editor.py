@@ -17,7 +17,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.suggester import Suggester
-from textual.widgets import Input, TextArea
+from textual.widgets import Input, Static, TextArea
 
 
 class TagSuggester(Suggester):
@@ -50,7 +50,10 @@ class CaptionEditor(Vertical):
     CaptionEditor:focus-within { border: round $accent; }
     CaptionEditor CaptionArea { height: 3; border: none; padding: 0; }
     CaptionEditor #tag-input { height: 1; border: none; padding: 0 1; display: none; }
+    CaptionEditor #tag-proposals { height: auto; max-height: 2; padding: 0 1; display: none;
+                                   color: $text-muted; }
     CaptionEditor.tagging #tag-input { display: block; }
+    CaptionEditor.tagging #tag-proposals { display: block; }
     """
 
     BINDINGS = [
@@ -69,6 +72,13 @@ class CaptionEditor(Vertical):
             self.relpath = relpath
             self.text = text
 
+    class TagFieldOpened(Message):
+        """The tag field opened for ``relpath`` (the app fetches tag proposals)."""
+
+        def __init__(self, relpath: str) -> None:
+            super().__init__()
+            self.relpath = relpath
+
     class Left(Message):
         """The user left the editor (escape)."""
 
@@ -84,6 +94,7 @@ class CaptionEditor(Vertical):
         super().__init__(id=id)
         self.relpath: str | None = None
         self.saved_text = ""
+        self.proposals: list[str] = []
         self._complete = complete
         self.border_title = "Caption"
 
@@ -94,9 +105,15 @@ class CaptionEditor(Vertical):
         area.cursor_blink = False
         yield area
         tag = Input(placeholder="tag (→ completes, enter adds, escape closes)", id="tag-input",
-                    suggester=TagSuggester(self._complete))
+                    suggester=TagSuggester(self._complete_with_proposals))
         tag.cursor_blink = False
         yield tag
+        yield Static("", id="tag-proposals")
+
+    def _complete_with_proposals(self, prefix: str) -> list[str]:
+        p = prefix.lower()
+        first = [t for t in self.proposals if t.lower().startswith(p)]
+        return first + [t for t in self._complete(prefix) if t not in first]
 
     @property
     def area(self) -> CaptionArea:
@@ -153,6 +170,18 @@ class CaptionEditor(Vertical):
             return
         self.add_class("tagging")
         self.query_one("#tag-input", Input).focus()
+        self.proposals = []
+        self.query_one("#tag-proposals", Static).update("")
+        self.post_message(self.TagFieldOpened(self.relpath))
+
+    def set_proposals(self, relpath: str, tags: list[str]) -> None:
+        """Tags proposed for ``relpath`` (best first): shown under the tag field and
+        completed first."""
+        if relpath != self.relpath:
+            return
+        self.proposals = list(tags)
+        text = "proposed: " + ", ".join(tags[:8]) if tags else "no proposal for this image"
+        self.query_one("#tag-proposals", Static).update(text)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id != "tag-input":
