@@ -59,7 +59,7 @@ KEYS: tuple[Key, ...] = (
     # captions
     Key("e,enter", "edit_caption", "edit the caption", "caption", show=True, key_display="e / enter", short="Caption"),
     Key("ctrl+s", "", "save the caption (atomic write, kept in the history)", "caption", bind=False),
-    Key("ctrl+t", "", "add a tag with autocomplete (→ accepts, enter adds)", "caption", bind=False),
+    Key("ctrl+t", "", "add a tag: proposals shown, autocomplete (→ accepts, enter adds)", "caption", bind=False),
     Key("escape", "", "leave the caption editor (unsaved text is kept as a draft)", "caption",
         bind=False),
     Key("u", "undo_caption", "undo the last saved caption change", "caption"),
