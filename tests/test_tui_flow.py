@@ -201,6 +201,10 @@ async def test_cancel_enhancement_job(tui_dataset, make_tui_app, make_fake_forge
         await pilot.press("b")  # all 6 images
         await pilot.pause()
         key = app.running_jobs()[0]
+        await pilot.pause()
+        footer = app.query_one("Footer")
+        for job_row in app.query_one(JobsPanel).query("JobRow"):  # each row visible
+            assert job_row.region.height == 1 and not job_row.region.overlaps(footer.region)
         for _ in range(200):  # wait until the server works on the batch
             if server.job_requests:
                 break

@@ -40,7 +40,8 @@ def describe(row: Row | None, showing: str | None = None) -> Text:
         t.append(" (enhanced exported)" if row.selected_variant else " (original exported)")
     t.append(f"  digest {rec.digest[:12] if rec.digest else '?'}", style="dim")
     t.append("\n")
-    for f in row.all_findings():
+    flags = row.flags()
+    for f in flags + [f for f in row.all_findings() if f not in flags]:
         style = {"error": "red", "warning": "yellow"}.get(f.severity, "cyan")
         t.append(f"! {f.code}: {f.message}\n", style=style)
     if row.variants:

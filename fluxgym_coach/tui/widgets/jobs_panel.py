@@ -105,12 +105,13 @@ class JobsPanel(Vertical):
     def update_job(self, p: JobProgress) -> None:
         """Add or update the row of a job."""
         self.jobs[p.key] = p
+        self.set_class(True, "busy")
         rows = [r for r in self.query(JobRow) if r.progress.key == p.key]
         if rows:
             rows[0].update_progress(p)
         else:
             self.mount(JobRow(p))
-        self.set_class(bool(self.jobs), "busy")
+            self.refresh(layout=True)
 
     def remove_job(self, key: str) -> None:
         """Remove the row of a finished job."""
@@ -119,6 +120,7 @@ class JobsPanel(Vertical):
             if r.progress.key == key:
                 r.remove()
         self.set_class(bool(self.jobs), "busy")
+        self.refresh(layout=True)
 
     def running(self) -> list[JobProgress]:
         """Jobs still running, oldest first."""
