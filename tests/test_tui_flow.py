@@ -198,7 +198,10 @@ async def test_cancel_enhancement_job(tui_dataset, make_tui_app, make_fake_forge
     app = make_tui_app(tui_dataset, api_url=server.url)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
-        await pilot.press("b")  # all 6 images
+        await pilot.press("b")  # all 6 images: asks first
+        await pilot.pause()
+        assert "Enhance 6 images" in app.screen.question
+        await pilot.press("y")
         await pilot.pause()
         key = app.running_jobs()[0]
         await pilot.pause()

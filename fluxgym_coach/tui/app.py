@@ -625,8 +625,17 @@ class ReviewApp(App[None]):
     def action_enhance_batch(self) -> None:
         """Enhance the marked images, or every image in view."""
         rows = self.index.targets()
-        if rows:
-            self.start_enhance(rows, self.last_params())
+        if not rows:
+            return
+        params = self.last_params()
+        what = "marked" if self.index.marked() else "in view"
+        backend = "the Forge server" if self.api_url else "the local upscaler"
+        size = (f"short side {params.target_short_side} px" if params.target_short_side
+                else f"x{params.scale_factor:g}")
+        self.push_screen(
+            ConfirmScreen(f"Enhance {len(rows)} images ({what}) with {backend}, {size}, "
+                          f"upscaler {params.upscaler}?\nResults already in the cache are reused."),
+            lambda yes: self.start_enhance(rows, params) if yes else None)
 
     def action_reprocess(self) -> None:
         """Open the parameters form, then enhance the current image with them."""

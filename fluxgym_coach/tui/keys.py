@@ -50,7 +50,7 @@ KEYS: tuple[Key, ...] = (
     Key("a", "accept", "accept what the preview shows (that variant is exported)", "review", show=True, short="Accept"),
     Key("x", "reject", "reject the enhanced result (the original is exported)", "review", show=True, short="Reject"),
     Key("p", "enhance_current", "enhance the current image", "review", show=True, short="Enhance"),
-    Key("b", "enhance_batch", "enhance the marked images, or all images in view", "review"),
+    Key("b", "enhance_batch", "enhance the marked images, or all images in view (asks first)", "review"),
     Key("r", "reprocess", "reprocess with other parameters (form)", "review", show=True, short="Reprocess"),
     Key("g", "generate_caption", "generate a description (caption) of the current image", "review"),
     Key("ctrl+g", "generate_caption_batch", "generate captions for the marked / in-view images",
