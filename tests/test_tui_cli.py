@@ -23,3 +23,9 @@ def test_tui_missing_dataset(tmp_path):
     result = CliRunner().invoke(app, ["tui", str(tmp_path / "nope")])
     assert result.exit_code == 2
     assert "not a folder" in result.output
+
+
+def test_tui_without_a_terminal_says_so(tui_dataset):
+    result = CliRunner().invoke(app, ["tui", str(tui_dataset), "--preview", "off"])
+    assert result.exit_code == 2
+    assert "needs a terminal" in result.output and "ssh -t" in result.output

@@ -355,3 +355,16 @@ async def test_click_selects_the_row_under_the_mouse(tui_dataset, make_tui_app):
         region = app.image_list.content_region
         await pilot.click(offset=(region.x + 3, region.y + 3))  # fourth row
         assert app.current.relpath == "coffee.png"
+
+
+async def test_preview_off_decodes_nothing(tui_dataset, make_tui_app):
+    app = make_tui_app(tui_dataset, audit=False, preview="off")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("down")
+        await pilot.pause(0.3)
+        await settle(pilot, app)
+        preview = app.query_one("#preview")
+        assert preview.border_title.startswith("Original 512x512")
+        assert "preview off" in str(preview.query_one("#preview-text").render())
+        assert app.thumbs.decodes == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -48,4 +49,9 @@ def register(app: typer.Typer) -> None:
                              cache_dir=cache_dir, scan=not no_scan)
         except DatasetError as exc:
             raise fail(str(exc), EXIT_USAGE) from exc
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            app_.dataset.close()
+            raise fail("the review UI needs a terminal: run it in one (over SSH: ssh -t HOST "
+                       "fluxgym-coach tui ...). Every action also exists as a command: see "
+                       "fluxgym-coach --help.", EXIT_USAGE)
         app_.run()

@@ -325,6 +325,10 @@ class ReviewApp(App[None]):
             title = "Original" + (f" {size[0]}x{size[1]}" if size else "") + (
                 "  (v: after)" if row.variants else "")
         self._wanted_preview = mem_key
+        if self.preview_mode == "off":
+            preview.show_text("preview off (--preview or FLUXGYM_COACH_PREVIEW to turn it on)",
+                              title, mem_key)
+            return
         if row.record.error and variant is None:
             preview.show_text(f"cannot show this image: {row.record.error}", title, mem_key)
             return

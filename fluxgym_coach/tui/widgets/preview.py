@@ -69,7 +69,7 @@ class Preview(Container):
         self.border_title = title
         self.shown_key = key
         if self._image_widget is None:
-            self.show_text(f"{image.width}x{image.height} preview (preview is off)", title, key)
+            self.show_text("preview off", title, key)
             return
         self.query_one("#preview-text", Static).display = False
         self._image_widget.display = True
