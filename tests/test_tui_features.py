@@ -368,3 +368,22 @@ async def test_preview_off_decodes_nothing(tui_dataset, make_tui_app):
         assert preview.border_title.startswith("Original 512x512")
         assert "preview off" in str(preview.query_one("#preview-text").render())
         assert app.thumbs.decodes == 0
+
+
+async def test_unreadable_image_is_flagged_and_explained(tui_dataset, make_tui_app):
+    (tui_dataset / "aaa_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    app = make_tui_app(tui_dataset, audit=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        row = app.current
+        assert row.relpath == "aaa_broken.jpg" and row.flagged
+        await pilot.pause(0.3)
+        await settle(pilot, app)
+        text = str(app.query_one("#preview").query_one("#preview-text").render())
+        assert "cannot show this image" in text
+        await pilot.press("m")  # next flagged wraps around to the only one
+        assert app.current.relpath == "aaa_broken.jpg"
+        await pilot.press("p")
+        await settle(pilot, app)
+        assert any("aaa_broken.jpg" in n.message for n in app._notifications
+                   if n.severity == "error")
