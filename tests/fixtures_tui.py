@@ -41,6 +41,10 @@ async def settle(pilot, app) -> None:
     """Let messages, workers and stored decisions finish (no wall-clock assertion)."""
     import asyncio
 
+    for _ in range(200):  # the panels follow the cursor once it rests (a timer)
+        if getattr(app, "_preview_timer", None) is None:
+            break
+        await pilot.pause(0.05)
     for _ in range(3):
         await pilot.pause()
         await app.workers.wait_for_complete()
