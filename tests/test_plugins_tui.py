@@ -148,6 +148,8 @@ async def test_task_progress_panel():
 
     app = ProgressHost()
     async with app.run_test() as pilot:
+        # empty, the panel takes no room and prints nothing (a bare Widget would print its name)
+        assert not app.query_one(TaskProgressPanel).display
         for _ in range(3):
             queue.add_task(Step())
         await queue.join()
@@ -155,6 +157,7 @@ async def test_task_progress_panel():
         panel = app.query_one(TaskProgressPanel)
         bar = panel.query_one(ProgressBar)
         assert (bar.total, bar.progress) == (3, 3) and panel.states["vectors"].done == 3
+        assert panel.display
     await queue.close()
 
 

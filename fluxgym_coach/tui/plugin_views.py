@@ -411,7 +411,8 @@ class TaskProgressPanel(Widget):
     Updates arrive as messages, so the queue may report from any thread."""
 
     DEFAULT_CSS = """
-    TaskProgressPanel { height: auto; }
+    TaskProgressPanel { height: auto; display: none; }
+    TaskProgressPanel.-has-tasks { display: block; }
     TaskProgressPanel Horizontal { height: 1; }
     TaskProgressPanel Label { width: 32; }
     """
@@ -447,6 +448,7 @@ class TaskProgressPanel(Widget):
         if not found:
             await self.mount(Horizontal(Label(s.name, markup=False), ProgressBar(total=s.total, show_eta=False),
                                         id=wid))
+            self.add_class("-has-tasks")  # hidden while empty: a bare Widget would print its name
             found = self.query(f"#{wid}")
         row = found.first()
         row.query_one(Label).update(f"{s.name}" + (f" ({s.failed} failed)" if s.failed else ""))
