@@ -171,13 +171,9 @@ def job_id_for(kind: str, params: dict[str, Any], backend_identity: str,
 def describe_source(source: Source) -> Source:
     """Fill in the digest, upright size (px) and grayscale flag of a source.
 
-    Reads the file (blocking: call it in a thread). Raises
+    Returns ``source`` itself when all are known; otherwise reads the file
+    (blocking: call it in a thread). Raises
     :class:`~fluxgym_coach.imaging.ImageReadError` or OSError."""
-    return _describe(source)
-
-
-def _describe(source: Source) -> Source:
-    """Fill in the digest, upright size and grayscale flag of a source (reads the file)."""
     if source.digest and source.width and source.height and source.is_grayscale is not None:
         return source
     data = source.path.read_bytes()
@@ -419,7 +415,7 @@ async def run_enhance(
     async def describe(src: Source) -> Source | BaseException:
         async with reading:
             try:
-                return await asyncio.to_thread(_describe, src)
+                return await asyncio.to_thread(describe_source, src)
             except (imaging.ImageReadError, OSError) as exc:
                 return exc
 
