@@ -94,7 +94,9 @@ async def prepare_dataset(
     check_target(dataset, out_dir, name, trigger, resolution, repeats, force)  # fail before long work
     cache = cache or ImageCache()
     params = (params or EnhanceParams()).with_(target_short_side=resolution)
-    scan = await asyncio.to_thread(dataset.scan, on_event)
+    from .plugins.loader import scan_with_plugins  # plugins fire their scan events, if any
+
+    scan = await scan_with_plugins(dataset, on_event)
     records = dataset.store.images()
     candidates = enhancement_candidates(records, resolution, params.colorize)
     enhance = None

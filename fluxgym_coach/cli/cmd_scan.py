@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,7 @@ import typer
 from rich.table import Table
 
 from ..dataset import Dataset, DatasetError
+from ..plugins.loader import scan_with_plugins
 from .common import EXIT_USAGE, err, fail, out, print_json, progress_sink
 from .options import Json, Quiet, Strict
 
@@ -25,7 +27,8 @@ def scan(
     any letter case, recursively (hidden folders skipped), and records size,
     digest, dimensions, format, EXIF orientation, perceptual hash, grayscale
     flag, sharpness and the caption sidecar. A second scan only re-reads what
-    changed, so it is cheap to run again. Exit code 1 when a file could not be
+    changed, so it is cheap to run again. When the dataset has plugins set up
+    (`fluxgym-coach plugins add`), they are told about new and removed images. Exit code 1 when a file could not be
     read (or, with --strict, when a caption was not UTF-8).
     """
     try:
@@ -33,7 +36,7 @@ def scan(
     except DatasetError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     with ds, progress_sink(quiet or json_out) as sink:
-        report = ds.scan(on_event=sink)
+        report = asyncio.run(scan_with_plugins(ds, sink))
         records = ds.images()
     if json_out:
         print_json({

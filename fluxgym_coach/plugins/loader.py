@@ -45,7 +45,7 @@ from typing import Any
 
 import tomli_w
 
-from ..dataset import ScanReport
+from ..dataset import Dataset, ScanReport
 from ..events import EventSink, null_sink
 from ..store import STORE_DIRNAME
 from .models import DeleteFolderConfirm, Notif, NotifType
@@ -410,7 +410,33 @@ async def scan_and_notify(project: Project, on_event: EventSink = null_sink) -> 
     return report
 
 
-__all__ = ["BUILTINS", "CONFIG_FILENAME", "ENTRY_POINT_GROUP", "PluginConfig", "PluginError", "PluginSpec",
+async def scan_with_plugins(dataset: Dataset, on_event: EventSink = null_sink) -> ScanReport:
+    """Scan ``dataset``, firing its plugins' scan events when it has a plugin config.
+
+    Without ``.fluxgym-coach/plugins.toml`` (no plugin set up for this
+    dataset) this is a plain :meth:`Dataset.scan` in a thread: a scan stays
+    cheap for everyone who never used plugins. With it, the dataset's plugins
+    are loaded, :func:`scan_and_notify` runs, and the plugin tasks it queued
+    (e.g. similarity vectors of new images) are awaited. Plugin load failures
+    and task errors are added to the report's ``warnings`` under
+    ``"plugin <name>"``, so every front end shows them.
+    """
+    if not config_path(dataset.root).exists():
+        return await asyncio.to_thread(dataset.scan, on_event)
+    project = Project(dataset)
+    try:
+        await load_plugins(project)
+        report = await scan_and_notify(project, on_event)
+        for name, reason in project.load_errors.items():
+            report.warnings[f"plugin {name}"] = f"failed to load: {reason}"
+        for error in await project.task_queue.join():
+            report.warnings[f"plugin task {error.name}"] = error.message
+        return report
+    finally:
+        project.close()
+
+
+__all__ = ["scan_with_plugins", "BUILTINS", "CONFIG_FILENAME", "ENTRY_POINT_GROUP", "PluginConfig", "PluginError", "PluginSpec",
            "add_plugin", "available_entry_points", "config_path", "install_requirements", "instantiate_plugin",
            "instantiate_plugins", "load_plugin", "start_plugin",
            "load_plugins", "open_project", "read_config", "read_requirements", "remove_plugin",

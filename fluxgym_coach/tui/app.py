@@ -806,6 +806,10 @@ class ReviewApp(App[None]):
 
     @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
     def _scan_worker(self, sink: JobSink) -> None:
+        from ..plugins.loader import notify_scan, scan_snapshot
+
+        session = getattr(self, "plugin_session", None)  # plugins hear about new and removed images
+        snapshot = scan_snapshot(session.project) if session is not None else None
         try:
             report = self.dataset.scan(on_event=sink)
         except JobCancelled:
@@ -816,6 +820,8 @@ class ReviewApp(App[None]):
             sink.fail(f"scan stopped: {exc}")
             return
         sink.finish("done")
+        if session is not None and (report.added or report.updated or report.removed):
+            self.call_from_thread(notify_scan, session.project, report, snapshot)
         if report.added or report.updated or report.removed or report.captions_updated:
             self.post_message(RowsChanged(None))
         if self.audit_on_start:
