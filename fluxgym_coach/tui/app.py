@@ -806,7 +806,7 @@ class ReviewApp(App[None]):
 
     @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
     def _scan_worker(self, sink: JobSink) -> None:
-        from ..plugins.loader import notify_scan, scan_snapshot
+        from ..plugins.loader import scan_snapshot
 
         session = getattr(self, "plugin_session", None)  # plugins hear about new and removed images
         snapshot = scan_snapshot(session.project) if session is not None else None
@@ -821,7 +821,8 @@ class ReviewApp(App[None]):
             return
         sink.finish("done")
         if session is not None and (report.added or report.updated or report.removed):
-            self.call_from_thread(notify_scan, session.project, report, snapshot)
+            self.call_from_thread(self.run_worker, session.notify_scan(report, snapshot),
+                                  group="plugin-events", exit_on_error=False)
         if report.added or report.updated or report.removed or report.captions_updated:
             self.post_message(RowsChanged(None))
         if self.audit_on_start:

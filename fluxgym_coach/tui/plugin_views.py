@@ -23,6 +23,8 @@ every plugin action and wires the rest:
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 import re
 from collections.abc import Callable
@@ -41,6 +43,7 @@ from textual.widgets import Button, Checkbox, DataTable, Input, Label, ProgressB
 from ..plugins import (ActionContext, ActionError, ActionResult, FunctionDescription, Group, Notif,
                        NotifFunction, NotifType, ParamDescription, Project, TaskQueue, TaskState, to_jsonable)
 from ..plugins.loader import instantiate_plugins, start_plugin
+from ..plugins.loader import notify_scan as fire_scan_events
 
 _SEVERITY = {NotifType.ERROR: "error", NotifType.WARNING: "warning", NotifType.INFO: "information",
              NotifType.DEBUG: "information"}
@@ -499,12 +502,22 @@ class PluginSession:
         self.notifications: list[Notif] = []
         self.results: list[ActionResult] = []
         self.project.on_notif(self._background_notif)
+        self.started = asyncio.Event()  # set once every plugin's _start has returned
         instantiate_plugins(self.project)
 
     async def start(self) -> None:
-        """Start every instantiated plugin (``_start``), reporting failures as toasts."""
-        for plugin in list(self.project.plugins.values()):
-            await start_plugin(self.project, plugin)
+        """Start every instantiated plugin (``_start``), reporting failures as toasts;
+        sets :attr:`started` at the end, failed or not."""
+        try:
+            for plugin in list(self.project.plugins.values()):
+                await start_plugin(self.project, plugin)
+        finally:
+            self.started.set()
+
+    async def notify_scan(self, report: Any, snapshot: Any) -> None:
+        """Tell the plugins about a scan once they have started (see ``plugins.notify_scan``)."""
+        await self.started.wait()
+        await fire_scan_events(self.project, report, snapshot)
 
     def _background_notif(self, notif: Notif) -> None:
         self.notifications.append(notif)
