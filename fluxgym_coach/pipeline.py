@@ -298,52 +298,68 @@ async def run_enhance(
                 w.input_data = w.source.path.read_bytes()
                 w.input_digest = w.source.digest
 
-    async def run_chunk(chunk: list[_Work]) -> None:
-        async with sem:
-            if cancel.is_set():
+    async def run_chunk(chunk: list[_Work], after: asyncio.Event | None, sent: asyncio.Event) -> None:
+        # Requests leave in plan order: a chunk waits (without holding a slot)
+        # until the one planned before it has been sent, so the small first
+        # chunk really is the first request the server sees.
+        try:
+            if after is not None:
+                await after.wait()
+            async with sem:
+                await send_chunk(chunk, sent)
+        finally:
+            sent.set()
+
+    async def send_chunk(chunk: list[_Work], sent: asyncio.Event) -> None:
+        if cancel.is_set():
+            return
+        try:
+            await asyncio.to_thread(load_chunk, chunk)
+        except OSError as exc:
+            for w in chunk:
+                fail(w, imaging._explain(exc))
+            return
+        items = [item_of(w) for w in chunk]
+        try:
+            sent.set()
+            results = await backend.upscale(items, params)
+            report.backend_requests += 1
+        except BackendError as exc:
+            if cancel.is_set():  # stopped by the user: the items stay pending (resumable)
                 return
-            try:
-                await asyncio.to_thread(load_chunk, chunk)
-            except OSError as exc:
-                for w in chunk:
-                    fail(w, imaging._explain(exc))
-                return
-            items = [item_of(w) for w in chunk]
-            try:
-                results = await backend.upscale(items, params)
-                report.backend_requests += 1
-            except BackendError as exc:
-                if cancel.is_set():  # stopped by the user: the items stay pending (resumable)
-                    return
-                for w in chunk:
-                    fail(w, exc.reason)
-                return
-            if len(results) != len(chunk):  # never map a short batch by position
-                for w in chunk:
-                    fail(w, f"backend returned {len(results)} results for {len(chunk)} images")
-                return
-            for w, item, res in zip(chunk, items, results):
-                if isinstance(res, BackendError):
-                    if not (cancel.is_set() and res.retryable):
-                        fail(w, res.reason)
-                    w.input_data = None
-                    continue
-                cparams = backend.cache_params("upscale", params, item)
-                try:
-                    entry = await asyncio.to_thread(store_result, w.key, res, "upscale", cparams,
-                                                    item.digest)
-                except imaging.ImageReadError as exc:
-                    fail(w, f"backend returned an unreadable image ({exc.reason})")
-                    continue
-                w.outcome.status = "enhanced"
-                finish(w, entry, "colorize+upscale" if w.colorize else "upscale", cparams, cached=False)
+            for w in chunk:
+                fail(w, exc.reason)
+            return
+        if len(results) != len(chunk):  # never map a short batch by position
+            for w in chunk:
+                fail(w, f"backend returned {len(results)} results for {len(chunk)} images")
+            return
+        for w, item, res in zip(chunk, items, results):
+            if isinstance(res, BackendError):
+                if not (cancel.is_set() and res.retryable):
+                    fail(w, res.reason)
                 w.input_data = None
+                continue
+            cparams = backend.cache_params("upscale", params, item)
+            try:
+                entry = await asyncio.to_thread(store_result, w.key, res, "upscale", cparams,
+                                                item.digest)
+            except imaging.ImageReadError as exc:
+                fail(w, f"backend returned an unreadable image ({exc.reason})")
+                continue
+            w.outcome.status = "enhanced"
+            finish(w, entry, "colorize+upscale" if w.colorize else "upscale", cparams, cached=False)
+            w.input_data = None
 
     # Chunks fill per scale factor, bounded by max_batch images and max_request_bytes.
     open_chunks: dict[float, tuple[list[_Work], int]] = {}
 
+    last_sent: list[asyncio.Event | None] = [None]
+
     def submit(chunk: list[_Work]) -> None:
-        tasks.append(asyncio.create_task(run_chunk(chunk)))
+        sent = asyncio.Event()
+        tasks.append(asyncio.create_task(run_chunk(chunk, last_sent[0], sent)))
+        last_sent[0] = sent
 
     pipelined = int(getattr(backend, "concurrency", 1)) > 1
 
