@@ -505,7 +505,7 @@ async def run_enhance(
         if journal:
             journal.close("cancelled")
         try:  # Ctrl-C: ask the server to stop the job we left running there
-            await asyncio.wait_for(asyncio.shield(backend.interrupt()), timeout=5)
+            await asyncio.wait_for(asyncio.shield(backend.interrupt()), timeout=30)
         except (Exception, asyncio.CancelledError):
             pass
         raise

@@ -506,7 +506,7 @@ class _Server:
     alive: bool = True
     inflight: int = 0
     reason: str = ""
-    abandoned: bool = False  # a request of ours was cancelled while the server worked on it
+    abandoned: int = 0  # requests of ours cancelled (Ctrl-C) while the server had them
 
 
 class ForgeBackend:
@@ -665,7 +665,7 @@ class ForgeBackend:
             try:
                 return await call(server.client)
             except asyncio.CancelledError:
-                server.abandoned = True
+                server.abandoned += 1
                 raise
             except ForgeUnreachable as exc:
                 last = exc
@@ -778,23 +778,60 @@ class ForgeBackend:
         except imaging.ImageReadError as exc:
             raise BackendError(f"server returned an unreadable image for {item.name} ({exc.reason})")
 
-    async def interrupt(self) -> None:
-        """Send ``/interrupt`` to every live server that is running one of our jobs,
-        or was when its request was cancelled (Ctrl-C). Best effort: errors are
-        ignored; a server where we have nothing running is not touched, so
-        another client's job there goes on."""
+    async def interrupt(self, *, drain_s: float = 25.0, poll_s: float = 0.2) -> None:
+        """Stop our work on every live server that has some: the running job and
+        the ones of ours still queued behind it.
+
+        ``/interrupt`` flags only the running job and the flag is reset when the
+        next job starts (sdapi.md §6), so a request of ours waiting in the
+        server's FIFO queue would still run in full after a single interrupt.
+        This sends ``/interrupt`` at once, then polls ``/progress`` every
+        ``poll_s`` seconds and interrupts each job that starts while requests
+        of ours are still there: the ones in flight (until they return) and
+        the ones cancelled by Ctrl-C (counted in ``abandoned``; one is taken
+        off per job seen starting, and all when the server is seen idle).
+        Gives up after ``drain_s`` seconds. Best effort: errors are ignored; a
+        server where we have nothing running is not touched, so another
+        client's job there goes on.
+        """
         self._interrupting = True
         busy = [s for s in self.servers if s.alive and (s.inflight > 0 or s.abandoned)]
-        for s in busy:
-            s.abandoned = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + drain_s
 
-        async def one(server: _Server) -> None:
+        async def send(server: _Server) -> None:
             try:
                 await asyncio.wait_for(server.client.interrupt(), timeout=10)
             except (ForgeError, asyncio.TimeoutError):
                 pass
 
-        await asyncio.gather(*(one(s) for s in busy))
+        async def drain(server: _Server) -> None:
+            await send(server)
+            if server.abandoned:  # Ctrl-C: say why we are not gone yet
+                log.warning("stopping the requests left on %s (press Ctrl-C again to leave "
+                            "them running)", server.client.url)
+            idle_polls = 0
+            while (server.inflight > 0 or server.abandoned > 0) and loop.time() < deadline:
+                await asyncio.sleep(poll_s)
+                try:
+                    state = (await asyncio.wait_for(server.client.progress(), timeout=10)).get("state", {})
+                except (ForgeError, asyncio.TimeoutError):
+                    break
+                if not state.get("job"):
+                    # Nothing running: the jobs we cancelled are over (the FIFO gap
+                    # between two jobs is short, so wait for a second idle poll).
+                    idle_polls += 1
+                    if idle_polls >= 2 and server.inflight == 0:
+                        server.abandoned = 0
+                    continue
+                idle_polls = 0
+                if not state.get("interrupted"):  # a job started since our last interrupt
+                    await send(server)
+                    if server.inflight == 0 and server.abandoned > 0:
+                        server.abandoned -= 1
+            server.abandoned = 0
+
+        await asyncio.gather(*(drain(s) for s in busy))
 
     async def aclose(self) -> None:
         """Close every client."""
