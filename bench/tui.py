@@ -15,9 +15,16 @@ runs) and scans them once (not timed as part of the TUI). Then, in the same run:
    The child also reports its peak memory (``ru_maxrss``) after the moves below.
    Before the moves it waits for the background work: the scan, and the
    plugins' start-up tasks (they run on their own threads).
-2. **cursor move**: in the same child, headless with Textual's Pilot at 100x30,
-   ``--moves`` presses of ``down`` (and as many of ``pagedown``/``up``); the time per
-   key press, against the same presses on the empty app (the Pilot's own cost).
+2. **key to paint**: in the same child, headless at 100x30, ``down`` key events
+   sent to the driver as a terminal would, each timed from the event to the
+   end of the screen refresh that shows the moved cursor (``call_after_refresh``
+   runs after the compositor's update): ``--moves`` presses 33 ms apart (a
+   held key) and a tenth as many 0.3 s apart (cursor rested, panels updated).
+   The empty app binds ``down`` to an action that changes one line.
+3. **Pilot presses**: ``--moves`` ``Pilot.press("down")`` (and a tenth as many
+   ``pagedown``); wall and CPU per press against the same presses on the empty
+   app. ``Pilot.press`` waits for idleness sampled in 20 ms windows, so its
+   wall time is a multiple of 20 ms: the CPU figure is the telling one.
 
 Targets (issue 4): first paint under 2 s, cursor move under 50 ms, memory
 under 300 MB. Nothing is asserted: the numbers go to docs/performance.md.
@@ -71,15 +78,32 @@ def child(kind: str, dataset: str, moves: int, started: float) -> None:
     from textual.app import App
     from textual.widgets import Static
 
+    from textual import events
+
     result: dict[str, float] = {}
+    waiting: list[asyncio.Future[float]] = []
+
+    def painted() -> None:
+        """Called after the refresh that follows a handled key: the key is on screen."""
+        while waiting:
+            fut = waiting.pop()
+            if not fut.done():
+                fut.set_result(time.perf_counter())
 
     if kind == "empty":
         class Bench(App):  # type: ignore[type-arg]
+            BINDINGS = [("down", "move"), ("pagedown", "move")]
+
             def compose(self):
-                yield Static("hello")
+                yield Static("hello", id="counter")
 
             def on_mount(self) -> None:
                 self.call_after_refresh(lambda: result.setdefault("paint", time.time() - started))
+
+            def action_move(self) -> None:  # the least a key can do: change one line
+                counter = self.query_one("#counter", Static)
+                counter.update(str(int(time.perf_counter() * 1000)))
+                self.call_after_refresh(painted)
         app = Bench()
     else:
         from fluxgym_coach.tui.app import ReviewApp
@@ -87,7 +111,25 @@ def child(kind: str, dataset: str, moves: int, started: float) -> None:
         class Bench(ReviewApp):  # type: ignore[no-redef]
             def on_mount(self) -> None:  # Textual calls ReviewApp.on_mount too (per class)
                 self.call_after_refresh(lambda: result.setdefault("paint", time.time() - started))
+
+            def on_image_list_highlighted(self, _message: object) -> None:  # also per class
+                self.call_after_refresh(painted)
         app = Bench(dataset, preview="halfcell", audit=False)
+
+    async def key_to_paint(key: str, presses: int, gap: float) -> list[float]:
+        """Milliseconds from a key event entering the app to the refresh that shows it."""
+        loop = asyncio.get_running_loop()
+        latencies = []
+        for _ in range(presses):
+            fut: asyncio.Future[float] = loop.create_future()
+            waiting.append(fut)
+            event = events.Key(key, None)
+            event.set_sender(app)
+            t0 = time.perf_counter()
+            app._driver.send_message(event)  # what a terminal's key does (no Pilot idle wait)
+            latencies.append((await asyncio.wait_for(fut, 10) - t0) * 1000)
+            await asyncio.sleep(gap)
+        return latencies
 
     async def run() -> None:
         async with app.run_test(size=(100, 30)) as pilot:
@@ -99,6 +141,15 @@ def child(kind: str, dataset: str, moves: int, started: float) -> None:
                 t0 = time.perf_counter()
                 await session.project.task_queue.join()
                 result["plugin_tasks_s"] = time.perf_counter() - t0
+            await pilot.pause(0.5)
+            # Key to paint, as a user sees it: held-down key (30 presses/s) and
+            # single presses after the cursor has rested (debounced panels updated).
+            held = key_to_paint("down", moves, 1 / 30)
+            result["k2p_held_ms"] = statistics.median(await held)
+            await pilot.pause(0.5)
+            rested = await key_to_paint("down", max(10, moves // 10), 0.3)
+            result["k2p_rested_ms"] = statistics.median(rested)
+            result["k2p_rested_max_ms"] = max(rested)
             await pilot.pause(0.5)
             t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(moves):
@@ -173,6 +224,10 @@ def main() -> None:
           f"ratio {a_paint / e_paint:.2f}x   (target < 2 s)")
     print(f"cursor move     : app {a_move:.1f} ms  empty app key press {e_move:.1f} ms   "
           f"ratio {a_move / e_move:.2f}x   (wall, incl. the Pilot's idle wait; target < 50 ms)")
+    print(f"key to paint    : app {med(app, 'k2p_held_ms'):.1f} ms held down (30/s), "
+          f"{med(app, 'k2p_rested_ms'):.1f} ms rested (max {med(app, 'k2p_rested_max_ms'):.1f})   "
+          f"empty app {med(empty, 'k2p_held_ms'):.1f} / {med(empty, 'k2p_rested_ms'):.1f} ms   "
+          f"(key event in -> refresh done; target < 50 ms)")
     print(f"  CPU per move  : app {a_movec:.1f} ms  empty app {e_movec:.1f} ms   "
           f"ratio {a_movec / e_movec:.2f}x")
     print(f"page down       : app {a_page:.1f} ms  empty app key press {e_page:.1f} ms   "
