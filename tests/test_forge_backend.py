@@ -104,6 +104,26 @@ def test_enhance_sizes_colorize_and_cache(fake_forge, small_images, tmp_path):
     assert fake_forge.job_requests == 0
 
 
+def test_colorization_seed_is_derived_from_the_image_so_a_recompute_matches(
+        fake_forge, small_images, tmp_path):
+    from tests.fixtures_forge import draw_image
+    bw2 = draw_image(tmp_path / "in" / "bw2.png", (30, 30), gray=True, seed=7)
+    sources = [Source(p.name, p) for p in (small_images[-1], bw2)]
+    params = EnhanceParams(scale_factor=1, colorize=True)
+    first = run(sources, backend_for(fake_forge), params, ImageCache(tmp_path / "c1"))
+    again = run(sources, backend_for(fake_forge), params, ImageCache(tmp_path / "c2"))
+    assert not first.failed and not again.failed
+    seeds = fake_forge.img2img_seeds
+    assert len(seeds) == 4 and -1 not in seeds
+    assert sorted(seeds[:2]) == sorted(seeds[2:])  # same images, same seeds after a cache clear
+    assert seeds[0] != seeds[1]  # but not one seed for every image
+    digests = {first.outcomes[s.name].digest for s in sources}
+    assert set(seeds[:2]) == {int(d[:8], 16) & 0x7FFFFFFF for d in digests}
+    fake_forge.reset_counters()
+    run(sources, backend_for(fake_forge, seed=42), params, ImageCache(tmp_path / "c3"))
+    assert fake_forge.img2img_seeds == [42, 42]
+
+
 def test_no_colorize_and_jpeg_output(fake_forge, small_images, tmp_path):
     params = EnhanceParams(scale_factor=1.5, upscaler="Lanczos", colorize=False, output_format="JPEG")
     report = run(sources_of(small_images), backend_for(fake_forge), params,

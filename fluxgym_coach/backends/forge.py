@@ -520,7 +520,8 @@ class ForgeBackend:
     default 8), ``max_request_bytes`` (input bytes per request, default
     32 MiB), ``per_server`` (requests in flight per server, default 2: the
     next one is encoded and uploaded while the server works), ``seed``
-    (img2img seed, default -1 = random), and the :class:`ForgeClient` tuning
+    (img2img seed; default -1 derives one per image from its digest, see
+    :meth:`seed_for`), and the :class:`ForgeClient` tuning
     (``timeout``, ``connect_timeout``, ``retries``, ``backoff``,
     ``max_backoff``).
 
@@ -637,7 +638,8 @@ class ForgeBackend:
                     "negative_prompt": params.colorize_negative_prompt,
                     "denoising_strength": params.denoising_strength, "steps": params.steps,
                     "cfg_scale": params.cfg_scale, "sampler": self.sampler or params.sampler_name,
-                    "checkpoint": self.checkpoint, "seed": self.seed, "format": params.output_format}
+                    "checkpoint": self.checkpoint,
+                    "seed": self.seed if self.seed >= 0 else "from-digest", "format": params.output_format}
         upscaler = self._upscaler(params)
         return {"op": op, "scale": round_scale(item.scale), "upscaler": upscaler,
                 "size": list(output_size(item.width, item.height, item.scale, upscaler)),
@@ -752,6 +754,16 @@ class ForgeBackend:
 
         return await asyncio.to_thread(build)
 
+    def seed_for(self, item: EnhanceItem) -> int:
+        """The img2img seed sent for ``item``: ``seed`` when one was given (>= 0),
+        else the first 31 bits of the image's digest. A per-image seed keeps
+        colorization reproducible (recomputing a cleared cache gives the same
+        picture, with the same server and checkpoint) where Forge's -1 would
+        draw a new random one each time."""
+        if self.seed >= 0:
+            return int(self.seed)
+        return int(item.digest[:8], 16) & 0x7FFFFFFF if item.digest else 0
+
     async def colorize(self, item: EnhanceItem, params: EnhanceParams) -> bytes:
         """Colorize one black-and-white image with img2img (colorize prompts,
         denoising strength, steps, CFG scale, sampler); the result has the
@@ -762,7 +774,7 @@ class ForgeBackend:
             item.data, width=width, height=height, prompt=params.colorize_prompt,
             negative_prompt=params.colorize_negative_prompt,
             denoising_strength=params.denoising_strength, steps=params.steps,
-            cfg_scale=params.cfg_scale, sampler_name=sampler, seed=self.seed))
+            cfg_scale=params.cfg_scale, sampler_name=sampler, seed=self.seed_for(item)))
 
         def back_to_size() -> bytes:
             im = imaging.open_image(data, item.name)

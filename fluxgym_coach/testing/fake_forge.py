@@ -174,6 +174,7 @@ class FakeForge:
         self.job_requests = 0
         self.jobs_by_path: dict[str, int] = {}
         self.images_processed = 0
+        self.img2img_seeds: list[int] = []  # the seed field of each img2img request
         self.busy_seconds = 0.0
         self.max_parallel_jobs = 0
         self._running = 0
@@ -252,6 +253,7 @@ class FakeForge:
             self.job_order = []
             self.interrupts = 0
             self.requests = []
+            self.img2img_seeds = []
 
     def stats(self) -> dict[str, Any]:
         """The counters as a dict (also served at ``GET /fake/stats``; ``POST /fake/reset``
@@ -714,6 +716,8 @@ class _Handler(BaseHTTPRequestHandler):
         out = _tint(im, (width, height))
         seed = int(body.get("seed", -1))
         seed = seed if seed >= 0 else 1234567
+        with fake._state_lock:
+            fake.img2img_seeds.append(int(body.get("seed", -1)))
         params = {k: v for k, v in body.items() if k != "init_images"}
         params["init_images"] = None
         info = {"seed": seed, "all_seeds": [seed], "width": width, "height": height,
