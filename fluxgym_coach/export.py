@@ -10,6 +10,8 @@ Fluxgym does: "Cat Toy" -> ``cat-toy``), it writes::
                                            line, trigger word first
     OUT/outputs/<slug>/dataset.toml        Fluxgym's keys + enable_bucket = true
     OUT/outputs/<slug>/sample_prompts.txt  the trigger word, as Fluxgym pre-fills it
+    OUT/outputs/<slug>/train.sh            Fluxgym's training command for it (run
+                                           from OUT; see :mod:`train_script`)
     OUT/outputs/<slug>/manifest.jsonl      one line per exported image: source,
                                            digest, variant, parameters
 
@@ -44,6 +46,7 @@ from .events import EventSink, ItemDone, ItemFailed, ItemWarning, JobFinished, J
 from .fsutil import atomic_write_bytes, atomic_write_text
 from .image_cache import ImageCache
 from .store import ImageRecord
+from .train_script import VRAM_CHOICES, train_script
 
 #: Resolutions Fluxgym offers (kohya's ``resolution``: the side of the square bucket area).
 RESOLUTIONS = (512, 768, 1024)
@@ -97,6 +100,13 @@ class ExportReport:
     failed: dict[str, str] = field(default_factory=dict)
     warnings: dict[str, list[str]] = field(default_factory=dict)
     removed_stale: int = 0
+    train_script: Path | None = None
+
+    @property
+    def fluxgym_root(self) -> bool:
+        """True when ``root`` looks like a Fluxgym install (has ``sd-scripts/``),
+        so ``train.sh`` can run where it was written."""
+        return (self.root / "sd-scripts").is_dir()
 
     @property
     def placeholders(self) -> list[str]:
@@ -252,6 +262,7 @@ def export_dataset(
     relpaths: list[str] | None = None,
     jpeg_quality: int = 95,
     workers: int | None = None,
+    vram: str = "20G",
 ) -> ExportReport:
     """Export ``dataset`` to the Fluxgym root ``out_dir`` (see the module docstring).
 
@@ -261,10 +272,14 @@ def export_dataset(
     bad, the target is inside the dataset, or the target folders are not empty
     and ``force`` is False. With ``force``, old images, captions and ``*.npz``
     latent caches in ``datasets/<slug>/`` are removed first (nothing else is).
-    Per-image problems are reported in the result, never raised.
+    ``vram`` (``"20G"``, ``"16G"``, ``"12G"``) picks the optimizer written in
+    ``train.sh``. Per-image problems are reported in the result, never raised.
     """
+    if vram not in VRAM_CHOICES:
+        raise ExportError(f"unknown VRAM size {vram!r}: use one of {', '.join(VRAM_CHOICES)}")
     ds_dir, outputs_dir = check_target(dataset, out_dir, name, trigger, resolution, repeats, force)
     root, slug = ds_dir.parent.parent, ds_dir.name
+    script = train_script(slug, vram)
     ds_dir.mkdir(parents=True, exist_ok=True)
     outputs_dir.mkdir(parents=True, exist_ok=True)
     report = ExportReport(root, ds_dir, outputs_dir, outputs_dir / "dataset.toml")
@@ -353,6 +368,9 @@ def export_dataset(
     toml_text = tomli_w.dumps(dataset_toml(ds_dir, trigger, resolution, repeats))
     atomic_write_text(report.toml_path, toml_text)
     atomic_write_text(outputs_dir / "sample_prompts.txt", trigger + "\n")
+    report.train_script = outputs_dir / "train.sh"
+    atomic_write_text(report.train_script, script)
+    report.train_script.chmod(0o755)
     manifest = "".join(json.dumps(asdict(f), sort_keys=True, ensure_ascii=False) + "\n"
                        for f in report.files)
     atomic_write_text(outputs_dir / "manifest.jsonl", manifest)

@@ -82,11 +82,13 @@ async def prepare_dataset(
     force: bool = False,
     on_event: EventSink = null_sink,
     cancel: asyncio.Event | None = None,
+    vram: str = "20G",
 ) -> PrepareReport:
     """Scan, enhance and export ``dataset`` (see the module docstring).
 
     ``params`` are the enhancement settings; their ``target_short_side`` is
-    set to ``resolution``. Raises :class:`~fluxgym_coach.export.ExportError`
+    set to ``resolution``; ``vram`` picks train.sh's optimizer (see
+    :mod:`~fluxgym_coach.train_script`). Raises :class:`~fluxgym_coach.export.ExportError`
     (before any work) when the export target is unusable, and
     :class:`~fluxgym_coach.backends.base.BackendError` when the backend's
     pre-flight check fails. Per-image problems are in the reports.
@@ -108,5 +110,6 @@ async def prepare_dataset(
         if enhance.cancelled:
             return PrepareReport(scan, enhance, None)
     export = await asyncio.to_thread(
-        export_dataset, dataset, out_dir, name, trigger, resolution, repeats, force, on_event, cache)
+        export_dataset, dataset, out_dir, name, trigger, resolution, repeats, force, on_event, cache,
+        vram=vram)
     return PrepareReport(scan, enhance, export)

@@ -190,6 +190,79 @@ def test_prepare_on_all_real_images(real_dataset, tmp_path):
     assert "colorization needs a Forge backend" in data["enhance_reasons"]["camera.png"]
 
 
+def _fake_fluxgym(root: Path) -> Path:
+    """A Fluxgym folder with sd-scripts' trainer and the model files (empty), and a
+    stand-in ``accelerate`` that records its working folder and arguments; returns
+    the folder holding that ``accelerate``."""
+    from fluxgym_coach.train_script import MODEL_PATHS, TRAINER
+    for rel in [TRAINER, *MODEL_PATHS.values()]:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"")
+    bin_dir = root.parent / "bin"
+    bin_dir.mkdir()
+    stub = bin_dir / "accelerate"
+    stub.write_text('#!/bin/sh\npwd > "$ACCELERATE_LOG"\nfor a in "$@"; do echo "$a" >> "$ACCELERATE_LOG"; done\n')
+    stub.chmod(0o755)
+    return bin_dir
+
+
+def _run_train_sh(script: Path, bin_dir: Path, log: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", ACCELERATE_LOG=str(log))
+    return subprocess.run(["bash", str(script)], cwd="/", env=env, capture_output=True, text=True,
+                          timeout=30)
+
+
+@pytest.mark.parametrize("vram, expected, absent", [
+    ("20G", ["--optimizer_type", "adamw8bit"], ["--split_mode"]),
+    ("12G", ["--optimizer_type", "adafactor", "relative_step=False", "--split_mode",
+             "train_blocks=single"], ["adamw8bit"]),
+])
+def test_export_writes_a_train_sh_that_trains_from_the_fluxgym_folder(
+        example_dataset, tmp_path, vram, expected, absent):
+    root = tmp_path / "fluxgym"
+    bin_dir = _fake_fluxgym(root)
+    with Dataset(example_dataset) as ds:
+        ds.scan()
+        report = export_dataset(ds, root, "My Style", "ohwx", resolution=512, vram=vram)
+    script = root / "outputs" / "my-style" / "train.sh"
+    assert report.train_script == script and report.fluxgym_root
+    assert os.access(script, os.X_OK)
+    log = tmp_path / "accelerate.log"
+    done = _run_train_sh(script, bin_dir, log)  # run from "/": the script finds its folder
+    assert done.returncode == 0, done.stderr
+    cwd, *argv = log.read_text().splitlines()
+    assert Path(cwd) == root
+    assert argv[:2] == ["launch", "--mixed_precision"] and "sd-scripts/flux_train_network.py" in argv
+
+    def value(flag: str) -> str:
+        return argv[argv.index(flag) + 1]
+    # every path it names exists from the folder it runs in
+    for flag in ("--pretrained_model_name_or_path", "--clip_l", "--t5xxl", "--ae", "--dataset_config"):
+        assert (root / value(flag)).is_file(), flag
+    assert tomllib.loads((root / value("--dataset_config")).read_text())["datasets"][0]["resolution"] == 512
+    assert value("--output_dir") == "outputs/my-style" and value("--output_name") == "my-style"
+    assert value("--network_module") == "networks.lora_flux" and value("--learning_rate") == "8e-4"
+    assert "--cache_text_encoder_outputs" in argv and "--fp8_base" in argv
+    for word in expected:
+        assert word in argv
+    for word in absent:
+        assert word not in argv
+
+
+def test_train_sh_outside_a_fluxgym_folder_says_where_to_run_it(example_dataset, tmp_path):
+    out = tmp_path / "plain"
+    r = runner.invoke(app, ["export", str(example_dataset), "-o", str(out), "-t", "ohwx", "--vram", "16G"])
+    assert r.exit_code == 0, r.output
+    assert "train.sh" in r.stdout and "no sd-scripts/" in r.stdout
+    script = out / "outputs" / "dataset" / "train.sh"
+    assert "adafactor" in script.read_text()
+    done = _run_train_sh(script, tmp_path, tmp_path / "never.log")
+    assert done.returncode == 2 and "sd-scripts/flux_train_network.py not found" in done.stderr
+    assert not (tmp_path / "never.log").exists()
+    r = runner.invoke(app, ["export", str(example_dataset), "-o", str(out), "-t", "ohwx", "--vram", "8G"])
+    assert r.exit_code == 2 and "8G" in r.output
+
+
 def test_export_argument_errors(example_dataset, tmp_path):
     with Dataset(example_dataset) as ds:
         with pytest.raises(ExportError, match="trigger"):
@@ -200,6 +273,8 @@ def test_export_argument_errors(example_dataset, tmp_path):
             export_dataset(ds, tmp_path / "x", "n", "ohwx", resolution=1000)
         with pytest.raises(ExportError, match="no letters"):
             export_dataset(ds, tmp_path / "x", "!!!", "ohwx")
+        with pytest.raises(ExportError, match="unknown VRAM size '8G'"):
+            export_dataset(ds, tmp_path / "x", "n", "ohwx", vram="8G")
 
 
 @pytest.mark.parametrize("caption, expected", [

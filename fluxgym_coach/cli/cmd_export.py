@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -26,6 +27,19 @@ Resolution = Annotated[int, typer.Option(
     "--resolution", "-r", help=f"Training resolution ({', '.join(map(str, RESOLUTIONS))}): images "
                                "are resized so their short side equals it.")]
 Repeats = Annotated[int, typer.Option("--repeats", min=1, help="num_repeats in dataset.toml.")]
+
+
+class VramSize(str, Enum):
+    """GPU memory for train.sh's optimizer choice (Fluxgym's VRAM setting)."""
+
+    G20 = "20G"
+    G16 = "16G"
+    G12 = "12G"
+
+
+Vram = Annotated[VramSize, typer.Option(
+    "--vram", help="GPU memory of the training machine: picks train.sh's optimizer as Fluxgym "
+                   "does (20G AdamW 8-bit, 16G Adafactor, 12G Adafactor + split mode).")]
 Force = Annotated[bool, typer.Option(
     "--force", help="Replace the images, captions and *.npz caches of an existing export.")]
 
@@ -43,13 +57,20 @@ def export_table(report: ExportReport, title: str = "Export") -> Table:
     table.add_row("failed", str(len(report.failed)))
     table.add_row("images and captions", str(report.dataset_dir))
     table.add_row("dataset.toml", str(report.toml_path))
+    if report.train_script is not None:
+        where = ("" if report.fluxgym_root else
+                 f"  (no sd-scripts/ in {report.root}: run it from a Fluxgym folder holding "
+                 "these datasets/ and outputs/)")
+        table.add_row("train.sh", f"{report.train_script}{where}")
     return table
 
 
 def export_json(report: ExportReport) -> dict:
     """A JSON-ready dict of an export report."""
     return {"dataset_dir": str(report.dataset_dir), "outputs_dir": str(report.outputs_dir),
-            "toml": str(report.toml_path), "files": [asdict(f) for f in report.files],
+            "toml": str(report.toml_path),
+            "train_script": str(report.train_script) if report.train_script else None,
+            "fluxgym_root": report.fluxgym_root, "files": [asdict(f) for f in report.files],
             "skipped": report.skipped, "failed": report.failed, "warnings": report.warnings,
             "removed_stale": report.removed_stale}
 
@@ -61,6 +82,7 @@ def export(
     name: Name = None,
     resolution: Resolution = 1024,
     repeats: Repeats = DEFAULT_REPEATS,
+    vram: Vram = VramSize.G20,
     force: Force = False,
     cache_dir: CacheDir = None,
     strict: Strict = False,
@@ -72,8 +94,10 @@ def export(
     Writes DIR/datasets/<name>/ (flat, unique ASCII names, RGB png/jpg, EXIF
     orientation applied, short side = resolution, captions UTF-8 with the
     trigger word first) and DIR/outputs/<name>/ (dataset.toml with
-    enable_bucket = true, sample_prompts.txt, manifest.jsonl). Images are
-    never upscaled here: use `prepare` to upscale the small ones first.
+    enable_bucket = true, sample_prompts.txt, manifest.jsonl, and train.sh:
+    Fluxgym's training command, to run from DIR when DIR is your Fluxgym
+    folder). Images are never upscaled here: use `prepare` to upscale the
+    small ones first.
 
     Example: fluxgym-coach export ./photos -o ~/fluxgym -n "my style" -t ohwx
     """
@@ -85,7 +109,7 @@ def export(
         ds.scan(on_event=sink)
         try:
             report = export_dataset(ds, out_dir, name or ds.root.name, trigger, resolution, repeats,
-                                    force, sink, ImageCache(cache_dir))
+                                    force, sink, ImageCache(cache_dir), vram=vram.value)
         except ExportError as exc:
             raise fail(str(exc), EXIT_USAGE) from None
     if json_out:

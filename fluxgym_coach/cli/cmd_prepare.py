@@ -15,7 +15,8 @@ from ..export import DEFAULT_REPEATS, ExportError
 from ..image_cache import ImageCache
 from ..prepare import PrepareReport, prepare_dataset
 from . import options as o
-from .cmd_export import Force, Name, OutDir, Repeats, Resolution, Trigger, export_json, export_table
+from .cmd_export import (Force, Name, OutDir, Repeats, Resolution, Trigger, Vram, VramSize, export_json,
+                         export_table)
 from .common import EXIT_BACKEND, EXIT_FAILED, EXIT_USAGE, err, fail, out, print_json, progress_sink, report_problems
 
 
@@ -58,6 +59,7 @@ def prepare(
     no_cache: o.NoCache = False,
     force_reprocess: o.ForceReprocess = False,
     cache_dir: o.CacheDir = None,
+    vram: Vram = VramSize.G20,
     force: Force = False,
     learned_defaults: Annotated[bool, typer.Option(
         "--learned-defaults", help="Start from the enhancement settings your reviews accepted most "
@@ -73,9 +75,10 @@ def prepare(
        Pillow backend, or a Forge / A1111 server with --api-url, which also
        colorizes black-and-white images); results are cached, and an
        interrupted run resumes where it stopped;
-    3. export to DIR/datasets/<name>/ and DIR/outputs/<name>/dataset.toml,
-       captions with the trigger word first (the trigger word alone, marked
-       "needs caption", where an image has no caption yet).
+    3. export to DIR/datasets/<name>/ and DIR/outputs/<name>/ (dataset.toml,
+       train.sh), captions with the trigger word first (the trigger word
+       alone, marked "needs caption", where an image has no caption yet).
+       With DIR your Fluxgym folder, bash DIR/outputs/<name>/train.sh trains.
 
     Originals are never modified. Exit code 0 when everything was exported,
     1 when an image failed (or warned, with --strict), 2 for bad arguments,
@@ -116,7 +119,7 @@ def prepare(
             return await prepare_dataset(ds, out_dir, name or ds.root.name, trigger, engine, params,
                                          resolution, repeats, cache,
                                          lookup=not (no_cache or force_reprocess), force=force,
-                                         on_event=sink)
+                                         on_event=sink, vram=vram.value)
         finally:
             await engine.aclose()
 
