@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-from PIL import Image
-
 from fluxgym_coach import dataset as dataset_mod
 from fluxgym_coach.dataset import Dataset, read_sidecar
 from tests.helpers_images import photo_like, save
