@@ -337,8 +337,10 @@ async def test_whole_review_flow_in_one_session_against_fake_forge(tui_dataset, 
         app.screen.query_one("#field-name").value = "astro"
         app.screen.query_one("#field-trigger").value = "ohwx"
         app.screen.query_one("#field-only_accepted").value = "y"
+        app.screen.query_one("#field-vram").value = "12g"
         await pilot.press("ctrl+s")
         await settle(pilot, app)
+        assert "--split_mode" in (out / "outputs" / "astro" / "train.sh").read_text()
         images = sorted(p.name for p in out.rglob("*") if p.suffix in (".png", ".jpg", ".jpeg", ".webp"))
         assert [n.rsplit(".", 1)[0] for n in images] == ["astronaut"], images
         from PIL import Image

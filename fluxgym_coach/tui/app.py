@@ -1057,6 +1057,7 @@ class ReviewApp(App[None]):
             Field("trigger", "trigger word", saved.get("trigger", "")),
             Field("resolution", "resolution", str(saved.get("resolution", 1024))),
             Field("repeats", "repeats", str(saved.get("repeats", 10))),
+            Field("vram", "train.sh VRAM (20G/16G/12G)", saved.get("vram", "20G")),
             Field("force", "overwrite (y/n)", "y" if saved.get("force") else "n"),
             Field("only_accepted", "only accepted (y/n)", "y" if saved.get("only_accepted") else "n"),
         ]
@@ -1085,7 +1086,8 @@ class ReviewApp(App[None]):
             report = export_dataset(self.dataset, Path(opts["out_dir"]), opts["name"],
                                     opts["trigger"] or None, resolution=opts["resolution"],
                                     repeats=opts["repeats"], force=opts["force"], on_event=sink,
-                                    cache=self.cache, relpaths=relpaths)
+                                    cache=self.cache, relpaths=relpaths,
+                                    vram=opts.get("vram", "20G"))
         except JobCancelled:
             sink.finish("cancelled")
             return
@@ -1101,9 +1103,11 @@ class ReviewApp(App[None]):
             notes.append(f"{len(report.placeholders)} with the trigger word as placeholder caption")
         if report.failed:
             notes.append(f"{len(report.failed)} failed")
+        if not report.fluxgym_root:
+            notes.append("no sd-scripts/ there: run train.sh from your Fluxgym folder")
         self.call_from_thread(
-            self.notify, f"{len(report.files)} images to {report.dataset_dir}; dataset.toml in "
-                         f"{report.outputs_dir}" + ("\n" + "; ".join(notes) if notes else ""),
+            self.notify, f"{len(report.files)} images to {report.dataset_dir}; dataset.toml and "
+                         f"train.sh in {report.outputs_dir}" + ("\n" + "; ".join(notes) if notes else ""),
             title="export done", timeout=10)
 
     # -- plugins (issue 6) -------------------------------------------------------------------------------
@@ -1266,8 +1270,15 @@ def validate_export(v: dict[str, str]) -> dict[str, Any]:
         raise ValueError("resolution and repeats are whole numbers") from None
     if resolution < 256 or repeats < 1:
         raise ValueError("resolution at least 256, repeats at least 1")
+    from ..train_script import VRAM_CHOICES
+
+    vram = v.get("vram", "20G").strip().upper()
+    vram = vram if vram.endswith("G") else vram + "G"
+    if vram not in VRAM_CHOICES:
+        raise ValueError(f"train.sh VRAM: one of {', '.join(VRAM_CHOICES)}")
     return {"out_dir": os.path.expanduser(v["out_dir"].strip()), "name": v["name"].strip(),
             "trigger": v["trigger"].strip(), "resolution": resolution, "repeats": repeats,
+            "vram": vram,
             "force": _yes(v["force"]), "only_accepted": _yes(v.get("only_accepted", "n"))}
 
 
