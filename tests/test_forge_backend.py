@@ -282,22 +282,29 @@ def _until_idle(fake_forge, quiet: float = 0.3, limit: float = 20.0) -> None:
     raise AssertionError("the fake server never went idle")
 
 
-def test_cancel_also_stops_our_request_queued_on_the_server(fake_forge, tmp_path):
-    paths = _one_running_one_queued(fake_forge, tmp_path)
+def _cancel_when(make_backend, paths: list[Path], tmp_path: Path, started):
+    """Upscale ``paths`` x2 on ``make_backend()``; set the job's cancel event as soon
+    as the coroutine ``started()`` returns; return the report."""
     cancel = asyncio.Event()
     params = EnhanceParams(scale_factor=2, upscaler="Lanczos", colorize=False)
 
     async def go():
-        backend = backend_for(fake_forge, max_batch=4, per_server=2)
+        backend = make_backend()
         job = asyncio.create_task(run_enhance(sources_of(paths), backend, params,
                                               ImageCache(tmp_path / "cache"), cancel=cancel))
-        await _until_one_runs_and_one_waits(fake_forge)
+        await started()
         cancel.set()
         report = await job
         await backend.aclose()
         return report
 
-    report = asyncio.run(go())
+    return asyncio.run(go())
+
+
+def test_cancel_also_stops_our_request_queued_on_the_server(fake_forge, tmp_path):
+    paths = _one_running_one_queued(fake_forge, tmp_path)
+    report = _cancel_when(lambda: backend_for(fake_forge, max_batch=4, per_server=2), paths, tmp_path,
+                          lambda: _until_one_runs_and_one_waits(fake_forge))
     assert report.cancelled and not report.failed
     assert fake_forge.job_requests == 2
     # one interrupt for the running job, one for the queued job once it started;
@@ -423,21 +430,12 @@ def test_cancel_interrupts_only_servers_running_our_jobs(make_fake_forge, tmp_pa
     paths = [draw_image(tmp_path / "in" / f"i{i}.png", (24, 16), seed=i) for i in range(2)]
     busy, idle = make_fake_forge(), make_fake_forge()
     busy.faults.image_latency = 0.3
-    cancel = asyncio.Event()
-    params = EnhanceParams(scale_factor=2, upscaler="Lanczos", colorize=False)
 
-    async def go():
-        backend = backend_for(busy, idle, max_batch=8)
-        job = asyncio.create_task(run_enhance(sources_of(paths), backend, params,
-                                              ImageCache(tmp_path / "cache"), cancel=cancel))
+    async def busy_started():
         while busy.progress()["state"]["job"] == "":
             await asyncio.sleep(0.01)
-        cancel.set()
-        report = await job
-        await backend.aclose()
-        return report
 
-    report = asyncio.run(go())
+    report = _cancel_when(lambda: backend_for(busy, idle, max_batch=8), paths, tmp_path, busy_started)
     assert report.cancelled and not report.failed
     assert busy.interrupts == 1 and idle.interrupts == 0
     assert idle.job_requests == 0
