@@ -387,3 +387,40 @@ async def test_unreadable_image_is_flagged_and_explained(tui_dataset, make_tui_a
         await settle(pilot, app)
         assert any("aaa_broken.jpg" in n.message for n in app._notifications
                    if n.severity == "error")
+
+
+def _burst(app, text: str, then: str) -> None:
+    """Send ``text`` and the key ``then`` as one burst of key events, with no idle wait
+    between them: what a terminal delivers for fast typing or a paste."""
+    from textual import events
+
+    names = {" ": "space", ",": "comma", ".": "full_stop"}
+    for key, char in [*((c if c.isalnum() else names[c], c) for c in text), (then, None)]:
+        event = events.Key(key, char)
+        event.set_sender(app)
+        app._driver.send_message(event)
+
+
+async def test_keys_typed_in_a_burst_before_ctrl_s_are_all_saved(tui_dataset, make_tui_app):
+    """ctrl+s at the end of a burst saves the text typed before it, not the text as it was
+    (a priority binding would run before the queued keys reach the editor)."""
+    from fluxgym_coach.tui.screens.forms import Field, FormScreen
+
+    app = make_tui_app(tui_dataset, audit=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        assert app.current.relpath == "astronaut.png" and not (tui_dataset / "astronaut.txt").exists()
+        await pilot.press("e")
+        await pilot.pause()
+        _burst(app, "ohwx, a suit", "ctrl+s")
+        await settle(pilot, app)
+        assert (tui_dataset / "astronaut.txt").read_text(encoding="utf-8") == "ohwx, a suit"
+        assert not app.editor.dirty
+        # the same in a form
+        got = []
+        app.push_screen(FormScreen("t", [Field("name", "name", ""), Field("b", "b", "x")]), got.append)
+        await pilot.pause()
+        assert app.focused is app.screen.query_one("#field-name")  # typing goes to the first field
+        _burst(app, "cat toy", "ctrl+s")
+        await settle(pilot, app)
+        assert got == [{"name": "cat toy", "b": "x"}]

@@ -34,7 +34,9 @@ class FormScreen(ModalScreen[Any]):
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
-        Binding("ctrl+s", "submit", "Run", priority=True),
+        # Not a priority binding: keys typed just before it (a burst from the
+        # terminal) must reach the fields first.
+        Binding("ctrl+s", "submit", "Run"),
     ]
 
     DEFAULT_CSS = """
@@ -78,6 +80,13 @@ class FormScreen(ModalScreen[Any]):
             with Horizontal(classes="form-buttons"):
                 yield Button(f"{self.submit_label} (ctrl+s)", variant="primary", id="form-submit")
                 yield Button("Cancel (esc)", id="form-cancel")
+
+    def on_mount(self) -> None:
+        # Typing goes to the first field at once (the scroll container around the
+        # fields would otherwise take the focus, and keys would do nothing).
+        first = self.query(Input).first()
+        first.focus()
+        first.cursor_position = len(first.value)
 
     def values(self) -> dict[str, str]:
         """The raw text of every field."""

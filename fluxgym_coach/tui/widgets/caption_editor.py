@@ -57,7 +57,9 @@ class CaptionEditor(Vertical):
     """
 
     BINDINGS = [
-        Binding("ctrl+s", "save", "Save caption", priority=True),
+        # Not a priority binding: it must wait behind the keys typed before it
+        # (a priority binding runs first, saving the text without them).
+        Binding("ctrl+s", "save", "Save caption"),
         Binding("ctrl+t", "add_tag", "Add tag"),
         Binding("escape", "leave", "Back to list"),
     ]
