@@ -304,13 +304,16 @@ class Dataset:
 
         The previous text goes to the caption history (``source`` says who
         changed it: ``"user"``, ``"tui"``, ``"caption:<backend>"``, ...).
-        Returns False when the text did not change. Raises OSError if the
-        folder is not writable.
+        Returns False when the text did not change, and when empty text is
+        saved for an image without a sidecar (no empty file is created).
+        Raises OSError if the folder is not writable.
         """
         new = one_line(text)
         current = self.read_caption(relpath)
         old = current.text if current else None
         if old is not None and old == new and current.encoding == "utf-8":
+            return False
+        if old is None and not new:
             return False
         path = self.sidecar_path(relpath)
         atomic_write_text(path, new)

@@ -128,6 +128,18 @@ def test_undo_of_a_new_caption_removes_the_sidecar_it_created(tmp_path):
         assert not (root / "a.txt").exists()
 
 
+def test_saving_an_empty_caption_creates_no_sidecar(tmp_path):
+    root = tmp_path / "ds"
+    _make(root, ["a.png"])
+    with Dataset(root) as ds:
+        ds.scan()
+        assert ds.write_caption("a.png", " \n ") is False
+        assert not (root / "a.txt").exists() and not ds.store.caption_history("a.png")
+        ds.write_caption("a.png", "a cat")
+        assert ds.write_caption("a.png", "") is True  # clearing an existing one is an edit
+        assert (root / "a.txt").read_bytes() == b"" and ds.undo_caption("a.png") == "a cat"
+
+
 def test_scan_survives_unreadable_files(tmp_path):
     root = tmp_path / "ds"
     _make(root, ["good.png"])
