@@ -65,7 +65,18 @@ class JobFinished:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-Event = JobStarted | ItemDone | ItemFailed | ItemWarning | JobFinished
+@dataclass(slots=True)
+class InFlightProgress:
+    """Work done on items that have not finished yet: ``items`` (>= 0, may be
+    fractional) is how many items' worth the engine reports done inside its
+    running requests (for Forge, images of a batch already upscaled). Front
+    ends show finished items + ``items``; each new one replaces the last."""
+
+    job: str
+    items: float
+
+
+Event = JobStarted | ItemDone | ItemFailed | ItemWarning | JobFinished | InFlightProgress
 EventSink = Callable[[Event], None]
 
 

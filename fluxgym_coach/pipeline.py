@@ -46,7 +46,8 @@ import xxhash
 
 from . import imaging
 from .backends.base import BackendError, EnhanceBackend, EnhanceItem, EnhanceParams
-from .events import EventSink, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted, null_sink
+from .events import (EventSink, InFlightProgress, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted,
+                     null_sink)
 from .image_cache import CacheEntry, ImageCache, canonical_json
 from .store import Store, VariantRecord
 
@@ -205,6 +206,7 @@ async def run_enhance(
     store: Store | None = None,
     on_event: EventSink = null_sink,
     cancel: asyncio.Event | None = None,
+    progress_interval: float = 1.0,
 ) -> EnhanceReport:
     """Enhance ``sources`` with ``backend`` (see the module docstring).
 
@@ -218,6 +220,12 @@ async def run_enhance(
     Work is streamed: sources are measured by a few threads and, in source
     order, each one goes to the cache lookup and into a chunk as soon as it
     is known, so the first request leaves before the last image is measured.
+
+    While requests are in flight, a backend with ``progress_in_flight()``
+    (Forge) is asked every ``progress_interval`` seconds how many of their
+    images it has finished, and the answer goes out as
+    :class:`~fluxgym_coach.events.InFlightProgress` (progress bars move
+    within a long batch, not only when it returns).
     """
     started = time.perf_counter()
     await backend.check(params)
@@ -355,11 +363,28 @@ async def run_enhance(
     open_chunks: dict[float, tuple[list[_Work], int]] = {}
 
     last_sent: list[asyncio.Event | None] = [None]
+    in_flight = getattr(backend, "progress_in_flight", None)
+    poller: list[asyncio.Task[None]] = []
+
+    async def poll_in_flight() -> None:
+        # Polled at most once a second by default: a poll can cost the server a
+        # live-preview decode (sdapi.md §6).
+        last = 0.0
+        while True:
+            await asyncio.sleep(progress_interval)
+            if all(t.done() for t in tasks):
+                continue
+            items = float(await in_flight())
+            if items != last:
+                last = items
+                on_event(InFlightProgress(job_id, items))
 
     def submit(chunk: list[_Work]) -> None:
         sent = asyncio.Event()
         tasks.append(asyncio.create_task(run_chunk(chunk, last_sent[0], sent)))
         last_sent[0] = sent
+        if in_flight is not None and not poller:
+            poller.append(asyncio.create_task(poll_in_flight()))
 
     pipelined = int(getattr(backend, "concurrency", 1)) > 1
 
@@ -500,7 +525,7 @@ async def run_enhance(
                     raise res  # a bug, not a per-image failure: do not hide it
     except asyncio.CancelledError:
         cancel.set()
-        for t in [*tasks, *color_tasks, *describing]:
+        for t in [*tasks, *color_tasks, *describing, *poller]:
             t.cancel()
         if journal:
             journal.close("cancelled")
@@ -509,6 +534,12 @@ async def run_enhance(
         except (Exception, asyncio.CancelledError):
             pass
         raise
+
+    finally:
+        for t in poller:
+            t.cancel()
+    if poller and not poller[0].cancelled() and poller[0].done() and poller[0].exception():
+        raise poller[0].exception()  # type: ignore[misc]  # a bug in the backend's progress call
 
     report.cancelled = cancel.is_set()
     for o in report.outcomes.values():

@@ -217,3 +217,26 @@ def test_ctrl_c_then_the_same_command_continues(fake_forge, tmp_path):
     assert r.returncode == 0, r.stderr
     assert len(list((tmp_path / "out").iterdir())) == 8
     assert fake_forge.images_processed == 8 - kept   # finished images are not sent again
+
+
+def test_cli_progress_bar_counts_work_inside_running_requests():
+    from fluxgym_coach.cli.common import EventProgress
+    from fluxgym_coach.events import InFlightProgress, ItemDone, JobStarted
+
+    with EventProgress(quiet=True) as sink:
+        sink(JobStarted("j", "enhance", 10))
+
+        def completed() -> float:
+            return sink.progress.tasks[0].completed
+
+        sink(InFlightProgress("j", 3))
+        assert completed() == 3
+        sink(ItemDone("j", "a.png"))
+        sink(ItemDone("j", "b.png"))
+        sink(InFlightProgress("j", 0))  # a stale poll never moves the bar back
+        assert completed() == 3
+        for name in "cdef":
+            sink(ItemDone("j", f"{name}.png"))
+        assert completed() == 6
+        sink(InFlightProgress("j", 2.0))
+        assert completed() == 8

@@ -334,6 +334,63 @@ def test_ctrl_c_also_stops_our_request_queued_on_the_server(fake_forge, tmp_path
     assert fake_forge.images_processed <= 1
 
 
+def test_progress_moves_inside_a_long_batch(fake_forge, tmp_path):
+    from fluxgym_coach.events import InFlightProgress
+    from tests.fixtures_forge import draw_image
+    paths = [draw_image(tmp_path / "in" / f"p{i}.png", (24, 16), seed=i) for i in range(6)]
+    fake_forge.faults.image_latency = 0.3
+    seen: list[tuple[float, int]] = []
+    first_done: list[int] = []
+
+    def sink(event):
+        if isinstance(event, InFlightProgress):
+            seen.append((event.items, fake_forge.images_processed))
+        elif isinstance(event, ItemDone) and not first_done:
+            first_done.append(len(seen))
+
+    params = EnhanceParams(scale_factor=2, upscaler="Lanczos", colorize=False)
+    report = run(sources_of(paths), backend_for(fake_forge, max_batch=8, per_server=1), params,
+                 ImageCache(tmp_path / "cache"), on_event=sink, progress_interval=0.05)
+    assert len(report.by_status("enhanced")) == 6 and fake_forge.job_requests == 1
+    during = [items for items, _ in seen[:first_done[0]]]  # one request of 6, still running
+    while during and during[-1] == 0:  # the job ended on the server, results not stored yet
+        during.pop()
+    assert len(set(during)) >= 3 and all(0 < x < 6 for x in during)
+    assert during == sorted(during)
+    assert all(items <= processed for items, processed in seen)  # never ahead of the server
+
+
+async def test_progress_ignores_a_job_that_is_not_ours(fake_forge):
+    from tests.test_forge_client import client, png
+    fake_forge.faults.image_latency = 0.4
+    backend = backend_for(fake_forge)
+    items = [imaging_item(f"o{i}.png") for i in range(3)]
+    params = EnhanceParams(scale_factor=2, upscaler="Lanczos", colorize=False)
+    async with client(fake_forge) as other:  # another client's 5-image job runs first
+        theirs = asyncio.create_task(other.extra_batch_images([png()] * 5, **other.extras_fields(2, "Lanczos")))
+        while fake_forge.progress()["state"]["job_no"] < 2:
+            await asyncio.sleep(0.01)
+        ours = asyncio.create_task(backend.upscale(items, params))
+        while fake_forge.job_requests < 2:
+            await asyncio.sleep(0.01)
+        assert await backend.progress_in_flight() == 0  # job_count 5 is not our batch of 3
+        await theirs
+        while fake_forge.progress()["state"]["job_no"] < 3:
+            await asyncio.sleep(0.01)
+        assert await backend.progress_in_flight() == 2
+        await ours
+    assert await backend.progress_in_flight() == 0
+    await backend.aclose()
+
+
+def imaging_item(name: str):
+    from fluxgym_coach.backends.base import EnhanceItem
+    from tests.test_forge_client import png
+    data = png()
+    im = imaging.open_image(data)
+    return EnhanceItem(name, data, imaging.digest_bytes(data), im.width, im.height, 2.0)
+
+
 def _thumb_diff(a: Path, b: Path) -> float:
     import numpy as np
     ta = np.asarray(imaging.load_upright_rgb(a).convert("L").resize((16, 16)), dtype=float)

@@ -259,7 +259,8 @@ async def test_gets_and_interrupt_answer_while_a_job_runs(fake_forge):
         while fake_forge.progress()["state"]["job"] == "":
             await asyncio.sleep(0.01)
         seen = await c.progress()
-        assert seen["state"]["job"] == "extra-batch-images" and seen["state"]["job_count"] == 1
+        assert seen["state"]["job"] == "extra-batch-images" and seen["state"]["job_count"] == 4
+        assert 1 <= seen["state"]["job_no"] <= 4  # advanced as each image starts, as Forge does
         assert await c.upscaler_names()
         await c.interrupt()
         outs = await job

@@ -293,6 +293,30 @@ def test_job_sink_throttles_ui_updates():
     assert last.problems == [("bad.png", "server said no", True)]
 
 
+def test_job_sink_adds_work_done_inside_running_requests():
+    from fluxgym_coach.events import InFlightProgress, ItemDone, JobStarted
+    from fluxgym_coach.tui.jobs import JobSink
+
+    class FakeApp:
+        def __init__(self):
+            self.messages = []
+
+        def post_message(self, msg):
+            self.messages.append(msg)
+
+    app = FakeApp()
+    sink = JobSink(app, "enhance1", "enhance", "Enhance", interval=0)
+    sink(JobStarted("j", "enhance", 8))
+    sink(InFlightProgress("j", 3))  # the server has done 3 of a batch of 8
+    shown = [app.messages[-1].progress]
+    for i in range(8):  # the batch returns: each finished item replaces in-flight work
+        sink(ItemDone("j", f"img{i}.png"))
+        shown.append(app.messages[-1].progress)
+    totals = [p.done + p.in_flight for p in shown]
+    assert totals == [3, 3, 3, 3, 4, 5, 6, 7, 8]  # never backwards
+    assert shown[-1].in_flight == 0
+
+
 async def test_reprocess_form_prefilled_with_learned_defaults(tui_dataset, make_tui_app):
     from fluxgym_coach import feedback
 

@@ -39,7 +39,7 @@ import math
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -507,6 +507,10 @@ class _Server:
     inflight: int = 0
     reason: str = ""
     abandoned: int = 0  # requests of ours cancelled (Ctrl-C) while the server had them
+    # image counts of our extras requests on this server, in the order they were sent
+    # (the server runs jobs in arrival order, so the first one is running or next)
+    # (one-element lists: each request's own entry, removed by identity)
+    extras_in_flight: list[list[int]] = field(default_factory=list)
 
 
 class ForgeBackend:
@@ -652,9 +656,10 @@ class ForgeBackend:
         pool = fresh or live
         return min(pool, key=lambda s: s.inflight) if pool else None
 
-    async def _on_pool(self, call: Any) -> Any:
+    async def _on_pool(self, call: Any, extras_images: int = 0) -> Any:
         """Run ``call(client)`` on a live server; on ForgeUnreachable drop that server and
-        try the next. Raises the last error when no server is left."""
+        try the next. Raises the last error when no server is left. ``extras_images``:
+        the image count of an extras request, recorded for :meth:`progress_in_flight`."""
         tried: set[int] = set()
         last: ForgeError | None = None
         while True:
@@ -664,6 +669,9 @@ class ForgeBackend:
                                                retryable=True)
             tried.add(id(server))
             server.inflight += 1
+            token = [extras_images]  # identity marks this request's entry
+            if extras_images:
+                server.extras_in_flight.append(token)
             try:
                 return await call(server.client)
             except asyncio.CancelledError:
@@ -679,6 +687,8 @@ class ForgeBackend:
                                f"the other servers ({exc.reason})")
             finally:
                 server.inflight -= 1
+                if extras_images:
+                    server.extras_in_flight[:] = [t for t in server.extras_in_flight if t is not token]
 
     # -- work -------------------------------------------------------------------------------
     def _finish(self, data: bytes, expected: tuple[int, int], params: EnhanceParams,
@@ -716,9 +726,10 @@ class ForgeBackend:
         names = [i.name for i in items]
         try:
             if len(items) == 1:
-                got = [await self._on_pool(lambda c: c.extra_single_image(data[0], **fields))]
+                got = [await self._on_pool(lambda c: c.extra_single_image(data[0], **fields), 1)]
             else:
-                got = await self._on_pool(lambda c: c.extra_batch_images(data, names, **fields))
+                got = await self._on_pool(lambda c: c.extra_batch_images(data, names, **fields),
+                                          len(items))
         except ForgeUnreachable:
             raise
         except ForgeError as exc:
@@ -753,6 +764,30 @@ class ForgeBackend:
             return out
 
         return await asyncio.to_thread(build)
+
+    async def progress_in_flight(self) -> float:
+        """How many images of our extras requests still in flight the servers have
+        already finished (0 when unknown), read from ``GET /progress``.
+
+        An extras job sets ``job_count`` to its image count and advances
+        ``job_no`` as each image starts (Forge/A1111 ``run_postprocessing``), so
+        ``job_no - 1`` images of the running job are done. The running job is
+        taken to be our oldest extras request on that server, and only when its
+        image count matches ``job_count`` (otherwise it is another client's job,
+        or our img2img). One GET per busy server; errors count as 0."""
+        async def one(server: _Server) -> float:
+            if not server.alive or not server.extras_in_flight:
+                return 0.0
+            oldest = server.extras_in_flight[0][0]
+            try:
+                state = (await asyncio.wait_for(server.client.progress(), timeout=5)).get("state", {})
+            except (ForgeError, asyncio.TimeoutError):
+                return 0.0
+            if not state.get("job") or int(state.get("job_count") or 0) != oldest:
+                return 0.0
+            return float(min(oldest, max(0, int(state.get("job_no") or 0) - 1)))
+
+        return sum(await asyncio.gather(*(one(s) for s in self.servers)))
 
     def seed_for(self, item: EnhanceItem) -> int:
         """The img2img seed sent for ``item``: ``seed`` when one was given (>= 0),

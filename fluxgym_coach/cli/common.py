@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
-from ..events import Event, ItemDone, ItemFailed, ItemWarning, JobStarted
+from ..events import Event, InFlightProgress, ItemDone, ItemFailed, ItemWarning, JobStarted
 
 #: Exit codes shared by every command.
 EXIT_OK = 0
@@ -71,6 +71,7 @@ class EventProgress:
         self._tasks: dict[str, Any] = {}
         self._starts: dict[str, float] = {}
         self._done: dict[str, int] = {}
+        self._shown: dict[str, float] = {}
         self._min = min_seconds
         self.progress = Progress(
             SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
@@ -104,8 +105,19 @@ class EventProgress:
                 self._done[event.job] = done = self._done.get(event.job, 0) + 1
                 elapsed = time.monotonic() - self._starts[event.job]
                 rate = f"{done / elapsed:.1f}/s" if elapsed > 0 else ""
-                self.progress.update(task, completed=done, rate=rate,
-                                     visible=True if elapsed >= self._min else None)
+                self._show(event.job, task, done, rate=rate,
+                           visible=True if elapsed >= self._min else None)
+            elif isinstance(event, InFlightProgress):
+                # finished items plus what the server has done inside running requests
+                elapsed = time.monotonic() - self._starts[event.job]
+                self._show(event.job, task, self._done.get(event.job, 0) + event.items,
+                           visible=True if elapsed >= self._min else None)
+
+    def _show(self, job: str, task: Any, completed: float, **fields: Any) -> None:
+        # Never move backwards: an in-flight figure can be stale by one poll.
+        shown = max(self._shown.get(job, 0.0), completed)
+        self._shown[job] = shown
+        self.progress.update(task, completed=shown, **fields)
 
 
 @contextmanager

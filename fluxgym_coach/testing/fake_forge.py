@@ -315,7 +315,10 @@ class FakeForge:
                 self._running += 1
                 self.max_parallel_jobs = max(self.max_parallel_jobs, self._running)
                 self.job_order.append(number)
-                self._progress = {"job": name, "job_count": 1, "job_no": 0, "done": 0, "total": total}
+                # extras: job_count = the image count, job_no advanced as each image
+                # starts (run_postprocessing calls nextjob() per image)
+                self._progress = {"job": name, "job_count": total if name.startswith("extra") else 1,
+                                  "job_no": 0, "done": 0, "total": total}
             self._interrupted.clear()
             self._skipped.clear()
             try:
@@ -330,6 +333,9 @@ class FakeForge:
 
     def _work_on_image(self) -> bool:
         """Spend the per-image latency; False when the job was interrupted."""
+        with self._state_lock:
+            if self._progress["job"].startswith("extra"):
+                self._progress["job_no"] += 1
         if self.faults.image_latency:
             self._interrupted.wait(self.faults.image_latency)
         with self._state_lock:

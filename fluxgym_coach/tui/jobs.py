@@ -15,7 +15,7 @@ from typing import Any
 
 from textual.message import Message
 
-from ..events import Event, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted
+from ..events import Event, InFlightProgress, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted
 from .widgets.jobs_panel import JobProgress
 
 
@@ -58,8 +58,12 @@ class JobSink:
                 force = True
             elif isinstance(event, ItemDone):
                 p.done += 1
+                p.in_flight = max(0.0, p.in_flight - 1)  # it was part of the in-flight work
+            elif isinstance(event, InFlightProgress):
+                p.in_flight = event.items
             elif isinstance(event, ItemFailed):
                 p.failed += 1
+                p.in_flight = max(0.0, p.in_flight - 1)
                 self.failures[event.item] = event.reason
                 self._problems.append((event.item, event.reason, True))
             elif isinstance(event, ItemWarning):
@@ -101,6 +105,6 @@ class JobSink:
         p.rate = n / elapsed if n else None
         p.eta = (p.total - n) / p.rate if p.rate and p.total >= n else None
         snapshot = JobProgress(p.key, p.kind, p.label, p.total, p.done, p.failed, p.rate, p.eta,
-                               p.status)
+                               p.status, p.in_flight)
         problems, self._problems = self._problems, []
         self.app.post_message(JobUpdated(snapshot, problems))

@@ -32,6 +32,7 @@ class JobProgress:
     rate: float | None = None
     eta: float | None = None
     status: str = "running"
+    in_flight: float = 0.0  # items' worth done inside running requests (InFlightProgress)
 
 
 def _eta_text(seconds: float | None) -> str:
@@ -86,7 +87,8 @@ class JobRow(Horizontal):
         bar = self.query_one(ProgressBar)
         total = max(1, p.total, p.done + p.failed)
         # A job that ended "done" with less to do than announced (cached, unchanged) is full.
-        bar.update(total=total, progress=total if p.status == "done" else p.done + p.failed)
+        bar.update(total=total, progress=total if p.status == "done" else
+                   min(total, p.done + p.failed + p.in_flight))
         self.query_one(".job-text", Label).update(progress_text(p))
 
 
