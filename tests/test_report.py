@@ -136,10 +136,12 @@ def test_report_command(tmp_path):
 
 
 def _browser() -> str | None:
-    for name in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
-        if Path(name).exists():
-            return name
-    return shutil.which("chromium")
+    """A headless Chromium: Debian's chromium-headless-shell, or a full chromium."""
+    for name in ("chromium-headless-shell", "chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
 
 
 @pytest.mark.skipif(_browser() is None, reason="no headless Chromium installed")
