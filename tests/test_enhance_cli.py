@@ -240,3 +240,20 @@ def test_cli_progress_bar_counts_work_inside_running_requests():
         assert completed() == 6
         sink(InFlightProgress("j", 2.0))
         assert completed() == 8
+
+
+def test_problems_shared_by_many_files_print_as_one_line():
+    from fluxgym_coach.cli.common import Problems, err, report_problems
+
+    problems = Problems()
+    for i in range(12):
+        problems.warnings[f"img{i:02d}.png"] = ["needs caption"]
+    problems.warnings["odd.png"] = ["below resolution 512"]
+    problems.failures["bad.png"] = "truncated file"
+    with err.capture() as captured:
+        report_problems(problems)
+    lines = [line for line in captured.get().splitlines() if line.strip()]
+    text = " ".join(lines)
+    assert "failed  bad.png: truncated file" in text and "odd.png: below resolution 512" in text
+    assert text.count("needs caption") == 1
+    assert "12 images: needs caption (img00.png, img01.png" in text and "and 4 more" in text

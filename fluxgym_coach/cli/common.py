@@ -127,17 +127,34 @@ def progress_sink(quiet: bool = False) -> Iterator[EventProgress]:
         yield sink
 
 
-def report_problems(problems: Problems, limit: int = 50) -> None:
-    """Print failures and warnings, one line each, naming the file and the reason."""
-    for name, reason in list(problems.failures.items())[:limit]:
-        err.print(f"[red]failed[/]  {name}: {reason}")
-    if len(problems.failures) > limit:
-        err.print(f"... and {len(problems.failures) - limit} more failures")
-    shown = 0
-    for name, reasons in problems.warnings.items():
-        for reason in reasons:
-            if shown < limit:
-                err.print(f"[yellow]warning[/] {name}: {reason}")
-            shown += 1
-    if shown > limit:
-        err.print(f"... and {shown - limit} more warnings")
+def report_problems(problems: Problems, limit: int = 50, group_from: int = 3) -> None:
+    """Print failures, then warnings, on stderr, naming the file and the reason.
+
+    A reason shared by ``group_from`` files or more is printed once with the
+    file names after it (the first eight), so 150 uncaptioned images give one
+    line, not 150; other problems get a line each, up to ``limit`` lines of
+    each kind. ``--json`` output has every file."""
+    def lines(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        by_reason: dict[str, list[str]] = {}
+        for name, reason in pairs:
+            by_reason.setdefault(reason, []).append(name)
+        out: list[tuple[str, str]] = []
+        done: set[str] = set()
+        for name, reason in pairs:  # first-seen order
+            names = by_reason[reason]
+            if len(names) < group_from:
+                out.append((name, reason))
+            elif reason not in done:
+                done.add(reason)
+                shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+                out.append((f"{len(names)} images", f"{reason} ({shown})"))
+        return out
+
+    for label, style, pairs in (
+            ("failures", "[red]failed[/] ", list(problems.failures.items())),
+            ("warnings", "[yellow]warning[/]", [(n, r) for n, rs in problems.warnings.items() for r in rs])):
+        grouped = lines(pairs)
+        for name, reason in grouped[:limit]:
+            err.print(f"{style} {name}: {reason}", highlight=False)
+        if len(grouped) > limit:
+            err.print(f"... and {len(grouped) - limit} more {label} (--json lists them all)")
