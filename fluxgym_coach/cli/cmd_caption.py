@@ -160,6 +160,7 @@ def caption(
             except CaptionBackendError as exc:
                 raise fail(exc.reason, EXIT_BACKEND) from None
             except KeyboardInterrupt:
+                sink.progress.stop()  # the bars' last frame first, then the message
                 err.print("interrupted: run the same command again to resume")
                 raise typer.Exit(130) from None
         drafts = [o for o in report.outcomes.values() if o.draft and o.status in ("captioned", "cached")]

@@ -131,6 +131,7 @@ def prepare(
         except BackendError as exc:
             raise fail(exc.reason, EXIT_BACKEND) from None
         except KeyboardInterrupt:
+            sink.progress.stop()  # the bars' last frame first, then the message
             err.print("[yellow]interrupted[/]: finished images are kept; run the same command "
                       "again to resume")
             raise typer.Exit(130) from None
