@@ -109,6 +109,16 @@ class ExportReport:
         return (self.root / "sd-scripts").is_dir()
 
     @property
+    def missing_models(self) -> list[str]:
+        """In a Fluxgym install, the model files ``train.sh`` names that are not
+        there yet (Fluxgym downloads them on its first training); else []."""
+        from .train_script import MODEL_PATHS
+
+        if not self.fluxgym_root:
+            return []
+        return [rel for rel in MODEL_PATHS.values() if not (self.root / rel).is_file()]
+
+    @property
     def placeholders(self) -> list[str]:
         """Sources exported with the trigger word as a placeholder caption."""
         return [f.source for f in self.files if f.caption_status == "placeholder"]

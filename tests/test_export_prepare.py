@@ -225,7 +225,7 @@ def test_export_writes_a_train_sh_that_trains_from_the_fluxgym_folder(
         ds.scan()
         report = export_dataset(ds, root, "My Style", "ohwx", resolution=512, vram=vram)
     script = root / "outputs" / "my-style" / "train.sh"
-    assert report.train_script == script and report.fluxgym_root
+    assert report.train_script == script and report.fluxgym_root and report.missing_models == []
     assert os.access(script, os.X_OK)
     log = tmp_path / "accelerate.log"
     done = _run_train_sh(script, bin_dir, log)  # run from "/": the script finds its folder
@@ -261,6 +261,17 @@ def test_train_sh_outside_a_fluxgym_folder_says_where_to_run_it(example_dataset,
     assert not (tmp_path / "never.log").exists()
     r = runner.invoke(app, ["export", str(example_dataset), "-o", str(out), "-t", "ohwx", "--vram", "8G"])
     assert r.exit_code == 2 and "8G" in r.output
+    # a Fluxgym folder whose models are not downloaded yet: said, with the missing files
+    (out / "sd-scripts").mkdir()
+    (out / "models" / "vae").mkdir(parents=True)
+    (out / "models" / "vae" / "ae.sft").write_bytes(b"")
+    r = runner.invoke(app, ["export", str(example_dataset), "-o", str(out), "-t", "ohwx", "--force",
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["fluxgym_root"] is True
+    assert data["missing_models"] == ["models/unet/flux1-dev.sft", "models/clip/clip_l.safetensors",
+                                      "models/clip/t5xxl_fp16.safetensors"]
 
 
 def test_export_argument_errors(example_dataset, tmp_path):

@@ -61,6 +61,9 @@ def export_table(report: ExportReport, title: str = "Export") -> Table:
         where = ("" if report.fluxgym_root else
                  f"  (no sd-scripts/ in {report.root}: run it from a Fluxgym folder holding "
                  "these datasets/ and outputs/)")
+        if report.missing_models:
+            where = (f"  (models not downloaded yet: {', '.join(report.missing_models)}; "
+                     "start one training from Fluxgym's UI, or put the files there)")
         table.add_row("train.sh", f"{report.train_script}{where}")
     return table
 
@@ -70,7 +73,7 @@ def export_json(report: ExportReport) -> dict:
     return {"dataset_dir": str(report.dataset_dir), "outputs_dir": str(report.outputs_dir),
             "toml": str(report.toml_path),
             "train_script": str(report.train_script) if report.train_script else None,
-            "fluxgym_root": report.fluxgym_root, "files": [asdict(f) for f in report.files],
+            "fluxgym_root": report.fluxgym_root, "missing_models": report.missing_models, "files": [asdict(f) for f in report.files],
             "skipped": report.skipped, "failed": report.failed, "warnings": report.warnings,
             "removed_stale": report.removed_stale}
 

@@ -1105,6 +1105,8 @@ class ReviewApp(App[None]):
             notes.append(f"{len(report.failed)} failed")
         if not report.fluxgym_root:
             notes.append("no sd-scripts/ there: run train.sh from your Fluxgym folder")
+        elif report.missing_models:
+            notes.append(f"train.sh needs models not downloaded yet: {', '.join(report.missing_models)}")
         self.call_from_thread(
             self.notify, f"{len(report.files)} images to {report.dataset_dir}; dataset.toml and "
                          f"train.sh in {report.outputs_dir}" + ("\n" + "; ".join(notes) if notes else ""),
