@@ -77,6 +77,8 @@ def test_prepare_on_example_dataset_makes_a_valid_fluxgym_dataset(example_datase
     images = validate_fluxgym_export(out, "my-style", "ohwx", 1024, expect_upscaled=True)
     assert len(images) == 6
     assert "captions missing" in r.stdout
+    assert "next: write the 4 missing captions: fluxgym-coach tui" in r.stdout
+    assert "next: train: copy" in r.stdout  # tmp_path is not a Fluxgym folder
     chelsea = (out / "datasets" / "my-style" / "chelsea.txt").read_text()
     assert chelsea == "ohwx, a tabby cat lying on a wooden floor, looking at the camera"
     assert (out / "datasets" / "my-style" / "camera.txt").read_text() == "ohwx"
@@ -228,6 +230,8 @@ def test_export_writes_a_train_sh_that_trains_from_the_fluxgym_folder(
     assert report.train_script == script and report.fluxgym_root and report.missing_models == []
     assert os.access(script, os.X_OK)
     log = tmp_path / "accelerate.log"
+    from fluxgym_coach.cli.cmd_export import next_steps
+    assert next_steps(report, example_dataset)[-1] == f"train: bash {script}"
     done = _run_train_sh(script, bin_dir, log)  # run from "/": the script finds its folder
     assert done.returncode == 0, done.stderr
     cwd, *argv = log.read_text().splitlines()

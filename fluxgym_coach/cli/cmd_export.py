@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..dataset import Dataset, DatasetError
@@ -68,6 +69,32 @@ def export_table(report: ExportReport, title: str = "Export") -> Table:
     return table
 
 
+def next_steps(report: ExportReport, dataset: Path) -> list[str]:
+    """What to do after an export, as command lines to copy (shown after the tables)."""
+    steps = []
+    if report.placeholders:
+        steps.append(f"write the {len(report.placeholders)} missing captions: fluxgym-coach tui "
+                     f"{dataset}  (or: fluxgym-coach caption {dataset} --trigger WORD --backend "
+                     "forge|openai|florence2|draft), then run this command again with --force")
+    script = report.train_script
+    if script is not None:
+        if report.fluxgym_root and not report.missing_models:
+            steps.append(f"train: bash {script}")
+        elif report.fluxgym_root:
+            steps.append(f"train: bash {script}  (once Fluxgym has downloaded its models)")
+        else:
+            steps.append(f"train: copy {report.root / 'datasets'} and {report.root / 'outputs'} into "
+                         f"your Fluxgym folder, then bash outputs/{script.parent.name}/train.sh there "
+                         "(or export with --out YOUR_FLUXGYM_FOLDER)")
+    return steps
+
+
+def print_next_steps(report: ExportReport, dataset: Path) -> None:
+    """Print :func:`next_steps` on stdout."""
+    for step in next_steps(report, dataset):
+        out.print(f"[bold]next[/]: {escape(step)}", highlight=False)
+
+
 def export_json(report: ExportReport) -> dict:
     """A JSON-ready dict of an export report."""
     return {"dataset_dir": str(report.dataset_dir), "outputs_dir": str(report.outputs_dir),
@@ -120,6 +147,7 @@ def export(
     else:
         out.print(export_table(report))
         report_problems(sink.problems)
+        print_next_steps(report, dataset)
     raise typer.Exit(sink.problems.exit_code(strict))
 
 

@@ -16,7 +16,7 @@ from ..image_cache import ImageCache
 from ..prepare import PrepareReport, prepare_dataset
 from . import options as o
 from .cmd_export import (Force, Name, OutDir, Repeats, Resolution, Trigger, Vram, VramSize, export_json,
-                         export_table)
+                         export_table, print_next_steps)
 from .common import EXIT_BACKEND, EXIT_FAILED, EXIT_USAGE, err, fail, out, print_json, progress_sink, report_problems
 
 
@@ -152,6 +152,8 @@ def prepare(
         if report.export is not None:
             out.print(export_table(report.export, title="prepare: export"))
         report_problems(sink.problems)
+        if report.export is not None:
+            print_next_steps(report.export, dataset)
     raise typer.Exit(sink.problems.exit_code(strict) if report.export is not None else EXIT_FAILED)
 
 
