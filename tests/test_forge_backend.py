@@ -362,7 +362,7 @@ def test_progress_moves_inside_a_long_batch(fake_forge, tmp_path):
 
 async def test_progress_ignores_a_job_that_is_not_ours(fake_forge):
     from tests.test_forge_client import client, png
-    fake_forge.faults.image_latency = 0.4
+    fake_forge.faults.image_latency = 0.6
     backend = backend_for(fake_forge)
     items = [imaging_item(f"o{i}.png") for i in range(3)]
     params = EnhanceParams(scale_factor=2, upscaler="Lanczos", colorize=False)
@@ -375,9 +375,9 @@ async def test_progress_ignores_a_job_that_is_not_ours(fake_forge):
             await asyncio.sleep(0.01)
         assert await backend.progress_in_flight() == 0  # job_count 5 is not our batch of 3
         await theirs
-        while fake_forge.progress()["state"]["job_no"] < 3:
+        while fake_forge.progress()["state"]["job_no"] < 2:  # our 2nd image started: 1 done
             await asyncio.sleep(0.01)
-        assert await backend.progress_in_flight() == 2
+        assert await backend.progress_in_flight() in (1, 2)
         await ours
     assert await backend.progress_in_flight() == 0
     await backend.aclose()
