@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ from .events import (EventSink, InFlightProgress, ItemDone, ItemFailed, ItemWarn
                      null_sink)
 from .image_cache import CacheEntry, ImageCache, canonical_json
 from .store import Store, VariantRecord
+
+log = logging.getLogger(__name__)
 
 COLORIZE_SKIPPED = "black-and-white image not colorized: colorization needs a Forge backend"
 #: Threads that read and measure source images while a job is planned.
@@ -374,7 +377,11 @@ async def run_enhance(
             await asyncio.sleep(progress_interval)
             if all(t.done() for t in tasks):
                 continue
-            items = float(await in_flight())
+            try:
+                items = float(await in_flight())
+            except Exception:  # noqa: BLE001 - progress is cosmetic: never stop a job for it
+                log.warning("progress from %r stopped (the job goes on)", backend, exc_info=True)
+                return
             if items != last:
                 last = items
                 on_event(InFlightProgress(job_id, items))
@@ -538,8 +545,6 @@ async def run_enhance(
     finally:
         for t in poller:
             t.cancel()
-    if poller and not poller[0].cancelled() and poller[0].done() and poller[0].exception():
-        raise poller[0].exception()  # type: ignore[misc]  # a bug in the backend's progress call
 
     report.cancelled = cancel.is_set()
     for o in report.outcomes.values():

@@ -496,3 +496,19 @@ def test_cancel_interrupts_only_servers_running_our_jobs(make_fake_forge, tmp_pa
     assert report.cancelled and not report.failed
     assert busy.interrupts == 1 and idle.interrupts == 0
     assert idle.job_requests == 0
+
+
+def test_a_failing_progress_poll_never_stops_the_job(fake_forge, tmp_path, caplog):
+    from tests.fixtures_forge import draw_image
+    paths = [draw_image(tmp_path / "in" / f"b{i}.png", (24, 16), seed=i) for i in range(3)]
+    fake_forge.faults.image_latency = 0.2
+
+    class Broken(ForgeBackend):
+        async def progress_in_flight(self) -> float:
+            raise ValueError("a server answering nonsense")
+
+    params = EnhanceParams(scale_factor=2, upscaler="Lanczos", colorize=False)
+    report = run(sources_of(paths), Broken(fake_forge.url, **FAST), params, ImageCache(tmp_path / "c"),
+                 progress_interval=0.05)
+    assert len(report.by_status("enhanced")) == 3
+    assert "progress from" in caplog.text and "the job goes on" in caplog.text
