@@ -21,10 +21,11 @@ app = typer.Typer(
     help=(
         "Prepare image datasets for FLUX LoRA training with Fluxgym / kohya sd-scripts.\n\n"
         "Typical session:  fluxgym-coach prepare ./photos --out ~/fluxgym --trigger ohwx\n\n"
-        "That scans the folder, upscales images below the training resolution, keeps or "
-        "drafts captions with the trigger word first, and writes datasets/<name>/ and "
-        "outputs/<name>/dataset.toml where Fluxgym and sd-scripts read them. Originals are "
-        "never modified."
+        "That scans the folder, upscales images below the training resolution, puts the "
+        "trigger word first in every caption (alone where one is missing: write those with "
+        "`tui` or `caption`), and writes datasets/<name>/ and outputs/<name>/ (dataset.toml, "
+        "train.sh) where Fluxgym and sd-scripts read them. Originals are never modified.\n\n"
+        "Something not working? fluxgym-coach doctor --api-url URL --fluxgym DIR"
     ),
     no_args_is_help=True,
     add_completion=False,
