@@ -268,18 +268,21 @@ async def test_previews_are_decoded_off_the_ui_thread_and_cached(tui_dataset, ma
     assert on_main == []
 
 
+class _MessageLog:
+    """Stands in for the app a JobSink posts to: keeps the messages."""
+
+    def __init__(self):
+        self.messages = []
+
+    def post_message(self, msg):
+        self.messages.append(msg)
+
+
 def test_job_sink_throttles_ui_updates():
     from fluxgym_coach.events import ItemDone, ItemFailed, JobFinished, JobStarted
     from fluxgym_coach.tui.jobs import JobSink, JobUpdated
 
-    class FakeApp:
-        def __init__(self):
-            self.messages = []
-
-        def post_message(self, msg):
-            self.messages.append(msg)
-
-    app = FakeApp()
+    app = _MessageLog()
     sink = JobSink(app, "enhance1", "enhance", "Enhance", interval=3600)
     sink(JobStarted("j", "enhance", 5000))
     for i in range(5000):
@@ -297,14 +300,7 @@ def test_job_sink_adds_work_done_inside_running_requests():
     from fluxgym_coach.events import InFlightProgress, ItemDone, JobStarted
     from fluxgym_coach.tui.jobs import JobSink
 
-    class FakeApp:
-        def __init__(self):
-            self.messages = []
-
-        def post_message(self, msg):
-            self.messages.append(msg)
-
-    app = FakeApp()
+    app = _MessageLog()
     sink = JobSink(app, "enhance1", "enhance", "Enhance", interval=0)
     sink(JobStarted("j", "enhance", 8))
     sink(InFlightProgress("j", 3))  # the server has done 3 of a batch of 8
