@@ -444,3 +444,14 @@ async def test_keys_typed_in_a_burst_before_ctrl_s_are_all_saved(tui_dataset, ma
         _burst(app, "cat toy", "ctrl+s")
         await settle(pilot, app)
         assert got == [{"name": "cat toy", "b": "x"}]
+
+
+def test_status_line_names_the_server_without_credentials(tui_dataset):
+    from fluxgym_coach.tui.app import ReviewApp
+
+    def label(api_url):
+        return ReviewApp(tui_dataset, api_url=api_url, audit=False, plugins=False)._backend_label()
+
+    assert label(None) == "local backend"
+    assert label("http://me:secret@gpu-box:7860/") == "forge gpu-box:7860"
+    assert label(["http://a:7860", "http://b:7860"]) == "forge a:7860 +1"

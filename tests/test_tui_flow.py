@@ -307,6 +307,7 @@ async def test_whole_review_flow_in_one_session_against_fake_forge(tui_dataset, 
     app = make_tui_app(tui_dataset, api_url=fake_forge.url)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot, app)
+        assert app._backend_label() == "forge " + fake_forge.url.split("://")[1]
         await pilot.press("f")  # needs caption
         assert app.current.relpath == "astronaut.png"
         await pilot.press("e")

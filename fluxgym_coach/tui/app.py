@@ -243,9 +243,19 @@ class ReviewApp(App[None]):
             parts.append(f"{marked} marked")
         reviewed = sum(1 for r in idx.rows if r.status != UNREVIEWED)
         parts.append(f"{reviewed} reviewed")
-        parts.append("forge" if self.api_url else "local backend")
+        parts.append(self._backend_label())
         parts.append(f"preview {renderer_name(self.preview_mode)}")
         self.query_one("#status", Static).update("  ·  ".join(parts))
+
+    def _backend_label(self) -> str:
+        """``local backend``, or ``forge HOST:PORT`` (``+N`` for a pool), credentials removed."""
+        if not self.api_url:
+            return "local backend"
+        from ..backends.forge import redact_url
+
+        urls = [self.api_url] if isinstance(self.api_url, str) else list(self.api_url)
+        hosts = [redact_url(u).split("://", 1)[-1].rstrip("/") for u in urls]
+        return "forge " + hosts[0] + (f" +{len(hosts) - 1}" if len(hosts) > 1 else "")
 
     def save_state(self) -> None:
         """Remember the cursor, filter and sort in the store (restored on reopen)."""
