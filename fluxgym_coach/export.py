@@ -46,7 +46,7 @@ from .events import EventSink, ItemDone, ItemFailed, ItemWarning, JobFinished, J
 from .fsutil import atomic_write_bytes, atomic_write_text
 from .image_cache import ImageCache
 from .store import ImageRecord
-from .train_script import VRAM_CHOICES, train_script
+from .train_script import MODEL_PATHS, VRAM_CHOICES, train_script
 
 #: Resolutions Fluxgym offers (kohya's ``resolution``: the side of the square bucket area).
 RESOLUTIONS = (512, 768, 1024)
@@ -112,8 +112,6 @@ class ExportReport:
     def missing_models(self) -> list[str]:
         """In a Fluxgym install, the model files ``train.sh`` names that are not
         there yet (Fluxgym downloads them on its first training); else []."""
-        from .train_script import MODEL_PATHS
-
         if not self.fluxgym_root:
             return []
         return [rel for rel in MODEL_PATHS.values() if not (self.root / rel).is_file()]

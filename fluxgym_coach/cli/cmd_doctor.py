@@ -157,8 +157,8 @@ def check_fluxgym(folder: Path) -> list[Check]:
                         "all model files present" if not missing else f"missing: {', '.join(missing)}",
                         "" if not missing else
                         "start one training from Fluxgym's UI (it downloads them), or put them there"))
-    accelerate = shutil.which("accelerate") or next(
-        (str(p) for p in (root / "env" / "bin" / "accelerate",) if p.is_file()), None)
+    in_env = root / "env" / "bin" / "accelerate"  # Fluxgym's own virtual environment
+    accelerate = shutil.which("accelerate") or (str(in_env) if in_env.is_file() else None)
     checks.append(Check("fluxgym", "accelerate", "ok" if accelerate else "warn",
                         accelerate or "not found on PATH nor in env/bin",
                         "" if accelerate else "activate Fluxgym's environment (source env/bin/activate) "
