@@ -11,7 +11,9 @@ import pytest
 TESTS = Path(__file__).parent
 REPO = TESTS.parent
 EXAMPLES = REPO / "examples" / "dataset"
-REAL_IMAGES = REPO.parent / "shared" / "data" / "real-images"
+# the real photos: the six of examples/dataset plus the rest of the CC0 / public-domain
+# set (and the Middlebury stereo pair, tests only) in tests/data/real-images
+REAL_IMAGES_EXTRA = TESTS / "data" / "real-images"
 
 pytest_plugins = sorted(f"tests.{p.stem}" for p in TESTS.glob("fixtures_*.py"))
 
@@ -35,17 +37,21 @@ def example_dataset(tmp_path) -> Path:
     return dst
 
 
-@pytest.fixture
-def real_images_dir() -> Path:
-    """``../shared/data/real-images`` when present; the test is skipped otherwise."""
-    if not REAL_IMAGES.is_dir():
-        pytest.skip("../shared/data/real-images is not present on this machine")
-    return REAL_IMAGES
+@pytest.fixture(scope="session")
+def real_images_dir(tmp_path_factory) -> Path:
+    """A read-only view of the 13 real photos (examples/dataset + tests/data/real-images),
+    the same set as ``../shared/data/real-images``; self-contained in the repository."""
+    dst = tmp_path_factory.mktemp("real-images")
+    for src in (EXAMPLES, REAL_IMAGES_EXTRA):
+        for p in src.iterdir():
+            if p.suffix.lower() in {".png", ".jpg", ".jpeg"}:
+                shutil.copy(p, dst / p.name)
+    return dst
 
 
 @pytest.fixture
 def real_dataset(tmp_path, real_images_dir) -> Path:
-    """A writable copy of all real images (skipped when ../shared is absent)."""
+    """A writable copy of all 13 real images."""
     dst = tmp_path / "real"
     dst.mkdir()
     for p in real_images_dir.iterdir():

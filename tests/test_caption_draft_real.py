@@ -1,5 +1,5 @@
-"""The draft backend on the real photographs of ../shared/data/real-images, checked
-against what is known of each image (skipped when ../shared is absent)."""
+"""The draft backend on the 13 real photographs (examples/dataset + tests/data/real-images), checked
+against what is known of each image."""
 
 from __future__ import annotations
 
