@@ -47,43 +47,19 @@ from . import imaging
 from .dataset import Dataset
 from .duplicates import hex_to_uint64, near_duplicate_groups
 from .events import EventSink, ItemDone, ItemFailed, JobFinished, JobStarted, null_sink
-from .store import ImageRecord, Store, register_schema
+from .measures import (MEASURE_VERSION, ExtraMeasures, measure_file, save_measures,  # noqa: F401
+                       stored_measures)
+from .store import ImageRecord, Store
 
 #: Severities, most serious first.
 ERROR, WARNING, INFO = "error", "warning", "info"
 SEVERITIES = (ERROR, WARNING, INFO)
 _RANK = {ERROR: 0, WARNING: 1, INFO: 2}
 
-#: Version of :func:`measure_extra`'s definitions; rows of another version are measured again.
-MEASURE_VERSION = 1
-
 #: File formats kohya sd-scripts trains on (``IMAGE_EXTENSIONS`` in ``library/train_util.py``).
 KOHYA_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP"})
 _EXTENSION_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
                       ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".gif": "GIF"}
-
-register_schema(
-    "audit",
-    [
-        """
-        CREATE TABLE audit_measures (
-            digest          TEXT PRIMARY KEY,
-            version         INTEGER NOT NULL,
-            bright_p5       REAL,
-            bright_p99      REAL,
-            bright_mean     REAL,
-            entropy         REAL,
-            flat_fraction   REAL,
-            top4_share      REAL,
-            alpha_fraction  REAL,
-            bit_depth       INTEGER,
-            error           TEXT,
-            measured_at     REAL NOT NULL
-        );
-        """,
-    ],
-)
-
 
 # ---------------------------------------------------------------------------
 # thresholds
@@ -217,132 +193,15 @@ def select_bucket(width: int, height: int, resolution: int) -> Bucket:
 # ---------------------------------------------------------------------------
 # extra measurements (stored by digest)
 # ---------------------------------------------------------------------------
-@dataclass(slots=True)
-class ExtraMeasures:
-    """What :func:`measure_extra` measures that the scan does not.
-
-    ``bright_p5``/``bright_p99``/``bright_mean``: cleanvision brightness (0..1)
-    percentiles and mean; ``entropy``: Pillow ``entropy()`` of the RGB copy, in
-    bits (0..~10); ``flat_fraction``: share of pixels whose 4-neighbour
-    Laplacian is at most 2 gray levels (flat areas: drawings, blur);
-    ``top4_share``: share of pixels in the 4 most frequent gray levels;
-    ``alpha_fraction``: share of pixels not fully opaque (None when the image
-    has no alpha channel); ``bit_depth``: bits per channel as stored (1, 8, 16,
-    32); ``error`` when the image could not be decoded. All on the 256-px
-    working copy, except bit depth (header).
-    """
-
-    bright_p5: float | None = None
-    bright_p99: float | None = None
-    bright_mean: float | None = None
-    entropy: float | None = None
-    flat_fraction: float | None = None
-    top4_share: float | None = None
-    alpha_fraction: float | None = None
-    bit_depth: int | None = None
-    error: str | None = None
-
-    @property
-    def is_drawing(self) -> bool:
-        """A simple photo/drawing measure: large flat areas (``flat_fraction``
-        >= 0.6) made of few gray levels (``top4_share`` >= 0.5). On the real
-        images only the horse clipart (0.90, 0.95) passes; photos reach at
-        most 0.73 (blurred clock) and 0.64 (Hubble's black sky), never both."""
-        return (self.flat_fraction or 0.0) >= 0.6 and (self.top4_share or 0.0) >= 0.5
-
-
-_ALPHA_MODES = ("RGBA", "LA", "La", "RGBa", "PA")
-
-
-def _bit_depth(im: Image.Image, data: bytes) -> int:
-    if data[12:16] == b"IHDR" and len(data) > 24:  # PNG header: bit depth at byte 24
-        return int(data[24])
-    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        return 16
-    if im.mode in ("I", "F"):
-        return 32
-    if im.mode == "1":
-        return 1
-    tag = getattr(im, "tag_v2", None)
-    if tag is not None and 258 in tag:  # TIFF BitsPerSample
-        bits = tag[258]
-        return int(max(bits) if isinstance(bits, tuple) else bits)
-    return 8
-
-
 def measure_extra(path: str | Path) -> ExtraMeasures:
     """Measure brightness, entropy, flatness, transparency and bit depth of one file.
 
-    One decode at reduced size (JPEG draft mode), long side
-    :data:`fluxgym_coach.imaging.WORK_SIZE` px. Never raises for bad images:
-    the reason goes to ``error``.
+    One read and one decode at reduced size (JPEG draft mode), long side
+    :data:`fluxgym_coach.imaging.WORK_SIZE` px (:func:`fluxgym_coach.measures.measure_file`).
+    The scan already takes these measures from its own decode; this is for files
+    outside a scan. Never raises for bad images: the reason goes to ``error``.
     """
-    try:
-        data = Path(path).read_bytes()
-        im = imaging.open_image(data, path)
-        depth = _bit_depth(im, data)
-        if im.format == "JPEG":
-            im.draft("RGB", (imaging.WORK_SIZE, imaging.WORK_SIZE))
-        im.load()
-        alpha_fraction = None
-        has_alpha = im.mode in _ALPHA_MODES or (im.mode == "P" and "transparency" in im.info)
-        if has_alpha:
-            rgba = im.convert("RGBA")
-            rgba.thumbnail((imaging.WORK_SIZE,) * 2, Image.Resampling.BILINEAR)
-            alpha_fraction = float((np.asarray(rgba.getchannel("A")) < 255).mean())
-            work = imaging.to_rgb(rgba)
-        else:
-            work = imaging.to_rgb(im)
-            if max(work.size) > imaging.WORK_SIZE:
-                work = work.copy() if work is im else work
-                work.thumbnail((imaging.WORK_SIZE,) * 2, Image.Resampling.BILINEAR)
-    except imaging.ImageReadError as exc:
-        return ExtraMeasures(error=exc.reason)
-    except Exception as exc:  # decoder errors surface here after open()
-        return ExtraMeasures(error=imaging._explain(exc))
-    rgb = np.asarray(work, dtype=np.float64) / 255.0
-    bright = np.sqrt(0.241 * rgb[..., 0] ** 2 + 0.691 * rgb[..., 1] ** 2 + 0.068 * rgb[..., 2] ** 2)
-    gray = work.convert("L")
-    g = np.asarray(gray, dtype=np.float64)
-    if g.shape[0] >= 3 and g.shape[1] >= 3:
-        lap = np.abs(g[1:-1, :-2] + g[1:-1, 2:] + g[:-2, 1:-1] + g[2:, 1:-1] - 4.0 * g[1:-1, 1:-1])
-        flat = float((lap <= 2.0).mean())
-    else:
-        flat = 1.0
-    hist = np.asarray(gray.histogram(), dtype=np.float64)
-    top4 = float(np.sort(hist)[-4:].sum() / max(1.0, hist.sum()))
-    return ExtraMeasures(
-        bright_p5=round(float(np.percentile(bright, 5)), 4),
-        bright_p99=round(float(np.percentile(bright, 99)), 4),
-        bright_mean=round(float(bright.mean()), 4),
-        entropy=round(float(work.entropy()), 4),
-        flat_fraction=round(flat, 4), top4_share=round(top4, 4),
-        alpha_fraction=None if alpha_fraction is None else round(alpha_fraction, 6),
-        bit_depth=depth)
-
-
-_EXTRA_COLUMNS = ["bright_p5", "bright_p99", "bright_mean", "entropy", "flat_fraction",
-                  "top4_share", "alpha_fraction", "bit_depth", "error"]
-
-
-def stored_measures(store: Store, digests: Iterable[str] | None = None) -> dict[str, ExtraMeasures]:
-    """``{digest: ExtraMeasures}`` already stored (current :data:`MEASURE_VERSION` only)."""
-    store.ensure_schema("audit")
-    rows = store.execute("SELECT * FROM audit_measures WHERE version = ?", (MEASURE_VERSION,))
-    wanted = None if digests is None else set(digests)
-    return {r["digest"]: ExtraMeasures(**{c: r[c] for c in _EXTRA_COLUMNS})
-            for r in rows if wanted is None or r["digest"] in wanted}
-
-
-def save_measures(store: Store, items: list[tuple[str, ExtraMeasures]]) -> None:
-    """Store extra measures ``[(digest, measures)]`` (replacing older rows of those digests)."""
-    store.ensure_schema("audit")
-    cols = ["digest", "version", *_EXTRA_COLUMNS, "measured_at"]
-    sql = (f"INSERT OR REPLACE INTO audit_measures ({', '.join(cols)}) "
-           f"VALUES ({', '.join('?' for _ in cols)})")
-    now = time.time()
-    store.executemany(sql, [[d, MEASURE_VERSION, *[getattr(m, c) for c in _EXTRA_COLUMNS], now]
-                            for d, m in items])
+    return measure_file(path)
 
 
 def ensure_measures(dataset: Dataset, records: list[ImageRecord], on_event: EventSink = null_sink,
@@ -835,11 +694,11 @@ def audit_dataset(dataset: Dataset, *, resolution: int = 1024, thresholds: Thres
     started = time.perf_counter()
     if trigger is None:
         trigger = saved_trigger(dataset)
-    if scan:
-        dataset.scan(on_event=on_event, workers=workers)
+    scanned = dataset.scan(on_event=on_event, workers=workers).measured if scan else 0
     records = dataset.images()
     job = f"audit-{uuid.uuid4().hex[:8]}"
     extras, measured = ensure_measures(dataset, records, on_event=on_event, workers=workers, job=job)
+    measured += scanned
     report = build_report(records, extras, resolution=resolution, thresholds=th,
                           trigger=trigger, caption_rules=caption_rules, measured=measured)
     report.seconds = time.perf_counter() - started

@@ -19,13 +19,15 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import imaging
 from .events import EventSink, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted, null_sink
 from .fsutil import atomic_write_text
+from .measures import MEASURE_VERSION, ExtraMeasures, measure_rows, measures_sql, read_and_measure
 from .store import STORE_DIRNAME, ImageRecord, Store
 
 CAPTION_EXTENSION = ".txt"
@@ -93,6 +95,8 @@ class ScanReport:
     errors: dict[str, str] = field(default_factory=dict)
     warnings: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    #: distinct image contents (digests) measured for the first time (audit extra measures)
+    measured: int = 0
 
     @property
     def total(self) -> int:
@@ -156,28 +160,43 @@ def _walk(root: str) -> Iterator[_Entry]:
             yield _Entry(rel, e.path, size, mtime, side.path if side else None, s_size, s_mtime)
 
 
+def _measure_entry(entry: _Entry) -> tuple[ImageRecord, ExtraMeasures | None]:
+    """Digest, probe and measure one image from one read and one decode (scan and
+    audit measures, :func:`fluxgym_coach.measures.read_and_measure`); errors are
+    recorded, not raised. Runs in a thread or a worker process."""
+    return read_and_measure(entry.path, entry.relpath, entry.size, entry.mtime_ns)
+
+
 def _read_image(entry: _Entry) -> ImageRecord:
-    """Digest, probe and measure one image; errors are recorded, not raised."""
-    rec = ImageRecord(relpath=entry.relpath, size=entry.size, mtime_ns=entry.mtime_ns)
+    """The scan's record of one image (see :func:`_measure_entry`)."""
+    return _measure_entry(entry)[0]
+
+
+#: Below this many images to read, a scan uses threads (no process start-up cost).
+PROCESS_MIN_IMAGES = 48
+
+
+def _usable_cpus() -> int:
     try:
-        with open(entry.path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        rec.error = imaging._explain(exc)
-        return rec
-    rec.size = len(data)
-    rec.digest = imaging.digest_bytes(data) if data else None
-    try:
-        im = imaging.open_image(data, entry.path)
-        info = imaging.probe(im)
-        rec.width, rec.height = info.width, info.height
-        rec.format, rec.mode = info.format, info.mode
-        rec.orientation, rec.n_frames = info.orientation, info.n_frames
-        m = imaging.measure(im)
-        rec.phash, rec.is_grayscale, rec.sharpness = m.phash, m.is_grayscale, m.sharpness
-    except imaging.ImageReadError as exc:
-        rec.error = exc.reason
-    return rec
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _pool(n_images: int, workers: int | None, processes: bool | None) -> tuple[Executor, int]:
+    """The executor a scan reads with: worker processes when the work is large enough
+    to pay their start-up (the GIL serialises the Python parts of every measure),
+    threads otherwise. ``processes`` forces one or the other."""
+    cpus = _usable_cpus()
+    n = workers or min(8, cpus)
+    use_procs = processes if processes is not None else (n > 1 and n_images >= PROCESS_MIN_IMAGES)
+    if use_procs:
+        ctx = multiprocessing.get_context("forkserver" if "forkserver" in
+                                          multiprocessing.get_all_start_methods() else "spawn")
+        if ctx.get_start_method() == "forkserver":
+            ctx.set_forkserver_preload(["fluxgym_coach.measures"])
+        return ProcessPoolExecutor(max_workers=n, mp_context=ctx), n
+    return ThreadPoolExecutor(max_workers=n, thread_name_prefix="scan"), n
 
 
 class Dataset:
@@ -217,14 +236,21 @@ class Dataset:
 
     # -- scan -----------------------------------------------------------------
     def scan(self, on_event: EventSink = null_sink, workers: int | None = None,
-             batch: int = 256) -> ScanReport:
+             batch: int = 256, processes: bool | None = None) -> ScanReport:
         """Bring the store up to date with the folder (see the module docstring).
 
         Emits :class:`~fluxgym_coach.events.JobStarted` with the number of
         images to read, an ``ItemDone`` per image read, ``ItemFailed`` for
         unreadable images and ``ItemWarning`` for captions not in UTF-8.
         Records are committed every ``batch`` images, so an interrupted scan
-        keeps what it did. Returns a :class:`ScanReport`.
+        keeps what it did. Images are read by ``workers`` (default: the usable
+        CPUs, at most 8) worker processes when there are at least
+        :data:`PROCESS_MIN_IMAGES` to read, threads otherwise (``processes``
+        forces either). Each image is read once and decoded once; the audit's
+        extra measures are stored with its record (one transaction per batch).
+        ``report.errors`` names every unreadable image, found now or by an
+        earlier scan and unchanged since, so every run reports them.
+        Returns a :class:`ScanReport`.
         """
         started = time.perf_counter()
         job = f"scan-{uuid.uuid4().hex[:8]}"
@@ -258,31 +284,64 @@ class Dataset:
             on_event(ItemDone(job, entry.relpath, cached=True))
 
         if to_read:
-            n_workers = workers or min(8, (os.cpu_count() or 2))
-            pending: list[ImageRecord] = []
-            with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="scan") as pool:
-                for entry, rec in zip(to_read, pool.map(_read_image, to_read)):
-                    cap = self._read_caption_entry(entry, report, on_event, job)
-                    if cap is not None:
-                        rec.caption, rec.caption_encoding = cap.text, cap.encoding
-                        rec.caption_size, rec.caption_mtime_ns = entry.sidecar_size, entry.sidecar_mtime_ns
-                    (report.updated if entry.relpath in known else report.added).append(entry.relpath)
-                    if rec.error:
-                        report.errors[entry.relpath] = rec.error
-                        on_event(ItemFailed(job, entry.relpath, rec.error))
-                    else:
-                        on_event(ItemDone(job, entry.relpath))
-                    pending.append(rec)
-                    if len(pending) >= batch:
-                        self.store.upsert_images(pending)
-                        pending.clear()
-            self.store.upsert_images(pending)
+            self._read_all(to_read, known, report, on_event, job, workers, processes, batch)
+        self._stored_errors(report)
         report.seconds = time.perf_counter() - started
         on_event(JobFinished(job, "scan", "done", len(to_read) + len(caption_only) - len(report.errors),
                              len(report.errors),
                              {"added": len(report.added), "updated": len(report.updated),
                               "removed": len(report.removed), "unchanged": report.unchanged}))
         return report
+
+    def _read_all(self, to_read: list[_Entry], known: dict, report: ScanReport, on_event: EventSink,
+                  job: str, workers: int | None, processes: bool | None, batch: int) -> None:
+        """Read and measure ``to_read`` in a pool, storing records and measures in batches."""
+        pool, n_workers = _pool(len(to_read), workers, processes)
+        records: list[ImageRecord] = []
+        extras: list[tuple[str, ExtraMeasures]] = []
+        digests: set[str] = set()
+        self.store.ensure_schema("audit")
+        stored = {r[0] for r in self.store.execute(
+            "SELECT digest FROM audit_measures WHERE version = ?", (MEASURE_VERSION,))}
+
+        def flush() -> None:
+            self.store.write_batch(records, [(measures_sql(), measure_rows(extras))])
+            records.clear()
+            extras.clear()
+
+        chunk = max(1, min(16, len(to_read) // (4 * n_workers)))
+        try:
+            results = (pool.map(_measure_entry, to_read, chunksize=chunk)
+                       if isinstance(pool, ProcessPoolExecutor) else pool.map(_measure_entry, to_read))
+            for entry, (rec, extra) in zip(to_read, results):
+                cap = self._read_caption_entry(entry, report, on_event, job)
+                if cap is not None:
+                    rec.caption, rec.caption_encoding = cap.text, cap.encoding
+                    rec.caption_size, rec.caption_mtime_ns = entry.sidecar_size, entry.sidecar_mtime_ns
+                (report.updated if entry.relpath in known else report.added).append(entry.relpath)
+                if rec.error:
+                    report.errors[entry.relpath] = rec.error
+                    on_event(ItemFailed(job, entry.relpath, rec.error))
+                else:
+                    on_event(ItemDone(job, entry.relpath))
+                records.append(rec)
+                if extra is not None and rec.digest:
+                    extras.append((rec.digest, extra))
+                    if rec.digest not in stored:
+                        digests.add(rec.digest)
+                if len(records) >= batch:
+                    flush()
+        finally:
+            # On cancellation (a sink raising) or any error: drop queued work, keep what finished.
+            pool.shutdown(wait=True, cancel_futures=True)
+            flush()
+            report.measured = len(digests)
+
+    def _stored_errors(self, report: ScanReport) -> None:
+        """Add to ``report.errors`` the unreadable images an earlier scan recorded."""
+        for row in self.store.execute("SELECT relpath, error FROM images WHERE error IS NOT NULL "
+                                      "ORDER BY relpath"):
+            report.errors.setdefault(row[0], row[1])
 
     def _read_caption_entry(self, entry: _Entry, report: ScanReport, on_event: EventSink,
                             job: str) -> CaptionText | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,10 @@ GRAY_PIXEL_TOLERANCE = 12
 GRAY_COLORED_FRACTION = 0.01
 
 EXIF_ORIENTATION = 0x0112
+
+#: Largest image file read, in bytes (512 MiB): a bigger file is refused by name
+#: before anything is read, so a link to a huge file cannot fill the memory.
+MAX_FILE_BYTES = 512 * 1024 * 1024
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -122,6 +127,65 @@ def _explain(exc: BaseException, size: int | None = None) -> str:
     return f"corrupt image data ({type(exc).__name__}: {exc})"
 
 
+def _not_regular(st: os.stat_result) -> str | None:
+    """Why a stat result is not a readable image file (None when it is)."""
+    if stat.S_ISDIR(st.st_mode):
+        return "is a folder, not a file: rename it or move it out of the dataset"
+    if stat.S_ISFIFO(st.st_mode):
+        return "is a named pipe (FIFO), not a file: never read; remove it from the dataset"
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        return "is a device (or a link to one), not a file: never read; remove it from the dataset"
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file: never read; remove it from the dataset"
+    if st.st_size > MAX_FILE_BYTES:
+        return (f"file too large ({st.st_size / 2**20:.0f} MiB, limit {MAX_FILE_BYTES // 2**20} MiB):"
+                " not read; downscale or remove it")
+    return None
+
+
+def check_regular_file(path: str | Path) -> os.stat_result:
+    """``os.stat`` of ``path`` (links followed), if it is a regular file within
+    :data:`MAX_FILE_BYTES`. Raises :class:`ImageReadError` naming the file otherwise
+    (folder, FIFO, device, missing, too large)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ImageReadError(path, _explain(exc)) from exc
+    why = _not_regular(st)
+    if why:
+        raise ImageReadError(path, why)
+    return st
+
+
+def read_regular_file(path: str | Path) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most :data:`MAX_FILE_BYTES`.
+
+    Opened non-blocking and checked with ``fstat`` on the open descriptor (no
+    race with a file swapped for a FIFO after a ``stat``), so a FIFO, a device
+    (a link to ``/dev/zero``) or a folder is refused at once, never read or
+    waited on. Raises :class:`ImageReadError` naming the problem.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if isinstance(exc, IsADirectoryError):
+            raise ImageReadError(path, _not_regular(os.stat(path)) or _explain(exc)) from exc
+        raise ImageReadError(path, _explain(exc)) from exc
+    try:
+        why = _not_regular(os.fstat(fd))
+        if why:
+            raise ImageReadError(path, why)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise ImageReadError(path, _not_regular(os.fstat(fd)) or "file grew beyond the size limit")
+        return data
+    except OSError as exc:
+        raise ImageReadError(path, _explain(exc)) from exc
+    finally:
+        os.close(fd)
+
+
 def open_image(source: str | Path | bytes, path_for_errors: str | Path | None = None) -> Image.Image:
     """Open an image lazily (header only) with decompression-bomb checks as errors.
 
@@ -136,7 +200,7 @@ def open_image(source: str | Path | bytes, path_for_errors: str | Path | None = 
                 raise ImageReadError(name, _explain(OSError(), 0))
             fp: io.BytesIO | str | Path = io.BytesIO(source)
         else:
-            if os.path.getsize(source) == 0:
+            if check_regular_file(source).st_size == 0:
                 raise ImageReadError(name, _explain(OSError(), 0))
             fp = source
         with warnings.catch_warnings():
@@ -189,26 +253,54 @@ def to_rgb(im: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) 
     return im.convert("RGB")
 
 
-def load_work_copy(im: Image.Image, long_side: int = WORK_SIZE) -> Image.Image:
-    """Decode ``im`` small: RGB, long side at most ``long_side`` px, EXIF NOT applied.
+def draft_box(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """The box to pass to ``Image.draft`` so a ``width`` x ``height`` JPEG decodes at the
+    smallest DCT scale (1/2, 1/4, 1/8) whose long side is still >= ``long_side``.
 
-    JPEGs use draft mode (the DCT scaling of libjpeg), so a 24 MP photo is
-    decoded at 1/8 size. Others are decoded whole, then reduced. Raises
-    :class:`ImageReadError` on truncated or corrupt data.
-    """
+    The box has the image's aspect ratio: Pillow picks the scale from
+    ``min(width // box_w, height // box_h)``, so a square box would make a 4:3
+    photo decode at twice the scale needed (1024x768 at 1/2 where 1/4 gives
+    256x192)."""
+    longest = max(width, height, 1)
+    if longest <= long_side:
+        return width, height
+    return (max(1, -(-width * long_side // longest)), max(1, -(-height * long_side // longest)))
+
+
+def load_small(im: Image.Image, long_side: int = WORK_SIZE) -> Image.Image:
+    """Decode ``im`` in place, JPEGs at the smallest DCT scale that keeps the long side
+    >= ``long_side`` (:func:`draft_box`); other formats whole. Returns ``im``.
+    Raises :class:`ImageReadError` on truncated or corrupt data."""
     try:
         if im.format == "JPEG":
-            im.draft("RGB", (long_side, long_side))
+            im.draft("RGB", draft_box(im.width, im.height, long_side))
         im.load()
+        return im
+    except Exception as exc:
+        raise ImageReadError(getattr(im, "filename", "") or "<image>", _explain(exc)) from exc
+
+
+def work_copy_of_loaded(im: Image.Image, long_side: int = WORK_SIZE) -> Image.Image:
+    """RGB copy of a decoded image, long side at most ``long_side`` (bilinear, reducing
+    gap 2), alpha flattened on white, EXIF NOT applied. ``im`` is left unchanged."""
+    try:
         small = to_rgb(im)
         if max(small.size) > long_side:
             small = small.copy() if small is im else small
             small.thumbnail((long_side, long_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
         return small
-    except ImageReadError:
-        raise
     except Exception as exc:
         raise ImageReadError(getattr(im, "filename", "") or "<image>", _explain(exc)) from exc
+
+
+def load_work_copy(im: Image.Image, long_side: int = WORK_SIZE) -> Image.Image:
+    """Decode ``im`` small: RGB, long side at most ``long_side`` px, EXIF NOT applied.
+
+    JPEGs use draft mode (the DCT scaling of libjpeg, :func:`draft_box`), so a
+    24 MP photo is decoded at 1/8 size. Others are decoded whole, then reduced.
+    Raises :class:`ImageReadError` on truncated or corrupt data.
+    """
+    return work_copy_of_loaded(load_small(im, long_side), long_side)
 
 
 _DCT_CACHE: dict[int, np.ndarray] = {}
@@ -281,6 +373,13 @@ def measure(im: Image.Image) -> Measurements:
     ``im`` is an opened image (see :func:`open_image`); it is decoded here.
     Raises :class:`ImageReadError` on corrupt data.
     """
+    return measure_decoded(im)[0]
+
+
+def measure_decoded(im: Image.Image) -> tuple[Measurements, Image.Image]:
+    """:func:`measure`, also returning the RGB working copy it measured (long side
+    <= :data:`WORK_SIZE`), so other measures can reuse the one decode. ``im`` is
+    decoded in place (draft scale for JPEG)."""
     if im.mode in ("L", "1", "LA", "I", "I;16", "F") and im.format != "JPEG":
         gray_flag = True
     else:
@@ -289,8 +388,9 @@ def measure(im: Image.Image) -> Measurements:
     gray = work.convert("L")
     if gray_flag is None:
         gray_flag = is_grayscale_rgb(work if max(work.size) <= 96 else _shrink(work, 96))
-    return Measurements(phash=phash_gray(gray), is_grayscale=gray_flag,
-                        sharpness=round(laplacian_variance(gray), 3))
+    m = Measurements(phash=phash_gray(gray), is_grayscale=gray_flag,
+                     sharpness=round(laplacian_variance(gray), 3))
+    return m, work
 
 
 def _shrink(im: Image.Image, size: int) -> Image.Image:
@@ -313,7 +413,7 @@ def load_upright_rgb(source: str | Path | bytes, max_side: int | None = None) ->
     im = open_image(source)
     try:
         if max_side and im.format == "JPEG":
-            im.draft("RGB", (max_side, max_side))
+            im.draft("RGB", draft_box(im.width, im.height, max_side))
         im.load()
         upright = ImageOps.exif_transpose(im)
         rgb = to_rgb(upright)

@@ -44,8 +44,8 @@ def test_rescan_of_unchanged_folder_reads_nothing(tmp_path, monkeypatch):
     with Dataset(root) as ds:
         assert len(ds.scan().added) == 5
         calls = []
-        real = dataset_mod._read_image
-        monkeypatch.setattr(dataset_mod, "_read_image", lambda e: calls.append(e) or real(e))
+        real = dataset_mod._measure_entry
+        monkeypatch.setattr(dataset_mod, "_measure_entry", lambda e: calls.append(e) or real(e))
         opened = []
         real_open = open
 
