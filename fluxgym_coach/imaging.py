@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import xxhash
-from PIL import Image, ImageFile, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageFile, ImageFilter, ImageOps, UnidentifiedImageError
 
 #: File extensions (lower case) that a scan accepts.
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
@@ -324,9 +324,12 @@ def phash_gray(gray: Image.Image, hash_size: int = 8, highfreq_factor: int = 4) 
     d = _dct_matrix(n)
     low = (d @ pixels @ d.T)[:hash_size, :hash_size]
     bits = (low > np.median(low)).flatten()
-    value = 0
-    for b in bits:
-        value = (value << 1) | int(b)
+    if bits.size % 8 == 0:  # most significant bit first, as the loop below
+        value = int.from_bytes(np.packbits(bits).tobytes(), "big")
+    else:
+        value = 0
+        for b in bits:
+            value = (value << 1) | int(b)
     return f"{value:0{hash_size * hash_size // 4}x}"
 
 
@@ -352,19 +355,38 @@ def phash_file(source: str | Path | bytes) -> str:
 
 
 def is_grayscale_rgb(rgb: Image.Image) -> bool:
-    """True if an RGB image has (almost) no colour: see the module docstring."""
-    arr = np.asarray(rgb, dtype=np.int16)
-    spread = arr.max(axis=2) - arr.min(axis=2)
-    return float((spread > GRAY_PIXEL_TOLERANCE).mean()) <= GRAY_COLORED_FRACTION
+    """True if an RGB image has (almost) no colour: see the module docstring.
+
+    The per-pixel channel spread max(R,G,B) - min(R,G,B) is computed with
+    Pillow's uint8 channel operations and counted with a histogram."""
+    n = rgb.width * rgb.height
+    if n == 0 or rgb.mode != "RGB":
+        arr = np.asarray(rgb.convert("RGB"), dtype=np.int16)
+        spread = arr.max(axis=2) - arr.min(axis=2)
+        return float((spread > GRAY_PIXEL_TOLERANCE).mean()) <= GRAY_COLORED_FRACTION
+    r, g, b = rgb.split()
+    hi = ImageChops.lighter(ImageChops.lighter(r, g), b)
+    lo = ImageChops.darker(ImageChops.darker(r, g), b)
+    hist = ImageChops.subtract(hi, lo).histogram()
+    return sum(hist[GRAY_PIXEL_TOLERANCE + 1:]) / n <= GRAY_COLORED_FRACTION
 
 
-def laplacian_variance(gray: Image.Image) -> float:
-    """Variance of the 4-neighbour Laplacian of a mode ``L`` image (0 for tiny images)."""
-    a = np.asarray(gray, dtype=np.float64)
-    if a.shape[0] < 3 or a.shape[1] < 3:
+def laplacian(gray: Image.Image) -> np.ndarray | None:
+    """The 4-neighbour Laplacian of a mode ``L`` image as int16 (exact: |values| <= 1020),
+    shape ``(h - 2, w - 2)``; None for images under 3 px a side."""
+    a = np.asarray(gray, dtype=np.int16)
+    if a.ndim != 2 or a.shape[0] < 3 or a.shape[1] < 3:
+        return None
+    return a[1:-1, :-2] + a[1:-1, 2:] + a[:-2, 1:-1] + a[2:, 1:-1] - 4 * a[1:-1, 1:-1]
+
+
+def laplacian_variance(gray: Image.Image, lap: np.ndarray | None = None) -> float:
+    """Variance of the 4-neighbour Laplacian of a mode ``L`` image (0 for tiny images).
+    ``lap`` is :func:`laplacian` of ``gray`` when already computed."""
+    lap = laplacian(gray) if lap is None else lap
+    if lap is None:
         return 0.0
-    lap = (a[1:-1, :-2] + a[1:-1, 2:] + a[:-2, 1:-1] + a[2:, 1:-1] - 4.0 * a[1:-1, 1:-1])
-    return float(lap.var())
+    return float(lap.astype(np.float64).var())
 
 
 def measure(im: Image.Image) -> Measurements:
@@ -376,21 +398,33 @@ def measure(im: Image.Image) -> Measurements:
     return measure_decoded(im)[0]
 
 
-def measure_decoded(im: Image.Image) -> tuple[Measurements, Image.Image]:
-    """:func:`measure`, also returning the RGB working copy it measured (long side
-    <= :data:`WORK_SIZE`), so other measures can reuse the one decode. ``im`` is
-    decoded in place (draft scale for JPEG)."""
+def measure_decoded(im: Image.Image) -> tuple[Measurements, "WorkCopy"]:
+    """:func:`measure`, also returning the :class:`WorkCopy` it measured, so other
+    measures can reuse the one decode. ``im`` is decoded in place (draft scale for
+    JPEG)."""
     if im.mode in ("L", "1", "LA", "I", "I;16", "F") and im.format != "JPEG":
         gray_flag = True
     else:
         gray_flag = None
     work = load_work_copy(im)
     gray = work.convert("L")
+    lap = laplacian(gray)
     if gray_flag is None:
         gray_flag = is_grayscale_rgb(work if max(work.size) <= 96 else _shrink(work, 96))
     m = Measurements(phash=phash_gray(gray), is_grayscale=gray_flag,
-                     sharpness=round(laplacian_variance(gray), 3))
-    return m, work
+                     sharpness=round(laplacian_variance(gray, lap), 3))
+    return m, WorkCopy(work, gray, lap)
+
+
+@dataclass(slots=True)
+class WorkCopy:
+    """The working copy :func:`measure_decoded` measured: ``rgb`` (long side <=
+    :data:`WORK_SIZE`), its ``gray`` (mode L) and the int16 ``laplacian`` of the gray
+    (None under 3 px a side), for other measures to reuse."""
+
+    rgb: Image.Image
+    gray: Image.Image
+    laplacian: np.ndarray | None
 
 
 def _shrink(im: Image.Image, size: int) -> Image.Image:

@@ -113,35 +113,43 @@ def has_alpha(im: Image.Image) -> bool:
     return im.mode in _ALPHA_MODES or (im.mode == "P" and "transparency" in im.info)
 
 
-def extra_from_decoded(im: Image.Image, work: Image.Image | None, depth: int) -> ExtraMeasures:
+_LUT_INDEX = np.arange(256, dtype=np.float64) / 255.0
+#: cleanvision's brightness weights applied to each 8-bit level: the same float64
+#: operations as on the whole image (``w * (v / 255) ** 2``), looked up per pixel.
+_BRIGHT_LUT = [w * _LUT_INDEX ** 2 for w in (0.241, 0.691, 0.068)]
+
+
+def extra_from_decoded(im: Image.Image, work: imaging.WorkCopy | None, depth: int) -> ExtraMeasures:
     """Extra measures from a decoded image ``im`` (draft scale at most) and, for
-    images without alpha, the scan's RGB working copy ``work`` (the same pixels
-    the audit used to decode on its own). Images with alpha are reduced as RGBA
-    first, then flattened on white, as before. Raises on decoder errors."""
+    images without alpha, the scan's working copy ``work`` (the same pixels the
+    audit used to decode on its own, with their gray copy and Laplacian). Images
+    with alpha are reduced as RGBA first, then flattened on white, as before.
+    Raises on decoder errors."""
     alpha_fraction = None
     if has_alpha(im):
         rgba = im.convert("RGBA")
         rgba.thumbnail((imaging.WORK_SIZE,) * 2, Image.Resampling.BILINEAR)
         alpha_fraction = float((np.asarray(rgba.getchannel("A")) < 255).mean())
-        work = imaging.to_rgb(rgba)
-    elif work is None:
-        work = imaging.work_copy_of_loaded(im)
-    rgb = np.asarray(work, dtype=np.float64) / 255.0
-    bright = np.sqrt(0.241 * rgb[..., 0] ** 2 + 0.691 * rgb[..., 1] ** 2 + 0.068 * rgb[..., 2] ** 2)
-    gray = work.convert("L")
-    g = np.asarray(gray, dtype=np.float64)
-    if g.shape[0] >= 3 and g.shape[1] >= 3:
-        lap = np.abs(g[1:-1, :-2] + g[1:-1, 2:] + g[:-2, 1:-1] + g[2:, 1:-1] - 4.0 * g[1:-1, 1:-1])
-        flat = float((lap <= 2.0).mean())
+        work = None
+        rgb_im = imaging.to_rgb(rgba)
     else:
-        flat = 1.0
+        rgb_im = work.rgb if work is not None else imaging.work_copy_of_loaded(im)
+    if work is None:
+        gray = rgb_im.convert("L")
+        lap = imaging.laplacian(gray)
+    else:
+        gray, lap = work.gray, work.laplacian
+    px = np.asarray(rgb_im)
+    bright = np.sqrt(_BRIGHT_LUT[0][px[..., 0]] + _BRIGHT_LUT[1][px[..., 1]]
+                     + _BRIGHT_LUT[2][px[..., 2]])
+    flat = 1.0 if lap is None else float((np.abs(lap) <= 2).mean())
     hist = np.asarray(gray.histogram(), dtype=np.float64)
     top4 = float(np.sort(hist)[-4:].sum() / max(1.0, hist.sum()))
     p5, p99 = np.percentile(bright, [5, 99])
     return ExtraMeasures(
         bright_p5=round(float(p5), 4), bright_p99=round(float(p99), 4),
         bright_mean=round(float(bright.mean()), 4),
-        entropy=round(float(work.entropy()), 4),
+        entropy=round(float(rgb_im.entropy()), 4),
         flat_fraction=round(flat, 4), top4_share=round(top4, 4),
         alpha_fraction=None if alpha_fraction is None else round(alpha_fraction, 6),
         bit_depth=depth)
