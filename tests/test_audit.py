@@ -328,3 +328,51 @@ def test_saved_trigger_is_the_default(tmp_path):
         assert audit.saved_trigger(ds) == "ohwx"
         report = audit_dataset(ds)
     assert "caption-trigger-missing" in codes(report, "a.png")
+
+
+# -- long outputs: summary, --all, streamed --json ------------------------------------------
+def _many_small(folder: Path, n: int) -> Path:
+    folder.mkdir()
+    for i in range(n):  # 64 px images: every one is below the resolution (an error each)
+        textured((64, 48), i).save(folder / f"img_{i:03d}.png")
+    return folder
+
+
+def test_cli_audit_summarises_long_outputs_and_lists_all_on_request(tmp_path):
+    from typer.testing import CliRunner
+
+    from fluxgym_coach.cli import app
+    from fluxgym_coach.cli.audit_output import TABLE_ROWS
+
+    folder = _many_small(tmp_path / "many", TABLE_ROWS + 10)
+    runner = CliRunner()
+    res = runner.invoke(app, ["audit", str(folder), "--no-captions"])
+    assert res.exit_code == 1
+    lines = res.stdout.splitlines()
+    # one summary row for the code, with its count and a few names, not one row per image
+    row = next(line for line in lines if "low_resolution" in line)
+    assert str(TABLE_ROWS + 10) in row and "img_000.png" in row and f"(+{TABLE_ROWS + 7})" in res.stdout
+    assert sum("low_resolution" in line for line in lines) == 1
+    assert "--all" in res.stdout
+    full = runner.invoke(app, ["audit", str(folder), "--no-captions", "--all"])
+    assert full.exit_code == 1
+    listed = [line for line in full.stdout.splitlines() if "\tlow_resolution" in line]
+    assert len(listed) == TABLE_ROWS + 10
+    assert {line.split("\t")[0] for line in listed} == {f"img_{i:03d}.png" for i in range(TABLE_ROWS + 10)}
+
+
+def test_cli_audit_json_is_streamed_and_complete(tmp_path):
+    from typer.testing import CliRunner
+
+    from fluxgym_coach.cli import app
+
+    folder = _many_small(tmp_path / "many", 12)
+    shutil.copy(folder / "img_000.png", folder / "copy.png")
+    res = CliRunner().invoke(app, ["audit", str(folder), "--no-captions", "--json"])
+    data = json.loads(res.stdout)
+    with Dataset(folder) as ds:
+        want = audit_dataset(ds, resolution=1024, caption_rules=False).to_dict()
+    assert data["exit_code"] == res.exit_code == 1 and data["dataset"] == str(folder.resolve())
+    for key in ("images", "groups", "counts", "by_code", "thresholds", "resolution", "caption_rules"):
+        assert data[key] == json.loads(json.dumps(want[key], default=str)), key
+    assert len(data["images"]) == 13 and data["groups"][0]["kind"] == "exact"
