@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import imaging
+from . import imaging, keeper
 from .dataset import Dataset
 from .duplicates import hex_to_uint64, near_duplicate_groups
 from .events import EventSink, ItemDone, ItemFailed, JobFinished, JobStarted, null_sink
@@ -294,12 +294,15 @@ class DuplicateGroup:
     """Images that are the same (``kind`` ``"exact"``: same digest) or look the
     same (``"near"``: pHash within the threshold, grouped transitively).
     ``members`` are relpaths, best first; ``keeper`` the suggested one to keep;
-    ``max_distance`` the largest pHash distance from the keeper (bits)."""
+    ``max_distance`` the largest pHash distance from the keeper (bits);
+    ``reasons`` says, for every other member, why the keeper beat it
+    (:func:`fluxgym_coach.keeper.reason`)."""
 
     kind: str
     members: list[str]
     keeper: str
     max_distance: int = 0
+    reasons: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -521,21 +524,18 @@ def image_findings(rec: ImageRecord, extra: ExtraMeasures | None, resolution: in
     return out, bucket
 
 
-def _quality_key(rec: ImageRecord) -> tuple:
-    """Sort key, best first: readable, more pixels, colour, sharper, captioned, then name."""
-    w, h = rec.display_size or (0, 0)
-    return (rec.error is not None, -(w * h), bool(rec.is_grayscale), -(rec.sharpness or 0.0),
-            not (rec.caption or "").strip(), rec.relpath)
-
-
-def duplicate_groups(records: list[ImageRecord], max_distance: int) -> list[DuplicateGroup]:
+def duplicate_groups(records: list[ImageRecord], max_distance: int,
+                     extras: dict[str, ExtraMeasures] | None = None) -> list[DuplicateGroup]:
     """Exact groups (same digest) and near groups (pHash within ``max_distance``, transitive).
 
     Near groups are connected components (union-find) of the graph whose
     edges join images at most ``max_distance`` bits apart, so A~B and B~C put
     A, B and C in one group. A near group made only of copies of one digest
-    is reported as exact only. Members are sorted best first (see
-    :func:`_quality_key`); the first is the suggested keeper.
+    is reported as exact only. Members are sorted best first by
+    :func:`fluxgym_coach.keeper.rank` (more pixels, higher bit depth and
+    lossless, no transparency, original name, then colour, sharpness, caption,
+    name; ``extras`` give bit depth and transparency); the first is the
+    suggested keeper, and ``reasons`` say why it beat each other member.
     """
     readable = [r for r in records if r.digest and not r.error]
     groups: list[DuplicateGroup] = []
@@ -544,12 +544,15 @@ def duplicate_groups(records: list[ImageRecord], max_distance: int) -> list[Dupl
         by_digest.setdefault(r.digest, []).append(r)
 
     def ordered(members: list[ImageRecord]) -> list[ImageRecord]:
-        return sorted(members, key=_quality_key)
+        return keeper.rank(members, extras)
+
+    def why(m: list[ImageRecord]) -> dict[str, str]:
+        return {r.relpath: keeper.reason(m[0], r, extras) for r in m[1:]}
 
     for digest, members in by_digest.items():
         if len(members) > 1:
             m = ordered(members)
-            groups.append(DuplicateGroup("exact", [r.relpath for r in m], m[0].relpath, 0))
+            groups.append(DuplicateGroup("exact", [r.relpath for r in m], m[0].relpath, 0, why(m)))
     hashed = [r for r in readable if r.phash]
     for indices in near_duplicate_groups(hex_to_uint64([r.phash for r in hashed]), max_distance):
         members = [hashed[i] for i in indices]
@@ -557,7 +560,7 @@ def duplicate_groups(records: list[ImageRecord], max_distance: int) -> list[Dupl
             continue
         m = ordered(members)
         far = max(imaging.hamming(m[0].phash, r.phash) for r in m[1:])
-        groups.append(DuplicateGroup("near", [r.relpath for r in m], m[0].relpath, far))
+        groups.append(DuplicateGroup("near", [r.relpath for r in m], m[0].relpath, far, why(m)))
     groups.sort(key=lambda g: (g.kind, g.members[0]))
     return groups
 
@@ -649,21 +652,24 @@ def build_report(records: list[ImageRecord], extras: dict[str, ExtraMeasures], *
                                     category="caption"))
         images[rec.relpath] = ImageAudit(rec.relpath, rec.digest, bucket,
                                          category_of(rec, extra) if readable else None, findings)
-    groups = duplicate_groups(records, th.near_duplicate_distance)
+    groups = duplicate_groups(records, th.near_duplicate_distance, extras)
     for g in groups:
         code = "exact_duplicate" if g.kind == "exact" else "near_duplicate"
         what = "identical file" if g.kind == "exact" else "looks the same"
         for rel in g.members:
             others = [m for m in g.members if m != rel]
-            keeper = rel == g.keeper
+            is_keeper = rel == g.keeper
+            runner_up = g.reasons.get(g.members[1], "") if len(g.members) > 1 else ""
             images[rel].findings.append(Finding(
-                code, INFO if keeper else WARNING,
+                code, INFO if is_keeper else WARNING,
                 f"{what} as {', '.join(others[:3])}{' ...' if len(others) > 3 else ''}"
-                + (" (suggested keeper)" if keeper else f"; keep {g.keeper}"),
+                + (f" (suggested keeper: {runner_up})" if is_keeper
+                   else f"; keep {g.keeper} ({g.reasons.get(rel, '')})"),
                 value=g.max_distance if g.kind == "near" else 0,
                 threshold=th.near_duplicate_distance if g.kind == "near" else 0,
-                fix="keep it; reject the others" if keeper else f"reject it and keep {g.keeper}",
-                category="duplicate", detail={"group": g.members, "keeper": g.keeper}))
+                fix="keep it; reject the others" if is_keeper else f"reject it and keep {g.keeper}",
+                category="duplicate", detail={"group": g.members, "keeper": g.keeper,
+                                              "why": g.reasons.get(rel) if not is_keeper else runner_up}))
     for a in images.values():
         a.findings.sort(key=lambda f: (_RANK[f.severity], f.category, f.code))
     return AuditReport(images=images, groups=groups, resolution=resolution, thresholds=th,

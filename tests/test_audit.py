@@ -376,3 +376,31 @@ def test_cli_audit_json_is_streamed_and_complete(tmp_path):
     for key in ("images", "groups", "counts", "by_code", "thresholds", "resolution", "caption_rules"):
         assert data[key] == json.loads(json.dumps(want[key], default=str)), key
     assert len(data["images"]) == 13 and data["groups"][0]["kind"] == "exact"
+
+
+# -- issue 11 item 19: which duplicate to keep ---------------------------------------------
+def test_duplicate_keeper_prefers_the_original_over_degraded_copies(tmp_path):
+    from PIL import Image
+
+    src = textured((256, 192), 4)
+    src.save(tmp_path / "a.png")
+    pal = src.convert("P", palette=Image.Palette.ADAPTIVE, colors=32)
+    pal.save(tmp_path / "b.png", transparency=0)  # palette + alpha: degraded
+    src.save(tmp_path / "c.jpg", quality=60)  # lossy re-encode, sharper-looking artefacts
+    src.save(tmp_path / "a copy.png")  # same bytes as a.png, derived name
+    with Dataset(tmp_path) as ds:
+        report = audit_dataset(ds, resolution=SIDE, caption_rules=False)
+    near = next(g for g in report.groups if g.kind == "near")
+    exact = next(g for g in report.groups if g.kind == "exact")
+    assert near.keeper == "a.png" and exact.keeper == "a.png"
+    assert near.reasons["c.jpg"] == "lossless PNG (vs lossy JPEG)"
+    assert near.reasons["b.png"] == "full colour (the other is a palette image)"
+    assert exact.reasons["a copy.png"] == "original name (a copy.png looks derived)"
+    msg = next(f for f in report.findings("c.jpg") if f.code == "near_duplicate").message
+    assert "keep a.png (lossless PNG (vs lossy JPEG))" in msg
+    # more pixels comes first: a 2x larger copy is the one to keep
+    src.resize((512, 384)).save(tmp_path / "big.png")
+    with Dataset(tmp_path) as ds:
+        report = audit_dataset(ds, resolution=SIDE, caption_rules=False)
+    near = next(g for g in report.groups if g.kind == "near")
+    assert near.keeper == "big.png" and near.reasons["a.png"] == "more pixels (512x384 vs 256x192)"
