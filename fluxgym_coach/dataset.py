@@ -16,6 +16,7 @@ be undone.
 from __future__ import annotations
 
 import os
+import stat
 import time
 import uuid
 from collections.abc import Iterator
@@ -41,6 +42,41 @@ class DatasetError(Exception):
     """The dataset folder is unusable (missing, not a folder, not writable)."""
 
 
+#: Largest caption sidecar read, in bytes (1 MiB; a caption is a few hundred bytes).
+MAX_CAPTION_BYTES = 1 << 20
+
+
+class CaptionFileError(DatasetError):
+    """A caption sidecar exists but is not a readable caption file (a folder, a FIFO,
+    a device, or too large). ``path`` names it, ``reason`` says why and what to do."""
+
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def sidecar_problem(path: str | Path) -> str | None:
+    """Why the sidecar at ``path`` cannot be read as a caption (None when it is a regular
+    file within :data:`MAX_CAPTION_BYTES`, or does not exist). Never opens it."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"caption sidecar {Path(path).name} cannot be read ({exc.strerror or exc})"
+    name = Path(path).name
+    if stat.S_ISDIR(st.st_mode):
+        return f"caption sidecar {name} is a folder, not a text file: rename or remove it"
+    if not stat.S_ISREG(st.st_mode):
+        return (f"caption sidecar {name} is not a regular file (a FIFO or a device): never read; "
+                "remove it")
+    if st.st_size > MAX_CAPTION_BYTES:
+        return (f"caption sidecar {name} is {st.st_size / 2**20:.1f} MiB, over the "
+                f"{MAX_CAPTION_BYTES // 1024} KiB limit for a caption: check what it is")
+    return None
+
+
 @dataclass(slots=True)
 class CaptionText:
     """A sidecar as read: ``text`` (BOM removed, line ends kept), the
@@ -55,8 +91,13 @@ def read_sidecar(path: str | Path) -> CaptionText | None:
     """Read a caption sidecar; None if it does not exist.
 
     UTF-8 (with or without BOM) is read as is; other bytes are decoded with
-    :data:`FALLBACK_ENCODINGS` and a warning says so.
+    :data:`FALLBACK_ENCODINGS` and a warning says so. Raises
+    :class:`CaptionFileError` when the path is a folder, a FIFO, a device or
+    over :data:`MAX_CAPTION_BYTES` (nothing is read then).
     """
+    problem = sidecar_problem(path)
+    if problem:
+        raise CaptionFileError(path, problem)
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
@@ -113,6 +154,7 @@ class _Entry:
     sidecar: str | None
     sidecar_size: int | None
     sidecar_mtime_ns: int | None
+    sidecar_problem: str | None = None
 
 
 def _walk(root: str) -> Iterator[_Entry]:
@@ -127,17 +169,20 @@ def _walk(root: str) -> Iterator[_Entry]:
         except OSError:
             continue
         sidecars = {}
+        bad_sidecars: dict[str, str] = {}
         images = []
         for e in entries:
             if e.name.startswith(".") or e.name == STORE_DIRNAME:
                 continue
+            lower = e.name.lower()
             try:
                 if e.is_dir(follow_symlinks=False):
                     stack.append(e.path)
+                    if lower.endswith(CAPTION_EXTENSION):  # a folder named like a caption
+                        bad_sidecars[e.name[: -len(CAPTION_EXTENSION)]] = sidecar_problem(e.path) or ""
                     continue
             except OSError:
                 continue
-            lower = e.name.lower()
             if lower.endswith(CAPTION_EXTENSION):
                 sidecars[e.name[: -len(CAPTION_EXTENSION)]] = e
             elif imaging.is_image_name(lower):
@@ -148,23 +193,33 @@ def _walk(root: str) -> Iterator[_Entry]:
                 size, mtime = st.st_size, st.st_mtime_ns
             except OSError:  # broken symlink, vanished file: still listed, read fails later
                 size, mtime = -1, -1
-            side = sidecars.get(os.path.splitext(e.name)[0])
+            stem = os.path.splitext(e.name)[0]
+            side = sidecars.get(stem)
             s_size = s_mtime = None
+            problem = bad_sidecars.get(stem)
             if side is not None:
                 try:
                     sst = side.stat()
                     s_size, s_mtime = sst.st_size, sst.st_mtime_ns
+                    if not stat.S_ISREG(sst.st_mode) or sst.st_size > MAX_CAPTION_BYTES:
+                        problem = sidecar_problem(side.path)
                 except OSError:
                     side = None
             rel = e.path[root_len:].replace(os.sep, "/")
-            yield _Entry(rel, e.path, size, mtime, side.path if side else None, s_size, s_mtime)
+            if problem:  # never read; the stat differs from any real file's, so a fix is seen
+                yield _Entry(rel, e.path, size, mtime, None, -1, -1, problem)
+            else:
+                yield _Entry(rel, e.path, size, mtime, side.path if side else None, s_size, s_mtime)
 
 
 def _measure_entry(entry: _Entry) -> tuple[ImageRecord, ExtraMeasures | None]:
     """Digest, probe and measure one image from one read and one decode (scan and
     audit measures, :func:`fluxgym_coach.measures.read_and_measure`); errors are
     recorded, not raised. Runs in a thread or a worker process."""
-    return read_and_measure(entry.path, entry.relpath, entry.size, entry.mtime_ns)
+    rec, extra = read_and_measure(entry.path, entry.relpath, entry.size, entry.mtime_ns)
+    if entry.sidecar_problem:  # the image is left out of captioning and export until fixed
+        rec.error = entry.sidecar_problem
+    return rec, extra
 
 
 def _read_image(entry: _Entry) -> ImageRecord:
@@ -256,6 +311,7 @@ class Dataset:
         job = f"scan-{uuid.uuid4().hex[:8]}"
         report = ScanReport()
         known = self.store.stat_index()
+        errored = {r[0] for r in self.store.execute("SELECT relpath FROM images WHERE error IS NOT NULL")}
         seen: set[str] = set()
         to_read: list[_Entry] = []
         caption_only: list[_Entry] = []
@@ -267,6 +323,9 @@ class Dataset:
                 continue
             if (old[0], old[1]) != (entry.size, entry.mtime_ns):
                 to_read.append(entry)
+            elif (old[2], old[3]) != (entry.sidecar_size, entry.sidecar_mtime_ns) and (
+                    entry.sidecar_problem or entry.relpath in errored):
+                to_read.append(entry)  # a sidecar problem appeared or was fixed: re-read it all
             elif (old[2], old[3]) != (entry.sidecar_size, entry.sidecar_mtime_ns):
                 caption_only.append(entry)
             else:
@@ -315,8 +374,9 @@ class Dataset:
                        if isinstance(pool, ProcessPoolExecutor) else pool.map(_measure_entry, to_read))
             for entry, (rec, extra) in zip(to_read, results):
                 cap = self._read_caption_entry(entry, report, on_event, job)
-                if cap is not None:
-                    rec.caption, rec.caption_encoding = cap.text, cap.encoding
+                if cap is not None or entry.sidecar_problem:
+                    if cap is not None:
+                        rec.caption, rec.caption_encoding = cap.text, cap.encoding
                     rec.caption_size, rec.caption_mtime_ns = entry.sidecar_size, entry.sidecar_mtime_ns
                 (report.updated if entry.relpath in known else report.added).append(entry.relpath)
                 if rec.error:
@@ -347,7 +407,12 @@ class Dataset:
                             job: str) -> CaptionText | None:
         if entry.sidecar is None:
             return None
-        cap = read_sidecar(entry.sidecar)
+        try:
+            cap = read_sidecar(entry.sidecar)
+        except CaptionFileError as exc:  # swapped for a FIFO/folder since the walk
+            report.warnings[entry.relpath] = exc.reason
+            on_event(ItemWarning(job, entry.relpath, exc.reason))
+            return None
         if cap is not None and cap.warning:
             report.warnings[entry.relpath] = cap.warning
             on_event(ItemWarning(job, entry.relpath, cap.warning))
