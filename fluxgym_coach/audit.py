@@ -476,7 +476,9 @@ def image_findings(rec: ImageRecord, extra: ExtraMeasures | None, resolution: in
                            fix=(f"upscale x{factor:g} before training (enhance or prepare does it)"
                                 if sev == WARNING else
                                 f"find a larger source: x{bucket.scale:.1f} exceeds what a 4x upscaler "
-                                "restores"),
+                                "restores" + (f" (beyond x{imaging.MAX_UPSCALE:g} fluxgym-coach refuses "
+                                              "to resize it)" if bucket.scale > imaging.MAX_UPSCALE
+                                              else "")),
                            category="resolution",
                            detail={"short_side": min(w, h), "scale_factor": factor}))
     if bucket.crop > th.max_crop:
@@ -485,7 +487,13 @@ def image_findings(rec: ImageRecord, extra: ExtraMeasures | None, resolution: in
                            threshold=th.max_crop, fix="crop it yourself to keep what matters",
                            category="resolution", detail={"bucket": list(bucket.size)}))
     aspect = min(w / h, h / w)
-    if aspect < th.min_aspect:
+    if aspect < 1 / imaging.MAX_ASPECT:
+        out.append(Finding("odd_aspect", ERROR, f"extreme aspect ratio 1:{1 / aspect:.1f}: beyond "
+                           f"{imaging.MAX_ASPECT:g}:1 fluxgym-coach refuses to resize it",
+                           value=round(aspect, 3), threshold=round(1 / imaging.MAX_ASPECT, 3),
+                           fix="crop it to a ratio between 1:2.9 and 2.9:1, or remove it",
+                           category="resolution"))
+    elif aspect < th.min_aspect:
         out.append(Finding("odd_aspect", WARNING, f"unusual aspect ratio 1:{1 / aspect:.1f}",
                            value=round(aspect, 3), threshold=th.min_aspect,
                            fix="crop to a ratio between 1:2.9 and 2.9:1", category="resolution"))

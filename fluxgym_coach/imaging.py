@@ -46,6 +46,19 @@ GRAY_COLORED_FRACTION = 0.01
 
 EXIF_ORIENTATION = 0x0112
 
+#: Largest upscale factor any resize here performs (8x): beyond it an upscaler
+#: (or Lanczos) invents the picture rather than restoring it; a 1x1, 14x25 or
+#: 102-px image asked to reach 1024 px is refused with :class:`ResizeLimitError`.
+MAX_UPSCALE = 8.0
+#: Longest side over shortest side beyond which an image is refused for
+#: resizing (8:1): kohya's buckets stop at 1:4, and a 10000x10 strip scaled
+#: to a 1024-px short side would need a 1-gigapixel canvas.
+MAX_ASPECT = 8.0
+#: Largest output of a resize, in pixels (64 MP, 192 MiB as RGB): bounds the
+#: memory of every resize whatever the input (decodes are bounded by Pillow's
+#: ``MAX_IMAGE_PIXELS``, about 89 MP, refused as :class:`ImageReadError`).
+MAX_RESIZE_PIXELS = 64 * 1024 * 1024
+
 #: Largest image file read, in bytes (512 MiB): a bigger file is refused by name
 #: before anything is read, so a link to a huge file cannot fill the memory.
 MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -467,6 +480,32 @@ def thumbnail(source: str | Path | bytes, max_side: int = 512) -> Image.Image:
     return load_upright_rgb(source, max_side=max_side)
 
 
+class ResizeLimitError(ValueError):
+    """A resize beyond :data:`MAX_UPSCALE`, :data:`MAX_ASPECT` or
+    :data:`MAX_RESIZE_PIXELS`; the message says which limit and what to do."""
+
+
+def check_resize(width: int, height: int, new_width: int, new_height: int) -> None:
+    """Refuse a resize of ``width`` x ``height`` to ``new_width`` x ``new_height`` that
+    exceeds the limits above (raises :class:`ResizeLimitError`, before any pixel
+    is allocated)."""
+    if min(width, height, new_width, new_height) <= 0:
+        raise ResizeLimitError(f"cannot resize {width}x{height} to {new_width}x{new_height}")
+    factor = max(new_width / width, new_height / height)
+    if factor > MAX_UPSCALE:
+        raise ResizeLimitError(
+            f"{width}x{height} would be upscaled x{factor:.1f} to {new_width}x{new_height}, beyond the "
+            f"x{MAX_UPSCALE:g} limit: use a larger source image, or leave this one out")
+    if max(width, height) / min(width, height) > MAX_ASPECT:
+        raise ResizeLimitError(
+            f"{width}x{height} has an aspect ratio of {max(width, height) / min(width, height):.0f}:1, "
+            f"beyond the {MAX_ASPECT:g}:1 limit: crop it first")
+    if new_width * new_height > MAX_RESIZE_PIXELS:
+        raise ResizeLimitError(
+            f"resizing {width}x{height} to {new_width}x{new_height} would make "
+            f"{new_width * new_height / 1e6:.0f} MP, over the {MAX_RESIZE_PIXELS / 2**20:.0f} MP limit")
+
+
 def size_for_short_side(width: int, height: int, short: int) -> tuple[int, int]:
     """(w, h) scaled so that the shorter side equals ``short``, aspect kept (rounded)."""
     if width <= height:
@@ -475,10 +514,15 @@ def size_for_short_side(width: int, height: int, short: int) -> tuple[int, int]:
 
 
 def resize_short_side(im: Image.Image, short: int) -> Image.Image:
-    """Resize with Lanczos so that the shorter side equals ``short`` pixels."""
+    """Resize with Lanczos so that the shorter side equals ``short`` pixels.
+
+    Raises :class:`ResizeLimitError` (see :func:`check_resize`) for an upscale
+    beyond :data:`MAX_UPSCALE`, an aspect ratio beyond :data:`MAX_ASPECT` or an
+    output over :data:`MAX_RESIZE_PIXELS`."""
     size = size_for_short_side(im.width, im.height, short)
     if size == im.size:
         return im
+    check_resize(im.width, im.height, *size)
     return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 

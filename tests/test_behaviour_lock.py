@@ -35,6 +35,8 @@ INTENDED_FINDINGS: dict[str, dict[str, list]] = {
     # only because of its blocking artefacts), so the two swap their near-duplicate severity
     "photo_4x3.jpg": {"drop": ["near_duplicate"], "add": [["near_duplicate", "info", 0, 10]]},
     "photo_4x3_q40.jpg": {"drop": ["near_duplicate"], "add": [["near_duplicate", "warning", 0, 10]]},
+    # issue 11 item 12: beyond 8:1 the aspect ratio is an error (resizes refuse it)
+    "strip_20x1.png": {"drop": ["odd_aspect"], "add": [["odd_aspect", "error", 0.05, 0.125]]},
 }
 INTENDED_KEEPERS: dict[frozenset[str], str] = {
     frozenset({"photo_4x3_q40.jpg", "photo_4x3.jpg", "photo_4x3 copy.jpg", "photo_4x3_small.png"}):
