@@ -159,6 +159,7 @@ def bucket_resolutions(resolution: int, min_size: int = 256, max_size: int = 102
 
 
 _BUCKETS: dict[int, tuple[list[tuple[int, int]], np.ndarray]] = {}
+_SELECTED: dict[tuple[int, int, int], "Bucket"] = {}
 
 
 def select_bucket(width: int, height: int, resolution: int) -> Bucket:
@@ -170,6 +171,9 @@ def select_bucket(width: int, height: int, resolution: int) -> Bucket:
     """
     if width <= 0 or height <= 0:
         raise ValueError(f"image size must be positive, got {width}x{height}")
+    memo = _SELECTED.get((width, height, resolution))
+    if memo is not None:  # datasets repeat sizes: camera formats, exports
+        return memo
     cached = _BUCKETS.get(resolution)
     if cached is None:
         resos = bucket_resolutions(resolution)
@@ -187,7 +191,10 @@ def select_bucket(width: int, height: int, resolution: int) -> Bucket:
         scale = reso[0] / width
     resized = (int(width * scale + 0.5), int(height * scale + 0.5))
     crop = 1.0 - (reso[0] * reso[1]) / max(1, resized[0] * resized[1])
-    return Bucket(size=reso, resized=resized, scale=scale, crop=max(0.0, crop))
+    bucket = Bucket(size=reso, resized=resized, scale=scale, crop=max(0.0, crop))
+    if len(_SELECTED) < 65536:
+        _SELECTED[(width, height, resolution)] = bucket
+    return bucket
 
 
 # ---------------------------------------------------------------------------
@@ -425,7 +432,8 @@ def image_findings(rec: ImageRecord, extra: ExtraMeasures | None, resolution: in
                            category="file"))
         return out, None
     w, h = rec.display_size or (rec.width, rec.height)
-    ext = os.path.splitext(rec.relpath)[1].lower()
+    name = rec.relpath.rpartition("/")[2]
+    ext = "." + name.rpartition(".")[2].lower() if "." in name.lstrip(".") else ""
     # -- file --------------------------------------------------------------
     if (rec.n_frames or 1) > 1:
         out.append(Finding("animated", WARNING, f"animated image with {rec.n_frames} frames: only the "

@@ -251,3 +251,28 @@ def test_unreadable_files_are_reported_by_every_scan_with_the_same_exit_code(tmp
     assert b["unchanged"] == 2
     plain = runner.invoke(app, ["scan", str(root)])
     assert plain.exit_code == 1 and "broken.png" in plain.output
+
+
+def test_worker_processes_measure_exactly_as_threads(tmp_path):
+    """The process pool (large scans) and the thread pool (small ones) store the same
+    records and the same audit measures."""
+    import shutil
+
+    from fluxgym_coach.measures import stored_measures
+
+    a = tmp_path / "a"
+    names = [f"{i:02d}.{'jpg' if i % 3 else 'png'}" for i in range(dataset_mod.PROCESS_MIN_IMAGES + 4)]
+    _make(a, names)
+    (a / "broken.png").write_bytes(b"\x89PNG not really")
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    fields = ("relpath", "digest", "width", "height", "format", "mode", "phash", "is_grayscale",
+              "sharpness", "error")
+    out = []
+    for root, procs in ((a, True), (b, False)):
+        with Dataset(root) as ds:
+            report = ds.scan(processes=procs, workers=2)
+            assert list(report.errors) == ["broken.png"] and report.measured == len(names)
+            out.append(([tuple(getattr(r, f) for f in fields) for r in ds.images()],
+                        stored_measures(ds.store)))
+    assert out[0] == out[1]
