@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Iterator
 import multiprocessing
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -254,6 +255,37 @@ def _pool(n_images: int, workers: int | None, processes: bool | None) -> tuple[E
     return ThreadPoolExecutor(max_workers=n, thread_name_prefix="scan"), n
 
 
+def _measured(to_read: list[_Entry], workers: int | None,
+              processes: bool | None) -> Iterator[tuple[_Entry, tuple[ImageRecord, ExtraMeasures | None]]]:
+    """``(entry, (record, measures))`` for every entry, in order, from the pool of
+    :func:`_pool`. If the worker processes cannot start (a script calling the scan
+    without the ``if __name__ == "__main__":`` idiom multiprocessing needs, a
+    sandbox without process support), the rest is read with threads. Closing the
+    generator drops the queued work."""
+    pool, n_workers = _pool(len(to_read), workers, processes)
+    done = 0
+    try:
+        try:
+            if isinstance(pool, ProcessPoolExecutor):
+                chunk = max(1, min(16, len(to_read) // (4 * n_workers)))
+                results = pool.map(_measure_entry, to_read, chunksize=chunk)
+            else:
+                results = pool.map(_measure_entry, to_read)
+            for res in results:
+                yield to_read[done], res
+                done += 1
+        except (BrokenProcessPool, OSError):
+            if not isinstance(pool, ProcessPoolExecutor):
+                raise
+            pool.shutdown(wait=False, cancel_futures=True)
+            pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="scan")
+            for res in pool.map(_measure_entry, to_read[done:]):
+                yield to_read[done], res
+                done += 1
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 class Dataset:
     """A folder of images and captions with its store at ``<root>/.fluxgym-coach/``.
 
@@ -355,7 +387,6 @@ class Dataset:
     def _read_all(self, to_read: list[_Entry], known: dict, report: ScanReport, on_event: EventSink,
                   job: str, workers: int | None, processes: bool | None, batch: int) -> None:
         """Read and measure ``to_read`` in a pool, storing records and measures in batches."""
-        pool, n_workers = _pool(len(to_read), workers, processes)
         records: list[ImageRecord] = []
         extras: list[tuple[str, ExtraMeasures]] = []
         digests: set[str] = set()
@@ -368,11 +399,9 @@ class Dataset:
             records.clear()
             extras.clear()
 
-        chunk = max(1, min(16, len(to_read) // (4 * n_workers)))
+        results = _measured(to_read, workers, processes)
         try:
-            results = (pool.map(_measure_entry, to_read, chunksize=chunk)
-                       if isinstance(pool, ProcessPoolExecutor) else pool.map(_measure_entry, to_read))
-            for entry, (rec, extra) in zip(to_read, results):
+            for entry, (rec, extra) in results:
                 cap = self._read_caption_entry(entry, report, on_event, job)
                 if cap is not None or entry.sidecar_problem:
                     if cap is not None:
@@ -393,7 +422,7 @@ class Dataset:
                     flush()
         finally:
             # On cancellation (a sink raising) or any error: drop queued work, keep what finished.
-            pool.shutdown(wait=True, cancel_futures=True)
+            results.close()
             flush()
             report.measured = len(digests)
 
