@@ -404,3 +404,25 @@ def test_duplicate_keeper_prefers_the_original_over_degraded_copies(tmp_path):
         report = audit_dataset(ds, resolution=SIDE, caption_rules=False)
     near = next(g for g in report.groups if g.kind == "near")
     assert near.keeper == "big.png" and near.reasons["a.png"] == "more pixels (512x384 vs 256x192)"
+
+
+def test_cold_audit_decodes_each_image_once(audit_images, monkeypatch):
+    """One read and one decode per file serve the scan's and the audit's measures (no
+    second decode in measure_extra); threads, so every open is counted here."""
+    folder, _ = audit_images
+    opened: list[object] = []
+    real_open = PIL.Image.open
+
+    def counting_open(fp, *args, **kwargs):
+        opened.append(fp)
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(PIL.Image, "open", counting_open)
+    monkeypatch.setattr(audit, "measure_extra", lambda p: pytest.fail(f"second decode of {p}"))
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix != ".txt"]
+    with Dataset(folder) as ds:
+        ds.scan(processes=False)
+        report = audit_dataset(ds, resolution=SIDE, scan=False)
+        stored = audit.stored_measures(ds.store)
+    assert len(opened) == len(files)  # the corrupt file is opened once too, and fails
+    assert report.measured == 0 and len(stored) == len(files) - 2  # corrupt, one exact copy
