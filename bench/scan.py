@@ -14,7 +14,8 @@ in one run:
 2. **decode limit**: read + draft decode alone, on every usable core
    (processes), the most any scan that decodes every image can reach;
 3. **peers** on the same files: ``imagehash.phash`` alone (one core) and the
-   old path (threads, square draft, the audit decoding again);
+   previous path (threads, square draft, numpy measures, the audit reading
+   and decoding every file again), store writes left out of the latter;
 4. **cold scan** (fresh store) with worker processes and with threads, at
    each count, with the growth factor (time per image at the largest count
    over the smallest; 1.0 = linear);
@@ -124,6 +125,46 @@ def profile(paths: list[Path]) -> None:
           f"(proportional box: {_ms(t['decode'], n):.2f} ms)")
 
 
+def previous_one(path: str) -> str:
+    """The scan + audit work of one image as it was before issue 15: read, digest,
+    header, square draft box, numpy measures, then the audit reading and decoding the
+    file a second time for its extra measures."""
+    data = open(path, "rb").read()
+    imaging.digest_bytes(data)
+    im = imaging.open_image(data, path)
+    imaging.probe(im)
+    im.draft("RGB", (imaging.WORK_SIZE, imaging.WORK_SIZE))
+    im.load()
+    work = imaging.work_copy_of_loaded(im)
+    gray = work.convert("L")
+    arr = np.asarray(imaging._shrink(work, 96), dtype=np.int16)
+    (arr.max(axis=2) - arr.min(axis=2) > 12).mean()
+    a = np.asarray(gray, dtype=np.float64)
+    (a[1:-1, :-2] + a[1:-1, 2:] + a[:-2, 1:-1] + a[2:, 1:-1] - 4.0 * a[1:-1, 1:-1]).var()
+    phash = imaging.phash_gray(gray)
+    data2 = open(path, "rb").read()  # measure_extra: the second read and decode
+    im2 = imaging.open_image(data2, path)
+    im2.draft("RGB", (imaging.WORK_SIZE, imaging.WORK_SIZE))
+    im2.load()
+    w2 = imaging.work_copy_of_loaded(im2)
+    rgb = np.asarray(w2, dtype=np.float64) / 255.0
+    b = np.sqrt(0.241 * rgb[..., 0] ** 2 + 0.691 * rgb[..., 1] ** 2 + 0.068 * rgb[..., 2] ** 2)
+    np.percentile(b, 5), np.percentile(b, 99), w2.entropy()
+    g = np.asarray(w2.convert("L"), dtype=np.float64)
+    (np.abs(g[1:-1, :-2] + g[1:-1, 2:] + g[:-2, 1:-1] + g[2:, 1:-1] - 4.0 * g[1:-1, 1:-1]) <= 2).mean()
+    return phash
+
+
+def previous_rate(paths: list[Path], workers: int) -> float:
+    """img/s of :func:`previous_one` in a thread pool (the old scan's pool), store writes left out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        t0 = time.perf_counter()
+        list(pool.map(previous_one, [str(p) for p in paths]))
+        return len(paths) / (time.perf_counter() - t0)
+
+
 def _decode_only(path: str) -> int:
     data = imaging.read_regular_file(path)
     im = imaging.open_image(data, path)
@@ -200,7 +241,9 @@ def main() -> None:
     profile(sample)
     limit = decode_limit(all_paths[: min(2000, len(all_paths))], cpus)
     ih = imagehash_rate(sample[:100])
+    prev = previous_rate(all_paths[: min(1000, len(all_paths))], cpus)
     print(f"decode limit (read + draft decode only, {cpus} processes): {limit:.0f} img/s")
+    print(f"previous scan + audit path ({cpus} threads, square draft, second decode): {prev:.0f} img/s")
     if ih:
         print(f"imagehash.phash alone, one core: {ih:.0f} img/s")
     per_image = {}
@@ -216,6 +259,7 @@ def main() -> None:
         per_image[n] = procs / n
         line = (f"cold scan {n:6}: processes {n / procs:5.0f} img/s, threads {n / threads:5.0f} img/s; "
                 f"decode limit {limit:.0f} img/s -> {n / procs / limit:.0%} of it")
+        line += f"; x{n / procs / prev:.1f} the previous path"
         if ih:
             line += f"; x{n / procs / ih:.1f} imagehash.phash alone"
         print(line)
