@@ -331,7 +331,7 @@ def test_saved_trigger_is_the_default(tmp_path):
 
 
 # -- long outputs: summary, --all, streamed --json ------------------------------------------
-def _many_small(folder: Path, n: int) -> Path:
+def _many_small(folder, n: int):
     folder.mkdir()
     for i in range(n):  # 64 px images: every one is below the resolution (an error each)
         textured((64, 48), i).save(folder / f"img_{i:03d}.png")
