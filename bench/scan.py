@@ -57,7 +57,7 @@ def make_jpegs(folder: Path, count: int) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"img_{i:05d}.jpg" for i in range(count)]
     for i, p in enumerate(paths):
-        if not p.exists():
+        if not p.exists() or p.stat().st_size == 0:  # an interrupted run leaves empty files
             photo(i).save(p, quality=88)
     return paths
 
