@@ -344,8 +344,9 @@ class AuditReport:
 
     ``images``: ``{relpath: ImageAudit}`` in relpath order; ``groups``:
     duplicate groups; ``resolution``: the target resolution (px);
-    ``thresholds`` used; ``measured``: images decoded by this audit (0 when
-    warm); ``caption_rules``: whether the caption lint ran; ``seconds``.
+    ``thresholds`` used; ``measured``: image contents (digests) measured for
+    the first time by this audit or its scan (0 when warm); ``caption_rules``:
+    whether the caption lint ran; ``seconds``.
     """
 
     images: dict[str, ImageAudit]
