@@ -203,6 +203,22 @@ def cold_scan(root: Path, processes: bool) -> float:
     return dt
 
 
+def ab(work: Path, n: int, rounds: int) -> None:
+    """Processes against threads, alternating, so both see the same load."""
+    root = work / f"set_{n}"
+    root.mkdir(parents=True, exist_ok=True)
+    for p in make_jpegs(work / "jpeg", n):
+        if not (root / p.name).exists():
+            os.link(p, root / p.name)
+    rates: dict[str, list[float]] = {"processes": [], "threads": []}
+    for _ in range(rounds):
+        for label, procs in (("processes", True), ("threads", False)):
+            rates[label].append(n / cold_scan(root, processes=procs))
+            print(f"  {label:9} {rates[label][-1]:5.0f} img/s (load {os.getloadavg()[0]:.1f})")
+    for label, r in rates.items():
+        print(f"cold scan {n}, {label}: {' / '.join(f'{x:.0f}' for x in r)} img/s")
+
+
 def formats(work: Path) -> None:
     im = photo(99)
     folder = work / "formats"
@@ -229,11 +245,17 @@ def main() -> None:
     ap.add_argument("--counts", default="1000,10000")
     ap.add_argument("--profile-sample", type=int, default=200)
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--ab", type=int, default=0,
+                    help="only: N cold scans with processes and N with threads, alternating, "
+                         "on the first --counts set")
     args = ap.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
     work = args.workdir or Path(tempfile.mkdtemp(prefix="fgc-bench-scan-"))
     cpus = _usable_cpus()
     print(f"work folder: {work}; usable cores: {cpus}; load {os.getloadavg()[0]:.1f}")
+    if args.ab:
+        ab(work, counts[0], args.ab)
+        return
     t0 = time.perf_counter()
     all_paths = make_jpegs(work / "jpeg", max(counts))
     print(f"images ready in {time.perf_counter() - t0:.1f} s")
