@@ -95,3 +95,24 @@ async def test_enhance_images_selects_pending_where_the_user_has_not_decided(exa
         assert {o.name for o in report.outcomes.values() if o.status == "enhanced"} == {"chelsea.png", "coffee.png"}
         assert sel["chelsea.png"][1] == "pending" and sel["coffee.png"][1] == "pending"
         assert load_settings(ds.store).enhance.params["target_short_side"] == 640
+
+
+async def test_tui_caption_form_prefills_the_saved_backend_server_and_model(tui_dataset, make_tui_app):
+    from tests.fixtures_tui import settle
+
+    with Dataset(tui_dataset) as ds:  # what `caption --backend openai ... --set-default` saves
+        from fluxgym_coach.captioning import save_default_backend
+
+        save_default_backend(ds, "openai", {"base_url": "http://127.0.0.1:11434/v1", "model": "llava:13b"})
+        update_settings(ds.store, trigger="ohwx")
+    app = make_tui_app(tui_dataset, audit=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        form = app.screen
+        assert form.id == "caption-form"
+        values = {name: form.query_one(f"#field-{name}").value
+                  for name in ("backend", "url", "model", "trigger")}
+    assert values == {"backend": "openai", "url": "http://127.0.0.1:11434/v1", "model": "llava:13b",
+                      "trigger": "ohwx"}

@@ -67,4 +67,4 @@ def fake_forge(
 
 def register(app: typer.Typer) -> None:
     """Add the ``fake-forge`` command to the CLI."""
-    app.command("fake-forge")(fake_forge)
+    app.command("fake-forge", hidden=True)(fake_forge)  # a developer tool: not in --help

@@ -61,4 +61,4 @@ def fake_openai(
 
 def register(app: typer.Typer) -> None:
     """Add the ``fake-openai`` command to the CLI."""
-    app.command("fake-openai")(fake_openai)
+    app.command("fake-openai", hidden=True)(fake_openai)  # a developer tool: not in --help
