@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import FluxgymCoachError
 from . import imaging
 from .events import EventSink, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted, null_sink
 from .fsutil import atomic_write_text
@@ -35,7 +36,7 @@ UTF8_BOM = b"\xef\xbb\xbf"
 FALLBACK_ENCODINGS = ("cp1252", "latin-1")
 
 
-class DatasetError(Exception):
+class DatasetError(FluxgymCoachError):
     """The dataset folder is unusable (missing, not a folder, not writable)."""
 
 

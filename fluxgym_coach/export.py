@@ -40,6 +40,7 @@ from typing import Any
 import tomli_w
 from slugify import slugify
 
+from .errors import FluxgymCoachError
 from . import imaging
 from .dataset import Dataset, one_line
 from .events import EventSink, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted, null_sink
@@ -56,7 +57,7 @@ _STALE_SUFFIXES = {".npz", ".txt"} | {e for e in imaging.IMAGE_EXTENSIONS} | {".
 _STEM_OK = re.compile(r"[^A-Za-z0-9_-]+")
 
 
-class ExportError(Exception):
+class ExportError(FluxgymCoachError):
     """The export cannot start (bad name or trigger word, target not empty without
     ``force``, target inside the dataset). The message says what to do."""
 

@@ -84,16 +84,18 @@ def test_backend_from_settings_auto_and_pool(example_dataset):
 
 async def test_enhance_images_selects_pending_where_the_user_has_not_decided(example_dataset):
     from fluxgym_coach.backends.base import EnhanceParams
-    from fluxgym_coach.feedback import ACCEPT, Decision, record_decision
 
     with Dataset(example_dataset) as ds:
         await core.scan(ds)
+        ds.store.select_variant("horse.png", None, "accepted")  # the user kept the original
         backend = core.backend_from_settings(load_settings(ds.store), backend="local")
         params = EnhanceParams(target_short_side=640, colorize=False)
-        report = await core.enhance_images(ds, ["chelsea.png", "coffee.png"], backend, params)
+        report = await core.enhance_images(ds, ["chelsea.png", "coffee.png", "horse.png"], backend, params)
         sel = ds.store.selection()
-        assert {o.name for o in report.outcomes.values() if o.status == "enhanced"} == {"chelsea.png", "coffee.png"}
+        assert {o.name for o in report.outcomes.values() if o.status == "enhanced"} == {
+            "chelsea.png", "coffee.png", "horse.png"}
         assert sel["chelsea.png"][1] == "pending" and sel["coffee.png"][1] == "pending"
+        assert sel["horse.png"] == (None, "accepted")
         assert load_settings(ds.store).enhance.params["target_short_side"] == 640
 
 

@@ -1,6 +1,5 @@
 """The built-in ``core`` plugin: enhance, caption, audit and export as actions, on real images."""
 
-import sys
 
 from PIL import Image
 

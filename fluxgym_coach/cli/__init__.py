@@ -15,7 +15,6 @@ import importlib
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 import typer

@@ -34,6 +34,20 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code of a command stopped by ``exc`` (the one place errors map to codes):
+    EXIT_BACKEND for a backend that refused the job or cannot be reached, EXIT_USAGE for
+    unusable input (dataset, export target, store, plugin, bad value), EXIT_FAILED else."""
+    from ..backends.base import BackendError
+    from ..errors import FluxgymCoachError
+
+    if isinstance(exc, BackendError):
+        return EXIT_BACKEND
+    if isinstance(exc, FluxgymCoachError | ValueError):
+        return EXIT_USAGE
+    return EXIT_FAILED
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     """Print ``message`` as an error on stderr and return the Exit to raise."""
     err.print(f"[bold red]error:[/] {message}")

@@ -45,6 +45,7 @@ from typing import Any
 
 import tomli_w
 
+from ..errors import FluxgymCoachError
 from ..dataset import Dataset, ScanReport
 from ..events import EventSink, null_sink
 from ..store import STORE_DIRNAME
@@ -60,7 +61,7 @@ BUILTINS: dict[str, str] = {
 }
 
 
-class PluginError(Exception):
+class PluginError(FluxgymCoachError):
     """A plugin cannot be added, found or installed (the message says what to do)."""
 
 

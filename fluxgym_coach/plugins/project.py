@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import FluxgymCoachError
 from ..dataset import Dataset
 from ..store import Store, register_schema
 from .actions import ActionRegistry
@@ -129,7 +130,7 @@ COMPUTED_PROPERTIES: list[Property] = [
 _TAG_TYPES = {PropertyType.tag.value, PropertyType.multi_tags.value}
 
 
-class CommitError(ValueError):
+class CommitError(FluxgymCoachError, ValueError):
     """A commit cannot be applied (message names the object and why); nothing was written."""
 
 
