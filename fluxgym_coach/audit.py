@@ -47,10 +47,11 @@ from . import imaging
 from .dataset import Dataset
 from .duplicates import hex_to_uint64, near_duplicate_groups
 from .events import EventSink, ItemDone, ItemFailed, JobFinished, JobStarted, null_sink
+from .findings import Finding, Severity
 from .store import ImageRecord, Store, register_schema
 
 #: Severities, most serious first.
-ERROR, WARNING, INFO = "error", "warning", "info"
+ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 SEVERITIES = (ERROR, WARNING, INFO)
 _RANK = {ERROR: 0, WARNING: 1, INFO: 2}
 
@@ -391,31 +392,6 @@ def ensure_measures(dataset: Dataset, records: list[ImageRecord], on_event: Even
 # ---------------------------------------------------------------------------
 # findings
 # ---------------------------------------------------------------------------
-@dataclass(slots=True)
-class Finding:
-    """One audit result for one image.
-
-    ``code``: stable identifier (see :data:`CODES`); ``severity``: ``"error"``,
-    ``"warning"`` or ``"info"``; ``message``: one sentence; ``value``: what was
-    measured; ``threshold``: what it was compared with; ``fix``: what to do;
-    ``category``: ``"file"``, ``"resolution"``, ``"quality"``, ``"duplicate"``
-    or ``"caption"``; ``detail``: extra data (bucket size, group members...).
-    """
-
-    code: str
-    severity: str
-    message: str
-    value: Any = None
-    threshold: Any = None
-    fix: str = ""
-    category: str = "quality"
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return asdict(self)
-
-
 #: Every finding code this module emits, with its category (caption rule codes come in addition).
 CODES = {
     "unreadable": "file", "animated": "file", "cmyk": "file", "high_bit_depth": "file",
@@ -735,14 +711,10 @@ def caption_findings(records: list[ImageRecord], trigger: str | None) -> dict[st
     return {rel: [_convert_caption_finding(f) for f in fs] for rel, fs in raw.items()}
 
 
-def _convert_caption_finding(f: Any) -> Finding:
-    get = (lambda k, d=None: f.get(k, d)) if isinstance(f, dict) else (lambda k, d=None: getattr(f, k, d))
-    sev = str(get("severity", WARNING)).lower()
-    if sev not in _RANK:
-        sev = WARNING
-    code = str(get("code", "rule"))
-    return Finding(f"caption-{code}", sev, str(get("message", code)), value=get("value"),
-                   threshold=get("threshold"), fix=str(get("fix", "") or ""), category="caption")
+def _convert_caption_finding(f: Finding) -> Finding:
+    """A caption rule's finding as an audit finding: its code gets the ``caption-`` prefix."""
+    return Finding(f"caption-{f.code}", f.severity, f.message, value=f.value, threshold=f.threshold,
+                   fix=f.fix, category="caption", detail=dict(f.detail))
 
 
 #: Store setting holding the parameters of the last audit (what :func:`stored_findings` reuses).

@@ -32,6 +32,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .findings import Finding, Severity
+
 if TYPE_CHECKING:  # pragma: no cover
     from .dataset import Dataset
 
@@ -324,9 +326,10 @@ def count_tokens(text: str, counter: TokenCounter | None = None) -> TokenCount:
 
 
 # -- lint -----------------------------------------------------------------------------
-@dataclass(slots=True)
-class CaptionFinding:
-    """One problem found in a caption.
+def CaptionFinding(code: str, severity: str, message: str, value: Any = None,  # noqa: N802 - was a class
+                   threshold: Any = None, fix: str = "") -> Finding:
+    """One problem found in a caption: a :class:`~fluxgym_coach.findings.Finding` of
+    category ``"caption"``.
 
     ``code`` is stable (``"missing"``, ``"empty"``, ``"multiline"``,
     ``"not-utf8"``, ``"bad-characters"``, ``"trigger-missing"``,
@@ -337,17 +340,7 @@ class CaptionFinding:
     or ``"info"``; ``value`` is what was measured, ``threshold`` the limit it
     was compared with (None when not numeric), ``fix`` what to do.
     """
-
-    code: str
-    severity: str
-    message: str
-    value: Any = None
-    threshold: Any = None
-    fix: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON output."""
-        return asdict(self)
+    return Finding(code, Severity(severity), message, value, threshold, fix, category="caption")
 
 
 def _tag_like(segment: str) -> bool:
