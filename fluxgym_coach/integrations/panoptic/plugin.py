@@ -244,7 +244,7 @@ class FluxgymCoachPlugin(APlugin):
                         failed[o.relpath] = o.reason
                 for it in group:
                     cap = dataset.read_caption(it.relpath)
-                    if cap is not None:
+                    if cap is not None and not cap.error:
                         texts[it.sha1] = cap.text.strip()
         prop = self._caption_property()
         if texts:
