@@ -750,15 +750,10 @@ SETTINGS_KEY = "audit"
 
 
 def saved_trigger(dataset: Dataset) -> str | None:
-    """The dataset's saved trigger word (``caption --trigger`` saves it), or None.
+    """The dataset's trigger word (:attr:`~fluxgym_coach.settings.DatasetSettings.trigger`), or None."""
+    from .settings import load_settings
 
-    Read through :func:`fluxgym_coach.captioning.dataset_trigger` when that
-    module is present (imported lazily)."""
-    try:
-        from .captioning import dataset_trigger
-    except ImportError:
-        return None
-    return dataset_trigger(dataset)
+    return load_settings(dataset.store).trigger
 
 
 def build_report(records: list[ImageRecord], extras: dict[str, ExtraMeasures], *,
@@ -836,14 +831,16 @@ def audit_dataset(dataset: Dataset, *, resolution: int = 1024, thresholds: Thres
     if trigger is None:
         trigger = saved_trigger(dataset)
     if scan:
-        dataset.scan(on_event=on_event, workers=workers)
+        from .core import scan_blocking  # plugins hear of the images it indexes
+
+        scan_blocking(dataset, on_event)
     records = dataset.images()
     job = f"audit-{uuid.uuid4().hex[:8]}"
     extras, measured = ensure_measures(dataset, records, on_event=on_event, workers=workers, job=job)
     report = build_report(records, extras, resolution=resolution, thresholds=th,
                           trigger=trigger, caption_rules=caption_rules, measured=measured)
     report.seconds = time.perf_counter() - started
-    dataset.store.set_setting(SETTINGS_KEY, {"resolution": resolution, "trigger": trigger,
+    dataset.store.set_setting(SETTINGS_KEY, {"resolution": resolution,
                                              "caption_rules": caption_rules,
                                              "thresholds": th.to_dict()})
     flagged = sum(1 for a in report.images.values() if a.worst in (ERROR, WARNING))
@@ -869,8 +866,14 @@ def stored_report(store: Store, *, resolution: int | None = None, trigger: str |
     return build_report(store.images(), stored_measures(store),
                         resolution=resolution or int(saved.get("resolution") or 1024),
                         thresholds=thresholds,
-                        trigger=trigger if trigger is not None else saved.get("trigger"),
+                        trigger=trigger if trigger is not None else _settings_trigger(store),
                         caption_rules=bool(saved.get("caption_rules", True)))
+
+
+def _settings_trigger(store: Store) -> str | None:
+    from .settings import load_settings
+
+    return load_settings(store).trigger
 
 
 def stored_findings(store: Store) -> dict[str, list[Finding]]:

@@ -582,6 +582,9 @@ def apply_to_captions(dataset: "Dataset", transform: Callable[[str], str], kind:
 
 def _prefix(prefix: str, sep: str) -> Callable[[str], str]:
     prefix = prefix.strip()
+    if "," not in prefix and sep.strip() == ",":
+        # one tag (the trigger word): moved to the front where it is already a tag, never doubled
+        return lambda text: apply_trigger(text, prefix)
 
     def f(text: str) -> str:
         if not text:
@@ -596,10 +599,18 @@ def bulk_prefix(dataset: "Dataset", prefix: str, relpaths: Iterable[str] | None 
                 sep: str = ", ") -> BulkReport:
     """Put ``prefix`` at the start of each caption (skipped where it is there already).
 
-    With the trigger word as prefix this is the usual "trigger first" fix.
-    Images without a caption get the prefix alone.
+    A single tag (the trigger word) is put first by :func:`apply_trigger`: where
+    the caption already has it as a tag it is moved, never doubled. Images
+    without a caption get the prefix alone.
     """
     return apply_to_captions(dataset, _prefix(prefix, sep), "prefix", relpaths, include_missing=True)
+
+
+def bulk_trigger_first(dataset: "Dataset", trigger: str, relpaths: Iterable[str] | None = None) -> BulkReport:
+    """Put the trigger word first in each caption (:func:`apply_trigger`): what
+    ``captions trigger-first``, ``captions prefix WORD`` and the TUI's ``t`` do."""
+    return apply_to_captions(dataset, lambda text: apply_trigger(text, trigger), "trigger-first",
+                             relpaths, include_missing=True)
 
 
 def bulk_suffix(dataset: "Dataset", suffix: str, relpaths: Iterable[str] | None = None,

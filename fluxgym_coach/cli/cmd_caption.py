@@ -12,10 +12,12 @@ import typer
 from rich.table import Table
 
 from .. import captions as rules
-from ..captioning import (BACKENDS, TRIGGER_SETTING, caption_status, dataset_trigger,
+from ..captioning import (BACKENDS, caption_status, dataset_trigger,
                           default_backend, get_caption_backend, run_caption, save_default_backend)
 from ..backends.captioners.base import CaptionBackendError
+from ..core import scan_blocking
 from ..dataset import Dataset, DatasetError
+from ..settings import update_settings
 from .common import (EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json,
                      progress_sink, report_problems)
 from .options import ApiAuth, Json, Quiet, Strict
@@ -36,7 +38,7 @@ def open_dataset(path: Path, scan: bool = True) -> Dataset:
     except DatasetError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     if scan:
-        ds.scan()
+        scan_blocking(ds)  # plugins hear of the images it indexes
     return ds
 
 
@@ -47,7 +49,7 @@ def resolve_trigger(ds: Dataset, trigger: str | None, save: bool = True) -> str 
         if not trigger or "\n" in trigger:
             raise fail("the trigger word must be a non-empty single line", EXIT_USAGE)
         if save:
-            ds.store.set_setting(TRIGGER_SETTING, trigger)
+            update_settings(ds.store, trigger=trigger)
         return trigger
     return dataset_trigger(ds)
 
@@ -274,9 +276,27 @@ def _bulk_done(report: rules.BulkReport, json_out: bool) -> None:
 @captions_app.command("prefix")
 def prefix_cmd(dataset: DatasetArg, text: Annotated[str, typer.Argument(help="Text to put first.")],
                images: Images = None, json_out: Json = False) -> None:
-    """Put TEXT first in every caption (e.g. the trigger word); undoable."""
+    """Put TEXT first in every caption (a single tag such as the trigger word is moved
+    to the front where it is already a tag, never doubled); undoable.
+
+    Example: fluxgym-coach captions prefix ./photos ohwx
+    """
     with open_dataset(dataset) as ds:
         _bulk_done(rules.bulk_prefix(ds, text, images or None), json_out)
+
+
+@captions_app.command("trigger-first")
+def trigger_first_cmd(dataset: DatasetArg, trigger: Trigger = None, images: Images = None,
+                      json_out: Json = False) -> None:
+    """Put the trigger word first in every caption (moved where it is already a tag); undoable.
+
+    Example: fluxgym-coach captions trigger-first ./photos --trigger ohwx
+    """
+    with open_dataset(dataset) as ds:
+        word = resolve_trigger(ds, trigger)
+        if not word:
+            raise fail("no trigger word: give --trigger WORD (it is saved for the dataset)", EXIT_USAGE)
+        _bulk_done(rules.bulk_trigger_first(ds, word, images or None), json_out)
 
 
 @captions_app.command("suffix")

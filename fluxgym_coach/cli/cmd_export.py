@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ..core import scan_blocking
 from ..dataset import Dataset, DatasetError
 from ..export import DEFAULT_REPEATS, RESOLUTIONS, ExportError, ExportReport, export_dataset
 from ..image_cache import ImageCache
@@ -136,7 +137,7 @@ def export(
     except DatasetError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     with ds, progress_sink(quiet or json_out) as sink:
-        ds.scan(on_event=sink)
+        scan_blocking(ds, sink)  # plugins hear of the images it indexes
         try:
             report = export_dataset(ds, out_dir, name or ds.root.name, trigger, resolution, repeats,
                                     force, sink, ImageCache(cache_dir), vram=vram.value)

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from ..core import scan_blocking
 from ..dataset import Dataset, DatasetError
 from ..feedback import ACCEPT, REJECT, REPROCESS, Decision, decisions, record_decision
 from .common import EXIT_USAGE, fail, out, print_json
@@ -59,7 +60,7 @@ def review(
     except DatasetError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     with ds:
-        ds.scan()
+        scan_blocking(ds)  # plugins hear of the images it indexes
         relpaths = [r.relpath for r in ds.images()]
         plan = [(ACCEPT, _expand(accept, relpaths)), (REJECT, _expand(reject, relpaths)),
                 (REPROCESS, _expand(reprocess, relpaths))]

@@ -394,21 +394,35 @@ def scan_snapshot(project: Project) -> ScanSnapshot:
                         {f.path: f.id for f in project.folders()})
 
 
+def _never_announced(project: Project) -> set[str]:
+    """Readable images whose current content the import listeners were never told of."""
+    project.store.ensure_schema("plugins")
+    rows = project.store.execute(
+        "SELECT i.relpath FROM images i LEFT JOIN plugin_imported p ON p.relpath = i.relpath "
+        "WHERE i.error IS NULL AND (p.digest IS NULL OR p.digest != i.digest)")
+    return {r["relpath"] for r in rows}
+
+
 async def notify_scan(project: Project, report: ScanReport, snapshot: ScanSnapshot) -> None:
     """Fire the plugin events of a finished scan (run it on the loop the plugins use).
 
-    ``on_instance_import`` listeners get every added or changed image; when
+    ``on_instance_import`` listeners get every added or changed image, and every
+    image they were never told of (one first indexed by another command); when
     images are gone their property values are dropped, folders left empty
     are removed and ``on_folder_delete`` listeners get a
     :class:`DeleteFolderConfirm` (folders left without images, the ids the
     removed images had, their relpaths). Listener errors become error
     notifications.
     """
-    changed = set(report.added) | set(report.updated)
     project.reconcile_instances()  # values of removed images go, even when the store reuses an id
+    changed = set(report.added) | set(report.updated) | _never_announced(project)
     if changed:
         instances = [i for i in project.instances() if i.relpath in changed]
         await project.fire_instance_import(instances)
+        project.store.executemany(
+            "INSERT INTO plugin_imported(relpath, digest) VALUES (?, ?) "
+            "ON CONFLICT(relpath) DO UPDATE SET digest = excluded.digest",
+            [(i.relpath, i.sha1) for i in instances])
     if report.removed:
         removed_ids = [snapshot.ids[r] for r in report.removed if r in snapshot.ids]
         still = set()

@@ -103,6 +103,15 @@ register_schema(
             relpath TEXT NOT NULL
         );
         """,
+        # v3: which image (relpath, digest) the on_instance_import listeners were told of, so
+        # an image first indexed by another command (export, audit, caption, the TUI) is
+        # announced at the next scan with plugins (see loader.notify_scan).
+        """
+        CREATE TABLE plugin_imported (
+            relpath TEXT PRIMARY KEY,
+            digest  TEXT NOT NULL
+        );
+        """,
     ],
 )
 
