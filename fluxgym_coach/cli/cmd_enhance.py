@@ -38,7 +38,7 @@ from ..image_cache import ImageCache
 from ..image_enhancement import API_URL_ENV, default_output, enhance_files
 from ..store import Store
 from . import options as o
-from .common import (EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json,
+from .common import (esc, EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json,
                      progress_sink, report_problems)
 
 #: Store file (job journals of ``enhance``) inside the cache folder.
@@ -209,7 +209,7 @@ def enhance(
         for folder in folders:
             if not any(imaging.is_image_name(f.name) and not any(x.startswith(".") for x in f.relative_to(folder).parts)
                        for f in folder.rglob("*")):
-                raise fail(f"{escape(str(folder))}: no image files there (extensions: "
+                raise fail(f"{folder}: no image files there (extensions: "
                            f"{', '.join(sorted(imaging.IMAGE_EXTENSIONS))})", EXIT_USAGE)
         params = EnhanceParams(scale_factor=float(scale), upscaler=upscaler,
                                denoising_strength=denoising_strength, prompt=prompt,
@@ -273,7 +273,7 @@ def enhance(
             if tmp:
                 tmp.cleanup()
         for warning in getattr(engine, "warnings", []):
-            err.print(f"[yellow]warning[/] {warning}")
+            err.print(f"[yellow]warning[/] {esc(warning)}")
         for f in files.files:
             rows.append({"source": str(f.source), "output": str(f.output), "status": f.status,
                          "reason": f.reason, "processed": f.was_processed,
@@ -289,8 +289,8 @@ def enhance(
         size = f" ({row['size'][0]}x{row['size'][1]})" if row.get("size") else ""
         if row["status"] == "failed":
             continue  # already reported with its reason
-        note = f"  [dim]{row['reason']}[/]" if row["status"] in ("exists", "copied") else ""
-        out.print(f"{row['status']:<9} {row['source']} -> {row['output']}{size}{note}")
+        note = f"  [dim]{esc(row['reason'])}[/]" if row["status"] in ("exists", "copied") else ""
+        out.print(f"{row['status']:<9} {esc(row['source'])} -> {esc(row['output'])}{size}{note}")
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1

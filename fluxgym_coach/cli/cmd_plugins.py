@@ -126,9 +126,9 @@ def trust_cmd(folder: Annotated[Path, typer.Argument(
     the folder's resolved path and a SHA-256 of its files: once any file
     changes, the folder is untrusted again and has to be trusted anew."""
     if not folder.is_dir():
-        raise fail(f"{escape(str(folder))}: not a folder", EXIT_USAGE)
+        raise fail(f"{folder}: not a folder", EXIT_USAGE)
     if not (folder / "__init__.py").is_file():
-        raise fail(f"{escape(str(folder))}: no __init__.py; a plugin folder needs one that sets plugin_class",
+        raise fail(f"{folder}: no __init__.py; a plugin folder needs one that sets plugin_class",
                    EXIT_USAGE)
     digest = trust.trust_folder(folder)
     out.print(f"trusted {escape(str(folder.resolve()))} (sha256 {digest[:16]}...), recorded in "

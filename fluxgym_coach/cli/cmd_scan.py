@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ..dataset import Dataset, DatasetError
 from ..plugins.loader import scan_with_plugins
-from .common import EXIT_USAGE, err, fail, out, print_json, progress_sink
+from .common import esc, EXIT_USAGE, err, fail, out, print_json, progress_sink
 from .options import Json, Quiet, Strict
 
 
@@ -47,7 +47,7 @@ def scan(
             "captioned": sum(1 for r in records if r.caption and r.caption.strip()),
         })
     else:
-        table = Table(title=f"Scan of {ds.root}", show_header=False)
+        table = Table(title=f"Scan of {esc(ds.root)}", show_header=False)
         table.add_row("images", str(report.total))
         table.add_row("added / updated / removed", f"{len(report.added)} / {len(report.updated)} / "
                                                     f"{len(report.removed)}")
@@ -58,9 +58,9 @@ def scan(
         table.add_row("time", f"{report.seconds:.2f} s")
         out.print(table)
         for rel, reason in report.errors.items():
-            err.print(f"[red]unreadable[/] {rel}: {reason}")
+            err.print(f"[red]unreadable[/] {esc(rel)}: {esc(reason)}")
         for rel, reason in report.warnings.items():
-            err.print(f"[yellow]warning[/] {rel}: {reason}")
+            err.print(f"[yellow]warning[/] {esc(rel)}: {esc(reason)}")
     code = 1 if report.errors or (strict and report.warnings) else 0
     raise typer.Exit(code)
 
