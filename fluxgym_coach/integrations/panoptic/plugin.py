@@ -9,12 +9,13 @@ called as ``fn(ctx, **inputs)`` from Panoptic's worker threads, instances are
 Each action works on the images selected in Panoptic (all images when none),
 through the same core functions as the ``fluxgym-coach`` command:
 
-* **Enhance for LoRA** (``execute``): :func:`fluxgym_coach.pipeline.run_enhance`
+* **Enhance for LoRA** (``execute``): :func:`fluxgym_coach.core.enhance_images`
   on the files, results selected for export in the fluxgym-coach store of the
   image's root folder; the results are also copied to
   ``<project>/plugin_data/<plugin>/enhanced/``.
-* **Caption** (``execute``): :func:`fluxgym_coach.captioning.run_caption`
-  writes ``<stem>.txt`` sidecars next to the images (undoable with
+* **Caption** (``execute``): :func:`fluxgym_coach.core.caption_images`
+  (backend from :func:`fluxgym_coach.core.captioner_from_settings` and the
+  ``caption_*`` / ``forge_url`` / ``openai_base_url`` parameters) writes ``<stem>.txt`` sidecars next to the images (undoable with
   ``fluxgym-coach captions undo``) and mirrors each caption into a
   Panoptic text property ``caption``.
 * **Near duplicates** (``group``): pHash of each file (fluxgym-coach's
