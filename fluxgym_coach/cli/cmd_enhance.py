@@ -200,26 +200,22 @@ def enhance(
     if verbose:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         logging.getLogger("httpx").setLevel(logging.WARNING)
+    def make_params(format_name: str) -> EnhanceParams:
+        return EnhanceParams(scale_factor=float(scale), upscaler=upscaler,
+                             denoising_strength=denoising_strength, prompt=prompt,
+                             negative_prompt=negative_prompt, steps=steps, cfg_scale=cfg_scale,
+                             sampler_name=sampler, output_format=format_name,
+                             colorize=not no_colorize, colorize_prompt=colorize_prompt,
+                             colorize_negative_prompt=colorize_negative_prompt)
+
+    _check_backend_name(backend)
+    lookup = not (no_cache or force_reprocess)
     folders = [Path(p).expanduser() for p in paths if Path(p).expanduser().is_dir()]
     if output is None and folders:
-        if len(folders) != len(paths):
-            raise fail("without --output, give dataset folders or image files, not both "
-                       "(folders are enhanced into the cache as variants)", EXIT_USAGE)
-        _check_backend_name(backend)
-        for folder in folders:
-            if not any(imaging.is_image_name(f.name) and not any(x.startswith(".") for x in f.relative_to(folder).parts)
-                       for f in folder.rglob("*")):
-                raise fail(f"{folder}: no image files there (extensions: "
-                           f"{', '.join(sorted(imaging.IMAGE_EXTENSIONS))})", EXIT_USAGE)
-        params = EnhanceParams(scale_factor=float(scale), upscaler=upscaler,
-                               denoising_strength=denoising_strength, prompt=prompt,
-                               negative_prompt=negative_prompt, steps=steps, cfg_scale=cfg_scale,
-                               sampler_name=sampler, output_format=(fmt.value if fmt else "PNG"),
-                               colorize=not no_colorize, colorize_prompt=colorize_prompt,
-                               colorize_negative_prompt=colorize_negative_prompt)
-        code = enhance_datasets(folders, backend, api_url, api_auth, params, cache_dir,
-                                lookup=not (no_cache or force_reprocess), json_out=json_out, quiet=quiet)
-        raise typer.Exit(code)
+        _check_dataset_folders(folders, len(paths))
+        raise typer.Exit(enhance_datasets(folders, backend, api_url, api_auth,
+                                          make_params(fmt.value if fmt else "PNG"), cache_dir,
+                                          lookup=lookup, json_out=json_out, quiet=quiet))
     try:
         inputs = expand_paths(paths)
         if fmt is not None:
@@ -228,20 +224,35 @@ def enhance(
             format_name = output.suffix.lstrip(".").upper()
         else:
             format_name = "PNG"
-        params = EnhanceParams(scale_factor=float(scale), upscaler=upscaler,
-                               denoising_strength=denoising_strength, prompt=prompt,
-                               negative_prompt=negative_prompt, steps=steps, cfg_scale=cfg_scale,
-                               sampler_name=sampler, output_format=format_name,
-                               colorize=not no_colorize, colorize_prompt=colorize_prompt,
-                               colorize_negative_prompt=colorize_negative_prompt)
+        params = make_params(format_name)
         pairs = plan_outputs(inputs, output, format_name)
         if output is None:
             check_outside_datasets(pairs)
     except (typer.BadParameter, ValueError) as exc:
         raise fail(str(exc), EXIT_USAGE) from None
-    urls = _urls(api_url)
-    _check_backend_name(backend)
+    raise typer.Exit(enhance_file_pairs(pairs, backend, _urls(api_url), api_auth, params, cache_dir,
+                                        no_cache=no_cache, lookup=lookup, force=force,
+                                        json_out=json_out, quiet=quiet))
 
+
+def _check_dataset_folders(folders: list[Path], n_paths: int) -> None:
+    """Dataset mode needs folders only, each holding an image (else exit 2 with the reason)."""
+    if len(folders) != n_paths:
+        raise fail("without --output, give dataset folders or image files, not both "
+                   "(folders are enhanced into the cache as variants)", EXIT_USAGE)
+    for folder in folders:
+        if not any(imaging.is_image_name(f.name) and not any(x.startswith(".") for x in f.relative_to(folder).parts)
+                   for f in folder.rglob("*")):
+            raise fail(f"{folder}: no image files there (extensions: "
+                       f"{', '.join(sorted(imaging.IMAGE_EXTENSIONS))})", EXIT_USAGE)
+
+
+def enhance_file_pairs(pairs: list[tuple[Path, Path]], backend: str, urls: list[str], api_auth: str | None,
+                       params: EnhanceParams, cache_dir: Path | None, *, no_cache: bool, lookup: bool,
+                       force: bool, json_out: bool, quiet: bool) -> int:
+    """``enhance`` of files into ``(input, output)`` pairs: existing outputs skipped unless
+    ``force``; results cached (a throw-away cache with ``no_cache``) and journaled in the
+    cache folder. Prints one line per file (or JSON); returns the exit code."""
     existing = [(s, d) for s, d in pairs if d.exists()]
     todo = pairs if force else [(s, d) for s, d in pairs if not d.exists()]
     rows: list[dict] = [{"source": str(s), "output": str(d), "status": "exists",
@@ -259,7 +270,7 @@ def enhance(
         try:
             with progress_sink(quiet or json_out) as sink:
                 files = asyncio.run(_run(todo, engine, params, cache, store, sink,
-                                         lookup=not (no_cache or force_reprocess), overwrite=force))
+                                         lookup=lookup, overwrite=force))
         except BackendError as exc:
             raise fail(exc.reason, EXIT_BACKEND) from None
         except KeyboardInterrupt:
@@ -284,18 +295,22 @@ def enhance(
             report_problems(sink.problems)
     if json_out:
         print_json({"results": rows, "exit_code": code})
-        raise typer.Exit(code)
+        return code
     for row in rows:
         size = f" ({row['size'][0]}x{row['size'][1]})" if row.get("size") else ""
         if row["status"] == "failed":
             continue  # already reported with its reason
         note = f"  [dim]{esc(row['reason'])}[/]" if row["status"] in ("exists", "copied") else ""
         out.print(f"{row['status']:<9} {esc(row['source'])} -> {esc(row['output'])}{size}{note}")
+    _print_counts(rows)
+    return code
+
+
+def _print_counts(rows: list[dict]) -> None:
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     out.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    raise typer.Exit(code)
 
 
 def _urls(api_url: list[str] | None) -> list[str]:
@@ -362,10 +377,7 @@ def enhance_datasets(folders: list[Path], backend: str, api_url: list[str] | Non
         size = f" ({row['size'][0]}x{row['size'][1]})" if row.get("size") else ""
         target = f"variant {row['kind'] or 'enhanced'}{size}" if row["variant"] else row["reason"]
         out.print(escape(f"{row['status']:<9} {row['source']} -> {target}"))
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["status"]] = counts.get(row["status"], 0) + 1
-    out.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    _print_counts(rows)
     for folder in folders:
         out.print(escape(f"results are in the cache, selected for export of {folder} (pending until "
                          f"reviewed: fluxgym-coach tui {folder}); nothing was written among its images. "
