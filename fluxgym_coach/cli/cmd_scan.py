@@ -28,7 +28,9 @@ def scan(
     digest, dimensions, format, EXIF orientation, perceptual hash, grayscale
     flag, sharpness and the caption sidecar. A second scan only re-reads what
     changed, so it is cheap to run again. When the dataset has plugins set up
-    (`fluxgym-coach plugins add`), they are told about new and removed images. Exit code 1 when a file could not be
+    (`fluxgym-coach plugins add`), they are told about new and removed images;
+    a plugin folder named by the dataset runs only once you trusted it
+    (`fluxgym-coach plugins trust FOLDER`). Exit code 1 when a file could not be
     read (or, with --strict, when a caption was not UTF-8).
     """
     try:
