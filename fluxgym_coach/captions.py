@@ -32,6 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .caption_encoding import REFUSED
 from .findings import Finding, Severity
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -331,7 +332,7 @@ def CaptionFinding(code: str, severity: str, message: str, value: Any = None,  #
     """One problem found in a caption: a :class:`~fluxgym_coach.findings.Finding` of
     category ``"caption"``.
 
-    ``code`` is stable (``"missing"``, ``"empty"``, ``"multiline"``,
+    ``code`` is stable (``"missing"``, ``"refused"``, ``"empty"``, ``"multiline"``,
     ``"not-utf8"``, ``"bad-characters"``, ``"trigger-missing"``,
     ``"trigger-not-first"``, ``"too-short"``, ``"draft"``, ``"clip-truncated"``,
     ``"t5-truncated"``, ``"mixed-style"``, ``"duplicate-tags"``,
@@ -391,6 +392,11 @@ def lint(text: str | None, trigger: str | None = None, *, encoding: str | None =
                         f"known: {', '.join(DEFAULT_THRESHOLDS)}")
     th = {**DEFAULT_THRESHOLDS, **thresholds}
     out: list[CaptionFinding] = []
+    if encoding == REFUSED:
+        return [CaptionFinding("refused", "error", "the caption file holds NUL or control bytes (a binary "
+                               "file or a damaged encoding): it is not used and never exported",
+                               value=encoding, fix="save it as UTF-8 text in an editor, or delete it and "
+                               "run `fluxgym-coach caption`")]
     if text is None:
         return [CaptionFinding("missing", "error", "no caption sidecar (.txt); kohya falls back to "
                                "the class tokens only", fix="write a caption, or run `fluxgym-coach caption`")]
@@ -548,6 +554,9 @@ def apply_to_captions(dataset: "Dataset", transform: Callable[[str], str], kind:
     rels = list(relpaths) if relpaths is not None else [r.relpath for r in dataset.images()]
     for rel in rels:
         current = dataset.read_caption(rel)
+        if current is not None and current.error:  # binary / damaged sidecar: never edited blindly
+            report.skipped[rel] = current.error
+            continue
         if current is None and not include_missing:
             report.skipped[rel] = "no caption"
             continue

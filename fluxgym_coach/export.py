@@ -347,6 +347,9 @@ def export_dataset(
         payload = data if untouched else imaging.encode(im, fmt, quality=jpeg_quality)
         atomic_write_bytes(ds_dir / file_name, payload, fsync=False)
         current = dataset.read_caption(rec.relpath)
+        if current is not None and current.error:  # binary / control bytes: never exported (issue 11 #14)
+            (ds_dir / file_name).unlink(missing_ok=True)
+            return rec, None, notes, current.error
         if current is not None and current.warning:
             notes.append(current.warning)
         text, status = caption_for_export(current.text if current else None, trigger)

@@ -18,7 +18,7 @@ from ..backends.captioners.base import CaptionBackendError
 from ..core import scan_blocking
 from ..dataset import Dataset, DatasetError
 from ..settings import update_settings
-from .common import (EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json,
+from .common import (esc, EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json,
                      progress_sink, report_problems)
 from .options import ApiAuth, Json, Quiet, Strict
 
@@ -169,7 +169,7 @@ def caption(
     if json_out:
         print_json(report.to_dict())
     else:
-        table = Table(title=f"Captions by {captioner.name} ({mode})", show_header=False)
+        table = Table(title=esc(f"Captions by {captioner.name} ({mode})"), show_header=False)
         for status, n in sorted(report.counts().items()):
             table.add_row(status, str(n))
         table.add_row("backend requests", str(report.backend_requests))
@@ -182,7 +182,7 @@ def caption(
                       "orientation and folder. Edit them in the TUI, or replace them later with "
                       "`fluxgym-coach caption DATASET --backend openai --refresh`.")
     if report.fatal:
-        err.print(f"[bold red]stopped:[/] {report.fatal}")
+        err.print(f"[bold red]stopped:[/] {esc(report.fatal)}")
         raise typer.Exit(EXIT_BACKEND)
     code = EXIT_FAILED if report.failed or (strict and sink.problems.warnings) else EXIT_OK
     raise typer.Exit(code)
@@ -225,7 +225,7 @@ def lint_cmd(
         colour = {"error": "red", "warning": "yellow", "info": "cyan"}
         for rel, fs in findings.items():
             for f in fs:
-                table.add_row(rel, f"[{colour[f.severity]}]{f.severity}[/]", f.code, f.message)
+                table.add_row(esc(rel), f"[{colour[f.severity]}]{f.severity}[/]", f.code, esc(f.message))
         out.print(table if table.row_count else "[green]no findings[/]")
         if not all(counter.exact.values()):
             err.print("token counts are estimates: no local tokenizer found (see docs/captions.md)")
@@ -256,7 +256,7 @@ def tokens_cmd(
     else:
         table = Table("caption", "CLIP-L / 77", "T5 / 512")
         for k, c in counts.items():
-            table.add_row(k, f"{c.clip}{'' if c.clip_exact else ' ~'}", f"{c.t5}{'' if c.t5_exact else ' ~'}")
+            table.add_row(esc(k), f"{c.clip}{'' if c.clip_exact else ' ~'}", f"{c.t5}{'' if c.t5_exact else ' ~'}")
         out.print(table)
         if any(not (c.clip_exact and c.t5_exact) for c in counts.values()):
             err.print("~ = estimate (no local tokenizer found)")
@@ -366,8 +366,8 @@ def undo_cmd(
             if json_out:
                 print_json({"image": image, "restored": restored})
             else:
-                out.print(f"{image}: restored {restored!r}" if restored is not None
-                          else f"{image}: caption removed (there was none before)")
+                out.print(esc(f"{image}: restored {restored!r}") if restored is not None
+                          else esc(f"{image}: caption removed (there was none before)"))
             raise typer.Exit(EXIT_OK)
         if not op:
             ops = rules.operations(ds)
@@ -376,7 +376,7 @@ def undo_cmd(
             else:
                 table = Table("operation", "images", "undone")
                 for o in ops:
-                    table.add_row(o["op_id"], str(o["images"]), str(o["undone"]))
+                    table.add_row(esc(o["op_id"]), str(o["images"]), str(o["undone"]))
                 out.print(table)
             raise typer.Exit(EXIT_OK)
         try:
@@ -401,7 +401,7 @@ def status_cmd(dataset: DatasetArg, json_out: Json = False) -> None:
     else:
         table = Table("image", "caption")
         for rel, st in statuses.items():
-            table.add_row(rel, st)
+            table.add_row(esc(rel), st)
         out.print(table)
     raise typer.Exit(EXIT_OK)
 

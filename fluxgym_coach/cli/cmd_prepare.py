@@ -17,7 +17,7 @@ from ..prepare import PrepareReport, prepare_dataset
 from . import options as o
 from .cmd_export import (Force, Name, OutDir, Repeats, Resolution, Trigger, Vram, VramSize, export_json,
                          export_table, print_next_steps)
-from .common import EXIT_BACKEND, EXIT_FAILED, EXIT_USAGE, err, fail, out, print_json, progress_sink, report_problems
+from .common import esc, EXIT_BACKEND, EXIT_FAILED, EXIT_USAGE, err, fail, out, print_json, progress_sink, report_problems
 
 
 def _summary(report: PrepareReport) -> Table:
@@ -108,7 +108,7 @@ def prepare(
         changes = {k: v for k, v in learned.changes.items() if k not in explicit}
         params = params.with_(**changes)
         if not (quiet or json_out):
-            err.print("learned defaults: " + (", ".join(f"{k}={v}" for k, v in changes.items())
+            err.print("learned defaults: " + esc(", ".join(f"{k}={v}" for k, v in changes.items())
                                               or f"not enough reviews yet ({learned.decisions} judged; "
                                                  f"{learned.min_count} per setting needed)"))
     engine = o.make_backend(backend, api_url, api_auth)

@@ -163,6 +163,7 @@ class Project:
         self.task_queue = TaskQueue(workers=workers)
         self.plugins: dict[str, Any] = {}
         self.load_errors: dict[str, str] = {}
+        self.untrusted: dict[str, str] = {}  # plugin name -> the command that trusts its folder
         self.notifications: list[Notif] = []
         self.undo_stack: list[DbCommit] = []
         self.redo_stack: list[DbCommit] = []
