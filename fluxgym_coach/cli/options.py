@@ -48,18 +48,13 @@ assert DEFAULTS.negative_prompt == DEFAULT_NEGATIVE_PROMPT
 
 
 def make_backend(backend: str, api_url: list[str] | None, api_auth: str | None):
-    """Build the enhancement backend from CLI options.
+    """The enhancement backend for these CLI options (:func:`fluxgym_coach.core.backend_from_settings`).
 
-    Raises typer.BadParameter for an unknown backend name or ``forge`` without a URL.
+    Raises typer.BadParameter for an unknown backend name.
     """
-    from ..backends.base import get_enhance_backend
+    from ..core import backend_from_settings
 
-    if backend == "auto":
-        backend = "forge" if api_url else "local"
-    if backend == "local":
-        return get_enhance_backend("local")
-    if backend == "forge":
-        return get_enhance_backend("forge", api_url=api_url or ["http://127.0.0.1:7860"],
-                                   api_auth=api_auth)
-    raise typer.BadParameter(f"unknown backend {backend!r}: use auto, local or forge",
-                             param_hint="--backend")
+    try:
+        return backend_from_settings(None, backend=backend, api_urls=api_url, api_auth=api_auth)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--backend") from None
