@@ -45,7 +45,7 @@ from typing import Any
 
 import xxhash
 
-from . import imaging
+from . import imaging, server_io
 from .backends.base import BackendError, EnhanceBackend, EnhanceItem, EnhanceParams
 from .events import (EventSink, InFlightProgress, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted,
                      null_sink)
@@ -268,6 +268,7 @@ async def run_enhance(
         if journal:
             journal.mark(name, "failed", error=reason)
 
+    stopped: list[str] = []  # the reason of a fatal backend error, once one happened
     sem = asyncio.Semaphore(max(1, int(getattr(backend, "concurrency", 1))))
     tasks: list[asyncio.Task[None]] = []
     color_tasks: list[asyncio.Task[None]] = []
@@ -291,7 +292,10 @@ async def run_enhance(
             journal.mark(work.outcome.name, "failed", error=reason)
         on_event(ItemFailed(job_id, work.outcome.name, reason))
 
-    def store_result(key: str, data: bytes, op: str, cparams: dict[str, Any], source: str) -> CacheEntry:
+    def store_result(key: str, data: bytes, op: str, cparams: dict[str, Any], source: str,
+                     source_data: bytes, name: str) -> CacheEntry:
+        # Nothing is cached before it is known to be this source's picture (not flat, same layout).
+        server_io.check_result(server_io.signature(source_data), data, name)
         im = imaging.open_image(data)
         meta = {"op": op, "params": cparams, "backend": backend.identity, "source_digest": source,
                 "size": [im.width, im.height], "format": im.format}
@@ -324,6 +328,10 @@ async def run_enhance(
     async def send_chunk(chunk: list[_Work], sent: asyncio.Event) -> None:
         if cancel.is_set():
             return
+        if stopped:  # an earlier request failed in a way every request would: do not send
+            for w in chunk:
+                fail(w, f"not sent: {stopped[0]}")
+            return
         try:
             await asyncio.to_thread(load_chunk, chunk)
         except OSError as exc:
@@ -338,6 +346,8 @@ async def run_enhance(
         except BackendError as exc:
             if cancel.is_set():  # stopped by the user: the items stay pending (resumable)
                 return
+            if exc.fatal and not stopped:
+                stopped.append(exc.reason)
             for w in chunk:
                 fail(w, exc.reason)
             return
@@ -354,9 +364,12 @@ async def run_enhance(
             cparams = backend.cache_params("upscale", params, item)
             try:
                 entry = await asyncio.to_thread(store_result, w.key, res, "upscale", cparams,
-                                                item.digest)
+                                                item.digest, item.data, item.name)
             except imaging.ImageReadError as exc:
                 fail(w, f"backend returned an unreadable image ({exc.reason})")
+                continue
+            except server_io.ResultCheckError as exc:
+                fail(w, exc.reason)
                 continue
             w.outcome.status = "enhanced"
             finish(w, entry, "colorize+upscale" if w.colorize else "upscale", cparams, cached=False)
@@ -448,9 +461,10 @@ async def run_enhance(
                 try:
                     data = await backend.colorize(item, params)
                     report.backend_requests += 1
-                    entry = await asyncio.to_thread(store_result, key, data, "colorize", cparams, item.digest)
+                    entry = await asyncio.to_thread(store_result, key, data, "colorize", cparams,
+                                                    item.digest, item.data, item.name)
                     work.outcome.status = "enhanced"
-                except (BackendError, imaging.ImageReadError) as exc:
+                except (BackendError, imaging.ImageReadError, server_io.ResultCheckError) as exc:
                     if not cancel.is_set():
                         fail(work, getattr(exc, "reason", str(exc)))
                     return

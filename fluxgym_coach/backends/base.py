@@ -24,12 +24,15 @@ DEFAULT_COLORIZE_NEGATIVE_PROMPT = "black and white, monochrome, grayscale, sepi
 
 class BackendError(Exception):
     """A backend could not do the work. ``reason`` is a sentence a user can act on;
-    ``retryable`` says whether the same request may succeed later."""
+    ``retryable`` says whether the same request may succeed later; ``fatal``
+    that no other request of the job can succeed either (an unknown upscaler,
+    parameters the server rejects): the job stops sending."""
 
-    def __init__(self, reason: str, retryable: bool = False):
+    def __init__(self, reason: str, retryable: bool = False, fatal: bool = False):
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
+        self.fatal = fatal
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +44,9 @@ class EnhanceParams:
     that brings its shorter side to at least that many pixels, and images
     already that large are not upscaled. ``upscaler``, ``denoising_strength``
     (0..1), ``prompt``, ``negative_prompt``, ``steps``, ``cfg_scale`` and
-    ``sampler_name`` are the Forge/A1111 fields of the same meaning.
+    ``sampler_name`` are the Forge/A1111 fields of the same meaning;
+    ``scheduler`` (``"Karras"``, ``"Align Your Steps"``...; None: the
+    sampler's own or the one its name ends with) is sent with img2img.
     ``output_format`` is ``PNG``, ``JPEG`` or ``WEBP``. ``sharpen`` (0..1) is
     the embedded backend's light unsharp mask. ``colorize`` enables automatic
     colorization of black-and-white images with the ``colorize_*`` prompts.
@@ -56,6 +61,7 @@ class EnhanceParams:
     steps: int = 20
     cfg_scale: float = 7.0
     sampler_name: str = "Euler a"
+    scheduler: str | None = None
     output_format: str = "PNG"
     sharpen: float = 0.0
     colorize: bool = True

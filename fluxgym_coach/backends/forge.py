@@ -43,11 +43,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import numpy as np
 from tenacity import (AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt,
                       wait_exponential)
 
-from .. import imaging
+from .. import imaging, server_io
 from .base import BackendError, EnhanceItem, EnhanceParams, round_scale
 
 log = logging.getLogger(__name__)
@@ -57,9 +56,12 @@ DEFAULT_API_URL = "http://127.0.0.1:7860"
 AUTH_ENV = "FLUXGYM_COACH_API_AUTH"
 
 #: Scheduler names that may follow a sampler name (``"DPM++ 2M Karras"``).
-SCHEDULER_SUFFIXES = ("Automatic", "Uniform", "Karras", "Exponential", "Polyexponential",
-                      "SGM Uniform", "KL Optimal", "Align Your Steps", "Simple", "Normal", "DDIM",
-                      "Beta", "Turbo")
+#: Forge's scheduler labels and aliases (``modules/sd_schedulers.py``), longest first so
+#: ``"Align Your Steps GITS"`` wins over ``"Align Your Steps"``.
+SCHEDULER_SUFFIXES = tuple(sorted((
+    "Automatic", "Uniform", "Karras", "Exponential", "Polyexponential", "SGM Uniform", "SGMUniform",
+    "KL Optimal", "Align Your Steps", "Align Your Steps GITS", "Align Your Steps 11",
+    "Align Your Steps 32", "Simple", "Normal", "DDIM", "Beta", "Turbo"), key=len, reverse=True))
 
 #: 500 messages that say the request itself is wrong: repeating it cannot help.
 _DETERMINISTIC_500 = ("invalid encoded image", "could not find upscaler", "bad number of images",
@@ -71,8 +73,8 @@ class ForgeError(BackendError):
     response came), ``url`` the server, ``detail`` the server's own message."""
 
     def __init__(self, reason: str, *, status: int | None = None, url: str = "", detail: str = "",
-                 retryable: bool = False):
-        super().__init__(reason, retryable=retryable)
+                 retryable: bool = False, fatal: bool = False):
+        super().__init__(reason, retryable=retryable, fatal=fatal)
         self.status, self.url, self.detail = status, url, detail
 
 
@@ -186,61 +188,6 @@ def resolve_sampler(name: str, samplers: Sequence[dict[str, Any]]) -> str:
     return resolve_name("sampler", name, valid, aliases)
 
 
-#: Largest mean absolute difference (0..255) between 16x16 gray thumbnails of an
-#: input and a result for the result to count as that input's (see align_results).
-MATCH_TOLERANCE = 16.0
-
-
-def _thumb(data: bytes) -> "np.ndarray | None":
-    try:
-        im = imaging.load_upright_rgb(data, max_side=128).convert("L")
-    except imaging.ImageReadError:
-        return None
-    return np.asarray(im.resize((16, 16), imaging.Image.Resampling.BILINEAR), dtype=np.float64)
-
-
-def align_results(inputs: Sequence[bytes], results: Sequence[bytes]) -> list[int | None]:
-    """Which result belongs to which input when a batch came back short.
-
-    The server keeps the input order but may leave items out (an interrupt
-    cuts the tail, a skip drops one anywhere). Each image is reduced to a
-    16x16 grayscale thumbnail; an order-preserving alignment (dynamic
-    programming) assigns every result to one input minimising the total mean
-    absolute difference. An input whose assigned result differs by more than
-    :data:`MATCH_TOLERANCE` gets None, as do inputs without a result. Returns,
-    per input, the index of its result or None. CPU work: call it in a thread.
-    """
-    n, k = len(inputs), len(results)
-    ti = [_thumb(b) for b in inputs]
-    tr = [_thumb(b) for b in results]
-
-    def dist(i: int, j: int) -> float:
-        if ti[i] is None or tr[j] is None:
-            return 255.0
-        return float(np.abs(ti[i] - tr[j]).mean())
-
-    inf = float("inf")
-    # cost[i][j]: best cost of placing the first j results among the first i inputs.
-    cost = [[inf] * (k + 1) for _ in range(n + 1)]
-    take = [[False] * (k + 1) for _ in range(n + 1)]
-    for i in range(n + 1):
-        cost[i][0] = 0.0
-    for i in range(1, n + 1):
-        for j in range(1, min(i, k) + 1):
-            skip = cost[i - 1][j]
-            use = cost[i - 1][j - 1] + dist(i - 1, j - 1)
-            cost[i][j], take[i][j] = (use, True) if use <= skip else (skip, False)
-    assigned: list[int | None] = [None] * n
-    i, j = n, k
-    while j > 0 and i > 0:
-        if take[i][j]:
-            if dist(i - 1, j - 1) <= MATCH_TOLERANCE:
-                assigned[i - 1] = j - 1
-            j -= 1
-        i -= 1
-    return assigned
-
-
 def _encode_images(images: Sequence[bytes]) -> list[str]:
     return [base64.b64encode(b).decode("ascii") for b in images]
 
@@ -274,6 +221,7 @@ class ForgeClient:
         if not re.match(r"^https?://", url):
             url = "http://" + url
         self.url = redact_url(url)
+        self.answered = False  # set once the server has sent any response
         self.retries = max(1, retries)
         self.backoff, self.max_backoff = backoff, max_backoff
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
@@ -320,6 +268,7 @@ class ForgeClient:
         async def once() -> httpx.Response:
             response = await self._http.request(method, path, content=content, params=params,
                                                 headers=headers, timeout=timeout)
+            self.answered = True
             if response.status_code >= 400:
                 raise self._error(response, path)
             return response
@@ -339,12 +288,12 @@ class ForgeClient:
         except httpx.TimeoutException as exc:
             raise ForgeUnreachable(
                 f"{self.url} did not answer {path} in time ({_describe_exc(exc)}); the server may "
-                f"be overloaded: raise the timeout or use smaller batches", url=self.url,
+                f"be overloaded or hung: raise --timeout (now {self._timeout.read:.0f} s) or use smaller "
+                f"batches", url=self.url,
                 retryable=True) from None
         except httpx.TransportError as exc:
-            raise ForgeUnreachable(
-                f"cannot reach the Forge/A1111 API at {self.url} ({_describe_exc(exc)}): start it "
-                f"with --api (or check --api-url)", url=self.url, retryable=True) from None
+            raise self._unreachable(exc, path) from None
+        self.answered = True
         if not response.content:
             return None
         try:
@@ -352,6 +301,23 @@ class ForgeClient:
         except ValueError:
             raise ForgeError(f"{self.url}{path} answered with non-JSON data: is this really a "
                              f"Forge/A1111 API?", status=response.status_code, url=self.url) from None
+
+    def _unreachable(self, exc: httpx.TransportError, path: str) -> ForgeUnreachable:
+        """The error for a request that got no response: a server that never
+        accepted a connection is not started (or has no API); one that has
+        answered before, or dropped a connection it had accepted, went away."""
+        what = _describe_exc(exc)
+        if isinstance(exc, httpx.ConnectError) and not self.answered:
+            reason = (f"cannot reach the Forge/A1111 API at {self.url} ({what}): start it with "
+                      f"--api (or check --api-url)")
+        elif isinstance(exc, httpx.ConnectError):
+            reason = (f"{self.url} answered earlier but now refuses connections ({what}): the "
+                      f"server stopped or restarted; see its console, then run again")
+        else:
+            reason = (f"{self.url} closed the connection during {path} without an answer ({what}): "
+                      f"the server crashed or restarted, ran out of memory, or a proxy cut the "
+                      f"request; see the server's console, then run again")
+        return ForgeUnreachable(reason, url=self.url, retryable=True)
 
     def _error(self, response: httpx.Response, path: str) -> ForgeError:
         status = response.status_code
@@ -367,8 +333,12 @@ class ForgeClient:
             reason = f"{where} rejected the request parameters: {detail}"
         else:
             reason = f"{where} failed with HTTP {status}: {detail}"
-        retryable = status >= 500 and not any(s in detail.lower() for s in _DETERMINISTIC_500)
-        return ForgeError(reason, status=status, url=self.url, detail=detail, retryable=retryable)
+        deterministic = any(s in detail.lower() for s in _DETERMINISTIC_500)
+        retryable = status >= 500 and not deterministic
+        # The request itself is wrong (or refused): every other request of the job would be too.
+        fatal = status in (401, 403, 404, 405, 422) or (status >= 500 and deterministic)
+        return ForgeError(reason, status=status, url=self.url, detail=detail, retryable=retryable,
+                          fatal=fatal)
 
     # -- small endpoints ---------------------------------------------------------------
     async def upscalers(self) -> list[dict[str, Any]]:
@@ -378,6 +348,10 @@ class ForgeClient:
     async def upscaler_names(self) -> list[str]:
         """The upscaler names (exact, case-sensitive), ``None``/``Lanczos``/``Nearest`` first."""
         return [u["name"] for u in await self.upscalers()]
+
+    async def schedulers(self) -> list[dict[str, Any]]:
+        """``GET /sdapi/v1/schedulers``: ``[{"name", "label", "aliases", ...}]`` (Forge, A1111 1.9+)."""
+        return list(await self._request("GET", "/sdapi/v1/schedulers") or [])
 
     async def samplers(self) -> list[dict[str, Any]]:
         """``GET /sdapi/v1/samplers``: ``[{"name", "aliases", "options"}]``."""
@@ -554,6 +528,7 @@ class ForgeBackend:
         self.warnings: list[str] = []
         self.upscaler: str | None = None
         self.sampler: str | None = None
+        self.scheduler: str | None = None
         self.checkpoint: str = ""
         self._interrupting = False
 
@@ -628,6 +603,24 @@ class ForgeBackend:
             self._warn(f"sampler {params.sampler_name!r} is called {sampler!r} on the server")
         self.upscaler, self.sampler = upscaler, sampler
         self.concurrency = self.per_server * len(live)
+        if params.colorize and params.scheduler:
+            self.scheduler = await self._resolve_scheduler(live[0], params.scheduler)
+
+    async def _resolve_scheduler(self, server: _Server, name: str) -> str:
+        """The server's label for scheduler ``name`` (a label, a name or an alias);
+        a server without ``/schedulers`` (A1111 before 1.9) gets it as given."""
+        try:
+            listed = await server.client.schedulers()
+        except ForgeError as exc:
+            if exc.status != 404:
+                raise
+            self._warn(f"{server.client.url} does not list schedulers; --scheduler {name!r} is "
+                       f"sent as given")
+            return name
+        labels = [str(x.get("label") or x.get("name")) for x in listed]
+        aliases = {str(a): str(x.get("label")) for x in listed
+                   for a in [x.get("name"), *(x.get("aliases") or [])] if a}
+        return resolve_name("scheduler", name, labels, aliases)
 
     def _upscaler(self, params: EnhanceParams) -> str:
         return self.upscaler or params.upscaler
@@ -638,7 +631,8 @@ class ForgeBackend:
         colorize prompts, denoising strength, steps, CFG scale, sampler and the
         server's checkpoint."""
         if op == "colorize":
-            return {"op": op, "size": [item.width, item.height], "prompt": params.colorize_prompt,
+            extra = {"scheduler": self.scheduler or params.scheduler} if params.scheduler else {}
+            return {**extra, "op": op, "size": [item.width, item.height], "prompt": params.colorize_prompt,
                     "negative_prompt": params.colorize_negative_prompt,
                     "denoising_strength": params.denoising_strength, "steps": params.steps,
                     "cfg_scale": params.cfg_scale, "sampler": self.sampler or params.sampler_name,
@@ -710,11 +704,15 @@ class ForgeBackend:
     async def upscale(self, items: Sequence[EnhanceItem], params: EnhanceParams) -> list[bytes | BackendError]:
         """Upscale ``items`` (all of one scale) in one extras request.
 
-        Results are mapped back by order and each one's size is checked; a
-        short batch fills the missing slots with a retryable BackendError. When
-        the server rejects a whole batch with a 500 (one bad image fails the
-        whole request), the items are sent one by one so only the bad one fails.
-        Raises BackendError when no server can take the request."""
+        Each image is sent as our own 8-bit PNG (:func:`~fluxgym_coach.server_io.server_png`).
+        Results are matched to their inputs by content (luminance correlation,
+        :func:`~fluxgym_coach.server_io.match_results`), full batches included,
+        and each one's size is checked; an input without a matching result gets
+        a BackendError in its slot (retryable when the batch came back short or
+        interrupted). After the job, ``/progress`` tells whether it was
+        interrupted (by us, the web UI or another client): the last image it
+        returned may then be a plain resize and is not used. A failed request
+        raises BackendError once (never re-sent image by image)."""
         if not items:
             return []
         upscaler = self._upscaler(params)
@@ -722,48 +720,76 @@ class ForgeBackend:
         if any(abs(i.scale - scale) > 1e-9 for i in items):
             raise ValueError("upscale() takes items of one scale per call")
         fields = ForgeClient.extras_fields(scale, upscaler)
-        data = [i.data for i in items]
-        names = [i.name for i in items]
         try:
-            if len(items) == 1:
-                got = [await self._on_pool(lambda c: c.extra_single_image(data[0], **fields), 1)]
-            else:
-                got = await self._on_pool(lambda c: c.extra_batch_images(data, names, **fields),
-                                          len(items))
-        except ForgeUnreachable:
-            raise
-        except ForgeError as exc:
-            if len(items) == 1 or exc.status != 500 or self._interrupting:
-                raise
-            singles = await asyncio.gather(*(self.upscale([i], params) for i in items),
-                                           return_exceptions=True)
-            return [s[0] if isinstance(s, list) else
-                    s if isinstance(s, BackendError) else BackendError(str(s)) for s in singles]
+            data = await asyncio.to_thread(lambda: [server_io.server_png(i.data) for i in items])
+        except imaging.ImageReadError as exc:
+            raise BackendError(f"cannot prepare the upload: {exc.reason}") from exc
+        names = [i.name for i in items]
+        if len(items) == 1:
+            job = (lambda c: self._job(c, c.extra_single_image(data[0], **fields), one=True))
+        else:
+            job = (lambda c: self._job(c, c.extra_batch_images(data, names, **fields)))
+        got, interrupted = await self._on_pool(job, len(items))
         expected = [output_size(i.width, i.height, scale, upscaler) for i in items]
+        return await asyncio.to_thread(self._assign, items, data, got, interrupted, expected, params)
+
+    async def _job(self, client: "ForgeClient", request: Any, one: bool = False) -> tuple[list[bytes], bool]:
+        """Await a job request on ``client``, then read whether the job was interrupted.
+
+        Forge resets ``state.interrupted`` only when the next job begins, so a
+        ``/progress`` read right after the answer tells whether ours was cut
+        short (a later job of another client interrupted in the meantime also
+        counts: the safe side). A failed read counts as not interrupted."""
+        got = await request
+        got = [got] if one else got
+        try:
+            state = (await asyncio.wait_for(client.progress(), timeout=10)).get("state", {})
+        except (ForgeError, asyncio.TimeoutError):
+            return got, False
+        return got, bool(state.get("interrupted"))
+
+    def _assign(self, items: Sequence[EnhanceItem], data: Sequence[bytes], got: Sequence[bytes],
+                interrupted: bool, expected: Sequence[tuple[int, int]],
+                params: EnhanceParams) -> list[bytes | BackendError]:
+        """Match returned images to inputs by content and check each (CPU work)."""
         if len(got) > len(items):
             return [BackendError(f"server returned {len(got)} images for {len(items)}: results "
                                  f"not used", retryable=True) for _ in items]
-        if len(got) == len(items):
-            return await asyncio.to_thread(
-                lambda: [self._finish(d, e, params, i.name) for d, e, i in zip(got, expected, items)])
-        # A short batch (interrupt truncates, skip drops one): find which inputs the
-        # results belong to by their content, never by position alone.
-        assigned = await asyncio.to_thread(align_results, data, got)
-        why = "the job was interrupted" if self._interrupting else "interrupted or skipped on the server"
+        usable = len(got) - 1 if interrupted and got else len(got)
+        sig_in = [server_io.signature(d) for d in data]
+        sig_out = []
+        for d in got[:usable]:
+            try:
+                sig_out.append(server_io.signature(d))
+            except imaging.ImageReadError:
+                sig_out.append(server_io.flat_signature())
+        assigned = server_io.match_results(sig_in, sig_out)
+        short = len(got) < len(items) or interrupted
+        why = ("the job was interrupted" if self._interrupting or interrupted
+               else "interrupted or skipped on the server")
+        cut = ", the last one cut short and not used" if interrupted and got else ""
+        out: list[bytes | BackendError] = []
+        for k, item in enumerate(items):
+            j = assigned[k]
+            if j is not None:
+                out.append(self._finish(got[j], expected[k], params, item.name))
+            elif short:
+                out.append(BackendError(
+                    f"server returned {len(got)} of {len(items)} images{cut} ({why}); {item.name} "
+                    f"was not processed: run again to finish it", retryable=True))
+            else:
+                out.append(BackendError(self._mismatch(sig_in[k], sig_out[k], item.name)))
+        return out
 
-        def build() -> list[bytes | BackendError]:
-            out: list[bytes | BackendError] = []
-            for k, item in enumerate(items):
-                j = assigned[k]
-                if j is None:
-                    out.append(BackendError(
-                        f"server returned {len(got)} of {len(items)} images ({why}); {item.name} "
-                        f"was not processed: run again to finish it", retryable=True))
-                else:
-                    out.append(self._finish(got[j], expected[k], params, item.name))
-            return out
-
-        return await asyncio.to_thread(build)
+    @staticmethod
+    def _mismatch(source: Any, own: Any, name: str) -> str:
+        """Why no result matched ``name``: what is wrong with the one at its own position."""
+        try:
+            server_io.check_result(source, own, name)
+        except server_io.ResultCheckError as exc:
+            return exc.reason
+        return (f"no image the server returned matches {name} alone (its result also resembles "
+                f"another input's): results may be mixed up; not used")
 
     async def progress_in_flight(self) -> float:
         """How many images of our extras requests still in flight the servers have
@@ -805,11 +831,22 @@ class ForgeBackend:
         input's size and the output format. Raises BackendError."""
         width, height = img2img_size(item.width, item.height)
         sampler = self.sampler or params.sampler_name
-        data = await self._on_pool(lambda c: c.img2img(
-            item.data, width=width, height=height, prompt=params.colorize_prompt,
+        try:
+            upload = await asyncio.to_thread(server_io.server_png, item.data)
+        except imaging.ImageReadError as exc:
+            raise BackendError(f"cannot prepare the upload: {exc.reason}") from exc
+        scheduler = self.scheduler or params.scheduler
+        extra = {"scheduler": scheduler} if scheduler else {}
+        got, interrupted = await self._on_pool(lambda c: self._job(c, c.img2img(
+            upload, width=width, height=height, prompt=params.colorize_prompt,
             negative_prompt=params.colorize_negative_prompt,
             denoising_strength=params.denoising_strength, steps=params.steps,
-            cfg_scale=params.cfg_scale, sampler_name=sampler, seed=self.seed_for(item)))
+            cfg_scale=params.cfg_scale, sampler_name=sampler, seed=self.seed_for(item), **extra),
+            one=True))
+        if interrupted:
+            raise BackendError(f"the colorization of {item.name} was interrupted on the server; "
+                               f"result not used: run again to finish it", retryable=True)
+        data = got[0]
 
         def back_to_size() -> bytes:
             im = imaging.open_image(data, item.name)

@@ -122,6 +122,8 @@ def enhance(
     steps: o.Steps = o.DEFAULTS.steps,
     cfg_scale: o.Cfg = o.DEFAULTS.cfg_scale,
     sampler: o.Sampler = o.DEFAULTS.sampler_name,
+    scheduler: o.Scheduler = None,
+    timeout: o.Timeout = o.DEFAULT_TIMEOUT,
     fmt: Annotated[Optional[OutputFormat], typer.Option(
         "--format", case_sensitive=False,
         help="Output format (default PNG, or the --output file's extension).",
@@ -167,7 +169,7 @@ def enhance(
         params = EnhanceParams(scale_factor=float(scale), upscaler=upscaler,
                                denoising_strength=denoising_strength, prompt=prompt,
                                negative_prompt=negative_prompt, steps=steps, cfg_scale=cfg_scale,
-                               sampler_name=sampler, output_format=format_name,
+                               sampler_name=sampler, scheduler=scheduler, output_format=format_name,
                                colorize=not no_colorize, colorize_prompt=colorize_prompt,
                                colorize_negative_prompt=colorize_negative_prompt)
         pairs = plan_outputs(inputs, output, format_name)
@@ -185,7 +187,7 @@ def enhance(
     code = EXIT_OK
     if todo:
         try:
-            engine = o.make_backend(backend, urls or None, api_auth)
+            engine = o.make_backend(backend, urls or None, api_auth, timeout)
         except (typer.BadParameter, ValueError) as exc:
             raise fail(str(exc), EXIT_USAGE) from None
         tmp = tempfile.TemporaryDirectory(prefix="fluxgym-coach-nocache-") if no_cache else None

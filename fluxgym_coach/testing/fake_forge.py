@@ -41,7 +41,19 @@ adds it up), ``fail_on`` (500 on these job numbers, 1-based), ``drop_on``
 ``skip_index`` (drop the batch item at this index, as ``/skip`` does),
 ``response_delay`` (a slow response: wait this long after the job, outside
 the lock, before answering), ``caption_error`` (CLIP captions end with
-``<error>``).
+``<error>``), ``interrupt_on`` (these job numbers are interrupted by
+"another client" while image ``interrupt_at`` is processed: as on the real
+servers that image comes back as a plain Lanczos resize, the rest of a batch
+is dropped, the answer is a 200 and ``/progress`` says ``interrupted`` until
+the next job begins), ``reverse_batch`` (a full batch comes back in reverse
+order), ``hang_on`` (these job numbers never answer: the handler waits until
+the server stops, at most 60 s).
+
+**Uploads are converted as Forge converts them** (Pillow 9.5 rules,
+``modules/postprocessing.py`` and ``api.py``): extras keep RGB and RGBA and
+turn every other mode into RGB with ``convert("RGB")``, which clips 16-bit
+and 32-bit values to 0..255 (a raw 16-bit scan becomes white);
+img2img and interrogate convert everything to RGB the same way.
 
 Outside the real API, ``GET /fake/stats`` returns the counters and ``POST
 /fake/reset`` zeroes them (for a server running in another process).
@@ -68,6 +80,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
 from PIL import Image, ImageOps, ImageStat
 
 #: Upscaler names as A1111 1.10 lists them (None, Lanczos, Nearest first).
@@ -82,7 +95,13 @@ SAMPLERS = [("DPM++ 2M", ["k_dpmpp_2m"]), ("DPM++ SDE", ["k_dpmpp_sde"]),
 
 JOB_PATHS = {"/sdapi/v1/extra-single-image", "/sdapi/v1/extra-batch-images",
              "/sdapi/v1/img2img", "/sdapi/v1/interrogate"}
-GET_PATHS = {"/sdapi/v1/upscalers", "/sdapi/v1/samplers", "/sdapi/v1/sd-models",
+#: Scheduler (name, label) pairs as Forge's /schedulers lists them (modules/sd_schedulers.py).
+SCHEDULERS = [("automatic", "Automatic"), ("uniform", "Uniform"), ("karras", "Karras"),
+              ("exponential", "Exponential"), ("sgm_uniform", "SGM Uniform"),
+              ("align_your_steps", "Align Your Steps"), ("simple", "Simple"), ("beta", "Beta"),
+              ("align_your_steps_GITS", "Align Your Steps GITS")]
+
+GET_PATHS = {"/sdapi/v1/upscalers", "/sdapi/v1/samplers", "/sdapi/v1/schedulers", "/sdapi/v1/sd-models",
              "/sdapi/v1/options", "/sdapi/v1/progress"}
 OTHER_POST_PATHS = {"/sdapi/v1/options", "/sdapi/v1/interrupt", "/sdapi/v1/skip"}
 
@@ -100,6 +119,10 @@ class Faults:
     skip_index: int | None = None
     response_delay: float = 0.0
     caption_error: bool = False
+    interrupt_on: set[int] = field(default_factory=set)
+    interrupt_at: int = 0
+    reverse_batch: bool = False
+    hang_on: set[int] = field(default_factory=set)
 
 
 class _HTTPError(Exception):
@@ -170,11 +193,13 @@ class FakeForge:
         self.lock = FifoLock()
         self._state_lock = threading.Lock()
         self._interrupted = threading.Event()
+        self._stopping = threading.Event()
         self._skipped = threading.Event()
         self.job_requests = 0
         self.jobs_by_path: dict[str, int] = {}
         self.images_processed = 0
         self.img2img_seeds: list[int] = []  # the seed field of each img2img request
+        self.img2img_samplers: list[tuple[Any, Any]] = []  # (sampler_name, scheduler) sent
         self.busy_seconds = 0.0
         self.max_parallel_jobs = 0
         self._running = 0
@@ -208,6 +233,7 @@ class FakeForge:
 
     def stop(self) -> None:
         """Stop serving and close the socket (idempotent)."""
+        self._stopping.set()
         if self._httpd is not None:
             self._interrupted.set()
             self._httpd.shutdown()
@@ -254,6 +280,7 @@ class FakeForge:
             self.interrupts = 0
             self.requests = []
             self.img2img_seeds = []
+            self.img2img_samplers = []
 
     def stats(self) -> dict[str, Any]:
         """The counters as a dict (also served at ``GET /fake/stats``; ``POST /fake/reset``
@@ -414,6 +441,15 @@ class FakeForge:
             canvas.paste(out, ((tw - size[0]) // 2, (th - size[1]) // 2))
             out = canvas
         return out
+
+
+def pillow95_rgb(im: Image.Image) -> Image.Image:
+    """``im.convert("RGB")`` as Pillow 9.5 does it: 16/32-bit integer and float
+    values are clipped to 0..255 (newer Pillow versions may differ)."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.clip(np.asarray(im, dtype=np.float64), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, "L").convert("RGB")
+    return im.convert("RGB")
 
 
 def _number(fake: FakeForge, body: dict[str, Any], key: str, default: float) -> float:
@@ -598,6 +634,9 @@ class _Handler(BaseHTTPRequestHandler):
                      float(n[-2]) if n[-2:-1].isdigit() else 4.0} for n in fake.upscalers]
         if name == "samplers":
             return [{"name": n, "aliases": a, "options": {}} for n, a in SAMPLERS]
+        if name == "schedulers":
+            return [{"name": n, "label": label, "aliases": None, "default_rho": -1,
+                     "need_inner_model": False} for n, label in SCHEDULERS]
         if name == "sd-models":
             return [{"title": fake.options["sd_model_checkpoint"], "model_name": "fake-sdxl",
                      "hash": "0123456789", "sha256": None, "filename": "/models/fake-sdxl.safetensors",
@@ -659,6 +698,9 @@ class _Handler(BaseHTTPRequestHandler):
             req = {}
             images = [fake.decode_image(body.get("image", ""))]
         with fake.job(number, name, len(images)):
+            if number in faults.hang_on:
+                fake._stopping.wait(60)
+                raise _Drop()
             if number in faults.drop_on:
                 raise _Drop()
             if number in faults.fail_on:
@@ -667,8 +709,15 @@ class _Handler(BaseHTTPRequestHandler):
                 _check_upscalers(fake, req)
                 outs = []
                 skipped = 0
-                for im in images:
+                images = [im if im.mode in ("RGB", "RGBA") else pillow95_rgb(im) for im in images]
+                for k, im in enumerate(images):
+                    if fake._interrupted.is_set():
+                        break
+                    if number in faults.interrupt_on and k == faults.interrupt_at:
+                        fake.interrupt()  # another client (or the web UI) presses Interrupt
                     if not fake._work_on_image():
+                        # cut short during the model upscale: a plain resize, then the loop stops
+                        outs.append(fake.encode_image(fake.upscale(im, {**req, "upscaler_1": "Lanczos"})))
                         break
                     outs.append(fake.encode_image(fake.upscale(im, req)))
                     with fake._state_lock:
@@ -684,9 +733,13 @@ class _Handler(BaseHTTPRequestHandler):
                 else:
                     if faults.truncate_batch:
                         outs = outs[:max(0, len(outs) - faults.truncate_batch)]
+                    if faults.reverse_batch:
+                        outs = outs[::-1]
                     result = {"images": outs, "html_info": _infotext(req)}
             elif name == "img2img":
-                result = self._img2img(body, images[0])
+                if number in faults.interrupt_on:
+                    fake.interrupt()
+                result = self._img2img(body, pillow95_rgb(images[0]))
             else:
                 model = body.get("model", "clip")
                 if model not in ("clip", "deepdanbooru"):
@@ -694,7 +747,7 @@ class _Handler(BaseHTTPRequestHandler):
                 fake._work_on_image()
                 with fake._state_lock:
                     fake.images_processed += 1
-                caption = _caption(images[0], model)
+                caption = _caption(pillow95_rgb(images[0]), model)
                 if faults.caption_error and model == "clip":
                     caption += ", <error>"
                 result = {"caption": caption}
@@ -710,11 +763,11 @@ class _Handler(BaseHTTPRequestHandler):
         height = int(body.get("height", 512) or 512)
         steps = int(body.get("steps", 50) or 50)
         sampler = body.get("sampler_name") or body.get("sampler_index") or "Euler"
-        base = sampler.split(" ")
         known = [n for n, _ in SAMPLERS]
-        if sampler not in known and " ".join(base[:-1]) in known:
-            sampler = " ".join(base[:-1])  # a scheduler suffix is split off
-        elif sampler not in known:
+        for _, label in sorted(SCHEDULERS, key=lambda x: -len(x[1])):
+            if sampler not in known and sampler.endswith(" " + label):
+                sampler = sampler[: -len(label) - 1]  # a scheduler suffix is split off
+        if sampler not in known:
             sampler = known[0]  # unknown names fall back to the first sampler
         fake._work_on_image()
         with fake._state_lock:
@@ -724,6 +777,7 @@ class _Handler(BaseHTTPRequestHandler):
         seed = seed if seed >= 0 else 1234567
         with fake._state_lock:
             fake.img2img_seeds.append(int(body.get("seed", -1)))
+            fake.img2img_samplers.append((body.get("sampler_name"), body.get("scheduler")))
         params = {k: v for k, v in body.items() if k != "init_images"}
         params["init_images"] = None
         info = {"seed": seed, "all_seeds": [seed], "width": width, "height": height,
