@@ -228,11 +228,16 @@ def default_backend(dataset: Dataset) -> tuple[str, dict[str, Any]]:
 
 def save_default_backend(dataset: Dataset, name: str, options: dict[str, Any]) -> None:
     """Save ``name`` and its ``options`` as the dataset's caption backend (credentials
-    such as ``api_auth`` are left out; the OpenAI key is never an option, only the
-    name of its environment variable). Raises ValueError for an unknown name."""
+    are left out: ``api_auth``, ``api_key``, and any ``user:pass@`` in a URL; the
+    OpenAI key is never an option, only the name of its environment variable;
+    Basic credentials come from ``$FLUXGYM_COACH_OPENAI_AUTH`` on later runs).
+    Raises ValueError for an unknown name."""
+    from .backends.captioners.openai import redact_url
+
     if name not in BACKENDS:
         raise ValueError(f"unknown caption backend {name!r}: use one of {', '.join(BACKENDS)}")
-    clean = {k: v for k, v in options.items() if k not in ("api_auth", "api_key")}
+    clean = {k: (redact_url(v) if k in ("base_url", "url") and isinstance(v, str) else v)
+             for k, v in options.items() if k not in ("api_auth", "api_key")}
     dataset.store.set_setting(BACKEND_SETTING, {"backend": name, "options": clean})
 
 

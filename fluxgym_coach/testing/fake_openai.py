@@ -16,7 +16,15 @@ model started without its ``--mmproj`` (HTTP 500, "image input is not
 supported"; set ``no_vision_status = 400`` for the vLLM/OpenAI style);
 :meth:`fail_next` makes the next *n* chat requests fail with a status (500,
 503, or 429 with ``Retry-After: 0``); ``latency`` (seconds) delays each answer; ``truncate`` answers with
-``finish_reason = "length"``; ``api_key`` requires ``Authorization: Bearer``.
+``finish_reason = "length"``; ``api_key`` requires ``Authorization: Bearer``;
+``basic_auth = "user:pass"`` requires HTTP Basic (a server behind a proxy);
+``parallel`` (0: unlimited) is how many requests it works on at once, the
+others wait, as Ollama's ``OLLAMA_NUM_PARALLEL`` or a vLLM batch limit;
+``reasoning = True`` answers as OpenAI does for reasoning models (o-series,
+gpt-5): HTTP 400 ``unsupported_parameter`` for ``max_tokens`` (use
+``max_completion_tokens``) and ``unsupported_value`` for a ``temperature``
+other than 1; ``think = True`` wraps each answer in ``<think>...</think>``
+reasoning first, as DeepSeek-R1 or Qwen3 servers do.
 ``answer`` is a callable ``(prompt_text, images, body) -> str`` choosing the
 reply; the default describes what it received (image size, gray or colour,
 mean colour), so tests can tell the image really arrived.
@@ -35,7 +43,8 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -115,6 +124,12 @@ class FakeOpenAIServer:
         self.latency = 0.0
         self.truncate = False
         self.api_key: str | None = None
+        self.basic_auth: str | None = None
+        self.parallel = 0
+        self.reasoning = False
+        self.think = False
+        self._slots: threading.Semaphore | None = None
+        self._slots_for = 0
         self.answer: Callable[[str, list[ReceivedImage], dict[str, Any]], str] = describe_answer
         self.requests: list[Recorded] = []
         self.max_in_flight = 0
@@ -150,6 +165,19 @@ class FakeOpenAIServer:
         self.stop()
 
     # -- switches ----------------------------------------------------------------------
+    @contextmanager
+    def slots(self) -> Iterator[None]:
+        """Hold one of the ``parallel`` work slots (none when ``parallel`` is 0)."""
+        with self._lock:
+            if self.parallel and self._slots_for != self.parallel:
+                self._slots, self._slots_for = threading.Semaphore(self.parallel), self.parallel
+            slots = self._slots if self.parallel else None
+        if slots is None:
+            yield
+            return
+        with slots:
+            yield
+
     def fail_next(self, n: int, status: int = 500) -> None:
         """Make the next ``n`` chat requests fail with HTTP ``status``."""
         with self._lock:
@@ -189,6 +217,12 @@ class FakeOpenAIServer:
                 return self.headers.get("Authorization", "").startswith("Bearer ")
 
             def _check_key(self) -> bool:
+                if server.basic_auth is not None:
+                    want = "Basic " + base64.b64encode(server.basic_auth.encode()).decode()
+                    if self.headers.get("Authorization") != want:
+                        self._error(401, "Unauthorized", "invalid_request_error", "unauthorized")
+                        return False
+                    return True
                 if server.api_key is None:
                     return True
                 if self.headers.get("Authorization") == f"Bearer {server.api_key}":
@@ -230,6 +264,19 @@ class FakeOpenAIServer:
                     with server._lock:
                         server._in_flight -= 1
 
+            def _reject_legacy_params(self, body: dict[str, Any]) -> bool:
+                if "max_tokens" in body:
+                    self._error(400, "Unsupported parameter: 'max_tokens' is not supported with this "
+                                     "model. Use 'max_completion_tokens' instead.",
+                                code="unsupported_parameter")
+                    return True
+                if body.get("temperature") not in (None, 1, 1.0):
+                    self._error(400, f"Unsupported value: 'temperature' does not support "
+                                     f"{body['temperature']} with this model. Only the default (1) "
+                                     f"value is supported.", code="unsupported_value")
+                    return True
+                return False
+
             def _chat(self, rec: Recorded, body: Any) -> int:
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     self._error(404, f"no route {self.path}")
@@ -239,8 +286,11 @@ class FakeOpenAIServer:
                 if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
                     self._error(400, "request body must be JSON with a 'messages' list")
                     return 400
-                if server.latency:
-                    time.sleep(server.latency)
+                if server.reasoning and self._reject_legacy_params(body):
+                    return 400
+                with server.slots():
+                    if server.latency:
+                        time.sleep(server.latency)
                 with server._lock:
                     status = server._failures.pop(0) if server._failures else None
                 if status is not None:
@@ -287,6 +337,8 @@ class FakeOpenAIServer:
                     rec.images.append(ReceivedImage(match.group(1).lower(), im.width, im.height, gray,
                                                     mean, len(data)))  # type: ignore[arg-type]
                 text = server.answer(rec.prompt, rec.images, body)
+                if server.think:
+                    text = f"<think>\nThe user wants a caption. Let me look.\n</think>\n\n{text}"
                 max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
                 finish = "stop"
                 if server.truncate or (isinstance(max_tokens, int) and len(text.split()) > max_tokens):
