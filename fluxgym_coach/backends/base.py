@@ -122,7 +122,10 @@ class EnhanceBackend(Protocol):
     cache keys; changes whenever the same parameters would give other pixels.
     ``can_colorize``: whether :meth:`colorize` works. ``max_batch``: most
     images per :meth:`upscale` call; ``max_request_bytes``: most input bytes
-    per call.
+    per call. ``concurrency``: :meth:`upscale`/:meth:`colorize` calls the
+    pipeline keeps in flight (1: one at a time; a value may change after
+    :meth:`check`). ``warnings``: notes for the user collected while working
+    (a server dropped, a name corrected), in order.
     """
 
     name: str
@@ -130,6 +133,8 @@ class EnhanceBackend(Protocol):
     can_colorize: bool
     max_batch: int
     max_request_bytes: int
+    concurrency: int
+    warnings: list[str]
 
     async def check(self, params: EnhanceParams) -> None:
         """Fail fast (BackendError) when the backend cannot run with ``params``."""
@@ -152,6 +157,11 @@ class EnhanceBackend(Protocol):
 
     async def interrupt(self) -> None:
         """Ask the engine to stop the running job (best effort)."""
+        ...
+
+    async def progress_in_flight(self) -> float | None:
+        """How many images of the calls in flight are already done (>= 0), or
+        None when this backend cannot tell (the pipeline then stops asking)."""
         ...
 
     async def aclose(self) -> None:

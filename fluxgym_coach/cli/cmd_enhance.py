@@ -209,7 +209,7 @@ def enhance(
             cache.close()
             if tmp:
                 tmp.cleanup()
-        for warning in getattr(engine, "warnings", []):
+        for warning in engine.warnings:
             err.print(f"[yellow]warning[/] {warning}")
         for f in files.files:
             rows.append({"source": str(f.source), "output": str(f.output), "status": f.status,

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import re
 from typing import Any
@@ -300,9 +301,10 @@ class OpenAICaptioner:
         return CaptionBackendError(f"the server rejected the request (HTTP {status}: {message})")
 
     async def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
+        content = await asyncio.to_thread(json.dumps, payload)
         try:
-            resp = await self._http().post(f"{self.base_url}/chat/completions", json=payload,
-                                           headers=self._headers())
+            resp = await self._http().post(f"{self.base_url}/chat/completions", content=content,
+                                           headers={**self._headers(), "Content-Type": "application/json"})
         except httpx.TimeoutException as exc:
             raise CaptionBackendError(f"no answer within {self.timeout:.0f} s from {self.base_url} "
                                       "(raise --timeout or lower --image-size)", retryable=True) from exc
@@ -316,13 +318,17 @@ class OpenAICaptioner:
             raise CaptionBackendError(f"the server answered with invalid JSON: {resp.text[:200]}",
                                       retryable=True) from exc
 
-    async def caption(self, request: CaptionRequest) -> CaptionResult:
-        """Caption one image (see the module docstring for errors)."""
+    async def prepare(self, request: CaptionRequest) -> str:
+        """The image as a PNG data URL (encoded in a thread). Raises CaptionBackendError."""
         try:
-            url = await asyncio.to_thread(image_data_url, request.path, self.image_size,
-                                          self.jpeg_quality)
+            return await asyncio.to_thread(image_data_url, request.path, self.image_size,
+                                           self.jpeg_quality)
         except imaging.ImageReadError as exc:
             raise CaptionBackendError(f"{request.relpath}: {exc.reason}") from exc
+
+    async def caption(self, request: CaptionRequest) -> CaptionResult:
+        """Caption one image (see the module docstring for errors)."""
+        url = request.prepared or await self.prepare(request)
         try:
             body = await self._send(self._payload(request, url))
         except CaptionBackendError as exc:
