@@ -43,6 +43,7 @@ from typing import Any
 
 from . import imaging, server_io
 from .backends.base import BackendError, EnhanceBackend, EnhanceItem, EnhanceParams
+from .chunks import Chunker
 from .enhance_types import (COLORIZE_SKIPPED, DESCRIBE_THREADS, EnhanceReport, Outcome, Source,
                             _file_size, describe_source, record_variants)
 from .events import (EventSink, InFlightProgress, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted,
@@ -74,8 +75,8 @@ class EnhanceJob:
     Steps, in order: :meth:`identify` (digests, for the job id),
     :meth:`open_journal`, then per source in source order :meth:`plan`
     (skip, resume from the journal, colorize first, or look up the cache) and
-    :meth:`add_to_chunk`; full chunks are :meth:`submit`-ted and each is
-    :meth:`send`-t under the backend's concurrency; :meth:`poll` reports
+    :meth:`chunk` (a :class:`~fluxgym_coach.chunks.Chunker`); each full chunk
+    is :meth:`send`-t under the backend's concurrency; :meth:`poll` reports
     progress inside requests; :meth:`accept` checks, caches and journals each
     result as it arrives (:meth:`journal_done` / :meth:`journal_failed`).
     Arguments are those of :func:`run_enhance`; use :meth:`run` once.
@@ -91,15 +92,11 @@ class EnhanceJob:
         self.progress_interval = progress_interval
         self.reading = asyncio.Semaphore(DESCRIBE_THREADS)
         self.slots = asyncio.Semaphore(max(1, int(backend.concurrency)))
-        self.pipelined = int(backend.concurrency) > 1
-        self.small = max(1, -(-backend.max_batch // 4))
-        self.tasks: list[asyncio.Task[None]] = []
+        self.chunks: Chunker[_Work] = Chunker(backend.max_batch, backend.max_request_bytes, self.slots,
+                                              int(backend.concurrency) > 1, self.send)
         self.color_tasks: list[asyncio.Task[None]] = []
         self.describing: list[asyncio.Task[Source | BaseException]] = []
         self.poller: asyncio.Task[None] | None = None
-        self.open_chunks: dict[float, tuple[list[_Work], int]] = {}
-        self.last_sent: asyncio.Event | None = None
-        self.left = 0  # sources not planned yet
         self.stopped: str | None = None  # the reason of a fatal backend error, once one happened
         self.journal: Journal | None = None
         self.journaled: dict[str, dict[str, Any]] = {}
@@ -237,7 +234,7 @@ class EnhanceJob:
             work.input_data = None
         else:
             work.key = key
-            self.add_to_chunk(work)
+            self.chunk(work)
 
     async def colorize_then_plan(self, work: _Work) -> None:
         """Colorize a black-and-white image (one img2img request), then plan its upscale."""
@@ -268,57 +265,12 @@ class EnhanceJob:
         self.plan_upscale(work)
 
     # -- chunk ---------------------------------------------------------------------------
-    def chunk_limit(self) -> int:
-        """Images per chunk now: with requests in flight, the first chunk is small so
-        the server starts early, and so are the last ones, so little is left to store
-        once the server is done; the others are full and queue while it works."""
-        full = self.backend.max_batch
-        if not self.pipelined:
-            return full
-        return self.small if not self.tasks or self.left < full else full
-
-    def add_to_chunk(self, work: _Work) -> None:
-        """Add to the open chunk of its scale; submit chunks that are full
-        (``max_batch`` images or ``max_request_bytes`` input bytes)."""
+    def chunk(self, work: _Work) -> None:
+        """Put the work into the open chunk of its scale (see :mod:`fluxgym_coach.chunks`)."""
         n = len(work.input_data) if work.input_data is not None else _file_size(work.source.path)
-        chunk, size = self.open_chunks.get(work.scale, ([], 0))
-        if chunk and (len(chunk) >= self.chunk_limit() or size + n > self.backend.max_request_bytes):
-            self.submit(chunk)
-            chunk, size = [], 0
-        chunk.append(work)
-        self.open_chunks[work.scale] = (chunk, size + n)
-        if len(chunk) >= self.chunk_limit():
-            self.submit(chunk)
-            del self.open_chunks[work.scale]
-
-    def submit(self, chunk: list[_Work]) -> None:
-        """Start a task that sends ``chunk`` after the previously submitted one has left."""
-        sent = asyncio.Event()
-        self.tasks.append(asyncio.create_task(self._in_order(chunk, self.last_sent, sent)))
-        self.last_sent = sent
-        if self.poller is None:
-            self.poller = asyncio.create_task(self.poll())
-
-    def flush(self) -> None:
-        """Submit every chunk still open."""
-        for chunk, _ in list(self.open_chunks.values()):
-            self.submit(chunk)
-        self.open_chunks.clear()
+        self.chunks.add(work.scale, work, n)
 
     # -- send ----------------------------------------------------------------------------
-    async def _in_order(self, chunk: list[_Work], after: asyncio.Event | None,
-                        sent: asyncio.Event) -> None:
-        # Requests leave in plan order: a chunk waits (without holding a slot) until
-        # the one planned before it has been sent, so the small first chunk really is
-        # the first request the server sees.
-        try:
-            if after is not None:
-                await after.wait()
-            async with self.slots:
-                await self.send(chunk, sent)
-        finally:
-            sent.set()
-
     def _load(self, chunk: list[_Work]) -> None:
         for w in chunk:
             if w.input_data is None:
@@ -327,6 +279,8 @@ class EnhanceJob:
 
     async def send(self, chunk: list[_Work], sent: asyncio.Event) -> None:
         """Read the chunk's files, send one request, accept what comes back."""
+        if self.poller is None:
+            self.poller = asyncio.create_task(self.poll())
         if self.cancel.is_set():
             return
         if self.stopped:  # an earlier request failed in a way every request would: do not send
@@ -403,7 +357,7 @@ class EnhanceJob:
         last = 0.0
         while True:
             await asyncio.sleep(self.progress_interval)
-            if all(t.done() for t in self.tasks):
+            if not self.chunks.busy():
                 continue
             try:
                 items = await self.backend.progress_in_flight()
@@ -426,12 +380,12 @@ class EnhanceJob:
 
     async def plan_all(self, identified: Sequence[Source]) -> None:
         """Describe in parallel, plan in source order; chunks leave as they fill."""
-        self.left = len(identified)
+        self.chunks.left = len(identified)
         self.describing = [asyncio.create_task(self._describe(s)) for s in identified]
         described: list[Source] = []
         for src, task in zip(identified, self.describing):
             res = await task
-            self.left -= 1
+            self.chunks.left -= 1
             if isinstance(res, Source):
                 described.append(res)
                 self.plan(res)
@@ -443,14 +397,14 @@ class EnhanceJob:
             await asyncio.to_thread(SourceFacts(self.store).remember, described)
         if self.color_tasks:  # colorized images join chunks when their colorization is done
             await asyncio.gather(*self.color_tasks)
-        self.flush()
+        self.chunks.flush()
 
     async def wait_sent(self) -> None:
         """Wait for every chunk; on ``cancel``, interrupt the backend, then wait."""
-        if not self.tasks:
+        if not self.chunks.tasks:
             return
         waiter = asyncio.create_task(self.cancel.wait())
-        gathered = asyncio.gather(*self.tasks, return_exceptions=True)
+        gathered = asyncio.gather(*self.chunks.tasks, return_exceptions=True)
         done, _ = await asyncio.wait({gathered, waiter}, return_when=asyncio.FIRST_COMPLETED)
         if waiter in done:
             await self.backend.interrupt()
@@ -465,7 +419,7 @@ class EnhanceJob:
         """Ctrl-C (task cancelled): stop everything, leave the job resumable, and ask
         the server to stop the job we left running there."""
         self.cancel.set()
-        for t in [*self.tasks, *self.color_tasks, *self.describing,
+        for t in [*self.chunks.tasks, *self.color_tasks, *self.describing,
                   *([self.poller] if self.poller else [])]:
             t.cancel()
         if self.journal:

@@ -190,169 +190,172 @@ class FakeOpenAIServer:
 
     # -- HTTP --------------------------------------------------------------------------
     def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
+        return type("Handler", (_Handler,), {"fake": self})
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
 
-            def log_message(self, *args: Any) -> None:  # keep test output clean
-                pass
+class _Handler(BaseHTTPRequestHandler):
+    """Request handler; ``fake`` is the server object (set by a subclass)."""
 
-            def _send(self, status: int, payload: dict[str, Any],
-                      headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    fake: "FakeOpenAIServer"
 
-            def _error(self, status: int, message: str, kind: str = "invalid_request_error",
-                       code: str | None = None) -> None:
-                self._send(status, {"error": {"message": message, "type": kind, "code": code}})
+    protocol_version = "HTTP/1.1"
 
-            def _authorized(self) -> bool:
-                return self.headers.get("Authorization", "").startswith("Bearer ")
+    def log_message(self, *args: Any) -> None:  # keep test output clean
+        pass
 
-            def _check_key(self) -> bool:
-                if server.basic_auth is not None:
-                    want = "Basic " + base64.b64encode(server.basic_auth.encode()).decode()
-                    if self.headers.get("Authorization") != want:
-                        self._error(401, "Unauthorized", "invalid_request_error", "unauthorized")
-                        return False
-                    return True
-                if server.api_key is None:
-                    return True
-                if self.headers.get("Authorization") == f"Bearer {server.api_key}":
-                    return True
-                self._error(401, "Incorrect API key provided.", "invalid_request_error",
-                            "invalid_api_key")
+    def _send(self, status: int, payload: dict[str, Any],
+              headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: int, message: str, kind: str = "invalid_request_error",
+               code: str | None = None) -> None:
+        self._send(status, {"error": {"message": message, "type": kind, "code": code}})
+
+    def _authorized(self) -> bool:
+        return self.headers.get("Authorization", "").startswith("Bearer ")
+
+    def _check_key(self) -> bool:
+        if self.fake.basic_auth is not None:
+            want = "Basic " + base64.b64encode(self.fake.basic_auth.encode()).decode()
+            if self.headers.get("Authorization") != want:
+                self._error(401, "Unauthorized", "invalid_request_error", "unauthorized")
                 return False
+            return True
+        if self.fake.api_key is None:
+            return True
+        if self.headers.get("Authorization") == f"Bearer {self.fake.api_key}":
+            return True
+        self._error(401, "Incorrect API key provided.", "invalid_request_error",
+                    "invalid_api_key")
+        return False
 
-            def do_GET(self) -> None:  # noqa: N802
-                rec = Recorded("GET", self.path, None, authorized=self._authorized())
-                with server._lock:
-                    server.requests.append(rec)
-                if not self._check_key():
-                    rec.status = 401
-                    return
-                if self.path.rstrip("/") == "/v1/models":
-                    rec.status = 200
-                    self._send(200, {"object": "list", "data": [
-                        {"id": m, "object": "model", "owned_by": "fake"} for m in server.models]})
-                else:
-                    rec.status = 404
-                    self._error(404, f"no route {self.path}")
+    def do_GET(self) -> None:  # noqa: N802
+        rec = Recorded("GET", self.path, None, authorized=self._authorized())
+        with self.fake._lock:
+            self.fake.requests.append(rec)
+        if not self._check_key():
+            rec.status = 401
+            return
+        if self.path.rstrip("/") == "/v1/models":
+            rec.status = 200
+            self._send(200, {"object": "list", "data": [
+                {"id": m, "object": "model", "owned_by": "fake"} for m in self.fake.models]})
+        else:
+            rec.status = 404
+            self._error(404, f"no route {self.path}")
 
-            def do_POST(self) -> None:  # noqa: N802
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
-                try:
-                    body = json.loads(raw or b"{}")
-                except json.JSONDecodeError:
-                    body = None
-                rec = Recorded("POST", self.path, body, authorized=self._authorized())
-                with server._lock:
-                    server.requests.append(rec)
-                    server._in_flight += 1
-                    server.max_in_flight = max(server.max_in_flight, server._in_flight)
-                try:
-                    rec.status = self._chat(rec, body)
-                finally:
-                    with server._lock:
-                        server._in_flight -= 1
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        try:
+            body = json.loads(raw or b"{}")
+        except json.JSONDecodeError:
+            body = None
+        rec = Recorded("POST", self.path, body, authorized=self._authorized())
+        with self.fake._lock:
+            self.fake.requests.append(rec)
+            self.fake._in_flight += 1
+            self.fake.max_in_flight = max(self.fake.max_in_flight, self.fake._in_flight)
+        try:
+            rec.status = self._chat(rec, body)
+        finally:
+            with self.fake._lock:
+                self.fake._in_flight -= 1
 
-            def _reject_legacy_params(self, body: dict[str, Any]) -> bool:
-                if "max_tokens" in body:
-                    self._error(400, "Unsupported parameter: 'max_tokens' is not supported with this "
-                                     "model. Use 'max_completion_tokens' instead.",
-                                code="unsupported_parameter")
-                    return True
-                if body.get("temperature") not in (None, 1, 1.0):
-                    self._error(400, f"Unsupported value: 'temperature' does not support "
-                                     f"{body['temperature']} with this model. Only the default (1) "
-                                     f"value is supported.", code="unsupported_value")
-                    return True
-                return False
+    def _reject_legacy_params(self, body: dict[str, Any]) -> bool:
+        if "max_tokens" in body:
+            self._error(400, "Unsupported parameter: 'max_tokens' is not supported with this "
+                             "model. Use 'max_completion_tokens' instead.",
+                        code="unsupported_parameter")
+            return True
+        if body.get("temperature") not in (None, 1, 1.0):
+            self._error(400, f"Unsupported value: 'temperature' does not support "
+                             f"{body['temperature']} with this model. Only the default (1) "
+                             f"value is supported.", code="unsupported_value")
+            return True
+        return False
 
-            def _chat(self, rec: Recorded, body: Any) -> int:
-                if self.path.rstrip("/") != "/v1/chat/completions":
-                    self._error(404, f"no route {self.path}")
-                    return 404
-                if not self._check_key():
-                    return 401
-                if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-                    self._error(400, "request body must be JSON with a 'messages' list")
-                    return 400
-                if server.reasoning and self._reject_legacy_params(body):
-                    return 400
-                with server.slots():
-                    if server.latency:
-                        time.sleep(server.latency)
-                with server._lock:
-                    status = server._failures.pop(0) if server._failures else None
-                if status is not None:
-                    if status == 429:
-                        self._send(429, {"error": {"message": "Rate limit reached, retry shortly.",
-                                                   "type": "requests", "code": "rate_limit_exceeded"}},
-                                   {"Retry-After": "0"})
-                    else:
-                        self._error(status, "The server had an error while processing your "
-                                            "request.", "server_error")
-                    return status
-                model = body.get("model")
-                if model not in server.models:
-                    self._error(404, f"The model `{model}` does not exist.", code="model_not_found")
-                    return 404
-                urls = []
-                for m in body["messages"]:
-                    content = m.get("content")
-                    if isinstance(content, list):
-                        for part in content:
-                            if isinstance(part, dict) and part.get("type") == "image_url":
-                                url = part.get("image_url")
-                                urls.append(url.get("url") if isinstance(url, dict) else url)
-                if urls and not server.vision:
-                    self._error(server.no_vision_status, NO_VISION_MESSAGE, "server_error"
-                                if server.no_vision_status >= 500 else "invalid_request_error")
-                    return server.no_vision_status
-                for url in urls:
-                    match = _DATA_URL.match(url or "")
-                    if not match:
-                        self._error(400, "image_url must be a base64 data URL (data:image/...;base64,...)")
-                        return 400
-                    try:
-                        data = base64.b64decode(match.group(2), validate=True)
-                        im = Image.open(io.BytesIO(data))
-                        im.load()
-                    except (binascii.Error, OSError, ValueError) as exc:
-                        self._error(400, f"could not decode the image: {exc}")
-                        return 400
-                    rgb = im.convert("RGB")
-                    px = np.asarray(rgb.resize((32, 32)), dtype=np.int16).reshape(-1, 3)
-                    mean = tuple(int(v) for v in px.mean(axis=0))
-                    gray = bool((px.max(axis=1) - px.min(axis=1) <= 12).all())
-                    rec.images.append(ReceivedImage(match.group(1).lower(), im.width, im.height, gray,
-                                                    mean, len(data)))  # type: ignore[arg-type]
-                text = server.answer(rec.prompt, rec.images, body)
-                if server.think:
-                    text = f"<think>\nThe user wants a caption. Let me look.\n</think>\n\n{text}"
-                max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
-                finish = "stop"
-                if server.truncate or (isinstance(max_tokens, int) and len(text.split()) > max_tokens):
-                    finish = "length"
-                    if isinstance(max_tokens, int):
-                        text = " ".join(text.split()[:max_tokens])
-                self._send(200, {
-                    "id": f"chatcmpl-{len(server.requests)}", "object": "chat.completion",
-                    "created": int(time.time()), "model": model,
-                    "choices": [{"index": 0, "finish_reason": finish,
-                                 "message": {"role": "assistant", "content": text}}],
-                    "usage": {"prompt_tokens": 100, "completion_tokens": len(text.split()),
-                              "total_tokens": 100 + len(text.split())},
-                })
-                return 200
-
-        return Handler
+    def _chat(self, rec: Recorded, body: Any) -> int:
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            self._error(404, f"no route {self.path}")
+            return 404
+        if not self._check_key():
+            return 401
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            self._error(400, "request body must be JSON with a 'messages' list")
+            return 400
+        if self.fake.reasoning and self._reject_legacy_params(body):
+            return 400
+        with self.fake.slots():
+            if self.fake.latency:
+                time.sleep(self.fake.latency)
+        with self.fake._lock:
+            status = self.fake._failures.pop(0) if self.fake._failures else None
+        if status is not None:
+            if status == 429:
+                self._send(429, {"error": {"message": "Rate limit reached, retry shortly.",
+                                           "type": "requests", "code": "rate_limit_exceeded"}},
+                           {"Retry-After": "0"})
+            else:
+                self._error(status, "The server had an error while processing your "
+                                    "request.", "server_error")
+            return status
+        model = body.get("model")
+        if model not in self.fake.models:
+            self._error(404, f"The model `{model}` does not exist.", code="model_not_found")
+            return 404
+        urls = []
+        for m in body["messages"]:
+            content = m.get("content")
+            if isinstance(content, list):
+                for part in content:
+                    if isinstance(part, dict) and part.get("type") == "image_url":
+                        url = part.get("image_url")
+                        urls.append(url.get("url") if isinstance(url, dict) else url)
+        if urls and not self.fake.vision:
+            self._error(self.fake.no_vision_status, NO_VISION_MESSAGE, "server_error"
+                        if self.fake.no_vision_status >= 500 else "invalid_request_error")
+            return self.fake.no_vision_status
+        for url in urls:
+            match = _DATA_URL.match(url or "")
+            if not match:
+                self._error(400, "image_url must be a base64 data URL (data:image/...;base64,...)")
+                return 400
+            try:
+                data = base64.b64decode(match.group(2), validate=True)
+                im = Image.open(io.BytesIO(data))
+                im.load()
+            except (binascii.Error, OSError, ValueError) as exc:
+                self._error(400, f"could not decode the image: {exc}")
+                return 400
+            rgb = im.convert("RGB")
+            px = np.asarray(rgb.resize((32, 32)), dtype=np.int16).reshape(-1, 3)
+            mean = tuple(int(v) for v in px.mean(axis=0))
+            gray = bool((px.max(axis=1) - px.min(axis=1) <= 12).all())
+            rec.images.append(ReceivedImage(match.group(1).lower(), im.width, im.height, gray,
+                                            mean, len(data)))  # type: ignore[arg-type]
+        text = self.fake.answer(rec.prompt, rec.images, body)
+        if self.fake.think:
+            text = f"<think>\nThe user wants a caption. Let me look.\n</think>\n\n{text}"
+        max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
+        finish = "stop"
+        if self.fake.truncate or (isinstance(max_tokens, int) and len(text.split()) > max_tokens):
+            finish = "length"
+            if isinstance(max_tokens, int):
+                text = " ".join(text.split()[:max_tokens])
+        self._send(200, {
+            "id": f"chatcmpl-{len(self.fake.requests)}", "object": "chat.completion",
+            "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "finish_reason": finish,
+                         "message": {"role": "assistant", "content": text}}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": len(text.split()),
+                      "total_tokens": 100 + len(text.split())},
+        })
+        return 200
