@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import xxhash
 
 from .image_cache import canonical_json
-from .store import Store
+from .store import Store, register_schema
 
 if TYPE_CHECKING:
     from .pipeline import Source
@@ -81,16 +81,20 @@ def job_id_for(kind: str, params: dict[str, Any], backend_identity: str,
     return f"{kind}-{h.hexdigest()}"
 
 
+register_schema("source_facts", [
+    "CREATE TABLE source_facts (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+    "mtime_ns INTEGER NOT NULL, digest TEXT NOT NULL, width INTEGER NOT NULL, "
+    "height INTEGER NOT NULL, is_grayscale INTEGER NOT NULL)",
+])
+
+
 class SourceFacts:
-    """Remembered facts of input files in ``store`` (table ``source_facts``, made on
-    first use). ``lookup`` and ``remember`` are blocking (call them in a thread)."""
+    """Remembered facts of input files in ``store`` (schema component
+    ``"source_facts"``, made on first use). ``lookup`` and ``remember`` are blocking (call them in a thread)."""
 
     def __init__(self, store: Store):
         self.store = store
-        store.execute(
-            "CREATE TABLE IF NOT EXISTS source_facts (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
-            "mtime_ns INTEGER NOT NULL, digest TEXT NOT NULL, width INTEGER NOT NULL, "
-            "height INTEGER NOT NULL, is_grayscale INTEGER NOT NULL)")
+        store.ensure_schema("source_facts")
 
     @staticmethod
     def _stat(path: Path) -> tuple[str, int, int] | None:

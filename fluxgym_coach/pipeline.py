@@ -164,7 +164,9 @@ class EnhanceJob:
         o.size = tuple(entry.meta.get("size") or ()) or None  # type: ignore[assignment]
         for w in o.warnings:
             self.on_event(ItemWarning(self.job_id, o.name, w))
-        if self.journal:
+        if self.journal and o.status == "enhanced":
+            # A cached item needs no row: the same lookup finds it again on resume
+            # (and with lookup=False nothing is cached), so a cached re-run writes none.
             self.journal.mark(o.name, "done", {"key": entry.key, "kind": kind, "params": cparams,
                                                "size": list(o.size or ())})
         self.on_event(ItemDone(self.job_id, o.name, cached=o.status == "cached",
@@ -372,6 +374,8 @@ class EnhanceJob:
 
     # -- the whole job ---------------------------------------------------------------------
     async def _describe(self, src: Source) -> Source | BaseException:
+        if src.digest and src.width and src.height and src.is_grayscale is not None:
+            return src  # known (dataset store or remembered facts): no thread, no read
         async with self.reading:
             try:
                 return await asyncio.to_thread(describe_source, src)
@@ -387,13 +391,14 @@ class EnhanceJob:
             res = await task
             self.chunks.left -= 1
             if isinstance(res, Source):
-                described.append(res)
+                if res is not src:  # measured now (not known before): remember it
+                    described.append(res)
                 self.plan(res)
             else:
                 reason = getattr(res, "reason", None) or imaging._explain(res)
                 self.report.outcomes[src.name] = Outcome(src.name, "failed", reason, digest=src.digest)
                 self._failed(src.name, reason)
-        if self.store is not None:
+        if self.store is not None and described:
             await asyncio.to_thread(SourceFacts(self.store).remember, described)
         if self.color_tasks:  # colorized images join chunks when their colorization is done
             await asyncio.gather(*self.color_tasks)

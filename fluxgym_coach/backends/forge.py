@@ -10,7 +10,8 @@ Two layers:
   the pipeline drives. It checks a pool of servers before a job, resolves
   upscaler and sampler names, spreads batches over the live servers, moves a
   dead server's work to the others, and verifies every returned image
-  (count and size) before handing it back.
+  (count, size, and content: matched to its input by luminance correlation) before
+  handing it back.
 
 Contract facts used here (``reference/sdapi.md``): jobs run one at a time per
 server behind a FIFO lock, so a client keeps at most a couple of requests in
