@@ -10,15 +10,22 @@ process with a fixed ``--latency`` per request (seconds) and a concurrency
 limit of ``--parallel`` requests worked on at once (the others wait, as with
 Ollama's ``OLLAMA_NUM_PARALLEL``), writes ``--images`` photo-like JPEGs of
 ``--size`` px into a dataset, and captions them with the ``openai`` backend
-at the server's concurrency. The ideal is ``ceil(images / parallel) *
-latency``: the server always busy, the client costing nothing. In the same run:
+at the server's concurrency. The ideal is the server's own busy time (the
+latency plus its decoding and answer, summed over requests, read from the
+server) divided by its slots: the server always busy, the client costing
+nothing (``ceil(images / parallel) * latency`` is printed too). In the same run:
 
 1. **baseline**: each image is encoded inside its request slot (the job before
    issue 15: a slot is idle on the server while its next image is encoded);
 2. **ours**: the job prepares (encodes, in a thread) the next images while the
-   requests are in flight, so a slot's next request is ready when it frees.
+   requests are in flight, so a slot's next request is ready when it frees;
+3. **ours, one request queued**: ``--concurrency`` one above the server's, so
+   the next request already waits at the server when a slot frees (the
+   answer's trip back to the client and the next request's trip out no
+   longer leave the slot idle).
 
-Prints wall time, ideal and their ratio for both (target for ours: <= 1.05).
+Prints wall time, ideal and their ratio for both (target for ours: <= 1.05),
+and the client's CPU time per image (what bounds the ratio on a busy machine).
 Nothing is asserted: the numbers go to docs/performance.md.
 """
 
@@ -51,8 +58,8 @@ s = FakeOpenAIServer()
 s.latency, s.parallel = float(sys.argv[1]), int(sys.argv[2])
 s.start()
 print(s.url, flush=True)
-while True:
-    time.sleep(3600)
+for line in sys.stdin:  # each line asks for the busy seconds so far
+    print(s.busy_seconds, flush=True)
 """
 
 
@@ -60,7 +67,11 @@ class InSlotCaptioner(OpenAICaptioner):
     """The baseline: nothing prepared ahead, the image is encoded inside the request slot."""
 
     async def prepare(self, request):
-        return None
+        return None  # nothing ahead of the slot...
+
+    async def caption(self, request):
+        request.prepared = await OpenAICaptioner.prepare(self, request)  # ...all inside it
+        return await super().caption(request)
 
 
 def make_dataset(root: Path, count: int, size: int) -> Dataset:
@@ -85,12 +96,12 @@ def run_once(ds: Dataset, captioner: OpenAICaptioner, cache: ImageCache) -> tupl
             return await captioning.run_caption(ds, captioner, mode="propose", cache=cache)
         finally:
             await captioner.aclose()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     report = asyncio.run(go())
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     if report.failed:
         raise SystemExit(f"{len(report.failed)} failed: {report.failed[0].reason}")
-    return wall, report.backend_requests
+    return wall, cpu
 
 
 def main() -> None:
@@ -106,28 +117,41 @@ def main() -> None:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-caption-"))
     ds = make_dataset(work / "ds", args.images, args.size)
     proc = subprocess.Popen([sys.executable, "-c", SERVER, str(args.latency), str(args.parallel)],
-                            stdout=subprocess.PIPE, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                             env={"PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def busy() -> float:
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        return float(proc.stdout.readline())
+
     try:
-        url = (proc.stdout.readline() if proc.stdout else "").strip()
-        ideal = math.ceil(args.images / args.parallel) * args.latency
+        url = proc.stdout.readline().strip()
         rows = []
-        for label, cls in (("baseline (encode in the slot)", InSlotCaptioner),
-                           ("ours (prepared ahead)", OpenAICaptioner)):
-            cache = ImageCache(work / f"cache-{cls.__name__}")
-            captioner = cls(model="fake-vision", base_url=url, concurrency=args.parallel,
+        n = args.parallel
+        for label, cls, conc in ((f"baseline (in the slot), {n} sent", InSlotCaptioner, n),
+                                 (f"ours (prepared ahead), {n} sent", OpenAICaptioner, n),
+                                 (f"ours, {n + 1} sent (1 queued)", OpenAICaptioner, n + 1)):
+            cache = ImageCache(work / f"cache-{cls.__name__}-{conc}")
+            captioner = cls(model="fake-vision", base_url=url, concurrency=conc,
                             image_size=args.image_size, retries=0)
-            wall, requests = run_once(ds, captioner, cache)
-            rows.append((label, wall, requests))
+            before = busy()
+            wall, cpu = run_once(ds, captioner, cache)
+            rows.append((label, wall, cpu, (busy() - before) / args.parallel))
     finally:
         proc.terminate()
         proc.wait(timeout=10)
         ds.close()
+    latency_ideal = math.ceil(args.images / args.parallel) * args.latency
     print(f"{args.images} JPEGs of {args.size} px sent at {args.image_size} px, server latency "
-          f"{args.latency:g} s, {args.parallel} at once; ideal {ideal:.2f} s")
-    print(f"{'run':<32}{'wall s':>9}{'requests':>10}{'wall/ideal':>12}")
-    for label, wall, requests in rows:
-        print(f"{label:<32}{wall:>9.2f}{requests:>10}{wall / ideal:>12.3f}")
+          f"{args.latency:g} s, {args.parallel} at once; latency-only ideal {latency_ideal:.2f} s")
+    print(f"{'run':<34}{'wall s':>9}{'ideal s':>9}{'wall/ideal':>12}{'client CPU s/image':>20}")
+    for label, wall, cpu, ideal in rows:
+        print(f"{label:<34}{wall:>9.2f}{ideal:>9.2f}{wall / ideal:>12.3f}{cpu / args.images:>20.3f}")
+    print("ideal: the server's own busy time (latency + its decode and answer) / its slots")
+    print(f"the server frees a slot every {args.latency / args.parallel:.3f} s: a client needing more "
+          f"CPU per image than that (the machine's load included) bounds the ratio")
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -5,8 +5,11 @@ A1111 (Pillow 9.5) turn every mode other than RGB/RGBA into RGB with
 ``Image.convert("RGB")``, which *clips* 16-bit and 32-bit values to 0..255,
 so a 16-bit scan comes back white; CMYK, palette and alpha images are
 converted in ways we do not control either. :func:`server_image` makes the
-one conversion we trust, and :func:`server_png` writes it as the 8-bit PNG
-that every server receives (Forge upscale/colorize, captioning servers):
+one conversion we trust, and :func:`server_upload` writes it as the 8-bit
+PNG that servers receive (Forge upscale/colorize; the OpenAI captioner
+encodes the same pixels as JPEG), unless the file is already an 8-bit RGB or
+L PNG/JPEG without transparency or rotation, which every server decodes alike
+and which is sent unchanged:
 
 * upright (EXIF orientation applied, so the server's own transpose is a no-op);
 * ``L`` for single-channel images (1, L, LA, I;16*, I, F), ``RGB`` otherwise;
@@ -21,7 +24,7 @@ that every server receives (Forge upscale/colorize, captioning servers):
 * CMYK, YCbCr, LAB, HSV and palette images go through Pillow's RGB conversion.
 
 **Result checks.** :func:`signature` reduces an image to a small luminance
-grid (:data:`SIGNATURE_SIDE` px square, mean 0, unit norm);
+grid (:data:`SIGNATURE_SIDE` px square, values 0..255);
 :func:`check_result` refuses a result that is flat (luminance standard
 deviation under :data:`FLAT_STD` while the source is not) or whose signature
 correlates with the source's less than :data:`MIN_CORRELATION`;
@@ -116,17 +119,25 @@ def server_image(im: Image.Image) -> Image.Image:
     return up.convert("RGB")
 
 
-def server_png(source: bytes | str | Path) -> bytes:
-    """The PNG bytes sent to a server for an image file (bytes or path).
+def _decoded_alike(im: Image.Image) -> bool:
+    """Whether every server decodes this file to the pixels we mean: an 8-bit RGB or
+    L PNG or JPEG, no transparency, no EXIF rotation."""
+    return (im.format in ("PNG", "JPEG") and im.mode in ("L", "RGB")
+            and "transparency" not in im.info and im.getexif().get(0x0112, 1) in (0, 1))
 
-    An 8-bit RGB or L PNG without EXIF orientation is sent as it is; anything
-    else is converted by :func:`server_image` and encoded. CPU work: call it in
-    a thread. Raises :class:`~fluxgym_coach.imaging.ImageReadError`."""
+
+def server_upload(source: bytes | str | Path) -> bytes:
+    """The bytes sent to a server for an image file (bytes or path).
+
+    A file every server decodes alike (an 8-bit RGB or L PNG or JPEG without
+    transparency or EXIF rotation) is sent as it is: converting it would
+    change nothing but cost time and bytes. Anything else is converted by
+    :func:`server_image` and encoded as PNG. CPU work: call it in a thread.
+    Raises :class:`~fluxgym_coach.imaging.ImageReadError`."""
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
     im = imaging.open_image(data, None if isinstance(source, bytes) else source)
     try:
-        if im.format == "PNG" and im.mode in ("L", "RGB") and \
-                im.getexif().get(0x0112, 1) in (0, 1) and "transparency" not in im.info:
+        if _decoded_alike(im):
             return data
         out = server_image(im)
         buf = io.BytesIO()

@@ -97,7 +97,7 @@ def test_openai_prompts_data_urls_and_trigger(scanned_example, fake_openai, monk
     for r in fake_openai.chat_requests:
         assert r.authorized and r.body["model"] == "fake-vision" and r.body["max_tokens"] == 300
         img = r.images[0]
-        assert img.mime == "image/png" and max(img.width, img.height) == 128
+        assert img.mime == "image/jpeg" and max(img.width, img.height) == 128
     assert reqs["camera"].images[0].is_gray and not reqs["rocket"].images[0].is_gray
     rocket = reqs["rocket"].images[0]
     assert rocket.width == 128 and abs(rocket.height - 427 * 128 / 640) < 1  # aspect kept
@@ -176,20 +176,23 @@ def test_resume_after_cancel_does_not_redo_items(scanned_example, fake_openai):
             cancel.set()
 
     first = run(ds, openai(fake_openai, concurrency=1), mode="overwrite", cancel=cancel, on_event=sink)
-    assert first.cancelled and first.counts() == {"captioned": 1, "skipped": 5}
+    # the request in flight when cancel came (the next one leaves as soon as a slot frees,
+    # while the previous caption is written) still finishes: at most 2 of 6
+    n_done = first.counts()["captioned"]
+    assert first.cancelled and n_done in (1, 2) and first.counts()["skipped"] == 6 - n_done
     done = first.by_status("captioned")[0].relpath
     n_first = len(fake_openai.chat_requests)
-    assert n_first == 1
+    assert n_first == n_done
     second = run(ds, openai(fake_openai, concurrency=1), mode="overwrite")
     assert second.resumed and second.job_id == first.job_id
     assert second.outcomes[done].status == "resumed"
-    assert second.counts() == {"resumed": 1, "captioned": 5}
-    assert len(fake_openai.chat_requests) == n_first + 5
+    assert second.counts() == {"resumed": n_done, "captioned": 6 - n_done}
+    assert len(fake_openai.chat_requests) == 6
     assert history_sources(ds, done) == ["caption:openai"]  # written once, not twice
     # a finished job is closed: running again is a new job served from the cache
     third = run(ds, openai(fake_openai, concurrency=1), mode="overwrite")
     assert not third.resumed and set(third.counts()) == {"cached"}
-    assert len(fake_openai.chat_requests) == n_first + 5
+    assert len(fake_openai.chat_requests) == 6
 
 
 def test_cache_is_shared_across_datasets_and_keyed_by_prompt(example_dataset, tmp_path, fake_openai):

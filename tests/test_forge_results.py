@@ -83,7 +83,7 @@ def test_server_image_flattens_alpha_on_white_and_converts_cmyk_and_palette():
     pal = Image.new("P", (1, 1), 0)
     pal.putpalette([0, 200, 0] * 256)
     assert server_io.server_image(pal).convert("RGB").getpixel((0, 0)) == (0, 200, 0)
-    png = server_io.server_png(_png(Image.fromarray(np.full((4, 4), 40000, np.uint16))))
+    png = server_io.server_upload(_png(Image.fromarray(np.full((4, 4), 40000, np.uint16))))
     assert Image.open(io.BytesIO(png)).mode == "L"
 
 
@@ -102,7 +102,7 @@ async def test_the_fake_converts_a_raw_16_bit_upload_as_forge_does(fake_forge, t
     async with ForgeClient(fake_forge.url, **FAST) as c:
         fields = ForgeClient.extras_fields(2, "R-ESRGAN 4x+")
         white = await c.extra_single_image(raw, **fields)
-        ours = await c.extra_single_image(server_io.server_png(raw), **fields)
+        ours = await c.extra_single_image(server_io.server_upload(raw), **fields)
     sig = server_io.signature(white)
     assert sig.std() < 1 and sig.mean() > 246  # Pillow 9.5 clipping: a white picture
     server_io.check_result(server_io.signature(raw), ours)  # our conversion: a real picture
@@ -121,7 +121,7 @@ def test_a_16_bit_scan_comes_back_as_a_real_picture(fake_forge, tmp_path):
 def test_a_flat_result_is_a_named_failure_and_never_cached(fake_forge, tmp_path, monkeypatch):
     (tmp_path / "in").mkdir()
     src = gradient16(tmp_path / "in" / "scan16.png")
-    monkeypatch.setattr(server_io, "server_png", lambda data: data)  # the old raw upload
+    monkeypatch.setattr(server_io, "server_upload", lambda data: data)  # the old raw upload
     cache = ImageCache(tmp_path / "cache")
     report = run([Source("scan16.png", src)], backend_for(fake_forge),
                  EnhanceParams(scale_factor=2, colorize=False), cache)

@@ -284,7 +284,8 @@ class ForgeBackend:
     async def upscale(self, items: Sequence[EnhanceItem], params: EnhanceParams) -> list[bytes | BackendError]:
         """Upscale ``items`` (all of one scale) in one extras request.
 
-        Each image is sent as our own 8-bit PNG (:func:`~fluxgym_coach.server_io.server_png`).
+        Each image is sent as :func:`~fluxgym_coach.server_io.server_upload` makes it (our own
+        8-bit PNG unless the file is already one every server decodes alike).
         Results are matched to their inputs by content (luminance correlation,
         :func:`~fluxgym_coach.server_io.match_results`), full batches included,
         and each one's size is checked; an input without a matching result gets
@@ -301,7 +302,7 @@ class ForgeBackend:
             raise ValueError("upscale() takes items of one scale per call")
         fields = ForgeClient.extras_fields(scale, upscaler)
         try:
-            data = await asyncio.to_thread(lambda: [server_io.server_png(i.data) for i in items])
+            data = await asyncio.to_thread(lambda: [server_io.server_upload(i.data) for i in items])
         except imaging.ImageReadError as exc:
             raise BackendError(f"cannot prepare the upload: {exc.reason}") from exc
         names = [i.name for i in items]
@@ -412,7 +413,7 @@ class ForgeBackend:
         width, height = img2img_size(item.width, item.height)
         sampler = self.sampler or params.sampler_name
         try:
-            upload = await asyncio.to_thread(server_io.server_png, item.data)
+            upload = await asyncio.to_thread(server_io.server_upload, item.data)
         except imaging.ImageReadError as exc:
             raise BackendError(f"cannot prepare the upload: {exc.reason}") from exc
         scheduler = self.scheduler or params.scheduler

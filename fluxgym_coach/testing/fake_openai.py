@@ -19,7 +19,9 @@ supported"; set ``no_vision_status = 400`` for the vLLM/OpenAI style);
 ``finish_reason = "length"``; ``api_key`` requires ``Authorization: Bearer``;
 ``basic_auth = "user:pass"`` requires HTTP Basic (a server behind a proxy);
 ``parallel`` (0: unlimited) is how many requests it works on at once, the
-others wait, as Ollama's ``OLLAMA_NUM_PARALLEL`` or a vLLM batch limit;
+others wait, as Ollama's ``OLLAMA_NUM_PARALLEL`` or a vLLM batch limit (a
+request holds its slot for the latency plus its own decoding and answer,
+summed in :attr:`busy_seconds`);
 ``reasoning = True`` answers as OpenAI does for reasoning models (o-series,
 gpt-5): HTTP 400 ``unsupported_parameter`` for ``max_tokens`` (use
 ``max_completion_tokens``) and ``unsupported_value`` for a ``temperature``
@@ -133,6 +135,7 @@ class FakeOpenAIServer:
         self.answer: Callable[[str, list[ReceivedImage], dict[str, Any]], str] = describe_answer
         self.requests: list[Recorded] = []
         self.max_in_flight = 0
+        self.busy_seconds = 0.0  # time requests held a work slot, summed
         self._in_flight = 0
         self._failures: list[int] = []
         self._lock = threading.Lock()
@@ -293,9 +296,18 @@ class _Handler(BaseHTTPRequestHandler):
             return 400
         if self.fake.reasoning and self._reject_legacy_params(body):
             return 400
+        # The whole work (decode, "inference", answer) holds one of the server's slots.
         with self.fake.slots():
-            if self.fake.latency:
-                time.sleep(self.fake.latency)
+            t0 = time.perf_counter()
+            try:
+                if self.fake.latency:
+                    time.sleep(self.fake.latency)
+                return self._answer(rec, body)
+            finally:
+                with self.fake._lock:
+                    self.fake.busy_seconds += time.perf_counter() - t0
+
+    def _answer(self, rec: Recorded, body: dict[str, Any]) -> int:
         with self.fake._lock:
             status = self.fake._failures.pop(0) if self.fake._failures else None
         if status is not None:
