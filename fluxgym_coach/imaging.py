@@ -32,6 +32,8 @@ import numpy as np
 import xxhash
 from PIL import Image, ImageChops, ImageFile, ImageFilter, ImageOps, UnidentifiedImageError
 
+from .errors import FluxgymCoachError
+
 #: File extensions (lower case) that a scan accepts.
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
@@ -52,7 +54,7 @@ from .limits import (MAX_ASPECT, MAX_FILE_BYTES, MAX_RESIZE_PIXELS, MAX_UPSCALE,
                      ResizeLimitError, check_regular_file, check_resize, read_regular_file)
 
 
-class ImageReadError(Exception):
+class ImageReadError(FluxgymCoachError):
     """A file could not be read as an image.
 
     ``path`` names the file, ``reason`` says why in words a user can act on.

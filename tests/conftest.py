@@ -3,10 +3,17 @@ those modules are loaded automatically (no need to edit this file)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+
+# Before any test module imports the CLI: its Rich consoles read these when created, and
+# wide enough that a long tmp path (xdist adds popen-gwN) does not wrap a message;
+# under pytest-xdist the modules are imported at collection, before any fixture runs.
+os.environ["COLUMNS"] = "200"
+os.environ["NO_COLOR"] = "1"
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent
@@ -23,7 +30,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own result cache, never the user's."""
     monkeypatch.setenv("FLUXGYM_COACH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("COLUMNS", "200")
 
 
 @pytest.fixture

@@ -32,9 +32,11 @@ class LocalBackend:
     can_colorize = False
     max_batch = 4
     max_request_bytes = 64 * 1024**2
+    concurrency = 1  # one chunk at a time: the chunk's images share the thread pool
 
     def __init__(self, workers: int | None = None):
         self.identity = f"local/pillow-{PIL.__version__.split('.')[0]}-lanczos@1"
+        self.warnings: list[str] = []
         self._pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2,
                                         thread_name_prefix="local-upscale")
 
@@ -72,6 +74,10 @@ class LocalBackend:
 
     async def interrupt(self) -> None:
         """Nothing runs remotely; cancellation is handled by the pipeline."""
+
+    async def progress_in_flight(self) -> None:
+        """Not tracked: a chunk's images finish together."""
+        return None
 
     async def aclose(self) -> None:
         """Stop the thread pool."""

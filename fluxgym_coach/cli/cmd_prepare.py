@@ -17,7 +17,7 @@ from ..prepare import PrepareReport, prepare_dataset
 from . import options as o
 from .cmd_export import (Force, Name, OutDir, Repeats, Resolution, Trigger, Vram, VramSize, export_json,
                          export_table, print_next_steps)
-from .common import EXIT_BACKEND, EXIT_FAILED, EXIT_USAGE, err, fail, out, print_json, progress_sink, report_problems
+from .common import esc, EXIT_BACKEND, EXIT_FAILED, EXIT_USAGE, err, fail, out, print_json, progress_sink, report_problems
 
 
 def _summary(report: PrepareReport) -> Table:
@@ -54,6 +54,8 @@ def prepare(
     steps: o.Steps = o.DEFAULTS.steps,
     cfg_scale: o.Cfg = o.DEFAULTS.cfg_scale,
     sampler: o.Sampler = o.DEFAULTS.sampler_name,
+    scheduler: o.Scheduler = None,
+    timeout: o.Timeout = o.DEFAULT_TIMEOUT,
     no_colorize: o.NoColorize = False,
     sharpen: o.Sharpen = 0.0,
     no_cache: o.NoCache = False,
@@ -93,7 +95,7 @@ def prepare(
     try:
         params = EnhanceParams(upscaler=upscaler, denoising_strength=denoising_strength, prompt=prompt,
                                negative_prompt=negative_prompt, steps=steps, cfg_scale=cfg_scale,
-                               sampler_name=sampler, colorize=not no_colorize, sharpen=sharpen)
+                               sampler_name=sampler, scheduler=scheduler, colorize=not no_colorize, sharpen=sharpen)
     except ValueError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     if learned_defaults:
@@ -108,10 +110,10 @@ def prepare(
         changes = {k: v for k, v in learned.changes.items() if k not in explicit}
         params = params.with_(**changes)
         if not (quiet or json_out):
-            err.print("learned defaults: " + (", ".join(f"{k}={v}" for k, v in changes.items())
+            err.print("learned defaults: " + esc(", ".join(f"{k}={v}" for k, v in changes.items())
                                               or f"not enough reviews yet ({learned.decisions} judged; "
                                                  f"{learned.min_count} per setting needed)"))
-    engine = o.make_backend(backend, api_url, api_auth)
+    engine = o.make_backend(backend, api_url, api_auth, timeout)
     cache = ImageCache(ds.store.path.parent / "nocache-results") if no_cache else ImageCache(cache_dir)
 
     async def run() -> PrepareReport:
