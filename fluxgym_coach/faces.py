@@ -154,7 +154,7 @@ def stored_faces(store: Store, relpath: str, digest: str | None) -> list[FaceBox
 def save_faces(store: Store, relpath: str, digest: str | None, boxes: list[FaceBox]) -> None:
     """Store ``boxes`` for ``relpath`` at ``digest`` (replacing older ones)."""
     store.ensure_schema("faces")
-    data = json.dumps([[round(v, 5) for v in (b.left, b.top, b.right, b.bottom)] for b in boxes])
+    data = json.dumps([[b.left, b.top, b.right, b.bottom] for b in boxes])
     store.execute("INSERT OR REPLACE INTO faces (relpath, digest, detector, boxes, detected_at) "
                   "VALUES (?, ?, ?, ?, ?)", (relpath, digest or "", DETECTOR, data, time.time()))
 

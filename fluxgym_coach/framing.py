@@ -15,7 +15,8 @@ source cut away. A 3:2 photo at 1024 gets 1216x832 (96 % of 1 MP, 2.6 % cut),
 16:9 gets 1344x768 (98 %, 1.5 %).
 
 Window (:func:`choose_window`): subject first. Detected faces (source pixels)
-are kept whole when their union fits, else the largest face; without faces,
+are kept whole with a margin of :data:`FACE_MARGIN` (the fallback drops the
+margin first) when their union fits, else the largest face; without faces,
 the window with the most gradient energy (a cheap saliency measure) when it
 beats the centred one by :data:`SALIENCY_GAIN`; else the centre.
 """
@@ -32,6 +33,9 @@ from PIL import Image
 #: A saliency window must hold this much more gradient energy than the centred
 #: window to be preferred (flat or symmetric content stays centred).
 SALIENCY_GAIN = 1.02
+
+#: Margin kept around a face box (share of its width/height) when the window allows.
+FACE_MARGIN = 0.15
 
 Box = tuple[float, float, float, float]
 
@@ -149,14 +153,21 @@ def choose_window(im: Image.Image, bucket: tuple[int, int], faces: Sequence[Box]
         return Frame(bucket, (0.0, 0.0, float(w), float(h)), "exact")
     reason = "centre"
     if faces:
-        if cw < w:
-            got = _place_axis([(b[0], b[2]) for b in faces], cw, w)
+        padded = [(max(0.0, l - FACE_MARGIN * (r - l)), max(0.0, t - FACE_MARGIN * (b - t)),
+                   min(w, r + FACE_MARGIN * (r - l)), min(h, b + FACE_MARGIN * (b - t))) for l, t, r, b in faces]
+        for axis, size, limit in ((0, cw, w), (1, ch, h)):
+            if size >= limit:
+                continue
+            got = _place_axis([(b[axis], b[axis + 2]) for b in padded], size, limit)
+            if got and got[1] != "faces":  # the margin does not fit: try the bare boxes
+                bare = _place_axis([(b[axis], b[axis + 2]) for b in faces], size, limit)
+                got = bare if bare and bare[1] == "faces" else got
             if got:
-                x0, reason = got
-        if ch < h:
-            got = _place_axis([(b[1], b[3]) for b in faces], ch, h)
-            if got:
-                y0, reason = got
+                if axis == 0:
+                    x0 = got[0]
+                else:
+                    y0 = got[0]
+                reason = got[1]
     else:
         cols, rows, factor = _energy_profiles(im)
         sx = _salient_start(cols, cw, w, factor) if cw < w else None

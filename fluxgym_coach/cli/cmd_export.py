@@ -25,8 +25,8 @@ Name = Annotated[Optional[str], typer.Option(
     "--name", "-n", help="LoRA name (default: the dataset folder name); slugged as Fluxgym does.",
     show_default=False)]
 Resolution = Annotated[int, typer.Option(
-    "--resolution", "-r", help=f"Training resolution ({', '.join(map(str, RESOLUTIONS))}): images "
-                               "are resized so their short side equals it.")]
+    "--resolution", "-r", help=f"Training resolution ({', '.join(map(str, RESOLUTIONS))}): each image "
+                               "is written at a bucket size of up to resolution^2 pixels.")]
 Repeats = Annotated[int, typer.Option("--repeats", min=1, help="num_repeats in dataset.toml.")]
 
 
@@ -41,6 +41,18 @@ class VramSize(str, Enum):
 Vram = Annotated[VramSize, typer.Option(
     "--vram", help="GPU memory of the training machine: picks train.sh's optimizer as Fluxgym "
                    "does (20G AdamW 8-bit, 16G Adafactor, 12G Adafactor + split mode).")]
+class CropMode(str, Enum):
+    """How images are framed for kohya (see fluxgym_coach.export)."""
+
+    ZERO = "zero"
+    KOHYA = "kohya"
+
+
+Crop = Annotated[CropMode, typer.Option(
+    "--crop-mode", help="zero: write each image at exactly a bucket size kohya keeps unchanged "
+                        "(nothing rescaled or cropped after us; the few pixels the 64-px grid drops "
+                        "are chosen faces first); kohya: the old way, short side = resolution and "
+                        "kohya's own bucketing rescales and centre-crops.")]
 Force = Annotated[bool, typer.Option(
     "--force", help="Replace the images, captions and *.npz caches of an existing export.")]
 
@@ -113,6 +125,7 @@ def export(
     resolution: Resolution = 1024,
     repeats: Repeats = DEFAULT_REPEATS,
     vram: Vram = VramSize.G20,
+    crop_mode: Crop = CropMode.ZERO,
     force: Force = False,
     cache_dir: CacheDir = None,
     strict: Strict = False,
@@ -122,12 +135,13 @@ def export(
     """Export a dataset to the layout Fluxgym and kohya sd-scripts train on.
 
     Writes DIR/datasets/<name>/ (flat, unique ASCII names, RGB png/jpg, EXIF
-    orientation applied, short side = resolution, captions UTF-8 with the
-    trigger word first) and DIR/outputs/<name>/ (dataset.toml with
-    enable_bucket = true, sample_prompts.txt, manifest.jsonl, and train.sh:
-    Fluxgym's training command, to run from DIR when DIR is your Fluxgym
-    folder). Images are never upscaled here: use `prepare` to upscale the
-    small ones first.
+    orientation applied, each image at exactly a bucket size kohya keeps as it
+    is, captions UTF-8 with the trigger word first) and DIR/outputs/<name>/
+    (dataset.toml with enable_bucket and bucket_no_upscale, image_dir relative
+    to DIR, sample_prompts.txt, manifest.jsonl, and train.sh: Fluxgym's
+    training command, to run from DIR when DIR is your Fluxgym folder). The
+    export appears all at once (built beside the target, then swapped in).
+    Images are never upscaled here: use `prepare` to upscale the small ones.
 
     Example: fluxgym-coach export ./photos -o ~/fluxgym -n "my style" -t ohwx
     """
@@ -139,7 +153,8 @@ def export(
         ds.scan(on_event=sink)
         try:
             report = export_dataset(ds, out_dir, name or ds.root.name, trigger, resolution, repeats,
-                                    force, sink, ImageCache(cache_dir), vram=vram.value)
+                                    force, sink, ImageCache(cache_dir), vram=vram.value,
+                                    crop_mode=crop_mode.value)
         except ExportError as exc:
             raise fail(str(exc), EXIT_USAGE) from None
     if json_out:
