@@ -183,14 +183,15 @@ def caption_for_export(caption: str | None, trigger: str) -> tuple[str, str]:
 
 
 CROP_MODES = ("zero", "kohya")
-#: Grid of the exported sizes (kohya's ``bucket_reso_steps`` default; FLUX needs a multiple of 16).
-BUCKET_STEPS = 64
+#: Grid of the exported sizes: kohya's ``bucket_reso_steps``; flux_train_network.py accepts 32
+#: (``verify_bucket_reso_steps(32)``), which halves the pixels the grid drops vs the default 64.
+BUCKET_STEPS = 32
 
 
 def dataset_toml(image_dir: Path | str, trigger: str, resolution: int, repeats: int,
                  crop_mode: str = "zero") -> str:
     """The ``dataset.toml`` text: Fluxgym's keys, ``enable_bucket = true``, and for
-    ``crop_mode="zero"`` ``bucket_no_upscale = true`` with ``bucket_reso_steps = 64``
+    ``crop_mode="zero"`` ``bucket_no_upscale = true`` with ``bucket_reso_steps = 32``
     (kohya then keeps every exported size as it is). Tables layout; see
     :mod:`fluxgym_coach.export_files`."""
     ds: dict[str, Any] = {"resolution": resolution, "batch_size": 1, "keep_tokens": 1, "enable_bucket": True}

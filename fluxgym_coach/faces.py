@@ -1,16 +1,18 @@
 """Face boxes for subject-first framing, from OpenCV's bundled cascades.
 
 The detector is OpenCV's Viola-Jones cascade classifier
-(``cv2.CascadeClassifier``) with the ``haarcascade_frontalface_default.xml``
-and ``haarcascade_profileface.xml`` models that ship inside the
+(``cv2.CascadeClassifier``) with the ``haarcascade_frontalface_alt2.xml``
+model, and ``haarcascade_profileface.xml`` (both ways) only where no frontal
+face is found; the models that ship inside the
 ``opencv-python-headless`` wheel (``cv2.data.haarcascades``): nothing is
 downloaded. OpenCV 5 no longer has the cascade classifier in its main module,
 so the dependency is pinned below 5; without a usable ``cv2``,
 :func:`detector_available` is False and framing falls back to saliency.
 
-Detection runs on a grey copy whose long side is at most :data:`DETECT_SIDE`
-pixels (histogram-equalised), which keeps a 1 MP photo well under 30 ms on
-one core. Boxes are stored per image in the dataset's store (table
+Detection runs on a grey copy of at most :data:`DETECT_AREA` pixels
+(histogram-equalised), so the cost per image does not grow with its size
+(``bench/buckets.py`` measures it; see ``docs/performance.md``). Faces smaller
+than :data:`MIN_FACE` of that copy's short side are not searched for. Boxes are stored per image in the dataset's store (table
 ``faces``, keyed by relpath and digest) as fractions of the upright image
 size, so they apply to the original and to any enhanced variant alike.
 """
@@ -31,8 +33,9 @@ from .store import Store, register_schema
 if TYPE_CHECKING:  # pragma: no cover
     import cv2 as _cv2
 
-DETECTOR = "opencv-haar-frontal+profile"
-DETECT_SIDE = 640
+DETECTOR = "opencv-haar-alt2+profile"
+#: Detection runs on a copy of at most this many pixels (512x512).
+DETECT_AREA = 512 * 512
 #: Smallest face searched for, as a share of the detection copy's short side.
 MIN_FACE = 0.06
 
@@ -82,7 +85,7 @@ def detector_available() -> bool:
     if cv2 is None:
         return False
     from pathlib import Path
-    return (Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml").is_file()
+    return (Path(cv2.data.haarcascades) / "haarcascade_frontalface_alt2.xml").is_file()
 
 
 def _cascades() -> list["_cv2.CascadeClassifier"]:
@@ -92,7 +95,7 @@ def _cascades() -> list["_cv2.CascadeClassifier"]:
         cv2 = _cv2()
         base = cv2.data.haarcascades
         found = [cv2.CascadeClassifier(base + name) for name in
-                 ("haarcascade_frontalface_default.xml", "haarcascade_profileface.xml")]
+                 ("haarcascade_frontalface_alt2.xml", "haarcascade_profileface.xml")]
         _local.cascades = found
     return found
 
@@ -124,18 +127,18 @@ def detect_faces(im: Image.Image) -> list[FaceBox]:
     if cv2 is None:
         raise RuntimeError("face detection needs opencv-python-headless<5: pip install "
                            "'opencv-python-headless>=4.8,<5'")
-    f = min(1.0, DETECT_SIDE / max(im.size))
+    f = min(1.0, (DETECT_AREA / (im.width * im.height)) ** 0.5)
     grey = im.convert("L")
     if f < 1.0:
         grey = grey.resize((max(1, round(im.width * f)), max(1, round(im.height * f))), Image.BILINEAR)
     arr = cv2.equalizeHist(np.asarray(grey, dtype=np.uint8))
     gw, gh = grey.size
-    side = max(24, int(min(gw, gh) * MIN_FACE))
+    side = max(20, int(min(gw, gh) * MIN_FACE))
     raw: list[tuple[float, float, float, float]] = []
     frontal, profile = _cascades()
-    for x, y, w, h in frontal.detectMultiScale(arr, scaleFactor=1.1, minNeighbors=5, minSize=(side, side)):
+    for x, y, w, h in frontal.detectMultiScale(arr, scaleFactor=1.1, minNeighbors=4, minSize=(side, side)):
         raw.append((x, y, x + w, y + h))
-    for flip in (False, True):
+    for flip in (() if raw else (False, True)):
         a = arr[:, ::-1].copy() if flip else arr
         for x, y, w, h in profile.detectMultiScale(a, scaleFactor=1.1, minNeighbors=6, minSize=(side, side)):
             raw.append((gw - x - w, y, gw - x, y + h) if flip else (x, y, x + w, y + h))

@@ -57,7 +57,7 @@ class Frame:
         return self.bucket[0] / (self.window[2] - self.window[0])
 
 
-def zero_crop_bucket(width: int, height: int, resolution: int, steps: int = 64) -> tuple[int, int] | None:
+def zero_crop_bucket(width: int, height: int, resolution: int, steps: int = 32) -> tuple[int, int] | None:
     """The exported size for a ``width`` x ``height`` source (see the module docstring),
     or None when a side is below ``steps`` (no bucket can hold it)."""
     max_area = resolution * resolution

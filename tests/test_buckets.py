@@ -90,3 +90,28 @@ def test_kohya_failures_and_unknown_trainers_are_named():
         placer(BucketSettings(trainer="simpletuner"))
     with pytest.raises(BucketError, match="max_bucket_reso"):
         placer(BucketSettings(resolution=1024, max_bucket_reso=768))
+
+
+def test_zero_crop_sizes_are_kept_by_kohya_and_fill_90_percent_up_to_3_to_1():
+    import random
+
+    from fluxgym_coach.export import bucket_settings
+    from fluxgym_coach.framing import zero_crop_bucket
+    rng = random.Random(3)
+    settings = bucket_settings(1024)
+    worst_area, worst_cut = 1.0, 0.0
+    for _ in range(2000):
+        ar = rng.uniform(1.0, 3.0)
+        area = rng.uniform(1024 * 1024, 6000 * 4000)
+        w, h = round((area * ar) ** 0.5), round((area / ar) ** 0.5)
+        if rng.random() < 0.5:
+            w, h = h, w
+        if w * h < 1024 * 1024:
+            continue
+        b = zero_crop_bucket(w, h, 1024)
+        assert place(b, settings).unchanged  # kohya neither rescales nor crops it
+        worst_area = min(worst_area, b[0] * b[1] / 1024 ** 2)
+        a = b[0] / b[1]
+        worst_cut = max(worst_cut, 1 - min(a / (w / h), (w / h) / a))
+    assert worst_area >= 0.9
+    assert worst_cut < 0.04

@@ -48,8 +48,8 @@ def validate_fluxgym_export(out: Path, slug: str, trigger: str, resolution: int,
             assert im.mode == "RGB"
             assert {"PNG": ".png", "JPEG": ".jpg"}[im.format] == img.suffix
             w, h = im.size
-        # zero-crop export: a 64-multiple size of area <= resolution^2 that kohya keeps as it is
-        assert w % 64 == 0 and h % 64 == 0 and w * h <= resolution ** 2, (img.name, w, h)
+        # zero-crop export: a 32-multiple size of area <= resolution^2 that kohya keeps as it is
+        assert w % 32 == 0 and h % 32 == 0 and w * h <= resolution ** 2, (img.name, w, h)
         if expect_upscaled and max(w, h) / min(w, h) <= 3:
             assert w * h >= 0.9 * resolution ** 2, (img.name, w, h)
         raw = (ds_dir / f"{img.stem}.txt").read_bytes()
@@ -118,10 +118,10 @@ def test_export_alone_never_upscales_and_says_so(example_dataset, tmp_path):
         ds.scan()
         report = export_dataset(ds, tmp_path / "fg", "cats", "ohwx", resolution=512)
     validate_fluxgym_export(tmp_path / "fg", "cats", "ohwx", 512, expect_upscaled=False)
-    # below 80 % of 512^2 after the grid: 384x256 (37.5 %) and 384x320; coffee 576x384 is 84 %
+    # below 80 % of 512^2 after the grid: 448x288 (49 %) and 384x320; coffee 576x384 is 84 %
     assert sorted(report.below_resolution) == ["chelsea.png", "horse.png"]
     sizes = {f.source: (f.width, f.height) for f in report.files}
-    assert sizes["astronaut.png"] == (512, 512) and sizes["chelsea.png"] == (384, 256)  # from 451x300
+    assert sizes["astronaut.png"] == (512, 512) and sizes["chelsea.png"] == (448, 288)  # from 451x300
 
 
 def test_export_applies_exif_orientation_and_flattens_alpha(tmp_path):
@@ -134,7 +134,7 @@ def test_export_applies_exif_orientation_and_flattens_alpha(tmp_path):
         ds.scan()
         export_dataset(ds, tmp_path / "fg", "t", "ohwx", resolution=768)
     with Image.open(tmp_path / "fg/datasets/t/rot.jpg") as im:
-        assert im.size == (640, 896)  # portrait after rotation (800x1200 -> the 768 bucket grid)
+        assert im.size == (608, 928)  # portrait after rotation (800x1200 -> the 768 bucket grid)
     with Image.open(tmp_path / "fg/datasets/t/alpha.png") as im:
         assert im.mode == "RGB"
         assert im.getpixel((im.width - 1, 0)) == (255, 255, 255)
