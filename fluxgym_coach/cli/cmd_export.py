@@ -117,6 +117,21 @@ def export_json(report: ExportReport) -> dict:
             "removed_stale": report.removed_stale}
 
 
+def run_preflight(report: ExportReport) -> dict | None:
+    """In a Fluxgym folder, :func:`~fluxgym_coach.preflight.check_dataset_config` on
+    the export (sd-scripts' own code when installed); None elsewhere. A failure
+    of sd-scripts itself is returned as ``{"error": ...}``."""
+    if not report.fluxgym_root:
+        return None
+    from ..preflight import PreflightError, check_dataset_config
+    try:
+        data = check_dataset_config(report.toml_path, report.root)
+    except PreflightError as exc:
+        return {"error": str(exc)}
+    return {k: data[k] for k in ("engine", "engine_note", "images_found", "captions_read", "buckets",
+                                 "steps_per_epoch", "total_steps")}
+
+
 def export(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder (scanned first if needed).")],
     out_dir: OutDir,
@@ -157,12 +172,16 @@ def export(
                                     crop_mode=crop_mode.value)
         except ExportError as exc:
             raise fail(str(exc), EXIT_USAGE) from None
+    preflight = run_preflight(report)
     if json_out:
-        print_json(export_json(report))
+        print_json(export_json(report) | {"preflight": preflight})
     else:
         out.print(export_table(report))
         report_problems(sink.problems)
         print_next_steps(report, dataset)
+    if preflight is not None and preflight.get("images_found") == 0:
+        raise fail(f"kohya would find no image in {escape(str(report.dataset_dir))} ({preflight['engine']} "
+                   "pre-flight): nothing was exported; see the failures above", 1)
     raise typer.Exit(sink.problems.exit_code(strict))
 
 
