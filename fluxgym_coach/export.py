@@ -60,7 +60,7 @@ from .fsutil import atomic_write_bytes, atomic_write_text
 from .image_cache import ImageCache
 from .store import ImageRecord
 from .faces import faces_for
-from .framing import choose_window, render, zero_crop_bucket
+from .framing import choose_window, decode_upright, render, zero_crop_bucket
 from .train_script import MODEL_PATHS, VRAM_CHOICES, train_script
 
 #: Resolutions Fluxgym offers (kohya's ``resolution``: the side of the square bucket area).
@@ -313,24 +313,41 @@ def _source_of(job: _Job, rec: ImageRecord, notes: list[str]) -> tuple[Path, str
     return job.dataset.image_path(rec.relpath), rec.format or "PNG", None, None
 
 
-def _frame_zero(job: _Job, rec: ImageRecord, im, notes: list[str]):
-    """(image to write, window kept in source px, reason) for the zero-crop mode."""
-    bucket = zero_crop_bucket(im.width, im.height, job.resolution, BUCKET_STEPS)
+def _frame_zero(job: _Job, rec: ImageRecord, data: bytes, notes: list[str]):
+    """(image to write, full upright size, window kept in full-size px, reason) in the
+    zero-crop mode."""
+    def bucket_of(w: int, h: int):
+        return zero_crop_bucket(w, h, job.resolution, BUCKET_STEPS)
+    im, full = decode_upright(data, rec.relpath, bucket_of)
+    bucket = bucket_of(*full)
     if bucket is None:
         raise imaging.ImageReadError(
-            rec.relpath, f"{im.width}x{im.height} has a side below {BUCKET_STEPS}px: kohya cannot "
+            rec.relpath, f"{full[0]}x{full[1]} has a side below {BUCKET_STEPS}px: kohya cannot "
             "bucket it; enlarge it (fluxgym-coach enhance) or remove it")
     if bucket[0] * bucket[1] < 0.8 * job.resolution ** 2:
         notes.append(f"below resolution: exported at {bucket[0]}x{bucket[1]}, "
                      f"{bucket[0] * bucket[1] / job.resolution ** 2:.0%} of {job.resolution}^2 "
                      "(run `fluxgym-coach prepare` or `enhance` to upscale it)")
     boxes = []
-    needs_crop = abs(bucket[0] / bucket[1] - im.width / im.height) > 1e-9
-    if job.subject and needs_crop:
+    if job.subject and abs(bucket[0] / bucket[1] - full[0] / full[1]) > 1e-9:
         found = faces_for(job.dataset.store, rec.relpath, rec.digest, im)
         boxes = [b.pixels(im.width, im.height) for b in found]
     frame = choose_window(im, bucket, boxes)
-    return render(im, frame), frame.window, frame.reason
+    k = full[0] / im.width  # drafted JPEG: window back in full-size pixels
+    window = tuple(v * k for v in frame.window)
+    return render(im, frame), full, window, frame.reason
+
+
+def _copy_as_is(job: _Job, rec: ImageRecord, key: str | None, source: Path) -> bool:
+    """True when the original file can be copied byte for byte: already at its
+    zero-crop bucket, RGB, upright, and a kohya extension matching its format."""
+    if job.crop_mode != "zero" or key is not None or rec.mode != "RGB" or (rec.orientation or 1) != 1:
+        return False
+    if rec.width is None or rec.height is None:
+        return False
+    if zero_crop_bucket(rec.width, rec.height, job.resolution, BUCKET_STEPS) != (rec.width, rec.height):
+        return False
+    return (rec.format, source.suffix.lower()) in (("JPEG", ".jpg"), ("JPEG", ".jpeg"), ("PNG", ".png"))
 
 
 def _frame_kohya(job: _Job, im, notes: list[str]):
@@ -346,22 +363,28 @@ def _frame_kohya(job: _Job, im, notes: list[str]):
 def _export_one(job: _Job, rec: ImageRecord) -> tuple[ImageRecord, ExportedFile | None, list[str], str | None]:
     notes: list[str] = [job.rename_notes[rec.relpath]] if rec.relpath in job.rename_notes else []
     source, source_format, key, variant = _source_of(job, rec, notes)
-    try:
-        data = source.read_bytes()
-        im = imaging.load_upright_rgb(data)
-        size = im.size
-        if job.crop_mode == "zero":
-            out, window, reason = _frame_zero(job, rec, im, notes)
-        else:
-            out, window, reason = _frame_kohya(job, im, notes)
-    except (OSError, imaging.ImageReadError) as exc:
-        return rec, None, notes, getattr(exc, "reason", None) or imaging._explain(exc)
     fmt = "JPEG" if source_format == "JPEG" else "PNG"
     stem = job.stems[rec.relpath]
     file_name = stem + imaging.extension_for(fmt)
-    untouched = (fmt == "JPEG" and key is None and out.size == size and out is im and rec.mode == "RGB"
-                 and (rec.orientation or 1) == 1 and source.suffix.lower() in (".jpg", ".jpeg"))
-    payload = data if untouched else imaging.encode(out, fmt, quality=job.jpeg_quality)
+    try:
+        data = source.read_bytes()
+        if _copy_as_is(job, rec, key, source):
+            out_size, size, window, reason = (rec.width, rec.height), (rec.width, rec.height), None, "exact"
+            payload = data
+        else:
+            if job.crop_mode == "zero":
+                out, size, window, reason = _frame_zero(job, rec, data, notes)
+            else:
+                im = imaging.load_upright_rgb(data)
+                size = im.size
+                out, window, reason = _frame_kohya(job, im, notes)
+            untouched = (fmt == "JPEG" and key is None and out.size == size and job.crop_mode == "kohya"
+                         and rec.mode == "RGB" and (rec.orientation or 1) == 1
+                         and source.suffix.lower() in (".jpg", ".jpeg"))
+            payload = data if untouched else imaging.encode(out, fmt, quality=job.jpeg_quality)
+            out_size = out.size
+    except (OSError, imaging.ImageReadError) as exc:
+        return rec, None, notes, getattr(exc, "reason", None) or imaging._explain(exc)
     atomic_write_bytes(job.staged / file_name, payload, fsync=False)
     current = job.dataset.read_caption(rec.relpath)
     if current is not None and current.warning:
@@ -370,11 +393,13 @@ def _export_one(job: _Job, rec: ImageRecord) -> tuple[ImageRecord, ExportedFile 
     if status == "placeholder":
         notes.append(NEEDS_CAPTION)
     atomic_write_text(job.staged / f"{stem}.txt", text, fsync=False)
+    if window is None and reason == "exact":
+        window = (0.0, 0.0, float(size[0]), float(size[1]))
     return rec, ExportedFile(
         file=file_name, caption_file=f"{stem}.txt", source=rec.relpath, source_digest=rec.digest,
         variant=key or "original", kind=variant.kind if variant else "original",
         params=variant.params if variant else {}, backend=variant.backend if variant else None,
-        width=out.width, height=out.height, caption=text, caption_status=status,
+        width=out_size[0], height=out_size[1], caption=text, caption_status=status,
         metadata=_metadata_of(job.dataset, rec.relpath),
         source_size=list(size), crop=[round(v, 2) for v in window] if window else None,
         framing=reason), notes, None

@@ -24,11 +24,14 @@ beats the centred one by :data:`SALIENCY_GAIN`; else the centre.
 from __future__ import annotations
 
 import math
+from typing import Callable
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
+
+from . import imaging
 
 #: A saliency window must hold this much more gradient energy than the centred
 #: window to be preferred (flat or symmetric content stays centred).
@@ -186,3 +189,32 @@ def render(im: Image.Image, frame: Frame) -> Image.Image:
     if frame.reason == "exact" and im.size == frame.bucket:
         return im
     return im.resize(frame.bucket, Image.LANCZOS, box=frame.window)
+
+
+def decode_upright(data: bytes, name: str,
+                   bucket_of: Callable[[int, int], tuple[int, int] | None]) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode ``data`` upright and RGB, a JPEG at the smallest DCT scale (Pillow's
+    ``draft``) that still covers its bucket; returns (image, full upright size).
+
+    ``bucket_of(w, h)`` gives the bucket (or None) of the full upright size.
+    The EXIF rotation is done in place (no copy when nothing rotates). Raises
+    :class:`~fluxgym_coach.imaging.ImageReadError` naming ``name``."""
+    im = imaging.open_image(data, name)
+    try:
+        orientation = im.getexif().get(0x0112, 1) if im.format in ("JPEG", "PNG", "WEBP", "TIFF") else 1
+        turned = orientation in (5, 6, 7, 8)
+        full = (im.height, im.width) if turned else im.size
+        if im.format == "JPEG":
+            bucket = bucket_of(*full)
+            if bucket is not None:
+                s = max(bucket[0] / full[0], bucket[1] / full[1])
+                need = (math.ceil(full[0] * s), math.ceil(full[1] * s))
+                im.draft("RGB", (need[1], need[0]) if turned else need)
+        im.load()
+        if orientation != 1:
+            ImageOps.exif_transpose(im, in_place=True)
+        return imaging.to_rgb(im), full
+    except imaging.ImageReadError:
+        raise
+    except Exception as exc:
+        raise imaging.ImageReadError(name, imaging._explain(exc)) from exc
