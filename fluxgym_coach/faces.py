@@ -34,8 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import cv2 as _cv2
 
 DETECTOR = "opencv-haar-alt2+profile"
-#: Detection runs on a copy of at most this many pixels (512x512).
-DETECT_AREA = 512 * 512
+#: Detection runs on a copy of at most this many pixels (448x448).
+DETECT_AREA = 448 * 448
 #: Smallest face searched for, as a share of the detection copy's short side.
 MIN_FACE = 0.06
 
@@ -136,7 +136,7 @@ def detect_faces(im: Image.Image) -> list[FaceBox]:
     side = max(20, int(min(gw, gh) * MIN_FACE))
     raw: list[tuple[float, float, float, float]] = []
     frontal, profile = _cascades()
-    for x, y, w, h in frontal.detectMultiScale(arr, scaleFactor=1.1, minNeighbors=4, minSize=(side, side)):
+    for x, y, w, h in frontal.detectMultiScale(arr, scaleFactor=1.15, minNeighbors=4, minSize=(side, side)):
         raw.append((x, y, x + w, y + h))
     for flip in (() if raw else (False, True)):
         a = arr[:, ::-1].copy() if flip else arr

@@ -60,16 +60,26 @@ class Frame:
         return self.bucket[0] / (self.window[2] - self.window[0])
 
 
-def zero_crop_bucket(width: int, height: int, resolution: int, steps: int = 32) -> tuple[int, int] | None:
+def zero_crop_bucket(width: int, height: int, resolution: int, steps: int = 32,
+                     exhaustive: bool = False) -> tuple[int, int] | None:
     """The exported size for a ``width`` x ``height`` source (see the module docstring),
-    or None when a side is below ``steps`` (no bucket can hold it)."""
+    or None when a side is below ``steps`` (no bucket can hold it).
+
+    Only widths from 0.6x to 1.25x the ideal width (the source's aspect at the
+    target area) are scored: outside that band the crop alone costs more than
+    any area gain (a test checks it against ``exhaustive=True``, which scores
+    every width)."""
     max_area = resolution * resolution
     if width < steps or height < steps:
         return None
     ar = width / height
     best: tuple[float, int, tuple[int, int]] | None = None
-    bw = steps
     top_w = min(width // steps * steps, max_area // steps // steps * steps)
+    bw = steps
+    if not exhaustive:
+        ideal_w = math.sqrt(min(width * height, max_area) * ar)
+        bw = max(steps, int(ideal_w * 0.6) // steps * steps)
+        top_w = min(top_w, int(ideal_w * 1.25) // steps * steps + steps)
     while bw <= top_w:
         bh_max = min(height // steps * steps, (max_area // bw) // steps * steps)
         if bh_max >= steps:

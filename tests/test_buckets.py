@@ -115,3 +115,16 @@ def test_zero_crop_sizes_are_kept_by_kohya_and_fill_90_percent_up_to_3_to_1():
         worst_cut = max(worst_cut, 1 - min(a / (w / h), (w / h) / a))
     assert worst_area >= 0.9
     assert worst_cut < 0.04
+
+
+def test_zero_crop_band_search_equals_the_exhaustive_search():
+    import random
+
+    from fluxgym_coach.framing import zero_crop_bucket
+    rng = random.Random(11)
+    for _ in range(1500):
+        w, h = rng.randint(1, 8000), rng.randint(1, 8000)
+        if max(w, h) / min(w, h) > 16:
+            continue
+        for res in (512, 1024):
+            assert zero_crop_bucket(w, h, res) == zero_crop_bucket(w, h, res, exhaustive=True), (w, h, res)
