@@ -100,6 +100,13 @@ def bench_faces(n: int) -> None:
         found = faces.detect_faces(canvas)
         times.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
+    with Image.open(Path(__file__).resolve().parents[1] / "examples/dataset/coffee.png") as im:
+        no_face = im.convert("RGB").resize((1216, 832))
+    c = time.process_time()
+    for _ in range(n):
+        faces.detect_faces(no_face)
+    none_cpu = (time.process_time() - c) / n
+    print(f"face detection, 1216x832 photo without a face (coffee.png): CPU {none_cpu * 1000:.1f} ms")
     print(f"face detection, 1216x832 (1.0 MP), one thread: wall median {statistics.median(times) * 1000:.1f} ms "
           f"(min {min(times) * 1000:.1f}), CPU median {statistics.median(cpu) * 1000:.1f} ms "
           f"(min {min(cpu) * 1000:.1f}) over {n} runs; {len(found)} face(s) found")

@@ -186,6 +186,9 @@ CROP_MODES = ("zero", "kohya")
 #: Grid of the exported sizes: kohya's ``bucket_reso_steps``; flux_train_network.py accepts 32
 #: (``verify_bucket_reso_steps(32)``), which halves the pixels the grid drops vs the default 64.
 BUCKET_STEPS = 32
+#: Faces are looked for only when the grid cuts at least this share of the image
+#: (below it, 2-3 px of a 1024 px side: no face can lose more than its edge).
+MIN_CUT_FOR_FACES = 0.005
 
 
 def dataset_toml(image_dir: Path | str, trigger: str, resolution: int, repeats: int,
@@ -329,7 +332,8 @@ def _frame_zero(job: _Job, rec: ImageRecord, data: bytes, notes: list[str]):
                      f"{bucket[0] * bucket[1] / job.resolution ** 2:.0%} of {job.resolution}^2 "
                      "(run `fluxgym-coach prepare` or `enhance` to upscale it)")
     boxes = []
-    if job.subject and abs(bucket[0] / bucket[1] - full[0] / full[1]) > 1e-9:
+    ar_b, ar_s = bucket[0] / bucket[1], full[0] / full[1]
+    if job.subject and 1 - min(ar_b / ar_s, ar_s / ar_b) >= MIN_CUT_FOR_FACES:
         found = faces_for(job.dataset.store, rec.relpath, rec.digest, im)
         boxes = [b.pixels(im.width, im.height) for b in found]
     frame = choose_window(im, bucket, boxes)

@@ -2,8 +2,8 @@
 
 The detector is OpenCV's Viola-Jones cascade classifier
 (``cv2.CascadeClassifier``) with the ``haarcascade_frontalface_alt2.xml``
-model, and ``haarcascade_profileface.xml`` (both ways) only where no frontal
-face is found; the models that ship inside the
+model (frontal faces only: the profile cascade, run both ways, cost 5-8x more
+on photos without a face); the models that ship inside the
 ``opencv-python-headless`` wheel (``cv2.data.haarcascades``): nothing is
 downloaded. OpenCV 5 no longer has the cascade classifier in its main module,
 so the dependency is pinned below 5; without a usable ``cv2``,
@@ -33,7 +33,7 @@ from .store import Store, register_schema
 if TYPE_CHECKING:  # pragma: no cover
     import cv2 as _cv2
 
-DETECTOR = "opencv-haar-alt2+profile"
+DETECTOR = "opencv-haar-frontalface-alt2"
 #: Detection runs on a copy of at most this many pixels (448x448).
 DETECT_AREA = 448 * 448
 #: Smallest face searched for, as a share of the detection copy's short side.
@@ -93,15 +93,15 @@ def _cascades() -> list["_cv2.CascadeClassifier"]:
     found = getattr(_local, "cascades", None)
     if found is None:
         cv2 = _cv2()
+        cv2.setNumThreads(1)  # callers parallelise over images; OpenCV's own threads would oversubscribe
         base = cv2.data.haarcascades
-        found = [cv2.CascadeClassifier(base + name) for name in
-                 ("haarcascade_frontalface_alt2.xml", "haarcascade_profileface.xml")]
+        found = [cv2.CascadeClassifier(base + "haarcascade_frontalface_alt2.xml")]
         _local.cascades = found
     return found
 
 
 def _merge(boxes: list[tuple[float, float, float, float]]) -> list[tuple[float, float, float, float]]:
-    """Drop boxes mostly inside a larger one (frontal and profile finding the same face)."""
+    """Drop boxes mostly inside a larger one (the same face found at two scales)."""
     boxes = sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
     kept: list[tuple[float, float, float, float]] = []
     for b in boxes:
@@ -135,13 +135,9 @@ def detect_faces(im: Image.Image) -> list[FaceBox]:
     gw, gh = grey.size
     side = max(20, int(min(gw, gh) * MIN_FACE))
     raw: list[tuple[float, float, float, float]] = []
-    frontal, profile = _cascades()
+    (frontal,) = _cascades()
     for x, y, w, h in frontal.detectMultiScale(arr, scaleFactor=1.15, minNeighbors=4, minSize=(side, side)):
         raw.append((x, y, x + w, y + h))
-    for flip in (() if raw else (False, True)):
-        a = arr[:, ::-1].copy() if flip else arr
-        for x, y, w, h in profile.detectMultiScale(a, scaleFactor=1.1, minNeighbors=6, minSize=(side, side)):
-            raw.append((gw - x - w, y, gw - x, y + h) if flip else (x, y, x + w, y + h))
     return [FaceBox(float(l) / gw, float(t) / gh, float(r) / gw, float(b) / gh) for l, t, r, b in _merge(raw)]
 
 
