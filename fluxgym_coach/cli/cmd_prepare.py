@@ -15,7 +15,7 @@ from ..export import DEFAULT_REPEATS, ExportError
 from ..image_cache import ImageCache
 from ..prepare import PrepareReport, prepare_dataset
 from . import options as o
-from .cmd_export import (Force, Name, OutDir, Repeats, Resolution, Trigger, Vram, VramSize, export_json,
+from .cmd_export import (Crop, CropMode, Force, Name, OutDir, Repeats, Resolution, Trigger, Vram, VramSize, export_json,
                          export_table, print_next_steps)
 from .common import esc, EXIT_BACKEND, EXIT_FAILED, EXIT_USAGE, err, fail, out, print_json, progress_sink, report_problems
 
@@ -62,6 +62,7 @@ def prepare(
     force_reprocess: o.ForceReprocess = False,
     cache_dir: o.CacheDir = None,
     vram: Vram = VramSize.G20,
+    crop_mode: Crop = CropMode.ZERO,
     force: Force = False,
     learned_defaults: Annotated[bool, typer.Option(
         "--learned-defaults", help="Start from the enhancement settings your reviews accepted most "
@@ -121,7 +122,7 @@ def prepare(
             return await prepare_dataset(ds, out_dir, name or ds.root.name, trigger, engine, params,
                                          resolution, repeats, cache,
                                          lookup=not (no_cache or force_reprocess), force=force,
-                                         on_event=sink, vram=vram.value)
+                                         on_event=sink, vram=vram.value, crop_mode=crop_mode.value)
         finally:
             await engine.aclose()
 
