@@ -21,8 +21,14 @@ Profiles:
     ``toolkit/dataloader_mixins.py::BucketsMixin.setup_buckets`` (``scale`` 1,
     centred crop; ``square_crop`` is ``enable_bucket=False`` here).
 
-SimpleTuner and diffusion-pipe are not simulated (their rules are listed in
-``docs/buckets.md``); :func:`profile` raises :class:`BucketError` for them.
+``diffusion-pipe``
+    tdrussell/diffusion-pipe ``utils/dataset.py`` (``dedup_and_sort``,
+    ``DirectoryDataset._find_closest_ar_bucket``, ``ARBucketDataset.cache_latents``),
+    ``utils/common.py::round_to_nearest_multiple`` and
+    ``models/base.py::convert_crop_and_resize`` (``ImageOps.fit``); images only.
+
+SimpleTuner is not simulated (its rules are listed in ``docs/buckets.md``);
+:func:`placer` raises :class:`BucketError` for it.
 """
 
 from __future__ import annotations
@@ -32,9 +38,9 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Callable
 
-TRAINERS = ("kohya", "ai-toolkit")
+TRAINERS = ("kohya", "ai-toolkit", "diffusion-pipe")
 #: Trainers named in the CLI that have no exact simulator yet.
-NOT_SIMULATED = ("simpletuner", "diffusion-pipe")
+NOT_SIMULATED = ("simpletuner",)
 
 
 class BucketError(ValueError):
@@ -49,8 +55,11 @@ class BucketSettings:
     """The dataset settings bucketing depends on (kohya's ``dataset.toml`` keys).
 
     ``resolution`` is the side of the square training area (pixels);
-    ``bucket_reso_steps`` is ai-toolkit's ``bucket_tolerance``; ai-toolkit
-    ignores ``bucket_no_upscale`` and the min/max limits (it never scales area up).
+    ``bucket_reso_steps`` is ai-toolkit's ``bucket_tolerance`` and
+    diffusion-pipe's rounding multiple (the model's ``pixels_round_to_multiple``,
+    16 for most); ai-toolkit ignores ``bucket_no_upscale`` and the min/max
+    limits (it never scales area up). ``min_ar``/``max_ar``/``num_ar_buckets``
+    are diffusion-pipe's (it has no defaults; these are its example's).
     """
 
     trainer: str = "kohya"
@@ -60,6 +69,9 @@ class BucketSettings:
     min_bucket_reso: int = 256
     max_bucket_reso: int = 1024
     bucket_reso_steps: int = 64
+    min_ar: float = 0.5
+    max_ar: float = 2.0
+    num_ar_buckets: int = 7
 
     def with_(self, **changes) -> "BucketSettings":
         """A copy with some fields changed."""
@@ -80,6 +92,7 @@ class Placement:
     bucket: tuple[int, int]
     resized: tuple[int, int]
     offset: tuple[int, int]
+    window: tuple[float, float, float, float] | None = None  # trainers that crop the source first
 
     @property
     def scale(self) -> float:
@@ -89,6 +102,8 @@ class Placement:
     @property
     def crop(self) -> tuple[float, float, float, float]:
         """The kept window in source pixels: (left, top, right, bottom)."""
+        if self.window is not None:
+            return self.window
         sx, sy = self.resized[0] / self.size[0], self.resized[1] / self.size[1]
         x, y = self.offset
         return (x / sx, y / sy, (x + self.bucket[0]) / sx, (y + self.bucket[1]) / sy)
@@ -262,7 +277,45 @@ def aitk_placer(s: BucketSettings) -> Callable[[int, int], Placement]:
     return place
 
 
-_PLACERS = {"kohya": kohya_placer, "ai-toolkit": aitk_placer}
+# --- diffusion-pipe --------------------------------------------------------------------
+
+def dpipe_placer(s: BucketSettings) -> Callable[[int, int], Placement]:
+    """(w, h) -> :class:`Placement` for diffusion-pipe: aspect buckets
+    ``np.geomspace(min_ar, max_ar, num_ar_buckets)`` rounded to 3 decimals
+    (``[1.0]`` with ``enable_ar_bucket`` off), the closest in log space; the
+    bucket side pair of area ``resolution``^2 at that aspect, each rounded to the
+    nearest multiple; then ``ImageOps.fit``: the largest centred source window of
+    the bucket's aspect, resized to the bucket."""
+    import numpy as np
+
+    if s.enable_bucket:
+        raw = np.geomspace(s.min_ar, s.max_ar, num=s.num_ar_buckets)
+        ars = np.array(sorted({round(float(x), 3) for x in raw}))
+    else:
+        ars = np.array([1.0])
+    log_ars, m, area = np.log(ars), s.bucket_reso_steps, s.resolution ** 2
+
+    def place(w: int, h: int) -> Placement:
+        ar = ars[int(np.argmin(np.abs(np.log(w / h) - log_ars)))]
+        bw0 = math.sqrt(area * ar)
+        bw, bh = int(round(bw0 / m) * m), int(round(area / bw0 / m) * m)
+        if bw <= 0 or bh <= 0:
+            raise BucketError(f"{w}x{h}: diffusion-pipe's bucket has a side of 0 at resolution {s.resolution}")
+        out, live = bw / bh, w / h
+        if live == out:
+            cw, ch = float(w), float(h)
+        elif live >= out:
+            cw, ch = out * h, float(h)
+        else:
+            cw, ch = float(w), w / out
+        left, top = (w - cw) * 0.5, (h - ch) * 0.5
+        k = bw / cw
+        return Placement((w, h), (bw, bh), (round(w * k), round(h * k)), (round(left * k), round(top * k)),
+                         (left, top, left + cw, top + ch))
+    return place
+
+
+_PLACERS = {"kohya": kohya_placer, "ai-toolkit": aitk_placer, "diffusion-pipe": dpipe_placer}
 
 
 def placer(settings: BucketSettings) -> Callable[[int, int], Placement]:
@@ -272,7 +325,7 @@ def placer(settings: BucketSettings) -> Callable[[int, int], Placement]:
     settings the trainer rejects."""
     name = settings.trainer
     if name in NOT_SIMULATED:
-        raise BucketError(f"{name} has no exact simulator yet: use --trainer kohya or ai-toolkit "
+        raise BucketError(f"{name} has no exact simulator yet: use --trainer kohya, ai-toolkit or diffusion-pipe "
                           "(docs/buckets.md lists its rules)")
     if name not in _PLACERS:
         raise BucketError(f"unknown trainer {name!r}: use one of {', '.join(TRAINERS)}")

@@ -128,3 +128,17 @@ def test_zero_crop_band_search_equals_the_exhaustive_search():
             continue
         for res in (512, 1024):
             assert zero_crop_bucket(w, h, res) == zero_crop_bucket(w, h, res, exhaustive=True), (w, h, res)
+
+
+def test_diffusion_pipe_golden_table_matches_every_row():
+    rows = _rows("diffusion-pipe.jsonl.gz")  # tdrussell/diffusion-pipe @ 8f83dbf, ImageOps.fit's box captured
+    assert len(rows) >= 1000
+    bad = []
+    for row in rows:
+        s = BucketSettings("diffusion-pipe", row["resolution"], row["enable_ar_bucket"],
+                           bucket_reso_steps=row["multiple"], min_ar=row["min_ar"], max_ar=row["max_ar"],
+                           num_ar_buckets=row["num_ar_buckets"])
+        p = place(tuple(row["size"]), s)
+        if list(p.bucket) != row["bucket"] or any(abs(a - b) > 1e-9 for a, b in zip(p.crop, row["box"])):
+            bad.append((row, p))
+    assert not bad, bad[:5]

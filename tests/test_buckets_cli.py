@@ -49,6 +49,9 @@ def test_dataset_sizes_are_display_sizes_and_bad_input_is_named(tmp_path):
     r = runner.invoke(app, ["buckets", "--size", "100x100", "--trainer", "simpletuner"])
     assert r.exit_code == 2 and "no exact simulator" in r.output
     assert "Example:" in runner.invoke(app, ["buckets", "--help"]).stdout
+    r = runner.invoke(app, ["buckets", "--size", "1536x1024", "--trainer", "diffusion-pipe", "-r", "512",
+                            "--bucket-reso-steps", "16", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)[0]["bucket"] == [640, 400]
 
 
 def test_findings_name_face_cuts_upscales_and_small_areas():

@@ -15,7 +15,7 @@ from .common import EXIT_USAGE, fail, out, print_json
 
 
 class Trainer(str, Enum):
-    """Trainers named by ``--trainer`` (simpletuner and diffusion-pipe are not simulated yet)."""
+    """Trainers named by ``--trainer`` (simpletuner is not simulated yet)."""
 
     KOHYA = "kohya"
     AITK = "ai-toolkit"
@@ -81,14 +81,18 @@ def buckets(
     no_upscale: Annotated[bool, typer.Option("--no-upscale", help="bucket_no_upscale (kohya).")] = False,
     min_bucket_reso: Annotated[int, typer.Option("--min-bucket-reso", help="kohya min_bucket_reso.")] = 256,
     max_bucket_reso: Annotated[int, typer.Option("--max-bucket-reso", help="kohya max_bucket_reso.")] = 1024,
-    bucket_reso_steps: Annotated[int, typer.Option("--bucket-reso-steps", help="kohya bucket_reso_steps (ai-toolkit bucket_tolerance).")] = 64,
+    bucket_reso_steps: Annotated[int, typer.Option("--bucket-reso-steps", help="kohya bucket_reso_steps (ai-toolkit bucket_tolerance, diffusion-pipe's rounding multiple: 16 for most models).")] = 64,
+    min_ar: Annotated[float, typer.Option("--min-ar", help="diffusion-pipe min_ar.")] = 0.5,
+    max_ar: Annotated[float, typer.Option("--max-ar", help="diffusion-pipe max_ar.")] = 2.0,
+    num_ar_buckets: Annotated[int, typer.Option("--num-ar-buckets", help="diffusion-pipe num_ar_buckets.")] = 7,
     size: Annotated[Optional[list[str]], typer.Option("--size", help="An image size WxH (repeatable); no dataset needed.")] = None,
     sizes_from: Annotated[Optional[Path], typer.Option("--sizes-from", help="A file with one WxH per line.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list, one object per input, in input order.")] = False,
 ) -> None:
     """Show the bucket, resized size and crop a trainer gives each image.
 
-    Exact for kohya sd-scripts (the sd3 branch Fluxgym installs) and ai-toolkit:
+    Exact for kohya sd-scripts (the sd3 branch Fluxgym installs), ai-toolkit and
+    diffusion-pipe (images; --no-bucket is its enable_ar_bucket = false):
     the same integers as their own code (see docs/buckets.md). crop is the kept
     window in source pixels [left, top, right, bottom]; crop_fraction the share
     of the resized image cut away; scale > 1 means the trainer upscales.
@@ -96,7 +100,7 @@ def buckets(
     Example: fluxgym-coach buckets --size 1536x1024 --size 768x1024 --resolution 1024 --json
     """
     settings = BucketSettings(trainer.value, resolution, not no_bucket, no_upscale, min_bucket_reso,
-                              max_bucket_reso, bucket_reso_steps)
+                              max_bucket_reso, bucket_reso_steps, min_ar, max_ar, num_ar_buckets)
     items = _inputs(dataset, size or [], sizes_from)
     try:
         placed = place_many([s for _, s in items], settings)
