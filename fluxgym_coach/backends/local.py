@@ -34,6 +34,9 @@ class LocalBackend:
     max_request_bytes = 64 * 1024**2
 
     def __init__(self, workers: int | None = None):
+        #: What summaries show; ``--backend auto`` adds why it fell back to this one.
+        self.label = "Pillow Lanczos resize (no super-resolution model)"
+        self.warnings: list[str] = []
         self.identity = f"local/pillow-{PIL.__version__.split('.')[0]}-lanczos@1"
         self._pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2,
                                         thread_name_prefix="local-upscale")

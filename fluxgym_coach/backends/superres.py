@@ -191,7 +191,7 @@ class SuperResBackend:
                 results.append(exc)
             except imaging.ImageReadError as exc:
                 results.append(BackendError(exc.reason))
-            except (ValueError, OSError, MemoryError) as exc:
+            except (ValueError, OSError, MemoryError, RuntimeError) as exc:  # RuntimeError: torch (OOM)
                 results.append(BackendError(f"{self.label} failed: {exc}"))
         return results
 
