@@ -150,8 +150,9 @@ class SuperResBackend:
                 "model_digest": model.digest, "device": self.device, "tile": self.tile,
                 "sharpen": params.sharpen, "format": params.output_format}
 
-    def progress_in_flight(self) -> float:
-        """Share (0..1) of the running image's tiles done; the pipeline polls it."""
+    async def progress_in_flight(self) -> float:
+        """Share (0..1) of the running image's tiles done, in items (the pipeline
+        polls it and shows it as :class:`~fluxgym_coach.events.InFlightProgress`)."""
         return self._progress
 
     def _upscale_one(self, item: EnhanceItem, params: EnhanceParams) -> bytes:

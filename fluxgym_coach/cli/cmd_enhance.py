@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 import typer
 
 from .. import imaging
-from ..backends.base import (DEFAULT_COLORIZE_NEGATIVE_PROMPT, DEFAULT_COLORIZE_PROMPT,
+from ..backends.base import (BACKEND_NAMES, DEFAULT_COLORIZE_NEGATIVE_PROMPT, DEFAULT_COLORIZE_PROMPT,
                              BackendError, EnhanceParams)
 from ..image_cache import ImageCache
 from ..image_enhancement import API_URL_ENV, default_output, enhance_files
@@ -112,10 +112,13 @@ def enhance(
              "pool. Default http://127.0.0.1:7860.", show_default=False)] = None,
     api_auth: o.ApiAuth = None,
     backend: Annotated[str, typer.Option(
-        "--backend", help="forge (a Forge / A1111 server) or local (embedded Pillow, no "
-                          "colorization).")] = "forge",
+        "--backend", help="forge (a Forge / A1111 server), realesrgan (bundled Real-ESRGAN, GPU or "
+                          "CPU), spandrel (your .pth/.safetensors upscaler), local (Pillow resize) or "
+                          "auto (see docs/enhance.md). Only forge colorizes.")] = "forge",
     scale: Annotated[int, typer.Option("--scale", min=1, max=4, help="Scale factor, 1 to 4.")] = 2,
     upscaler: o.Upscaler = o.DEFAULTS.upscaler,
+    gpu: o.Gpu = None,
+    models_dir: o.ModelsDir = None,
     denoising_strength: o.Denoise = o.DEFAULTS.denoising_strength,
     prompt: o.Prompt = o.DEFAULTS.prompt,
     negative_prompt: o.NegPrompt = o.DEFAULTS.negative_prompt,
@@ -174,8 +177,8 @@ def enhance(
     except (typer.BadParameter, ValueError) as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     urls = [u.strip() for value in (api_url or []) for u in value.replace(",", " ").split() if u.strip()]
-    if backend not in ("forge", "local"):
-        raise fail(f"unknown backend {backend!r}: use forge or local", EXIT_USAGE)
+    if backend not in BACKEND_NAMES:
+        raise fail(f"unknown backend {backend!r}: use {', '.join(BACKEND_NAMES)}", EXIT_USAGE)
 
     existing = [(s, d) for s, d in pairs if d.exists()]
     todo = pairs if force else [(s, d) for s, d in pairs if not d.exists()]
@@ -185,9 +188,11 @@ def enhance(
     code = EXIT_OK
     if todo:
         try:
-            engine = o.make_backend(backend, urls or None, api_auth)
+            engine = o.make_backend(backend, urls or None, api_auth, gpu, upscaler, models_dir)
         except (typer.BadParameter, ValueError) as exc:
             raise fail(str(exc), EXIT_USAGE) from None
+        except BackendError as exc:
+            raise fail(exc.reason, EXIT_BACKEND) from None
         tmp = tempfile.TemporaryDirectory(prefix="fluxgym-coach-nocache-") if no_cache else None
         cache = ImageCache(tmp.name if tmp else cache_dir)
         store = None if no_cache else Store(cache.root / JOURNAL_NAME)

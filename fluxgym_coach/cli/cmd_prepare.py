@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..backends.base import BackendError, EnhanceParams
@@ -20,8 +21,9 @@ from .cmd_export import (Force, Name, OutDir, Repeats, Resolution, Trigger, Vram
 from .common import EXIT_BACKEND, EXIT_FAILED, EXIT_USAGE, err, fail, out, print_json, progress_sink, report_problems
 
 
-def _summary(report: PrepareReport) -> Table:
+def _summary(report: PrepareReport, engine_label: str) -> Table:
     table = Table(title="prepare: summary", show_header=False)
+    table.add_row("upscaler", escape(engine_label))
     scan = report.scan
     table.add_row("images found", str(scan.total))
     table.add_row("unreadable (skipped)", str(len(scan.errors)))
@@ -48,6 +50,8 @@ def prepare(
     api_url: o.ApiUrl = None,
     api_auth: o.ApiAuth = None,
     upscaler: o.Upscaler = o.DEFAULTS.upscaler,
+    gpu: o.Gpu = None,
+    models_dir: o.ModelsDir = None,
     denoising_strength: o.Denoise = o.DEFAULTS.denoising_strength,
     prompt: o.Prompt = o.DEFAULTS.prompt,
     negative_prompt: o.NegPrompt = o.DEFAULTS.negative_prompt,
@@ -111,7 +115,10 @@ def prepare(
             err.print("learned defaults: " + (", ".join(f"{k}={v}" for k, v in changes.items())
                                               or f"not enough reviews yet ({learned.decisions} judged; "
                                                  f"{learned.min_count} per setting needed)"))
-    engine = o.make_backend(backend, api_url, api_auth)
+    try:
+        engine = o.make_backend(backend, api_url, api_auth, gpu, upscaler, models_dir)
+    except BackendError as exc:
+        raise fail(exc.reason, EXIT_BACKEND) from None
     cache = ImageCache(ds.store.path.parent / "nocache-results") if no_cache else ImageCache(cache_dir)
 
     async def run() -> PrepareReport:
@@ -140,6 +147,7 @@ def prepare(
         print_json({
             "scan": {"images": report.scan.total, "errors": report.scan.errors,
                      "warnings": report.scan.warnings},
+            "upscaler": getattr(engine, "label", engine.name),
             "enhance": None if e is None else {
                 s: [x.name for x in e.by_status(s)] for s in ("enhanced", "cached", "skipped", "failed")},
             "enhance_reasons": None if e is None else {
@@ -148,7 +156,9 @@ def prepare(
             "export": export_json(report.export) if report.export else None,
         })
     else:
-        out.print(_summary(report))
+        out.print(_summary(report, getattr(engine, "label", engine.name)))
+        for warning in getattr(engine, "warnings", []):
+            err.print(f"[yellow]warning[/] {escape(warning)}")
         if report.export is not None:
             out.print(export_table(report.export, title="prepare: export"))
         report_problems(sink.problems)

@@ -19,8 +19,19 @@ ApiAuth = Annotated[Optional[str], typer.Option(
                                             f"(or set {API_AUTH_ENV}). Never printed.",
     show_default=False)]
 Backend = Annotated[str, typer.Option(
-    "--backend", help="auto (forge when --api-url is given, else local), local or forge.")]
-Upscaler = Annotated[str, typer.Option("--upscaler", help="Upscaler name as the server lists it.")]
+    "--backend", help="auto (forge with --api-url; else your model file with --upscaler PATH; else "
+                      "Real-ESRGAN, on the GPU or the CPU; else Pillow), realesrgan, spandrel, local "
+                      "(Pillow resize) or forge. See docs/enhance.md.")]
+Upscaler = Annotated[str, typer.Option(
+    "--upscaler", help="Upscaler: the name the Forge server lists; a bundled Real-ESRGAN model "
+                       "(realesrgan-x4plus, realesrgan-x4plus-anime, realesr-animevideov3); or a "
+                       ".pth/.safetensors file (path, or name in --models-dir).")]
+Gpu = Annotated[Optional[str], typer.Option(
+    "--gpu", help="GPU for the embedded models: a device number, or cpu. Default: the first GPU, "
+                  "else the CPU.", show_default=False)]
+ModelsDir = Annotated[Optional[Path], typer.Option(
+    "--models-dir", help="Folder of .pth/.safetensors upscalers (default: Forge/A1111 models/ESRGAN, "
+                         "ComfyUI models/upscale_models when found).", show_default=False)]
 Denoise = Annotated[float, typer.Option("--denoising-strength", min=0.0, max=1.0,
                                         help="Denoising strength, 0..1.")]
 Prompt = Annotated[str, typer.Option("--prompt", help="Prompt guiding the enhancement.")]
@@ -47,19 +58,27 @@ assert DEFAULTS.upscaler == DEFAULT_UPSCALER and DEFAULTS.prompt == DEFAULT_PROM
 assert DEFAULTS.negative_prompt == DEFAULT_NEGATIVE_PROMPT
 
 
-def make_backend(backend: str, api_url: list[str] | None, api_auth: str | None):
-    """Build the enhancement backend from CLI options.
+def make_backend(backend: str, api_url: list[str] | None, api_auth: str | None,
+                 gpu: str | None = None, upscaler: str | None = None, models_dir: Path | None = None):
+    """Build the enhancement backend from CLI options (the choice itself is
+    :func:`~fluxgym_coach.backends.base.auto_enhance_backend`).
 
-    Raises typer.BadParameter for an unknown backend name or ``forge`` without a URL.
+    Raises typer.BadParameter for an unknown backend name, BackendError when
+    an embedded engine cannot start (its reason names the fix).
     """
-    from ..backends.base import get_enhance_backend
+    from ..backends.base import BACKEND_NAMES, get_enhance_backend
 
     if backend == "auto":
-        backend = "forge" if api_url else "local"
+        return get_enhance_backend("auto", api_url=api_url, api_auth=api_auth, gpu=gpu,
+                                   upscaler=upscaler, models_dir=models_dir)
     if backend == "local":
         return get_enhance_backend("local")
+    if backend == "realesrgan":
+        return get_enhance_backend("realesrgan", gpu=gpu)
+    if backend == "spandrel":
+        return get_enhance_backend("spandrel", gpu=gpu, models_dir=models_dir)
     if backend == "forge":
         return get_enhance_backend("forge", api_url=api_url or ["http://127.0.0.1:7860"],
                                    api_auth=api_auth)
-    raise typer.BadParameter(f"unknown backend {backend!r}: use auto, local or forge",
+    raise typer.BadParameter(f"unknown backend {backend!r}: use {', '.join(BACKEND_NAMES)}",
                              param_hint="--backend")
