@@ -18,10 +18,11 @@ ApiAuth = Annotated[Optional[str], typer.Option(
     "--api-auth", envvar=API_AUTH_ENV, help=f"user:password for a server started with --api-auth "
                                             f"(or set {API_AUTH_ENV}). Never printed.",
     show_default=False)]
+BACKEND_ENV = "FLUXGYM_COACH_BACKEND"
 Backend = Annotated[str, typer.Option(
-    "--backend", help="auto (forge with --api-url; else your model file with --upscaler PATH; else "
+    "--backend", envvar=BACKEND_ENV, help="auto (forge with --api-url; else your model file with --upscaler PATH; else "
                       "Real-ESRGAN, on the GPU or the CPU; else Pillow), realesrgan, spandrel, local "
-                      "(Pillow resize) or forge. See docs/enhance.md.")]
+                      "(Pillow resize) or forge (default: $FLUXGYM_COACH_BACKEND, else auto). See docs/enhance.md.")]
 Upscaler = Annotated[str, typer.Option(
     "--upscaler", help="Upscaler: the name the Forge server lists; a bundled Real-ESRGAN model "
                        "(realesrgan-x4plus, realesrgan-x4plus-anime, realesr-animevideov3); or a "
