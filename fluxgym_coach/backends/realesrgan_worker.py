@@ -84,10 +84,12 @@ class _Engine:
         if op == "devices":
             return {"ok": True, "count": int(self.wrapped.get_gpu_count())}, b""
         if op == "load":
+            for key in ("param", "bin"):  # ncnn only prints a failed fopen and goes on
+                if not Path(header[key]).is_file():
+                    raise FileNotFoundError(f"no model file {header[key]}")
             model = self.wrapped.RealESRGANWrapped(int(header["gpu"]), False)
             model.set_parameters(int(header.get("tilesize", 0)), int(header["scale"]))
-            if model.load(str(header["param"]), str(header["bin"])) not in (0, None):
-                raise RuntimeError(f"ncnn could not load {header['param']}")
+            model.load(str(header["param"]), str(header["bin"]))
             self.model, self.scale = model, int(header["scale"])
             return {"ok": True}, b""
         if op == "run":

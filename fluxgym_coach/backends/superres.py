@@ -119,6 +119,7 @@ class SuperResBackend:
         self.models_used: set[str] = set()
         self._stop = threading.Event()
         self._progress = 0.0
+        self._closed = False
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.name}-upscale")
 
     # -- what subclasses provide ---------------------------------------------------
@@ -205,7 +206,10 @@ class SuperResBackend:
         self._stop.set()
 
     async def aclose(self) -> None:
-        """Stop the worker thread and release the engine."""
+        """Stop the worker thread (after the running tile) and release the engine. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         self._stop.set()
         await asyncio.get_running_loop().run_in_executor(self._pool, self.close_engine)
         self._pool.shutdown(wait=False, cancel_futures=True)
