@@ -47,10 +47,11 @@ from . import imaging
 from .dataset import Dataset
 from .duplicates import hex_to_uint64, near_duplicate_groups
 from .events import EventSink, ItemDone, ItemFailed, JobFinished, JobStarted, null_sink
+from .findings import Finding, Severity
 from .store import ImageRecord, Store, register_schema
 
 #: Severities, most serious first.
-ERROR, WARNING, INFO = "error", "warning", "info"
+ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 SEVERITIES = (ERROR, WARNING, INFO)
 _RANK = {ERROR: 0, WARNING: 1, INFO: 2}
 
@@ -391,31 +392,6 @@ def ensure_measures(dataset: Dataset, records: list[ImageRecord], on_event: Even
 # ---------------------------------------------------------------------------
 # findings
 # ---------------------------------------------------------------------------
-@dataclass(slots=True)
-class Finding:
-    """One audit result for one image.
-
-    ``code``: stable identifier (see :data:`CODES`); ``severity``: ``"error"``,
-    ``"warning"`` or ``"info"``; ``message``: one sentence; ``value``: what was
-    measured; ``threshold``: what it was compared with; ``fix``: what to do;
-    ``category``: ``"file"``, ``"resolution"``, ``"quality"``, ``"duplicate"``
-    or ``"caption"``; ``detail``: extra data (bucket size, group members...).
-    """
-
-    code: str
-    severity: str
-    message: str
-    value: Any = None
-    threshold: Any = None
-    fix: str = ""
-    category: str = "quality"
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return asdict(self)
-
-
 #: Every finding code this module emits, with its category (caption rule codes come in addition).
 CODES = {
     "unreadable": "file", "animated": "file", "cmyk": "file", "high_bit_depth": "file",
@@ -735,14 +711,10 @@ def caption_findings(records: list[ImageRecord], trigger: str | None) -> dict[st
     return {rel: [_convert_caption_finding(f) for f in fs] for rel, fs in raw.items()}
 
 
-def _convert_caption_finding(f: Any) -> Finding:
-    get = (lambda k, d=None: f.get(k, d)) if isinstance(f, dict) else (lambda k, d=None: getattr(f, k, d))
-    sev = str(get("severity", WARNING)).lower()
-    if sev not in _RANK:
-        sev = WARNING
-    code = str(get("code", "rule"))
-    return Finding(f"caption-{code}", sev, str(get("message", code)), value=get("value"),
-                   threshold=get("threshold"), fix=str(get("fix", "") or ""), category="caption")
+def _convert_caption_finding(f: Finding) -> Finding:
+    """A caption rule's finding as an audit finding: its code gets the ``caption-`` prefix."""
+    return Finding(f"caption-{f.code}", f.severity, f.message, value=f.value, threshold=f.threshold,
+                   fix=f.fix, category="caption", detail=dict(f.detail))
 
 
 #: Store setting holding the parameters of the last audit (what :func:`stored_findings` reuses).
@@ -750,15 +722,10 @@ SETTINGS_KEY = "audit"
 
 
 def saved_trigger(dataset: Dataset) -> str | None:
-    """The dataset's saved trigger word (``caption --trigger`` saves it), or None.
+    """The dataset's trigger word (:attr:`~fluxgym_coach.settings.DatasetSettings.trigger`), or None."""
+    from .settings import load_settings
 
-    Read through :func:`fluxgym_coach.captioning.dataset_trigger` when that
-    module is present (imported lazily)."""
-    try:
-        from .captioning import dataset_trigger
-    except ImportError:
-        return None
-    return dataset_trigger(dataset)
+    return load_settings(dataset.store).trigger
 
 
 def build_report(records: list[ImageRecord], extras: dict[str, ExtraMeasures], *,
@@ -836,14 +803,16 @@ def audit_dataset(dataset: Dataset, *, resolution: int = 1024, thresholds: Thres
     if trigger is None:
         trigger = saved_trigger(dataset)
     if scan:
-        dataset.scan(on_event=on_event, workers=workers)
+        from .core import scan_blocking  # plugins hear of the images it indexes
+
+        scan_blocking(dataset, on_event)
     records = dataset.images()
     job = f"audit-{uuid.uuid4().hex[:8]}"
     extras, measured = ensure_measures(dataset, records, on_event=on_event, workers=workers, job=job)
     report = build_report(records, extras, resolution=resolution, thresholds=th,
                           trigger=trigger, caption_rules=caption_rules, measured=measured)
     report.seconds = time.perf_counter() - started
-    dataset.store.set_setting(SETTINGS_KEY, {"resolution": resolution, "trigger": trigger,
+    dataset.store.set_setting(SETTINGS_KEY, {"resolution": resolution,
                                              "caption_rules": caption_rules,
                                              "thresholds": th.to_dict()})
     flagged = sum(1 for a in report.images.values() if a.worst in (ERROR, WARNING))
@@ -869,8 +838,14 @@ def stored_report(store: Store, *, resolution: int | None = None, trigger: str |
     return build_report(store.images(), stored_measures(store),
                         resolution=resolution or int(saved.get("resolution") or 1024),
                         thresholds=thresholds,
-                        trigger=trigger if trigger is not None else saved.get("trigger"),
+                        trigger=trigger if trigger is not None else _settings_trigger(store),
                         caption_rules=bool(saved.get("caption_rules", True)))
+
+
+def _settings_trigger(store: Store) -> str | None:
+    from .settings import load_settings
+
+    return load_settings(store).trigger
 
 
 def stored_findings(store: Store) -> dict[str, list[Finding]]:

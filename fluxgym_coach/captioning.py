@@ -52,14 +52,11 @@ from .dataset import Dataset, one_line
 from .events import EventSink, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted, null_sink
 from .image_cache import ImageCache, canonical_json
 from .pipeline import Journal, job_id_for
+from .settings import load_settings, update_settings
 from .store import Store, register_schema
 
 MODES = ("only-missing", "refresh", "overwrite", "propose")
 BACKENDS = ("draft", "openai", "forge", "florence2")
-#: Store setting holding the dataset's default backend: ``{"backend": name, "options": {...}}``.
-BACKEND_SETTING = "caption.backend"
-#: Store setting holding the dataset's trigger word.
-TRIGGER_SETTING = "trigger"
 
 register_schema(
     "captions",
@@ -213,27 +210,25 @@ def draft_relpaths(dataset: Dataset) -> list[str]:
 
 
 def dataset_trigger(dataset: Dataset) -> str | None:
-    """The trigger word saved for this dataset (``caption --trigger`` saves it), or None."""
-    value = dataset.store.get_setting(TRIGGER_SETTING)
-    return value or None
+    """The dataset's trigger word (:attr:`DatasetSettings.trigger`), or None."""
+    return load_settings(dataset.store).trigger
 
 
 def default_backend(dataset: Dataset) -> tuple[str, dict[str, Any]]:
-    """The dataset's saved caption backend: ``(name, options)``; ``("draft", {})`` when none."""
-    saved = dataset.store.get_setting(BACKEND_SETTING) or {}
-    if not isinstance(saved, dict) or saved.get("backend") not in BACKENDS:
-        return "draft", {}
-    return saved["backend"], dict(saved.get("options") or {})
+    """The dataset's saved caption backend: ``(name, options)``; ``("draft", {})`` when none
+    (:attr:`DatasetSettings.caption`)."""
+    saved = load_settings(dataset.store).caption
+    return saved.backend, dict(saved.options)
 
 
 def save_default_backend(dataset: Dataset, name: str, options: dict[str, Any]) -> None:
     """Save ``name`` and its ``options`` as the dataset's caption backend (credentials
-    such as ``api_auth`` are left out; the OpenAI key is never an option, only the
-    name of its environment variable). Raises ValueError for an unknown name."""
+    such as ``api_auth`` and a URL's ``user:password@`` are left out; the OpenAI key is
+    never an option, only the name of its environment variable). Raises ValueError
+    for an unknown name."""
     if name not in BACKENDS:
         raise ValueError(f"unknown caption backend {name!r}: use one of {', '.join(BACKENDS)}")
-    clean = {k: v for k, v in options.items() if k not in ("api_auth", "api_key")}
-    dataset.store.set_setting(BACKEND_SETTING, {"backend": name, "options": clean})
+    update_settings(dataset.store, caption={"backend": name, "options": dict(options)})
 
 
 def proposals(store: Store, relpath: str) -> list[dict[str, Any]]:

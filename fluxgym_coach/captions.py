@@ -32,6 +32,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .caption_encoding import REFUSED
+from .findings import Finding, Severity
+
 if TYPE_CHECKING:  # pragma: no cover
     from .dataset import Dataset
 
@@ -324,11 +327,12 @@ def count_tokens(text: str, counter: TokenCounter | None = None) -> TokenCount:
 
 
 # -- lint -----------------------------------------------------------------------------
-@dataclass(slots=True)
-class CaptionFinding:
-    """One problem found in a caption.
+def CaptionFinding(code: str, severity: str, message: str, value: Any = None,  # noqa: N802 - was a class
+                   threshold: Any = None, fix: str = "") -> Finding:
+    """One problem found in a caption: a :class:`~fluxgym_coach.findings.Finding` of
+    category ``"caption"``.
 
-    ``code`` is stable (``"missing"``, ``"empty"``, ``"multiline"``,
+    ``code`` is stable (``"missing"``, ``"refused"``, ``"empty"``, ``"multiline"``,
     ``"not-utf8"``, ``"bad-characters"``, ``"trigger-missing"``,
     ``"trigger-not-first"``, ``"too-short"``, ``"draft"``, ``"clip-truncated"``,
     ``"t5-truncated"``, ``"mixed-style"``, ``"duplicate-tags"``,
@@ -337,17 +341,7 @@ class CaptionFinding:
     or ``"info"``; ``value`` is what was measured, ``threshold`` the limit it
     was compared with (None when not numeric), ``fix`` what to do.
     """
-
-    code: str
-    severity: str
-    message: str
-    value: Any = None
-    threshold: Any = None
-    fix: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON output."""
-        return asdict(self)
+    return Finding(code, Severity(severity), message, value, threshold, fix, category="caption")
 
 
 def _tag_like(segment: str) -> bool:
@@ -398,6 +392,11 @@ def lint(text: str | None, trigger: str | None = None, *, encoding: str | None =
                         f"known: {', '.join(DEFAULT_THRESHOLDS)}")
     th = {**DEFAULT_THRESHOLDS, **thresholds}
     out: list[CaptionFinding] = []
+    if encoding == REFUSED:
+        return [CaptionFinding("refused", "error", "the caption file holds NUL or control bytes (a binary "
+                               "file or a damaged encoding): it is not used and never exported",
+                               value=encoding, fix="save it as UTF-8 text in an editor, or delete it and "
+                               "run `fluxgym-coach caption`")]
     if text is None:
         return [CaptionFinding("missing", "error", "no caption sidecar (.txt); kohya falls back to "
                                "the class tokens only", fix="write a caption, or run `fluxgym-coach caption`")]
@@ -555,6 +554,9 @@ def apply_to_captions(dataset: "Dataset", transform: Callable[[str], str], kind:
     rels = list(relpaths) if relpaths is not None else [r.relpath for r in dataset.images()]
     for rel in rels:
         current = dataset.read_caption(rel)
+        if current is not None and current.error:  # binary / damaged sidecar: never edited blindly
+            report.skipped[rel] = current.error
+            continue
         if current is None and not include_missing:
             report.skipped[rel] = "no caption"
             continue
@@ -572,6 +574,9 @@ def apply_to_captions(dataset: "Dataset", transform: Callable[[str], str], kind:
 
 def _prefix(prefix: str, sep: str) -> Callable[[str], str]:
     prefix = prefix.strip()
+    if "," not in prefix and sep.strip() == ",":
+        # one tag (the trigger word): moved to the front where it is already a tag, never doubled
+        return lambda text: apply_trigger(text, prefix)
 
     def f(text: str) -> str:
         if not text:
@@ -586,10 +591,18 @@ def bulk_prefix(dataset: "Dataset", prefix: str, relpaths: Iterable[str] | None 
                 sep: str = ", ") -> BulkReport:
     """Put ``prefix`` at the start of each caption (skipped where it is there already).
 
-    With the trigger word as prefix this is the usual "trigger first" fix.
-    Images without a caption get the prefix alone.
+    A single tag (the trigger word) is put first by :func:`apply_trigger`: where
+    the caption already has it as a tag it is moved, never doubled. Images
+    without a caption get the prefix alone.
     """
     return apply_to_captions(dataset, _prefix(prefix, sep), "prefix", relpaths, include_missing=True)
+
+
+def bulk_trigger_first(dataset: "Dataset", trigger: str, relpaths: Iterable[str] | None = None) -> BulkReport:
+    """Put the trigger word first in each caption (:func:`apply_trigger`): what
+    ``captions trigger-first``, ``captions prefix WORD`` and the TUI's ``t`` do."""
+    return apply_to_captions(dataset, lambda text: apply_trigger(text, trigger), "trigger-first",
+                             relpaths, include_missing=True)
 
 
 def bulk_suffix(dataset: "Dataset", suffix: str, relpaths: Iterable[str] | None = None,

@@ -23,8 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import FluxgymCoachError
 from . import imaging
 from .events import EventSink, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted, null_sink
+from .caption_encoding import CaptionText, read_caption_file
 from .fsutil import atomic_write_text
 from .store import STORE_DIRNAME, ImageRecord, Store
 
@@ -35,44 +37,19 @@ UTF8_BOM = b"\xef\xbb\xbf"
 FALLBACK_ENCODINGS = ("cp1252", "latin-1")
 
 
-class DatasetError(Exception):
+class DatasetError(FluxgymCoachError):
     """The dataset folder is unusable (missing, not a folder, not writable)."""
-
-
-@dataclass(slots=True)
-class CaptionText:
-    """A sidecar as read: ``text`` (BOM removed, line ends kept), the
-    ``encoding`` it was decoded with, and a ``warning`` when that was not UTF-8."""
-
-    text: str
-    encoding: str
-    warning: str | None = None
 
 
 def read_sidecar(path: str | Path) -> CaptionText | None:
     """Read a caption sidecar; None if it does not exist.
 
-    UTF-8 (with or without BOM) is read as is; other bytes are decoded with
-    :data:`FALLBACK_ENCODINGS` and a warning says so.
+    UTF-8 (with or without BOM) is read as is; UTF-16/32 by their BOM, UTF-16
+    without BOM by its NUL pattern, other bytes as cp1252, with a warning.
+    A file with NUL or control bytes is refused: empty ``text``, ``error`` set
+    (see :mod:`fluxgym_coach.caption_encoding`).
     """
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        return None
-    if raw.startswith(UTF8_BOM):
-        return CaptionText(raw[len(UTF8_BOM):].decode("utf-8", errors="replace"), "utf-8-sig")
-    try:
-        return CaptionText(raw.decode("utf-8"), "utf-8")
-    except UnicodeDecodeError:
-        pass
-    for enc in FALLBACK_ENCODINGS:
-        try:
-            text = raw.decode(enc)
-        except UnicodeDecodeError:
-            continue
-        return CaptionText(text, enc, f"caption is not UTF-8; read as {enc}. Saving or exporting "
-                                      "writes it back as UTF-8 (the original stays in the history)")
-    raise AssertionError("latin-1 decodes any bytes")  # pragma: no cover
+    return read_caption_file(path)
 
 
 def one_line(text: str) -> str:
@@ -311,6 +288,8 @@ class Dataset:
         new = one_line(text)
         current = self.read_caption(relpath)
         old = current.text if current else None
+        if current is not None and current.error:  # a refused (binary/damaged) sidecar: keep it in the history
+            old = current.damaged
         if old is not None and old == new and current.encoding == "utf-8":
             return False
         if old is None and not new:

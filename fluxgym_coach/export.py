@@ -40,6 +40,7 @@ from typing import Any
 import tomli_w
 from slugify import slugify
 
+from .errors import FluxgymCoachError
 from . import imaging
 from .dataset import Dataset, one_line
 from .events import EventSink, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted, null_sink
@@ -56,7 +57,7 @@ _STALE_SUFFIXES = {".npz", ".txt"} | {e for e in imaging.IMAGE_EXTENSIONS} | {".
 _STEM_OK = re.compile(r"[^A-Za-z0-9_-]+")
 
 
-class ExportError(Exception):
+class ExportError(FluxgymCoachError):
     """The export cannot start (bad name or trigger word, target not empty without
     ``force``, target inside the dataset). The message says what to do."""
 
@@ -346,6 +347,9 @@ def export_dataset(
         payload = data if untouched else imaging.encode(im, fmt, quality=jpeg_quality)
         atomic_write_bytes(ds_dir / file_name, payload, fsync=False)
         current = dataset.read_caption(rec.relpath)
+        if current is not None and current.error:  # binary / control bytes: never exported (issue 11 #14)
+            (ds_dir / file_name).unlink(missing_ok=True)
+            return rec, None, notes, current.error
         if current is not None and current.warning:
             notes.append(current.warning)
         text, status = caption_for_export(current.text if current else None, trigger)

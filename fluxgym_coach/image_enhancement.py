@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .errors import FluxgymCoachError
 from . import imaging
 from .backends.base import (DEFAULT_COLORIZE_NEGATIVE_PROMPT, DEFAULT_COLORIZE_PROMPT,
                             DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT, DEFAULT_UPSCALER, BackendError,
@@ -51,7 +52,7 @@ API_URL_ENV = "FLUXGYM_COACH_API_URL"
 T = TypeVar("T")
 
 
-class EnhancementError(Exception):
+class EnhancementError(FluxgymCoachError):
     """Enhancing one or more files failed. ``failures`` maps each input path to the
     reason; ``results`` holds ``(output_path, was_processed)`` of the files that
     did succeed (already written)."""

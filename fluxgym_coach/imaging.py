@@ -32,6 +32,8 @@ import numpy as np
 import xxhash
 from PIL import Image, ImageFile, ImageFilter, ImageOps, UnidentifiedImageError
 
+from .errors import FluxgymCoachError
+
 #: File extensions (lower case) that a scan accepts.
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
@@ -48,7 +50,7 @@ EXIF_ORIENTATION = 0x0112
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
-class ImageReadError(Exception):
+class ImageReadError(FluxgymCoachError):
     """A file could not be read as an image.
 
     ``path`` names the file, ``reason`` says why in words a user can act on.

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import FluxgymCoachError
+
 STORE_DIRNAME = ".fluxgym-coach"
 STORE_FILENAME = "store.sqlite"
 
@@ -141,7 +143,7 @@ register_schema(
 )
 
 
-class StoreError(RuntimeError):
+class StoreError(FluxgymCoachError, RuntimeError):
     """The store file cannot be opened or migrated (path and reason in the message)."""
 
 

@@ -3,10 +3,16 @@ those modules are loaded automatically (no need to edit this file)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+
+# Before any test module imports the CLI: its Rich consoles read these when created, and
+# under pytest-xdist the modules are imported at collection, before any fixture runs.
+os.environ["COLUMNS"] = "120"
+os.environ["NO_COLOR"] = "1"
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent

@@ -317,11 +317,12 @@ def test_cancelling_from_the_event_sink_keeps_finished_work(audit_images):
 def test_saved_trigger_is_the_default(tmp_path):
     textured((256, 256), 1).save(tmp_path / "a.png")
     (tmp_path / "a.txt").write_text("a red bicycle leaning on a brick wall", encoding="utf-8")
-    captioning = pytest.importorskip("fluxgym_coach.captioning")
+    from fluxgym_coach.settings import update_settings
+
     with Dataset(tmp_path) as ds:
         assert audit.saved_trigger(ds) is None
         assert "caption-trigger-missing" not in codes(audit_dataset(ds), "a.png")
-        ds.store.set_setting(captioning.TRIGGER_SETTING, "ohwx")
+        update_settings(ds.store, trigger="ohwx")
         assert audit.saved_trigger(ds) == "ohwx"
         report = audit_dataset(ds)
     assert "caption-trigger-missing" in codes(report, "a.png")

@@ -150,3 +150,47 @@ def test_caption_enhance_and_export_in_panoptic(open_panoptic, plugin_dataset, t
                               ActionContext(ui_inputs={"out_dir": str(fluxgym), "name": "My LoRA"}))
     (err,) = res.notifs  # exported already: an error notification, not an HTTP 500
     assert err.type is NotifType.ERROR and "not empty" in err.message and "ExportError" in err.data["traceback"]
+
+
+def test_params_form_has_every_setting_and_refuses_bad_values(open_panoptic, plugin_dataset):
+    project = open_panoptic(plugin_dataset)
+    plugin = project.plugins[0]
+    form = {p.name: p for p in plugin.get_description().base_params.params}  # what Panoptic's UI shows
+    assert set(form) == {"trigger", "resolution", "caption_backend", "caption_model", "openai_base_url",
+                         "enhance_backend", "forge_url"}
+    assert form["resolution"].type == "int" and form["resolution"].default_value == 1024
+    assert form["caption_backend"].type == "enum"
+    assert form["caption_backend"].possible_values == ["draft", "openai", "forge", "florence2"]
+    assert form["enhance_backend"].possible_values == ["local", "forge"]
+    for bad in ({"resolution": "abc"}, {"resolution": 100}, {"forge_url": "127.0.0.1:7860"},
+                {"caption_backend": "nope"}):
+        with pytest.raises(ValueError, match="not changed"):
+            project.update_plugin_params(PLUGIN_ID, bad)
+        assert plugin.params.resolution == 1024 and plugin.params.forge_url == ""
+    project.update_plugin_params(PLUGIN_ID, {"resolution": "768", "caption_backend": "forge"})
+    assert plugin.params.resolution == 768 and plugin.params.caption_backend.value == "forge"
+    assert plugin.project.load_params()["resolution"] == 768  # stored validated, as JSON
+
+
+def test_forge_captioner_uses_the_forge_url_setting(open_panoptic, plugin_dataset, fake_forge):
+    project = open_panoptic(plugin_dataset)
+    project.update_plugin_params(PLUGIN_ID, {"caption_backend": "forge", "forge_url": fake_forge.url,
+                                             "caption_model": "deepdanbooru"})
+    horse = _ids(project, "horse.png")
+    res = project.action.call(f"{PLUGIN_ID}.caption", ActionContext(instance_ids=horse))
+    assert res.notifs[0].type is NotifType.INFO, res.notifs[0].message
+    assert fake_forge.jobs_by_path.get("/sdapi/v1/interrogate") == 1  # the server we named, not :7860
+    assert (plugin_dataset / "horse.txt").is_file()
+
+
+def test_openai_captioner_uses_the_model_and_base_url_settings(open_panoptic, plugin_dataset, fake_openai,
+                                                               monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    project = open_panoptic(plugin_dataset)
+    project.update_plugin_params(PLUGIN_ID, {"caption_backend": "openai", "caption_model": "fake-vision",
+                                             "openai_base_url": fake_openai.url})
+    res = project.action.call(f"{PLUGIN_ID}.caption", ActionContext(instance_ids=_ids(project, "horse.png")))
+    assert res.notifs[0].type is NotifType.INFO, res.notifs[0].message
+    (req,) = fake_openai.chat_requests
+    assert req.body["model"] == "fake-vision"
+    assert (plugin_dataset / "horse.txt").read_text(encoding="utf-8").strip()

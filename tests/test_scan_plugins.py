@@ -43,3 +43,27 @@ def test_scan_with_plugin_config_fires_import_events(example_dataset, tmp_path):
     assert r.exit_code == 0, r.output
     (new,) = _digests(example_dataset) - before
     assert new in _vector_sha1s(example_dataset)
+
+
+def test_image_first_indexed_by_export_gets_vectors_at_the_next_scan(example_dataset, tmp_path):
+    write_config(example_dataset, PluginConfig())
+    assert runner.invoke(app, ["scan", str(example_dataset)]).exit_code == 0
+    with Image.open(example_dataset / "chelsea.png") as im:
+        im.transpose(Image.Transpose.FLIP_TOP_BOTTOM).save(example_dataset / "chelsea_upside.png")
+    # an indexing that bypasses the plugins (as export, audit and caption did)
+    from fluxgym_coach.dataset import Dataset
+
+    ds = Dataset(example_dataset)
+    ds.scan()
+    ds.close()
+    new = {d for d in _digests(example_dataset)} - _vector_sha1s(example_dataset)
+    assert len(new) == 1
+    assert runner.invoke(app, ["scan", str(example_dataset)]).exit_code == 0
+    assert new <= _vector_sha1s(example_dataset)
+
+
+def test_export_notifies_plugins_of_the_images_it_indexes(example_dataset, tmp_path):
+    write_config(example_dataset, PluginConfig())
+    r = runner.invoke(app, ["export", str(example_dataset), "-o", str(tmp_path / "fg"), "-t", "ohwx"])
+    assert r.exit_code in (0, 1), r.output
+    assert _vector_sha1s(example_dataset) == _digests(example_dataset)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
+from ..errors import FluxgymCoachError
 from .. import imaging
 
 #: Shipped defaults (seed 002, "Paramètres recommandés").
@@ -22,7 +23,7 @@ DEFAULT_COLORIZE_PROMPT = "colorized photo, natural colors, realistic skin tones
 DEFAULT_COLORIZE_NEGATIVE_PROMPT = "black and white, monochrome, grayscale, sepia, desaturated"
 
 
-class BackendError(Exception):
+class BackendError(FluxgymCoachError):
     """A backend could not do the work. ``reason`` is a sentence a user can act on;
     ``retryable`` says whether the same request may succeed later."""
 

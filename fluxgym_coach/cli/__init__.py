@@ -1,20 +1,71 @@
 """The ``fluxgym-coach`` command (Typer).
 
 Each sub-command lives in a module ``cmd_<name>.py`` of this package that
-defines ``register(app: typer.Typer) -> None``; modules are discovered at
-start-up, so adding a command never means editing a shared file. Front-end
-code only: every command calls the core and presents its result.
+defines ``register(app: typer.Typer) -> None``; adding a command never means
+editing a shared file. Modules are imported lazily (:class:`LazyCommands`):
+``fluxgym-coach scan`` imports ``cmd_scan`` alone, ``--version`` imports no
+command, and only the top-level ``--help`` imports them all. Front-end code
+only: every command calls the core and presents its result.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
-import pkgutil
+import re
 import sys
+from pathlib import Path
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from .. import __version__
+
+#: ``app.command("name")`` and ``app.add_typer(..., name="name")`` in a cmd module's source.
+_REGISTERS = re.compile(r'app\.command\(\s*"([\w-]+)"|app\.add_typer\([^)]*?name\s*=\s*"([\w-]+)"')
+
+
+@functools.cache
+def command_modules() -> dict[str, str]:
+    """``{command name: module name}`` read from the source of ``cmd_*.py`` (nothing imported)."""
+    found: dict[str, str] = {}
+    for path in sorted(Path(__file__).parent.glob("cmd_*.py")):
+        names = [a or b for a, b in _REGISTERS.findall(path.read_text(encoding="utf-8"))]
+        for name in names or [path.stem[4:].replace("_", "-")]:
+            found.setdefault(name, path.stem)
+    return found
+
+
+@functools.cache
+def _load(module_name: str) -> dict[str, click.Command]:
+    """The click commands that ``cmd_<...>.register`` adds, or {} (error on stderr) when the
+    module fails: one broken command must not take the others down."""
+    try:
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        holder = typer.Typer()
+        holder.callback()(lambda: None)  # a group even for a single command
+        module.register(holder)
+        group = typer.main.get_group(holder)
+        return dict(group.commands)
+    except Exception as exc:  # noqa: BLE001 - reported, the other commands still work
+        sys.stderr.write(f"fluxgym-coach: the {module_name[4:]!r} command is unavailable: "
+                         f"{type(exc).__name__}: {exc}\n")
+        return {}
+
+
+class LazyCommands(TyperGroup):
+    """The root group: commands are found by :func:`command_modules` and imported on use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(command_modules()))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = command_modules().get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            for name, command in _load(module).items():
+                self.commands.setdefault(name, command)
+        return super().get_command(ctx, cmd_name)
 
 app = typer.Typer(
     name="fluxgym-coach",
@@ -29,6 +80,7 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    cls=LazyCommands,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -46,21 +98,6 @@ def _root(
                                  help="Print the version and exit."),
 ) -> None:
     """Prepare image datasets for FLUX LoRA training."""
-
-
-def _register_all() -> None:
-    for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if not mod.name.startswith("cmd_"):
-            continue
-        try:
-            module = importlib.import_module(f"{__name__}.{mod.name}")
-            module.register(app)
-        except Exception as exc:  # one broken command must not take the others down
-            sys.stderr.write(f"fluxgym-coach: the {mod.name[4:]!r} command is unavailable: "
-                             f"{type(exc).__name__}: {exc}\n")
-
-
-_register_all()
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ..audit import ERROR, INFO, WARNING, Thresholds, audit_dataset
 from ..dataset import Dataset, DatasetError
-from .common import EXIT_USAGE, err, fail, out, print_json, progress_sink
+from .common import esc, EXIT_USAGE, err, fail, out, print_json, progress_sink
 from .options import Json, Quiet, Strict
 
 _DEFAULTS = Thresholds()
@@ -71,20 +71,20 @@ def audit(
         print_json(data)
         raise typer.Exit(code)
     limit = INFO if show_all else WARNING
-    table = Table(title=f"Audit of {ds.root} at resolution {resolution}")
+    table = Table(title=f"Audit of {esc(ds.root)} at resolution {resolution}")
     for col in ("image", "severity", "finding", "value", "threshold", "fix"):
         table.add_column(col, overflow="fold")
     shown = 0
     for rel in report.flagged(limit):
         for f in report.images[rel].findings:
             if show_all or f.severity != INFO:
-                table.add_row(rel, f"[{_STYLE[f.severity]}]{f.severity}[/]", f"{f.code}: {f.message}",
-                              _fmt(f.value), _fmt(f.threshold), f.fix)
+                table.add_row(esc(rel), f"[{_STYLE[f.severity]}]{f.severity}[/]", esc(f"{f.code}: {f.message}"),
+                              esc(_fmt(f.value)), esc(_fmt(f.threshold)), esc(f.fix))
                 shown += 1
     if shown:
         out.print(table)
     for g in report.groups:
-        out.print(f"[bold]{g.kind} duplicates[/] (keep {g.keeper}): {', '.join(g.members)}")
+        out.print(f"[bold]{g.kind} duplicates[/] (keep {esc(g.keeper)}): {esc(', '.join(g.members))}")
     c = report.counts()
     out.print(f"{len(report.images)} images: {c[ERROR]} with errors, {c[WARNING]} with warnings, "
               f"{c[INFO] + c['clean']} fine; {len(report.groups)} duplicate groups; "

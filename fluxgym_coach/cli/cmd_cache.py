@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from ..image_cache import ImageCache
-from .common import out, print_json
+from .common import esc, out, print_json
 from .options import CacheDir, Json
 
 cache_app = typer.Typer(help="Inspect or empty the result cache (enhanced images, shared by all "
@@ -29,7 +29,7 @@ def stats(cache_dir: CacheDir = None, json_out: Json = False) -> None:
         print_json({"root": str(s.root), "entries": s.entries, "bytes": s.bytes,
                     "max_bytes": s.max_bytes})
         return
-    out.print(f"cache   {s.root}\nentries {s.entries}\nsize    {_human(s.bytes)} of "
+    out.print(f"cache   {esc(s.root)}\nentries {s.entries}\nsize    {_human(s.bytes)} of "
               f"{_human(s.max_bytes)} (least recently used results are removed beyond that)")
 
 
@@ -48,7 +48,7 @@ def clear(
     if json_out:
         print_json({"removed": n})
     else:
-        out.print(f"removed {n} cached results from {cache.root}")
+        out.print(f"removed {n} cached results from {esc(cache.root)}")
 
 
 def register(app: typer.Typer) -> None:

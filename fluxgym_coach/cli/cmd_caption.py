@@ -12,11 +12,13 @@ import typer
 from rich.table import Table
 
 from .. import captions as rules
-from ..captioning import (BACKENDS, TRIGGER_SETTING, caption_status, dataset_trigger,
+from ..captioning import (BACKENDS, caption_status, dataset_trigger,
                           default_backend, get_caption_backend, run_caption, save_default_backend)
 from ..backends.captioners.base import CaptionBackendError
+from ..core import scan_blocking
 from ..dataset import Dataset, DatasetError
-from .common import (EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json,
+from ..settings import update_settings
+from .common import (esc, EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json,
                      progress_sink, report_problems)
 from .options import ApiAuth, Json, Quiet, Strict
 
@@ -36,7 +38,7 @@ def open_dataset(path: Path, scan: bool = True) -> Dataset:
     except DatasetError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     if scan:
-        ds.scan()
+        scan_blocking(ds)  # plugins hear of the images it indexes
     return ds
 
 
@@ -47,7 +49,7 @@ def resolve_trigger(ds: Dataset, trigger: str | None, save: bool = True) -> str 
         if not trigger or "\n" in trigger:
             raise fail("the trigger word must be a non-empty single line", EXIT_USAGE)
         if save:
-            ds.store.set_setting(TRIGGER_SETTING, trigger)
+            update_settings(ds.store, trigger=trigger)
         return trigger
     return dataset_trigger(ds)
 
@@ -167,7 +169,7 @@ def caption(
     if json_out:
         print_json(report.to_dict())
     else:
-        table = Table(title=f"Captions by {captioner.name} ({mode})", show_header=False)
+        table = Table(title=esc(f"Captions by {captioner.name} ({mode})"), show_header=False)
         for status, n in sorted(report.counts().items()):
             table.add_row(status, str(n))
         table.add_row("backend requests", str(report.backend_requests))
@@ -180,7 +182,7 @@ def caption(
                       "orientation and folder. Edit them in the TUI, or replace them later with "
                       "`fluxgym-coach caption DATASET --backend openai --refresh`.")
     if report.fatal:
-        err.print(f"[bold red]stopped:[/] {report.fatal}")
+        err.print(f"[bold red]stopped:[/] {esc(report.fatal)}")
         raise typer.Exit(EXIT_BACKEND)
     code = EXIT_FAILED if report.failed or (strict and sink.problems.warnings) else EXIT_OK
     raise typer.Exit(code)
@@ -223,7 +225,7 @@ def lint_cmd(
         colour = {"error": "red", "warning": "yellow", "info": "cyan"}
         for rel, fs in findings.items():
             for f in fs:
-                table.add_row(rel, f"[{colour[f.severity]}]{f.severity}[/]", f.code, f.message)
+                table.add_row(esc(rel), f"[{colour[f.severity]}]{f.severity}[/]", f.code, esc(f.message))
         out.print(table if table.row_count else "[green]no findings[/]")
         if not all(counter.exact.values()):
             err.print("token counts are estimates: no local tokenizer found (see docs/captions.md)")
@@ -254,7 +256,7 @@ def tokens_cmd(
     else:
         table = Table("caption", "CLIP-L / 77", "T5 / 512")
         for k, c in counts.items():
-            table.add_row(k, f"{c.clip}{'' if c.clip_exact else ' ~'}", f"{c.t5}{'' if c.t5_exact else ' ~'}")
+            table.add_row(esc(k), f"{c.clip}{'' if c.clip_exact else ' ~'}", f"{c.t5}{'' if c.t5_exact else ' ~'}")
         out.print(table)
         if any(not (c.clip_exact and c.t5_exact) for c in counts.values()):
             err.print("~ = estimate (no local tokenizer found)")
@@ -274,9 +276,27 @@ def _bulk_done(report: rules.BulkReport, json_out: bool) -> None:
 @captions_app.command("prefix")
 def prefix_cmd(dataset: DatasetArg, text: Annotated[str, typer.Argument(help="Text to put first.")],
                images: Images = None, json_out: Json = False) -> None:
-    """Put TEXT first in every caption (e.g. the trigger word); undoable."""
+    """Put TEXT first in every caption (a single tag such as the trigger word is moved
+    to the front where it is already a tag, never doubled); undoable.
+
+    Example: fluxgym-coach captions prefix ./photos ohwx
+    """
     with open_dataset(dataset) as ds:
         _bulk_done(rules.bulk_prefix(ds, text, images or None), json_out)
+
+
+@captions_app.command("trigger-first")
+def trigger_first_cmd(dataset: DatasetArg, trigger: Trigger = None, images: Images = None,
+                      json_out: Json = False) -> None:
+    """Put the trigger word first in every caption (moved where it is already a tag); undoable.
+
+    Example: fluxgym-coach captions trigger-first ./photos --trigger ohwx
+    """
+    with open_dataset(dataset) as ds:
+        word = resolve_trigger(ds, trigger)
+        if not word:
+            raise fail("no trigger word: give --trigger WORD (it is saved for the dataset)", EXIT_USAGE)
+        _bulk_done(rules.bulk_trigger_first(ds, word, images or None), json_out)
 
 
 @captions_app.command("suffix")
@@ -346,8 +366,8 @@ def undo_cmd(
             if json_out:
                 print_json({"image": image, "restored": restored})
             else:
-                out.print(f"{image}: restored {restored!r}" if restored is not None
-                          else f"{image}: caption removed (there was none before)")
+                out.print(esc(f"{image}: restored {restored!r}") if restored is not None
+                          else esc(f"{image}: caption removed (there was none before)"))
             raise typer.Exit(EXIT_OK)
         if not op:
             ops = rules.operations(ds)
@@ -356,7 +376,7 @@ def undo_cmd(
             else:
                 table = Table("operation", "images", "undone")
                 for o in ops:
-                    table.add_row(o["op_id"], str(o["images"]), str(o["undone"]))
+                    table.add_row(esc(o["op_id"]), str(o["images"]), str(o["undone"]))
                 out.print(table)
             raise typer.Exit(EXIT_OK)
         try:
@@ -381,7 +401,7 @@ def status_cmd(dataset: DatasetArg, json_out: Json = False) -> None:
     else:
         table = Table("image", "caption")
         for rel, st in statuses.items():
-            table.add_row(rel, st)
+            table.add_row(esc(rel), st)
         out.print(table)
     raise typer.Exit(EXIT_OK)
 

@@ -3,7 +3,19 @@
 Upscales image files through a Forge / A1111 server (or the embedded Pillow
 backend), colorizing black-and-white ones, with results cached and the job
 resumable. Presentation only: the work is
-:func:`fluxgym_coach.image_enhancement.enhance_files`.
+:func:`fluxgym_coach.image_enhancement.enhance_files` (files) or
+:func:`fluxgym_coach.core.enhance_images` (datasets).
+
+Where results go (nothing is ever written among a dataset's originals, where
+the next scan and export would take it for a training image):
+
+* ``-o FILE`` / ``-o FOLDER``: ``<name>_enhanced.<format>`` files there;
+* folders without ``-o``: each folder is a dataset; its images (recursively)
+  are enhanced into the result cache, recorded as variants and selected for
+  export (``pending`` until reviewed), as ``prepare`` and the TUI do;
+* files without ``-o``: ``<name>_enhanced.<format>`` next to each file, unless
+  the file belongs to a dataset (a folder above it holds ``.fluxgym-coach/``),
+  which is refused with the two ways out.
 """
 
 from __future__ import annotations
@@ -17,6 +29,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from .. import imaging
 from ..backends.base import (BACKEND_NAMES, DEFAULT_COLORIZE_NEGATIVE_PROMPT, DEFAULT_COLORIZE_PROMPT,
@@ -25,7 +38,7 @@ from ..image_cache import ImageCache
 from ..image_enhancement import API_URL_ENV, default_output, enhance_files
 from ..store import Store
 from . import options as o
-from .common import (EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json,
+from .common import (esc, EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json,
                      progress_sink, report_problems)
 
 #: Store file (job journals of ``enhance``) inside the cache folder.
@@ -98,13 +111,39 @@ def plan_outputs(inputs: list[Path], output: Path | None, fmt: str) -> list[tupl
     return pairs
 
 
+def dataset_root_of(path: Path) -> Path | None:
+    """The nearest folder at or above ``path``'s folder holding a dataset store
+    (``.fluxgym-coach/``), or None."""
+    from ..store import STORE_DIRNAME
+    folder = path.resolve().parent
+    for candidate in (folder, *folder.parents):
+        if (candidate / STORE_DIRNAME).is_dir():
+            return candidate
+    return None
+
+
+def check_outside_datasets(pairs: list[tuple[Path, Path]]) -> None:
+    """Refuse default outputs that would land inside a dataset (typer.BadParameter
+    naming the file, the dataset and the two ways out)."""
+    for src, dst in pairs:
+        root = dataset_root_of(dst)
+        if root is not None:
+            raise typer.BadParameter(
+                f"{dst} would be written inside the dataset {root}, whose next export would take it "
+                f"for a training image. Enhance the dataset instead (`fluxgym-coach enhance {root}`: "
+                f"results become variants selected for export), or give --output a folder outside it",
+                param_hint="--output")
+
+
 def enhance(
     paths: Annotated[list[str], typer.Argument(
         help="Image files, folders or glob patterns (quote them: 'images/*.jpg').",
         show_default=False)],
     output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Output file (one image) or folder (several). Default: "
-                               "<name>_enhanced.<format> next to each image.",
+        "--output", "-o", help="Output file (one image) or folder (several). Default: a folder "
+                               "argument is a dataset, enhanced into the result cache as variants "
+                               "selected for export (no file among its images); a file gets "
+                               "<name>_enhanced.<format> next to it, unless it is inside a dataset.",
         show_default=False)] = None,
     api_url: Annotated[Optional[list[str]], typer.Option(
         "--api-url", envvar=API_URL_ENV,
@@ -117,8 +156,6 @@ def enhance(
                           "auto (see docs/enhance.md). Only forge colorizes.")] = "forge",
     scale: Annotated[int, typer.Option("--scale", min=1, max=4, help="Scale factor, 1 to 4.")] = 2,
     upscaler: o.Upscaler = o.DEFAULTS.upscaler,
-    gpu: o.Gpu = None,
-    models_dir: o.ModelsDir = None,
     denoising_strength: o.Denoise = o.DEFAULTS.denoising_strength,
     prompt: o.Prompt = o.DEFAULTS.prompt,
     negative_prompt: o.NegPrompt = o.DEFAULTS.negative_prompt,
@@ -153,12 +190,33 @@ def enhance(
     are cached: a second run sends nothing. Ctrl-C, then the same command,
     continues where it stopped. Existing outputs are skipped unless --force.
 
+    Without --output, a folder is treated as a dataset: its images (recursively)
+    are enhanced into the result cache and selected for export as variants, as
+    `prepare` does; nothing is written among the originals. Files get
+    <name>_enhanced.<format> beside them, except inside a dataset (refused).
+
     Exit code: 0 done, 1 some image failed, 2 bad arguments, 3 the server is
     unreachable or refused the settings (unknown upscaler or sampler, auth).
     """
     if verbose:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         logging.getLogger("httpx").setLevel(logging.WARNING)
+    def make_params(format_name: str) -> EnhanceParams:
+        return EnhanceParams(scale_factor=float(scale), upscaler=upscaler,
+                             denoising_strength=denoising_strength, prompt=prompt,
+                             negative_prompt=negative_prompt, steps=steps, cfg_scale=cfg_scale,
+                             sampler_name=sampler, output_format=format_name,
+                             colorize=not no_colorize, colorize_prompt=colorize_prompt,
+                             colorize_negative_prompt=colorize_negative_prompt)
+
+    _check_backend_name(backend)
+    lookup = not (no_cache or force_reprocess)
+    folders = [Path(p).expanduser() for p in paths if Path(p).expanduser().is_dir()]
+    if output is None and folders:
+        _check_dataset_folders(folders, len(paths))
+        raise typer.Exit(enhance_datasets(folders, backend, api_url, api_auth,
+                                          make_params(fmt.value if fmt else "PNG"), cache_dir,
+                                          lookup=lookup, json_out=json_out, quiet=quiet))
     try:
         inputs = expand_paths(paths)
         if fmt is not None:
@@ -167,19 +225,35 @@ def enhance(
             format_name = output.suffix.lstrip(".").upper()
         else:
             format_name = "PNG"
-        params = EnhanceParams(scale_factor=float(scale), upscaler=upscaler,
-                               denoising_strength=denoising_strength, prompt=prompt,
-                               negative_prompt=negative_prompt, steps=steps, cfg_scale=cfg_scale,
-                               sampler_name=sampler, output_format=format_name,
-                               colorize=not no_colorize, colorize_prompt=colorize_prompt,
-                               colorize_negative_prompt=colorize_negative_prompt)
+        params = make_params(format_name)
         pairs = plan_outputs(inputs, output, format_name)
+        if output is None:
+            check_outside_datasets(pairs)
     except (typer.BadParameter, ValueError) as exc:
         raise fail(str(exc), EXIT_USAGE) from None
-    urls = [u.strip() for value in (api_url or []) for u in value.replace(",", " ").split() if u.strip()]
-    if backend not in BACKEND_NAMES:
-        raise fail(f"unknown backend {backend!r}: use {', '.join(BACKEND_NAMES)}", EXIT_USAGE)
+    raise typer.Exit(enhance_file_pairs(pairs, backend, _urls(api_url), api_auth, params, cache_dir,
+                                        no_cache=no_cache, lookup=lookup, force=force,
+                                        json_out=json_out, quiet=quiet))
 
+
+def _check_dataset_folders(folders: list[Path], n_paths: int) -> None:
+    """Dataset mode needs folders only, each holding an image (else exit 2 with the reason)."""
+    if len(folders) != n_paths:
+        raise fail("without --output, give dataset folders or image files, not both "
+                   "(folders are enhanced into the cache as variants)", EXIT_USAGE)
+    for folder in folders:
+        if not any(imaging.is_image_name(f.name) and not any(x.startswith(".") for x in f.relative_to(folder).parts)
+                   for f in folder.rglob("*")):
+            raise fail(f"{folder}: no image files there (extensions: "
+                       f"{', '.join(sorted(imaging.IMAGE_EXTENSIONS))})", EXIT_USAGE)
+
+
+def enhance_file_pairs(pairs: list[tuple[Path, Path]], backend: str, urls: list[str], api_auth: str | None,
+                       params: EnhanceParams, cache_dir: Path | None, *, no_cache: bool, lookup: bool,
+                       force: bool, json_out: bool, quiet: bool) -> int:
+    """``enhance`` of files into ``(input, output)`` pairs: existing outputs skipped unless
+    ``force``; results cached (a throw-away cache with ``no_cache``) and journaled in the
+    cache folder. Prints one line per file (or JSON); returns the exit code."""
     existing = [(s, d) for s, d in pairs if d.exists()]
     todo = pairs if force else [(s, d) for s, d in pairs if not d.exists()]
     rows: list[dict] = [{"source": str(s), "output": str(d), "status": "exists",
@@ -188,7 +262,7 @@ def enhance(
     code = EXIT_OK
     if todo:
         try:
-            engine = o.make_backend(backend, urls or None, api_auth, gpu, upscaler, models_dir)
+            engine = o.make_backend(backend, urls or None, api_auth, upscaler=params.upscaler)
         except (typer.BadParameter, ValueError) as exc:
             raise fail(str(exc), EXIT_USAGE) from None
         except BackendError as exc:
@@ -199,7 +273,7 @@ def enhance(
         try:
             with progress_sink(quiet or json_out) as sink:
                 files = asyncio.run(_run(todo, engine, params, cache, store, sink,
-                                         lookup=not (no_cache or force_reprocess), overwrite=force))
+                                         lookup=lookup, overwrite=force))
         except BackendError as exc:
             raise fail(exc.reason, EXIT_BACKEND) from None
         except KeyboardInterrupt:
@@ -213,7 +287,7 @@ def enhance(
             if tmp:
                 tmp.cleanup()
         for warning in getattr(engine, "warnings", []):
-            err.print(f"[yellow]warning[/] {warning}")
+            err.print(f"[yellow]warning[/] {esc(warning)}")
         for f in files.files:
             rows.append({"source": str(f.source), "output": str(f.output), "status": f.status,
                          "reason": f.reason, "processed": f.was_processed,
@@ -224,18 +298,96 @@ def enhance(
             report_problems(sink.problems)
     if json_out:
         print_json({"results": rows, "exit_code": code})
-        raise typer.Exit(code)
+        return code
     for row in rows:
         size = f" ({row['size'][0]}x{row['size'][1]})" if row.get("size") else ""
         if row["status"] == "failed":
             continue  # already reported with its reason
-        note = f"  [dim]{row['reason']}[/]" if row["status"] in ("exists", "copied") else ""
-        out.print(f"{row['status']:<9} {row['source']} -> {row['output']}{size}{note}")
+        note = f"  [dim]{esc(row['reason'])}[/]" if row["status"] in ("exists", "copied") else ""
+        out.print(f"{row['status']:<9} {esc(row['source'])} -> {esc(row['output'])}{size}{note}")
+    _print_counts(rows)
+    return code
+
+
+def _print_counts(rows: list[dict]) -> None:
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     out.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    raise typer.Exit(code)
+
+
+def _urls(api_url: list[str] | None) -> list[str]:
+    return [u.strip() for value in (api_url or []) for u in value.replace(",", " ").split() if u.strip()]
+
+
+def _check_backend_name(backend: str) -> None:
+    if backend not in BACKEND_NAMES:
+        raise fail(f"unknown backend {backend!r}: use {', '.join(BACKEND_NAMES)}", EXIT_USAGE)
+
+
+def enhance_datasets(folders: list[Path], backend: str, api_url: list[str] | None, api_auth: str | None,
+                     params: EnhanceParams, cache_dir: Path | None, *, lookup: bool, json_out: bool,
+                     quiet: bool) -> int:
+    """``enhance FOLDER...`` without ``--output``: scan each folder as a dataset and run
+    :func:`fluxgym_coach.core.enhance_images` on all its readable images (results in
+    the cache, variants selected for export). Prints one line per image (or JSON)
+    and returns the exit code (1 when an image failed, 3 when the backend is unusable)."""
+    from .. import core
+    from ..dataset import Dataset, DatasetError
+
+    try:
+        engine = o.make_backend(backend, _urls(api_url) or None, api_auth, upscaler=params.upscaler)
+    except (typer.BadParameter, ValueError) as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    except BackendError as exc:
+        raise fail(exc.reason, EXIT_BACKEND) from None
+    rows: list[dict] = []
+
+    async def go(sink) -> None:
+        try:
+            for folder in folders:
+                with Dataset(folder) as ds:
+                    await core.scan(ds, sink)
+                    report = await core.enhance_images(ds, None, engine, params, cache=cache, lookup=lookup,
+                                                       on_event=sink)
+                for o_ in report.outcomes.values():
+                    rows.append({"dataset": str(ds.root), "source": o_.name, "status": o_.status,
+                                 "reason": o_.reason, "variant": o_.entry.key if o_.entry else None,
+                                 "kind": o_.kind, "output": str(o_.entry.path) if o_.entry else None,
+                                 "size": list(o_.size) if o_.size else None, "warnings": o_.warnings})
+        finally:
+            await engine.aclose()
+
+    cache = ImageCache(cache_dir)
+    try:
+        with progress_sink(quiet or json_out) as sink:
+            asyncio.run(go(sink))
+    except DatasetError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    except BackendError as exc:
+        raise fail(exc.reason, EXIT_BACKEND) from None
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: finished images are kept; run the same command again to continue")
+        raise typer.Exit(130) from None
+    finally:
+        cache.close()
+    code = EXIT_FAILED if any(r["status"] == "failed" for r in rows) else EXIT_OK
+    if json_out:
+        print_json({"results": rows, "exit_code": code})
+        return code
+    report_problems(sink.problems)
+    for row in rows:
+        if row["status"] == "failed":
+            continue
+        size = f" ({row['size'][0]}x{row['size'][1]})" if row.get("size") else ""
+        target = f"variant {row['kind'] or 'enhanced'}{size}" if row["variant"] else row["reason"]
+        out.print(escape(f"{row['status']:<9} {row['source']} -> {target}"))
+    _print_counts(rows)
+    for folder in folders:
+        out.print(escape(f"results are in the cache, selected for export of {folder} (pending until "
+                         f"reviewed: fluxgym-coach tui {folder}); nothing was written among its images. "
+                         f"For files, run again with -o FOLDER outside the dataset."))
+    return code
 
 
 async def _run(pairs, engine, params, cache, store, sink, *, lookup: bool, overwrite: bool):

@@ -11,10 +11,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ..core import scan_blocking
 from ..dataset import Dataset, DatasetError
 from ..export import DEFAULT_REPEATS, RESOLUTIONS, ExportError, ExportReport, export_dataset
 from ..image_cache import ImageCache
-from .common import EXIT_USAGE, fail, out, print_json, progress_sink, report_problems
+from .common import esc, EXIT_USAGE, fail, out, print_json, progress_sink, report_problems
 from .options import CacheDir, Json, Quiet, Strict
 
 OutDir = Annotated[Path, typer.Option(
@@ -47,7 +48,7 @@ Force = Annotated[bool, typer.Option(
 
 def export_table(report: ExportReport, title: str = "Export") -> Table:
     """A summary table of an export."""
-    table = Table(title=title, show_header=False)
+    table = Table(title=esc(title), show_header=False)
     table.add_column(overflow="fold")
     table.add_column(overflow="fold")
     table.add_row("images exported", str(len(report.files)))
@@ -56,8 +57,8 @@ def export_table(report: ExportReport, title: str = "Export") -> Table:
     table.add_row("below the resolution", str(len(report.below_resolution)))
     table.add_row("skipped (unreadable)", str(len(report.skipped)))
     table.add_row("failed", str(len(report.failed)))
-    table.add_row("images and captions", str(report.dataset_dir))
-    table.add_row("dataset.toml", str(report.toml_path))
+    table.add_row("images and captions", esc(report.dataset_dir))
+    table.add_row("dataset.toml", esc(report.toml_path))
     if report.train_script is not None:
         where = ("" if report.fluxgym_root else
                  f"  (no sd-scripts/ in {report.root}: run it from a Fluxgym folder holding "
@@ -65,7 +66,7 @@ def export_table(report: ExportReport, title: str = "Export") -> Table:
         if report.missing_models:
             where = (f"  (models not downloaded yet: {', '.join(report.missing_models)}; "
                      "start one training from Fluxgym's UI, or put the files there)")
-        table.add_row("train.sh", f"{report.train_script}{where}")
+        table.add_row("train.sh", esc(f"{report.train_script}{where}"))
     return table
 
 
@@ -136,7 +137,7 @@ def export(
     except DatasetError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     with ds, progress_sink(quiet or json_out) as sink:
-        ds.scan(on_event=sink)
+        scan_blocking(ds, sink)  # plugins hear of the images it indexes
         try:
             report = export_dataset(ds, out_dir, name or ds.root.name, trigger, resolution, repeats,
                                     force, sink, ImageCache(cache_dir), vram=vram.value)

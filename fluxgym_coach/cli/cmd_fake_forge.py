@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..testing.fake_forge import FakeForge, Faults
-from .common import EXIT_USAGE, err, fail, out
+from .common import esc, EXIT_USAGE, err, fail, out
 
 
 def fake_forge(
@@ -53,8 +53,8 @@ def fake_forge(
         raise fail(f"cannot listen on 127.0.0.1:{port} ({exc.strerror or exc}): pick another --port",
                    EXIT_USAGE) from None
     users = ", ".join(p.split(":", 1)[0] for p in auth.split(",")) if auth else ""
-    out.print(f"fake Forge API listening on {server.url}"
-              + (f" (basic auth for {users})" if users else ""), highlight=False)
+    out.print(esc(f"fake Forge API listening on {server.url}"
+                  + (f" (basic auth for {users})" if users else "")), highlight=False)
     err.print("Ctrl-C to stop")
     try:
         server.serve_forever()
@@ -67,4 +67,4 @@ def fake_forge(
 
 def register(app: typer.Typer) -> None:
     """Add the ``fake-forge`` command to the CLI."""
-    app.command("fake-forge")(fake_forge)
+    app.command("fake-forge", hidden=True)(fake_forge)  # a developer tool: not in --help

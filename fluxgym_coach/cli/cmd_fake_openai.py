@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..testing.fake_openai import FakeOpenAIServer
-from .common import EXIT_USAGE, err, fail, out
+from .common import esc, EXIT_USAGE, err, fail, out
 
 
 def fake_openai(
@@ -46,8 +46,8 @@ def fake_openai(
             raise fail(f"${api_key} is not set", EXIT_USAGE)
         server.api_key = os.environ[api_key]
     server.start()
-    out.print(f"fake OpenAI-compatible server listening on {server.url} "
-              f"(models: {', '.join(server.models)})", highlight=False)
+    out.print(esc(f"fake OpenAI-compatible server listening on {server.url} "
+                  f"(models: {', '.join(server.models)})"), highlight=False)
     err.print("Ctrl-C to stop")
     try:
         while True:
@@ -61,4 +61,4 @@ def fake_openai(
 
 def register(app: typer.Typer) -> None:
     """Add the ``fake-openai`` command to the CLI."""
-    app.command("fake-openai")(fake_openai)
+    app.command("fake-openai", hidden=True)(fake_openai)  # a developer tool: not in --help

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ..feedback import MIN_DECISIONS, acceptance_rates, export_decisions, import_decisions, learn_defaults
 from ..store import Store, StoreError
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json
+from .common import esc, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json
 from .options import Json
 
 feedback_app = typer.Typer(help="Review decisions: acceptance rates, learned defaults, export/merge.",
@@ -55,7 +55,7 @@ def stats(dataset: DatasetArg, category: Category = None,
     for col in ("category", "setting", "accepted", "rejected", "reprocessed", "rate", "lower bound"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r.category, f"{r.param} = {_value(r.value)}", str(r.accepted), str(r.rejected),
+        table.add_row(esc(r.category), esc(f"{r.param} = {_value(r.value)}"), str(r.accepted), str(r.rejected),
                       str(r.reprocessed), f"{r.rate:.0%}", f"{r.lower_bound:.0%}")
     out.print(table)
 
@@ -77,7 +77,7 @@ def suggest(dataset: DatasetArg, category: Category = None,
         return
     for param, value in s.changes.items():
         e = s.evidence[param]
-        out.print(f"{param} = {_value(value)}  (accepted {e.accepted}/{e.total}, {e.rate:.0%})")
+        out.print(esc(f"{param} = {_value(value)}") + f"  (accepted {e.accepted}/{e.total}, {e.rate:.0%})")
 
 
 @feedback_app.command("export")
@@ -92,7 +92,7 @@ def export(dataset: DatasetArg,
         target = sys.stdout if out_path is None or str(out_path) == "-" else out_path
         n = export_decisions(store, target, include_imported=not local_only)
     if target is not sys.stdout:
-        err.print(f"{n} decisions written to {out_path}")
+        err.print(f"{n} decisions written to {esc(out_path)}")
 
 
 @feedback_app.command("import")
@@ -115,9 +115,9 @@ def import_(dataset: DatasetArg,
         print_json({k: r.to_dict() for k, r in reports.items()})
     else:
         for name, r in reports.items():
-            out.print(f"{name}: {r.added} added, {r.skipped} already present, {len(r.invalid)} invalid")
+            out.print(f"{esc(name)}: {r.added} added, {r.skipped} already present, {len(r.invalid)} invalid")
             for where, reason in list(r.invalid.items())[:20]:
-                err.print(f"[yellow]invalid[/] {where}: {reason}")
+                err.print(f"[yellow]invalid[/] {esc(where)}: {esc(reason)}")
     raise typer.Exit(EXIT_FAILED if bad else EXIT_OK)
 
 

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from .. import metadata as md
 from .cmd_caption import DatasetArg, open_dataset
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json
+from .common import esc, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json
 from .options import Json
 
 
@@ -35,7 +35,7 @@ def metadata_cmd(
         print_json({"images": data, "errors": report.errors})
     elif image is not None:
         for line in md.summary_lines(data[image]):
-            out.print(line)
+            out.print(esc(line))
     else:
         table = Table("image", "size", "camera", "exposure", "profile", "dpi", "bits", "frames")
         for rel, m in data.items():
@@ -48,11 +48,11 @@ def metadata_cmd(
                 f"ISO{exp['iso']}" if "iso" in exp else "") if x)
             icc = (m.get("icc_profile") or {}).get("description") or ("yes" if m.get("icc_profile") else "")
             dpi = f"{m['dpi'][0]:g}" if m.get("dpi") else ""
-            table.add_row(rel, f"{m['width']}x{m['height']}", cam, exposure, icc, dpi,
+            table.add_row(esc(rel), f"{m['width']}x{m['height']}", esc(cam), esc(exposure), esc(icc), dpi,
                           str(m.get("bit_depth") or ""), str(m.get("n_frames")))
         out.print(table)
     for rel, reason in report.errors.items():
-        err.print(f"[red]unreadable[/] {rel}: {reason}")
+        err.print(f"[red]unreadable[/] {esc(rel)}: {esc(reason)}")
     raise typer.Exit(EXIT_FAILED if report.errors else EXIT_OK)
 
 

@@ -1,4 +1,4 @@
-"""``fluxgym-coach plugins list|add|remove|run``: the plugin catalogue from the command line.
+"""``fluxgym-coach plugins list|add|trust|untrust|remove|run``: the plugin catalogue from the command line.
 
 Presentation only: loading, running and configuration live in
 :mod:`fluxgym_coach.plugins`. ``run`` prints the :class:`ActionResult`
@@ -20,13 +20,16 @@ from ..dataset import DatasetError
 from ..plugins import (ActionContext, ActionError, ActionResult, PluginError, Project,
                        add_plugin, available_entry_points, load_plugins, read_config, remove_plugin,
                        scan_and_notify, to_jsonable)
+from ..plugins import trust
 from ..plugins.loader import BUILTINS
 from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json
 
 DatasetArg = Annotated[Path, typer.Argument(help="Folder of images with <stem>.txt captions.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
-plugins_app = typer.Typer(help="Plugins (Panoptic-style): list, add, remove, run their actions.",
+plugins_app = typer.Typer(help="Plugins (Panoptic-style): list, add, trust, remove, run their actions. "
+                               "A folder plugin runs only once you trust it (`plugins add` or `plugins trust`); "
+                               "trust is kept in your user config folder and lapses when its files change.",
                           no_args_is_help=True)
 
 
@@ -39,7 +42,10 @@ def _open(dataset: Path) -> Project:
 
 def _report_load_errors(project: Project) -> None:
     for name, reason in project.load_errors.items():
-        err.print(f"[red]plugin {name} failed to load:[/] {reason}")
+        if name in project.untrusted:
+            err.print(f"[yellow]plugin {escape(name)} not loaded:[/] {escape(reason)}")
+        else:
+            err.print(f"[red]plugin {escape(name)} failed to load:[/] {escape(reason)}")
 
 
 @plugins_app.command("list")
@@ -57,8 +63,9 @@ def list_cmd(dataset: DatasetArg, as_json: JsonOpt = False) -> None:
                     "name": name, "type": spec.type if spec else "builtin",
                     "source": spec.source if spec else BUILTINS[name],
                     "status": "disabled" if name in config.disabled_builtins else
-                              ("loaded" if plugin else "error"),
+                              ("loaded" if plugin else "untrusted" if name in project.untrusted else "error"),
                     "error": project.load_errors.get(name),
+                    "trust_command": project.untrusted.get(name),
                     "params": plugin.params.model_dump(mode="json") if plugin is not None and plugin.params else None,
                     "actions": [to_jsonable(d) for d in (plugin.registered_functions if plugin else [])],
                 })
@@ -69,9 +76,12 @@ def list_cmd(dataset: DatasetArg, as_json: JsonOpt = False) -> None:
         print_json(data)
         return
     for p in data["plugins"]:
-        out.print(f"[bold]{p['name']}[/] ({p['type']}, {p['status']})  {p['source']}")
-        if p["error"]:
-            out.print(f"  [red]{p['error']}[/]")
+        out.print(f"[bold]{escape(p['name'])}[/] ({escape(p['type'])}, {p['status']})  {escape(p['source'])}")
+        if p["trust_command"]:
+            out.print(f"  [yellow]not trusted: its code was not run. Read it, then trust it with:[/] "
+                      f"{escape(p['trust_command'])}")
+        elif p["error"]:
+            out.print(f"  [red]{escape(p['error'])}[/]")
         for a in p["actions"]:
             params = ", ".join(f"{q['name']}:{q['type']}" + (f"={q['default_value']}" if q["default_value"] is not None else "")
                                for q in a["params"])
@@ -89,7 +99,8 @@ def add_cmd(
                                                                "folder or entry point name).")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Install requirements.txt without asking.")] = False,
 ) -> None:
-    """Add a plugin to the dataset; a folder's requirements.txt is installed only after you confirm."""
+    """Add a plugin to the dataset and trust its folder; a folder's requirements.txt is installed
+    only after you confirm."""
     if not dataset.is_dir():
         raise fail(f"{dataset}: not a folder", EXIT_USAGE)
 
@@ -104,6 +115,33 @@ def add_cmd(
     except PluginError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     out.print(f"added plugin {spec.name} ({spec.type}: {spec.source})")
+
+
+@plugins_app.command("trust")
+def trust_cmd(folder: Annotated[Path, typer.Argument(
+        help="A plugin folder named in a dataset's plugins.toml (as `plugins list` prints it).")]) -> None:
+    """Trust a plugin folder with its current content, so datasets that name it may run it.
+
+    The record is kept in your user config folder, never in a dataset, keyed by
+    the folder's resolved path and a SHA-256 of its files: once any file
+    changes, the folder is untrusted again and has to be trusted anew."""
+    if not folder.is_dir():
+        raise fail(f"{folder}: not a folder", EXIT_USAGE)
+    if not (folder / "__init__.py").is_file():
+        raise fail(f"{folder}: no __init__.py; a plugin folder needs one that sets plugin_class",
+                   EXIT_USAGE)
+    digest = trust.trust_folder(folder)
+    out.print(f"trusted {escape(str(folder.resolve()))} (sha256 {digest[:16]}...), recorded in "
+              f"{escape(str(trust.trust_path()))}")
+
+
+@plugins_app.command("untrust")
+def untrust_cmd(folder: Annotated[Path, typer.Argument(help="A plugin folder trusted before.")]) -> None:
+    """Forget the trust of a plugin folder (its code will not run until trusted again)."""
+    if trust.untrust_folder(folder):
+        out.print(f"untrusted {escape(str(folder.resolve()))}")
+    else:
+        out.print(f"{escape(str(folder.resolve()))} was not trusted")
 
 
 @plugins_app.command("remove")

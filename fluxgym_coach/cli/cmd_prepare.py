@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from ..backends.base import BackendError, EnhanceParams
@@ -18,12 +17,12 @@ from ..prepare import PrepareReport, prepare_dataset
 from . import options as o
 from .cmd_export import (Force, Name, OutDir, Repeats, Resolution, Trigger, Vram, VramSize, export_json,
                          export_table, print_next_steps)
-from .common import EXIT_BACKEND, EXIT_FAILED, EXIT_USAGE, err, fail, out, print_json, progress_sink, report_problems
+from .common import esc, EXIT_BACKEND, EXIT_FAILED, EXIT_USAGE, err, fail, out, print_json, progress_sink, report_problems
 
 
 def _summary(report: PrepareReport, engine_label: str) -> Table:
     table = Table(title="prepare: summary", show_header=False)
-    table.add_row("upscaler", escape(engine_label))
+    table.add_row("upscaler", esc(engine_label))
     scan = report.scan
     table.add_row("images found", str(scan.total))
     table.add_row("unreadable (skipped)", str(len(scan.errors)))
@@ -112,7 +111,7 @@ def prepare(
         changes = {k: v for k, v in learned.changes.items() if k not in explicit}
         params = params.with_(**changes)
         if not (quiet or json_out):
-            err.print("learned defaults: " + (", ".join(f"{k}={v}" for k, v in changes.items())
+            err.print("learned defaults: " + esc(", ".join(f"{k}={v}" for k, v in changes.items())
                                               or f"not enough reviews yet ({learned.decisions} judged; "
                                                  f"{learned.min_count} per setting needed)"))
     try:
@@ -158,7 +157,7 @@ def prepare(
     else:
         out.print(_summary(report, getattr(engine, "label", engine.name)))
         for warning in getattr(engine, "warnings", []):
-            err.print(f"[yellow]warning[/] {escape(warning)}")
+            err.print(f"[yellow]warning[/] {esc(warning)}")
         if report.export is not None:
             out.print(export_table(report.export, title="prepare: export"))
         report_problems(sink.problems)

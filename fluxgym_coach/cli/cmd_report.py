@@ -9,7 +9,7 @@ import typer
 
 from ..dataset import Dataset, DatasetError
 from ..report import write_report
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json, progress_sink
+from .common import esc, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json, progress_sink
 from .options import Json, Quiet
 
 
@@ -53,10 +53,10 @@ def report(
                     "checks": [{"name": c.name, "ok": c.ok, "blocking": c.blocking, "detail": c.detail}
                                for c in result.checks]})
         raise typer.Exit(code)
-    out.print(f"report written: {result.path.resolve()} ({result.thumbnails} thumbnails)")
+    out.print(f"report written: {esc(result.path.resolve())} ({result.thumbnails} thumbnails)")
     for c in result.checks:
         if not c.ok:
-            err.print(f"[{'red' if c.blocking else 'yellow'}]{c.name}[/]: {c.detail}")
+            err.print(f"[{'red' if c.blocking else 'yellow'}]{esc(c.name)}[/]: {esc(c.detail)}")
     out.print("ready to export" if result.ready else "not ready to export")
     raise typer.Exit(code)
 

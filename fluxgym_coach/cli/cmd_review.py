@@ -9,9 +9,10 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from ..core import scan_blocking
 from ..dataset import Dataset, DatasetError
 from ..feedback import ACCEPT, REJECT, REPROCESS, Decision, decisions, record_decision
-from .common import EXIT_USAGE, fail, out, print_json
+from .common import esc, EXIT_USAGE, fail, out, print_json
 from .options import Json
 
 
@@ -59,7 +60,7 @@ def review(
     except DatasetError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     with ds:
-        ds.scan()
+        scan_blocking(ds)  # plugins hear of the images it indexes
         relpaths = [r.relpath for r in ds.images()]
         plan = [(ACCEPT, _expand(accept, relpaths)), (REJECT, _expand(reject, relpaths)),
                 (REPROCESS, _expand(reprocess, relpaths))]
@@ -85,15 +86,15 @@ def review(
         raise typer.Exit(0)
     if recorded:
         for r in recorded:
-            out.print(f"{r['decision']:<10} {r['relpath']}"
+            out.print(f"{r['decision']:<10} {esc(r['relpath'])}"
                       + (f" (variant {r['variant'][:12]})" if r["variant"] else " (original)"))
         return
-    table = Table(title=f"Review state of {ds.root}")
+    table = Table(title=f"Review state of {esc(ds.root)}")
     for col in ("image", "status", "exported variant", "last decision"):
         table.add_column(col, overflow="fold")
     for rel in relpaths:
         key, status = selection.get(rel, (None, "unreviewed"))
-        table.add_row(rel, status, key[:12] if key else "original",
+        table.add_row(esc(rel), status, key[:12] if key else "original",
                       last[rel].decision if rel in last else "")
     out.print(table)
 

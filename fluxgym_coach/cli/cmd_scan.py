@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ..dataset import Dataset, DatasetError
 from ..plugins.loader import scan_with_plugins
-from .common import EXIT_USAGE, err, fail, out, print_json, progress_sink
+from .common import esc, EXIT_USAGE, err, fail, out, print_json, progress_sink
 from .options import Json, Quiet, Strict
 
 
@@ -28,7 +28,9 @@ def scan(
     digest, dimensions, format, EXIF orientation, perceptual hash, grayscale
     flag, sharpness and the caption sidecar. A second scan only re-reads what
     changed, so it is cheap to run again. When the dataset has plugins set up
-    (`fluxgym-coach plugins add`), they are told about new and removed images. Exit code 1 when a file could not be
+    (`fluxgym-coach plugins add`), they are told about new and removed images;
+    a plugin folder named by the dataset runs only once you trusted it
+    (`fluxgym-coach plugins trust FOLDER`). Exit code 1 when a file could not be
     read (or, with --strict, when a caption was not UTF-8).
     """
     try:
@@ -47,7 +49,7 @@ def scan(
             "captioned": sum(1 for r in records if r.caption and r.caption.strip()),
         })
     else:
-        table = Table(title=f"Scan of {ds.root}", show_header=False)
+        table = Table(title=f"Scan of {esc(ds.root)}", show_header=False)
         table.add_row("images", str(report.total))
         table.add_row("added / updated / removed", f"{len(report.added)} / {len(report.updated)} / "
                                                     f"{len(report.removed)}")
@@ -58,9 +60,9 @@ def scan(
         table.add_row("time", f"{report.seconds:.2f} s")
         out.print(table)
         for rel, reason in report.errors.items():
-            err.print(f"[red]unreadable[/] {rel}: {reason}")
+            err.print(f"[red]unreadable[/] {esc(rel)}: {esc(reason)}")
         for rel, reason in report.warnings.items():
-            err.print(f"[yellow]warning[/] {rel}: {reason}")
+            err.print(f"[yellow]warning[/] {esc(rel)}: {esc(reason)}")
     code = 1 if report.errors or (strict and report.warnings) else 0
     raise typer.Exit(code)
 

@@ -13,7 +13,7 @@ from .. import tags as tagging
 from ..captioning import get_caption_backend, run_caption
 from ..backends.captioners.base import CaptionBackendError
 from .cmd_caption import DatasetArg, Images, open_dataset
-from .common import EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, out, print_json, progress_sink
+from .common import esc, EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, out, print_json, progress_sink
 from .options import Json, Quiet
 
 tags_app = typer.Typer(help="Tags across the dataset: table, rename, merge, delete, add, "
@@ -41,7 +41,7 @@ def list_cmd(
     else:
         table = Table("tag", "images", "share", title=f"{len(rows)} distinct tags on {total} images")
         for r in rows[:limit]:
-            table.add_row(r.tag, str(r.count), f"{r.count / max(total, 1):.0%}")
+            table.add_row(esc(r.tag), str(r.count), f"{r.count / max(total, 1):.0%}")
         out.print(table)
     raise typer.Exit(EXIT_OK)
 
@@ -116,7 +116,7 @@ def complete_cmd(dataset: DatasetArg, prefix: Annotated[str, typer.Argument(help
         print_json(found)
     else:
         for t in found:
-            out.print(t)
+            out.print(esc(t))
     raise typer.Exit(EXIT_OK)
 
 
@@ -178,7 +178,7 @@ def propose_cmd(
         table = Table("image", "tag", "score", "from")
         for rel, ps in result.items():
             for p in ps:
-                table.add_row(rel, p.tag, f"{p.score:.2f}", ", ".join(p.sources))
+                table.add_row(esc(rel), esc(p.tag), f"{p.score:.2f}", esc(", ".join(p.sources)))
         out.print(table)
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
 

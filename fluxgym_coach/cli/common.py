@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
@@ -28,15 +29,37 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 
+def esc(value: Any) -> str:
+    """``str(value)`` with Rich markup escaped, for every file name, path, caption,
+    message or server text the CLI prints: a file named ``[bold red]m[blink] x.png``
+    must print as itself, not as a styled ``m x.png`` (``rich.markup.escape``)."""
+    return escape(str(value))
+
+
 def print_json(data: Any) -> None:
     """Print ``data`` as JSON on stdout (for ``--json``)."""
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
     sys.stdout.flush()
 
 
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code of a command stopped by ``exc`` (the one place errors map to codes):
+    EXIT_BACKEND for a backend that refused the job or cannot be reached, EXIT_USAGE for
+    unusable input (dataset, export target, store, plugin, bad value), EXIT_FAILED else."""
+    from ..backends.base import BackendError
+    from ..errors import FluxgymCoachError
+
+    if isinstance(exc, BackendError):
+        return EXIT_BACKEND
+    if isinstance(exc, FluxgymCoachError | ValueError):
+        return EXIT_USAGE
+    return EXIT_FAILED
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    """Print ``message`` as an error on stderr and return the Exit to raise."""
-    err.print(f"[bold red]error:[/] {message}")
+    """Print ``message`` (plain text: markup in it is shown as typed) as an error on
+    stderr and return the Exit to raise."""
+    err.print(f"[bold red]error:[/] {esc(message)}")
     return typer.Exit(code)
 
 
@@ -155,6 +178,6 @@ def report_problems(problems: Problems, limit: int = 50, group_from: int = 3) ->
             ("warnings", "[yellow]warning[/]", [(n, r) for n, rs in problems.warnings.items() for r in rs])):
         grouped = lines(pairs)
         for name, reason in grouped[:limit]:
-            err.print(f"{style} {name}: {reason}", highlight=False)
+            err.print(f"{style} {esc(name)}: {esc(reason)}", highlight=False)
         if len(grouped) > limit:
             err.print(f"... and {len(grouped) - limit} more {label} (--json lists them all)")

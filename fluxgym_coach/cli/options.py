@@ -20,9 +20,10 @@ ApiAuth = Annotated[Optional[str], typer.Option(
     show_default=False)]
 BACKEND_ENV = "FLUXGYM_COACH_BACKEND"
 Backend = Annotated[str, typer.Option(
-    "--backend", envvar=BACKEND_ENV, help="auto (forge with --api-url; else your model file with --upscaler PATH; else "
-                      "Real-ESRGAN, on the GPU or the CPU; else Pillow), realesrgan, spandrel, local "
-                      "(Pillow resize) or forge (default: $FLUXGYM_COACH_BACKEND, else auto). See docs/enhance.md.")]
+    "--backend", envvar=BACKEND_ENV,
+    help="auto (forge with --api-url; else your model file with --upscaler PATH; else Real-ESRGAN, "
+         "on the GPU or the CPU; else Pillow), realesrgan, spandrel, local (Pillow resize) or "
+         "forge. Default: $FLUXGYM_COACH_BACKEND, else auto. See docs/enhance.md.")]
 Upscaler = Annotated[str, typer.Option(
     "--upscaler", help="Upscaler: the name the Forge server lists; a bundled Real-ESRGAN model "
                        "(realesrgan-x4plus, realesrgan-x4plus-anime, realesr-animevideov3); or a "

@@ -14,7 +14,8 @@ Nothing here imports textual or rich.
 
 from .actions import ActionError, ActionRegistry, describe_function
 from .interface import PluginProjectInterface
-from .loader import (BUILTINS, ENTRY_POINT_GROUP, PluginConfig, PluginError, PluginSpec, add_plugin,
+from .loader import (BUILTINS, ENTRY_POINT_GROUP, PluginConfig, PluginError, PluginSpec, PluginUntrusted,
+                     add_plugin,
                      ScanSnapshot, available_entry_points, load_plugin, load_plugins, notify_scan,
                      open_project, read_config, remove_plugin, scan_and_notify, scan_snapshot, write_config)
 from .models import (HOOKS, ActionContext, ActionResult, DbCommit, DeleteFolderConfirm, Folder,
@@ -31,7 +32,7 @@ __all__ = [
     "DbCommit", "DeleteFolderConfirm", "ENTRY_POINT_GROUP", "Folder", "FunctionDescription", "Group", "HOOKS",
     "ImageProperty", "ImagePropertyKey", "Instance", "InstanceProperty", "InstancePropertyKey", "Notif",
     "NotifFunction", "NotifType", "OwnVectorType", "ParamDescription", "PluginConfig", "PluginError",
-    "PluginProjectInterface", "PluginSpec", "Project", "Property", "PropertyGroup", "PropertyId",
+    "PluginProjectInterface", "PluginSpec", "PluginUntrusted", "Project", "Property", "PropertyGroup", "PropertyId",
     "PropertyMode", "PropertyType", "PropertyValue", "Score", "ScoreList", "Tag", "Task", "TaskError",
     "TaskQueue", "TaskState", "Vector", "VectorType", "add_plugin", "available_entry_points",
     "describe_function", "load_plugin", "load_plugins", "open_project", "read_config", "remove_plugin",

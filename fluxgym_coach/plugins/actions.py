@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from ..errors import FluxgymCoachError
 from .models import (HOOKS, ActionContext, ActionResult, FunctionDescription, Notif, NotifType,
                      OwnVectorType, ParamDescription, PropertyId, VectorType)
 
@@ -41,7 +42,7 @@ _SIMPLE_TYPES: dict[Any, str] = {
 }
 
 
-class ActionError(Exception):
+class ActionError(FluxgymCoachError):
     """An action cannot be found or its inputs cannot be used (message says which)."""
 
 

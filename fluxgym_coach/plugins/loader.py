@@ -9,7 +9,10 @@ Where plugins come from
   on ``sys.path`` so ``from mon_plugin import MonPlugin`` (the seed's
   example) works, and the package is imported under a private name so
   relative imports work too. ``requirements.txt`` is installed with pip only
-  when the user confirms (:func:`add_plugin`'s ``confirm``).
+  when the user confirms (:func:`add_plugin`'s ``confirm``). A folder is
+  imported only once the user trusted it with its current content
+  (:mod:`.trust`; ``plugins add`` and ``plugins trust`` record it, outside the
+  dataset): a ``plugins.toml`` shipped inside a dataset runs nothing by itself.
 * **installed packages**: the entry-point group ``fluxgym_coach.plugins``;
   an entry point names either an :class:`APlugin` subclass or a module with
   ``plugin_class``.
@@ -45,11 +48,13 @@ from typing import Any
 
 import tomli_w
 
+from ..errors import FluxgymCoachError
 from ..dataset import Dataset, ScanReport
 from ..events import EventSink, null_sink
 from ..store import STORE_DIRNAME
 from .models import DeleteFolderConfirm, Notif, NotifType
 from .plugin import APlugin, _slug
+from . import trust
 from .project import Project
 
 ENTRY_POINT_GROUP = "fluxgym_coach.plugins"
@@ -60,8 +65,20 @@ BUILTINS: dict[str, str] = {
 }
 
 
-class PluginError(Exception):
+class PluginError(FluxgymCoachError):
     """A plugin cannot be added, found or installed (the message says what to do)."""
+
+
+class PluginUntrusted(PluginError):
+    """A folder plugin that the user has not trusted with its current content
+    (see :mod:`.trust`); ``folder`` is its resolved path, ``command`` the shell
+    command that trusts it. Nothing of the folder was imported."""
+
+    def __init__(self, name: str, folder: Path):
+        self.folder = folder
+        self.command = trust.trust_command(folder)
+        super().__init__(f"plugin {name!r} ({folder}) is not trusted: its code was not run. "
+                         f"Read it, then trust it with: {self.command}")
 
 
 @dataclass
@@ -185,13 +202,20 @@ def _class_from(obj: Any, where: str) -> type[APlugin]:
 
 
 def resolve_class(spec: PluginSpec) -> tuple[type[APlugin], str]:
-    """(plugin class, plugin path) of a spec. Raises PluginError or the import's error."""
+    """(plugin class, plugin path) of a spec. Raises PluginError or the import's error;
+    :class:`PluginUntrusted`, before importing anything, for a folder the user has
+    not trusted with its current content (see :mod:`.trust`)."""
     if spec.type == "builtin":
+        if spec.source not in BUILTINS.values():  # a dataset's plugins.toml cannot name any module
+            raise PluginError(f"plugin {spec.name!r}: {spec.source!r} is not a built-in plugin "
+                              f"(built-ins: {', '.join(BUILTINS)})")
         module_name, _, attr = spec.source.partition(":")
         module = importlib.import_module(module_name)
         return _class_from(getattr(module, attr), spec.source), str(Path(module.__file__ or "").parent)
     if spec.type == "folder":
         folder = Path(spec.source)
+        if not trust.is_trusted(folder):
+            raise PluginUntrusted(spec.name, folder.expanduser().resolve())
         return _class_from(_import_folder(folder, spec.name), str(folder)), str(folder)
     if spec.type == "entry_point":
         eps = available_entry_points()
@@ -215,6 +239,12 @@ def _unload(project: Project, name: str) -> None:
 def _failed(project: Project, spec: PluginSpec, exc: BaseException) -> None:
     _unload(project, spec.name)
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    if isinstance(exc, PluginUntrusted):
+        project.load_errors[spec.name] = str(exc)
+        project.untrusted[spec.name] = exc.command
+        project.notify(Notif(NotifType.WARNING, name=f"plugin {spec.name} not trusted", message=str(exc),
+                             data={"spec": spec.to_dict(), "trust_command": exc.command}))
+        return
     project.load_errors[spec.name] = f"{type(exc).__name__}: {exc}"
     project.notify(Notif(NotifType.ERROR, name=f"plugin {spec.name} failed to load",
                          message=f"{type(exc).__name__}: {exc}", data={"traceback": tb, "spec": spec.to_dict()}))
@@ -234,6 +264,7 @@ def instantiate_plugin(project: Project, spec: PluginSpec) -> APlugin | None:
         return None
     project.plugins[spec.name] = plugin
     project.load_errors.pop(spec.name, None)
+    project.untrusted.pop(spec.name, None)
     return plugin
 
 
@@ -291,7 +322,8 @@ async def open_project(root: str | Path, workers: int = 4) -> Project:
 def add_plugin(root: str | Path, source: str, name: str | None = None,
                confirm: Callable[[list[str]], bool] = lambda reqs: False) -> PluginSpec:
     """Add a plugin to the dataset's config: a folder path, or the name of an
-    installed entry point. For a folder, ``requirements.txt`` is installed only
+    installed entry point. A folder is trusted with its current content (see
+    :mod:`.trust`: the user named it). For a folder, ``requirements.txt`` is installed only
     if ``confirm(requirements)`` returns True; when declined the plugin is
     still added (it loads if its requirements are already present).
     Raises PluginError for an unknown source, a duplicate name or a pip failure."""
@@ -314,6 +346,7 @@ def add_plugin(root: str | Path, source: str, name: str | None = None,
         raise PluginError(f"a plugin named {spec.name!r} is already configured; remove it first")
     if spec.type == "folder":
         install_requirements(spec.source, confirm)
+        trust.trust_folder(spec.source)  # the user named this folder: its current content is trusted
     config.plugins.append(spec)
     write_config(root, config)
     return spec
@@ -362,21 +395,35 @@ def scan_snapshot(project: Project) -> ScanSnapshot:
                         {f.path: f.id for f in project.folders()})
 
 
+def _never_announced(project: Project) -> set[str]:
+    """Readable images whose current content the import listeners were never told of."""
+    project.store.ensure_schema("plugins")
+    rows = project.store.execute(
+        "SELECT i.relpath FROM images i LEFT JOIN plugin_imported p ON p.relpath = i.relpath "
+        "WHERE i.error IS NULL AND (p.digest IS NULL OR p.digest != i.digest)")
+    return {r["relpath"] for r in rows}
+
+
 async def notify_scan(project: Project, report: ScanReport, snapshot: ScanSnapshot) -> None:
     """Fire the plugin events of a finished scan (run it on the loop the plugins use).
 
-    ``on_instance_import`` listeners get every added or changed image; when
+    ``on_instance_import`` listeners get every added or changed image, and every
+    image they were never told of (one first indexed by another command); when
     images are gone their property values are dropped, folders left empty
     are removed and ``on_folder_delete`` listeners get a
     :class:`DeleteFolderConfirm` (folders left without images, the ids the
     removed images had, their relpaths). Listener errors become error
     notifications.
     """
-    changed = set(report.added) | set(report.updated)
     project.reconcile_instances()  # values of removed images go, even when the store reuses an id
+    changed = set(report.added) | set(report.updated) | _never_announced(project)
     if changed:
         instances = [i for i in project.instances() if i.relpath in changed]
         await project.fire_instance_import(instances)
+        project.store.executemany(
+            "INSERT INTO plugin_imported(relpath, digest) VALUES (?, ?) "
+            "ON CONFLICT(relpath) DO UPDATE SET digest = excluded.digest",
+            [(i.relpath, i.sha1) for i in instances])
     if report.removed:
         removed_ids = [snapshot.ids[r] for r in report.removed if r in snapshot.ids]
         still = set()
@@ -428,7 +475,7 @@ async def scan_with_plugins(dataset: Dataset, on_event: EventSink = null_sink) -
         await load_plugins(project)
         report = await scan_and_notify(project, on_event)
         for name, reason in project.load_errors.items():
-            report.warnings[f"plugin {name}"] = f"failed to load: {reason}"
+            report.warnings[f"plugin {name}"] = reason if name in project.untrusted else f"failed to load: {reason}"
         for error in await project.task_queue.join():
             report.warnings[f"plugin task {error.name}"] = error.message
         return report
@@ -437,6 +484,7 @@ async def scan_with_plugins(dataset: Dataset, on_event: EventSink = null_sink) -
 
 
 __all__ = ["scan_with_plugins", "BUILTINS", "CONFIG_FILENAME", "ENTRY_POINT_GROUP", "PluginConfig", "PluginError", "PluginSpec",
+           "PluginUntrusted",
            "add_plugin", "available_entry_points", "config_path", "install_requirements", "instantiate_plugin",
            "instantiate_plugins", "load_plugin", "start_plugin",
            "load_plugins", "open_project", "read_config", "read_requirements", "remove_plugin",

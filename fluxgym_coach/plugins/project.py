@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import FluxgymCoachError
 from ..dataset import Dataset
 from ..store import Store, register_schema
 from .actions import ActionRegistry
@@ -103,6 +104,15 @@ register_schema(
             relpath TEXT NOT NULL
         );
         """,
+        # v3: which image (relpath, digest) the on_instance_import listeners were told of, so
+        # an image first indexed by another command (export, audit, caption, the TUI) is
+        # announced at the next scan with plugins (see loader.notify_scan).
+        """
+        CREATE TABLE plugin_imported (
+            relpath TEXT PRIMARY KEY,
+            digest  TEXT NOT NULL
+        );
+        """,
     ],
 )
 
@@ -120,7 +130,7 @@ COMPUTED_PROPERTIES: list[Property] = [
 _TAG_TYPES = {PropertyType.tag.value, PropertyType.multi_tags.value}
 
 
-class CommitError(ValueError):
+class CommitError(FluxgymCoachError, ValueError):
     """A commit cannot be applied (message names the object and why); nothing was written."""
 
 
@@ -153,6 +163,7 @@ class Project:
         self.task_queue = TaskQueue(workers=workers)
         self.plugins: dict[str, Any] = {}
         self.load_errors: dict[str, str] = {}
+        self.untrusted: dict[str, str] = {}  # plugin name -> the command that trusts its folder
         self.notifications: list[Notif] = []
         self.undo_stack: list[DbCommit] = []
         self.redo_stack: list[DbCommit] = []

@@ -41,6 +41,7 @@ from ..events import ItemDone, ItemFailed, JobFinished, JobStarted
 from ..feedback import ACCEPT, CAPTION_EDIT, REJECT, REPROCESS, Decision, record_decision
 from ..image_cache import ImageCache
 from ..pipeline import Source, record_variants, run_enhance
+from ..settings import load_settings
 from .jobs import JobCancelled, JobSink, JobUpdated
 from .keys import action_descriptions, app_bindings
 from .model import ACCEPTED as ACCEPTED_STATUS
@@ -58,7 +59,6 @@ from .widgets.preview import Preview, renderer_name
 STATE_KEY = "tui.state"
 PARAMS_KEY = "tui.enhance_params"
 EXPORT_KEY = "tui.export"
-CAPTION_KEY = "tui.caption"
 PREVIEW_DELAY = 0.15  # seconds the cursor must rest before the preview is drawn
 #: The fields of the reprocess form, in order: (EnhanceParams field, label, type).
 PARAM_FIELDS = (
@@ -975,12 +975,12 @@ class ReviewApp(App[None]):
                         "written by hand with e.", title="captioning backend missing",
                         severity="warning", timeout=8)
             return
-        saved = self.dataset.store.get_setting(CAPTION_KEY, {}) or {}
+        saved_caption = load_settings(self.dataset.store).caption  # backend, server, model
         names = ", ".join(captioning.BACKENDS)
-        default_backend = saved.get("backend") or self.dataset.store.get_setting(
-            captioning.BACKEND_SETTING) or "draft"
-        if isinstance(default_backend, dict):
-            default_backend = default_backend.get("name", "draft")
+        default_backend = saved_caption.backend
+        saved = {"url": saved_caption.options.get("base_url") or saved_caption.options.get("url", ""),
+                 "model": saved_caption.options.get("model") or saved_caption.options.get("model_path", ""),
+                 "mode": saved_caption.mode}
 
         def validate(v: dict[str, str]) -> dict[str, Any]:
             mode = v["mode"].strip() or "only-missing"
@@ -1009,7 +1009,9 @@ class ReviewApp(App[None]):
                          lambda opts: opts and self._start_caption(relpaths, opts))
 
     def _start_caption(self, relpaths: list[str], opts: dict[str, Any]) -> None:
-        self.dataset.store.set_setting(CAPTION_KEY, opts)
+        from ..captioning import save_default_backend
+
+        save_default_backend(self.dataset, opts["backend"], _caption_options(opts, self.api_url))
         sink = self._new_job("caption", "Caption", len(relpaths))
         self._caption_worker(sink, relpaths, opts)
 
@@ -1018,14 +1020,7 @@ class ReviewApp(App[None]):
         from .. import captioning
 
         key = sink.progress.key
-        options: dict[str, Any] = {}
-        if opts["backend"] == "openai":
-            options = {k: v for k, v in (("base_url", opts["url"]), ("model", opts["model"])) if v}
-        elif opts["backend"] == "forge":
-            url = opts["url"] or self.api_url
-            options = {k: v for k, v in (("url", url), ("model", opts["model"])) if v}
-        elif opts["backend"] == "florence2" and opts["model"]:
-            options = {"model_path": opts["model"]}
+        options = _caption_options(opts, self.api_url)
 
         async def main() -> Any:
             cancel = asyncio.Event()
@@ -1220,6 +1215,18 @@ class ReviewApp(App[None]):
 def _trigger_first(trigger: str, text: str) -> str:
     """The caption with the trigger word first (:func:`captions.apply_trigger`)."""
     return caption_rules.apply_trigger(text, trigger)
+
+
+def _caption_options(opts: dict[str, Any], api_url: str | None) -> dict[str, Any]:
+    """The caption backend's options from the caption form's server URL and model fields."""
+    backend, url, model = opts["backend"], opts.get("url", ""), opts.get("model", "")
+    if backend == "openai":
+        return {k: v for k, v in (("base_url", url), ("model", model)) if v}
+    if backend == "forge":
+        return {k: v for k, v in (("url", url or api_url), ("model", model)) if v}
+    if backend == "florence2" and model:
+        return {"model_path": model}
+    return {}
 
 
 def _replace_text(find: str, replace: str, text: str) -> str:

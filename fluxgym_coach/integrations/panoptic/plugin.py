@@ -9,12 +9,13 @@ called as ``fn(ctx, **inputs)`` from Panoptic's worker threads, instances are
 Each action works on the images selected in Panoptic (all images when none),
 through the same core functions as the ``fluxgym-coach`` command:
 
-* **Enhance for LoRA** (``execute``): :func:`fluxgym_coach.pipeline.run_enhance`
+* **Enhance for LoRA** (``execute``): :func:`fluxgym_coach.core.enhance_images`
   on the files, results selected for export in the fluxgym-coach store of the
   image's root folder; the results are also copied to
   ``<project>/plugin_data/<plugin>/enhanced/``.
-* **Caption** (``execute``): :func:`fluxgym_coach.captioning.run_caption`
-  writes ``<stem>.txt`` sidecars next to the images (undoable with
+* **Caption** (``execute``): :func:`fluxgym_coach.core.caption_images`
+  (backend from :func:`fluxgym_coach.core.captioner_from_settings` and the
+  ``caption_*`` / ``forge_url`` / ``openai_base_url`` parameters) writes ``<stem>.txt`` sidecars next to the images (undoable with
   ``fluxgym-coach captions undo``) and mirrors each caption into a
   Panoptic text property ``caption``.
 * **Near duplicates** (``group``): pHash of each file (fluxgym-coach's
@@ -42,6 +43,7 @@ import shutil
 import threading
 import traceback
 from collections.abc import Callable, Coroutine
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +52,7 @@ from panoptic.core.databases.entity_schema import OP_CREATE
 from panoptic.core.plugin.plugin import APlugin
 from panoptic.models.action_models import (ActionContext, ActionResult, FolderPath, Group, Notif, NotifType,
                                            Score, ScoreList)
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from ... import imaging
 from ...plugins.builtin.similarity import (DEFAULT_THRESHOLD, exact_duplicate_groups, hamming_matrix,
@@ -60,20 +62,78 @@ LABELS = {"enhance_for_lora": "Enhance for LoRA", "caption": "Caption", "near_du
           "export_to_fluxgym": "Export to Fluxgym"}
 
 
+class CaptionBackendName(str, Enum):
+    """Caption backends offered in Panoptic's form (a choice list)."""
+
+    draft = "draft"
+    openai = "openai"
+    forge = "forge"
+    florence2 = "florence2"
+
+
+class EnhanceBackendName(str, Enum):
+    """Enhancement backends offered in Panoptic's form."""
+
+    local = "local"
+    forge = "forge"
+
+
+#: Training resolutions accepted (kohya's ``resolution``, pixels).
+RESOLUTION_RANGE = (256, 4096)
+
+
 class FluxgymCoachParams(BaseModel):
     """Defaults of the fluxgym-coach actions in this project.
     @trigger: trigger word put first in captions and required by the export
-    @resolution: training resolution in pixels (kohya's side length)
+    @resolution: training resolution in pixels (kohya's side length), 256 to 4096
     @caption_backend: captioner: draft (offline), openai, forge or florence2
+    @caption_model: the captioner's model: the model name for openai (e.g. llava), clip or deepdanbooru for forge, the local model folder for florence2
+    @openai_base_url: OpenAI-compatible server for the openai captioner (default http://127.0.0.1:11434/v1, Ollama); the key is read from $OPENAI_API_KEY
     @enhance_backend: local (embedded Pillow) or forge
-    @forge_url: Forge / A1111 API address for the forge backend
+    @forge_url: Forge / A1111 API address, used by the forge enhancer and the forge captioner (default http://127.0.0.1:7860)
     """
 
+    # Panoptic builds its form from this class's signature and shows only plain
+    # annotations (int, str, an Enum...): a constrained field (Field(ge=...),
+    # Annotated[...]) would be left out, so limits are checked by validators.
+    model_config = ConfigDict(validate_assignment=True)
+
     trigger: str = ""
-    resolution: int = Field(1024, ge=256, le=4096)
-    caption_backend: str = "draft"
-    enhance_backend: str = "local"
+    resolution: int = 1024
+    caption_backend: CaptionBackendName = CaptionBackendName.draft
+    caption_model: str = ""
+    openai_base_url: str = ""
+    enhance_backend: EnhanceBackendName = EnhanceBackendName.local
     forge_url: str = ""
+
+    @field_validator("resolution")
+    @classmethod
+    def _resolution_in_range(cls, value: int) -> int:
+        low, high = RESOLUTION_RANGE
+        if not low <= value <= high:
+            raise ValueError(f"resolution must be {low} to {high} pixels, not {value}")
+        return value
+
+    @field_validator("trigger", "caption_model", "openai_base_url", "forge_url")
+    @classmethod
+    def _stripped(cls, value: str) -> str:
+        return value.strip()
+
+    @field_validator("openai_base_url", "forge_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http:// or https:// address")
+        return value
+
+    def captioner_options(self) -> dict[str, str]:
+        """Options of :func:`fluxgym_coach.core.captioner_from_settings` for the chosen
+        caption backend (empty values left out, so the backend's defaults apply)."""
+        backend = self.caption_backend.value
+        options = {"openai": {"model": self.caption_model, "base_url": self.openai_base_url},
+                   "forge": {"model": self.caption_model, "url": self.forge_url},
+                   "florence2": {"model_path": self.caption_model}}.get(backend, {})
+        return {k: v for k, v in options.items() if v}
 
 
 def reports_errors(fn: Callable[..., ActionResult]) -> Callable[..., ActionResult]:
@@ -137,6 +197,20 @@ class FluxgymCoachPlugin(APlugin):
             desc = self.add_action_easy(fn, hooks)
             desc.label = LABELS[fn.__name__]
 
+    def update_params(self, params: Any) -> FluxgymCoachParams:
+        """Validate and store new parameters (Panoptic's own ``update_params`` copies
+        them unchecked, so ``resolution="abc"`` would be kept). Raises ValueError
+        naming each refused field; nothing is changed then."""
+        data = params if isinstance(params, dict) else params.model_dump()
+        try:
+            new = FluxgymCoachParams.model_validate({**self.params.model_dump(), **data})
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
+            raise ValueError(f"fluxgym-coach parameters not changed: {problems}") from None
+        self.params = new
+        self.project.save_params(new.model_dump(mode="json"))
+        return new
+
     # -- selection ------------------------------------------------------------------------
     def selected(self, ctx: ActionContext) -> list[Selected]:
         """The selected instances (all when none) that are local files."""
@@ -174,11 +248,10 @@ class FluxgymCoachPlugin(APlugin):
         """Upscale (and colorize black-and-white, with Forge) the selected images for LoRA training.
         @target_short_side: upscale images whose shorter side is below this many pixels
         """
-        from ...backends.base import EnhanceParams, get_enhance_backend
+        from ... import core
+        from ...backends.base import EnhanceParams
         from ...dataset import Dataset
         from ...image_cache import ImageCache
-        from ...pipeline import Source, run_enhance
-        from ...prepare import select_new_variants
 
         items = self.selected(ctx)
         out_dir = self.data_path / "enhanced"
@@ -187,22 +260,22 @@ class FluxgymCoachPlugin(APlugin):
         written: list[str] = []
         failed: dict[str, str] = {}
         for root, group in self._by_root(items).items():
-            options = {"api_url": self.params.forge_url} if self.params.enhance_backend == "forge" and self.params.forge_url else {}
-            backend = get_enhance_backend(self.params.enhance_backend, **options)
+            backend = core.backend_from_settings(
+                backend=self.params.enhance_backend.value,
+                api_urls=[self.params.forge_url] if self.params.forge_url else None)
             cache = ImageCache()
             with Dataset(root) as dataset:
                 dataset.scan()
-                sources = [Source(it.relpath, Path(it.path)) for it in group]
 
                 async def go() -> Any:
                     try:
-                        return await run_enhance(sources, backend, EnhanceParams(target_short_side=target_short_side),
-                                                 cache, store=dataset.store)
+                        return await core.enhance_images(dataset, [it.relpath for it in group], backend,
+                                                         EnhanceParams(target_short_side=target_short_side),
+                                                         cache=cache)
                     finally:
                         await backend.aclose()
 
                 report = _run(go())
-                select_new_variants(dataset, report, backend.identity)
             for o in report.outcomes.values():
                 counts[o.status] = counts.get(o.status, 0) + 1
                 if o.status == "failed":
@@ -222,7 +295,7 @@ class FluxgymCoachPlugin(APlugin):
         """Write a caption (.txt sidecar) for each selected image and show it in the 'caption' property.
         @overwrite: replace existing captions (otherwise only images without one are captioned)
         """
-        from ...captioning import get_caption_backend, run_caption
+        from ... import core
         from ...dataset import Dataset
 
         items = self.selected(ctx)
@@ -232,10 +305,20 @@ class FluxgymCoachPlugin(APlugin):
         for root, group in self._by_root(items).items():
             with Dataset(root) as dataset:
                 dataset.scan()
-                backend = get_caption_backend(self.params.caption_backend)
-                report = _run(run_caption(dataset, backend, [it.relpath for it in group],
-                                          mode="overwrite" if overwrite else "only-missing",
-                                          trigger=self.params.trigger or None))
+                backend = core.captioner_from_settings(backend=self.params.caption_backend.value,
+                                                       **self.params.captioner_options())
+
+                async def go() -> Any:
+                    try:
+                        return await core.caption_images(dataset, [it.relpath for it in group], backend,
+                                                         mode="overwrite" if overwrite else "only-missing",
+                                                         trigger=self.params.trigger or None)
+                    finally:
+                        close = getattr(backend, "aclose", None)
+                        if close is not None:
+                            await close()
+
+                report = _run(go())
                 if report.fatal:
                     raise RuntimeError(f"captioning stopped: {report.fatal}")
                 for o in report.outcomes.values():
@@ -244,7 +327,7 @@ class FluxgymCoachPlugin(APlugin):
                         failed[o.relpath] = o.reason
                 for it in group:
                     cap = dataset.read_caption(it.relpath)
-                    if cap is not None:
+                    if cap is not None and not cap.error:
                         texts[it.sha1] = cap.text.strip()
         prop = self._caption_property()
         if texts:
@@ -326,4 +409,5 @@ class FluxgymCoachPlugin(APlugin):
                                    "files": len(report.files)})
 
 
-__all__ = ["FluxgymCoachParams", "FluxgymCoachPlugin", "LABELS", "reports_errors"]
+__all__ = ["CaptionBackendName", "EnhanceBackendName", "FluxgymCoachParams", "FluxgymCoachPlugin", "LABELS",
+           "RESOLUTION_RANGE", "reports_errors"]

@@ -2,42 +2,26 @@
 
 So every front end (CLI ``plugins run``, the TUI command palette, the Panoptic
 adapter) sees one catalogue, enhance, caption, audit and export are actions
-here. Each one only calls the core API that the matching CLI command calls:
+here. Each one only calls the core job API (:mod:`fluxgym_coach.core`), the
+same functions the CLI commands and the TUI call:
 
-* ``enhance``: :func:`fluxgym_coach.pipeline.run_enhance` then
-  :func:`~fluxgym_coach.prepare.select_new_variants` (results go to the cache
-  and are selected for export where the user has not decided; originals are
-  untouched);
-* ``caption``: :func:`fluxgym_coach.captioning.run_caption`;
-* ``audit``: :func:`fluxgym_coach.audit.audit_dataset`;
-* ``export``: :func:`fluxgym_coach.export.export_dataset`.
-
-Those modules are imported inside the actions, so a missing or broken module
-makes that one action return an error notification naming it, and loading
-the plugin (and the other actions) still works.
+* ``enhance``: :func:`fluxgym_coach.core.enhance_images` (results go to the
+  cache and are selected for export, status ``pending``, where the user has
+  not decided; originals are untouched);
+* ``caption``: :func:`fluxgym_coach.core.caption_images`;
+* ``audit``: :func:`fluxgym_coach.core.audit_dataset`;
+* ``export``: :func:`fluxgym_coach.core.export_dataset`.
 """
 
-import asyncio
-import importlib
 from enum import Enum
 from pathlib import Path
-from types import ModuleType
 
+from ... import core
+from ...backends.base import EnhanceParams
+from ...settings import load_settings
 from ..models import (ActionContext, ActionResult, Group, Notif, NotifFunction, NotifType, Score,
                       ScoreList)
 from ..plugin import APlugin
-
-
-class FeatureUnavailable(RuntimeError):
-    """A core module an action needs cannot be imported (message names it and why)."""
-
-
-def _require(module: str, feature: str) -> ModuleType:
-    try:
-        return importlib.import_module(f"fluxgym_coach.{module}")
-    except ImportError as exc:
-        raise FeatureUnavailable(f"{feature} is not available: fluxgym_coach.{module} cannot be "
-                                 f"imported ({exc})") from exc
 
 
 class CaptionMode(Enum):
@@ -79,25 +63,16 @@ class CorePlugin(APlugin):
         @colorize: colorize black-and-white images (Forge only)
         @forge_url: API address of the Forge server (forge backend)
         """
-        pipeline = _require("pipeline", "enhance")
-        base = _require("backends.base", "enhance")
-        cache_mod = _require("image_cache", "enhance")
         instances = await self.project.get_instances(ids=context.instance_ids)
-        options = {"api_url": forge_url} if backend is EnhanceBackendName.forge and forge_url else {}
-        engine = base.get_enhance_backend(backend.value, **options)
-        params = base.EnhanceParams(target_short_side=target_short_side or None, colorize=colorize)
-        sources = [pipeline.Source(i.relpath, Path(i.url), digest=i.sha1, width=i.width, height=i.height)
-                   for i in instances]
-        cache = cache_mod.ImageCache()
-        store = self._project.store
+        dataset = self._project.dataset
+        engine = core.backend_from_settings(
+            load_settings(dataset.store), backend=backend.value,
+            api_urls=[forge_url] if backend is EnhanceBackendName.forge and forge_url else None)
+        params = EnhanceParams(target_short_side=target_short_side or None, colorize=colorize)
         try:
-            report = await pipeline.run_enhance(sources, engine, params, cache, store=store)
-            # record the results and select them for export where the user has not decided
-            prepare = _require("prepare", "enhance")
-            await asyncio.to_thread(prepare.select_new_variants, self._project.dataset, report, engine.identity)
+            report = await core.enhance_images(dataset, [i.relpath for i in instances], engine, params)
         finally:
             await engine.aclose()
-            cache.close()
         by_rel = {i.relpath: i for i in instances}
         counts: dict[str, int] = {}
         for o in report.outcomes.values():
@@ -110,18 +85,18 @@ class CorePlugin(APlugin):
         groups = [Group(ids=[by_rel[o.name].id for o in done], name="Enhanced images")] if done else []
         return ActionResult(groups=groups, notifs=notifs, value=counts)
 
-    async def caption(self, context: ActionContext, backend: str = "draft",
+    async def caption(self, context: ActionContext, backend: str = "",
                       mode: CaptionMode = CaptionMode.only_missing, trigger: str = "") -> ActionResult:
         """Write captions (sidecar .txt files; every change can be undone).
-        @backend: draft (offline), openai, forge or florence2
+        @backend: draft (offline), openai, forge or florence2 (empty = the dataset's saved backend)
         @mode: only-missing, refresh, overwrite or propose
         @trigger: trigger word put first in every caption (empty = the dataset's)
         """
-        captioning = _require("captioning", "caption")
         relpaths = await self._relpaths(context)
-        engine = captioning.get_caption_backend(backend)
-        report = await captioning.run_caption(self._project.dataset, engine, relpaths, mode=mode.value,
-                                              trigger=trigger or None)
+        dataset = self._project.dataset
+        engine = core.captioner_from_settings(load_settings(dataset.store), backend=backend or None)
+        report = await core.caption_images(dataset, relpaths, engine, mode=mode.value,
+                                           trigger=trigger or None)
         counts = report.counts()
         failed = {o.relpath: o.reason for o in report.outcomes.values() if o.status == "failed"}
         kind = NotifType.ERROR if report.fatal or failed else NotifType.INFO
@@ -134,9 +109,8 @@ class CorePlugin(APlugin):
         @resolution: kohya's training resolution in pixels (side length)
         @trigger: trigger word the captions should start with (empty = not checked)
         """
-        audit_mod = _require("audit", "audit")
-        report = await asyncio.to_thread(audit_mod.audit_dataset, self._project.dataset, resolution=resolution,
-                                         trigger=trigger or None, scan=False)
+        report = await core.audit_dataset(self._project.dataset, resolution=resolution,
+                                          trigger=trigger or None, rescan=False)
         instances = await self.project.get_instances(ids=context.instance_ids)
         by_rel = {i.relpath: i for i in instances}
         groups = []
@@ -173,10 +147,10 @@ class CorePlugin(APlugin):
         @repeats: kohya num_repeats
         @force: replace an earlier export of the same name
         """
-        export_mod = _require("export", "export")
         relpaths = await self._relpaths(context)
-        report = await asyncio.to_thread(export_mod.export_dataset, self._project.dataset, out_dir, name, trigger,
-                                         resolution=resolution, repeats=repeats, force=force, relpaths=relpaths)
+        report = await core.export_dataset(self._project.dataset, out_dir, name, trigger,
+                                           resolution=resolution, repeats=repeats, rescan=False,
+                                           force=force, relpaths=relpaths)
         failed = dict(report.failed)
         message = (f"{len(report.files)} images exported to {report.dataset_dir}; "
                    f"config {report.toml_path}")
@@ -190,4 +164,4 @@ class CorePlugin(APlugin):
 
 plugin_class = CorePlugin
 
-__all__ = ["CaptionMode", "CorePlugin", "EnhanceBackendName", "FeatureUnavailable", "plugin_class"]
+__all__ = ["CaptionMode", "CorePlugin", "EnhanceBackendName", "plugin_class"]

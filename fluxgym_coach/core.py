@@ -1,0 +1,248 @@
+"""The application core's job API: the one place where a dataset-level job is decided.
+
+Every front end (the CLI, the TUI, the built-in plugins, the Panoptic
+adapter) calls these functions and only presents their events and reports;
+none of them builds a backend, opens SQL or runs a pipeline itself.
+
+=========================  =====================================================
+:func:`scan`               index the folder; the dataset's plugins (when set up)
+                           hear of every image they have not seen yet
+:func:`enhance_images`     upscale / colorize images; results are recorded as
+                           variants and selected for export (rule below)
+:func:`caption_images`     write captions with a caption backend
+:func:`audit_dataset`      quality and caption findings
+:func:`export_dataset`     the Fluxgym / kohya dataset, dataset.toml, train.sh
+:func:`prepare_dataset`    scan -> enhance what is too small -> export
+:func:`backend_from_settings` / :func:`captioner_from_settings`
+                           build the backend a job uses from the dataset's
+                           typed settings (:mod:`fluxgym_coach.settings`) and
+                           what the user gave on this run
+=========================  =====================================================
+
+**Events and cancellation.** Each job takes ``on_event`` (an
+:data:`~fluxgym_coach.events.EventSink`: JobStarted, ItemDone, ItemFailed,
+ItemWarning, InFlightProgress, JobFinished) and is cancelled the same way:
+cancelling the asyncio task (Ctrl-C under :func:`asyncio.run`, Textual's
+``Worker.cancel()``) stops it and leaves it resumable; the ``cancel`` event
+argument does the same from another thread.
+
+**Selection rule (enhance).** A new result is selected for export with the
+status ``pending`` unless the user already decided for that image (accepted
+another variant, or rejected the enhancement): a pending result is exported
+until the user rejects it. The CLI, ``prepare``, the TUI's ``b`` and the
+``core.enhance`` plugin action all follow it, because they all call
+:func:`enhance_images`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .events import EventSink, null_sink
+from .settings import DatasetSettings, load_settings, strip_credentials, update_settings
+
+if TYPE_CHECKING:  # pragma: no cover - imported lazily at run time
+    from .audit import AuditReport
+    from .backends.base import EnhanceBackend, EnhanceParams
+    from .backends.captioners.base import CaptionBackend
+    from .captioning import CaptionReport
+    from .dataset import Dataset, ScanReport
+    from .export import ExportReport
+    from .image_cache import ImageCache
+    from .pipeline import EnhanceReport
+    from .prepare import PrepareReport
+
+#: The Forge address used when the forge backend is asked for without a URL.
+DEFAULT_FORGE_URL = "http://127.0.0.1:7860"
+
+
+# -- scan -----------------------------------------------------------------------------------------
+async def scan(dataset: "Dataset", on_event: EventSink = null_sink) -> "ScanReport":
+    """Bring the store up to date with the folder; returns the :class:`ScanReport`.
+
+    The observers of the dataset (its plugins, when ``plugins.toml`` sets
+    some up and they are trusted) are notified of every image added or
+    changed, and of every image in the store they were never told about
+    (one first indexed by ``export``, ``audit``, ``caption`` or the TUI)."""
+    from .plugins.loader import scan_with_plugins
+
+    return await scan_with_plugins(dataset, on_event)
+
+
+def scan_blocking(dataset: "Dataset", on_event: EventSink = null_sink) -> "ScanReport":
+    """:func:`scan` for synchronous code (a CLI command, a worker thread without a loop).
+
+    Raises RuntimeError when called from a running event loop (await :func:`scan` there)."""
+    return asyncio.run(scan(dataset, on_event))
+
+
+# -- backends ---------------------------------------------------------------------------------------
+def resolve_backend_name(name: str | None, api_urls: Sequence[str] | None) -> str:
+    """The enhancement backend a job uses: ``auto`` is ``forge`` when a server is given,
+    else the embedded default; any other name is returned as given (the backend
+    registry refuses unknown ones)."""
+    name = name or "auto"
+    if name == "auto":
+        return "forge" if api_urls else "local"
+    return name
+
+
+def backend_from_settings(settings: DatasetSettings | None = None, *, backend: str | None = None,
+                          api_urls: Sequence[str] | None = None, api_auth: str | None = None,
+                          **options: Any) -> "EnhanceBackend":
+    """Build the enhancement backend for a job.
+
+    What the user gave on this run (``backend``, ``api_urls``, ``api_auth``,
+    backend ``options``) wins over the dataset's ``settings.enhance``; with
+    neither, ``auto``. ``api_auth`` (``user:password``) is passed to the
+    backend and never stored. Raises ValueError for an unknown backend name
+    or option."""
+    from .backends.base import get_enhance_backend
+
+    saved = settings.enhance if settings is not None else None
+    urls = list(api_urls or (saved.api_urls if saved else []))
+    name = resolve_backend_name(backend or (saved.backend if saved else None), urls)
+    if name == "forge":
+        options = {"api_url": urls or [DEFAULT_FORGE_URL], **options}
+        if api_auth:
+            options["api_auth"] = api_auth
+    return get_enhance_backend(name, **options)
+
+
+def captioner_from_settings(settings: DatasetSettings | None = None, *, backend: str | None = None,
+                            **options: Any) -> "CaptionBackend":
+    """Build the caption backend for a job: ``backend`` and ``options`` given on this run,
+    else the dataset's saved ``settings.caption`` (server and model included), else
+    ``draft``. Options given override saved ones of the same backend. Raises ValueError
+    for an unknown backend or option."""
+    from .captioning import get_caption_backend
+
+    saved = settings.caption if settings is not None else None
+    name = backend or (saved.backend if saved else "draft")
+    merged = dict(saved.options) if saved is not None and saved.backend == name else {}
+    merged.update({k: v for k, v in options.items() if v not in (None, "")})
+    return get_caption_backend(name, **merged)
+
+
+def remember_forge_pool(dataset: "Dataset", api_urls: Sequence[str]) -> None:
+    """Save the Forge servers of this run (without credentials) as the dataset's pool."""
+    update_settings(dataset.store, enhance={"api_urls": [strip_credentials(u) for u in api_urls]})
+
+
+# -- jobs -------------------------------------------------------------------------------------------
+def _sources(dataset: "Dataset", relpaths: Sequence[str] | None) -> list[Any]:
+    from .prepare import source_of
+
+    records = dataset.store.images()
+    if relpaths is not None:
+        wanted = set(relpaths)
+        records = [r for r in records if r.relpath in wanted]
+    return [source_of(dataset, r) for r in records if not r.error]
+
+
+async def enhance_images(dataset: "Dataset", relpaths: Sequence[str] | None, backend: "EnhanceBackend",
+                         params: "EnhanceParams", *, cache: "ImageCache | None" = None,
+                         select: bool = True, lookup: bool = True, on_event: EventSink = null_sink,
+                         cancel: asyncio.Event | None = None) -> "EnhanceReport":
+    """Enhance images of ``dataset`` (``relpaths``; None = every readable image in the store).
+
+    Results go to the shared cache, are recorded as variants and, with
+    ``select`` (default), selected for export by the rule of the module
+    docstring. ``lookup=False`` recomputes cached results. The parameters are
+    remembered as the dataset's last ones. Raises BackendError when the
+    backend's pre-flight check fails; per-image problems are outcomes."""
+    from .image_cache import ImageCache
+    from .pipeline import record_variants, run_enhance
+    from .prepare import select_new_variants
+
+    update_settings(dataset.store, enhance={"params": params.to_dict()})
+    own_cache = cache is None
+    cache = cache or ImageCache()
+    try:
+        report = await run_enhance(_sources(dataset, relpaths), backend, params, cache, lookup=lookup,
+                                   store=dataset.store, on_event=on_event, cancel=cancel)
+    finally:
+        if own_cache:
+            cache.close()
+    if select:
+        await asyncio.to_thread(select_new_variants, dataset, report, backend.identity)
+    else:
+        await asyncio.to_thread(record_variants, dataset.store, report, backend.identity)
+    return report
+
+
+async def caption_images(dataset: "Dataset", relpaths: Sequence[str] | None, captioner: "CaptionBackend",
+                         *, mode: str = "only-missing", trigger: str | None = None,
+                         cache: "ImageCache | None" = None, on_event: EventSink = null_sink,
+                         cancel: asyncio.Event | None = None) -> "CaptionReport":
+    """Caption images of ``dataset`` with ``captioner`` (see :mod:`fluxgym_coach.captioning`
+    for ``mode``); ``trigger`` None means the dataset's trigger word. A non-destructive
+    mode is remembered for next time; ``overwrite`` never is."""
+    from .captioning import run_caption
+
+    settings = load_settings(dataset.store)
+    trigger = trigger if trigger is not None else settings.trigger
+    if mode != "overwrite":
+        update_settings(dataset.store, caption={"mode": mode})
+    return await run_caption(dataset, captioner, list(relpaths) if relpaths is not None else None,
+                             mode=mode, trigger=trigger, cache=cache, on_event=on_event, cancel=cancel)
+
+
+async def audit_dataset(dataset: "Dataset", *, resolution: int | None = None, trigger: str | None = None,
+                        rescan: bool = True, on_event: EventSink = null_sink, **options: Any) -> "AuditReport":
+    """Audit ``dataset`` (see :func:`fluxgym_coach.audit.audit_dataset`); ``resolution``
+    and ``trigger`` default to the dataset's settings. With ``rescan`` the folder is
+    scanned first through :func:`scan` (plugins hear of new images)."""
+    from . import audit
+
+    settings = load_settings(dataset.store)
+    if rescan:
+        await scan(dataset, on_event)
+    return await asyncio.to_thread(
+        audit.audit_dataset, dataset, resolution=resolution or settings.resolution,
+        trigger=trigger if trigger is not None else settings.trigger, scan=False, on_event=on_event,
+        **options)
+
+
+async def export_dataset(dataset: "Dataset", out_dir: str | Path, name: str, trigger: str | None = None,
+                         *, resolution: int | None = None, repeats: int | None = None,
+                         rescan: bool = True, on_event: EventSink = null_sink, **options: Any) -> "ExportReport":
+    """Export ``dataset`` for Fluxgym / kohya (see :func:`fluxgym_coach.export.export_dataset`).
+
+    ``trigger``, ``resolution`` and ``repeats`` default to the dataset's
+    settings, and the values used are saved as its settings. With ``rescan``
+    the folder is scanned first through :func:`scan`. Raises ExportError
+    before writing anything when the target or the arguments are unusable."""
+    from . import export
+
+    settings = load_settings(dataset.store)
+    trigger = trigger if trigger is not None else settings.trigger
+    resolution = resolution or settings.resolution
+    repeats = repeats or settings.repeats
+    if rescan:
+        await scan(dataset, on_event)
+    report = await asyncio.to_thread(export.export_dataset, dataset, out_dir, name, trigger,
+                                     resolution=resolution, repeats=repeats, on_event=on_event, **options)
+    update_settings(dataset.store, trigger=trigger, resolution=resolution, repeats=repeats,
+                    export={"out_dir": str(out_dir), "name": name,
+                            **({"vram": options["vram"]} if "vram" in options else {})})
+    return report
+
+
+async def prepare_dataset(dataset: "Dataset", out_dir: str | Path, name: str, trigger: str,
+                          backend: "EnhanceBackend", **options: Any) -> "PrepareReport":
+    """The main job: scan, enhance what is too small, export (see :mod:`fluxgym_coach.prepare`)."""
+    from . import prepare
+
+    report = await prepare.prepare_dataset(dataset, out_dir, name, trigger, backend, **options)
+    update_settings(dataset.store, trigger=trigger,
+                    **{k: options[k] for k in ("resolution", "repeats") if k in options})
+    return report
+
+
+__all__ = ["DEFAULT_FORGE_URL", "audit_dataset", "backend_from_settings", "caption_images",
+           "captioner_from_settings", "enhance_images", "export_dataset", "prepare_dataset",
+           "remember_forge_pool", "resolve_backend_name", "scan", "scan_blocking"]
