@@ -115,3 +115,10 @@ def test_prepare_without_a_server_upscales_with_realesrgan_and_names_it(tmp_path
     record = json.loads(line)
     assert record["params"]["model"] == "realesr-animevideov3-x2"
     assert record["backend"].startswith("realesrgan/")
+    # all from the cache this time: the summary still names the model that made them
+    again = runner.invoke(app, ["prepare", str(ds), "-o", str(tmp_path / "fg"), "-t", "ohwx", "-r", "256",
+                                "--gpu", "cpu", "--force", "--json"])
+    assert again.exit_code == 0, again.output
+    data = json.loads(again.stdout)
+    assert data["enhance"]["cached"] == ["cat.png"] and data["enhance"]["enhanced"] == []
+    assert data["upscaler"] == "Real-ESRGAN realesr-animevideov3-x2 (ncnn, CPU)"

@@ -269,8 +269,8 @@ class RealesrganBackend(SuperResBackend):
     @property
     def label(self) -> str:  # type: ignore[override]
         """What summaries show: the models that ran (or will) and the device."""
-        models = ", ".join(sorted(self.models_used)) or "Real-ESRGAN"
-        return f"Real-ESRGAN {models} (ncnn, {self.device_name})"
+        models = "".join(f" {m}," for m in sorted(self.models_used)).rstrip(",")
+        return f"Real-ESRGAN{models} (ncnn, {self.device_name})"
 
     def model_for(self, params: EnhanceParams, scale: float) -> ModelInfo:
         """The bundled model for ``params.upscaler`` at ``scale`` (see ``auto_model``)."""

@@ -143,7 +143,7 @@ class SpandrelBackend(SuperResBackend):
     @property
     def label(self) -> str:  # type: ignore[override]
         """The model files that ran and the device."""
-        models = ", ".join(sorted(self.models_used)) or "spandrel"
+        models = ", ".join(sorted(self.models_used)) or "model"
         return f"{models} (spandrel on {self.device}{', fp16' if self._half else ''})"
 
     def _load(self, path: Path) -> tuple[ModelInfo, Any]:

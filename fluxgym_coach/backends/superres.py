@@ -116,6 +116,7 @@ class SuperResBackend:
     def __init__(self, tile: int = 256):
         self.tile = max(32, int(tile))
         self.warnings: list[str] = []
+        #: Models that made the results of this backend's jobs (run now or found cached).
         self.models_used: set[str] = set()
         self._stop = threading.Event()
         self._progress = 0.0
@@ -147,6 +148,7 @@ class SuperResBackend:
         """Output size, the model (name and weight digest), device kind, tiling, sharpening, format."""
         w, h = item.target_size()
         model = self.model_for(params, item.scale)
+        self.models_used.add(model.name)  # cached results too: the summary names their model
         return {"op": op, "scale": round_scale(item.scale), "size": [w, h], "model": model.name,
                 "model_digest": model.digest, "device": self.device, "tile": self.tile,
                 "sharpen": params.sharpen, "format": params.output_format}

@@ -74,9 +74,11 @@ def prepare(
     """Scan, upscale what is too small, and export a ready-to-train Fluxgym dataset.
 
     1. scan DATASET (only changed files are re-read);
-    2. upscale every image whose short side is below --resolution (embedded
-       Pillow backend, or a Forge / A1111 server with --api-url, which also
-       colorizes black-and-white images); results are cached, and an
+    2. upscale every image whose short side is below --resolution (a bundled
+       Real-ESRGAN model on the GPU or the CPU, your own model with
+       --upscaler FILE.pth, a Pillow resize when neither can run, or a
+       Forge / A1111 server with --api-url, which also colorizes
+       black-and-white images); results are cached, and an
        interrupted run resumes where it stopped;
     3. export to DIR/datasets/<name>/ and DIR/outputs/<name>/ (dataset.toml,
        train.sh), captions with the trigger word first (the trigger word

@@ -13,7 +13,7 @@ API_AUTH_ENV = "FLUXGYM_COACH_API_AUTH"
 
 ApiUrl = Annotated[Optional[list[str]], typer.Option(
     "--api-url", help="Forge / A1111 server started with --api (repeat for a pool of servers). "
-                      "Without it the embedded Pillow backend runs.", show_default=False)]
+                      "Without it an embedded upscaler runs (see --backend).", show_default=False)]
 ApiAuth = Annotated[Optional[str], typer.Option(
     "--api-auth", envvar=API_AUTH_ENV, help=f"user:password for a server started with --api-auth "
                                             f"(or set {API_AUTH_ENV}). Never printed.",
