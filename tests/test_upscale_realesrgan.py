@@ -211,3 +211,39 @@ def test_cancel_stops_within_one_tile_and_the_job_resumes(tmp_path):
     assert not again.cancelled and outcome.status == "enhanced" and outcome.size == (384, 320)
     assert outcome.params["model"] == "realesr-animevideov3-x2"
     store.close()
+
+
+@needs_engine
+def test_ctrl_c_stops_the_engine_within_one_tile_and_the_job_resumes(tmp_path):
+    # Ctrl-C under asyncio.run cancels the job's task: the pipeline interrupts the backend
+    src = tmp_path / "chelsea.png"
+    Image.open(EXAMPLES / "chelsea.png").convert("RGB").crop((0, 0, 160, 128)).save(src)
+    sources = [Source("chelsea.png", src)]
+    params = EnhanceParams(upscaler="realesr-animevideov3-x2", scale_factor=2)
+    cache, store = ImageCache(tmp_path / "cache"), Store(tmp_path / "jobs.sqlite")
+
+    async def interrupted():
+        loop = asyncio.get_running_loop()
+        job: list[asyncio.Task] = []
+        backend = CountingRealesrgan(gpu="cpu", tile=32, cancel_after=5,
+                                     on_cancel=lambda: loop.call_soon_threadsafe(job[0].cancel))
+        job.append(asyncio.create_task(run_enhance(sources, backend, params, cache, store=store)))
+        with pytest.raises(asyncio.CancelledError):
+            await job[0]
+        await backend.aclose()  # returns once the worker thread is idle
+        return backend
+
+    backend = asyncio.run(interrupted())
+    assert backend.tiles_at_interrupt is not None
+    assert backend.tiles <= backend.tiles_at_interrupt + 1 < 20  # 20 tiles in all
+
+    async def resumed():
+        backend = RealesrganBackend(gpu="cpu", tile=32)
+        try:
+            return await run_enhance(sources, backend, params, cache, store=store)
+        finally:
+            await backend.aclose()
+
+    outcome = asyncio.run(resumed()).outcomes["chelsea.png"]
+    assert outcome.status == "enhanced" and outcome.size == (320, 256)
+    store.close()
