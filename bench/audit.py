@@ -23,8 +23,17 @@ resized). Then, on the same folder and in the same run:
    figures only.
 
 It prints the seconds, images per second, the ratio cleanvision / ours for
-the cold audit, and how many planted issues each tool found. Nothing is
-asserted: the numbers go to docs/performance.md.
+the cold audit, and how many planted issues each tool found.
+
+4. **scaling and the whole command** (``--command-counts 1000,10000``): small
+   images (320x240, 3 JPEG for 1 PNG, 2 % exact copies) so 10,000 fit in a
+   bench run: the cold audit at each count with the growth factor (time per
+   image at the largest count over the smallest; 1.0 = linear), then the whole
+   ``python -m fluxgym_coach audit DIR`` command on the warm store, timed from
+   process start to exit with its peak memory: default output, ``--json`` and
+   ``--all`` (both into a file).
+
+Nothing is asserted: the numbers go to docs/performance.md.
 """
 
 from __future__ import annotations
@@ -166,13 +175,76 @@ def run_cleanvision(folder: Path) -> tuple[float, dict[str, set[str]]] | None:
                      "near": flagged("is_near_duplicates_issue")}
 
 
+def make_small(folder: Path, count: int) -> None:
+    """``count`` 320x240 images (kept between runs), 2 % exact copies."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(3)
+    for i in range(count):
+        name = folder / f"s_{i:05d}{'.png' if i % 4 == 3 else '.jpg'}"
+        if name.exists():
+            continue
+        if i % 50 == 49:
+            shutil.copy(folder / f"s_{i - 1:05d}{'.png' if (i - 1) % 4 == 3 else '.jpg'}",
+                        name.with_suffix(".png" if (i - 1) % 4 == 3 else ".jpg"))
+            continue
+        base = rng.integers(0, 256, (11, 14, 3), dtype=np.uint8)
+        Image.fromarray(base, "RGB").resize((320, 240), Image.Resampling.BILINEAR).save(name)
+
+
+def run_command(folder: Path, *extra: str) -> tuple[float, float, int]:
+    """(seconds, peak RSS in MB, exit code) of ``python -m fluxgym_coach audit folder``."""
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), COLUMNS="160")
+    code = ("import resource, subprocess, sys, time; t0 = time.perf_counter(); "
+            "p = subprocess.run(sys.argv[1:], stdout=open(sys.argv.pop(), 'w') if False else None); "
+            "print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
+            "p.returncode, file=sys.stderr)")
+    out_path = folder.parent / f"audit_out_{'_'.join(e.strip('-') for e in extra) or 'default'}.txt"
+    with open(out_path, "w") as sink:
+        res = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "fluxgym_coach", "audit",
+                              str(folder), "--no-captions", *extra], env=env, stdout=sink,
+                             stderr=subprocess.PIPE, text=True, check=False)
+    seconds, rss_kb, rc = res.stderr.strip().splitlines()[-1].split()
+    return float(seconds), int(rss_kb) / 1024, int(rc)
+
+
+def scaling(work: Path, counts: list[int]) -> None:
+    per = {}
+    for n in counts:
+        folder = work / f"small_{n}"
+        make_small(folder, n)
+        shutil.rmtree(folder / ".fluxgym-coach", ignore_errors=True)
+        counter = count_decodes()
+        with Dataset(folder) as ds:
+            t0 = time.perf_counter()
+            report = audit.audit_dataset(ds, caption_rules=False)
+            dt = time.perf_counter() - t0
+        per[n] = dt / n
+        print(f"cold audit {n:6} small images: {dt:6.2f} s ({n / dt:.0f} images/s), "
+              f"{counter[0]} decodes, {len(report.groups)} duplicate groups")
+        for extra in ((), ("--json",), ("--all",)):
+            seconds, rss, rc = run_command(folder, *extra)
+            print(f"  whole command `audit DIR {' '.join(extra)}` (warm, {n} images): {seconds:.2f} s, "
+                  f"peak {rss:.0f} MB, exit {rc}")
+    if len(counts) > 1:
+        lo, hi = min(counts), max(counts)
+        print(f"growth of the cold audit: time per image at {hi} / at {lo} = {per[hi] / per[lo]:.2f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=2000)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--no-cleanvision", action="store_true")
+    ap.add_argument("--command-counts", default="1000,10000")
+    ap.add_argument("--skip-main", action="store_true", help="only the scaling / command part")
     args = ap.parse_args()
+    if args.skip_main:
+        scaling(args.workdir or Path(tempfile.mkdtemp(prefix="bench-audit-")),
+                [int(c) for c in args.command_counts.split(",")])
+        return 0
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-audit-"))
     folder = work / "images"
     if folder.exists():
@@ -207,6 +279,7 @@ def main() -> int:
         print(f"cleanvision find_issues: {cv[0]:.2f} s ({n / cv[0]:.0f} images/s)")
         print(f"ratio cleanvision / ours (cold): x{cv[0] / ours['cold']:.1f}; "
               f"cleanvision / ours (warm): x{cv[0] / ours['warm']:.0f}")
+    scaling(work, [int(c) for c in args.command_counts.split(",")])
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
     return 0

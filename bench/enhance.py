@@ -19,6 +19,19 @@ holding the server's job lock) plus a latency per image processed
    requests in flight, results into a fresh cache);
 3. **cached re-run**: the same job again, every result from the cache.
 
+Then, without the server, the **cached re-run at scale** (issue 15):
+``--rerun-images`` (default 1,000) PNGs of ``--rerun-size`` px are enhanced
+once with the embedded backend into a cache with a job store (as
+``fluxgym-coach enhance`` does), then re-run twice against that cache:
+
+* **baseline**: with a fresh store, so every input is read and measured
+  again (digest, probe, pHash/sharpness measure: the cost before issue 15);
+* **ours**: with the same store, where each input's facts are remembered by
+  path, size and mtime: one ``stat`` per file and a few queries.
+
+It prints both wall times, their ratio, and where the time of ours goes
+(cProfile, top entries by cumulative time).
+
 For 1 and 2 it prints the wall time, the server's total job time (the time
 its job lock was held, read from ``GET /fake/stats``) and their ratio: 1.00
 means the server never waited for the client. Nothing is asserted: the
@@ -47,8 +60,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fluxgym_coach.backends.base import EnhanceParams  # noqa: E402
 from fluxgym_coach.backends.forge import ForgeBackend  # noqa: E402
+from fluxgym_coach.backends.local import LocalBackend  # noqa: E402
 from fluxgym_coach.image_cache import ImageCache  # noqa: E402
 from fluxgym_coach.pipeline import Source, run_enhance  # noqa: E402
+from fluxgym_coach.store import Store  # noqa: E402
 
 
 def make_images(folder: Path, count: int, size: int) -> list[Path]:
@@ -113,6 +128,49 @@ async def ours(url: str, paths: list[Path], cache: ImageCache, params: EnhancePa
     return len(report.by_status("enhanced")), len(report.by_status("cached"))
 
 
+def rerun_at_scale(work: Path, count: int, size: int) -> None:
+    """The cached re-run phase (see the module docstring)."""
+    import cProfile
+    import pstats
+
+    paths = make_images(work / "rerun-in", count, size)
+    cache = ImageCache(work / "rerun-cache")
+    params = EnhanceParams(scale_factor=2, colorize=False)
+    sources = [Source(p.name, p) for p in paths]
+
+    def job(store: Store) -> tuple[float, int]:
+        backend = LocalBackend()
+
+        async def go():
+            try:
+                return await run_enhance(sources, backend, params, cache, store=store)
+            finally:
+                await backend.aclose()
+        t0 = time.perf_counter()
+        report = asyncio.run(go())
+        return time.perf_counter() - t0, len(report.by_status("cached"))
+
+    store = Store(work / "rerun-journal.sqlite")
+    first, _ = job(store)
+    base, base_cached = job(Store(work / "rerun-fresh.sqlite"))
+    ours_s, cached = job(store)
+    print(f"\ncached re-run of {count} images of {size} px (first run {first:.1f} s)")
+    print(f"{'run':<36}{'wall s':>9}{'cached':>8}")
+    print(f"{'baseline (every input re-measured)':<36}{base:>9.3f}{base_cached:>8}")
+    print(f"{'ours (remembered facts)':<36}{ours_s:>9.3f}{cached:>8}")
+    print(f"speed-up: {base / ours_s:.1f}x; target <= 1 s: {'met' if ours_s <= 1 else 'NOT met'}")
+    prof = cProfile.Profile()
+    prof.enable()
+    job(store)
+    prof.disable()
+    print("where ours spends its time (cumulative s):")
+    stats = pstats.Stats(prof)
+    rows = sorted(((v[3], f"{k[2]} ({Path(k[0]).name}:{k[1]})") for k, v in stats.stats.items()  # type: ignore[attr-defined]
+                   if "fluxgym_coach" in k[0] or "sqlite3" in k[2] or "stat" in k[2]), reverse=True)
+    for cum, name in rows[:12]:
+        print(f"  {cum:7.3f}  {name}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, default=64)
@@ -122,11 +180,19 @@ def main() -> None:
     ap.add_argument("--max-batch", type=int, default=8)
     ap.add_argument("--scale", type=float, default=2.0)
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--rerun-images", type=int, default=1000, help="cached re-run phase; 0 skips it")
+    ap.add_argument("--rerun-size", type=int, default=256)
+    ap.add_argument("--rerun-only", action="store_true", help="only the cached re-run phase")
     args = ap.parse_args()
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-enhance-"))
     if work.exists():
         shutil.rmtree(work)
+    if args.rerun_only:
+        rerun_at_scale(work, args.rerun_images, args.rerun_size)
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     paths = make_images(work / "in", args.images, args.size)
     params = EnhanceParams(scale_factor=args.scale, upscaler="R-ESRGAN 4x+", colorize=False)
     proc, url = start_server(args.job_latency, args.image_latency)
@@ -164,6 +230,8 @@ def main() -> None:
     print(f"ours: {enhanced} enhanced in {stats['job_requests']} requests; "
           f"wall time vs baseline: {our_wall / base_wall:.3f}")
     print(f"{'cached re-run':<28}{cached_wall:>9.2f}  ({cached} cached, {cached_jobs} job requests)")
+    if args.rerun_images:
+        rerun_at_scale(work, args.rerun_images, args.rerun_size)
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
 

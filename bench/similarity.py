@@ -33,7 +33,51 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fluxgym_coach.duplicates import hamming_matrix, near_duplicate_pairs  # noqa: E402
 from fluxgym_coach.plugins.builtin.similarity import hex_to_uint64, near_duplicate_groups  # noqa: E402
+
+
+def previous_pairs(hashes: np.ndarray, threshold: int, block: int = 512):
+    """The search as it was before issue 15 (one thread, 512-row blocks, new arrays per
+    block): the exhaustive baseline the new search must equal."""
+    ii, jj, dd = [], [], []
+    for start in range(0, len(hashes), block):
+        dist = hamming_matrix(hashes[start:start + block], hashes[start:])
+        rows, cols = np.nonzero(dist <= threshold)
+        keep = cols > rows
+        rows, cols = rows[keep], cols[keep]
+        ii.append(rows + start)
+        jj.append(cols + start)
+        dd.append(dist[rows, cols])
+    return np.concatenate(ii), np.concatenate(jj), np.concatenate(dd)
+
+
+def best_of(k: int, fn, *args):
+    best, result = float("inf"), None
+    for _ in range(k):
+        t0 = time.perf_counter()
+        result = fn(*args)
+        best = min(best, time.perf_counter() - t0)
+    return result, best
+
+
+def scaling(args) -> bool:
+    """Ours (threaded blocks) against the previous search at 1k and 10k: time, equality."""
+    ok = True
+    per = {}
+    for n in (1000, 10000):
+        hexes, _ = make_hashes(n, args.seed)
+        arr = hex_to_uint64(hexes)
+        new, t_new = best_of(5, near_duplicate_pairs, arr, args.threshold)
+        old, t_old = best_of(5, previous_pairs, arr, args.threshold)
+        same = all(np.array_equal(a, b) for a, b in zip(new, old))
+        ok &= same
+        per[n] = t_new
+        print(f"pairs {n:>6} hashes: ours {t_new * 1000:7.1f} ms, previous search {t_old * 1000:7.1f} ms "
+              f"(x{t_old / t_new:.2f}), {len(new[0])} pairs, identical pairs: {same}")
+    print(f"growth 1k -> 10k: x{per[10000] / per[1000]:.0f} time for x10 hashes "
+          "(x100 = quadratic, what an exhaustive search costs)")
+    return ok
 
 
 def make_hashes(count: int, seed: int) -> tuple[list[str], list[list[int]]]:
@@ -107,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{n} hashes, {len(families)} planted families ({sum(map(len, families))} hashes), "
           f"threshold {t} bits, numpy {np.__version__}")
 
-    groups, ours_full = timed(near_duplicate_groups, arr, t)
+    scaled_ok = scaling(args)
+    groups, ours_full = best_of(3, near_duplicate_groups, arr, t)
     found = {tuple(g) for g in groups}
     recovered = sum(any(set(f) <= set(g) for g in found) for f in families)
     print(f"ours      {n:>6} hashes: {ours_full:8.3f} s  {len(groups)} groups, "
@@ -126,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         extrapolated = pair_sub * pairs_full / pairs_sub
         print(f"pairwise extrapolated to {n} hashes: {extrapolated:8.1f} s "
               f"-> {extrapolated / ours_full:,.0f}x ours")
-    if not same or recovered != len(families):
+    if not same or recovered != len(families) or not scaled_ok:
         print("MISMATCH: the two methods disagree or a planted family was missed", file=sys.stderr)
         return 1
     return 0

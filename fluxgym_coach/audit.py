@@ -34,57 +34,31 @@ import math
 import os
 import time
 import uuid
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from . import imaging
+from . import imaging, keeper
 from .dataset import Dataset
 from .duplicates import hex_to_uint64, near_duplicate_groups
 from .events import EventSink, ItemDone, ItemFailed, JobFinished, JobStarted, null_sink
 from .findings import Finding, Severity
-from .store import ImageRecord, Store, register_schema
+from .measures import (MEASURE_VERSION, ExtraMeasures, measure_file, save_measures,  # noqa: F401
+                       stored_measures)
+from .store import ImageRecord, Store
 
 #: Severities, most serious first.
 ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 SEVERITIES = (ERROR, WARNING, INFO)
 _RANK = {ERROR: 0, WARNING: 1, INFO: 2}
 
-#: Version of :func:`measure_extra`'s definitions; rows of another version are measured again.
-MEASURE_VERSION = 1
-
 #: File formats kohya sd-scripts trains on (``IMAGE_EXTENSIONS`` in ``library/train_util.py``).
 KOHYA_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP"})
 _EXTENSION_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
                       ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".gif": "GIF"}
-
-register_schema(
-    "audit",
-    [
-        """
-        CREATE TABLE audit_measures (
-            digest          TEXT PRIMARY KEY,
-            version         INTEGER NOT NULL,
-            bright_p5       REAL,
-            bright_p99      REAL,
-            bright_mean     REAL,
-            entropy         REAL,
-            flat_fraction   REAL,
-            top4_share      REAL,
-            alpha_fraction  REAL,
-            bit_depth       INTEGER,
-            error           TEXT,
-            measured_at     REAL NOT NULL
-        );
-        """,
-    ],
-)
-
 
 # ---------------------------------------------------------------------------
 # thresholds
@@ -184,6 +158,7 @@ def bucket_resolutions(resolution: int, min_size: int = 256, max_size: int = 102
 
 
 _BUCKETS: dict[int, tuple[list[tuple[int, int]], np.ndarray]] = {}
+_SELECTED: dict[tuple[int, int, int], "Bucket"] = {}
 
 
 def select_bucket(width: int, height: int, resolution: int) -> Bucket:
@@ -195,6 +170,9 @@ def select_bucket(width: int, height: int, resolution: int) -> Bucket:
     """
     if width <= 0 or height <= 0:
         raise ValueError(f"image size must be positive, got {width}x{height}")
+    memo = _SELECTED.get((width, height, resolution))
+    if memo is not None:  # datasets repeat sizes: camera formats, exports
+        return memo
     cached = _BUCKETS.get(resolution)
     if cached is None:
         resos = bucket_resolutions(resolution)
@@ -212,138 +190,24 @@ def select_bucket(width: int, height: int, resolution: int) -> Bucket:
         scale = reso[0] / width
     resized = (int(width * scale + 0.5), int(height * scale + 0.5))
     crop = 1.0 - (reso[0] * reso[1]) / max(1, resized[0] * resized[1])
-    return Bucket(size=reso, resized=resized, scale=scale, crop=max(0.0, crop))
+    bucket = Bucket(size=reso, resized=resized, scale=scale, crop=max(0.0, crop))
+    if len(_SELECTED) < 65536:
+        _SELECTED[(width, height, resolution)] = bucket
+    return bucket
 
 
 # ---------------------------------------------------------------------------
 # extra measurements (stored by digest)
 # ---------------------------------------------------------------------------
-@dataclass(slots=True)
-class ExtraMeasures:
-    """What :func:`measure_extra` measures that the scan does not.
-
-    ``bright_p5``/``bright_p99``/``bright_mean``: cleanvision brightness (0..1)
-    percentiles and mean; ``entropy``: Pillow ``entropy()`` of the RGB copy, in
-    bits (0..~10); ``flat_fraction``: share of pixels whose 4-neighbour
-    Laplacian is at most 2 gray levels (flat areas: drawings, blur);
-    ``top4_share``: share of pixels in the 4 most frequent gray levels;
-    ``alpha_fraction``: share of pixels not fully opaque (None when the image
-    has no alpha channel); ``bit_depth``: bits per channel as stored (1, 8, 16,
-    32); ``error`` when the image could not be decoded. All on the 256-px
-    working copy, except bit depth (header).
-    """
-
-    bright_p5: float | None = None
-    bright_p99: float | None = None
-    bright_mean: float | None = None
-    entropy: float | None = None
-    flat_fraction: float | None = None
-    top4_share: float | None = None
-    alpha_fraction: float | None = None
-    bit_depth: int | None = None
-    error: str | None = None
-
-    @property
-    def is_drawing(self) -> bool:
-        """A simple photo/drawing measure: large flat areas (``flat_fraction``
-        >= 0.6) made of few gray levels (``top4_share`` >= 0.5). On the real
-        images only the horse clipart (0.90, 0.95) passes; photos reach at
-        most 0.73 (blurred clock) and 0.64 (Hubble's black sky), never both."""
-        return (self.flat_fraction or 0.0) >= 0.6 and (self.top4_share or 0.0) >= 0.5
-
-
-_ALPHA_MODES = ("RGBA", "LA", "La", "RGBa", "PA")
-
-
-def _bit_depth(im: Image.Image, data: bytes) -> int:
-    if data[12:16] == b"IHDR" and len(data) > 24:  # PNG header: bit depth at byte 24
-        return int(data[24])
-    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        return 16
-    if im.mode in ("I", "F"):
-        return 32
-    if im.mode == "1":
-        return 1
-    tag = getattr(im, "tag_v2", None)
-    if tag is not None and 258 in tag:  # TIFF BitsPerSample
-        bits = tag[258]
-        return int(max(bits) if isinstance(bits, tuple) else bits)
-    return 8
-
-
 def measure_extra(path: str | Path) -> ExtraMeasures:
     """Measure brightness, entropy, flatness, transparency and bit depth of one file.
 
-    One decode at reduced size (JPEG draft mode), long side
-    :data:`fluxgym_coach.imaging.WORK_SIZE` px. Never raises for bad images:
-    the reason goes to ``error``.
+    One read and one decode at reduced size (JPEG draft mode), long side
+    :data:`fluxgym_coach.imaging.WORK_SIZE` px (:func:`fluxgym_coach.measures.measure_file`).
+    The scan already takes these measures from its own decode; this is for files
+    outside a scan. Never raises for bad images: the reason goes to ``error``.
     """
-    try:
-        data = Path(path).read_bytes()
-        im = imaging.open_image(data, path)
-        depth = _bit_depth(im, data)
-        if im.format == "JPEG":
-            im.draft("RGB", (imaging.WORK_SIZE, imaging.WORK_SIZE))
-        im.load()
-        alpha_fraction = None
-        has_alpha = im.mode in _ALPHA_MODES or (im.mode == "P" and "transparency" in im.info)
-        if has_alpha:
-            rgba = im.convert("RGBA")
-            rgba.thumbnail((imaging.WORK_SIZE,) * 2, Image.Resampling.BILINEAR)
-            alpha_fraction = float((np.asarray(rgba.getchannel("A")) < 255).mean())
-            work = imaging.to_rgb(rgba)
-        else:
-            work = imaging.to_rgb(im)
-            if max(work.size) > imaging.WORK_SIZE:
-                work = work.copy() if work is im else work
-                work.thumbnail((imaging.WORK_SIZE,) * 2, Image.Resampling.BILINEAR)
-    except imaging.ImageReadError as exc:
-        return ExtraMeasures(error=exc.reason)
-    except Exception as exc:  # decoder errors surface here after open()
-        return ExtraMeasures(error=imaging._explain(exc))
-    rgb = np.asarray(work, dtype=np.float64) / 255.0
-    bright = np.sqrt(0.241 * rgb[..., 0] ** 2 + 0.691 * rgb[..., 1] ** 2 + 0.068 * rgb[..., 2] ** 2)
-    gray = work.convert("L")
-    g = np.asarray(gray, dtype=np.float64)
-    if g.shape[0] >= 3 and g.shape[1] >= 3:
-        lap = np.abs(g[1:-1, :-2] + g[1:-1, 2:] + g[:-2, 1:-1] + g[2:, 1:-1] - 4.0 * g[1:-1, 1:-1])
-        flat = float((lap <= 2.0).mean())
-    else:
-        flat = 1.0
-    hist = np.asarray(gray.histogram(), dtype=np.float64)
-    top4 = float(np.sort(hist)[-4:].sum() / max(1.0, hist.sum()))
-    return ExtraMeasures(
-        bright_p5=round(float(np.percentile(bright, 5)), 4),
-        bright_p99=round(float(np.percentile(bright, 99)), 4),
-        bright_mean=round(float(bright.mean()), 4),
-        entropy=round(float(work.entropy()), 4),
-        flat_fraction=round(flat, 4), top4_share=round(top4, 4),
-        alpha_fraction=None if alpha_fraction is None else round(alpha_fraction, 6),
-        bit_depth=depth)
-
-
-_EXTRA_COLUMNS = ["bright_p5", "bright_p99", "bright_mean", "entropy", "flat_fraction",
-                  "top4_share", "alpha_fraction", "bit_depth", "error"]
-
-
-def stored_measures(store: Store, digests: Iterable[str] | None = None) -> dict[str, ExtraMeasures]:
-    """``{digest: ExtraMeasures}`` already stored (current :data:`MEASURE_VERSION` only)."""
-    store.ensure_schema("audit")
-    rows = store.execute("SELECT * FROM audit_measures WHERE version = ?", (MEASURE_VERSION,))
-    wanted = None if digests is None else set(digests)
-    return {r["digest"]: ExtraMeasures(**{c: r[c] for c in _EXTRA_COLUMNS})
-            for r in rows if wanted is None or r["digest"] in wanted}
-
-
-def save_measures(store: Store, items: list[tuple[str, ExtraMeasures]]) -> None:
-    """Store extra measures ``[(digest, measures)]`` (replacing older rows of those digests)."""
-    store.ensure_schema("audit")
-    cols = ["digest", "version", *_EXTRA_COLUMNS, "measured_at"]
-    sql = (f"INSERT OR REPLACE INTO audit_measures ({', '.join(cols)}) "
-           f"VALUES ({', '.join('?' for _ in cols)})")
-    now = time.time()
-    store.executemany(sql, [[d, MEASURE_VERSION, *[getattr(m, c) for c in _EXTRA_COLUMNS], now]
-                            for d, m in items])
+    return measure_file(path)
 
 
 def ensure_measures(dataset: Dataset, records: list[ImageRecord], on_event: EventSink = null_sink,
@@ -411,12 +275,15 @@ class DuplicateGroup:
     """Images that are the same (``kind`` ``"exact"``: same digest) or look the
     same (``"near"``: pHash within the threshold, grouped transitively).
     ``members`` are relpaths, best first; ``keeper`` the suggested one to keep;
-    ``max_distance`` the largest pHash distance from the keeper (bits)."""
+    ``max_distance`` the largest pHash distance from the keeper (bits);
+    ``reasons`` says, for every other member, why the keeper beat it
+    (:func:`fluxgym_coach.keeper.reason`)."""
 
     kind: str
     members: list[str]
     keeper: str
     max_distance: int = 0
+    reasons: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -453,8 +320,9 @@ class AuditReport:
 
     ``images``: ``{relpath: ImageAudit}`` in relpath order; ``groups``:
     duplicate groups; ``resolution``: the target resolution (px);
-    ``thresholds`` used; ``measured``: images decoded by this audit (0 when
-    warm); ``caption_rules``: whether the caption lint ran; ``seconds``.
+    ``thresholds`` used; ``measured``: image contents (digests) measured for
+    the first time by this audit or its scan (0 when warm); ``caption_rules``:
+    whether the caption lint ran; ``seconds``.
     """
 
     images: dict[str, ImageAudit]
@@ -539,7 +407,8 @@ def image_findings(rec: ImageRecord, extra: ExtraMeasures | None, resolution: in
                            category="file"))
         return out, None
     w, h = rec.display_size or (rec.width, rec.height)
-    ext = os.path.splitext(rec.relpath)[1].lower()
+    name = rec.relpath.rpartition("/")[2]
+    ext = "." + name.rpartition(".")[2].lower() if "." in name.lstrip(".") else ""
     # -- file --------------------------------------------------------------
     if (rec.n_frames or 1) > 1:
         out.append(Finding("animated", WARNING, f"animated image with {rec.n_frames} frames: only the "
@@ -590,7 +459,9 @@ def image_findings(rec: ImageRecord, extra: ExtraMeasures | None, resolution: in
                            fix=(f"upscale x{factor:g} before training (enhance or prepare does it)"
                                 if sev == WARNING else
                                 f"find a larger source: x{bucket.scale:.1f} exceeds what a 4x upscaler "
-                                "restores"),
+                                "restores" + (f" (beyond x{imaging.MAX_UPSCALE:g} fluxgym-coach refuses "
+                                              "to resize it)" if bucket.scale > imaging.MAX_UPSCALE
+                                              else "")),
                            category="resolution",
                            detail={"short_side": min(w, h), "scale_factor": factor}))
     if bucket.crop > th.max_crop:
@@ -599,7 +470,13 @@ def image_findings(rec: ImageRecord, extra: ExtraMeasures | None, resolution: in
                            threshold=th.max_crop, fix="crop it yourself to keep what matters",
                            category="resolution", detail={"bucket": list(bucket.size)}))
     aspect = min(w / h, h / w)
-    if aspect < th.min_aspect:
+    if aspect < 1 / imaging.MAX_ASPECT:
+        out.append(Finding("odd_aspect", ERROR, f"extreme aspect ratio 1:{1 / aspect:.1f}: beyond "
+                           f"{imaging.MAX_ASPECT:g}:1 fluxgym-coach refuses to resize it",
+                           value=round(aspect, 3), threshold=round(1 / imaging.MAX_ASPECT, 3),
+                           fix="crop it to a ratio between 1:2.9 and 2.9:1, or remove it",
+                           category="resolution"))
+    elif aspect < th.min_aspect:
         out.append(Finding("odd_aspect", WARNING, f"unusual aspect ratio 1:{1 / aspect:.1f}",
                            value=round(aspect, 3), threshold=th.min_aspect,
                            fix="crop to a ratio between 1:2.9 and 2.9:1", category="resolution"))
@@ -638,21 +515,18 @@ def image_findings(rec: ImageRecord, extra: ExtraMeasures | None, resolution: in
     return out, bucket
 
 
-def _quality_key(rec: ImageRecord) -> tuple:
-    """Sort key, best first: readable, more pixels, colour, sharper, captioned, then name."""
-    w, h = rec.display_size or (0, 0)
-    return (rec.error is not None, -(w * h), bool(rec.is_grayscale), -(rec.sharpness or 0.0),
-            not (rec.caption or "").strip(), rec.relpath)
-
-
-def duplicate_groups(records: list[ImageRecord], max_distance: int) -> list[DuplicateGroup]:
+def duplicate_groups(records: list[ImageRecord], max_distance: int,
+                     extras: dict[str, ExtraMeasures] | None = None) -> list[DuplicateGroup]:
     """Exact groups (same digest) and near groups (pHash within ``max_distance``, transitive).
 
     Near groups are connected components (union-find) of the graph whose
     edges join images at most ``max_distance`` bits apart, so A~B and B~C put
     A, B and C in one group. A near group made only of copies of one digest
-    is reported as exact only. Members are sorted best first (see
-    :func:`_quality_key`); the first is the suggested keeper.
+    is reported as exact only. Members are sorted best first by
+    :func:`fluxgym_coach.keeper.rank` (more pixels, higher bit depth and
+    lossless, no transparency, original name, then colour, sharpness, caption,
+    name; ``extras`` give bit depth and transparency); the first is the
+    suggested keeper, and ``reasons`` say why it beat each other member.
     """
     readable = [r for r in records if r.digest and not r.error]
     groups: list[DuplicateGroup] = []
@@ -661,12 +535,15 @@ def duplicate_groups(records: list[ImageRecord], max_distance: int) -> list[Dupl
         by_digest.setdefault(r.digest, []).append(r)
 
     def ordered(members: list[ImageRecord]) -> list[ImageRecord]:
-        return sorted(members, key=_quality_key)
+        return keeper.rank(members, extras)
+
+    def why(m: list[ImageRecord]) -> dict[str, str]:
+        return {r.relpath: keeper.reason(m[0], r, extras) for r in m[1:]}
 
     for digest, members in by_digest.items():
         if len(members) > 1:
             m = ordered(members)
-            groups.append(DuplicateGroup("exact", [r.relpath for r in m], m[0].relpath, 0))
+            groups.append(DuplicateGroup("exact", [r.relpath for r in m], m[0].relpath, 0, why(m)))
     hashed = [r for r in readable if r.phash]
     for indices in near_duplicate_groups(hex_to_uint64([r.phash for r in hashed]), max_distance):
         members = [hashed[i] for i in indices]
@@ -674,7 +551,7 @@ def duplicate_groups(records: list[ImageRecord], max_distance: int) -> list[Dupl
             continue
         m = ordered(members)
         far = max(imaging.hamming(m[0].phash, r.phash) for r in m[1:])
-        groups.append(DuplicateGroup("near", [r.relpath for r in m], m[0].relpath, far))
+        groups.append(DuplicateGroup("near", [r.relpath for r in m], m[0].relpath, far, why(m)))
     groups.sort(key=lambda g: (g.kind, g.members[0]))
     return groups
 
@@ -757,21 +634,24 @@ def build_report(records: list[ImageRecord], extras: dict[str, ExtraMeasures], *
                                     category="caption"))
         images[rec.relpath] = ImageAudit(rec.relpath, rec.digest, bucket,
                                          category_of(rec, extra) if readable else None, findings)
-    groups = duplicate_groups(records, th.near_duplicate_distance)
+    groups = duplicate_groups(records, th.near_duplicate_distance, extras)
     for g in groups:
         code = "exact_duplicate" if g.kind == "exact" else "near_duplicate"
         what = "identical file" if g.kind == "exact" else "looks the same"
         for rel in g.members:
             others = [m for m in g.members if m != rel]
-            keeper = rel == g.keeper
+            is_keeper = rel == g.keeper
+            runner_up = g.reasons.get(g.members[1], "") if len(g.members) > 1 else ""
             images[rel].findings.append(Finding(
-                code, INFO if keeper else WARNING,
+                code, INFO if is_keeper else WARNING,
                 f"{what} as {', '.join(others[:3])}{' ...' if len(others) > 3 else ''}"
-                + (" (suggested keeper)" if keeper else f"; keep {g.keeper}"),
+                + (f" (suggested keeper: {runner_up})" if is_keeper
+                   else f"; keep {g.keeper} ({g.reasons.get(rel, '')})"),
                 value=g.max_distance if g.kind == "near" else 0,
                 threshold=th.near_duplicate_distance if g.kind == "near" else 0,
-                fix="keep it; reject the others" if keeper else f"reject it and keep {g.keeper}",
-                category="duplicate", detail={"group": g.members, "keeper": g.keeper}))
+                fix="keep it; reject the others" if is_keeper else f"reject it and keep {g.keeper}",
+                category="duplicate", detail={"group": g.members, "keeper": g.keeper,
+                                              "why": g.reasons.get(rel) if not is_keeper else runner_up}))
     for a in images.values():
         a.findings.sort(key=lambda f: (_RANK[f.severity], f.category, f.code))
     return AuditReport(images=images, groups=groups, resolution=resolution, thresholds=th,
@@ -802,13 +682,15 @@ def audit_dataset(dataset: Dataset, *, resolution: int = 1024, thresholds: Thres
     started = time.perf_counter()
     if trigger is None:
         trigger = saved_trigger(dataset)
+    scanned = 0
     if scan:
         from .core import scan_blocking  # plugins hear of the images it indexes
 
-        scan_blocking(dataset, on_event)
+        scanned = scan_blocking(dataset, on_event).measured
     records = dataset.images()
     job = f"audit-{uuid.uuid4().hex[:8]}"
     extras, measured = ensure_measures(dataset, records, on_event=on_event, workers=workers, job=job)
+    measured += scanned
     report = build_report(records, extras, resolution=resolution, thresholds=th,
                           trigger=trigger, caption_rules=caption_rules, measured=measured)
     report.seconds = time.perf_counter() - started

@@ -45,13 +45,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import captions as caption_rules
-from .backends.captioners.base import (CaptionBackend, CaptionBackendError, CaptionRequest,
-                                       CaptionResult, folder_concept)
+from .backends.captioners.base import CaptionBackend, CaptionRequest, CaptionResult
 from .dataset import Dataset, one_line
-from .events import EventSink, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted, null_sink
+from .events import EventSink, null_sink
 from .image_cache import ImageCache, canonical_json
-from .pipeline import Journal, job_id_for
 from .settings import load_settings, update_settings
 from .store import Store, register_schema
 
@@ -223,12 +220,17 @@ def default_backend(dataset: Dataset) -> tuple[str, dict[str, Any]]:
 
 def save_default_backend(dataset: Dataset, name: str, options: dict[str, Any]) -> None:
     """Save ``name`` and its ``options`` as the dataset's caption backend (credentials
-    such as ``api_auth`` and a URL's ``user:password@`` are left out; the OpenAI key is
-    never an option, only the name of its environment variable). Raises ValueError
-    for an unknown name."""
+    are left out: ``api_auth``, ``api_key``, and any ``user:pass@`` in a URL; the
+    OpenAI key is never an option, only the name of its environment variable;
+    Basic credentials come from ``$FLUXGYM_COACH_OPENAI_AUTH`` on later runs).
+    Raises ValueError for an unknown name."""
+    from .backends.captioners.openai import redact_url
+
     if name not in BACKENDS:
         raise ValueError(f"unknown caption backend {name!r}: use one of {', '.join(BACKENDS)}")
-    update_settings(dataset.store, caption={"backend": name, "options": dict(options)})
+    clean = {k: (redact_url(v) if k in ("base_url", "url") and isinstance(v, str) else v)
+             for k, v in options.items() if k not in ("api_auth", "api_key")}
+    update_settings(dataset.store, caption={"backend": name, "options": clean})
 
 
 def proposals(store: Store, relpath: str) -> list[dict[str, Any]]:
@@ -257,13 +259,6 @@ def backend_settings(backend: CaptionBackend) -> dict[str, Any]:
 
 
 # -- the job ------------------------------------------------------------------------------
-@dataclass(slots=True)
-class _Work:
-    request: CaptionRequest
-    previous: str | None
-    outcome: CaptionOutcome
-
-
 async def run_caption(
     dataset: Dataset,
     backend: CaptionBackend,
@@ -275,7 +270,8 @@ async def run_caption(
     on_event: EventSink = null_sink,
     cancel: asyncio.Event | None = None,
 ) -> CaptionReport:
-    """Caption images of ``dataset`` with ``backend`` (see the module docstring).
+    """Caption images of ``dataset`` with ``backend`` (see the module docstring
+    and :class:`fluxgym_coach.caption_job.CaptionJob`).
 
     ``relpaths``: the images to consider (default: every readable image in the
     store; scan the dataset first). ``mode``: one of :data:`MODES`.
@@ -291,161 +287,11 @@ async def run_caption(
     :meth:`check` fails. A fatal error during the job (no vision support,
     server gone) ends it with ``report.fatal`` set.
     """
-    if mode not in MODES:
-        raise ValueError(f"unknown caption mode {mode!r}: use one of {', '.join(MODES)}")
-    started = time.perf_counter()
-    dataset.store.ensure_schema("captions")
-    cache = cache or ImageCache()
-    cancel = cancel or asyncio.Event()
-    stop = asyncio.Event()
-    trigger = (trigger or "").strip() or None
+    from .caption_job import CaptionJob
 
-    records = {r.relpath: r for r in dataset.images()}
-    wanted = (list(dict.fromkeys(relpaths)) if relpaths is not None
-              else [r for r, rec in records.items() if not rec.error])
-    digests = [records[r].digest or "" for r in wanted if r in records]
-    await backend.check()
-    settings = backend_settings(backend)
-    job_params = {"mode": mode, "trigger": trigger, "settings": settings}
-    job_id = job_id_for("caption", job_params, backend.identity, digests)
-    report = CaptionReport(job_id, backend.name, mode)
-    journal = Journal(dataset.store, job_id, "caption", job_params, len(wanted))
-    report.resumed = journal.resumed
-    journaled = journal.done_items()
-
-    on_event(JobStarted(job_id, "caption", len(wanted)))
-
-    def fail(outcome: CaptionOutcome, reason: str) -> None:
-        outcome.status, outcome.reason = "failed", reason
-        journal.mark(outcome.relpath, "failed", error=reason)
-        on_event(ItemFailed(job_id, outcome.relpath, reason))
-
-    def done(outcome: CaptionOutcome, status: str, reason: str = "") -> None:
-        outcome.status, outcome.reason = status, reason
-        for w in outcome.warnings:
-            on_event(ItemWarning(job_id, outcome.relpath, w))
-        on_event(ItemDone(job_id, outcome.relpath, cached=status not in ("captioned",),
-                          detail={"status": status, "text": outcome.text, "draft": outcome.draft,
-                                  "reason": reason}))
-
-    works: list[_Work] = []
-    for rel in wanted:
-        outcome = CaptionOutcome(rel, "pending")
-        report.outcomes[rel] = outcome
-        rec = records.get(rel)
-        if rec is None:
-            fail(outcome, "not in the dataset store: run `fluxgym-coach scan` first")
-            continue
-        if rec.error or not rec.digest:
-            fail(outcome, rec.error or "image could not be read")
-            continue
-        if rel in journaled:
-            outcome.text = journaled[rel].get("text", "")
-            outcome.draft = bool(journaled[rel].get("draft"))
-            done(outcome, "resumed", "done in an earlier run of this job")
-            continue
-        current = dataset.read_caption(rel)
-        previous = current.text if current is not None else None
-        outcome.previous = previous
-        has_text = previous is not None and bool(previous.strip())
-        if has_text and mode == "only-missing":
-            done(outcome, "skipped", "has a caption (use --refresh or --overwrite to replace it)")
-            continue
-        if has_text and mode == "refresh":
-            status = _status_from_history(dataset.store, rel, previous or "")
-            if status == "edited":
-                done(outcome, "skipped", "caption written or edited by the user (use --overwrite)")
-                continue
-        current_tags = caption_rules.split_tags(previous) if has_text else []
-        if trigger:
-            current_tags = [t for t in current_tags if t != trigger]
-        if not current_tags:
-            for prop in proposals(dataset.store, rel):
-                if prop["tags"] and prop["backend"] != backend.name:
-                    current_tags = list(prop["tags"])
-                    break
-        size = rec.display_size or (None, None)
-        request = CaptionRequest(relpath=rel, path=dataset.image_path(rel), digest=rec.digest,
-                                 trigger=trigger, tags=current_tags,
-                                 folder=folder_concept(rel, dataset.root.name),
-                                 is_grayscale=rec.is_grayscale, width=size[0], height=size[1])
-        works.append(_Work(request, previous, outcome))
-
-    sem = asyncio.Semaphore(max(1, int(getattr(backend, "concurrency", 1) or 1)))
-
-    async def one(work: _Work) -> None:
-        async with sem:
-            if cancel.is_set() or stop.is_set():
-                return
-            await _one(work)
-
-    async def _one(work: _Work) -> None:
-        outcome = work.outcome
-        req = work.request
-        params = {"captioner": backend.cache_params(req)}
-        key = cache.make_key(req.digest, params, backend.identity)
-        entry = await asyncio.to_thread(cache.get, key)
-        from_cache = entry is not None
-        if entry is not None:
-            result = CaptionResult.from_dict(json.loads(await asyncio.to_thread(entry.path.read_bytes)))
-        else:
-            try:
-                result = await backend.caption(req)
-            except CaptionBackendError as exc:
-                report.backend_requests += 1
-                if exc.fatal:
-                    if report.fatal is None:
-                        report.fatal = exc.reason
-                    stop.set()
-                fail(outcome, exc.reason)
-                return
-            report.backend_requests += 1
-            if not result.text.strip() and not result.tags:
-                fail(outcome, f"{backend.name} returned an empty caption")
-                return
-            meta = {"op": "caption", "backend": backend.identity, "source_digest": req.digest}
-            await asyncio.to_thread(cache.put, key, json.dumps(result.to_dict()).encode(),
-                                    ".json", meta)
-        text = result.text or caption_rules.join_tags(result.tags)
-        final = caption_rules.apply_trigger(text, trigger) if mode != "propose" else text
-        outcome.text, outcome.draft, outcome.tags = final, result.draft, list(result.tags)
-        outcome.warnings = list(result.warnings)
-        await asyncio.to_thread(_record_result, dataset.store, req.relpath, backend, req.digest, result)
-        if mode != "propose":
-            now = await asyncio.to_thread(dataset.read_caption, req.relpath)
-            now_text = now.text if now is not None else None
-            if now_text != work.previous:
-                done(outcome, "skipped", "caption changed while captioning; the newer text was kept")
-                journal.mark(req.relpath, "done", {"text": now_text or "", "draft": False})
-                return
-            await asyncio.to_thread(dataset.write_caption, req.relpath, final,
-                                    f"caption:{backend.name}")
-        journal.mark(req.relpath, "done", {"text": final, "draft": result.draft})
-        done(outcome, "cached" if from_cache else "captioned")
-
-    tasks = [asyncio.create_task(one(w)) for w in works]
-    try:
-        if tasks:
-            await asyncio.gather(*tasks)
-    except asyncio.CancelledError:
-        cancel.set()
-        for t in tasks:
-            t.cancel()
-        journal.close("cancelled")
-        raise
-
-    report.cancelled = cancel.is_set()
-    for o in report.outcomes.values():
-        if o.status == "pending":
-            o.status = "skipped"
-            o.reason = (f"not run: {report.fatal}" if report.fatal else "cancelled before it ran")
-    n_failed = len(report.failed)
-    status = "cancelled" if report.cancelled else ("failed" if report.fatal else "done")
-    journal.close(status)
-    report.seconds = time.perf_counter() - started
-    on_event(JobFinished(job_id, "caption", status, len(report.outcomes) - n_failed, n_failed,
-                         report.counts()))
-    return report
+    job = CaptionJob(dataset, backend, relpaths, mode=mode, trigger=trigger, cache=cache,
+                     on_event=on_event, cancel=cancel)
+    return await job.run()
 
 
 def describe_settings(backend: CaptionBackend) -> str:

@@ -82,11 +82,12 @@ def scan_blocking(dataset: "Dataset", on_event: EventSink = null_sink) -> "ScanR
 # -- backends ---------------------------------------------------------------------------------------
 def resolve_backend_name(name: str | None, api_urls: Sequence[str] | None) -> str:
     """The enhancement backend a job uses: ``auto`` is ``forge`` when a server is given,
-    else the embedded default; any other name is returned as given (the backend
-    registry refuses unknown ones)."""
+    else stays ``auto`` (the registry's :func:`~fluxgym_coach.backends.base.auto_enhance_backend`
+    picks Real-ESRGAN, the user's model file or the Pillow fallback); any other name
+    is returned as given (the backend registry refuses unknown ones)."""
     name = name or "auto"
     if name == "auto":
-        return "forge" if api_urls else "local"
+        return "forge" if api_urls else "auto"
     return name
 
 
@@ -112,18 +113,49 @@ def backend_from_settings(settings: DatasetSettings | None = None, *, backend: s
     return get_enhance_backend(name, **options)
 
 
-def captioner_from_settings(settings: DatasetSettings | None = None, *, backend: str | None = None,
-                            **options: Any) -> "CaptionBackend":
-    """Build the caption backend for a job: ``backend`` and ``options`` given on this run,
-    else the dataset's saved ``settings.caption`` (server and model included), else
-    ``draft``. Options given override saved ones of the same backend. Raises ValueError
-    for an unknown backend or option."""
-    from .captioning import get_caption_backend
+#: Options the Forge interrogate captioner takes (the others are openai's).
+_FORGE_CAPTION_OPTIONS = ("model", "url", "api_auth", "concurrency", "image_size", "timeout")
+#: Saved options naming a local model folder, loaded with the model's own code.
+_MODEL_PATH_OPTIONS = ("model_path",)
 
+
+def caption_backend_choice(settings: DatasetSettings | None = None, *, backend: str | None = None,
+                           dataset_root: str | Path | None = None,
+                           **options: Any) -> tuple[str, dict[str, Any]]:
+    """``(backend name, options)`` a caption job uses: ``backend`` and ``options`` given on
+    this run (None values ignored), else the dataset's saved ``settings.caption`` (server
+    and model included), else ``draft``. Saved options count only for the saved backend;
+    ``model`` means ``model_path`` for florence2; forge keeps the options it takes.
+
+    A saved model folder inside ``dataset_root`` is refused (ValueError): the store
+    travels with the dataset, and such a model runs its own code when loaded; give
+    the folder on the command line to use it anyway."""
     saved = settings.caption if settings is not None else None
     name = backend or (saved.backend if saved else "draft")
     merged = dict(saved.options) if saved is not None and saved.backend == name else {}
-    merged.update({k: v for k, v in options.items() if v not in (None, "")})
+    given = {k: v for k, v in options.items() if v is not None}
+    if name == "florence2" and "model" in given:
+        given["model_path"] = given.pop("model")
+    if dataset_root is not None:
+        root = Path(dataset_root).resolve()
+        for key in _MODEL_PATH_OPTIONS:
+            if key in merged and key not in given and \
+                    Path(str(merged[key])).expanduser().resolve().is_relative_to(root):
+                raise ValueError(f"the saved caption model folder {merged[key]} is inside the dataset; "
+                                 f"pass it on the command line (--model) to load it")
+    merged.update(given)
+    if name == "forge":
+        merged = {k: v for k, v in merged.items() if k in _FORGE_CAPTION_OPTIONS}
+    return name, merged
+
+
+def captioner_from_settings(settings: DatasetSettings | None = None, *, backend: str | None = None,
+                            dataset_root: str | Path | None = None, **options: Any) -> "CaptionBackend":
+    """Build the caption backend for a job (the choice of :func:`caption_backend_choice`).
+    Raises ValueError for an unknown backend or option, or a refused saved model folder."""
+    from .captioning import get_caption_backend
+
+    name, merged = caption_backend_choice(settings, backend=backend, dataset_root=dataset_root, **options)
     return get_caption_backend(name, **merged)
 
 
@@ -179,13 +211,15 @@ async def caption_images(dataset: "Dataset", relpaths: Sequence[str] | None, cap
                          cache: "ImageCache | None" = None, on_event: EventSink = null_sink,
                          cancel: asyncio.Event | None = None) -> "CaptionReport":
     """Caption images of ``dataset`` with ``captioner`` (see :mod:`fluxgym_coach.captioning`
-    for ``mode``); ``trigger`` None means the dataset's trigger word. A non-destructive
-    mode is remembered for next time; ``overwrite`` never is."""
+    for ``mode``); ``trigger`` None means the dataset's trigger word. ``only-missing``
+    and ``refresh`` are remembered for next time; ``overwrite`` (destructive) and
+    ``propose`` (tag proposals) never are."""
     from .captioning import run_caption
 
     settings = load_settings(dataset.store)
-    trigger = trigger if trigger is not None else settings.trigger
-    if mode != "overwrite":
+    if trigger is None and mode != "propose":  # proposals are raw backend output
+        trigger = settings.trigger
+    if mode in ("only-missing", "refresh"):
         update_settings(dataset.store, caption={"mode": mode})
     return await run_caption(dataset, captioner, list(relpaths) if relpaths is not None else None,
                              mode=mode, trigger=trigger, cache=cache, on_event=on_event, cancel=cancel)
@@ -244,5 +278,5 @@ async def prepare_dataset(dataset: "Dataset", out_dir: str | Path, name: str, tr
 
 
 __all__ = ["DEFAULT_FORGE_URL", "audit_dataset", "backend_from_settings", "caption_images",
-           "captioner_from_settings", "enhance_images", "export_dataset", "prepare_dataset",
+           "caption_backend_choice", "captioner_from_settings", "enhance_images", "export_dataset", "prepare_dataset",
            "remember_forge_pool", "resolve_backend_name", "scan", "scan_blocking"]

@@ -15,11 +15,14 @@ be undone.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import stat
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +31,7 @@ from . import imaging
 from .events import EventSink, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted, null_sink
 from .caption_encoding import CaptionText, read_caption_file
 from .fsutil import atomic_write_text
+from .measures import MEASURE_VERSION, ExtraMeasures, measure_rows, measures_sql, read_and_measure
 from .store import STORE_DIRNAME, ImageRecord, Store
 
 CAPTION_EXTENSION = ".txt"
@@ -41,14 +45,54 @@ class DatasetError(FluxgymCoachError):
     """The dataset folder is unusable (missing, not a folder, not writable)."""
 
 
+#: Largest caption sidecar read, in bytes (1 MiB; a caption is a few hundred bytes).
+MAX_CAPTION_BYTES = 1 << 20
+
+
+class CaptionFileError(DatasetError):
+    """A caption sidecar exists but is not a readable caption file (a folder, a FIFO,
+    a device, or too large). ``path`` names it, ``reason`` says why and what to do."""
+
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def sidecar_problem(path: str | Path) -> str | None:
+    """Why the sidecar at ``path`` cannot be read as a caption (None when it is a regular
+    file within :data:`MAX_CAPTION_BYTES`, or does not exist). Never opens it."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"caption sidecar {Path(path).name} cannot be read ({exc.strerror or exc})"
+    name = Path(path).name
+    if stat.S_ISDIR(st.st_mode):
+        return f"caption sidecar {name} is a folder, not a text file: rename or remove it"
+    if not stat.S_ISREG(st.st_mode):
+        return (f"caption sidecar {name} is not a regular file (a FIFO or a device): never read; "
+                "remove it")
+    if st.st_size > MAX_CAPTION_BYTES:
+        return (f"caption sidecar {name} is {st.st_size / 2**20:.1f} MiB, over the "
+                f"{MAX_CAPTION_BYTES // 1024} KiB limit for a caption: check what it is")
+    return None
+
+
 def read_sidecar(path: str | Path) -> CaptionText | None:
     """Read a caption sidecar; None if it does not exist.
 
     UTF-8 (with or without BOM) is read as is; UTF-16/32 by their BOM, UTF-16
     without BOM by its NUL pattern, other bytes as cp1252, with a warning.
     A file with NUL or control bytes is refused: empty ``text``, ``error`` set
-    (see :mod:`fluxgym_coach.caption_encoding`).
+    (see :mod:`fluxgym_coach.caption_encoding`). Raises
+    :class:`CaptionFileError` when the path is a folder, a FIFO, a device or
+    over :data:`MAX_CAPTION_BYTES` (nothing is read then).
     """
+    problem = sidecar_problem(path)
+    if problem:
+        raise CaptionFileError(path, problem)
     return read_caption_file(path)
 
 
@@ -70,6 +114,8 @@ class ScanReport:
     errors: dict[str, str] = field(default_factory=dict)
     warnings: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    #: distinct image contents (digests) measured for the first time (audit extra measures)
+    measured: int = 0
 
     @property
     def total(self) -> int:
@@ -86,6 +132,7 @@ class _Entry:
     sidecar: str | None
     sidecar_size: int | None
     sidecar_mtime_ns: int | None
+    sidecar_problem: str | None = None
 
 
 def _walk(root: str) -> Iterator[_Entry]:
@@ -100,17 +147,20 @@ def _walk(root: str) -> Iterator[_Entry]:
         except OSError:
             continue
         sidecars = {}
+        bad_sidecars: dict[str, str] = {}
         images = []
         for e in entries:
             if e.name.startswith(".") or e.name == STORE_DIRNAME:
                 continue
+            lower = e.name.lower()
             try:
                 if e.is_dir(follow_symlinks=False):
                     stack.append(e.path)
+                    if lower.endswith(CAPTION_EXTENSION):  # a folder named like a caption
+                        bad_sidecars[e.name[: -len(CAPTION_EXTENSION)]] = sidecar_problem(e.path) or ""
                     continue
             except OSError:
                 continue
-            lower = e.name.lower()
             if lower.endswith(CAPTION_EXTENSION):
                 sidecars[e.name[: -len(CAPTION_EXTENSION)]] = e
             elif imaging.is_image_name(lower):
@@ -121,40 +171,96 @@ def _walk(root: str) -> Iterator[_Entry]:
                 size, mtime = st.st_size, st.st_mtime_ns
             except OSError:  # broken symlink, vanished file: still listed, read fails later
                 size, mtime = -1, -1
-            side = sidecars.get(os.path.splitext(e.name)[0])
+            stem = os.path.splitext(e.name)[0]
+            side = sidecars.get(stem)
             s_size = s_mtime = None
+            problem = bad_sidecars.get(stem)
             if side is not None:
                 try:
                     sst = side.stat()
                     s_size, s_mtime = sst.st_size, sst.st_mtime_ns
+                    if not stat.S_ISREG(sst.st_mode) or sst.st_size > MAX_CAPTION_BYTES:
+                        problem = sidecar_problem(side.path)
                 except OSError:
                     side = None
             rel = e.path[root_len:].replace(os.sep, "/")
-            yield _Entry(rel, e.path, size, mtime, side.path if side else None, s_size, s_mtime)
+            if problem:  # never read; the stat differs from any real file's, so a fix is seen
+                yield _Entry(rel, e.path, size, mtime, None, -1, -1, problem)
+            else:
+                yield _Entry(rel, e.path, size, mtime, side.path if side else None, s_size, s_mtime)
+
+
+def _measure_entry(entry: _Entry) -> tuple[ImageRecord, ExtraMeasures | None]:
+    """Digest, probe and measure one image from one read and one decode (scan and
+    audit measures, :func:`fluxgym_coach.measures.read_and_measure`); errors are
+    recorded, not raised. Runs in a thread or a worker process."""
+    rec, extra = read_and_measure(entry.path, entry.relpath, entry.size, entry.mtime_ns)
+    if entry.sidecar_problem:  # the image is left out of captioning and export until fixed
+        rec.error = entry.sidecar_problem
+    return rec, extra
 
 
 def _read_image(entry: _Entry) -> ImageRecord:
-    """Digest, probe and measure one image; errors are recorded, not raised."""
-    rec = ImageRecord(relpath=entry.relpath, size=entry.size, mtime_ns=entry.mtime_ns)
+    """The scan's record of one image (see :func:`_measure_entry`)."""
+    return _measure_entry(entry)[0]
+
+
+#: Below this many images to read, a scan uses threads (no process start-up cost).
+PROCESS_MIN_IMAGES = 48
+
+
+def _usable_cpus() -> int:
     try:
-        with open(entry.path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        rec.error = imaging._explain(exc)
-        return rec
-    rec.size = len(data)
-    rec.digest = imaging.digest_bytes(data) if data else None
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _pool(n_images: int, workers: int | None, processes: bool | None) -> tuple[Executor, int]:
+    """The executor a scan reads with: worker processes when the work is large enough
+    to pay their start-up (the GIL serialises the Python parts of every measure),
+    threads otherwise. ``processes`` forces one or the other."""
+    cpus = _usable_cpus()
+    n = workers or min(8, cpus)
+    use_procs = processes if processes is not None else (n > 1 and n_images >= PROCESS_MIN_IMAGES)
+    if use_procs:
+        ctx = multiprocessing.get_context("forkserver" if "forkserver" in
+                                          multiprocessing.get_all_start_methods() else "spawn")
+        if ctx.get_start_method() == "forkserver":
+            ctx.set_forkserver_preload(["fluxgym_coach.measures"])
+        return ProcessPoolExecutor(max_workers=n, mp_context=ctx), n
+    return ThreadPoolExecutor(max_workers=n, thread_name_prefix="scan"), n
+
+
+def _measured(to_read: list[_Entry], workers: int | None,
+              processes: bool | None) -> Iterator[tuple[_Entry, tuple[ImageRecord, ExtraMeasures | None]]]:
+    """``(entry, (record, measures))`` for every entry, in order, from the pool of
+    :func:`_pool`. If the worker processes cannot start (a script calling the scan
+    without the ``if __name__ == "__main__":`` idiom multiprocessing needs, a
+    sandbox without process support), the rest is read with threads. Closing the
+    generator drops the queued work."""
+    pool, n_workers = _pool(len(to_read), workers, processes)
+    done = 0
     try:
-        im = imaging.open_image(data, entry.path)
-        info = imaging.probe(im)
-        rec.width, rec.height = info.width, info.height
-        rec.format, rec.mode = info.format, info.mode
-        rec.orientation, rec.n_frames = info.orientation, info.n_frames
-        m = imaging.measure(im)
-        rec.phash, rec.is_grayscale, rec.sharpness = m.phash, m.is_grayscale, m.sharpness
-    except imaging.ImageReadError as exc:
-        rec.error = exc.reason
-    return rec
+        try:
+            if isinstance(pool, ProcessPoolExecutor):
+                chunk = max(1, min(16, len(to_read) // (4 * n_workers)))
+                results = pool.map(_measure_entry, to_read, chunksize=chunk)
+            else:
+                results = pool.map(_measure_entry, to_read)
+            for res in results:
+                yield to_read[done], res
+                done += 1
+        except (BrokenProcessPool, OSError):
+            if not isinstance(pool, ProcessPoolExecutor):
+                raise
+            pool.shutdown(wait=False, cancel_futures=True)
+            pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="scan")
+            for res in pool.map(_measure_entry, to_read[done:]):
+                yield to_read[done], res
+                done += 1
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class Dataset:
@@ -194,19 +300,27 @@ class Dataset:
 
     # -- scan -----------------------------------------------------------------
     def scan(self, on_event: EventSink = null_sink, workers: int | None = None,
-             batch: int = 256) -> ScanReport:
+             batch: int = 256, processes: bool | None = None) -> ScanReport:
         """Bring the store up to date with the folder (see the module docstring).
 
         Emits :class:`~fluxgym_coach.events.JobStarted` with the number of
         images to read, an ``ItemDone`` per image read, ``ItemFailed`` for
         unreadable images and ``ItemWarning`` for captions not in UTF-8.
         Records are committed every ``batch`` images, so an interrupted scan
-        keeps what it did. Returns a :class:`ScanReport`.
+        keeps what it did. Images are read by ``workers`` (default: the usable
+        CPUs, at most 8) worker processes when there are at least
+        :data:`PROCESS_MIN_IMAGES` to read, threads otherwise (``processes``
+        forces either). Each image is read once and decoded once; the audit's
+        extra measures are stored with its record (one transaction per batch).
+        ``report.errors`` names every unreadable image, found now or by an
+        earlier scan and unchanged since, so every run reports them.
+        Returns a :class:`ScanReport`.
         """
         started = time.perf_counter()
         job = f"scan-{uuid.uuid4().hex[:8]}"
         report = ScanReport()
         known = self.store.stat_index()
+        errored = {r[0] for r in self.store.execute("SELECT relpath FROM images WHERE error IS NOT NULL")}
         seen: set[str] = set()
         to_read: list[_Entry] = []
         caption_only: list[_Entry] = []
@@ -218,6 +332,9 @@ class Dataset:
                 continue
             if (old[0], old[1]) != (entry.size, entry.mtime_ns):
                 to_read.append(entry)
+            elif (old[2], old[3]) != (entry.sidecar_size, entry.sidecar_mtime_ns) and (
+                    entry.sidecar_problem or entry.relpath in errored):
+                to_read.append(entry)  # a sidecar problem appeared or was fixed: re-read it all
             elif (old[2], old[3]) != (entry.sidecar_size, entry.sidecar_mtime_ns):
                 caption_only.append(entry)
             else:
@@ -235,25 +352,8 @@ class Dataset:
             on_event(ItemDone(job, entry.relpath, cached=True))
 
         if to_read:
-            n_workers = workers or min(8, (os.cpu_count() or 2))
-            pending: list[ImageRecord] = []
-            with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="scan") as pool:
-                for entry, rec in zip(to_read, pool.map(_read_image, to_read)):
-                    cap = self._read_caption_entry(entry, report, on_event, job)
-                    if cap is not None:
-                        rec.caption, rec.caption_encoding = cap.text, cap.encoding
-                        rec.caption_size, rec.caption_mtime_ns = entry.sidecar_size, entry.sidecar_mtime_ns
-                    (report.updated if entry.relpath in known else report.added).append(entry.relpath)
-                    if rec.error:
-                        report.errors[entry.relpath] = rec.error
-                        on_event(ItemFailed(job, entry.relpath, rec.error))
-                    else:
-                        on_event(ItemDone(job, entry.relpath))
-                    pending.append(rec)
-                    if len(pending) >= batch:
-                        self.store.upsert_images(pending)
-                        pending.clear()
-            self.store.upsert_images(pending)
+            self._read_all(to_read, known, report, on_event, job, workers, processes, batch)
+        self._stored_errors(report)
         report.seconds = time.perf_counter() - started
         on_event(JobFinished(job, "scan", "done", len(to_read) + len(caption_only) - len(report.errors),
                              len(report.errors),
@@ -261,11 +361,64 @@ class Dataset:
                               "removed": len(report.removed), "unchanged": report.unchanged}))
         return report
 
+    def _read_all(self, to_read: list[_Entry], known: dict, report: ScanReport, on_event: EventSink,
+                  job: str, workers: int | None, processes: bool | None, batch: int) -> None:
+        """Read and measure ``to_read`` in a pool, storing records and measures in batches."""
+        records: list[ImageRecord] = []
+        extras: list[tuple[str, ExtraMeasures]] = []
+        digests: set[str] = set()
+        self.store.ensure_schema("audit")
+        stored = {r[0] for r in self.store.execute(
+            "SELECT digest FROM audit_measures WHERE version = ?", (MEASURE_VERSION,))}
+
+        def flush() -> None:
+            self.store.write_batch(records, [(measures_sql(), measure_rows(extras))])
+            records.clear()
+            extras.clear()
+
+        results = _measured(to_read, workers, processes)
+        try:
+            for entry, (rec, extra) in results:
+                cap = self._read_caption_entry(entry, report, on_event, job)
+                if cap is not None or entry.sidecar_problem:
+                    if cap is not None:
+                        rec.caption, rec.caption_encoding = cap.text, cap.encoding
+                    rec.caption_size, rec.caption_mtime_ns = entry.sidecar_size, entry.sidecar_mtime_ns
+                (report.updated if entry.relpath in known else report.added).append(entry.relpath)
+                if rec.error:
+                    report.errors[entry.relpath] = rec.error
+                    on_event(ItemFailed(job, entry.relpath, rec.error))
+                else:
+                    on_event(ItemDone(job, entry.relpath))
+                records.append(rec)
+                if extra is not None and rec.digest:
+                    extras.append((rec.digest, extra))
+                    if rec.digest not in stored:
+                        digests.add(rec.digest)
+                if len(records) >= batch:
+                    flush()
+        finally:
+            # On cancellation (a sink raising) or any error: drop queued work, keep what finished.
+            results.close()
+            flush()
+            report.measured = len(digests)
+
+    def _stored_errors(self, report: ScanReport) -> None:
+        """Add to ``report.errors`` the unreadable images an earlier scan recorded."""
+        for row in self.store.execute("SELECT relpath, error FROM images WHERE error IS NOT NULL "
+                                      "ORDER BY relpath"):
+            report.errors.setdefault(row[0], row[1])
+
     def _read_caption_entry(self, entry: _Entry, report: ScanReport, on_event: EventSink,
                             job: str) -> CaptionText | None:
         if entry.sidecar is None:
             return None
-        cap = read_sidecar(entry.sidecar)
+        try:
+            cap = read_sidecar(entry.sidecar)
+        except CaptionFileError as exc:  # swapped for a FIFO/folder since the walk
+            report.warnings[entry.relpath] = exc.reason
+            on_event(ItemWarning(job, entry.relpath, exc.reason))
+            return None
         if cap is not None and cap.warning:
             report.warnings[entry.relpath] = cap.warning
             on_event(ItemWarning(job, entry.relpath, cap.warning))

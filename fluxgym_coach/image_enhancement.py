@@ -282,7 +282,7 @@ class ImageEnhancer:
                 cache.close()
             return result
         finally:
-            self.warnings = list(getattr(backend, "warnings", []))
+            self.warnings = list(backend.warnings)
             await backend.aclose()
             if tmp:
                 tmp.cleanup()

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import xxhash
-from PIL import Image, ImageFile, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageFile, ImageFilter, ImageOps, UnidentifiedImageError
 
 from .errors import FluxgymCoachError
 
@@ -47,7 +47,11 @@ GRAY_COLORED_FRACTION = 0.01
 
 EXIF_ORIENTATION = 0x0112
 
+
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+from .limits import (MAX_ASPECT, MAX_FILE_BYTES, MAX_RESIZE_PIXELS, MAX_UPSCALE,  # noqa: E402,F401
+                     ResizeLimitError, check_regular_file, check_resize, read_regular_file)
 
 
 class ImageReadError(FluxgymCoachError):
@@ -138,7 +142,7 @@ def open_image(source: str | Path | bytes, path_for_errors: str | Path | None = 
                 raise ImageReadError(name, _explain(OSError(), 0))
             fp: io.BytesIO | str | Path = io.BytesIO(source)
         else:
-            if os.path.getsize(source) == 0:
+            if check_regular_file(source).st_size == 0:
                 raise ImageReadError(name, _explain(OSError(), 0))
             fp = source
         with warnings.catch_warnings():
@@ -191,26 +195,54 @@ def to_rgb(im: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) 
     return im.convert("RGB")
 
 
-def load_work_copy(im: Image.Image, long_side: int = WORK_SIZE) -> Image.Image:
-    """Decode ``im`` small: RGB, long side at most ``long_side`` px, EXIF NOT applied.
+def draft_box(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """The box to pass to ``Image.draft`` so a ``width`` x ``height`` JPEG decodes at the
+    smallest DCT scale (1/2, 1/4, 1/8) whose long side is still >= ``long_side``.
 
-    JPEGs use draft mode (the DCT scaling of libjpeg), so a 24 MP photo is
-    decoded at 1/8 size. Others are decoded whole, then reduced. Raises
-    :class:`ImageReadError` on truncated or corrupt data.
-    """
+    The box has the image's aspect ratio: Pillow picks the scale from
+    ``min(width // box_w, height // box_h)``, so a square box would make a 4:3
+    photo decode at twice the scale needed (1024x768 at 1/2 where 1/4 gives
+    256x192)."""
+    longest = max(width, height, 1)
+    if longest <= long_side:
+        return width, height
+    return (max(1, -(-width * long_side // longest)), max(1, -(-height * long_side // longest)))
+
+
+def load_small(im: Image.Image, long_side: int = WORK_SIZE) -> Image.Image:
+    """Decode ``im`` in place, JPEGs at the smallest DCT scale that keeps the long side
+    >= ``long_side`` (:func:`draft_box`); other formats whole. Returns ``im``.
+    Raises :class:`ImageReadError` on truncated or corrupt data."""
     try:
         if im.format == "JPEG":
-            im.draft("RGB", (long_side, long_side))
+            im.draft("RGB", draft_box(im.width, im.height, long_side))
         im.load()
+        return im
+    except Exception as exc:
+        raise ImageReadError(getattr(im, "filename", "") or "<image>", _explain(exc)) from exc
+
+
+def work_copy_of_loaded(im: Image.Image, long_side: int = WORK_SIZE) -> Image.Image:
+    """RGB copy of a decoded image, long side at most ``long_side`` (bilinear, reducing
+    gap 2), alpha flattened on white, EXIF NOT applied. ``im`` is left unchanged."""
+    try:
         small = to_rgb(im)
         if max(small.size) > long_side:
             small = small.copy() if small is im else small
             small.thumbnail((long_side, long_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
         return small
-    except ImageReadError:
-        raise
     except Exception as exc:
         raise ImageReadError(getattr(im, "filename", "") or "<image>", _explain(exc)) from exc
+
+
+def load_work_copy(im: Image.Image, long_side: int = WORK_SIZE) -> Image.Image:
+    """Decode ``im`` small: RGB, long side at most ``long_side`` px, EXIF NOT applied.
+
+    JPEGs use draft mode (the DCT scaling of libjpeg, :func:`draft_box`), so a
+    24 MP photo is decoded at 1/8 size. Others are decoded whole, then reduced.
+    Raises :class:`ImageReadError` on truncated or corrupt data.
+    """
+    return work_copy_of_loaded(load_small(im, long_side), long_side)
 
 
 _DCT_CACHE: dict[int, np.ndarray] = {}
@@ -234,9 +266,12 @@ def phash_gray(gray: Image.Image, hash_size: int = 8, highfreq_factor: int = 4) 
     d = _dct_matrix(n)
     low = (d @ pixels @ d.T)[:hash_size, :hash_size]
     bits = (low > np.median(low)).flatten()
-    value = 0
-    for b in bits:
-        value = (value << 1) | int(b)
+    if bits.size % 8 == 0:  # most significant bit first, as the loop below
+        value = int.from_bytes(np.packbits(bits).tobytes(), "big")
+    else:
+        value = 0
+        for b in bits:
+            value = (value << 1) | int(b)
     return f"{value:0{hash_size * hash_size // 4}x}"
 
 
@@ -262,19 +297,38 @@ def phash_file(source: str | Path | bytes) -> str:
 
 
 def is_grayscale_rgb(rgb: Image.Image) -> bool:
-    """True if an RGB image has (almost) no colour: see the module docstring."""
-    arr = np.asarray(rgb, dtype=np.int16)
-    spread = arr.max(axis=2) - arr.min(axis=2)
-    return float((spread > GRAY_PIXEL_TOLERANCE).mean()) <= GRAY_COLORED_FRACTION
+    """True if an RGB image has (almost) no colour: see the module docstring.
+
+    The per-pixel channel spread max(R,G,B) - min(R,G,B) is computed with
+    Pillow's uint8 channel operations and counted with a histogram."""
+    n = rgb.width * rgb.height
+    if n == 0 or rgb.mode != "RGB":
+        arr = np.asarray(rgb.convert("RGB"), dtype=np.int16)
+        spread = arr.max(axis=2) - arr.min(axis=2)
+        return float((spread > GRAY_PIXEL_TOLERANCE).mean()) <= GRAY_COLORED_FRACTION
+    r, g, b = rgb.split()
+    hi = ImageChops.lighter(ImageChops.lighter(r, g), b)
+    lo = ImageChops.darker(ImageChops.darker(r, g), b)
+    hist = ImageChops.subtract(hi, lo).histogram()
+    return sum(hist[GRAY_PIXEL_TOLERANCE + 1:]) / n <= GRAY_COLORED_FRACTION
 
 
-def laplacian_variance(gray: Image.Image) -> float:
-    """Variance of the 4-neighbour Laplacian of a mode ``L`` image (0 for tiny images)."""
-    a = np.asarray(gray, dtype=np.float64)
-    if a.shape[0] < 3 or a.shape[1] < 3:
+def laplacian(gray: Image.Image) -> np.ndarray | None:
+    """The 4-neighbour Laplacian of a mode ``L`` image as int16 (exact: |values| <= 1020),
+    shape ``(h - 2, w - 2)``; None for images under 3 px a side."""
+    a = np.asarray(gray, dtype=np.int16)
+    if a.ndim != 2 or a.shape[0] < 3 or a.shape[1] < 3:
+        return None
+    return a[1:-1, :-2] + a[1:-1, 2:] + a[:-2, 1:-1] + a[2:, 1:-1] - 4 * a[1:-1, 1:-1]
+
+
+def laplacian_variance(gray: Image.Image, lap: np.ndarray | None = None) -> float:
+    """Variance of the 4-neighbour Laplacian of a mode ``L`` image (0 for tiny images).
+    ``lap`` is :func:`laplacian` of ``gray`` when already computed."""
+    lap = laplacian(gray) if lap is None else lap
+    if lap is None:
         return 0.0
-    lap = (a[1:-1, :-2] + a[1:-1, 2:] + a[:-2, 1:-1] + a[2:, 1:-1] - 4.0 * a[1:-1, 1:-1])
-    return float(lap.var())
+    return float(lap.astype(np.float64).var())
 
 
 def measure(im: Image.Image) -> Measurements:
@@ -283,16 +337,36 @@ def measure(im: Image.Image) -> Measurements:
     ``im`` is an opened image (see :func:`open_image`); it is decoded here.
     Raises :class:`ImageReadError` on corrupt data.
     """
+    return measure_decoded(im)[0]
+
+
+def measure_decoded(im: Image.Image) -> tuple[Measurements, "WorkCopy"]:
+    """:func:`measure`, also returning the :class:`WorkCopy` it measured, so other
+    measures can reuse the one decode. ``im`` is decoded in place (draft scale for
+    JPEG)."""
     if im.mode in ("L", "1", "LA", "I", "I;16", "F") and im.format != "JPEG":
         gray_flag = True
     else:
         gray_flag = None
     work = load_work_copy(im)
     gray = work.convert("L")
+    lap = laplacian(gray)
     if gray_flag is None:
         gray_flag = is_grayscale_rgb(work if max(work.size) <= 96 else _shrink(work, 96))
-    return Measurements(phash=phash_gray(gray), is_grayscale=gray_flag,
-                        sharpness=round(laplacian_variance(gray), 3))
+    m = Measurements(phash=phash_gray(gray), is_grayscale=gray_flag,
+                     sharpness=round(laplacian_variance(gray, lap), 3))
+    return m, WorkCopy(work, gray, lap)
+
+
+@dataclass(slots=True)
+class WorkCopy:
+    """The working copy :func:`measure_decoded` measured: ``rgb`` (long side <=
+    :data:`WORK_SIZE`), its ``gray`` (mode L) and the int16 ``laplacian`` of the gray
+    (None under 3 px a side), for other measures to reuse."""
+
+    rgb: Image.Image
+    gray: Image.Image
+    laplacian: np.ndarray | None
 
 
 def _shrink(im: Image.Image, size: int) -> Image.Image:
@@ -315,7 +389,7 @@ def load_upright_rgb(source: str | Path | bytes, max_side: int | None = None) ->
     im = open_image(source)
     try:
         if max_side and im.format == "JPEG":
-            im.draft("RGB", (max_side, max_side))
+            im.draft("RGB", draft_box(im.width, im.height, max_side))
         im.load()
         upright = ImageOps.exif_transpose(im)
         rgb = to_rgb(upright)
@@ -343,10 +417,15 @@ def size_for_short_side(width: int, height: int, short: int) -> tuple[int, int]:
 
 
 def resize_short_side(im: Image.Image, short: int) -> Image.Image:
-    """Resize with Lanczos so that the shorter side equals ``short`` pixels."""
+    """Resize with Lanczos so that the shorter side equals ``short`` pixels.
+
+    Raises :class:`ResizeLimitError` (see :func:`check_resize`) for an upscale
+    beyond :data:`MAX_UPSCALE`, an aspect ratio beyond :data:`MAX_ASPECT` or an
+    output over :data:`MAX_RESIZE_PIXELS`."""
     size = size_for_short_side(im.width, im.height, short)
     if size == im.size:
         return im
+    check_resize(im.width, im.height, *size)
     return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 

@@ -83,6 +83,7 @@ async def prepare_dataset(
     on_event: EventSink = null_sink,
     cancel: asyncio.Event | None = None,
     vram: str = "20G",
+    crop_mode: str = "zero",
 ) -> PrepareReport:
     """Scan, enhance and export ``dataset`` (see the module docstring).
 
@@ -111,5 +112,5 @@ async def prepare_dataset(
             return PrepareReport(scan, enhance, None)
     export = await asyncio.to_thread(
         export_dataset, dataset, out_dir, name, trigger, resolution, repeats, force, on_event, cache,
-        vram=vram)
+        vram=vram, crop_mode=crop_mode)
     return PrepareReport(scan, enhance, export)

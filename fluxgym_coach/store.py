@@ -205,6 +205,11 @@ _IMAGE_COLUMNS = [
 ]
 
 
+_UPSERT_SQL = (f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) "
+               f"VALUES ({', '.join('?' for _ in _IMAGE_COLUMNS)}) ON CONFLICT(relpath) DO UPDATE SET "
+               + ", ".join(f"{c} = excluded.{c}" for c in _IMAGE_COLUMNS if c != "relpath"))
+
+
 def _row_to_image(row: sqlite3.Row) -> ImageRecord:
     data = {k: row[k] for k in _IMAGE_COLUMNS}
     if data["is_grayscale"] is not None:
@@ -384,20 +389,32 @@ class Store:
 
     def upsert_images(self, records: Iterable[ImageRecord]) -> None:
         """Insert or replace image records (keyed by relpath), in one transaction."""
-        cols = ", ".join(_IMAGE_COLUMNS)
-        marks = ", ".join("?" for _ in _IMAGE_COLUMNS)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in _IMAGE_COLUMNS if c != "relpath")
-        sql = (f"INSERT INTO images ({cols}) VALUES ({marks}) "
-               f"ON CONFLICT(relpath) DO UPDATE SET {updates}")
+        self.write_batch(records)
+
+    @staticmethod
+    def _image_rows(records: Iterable[ImageRecord]) -> list[list[Any]]:
+        idx = _IMAGE_COLUMNS.index("is_grayscale")
         rows = []
         for rec in records:
             values = [getattr(rec, c) for c in _IMAGE_COLUMNS]
-            idx = _IMAGE_COLUMNS.index("is_grayscale")
             if values[idx] is not None:
                 values[idx] = int(values[idx])
             rows.append(values)
-        if rows:
-            self.executemany(sql, rows)
+        return rows
+
+    def write_batch(self, records: Iterable[ImageRecord],
+                    more: Sequence[tuple[str, Sequence[Sequence[Any]]]] = ()) -> None:
+        """Upsert image records and run ``more`` statements ``[(sql, rows)]`` in ONE
+        transaction (one fsync for a whole batch of a scan: rows and their measures)."""
+        rows = self._image_rows(records)
+        more = [(sql, r) for sql, r in more if r]
+        if not rows and not more:
+            return
+        with self.transaction() as conn:
+            if rows:
+                conn.executemany(_UPSERT_SQL, rows)
+            for sql, r in more:
+                conn.executemany(sql, r)
 
     def update_caption_mirror(self, relpath: str, caption: str | None, encoding: str | None,
                               size: int | None, mtime_ns: int | None) -> None:

@@ -25,6 +25,12 @@ it runs from anywhere; its model paths are Fluxgym's
 ``models/clip/t5xxl_fp16.safetensors``, ``models/vae/ae.sft``), relative to
 that folder. No sample images are generated (Fluxgym's default: the sampling
 flags are added only when asked for).
+
+Before launching, the script checks that the trainer exists and that the
+dataset's ``image_dir`` (``datasets/<slug>``, relative to the Fluxgym folder,
+as ``dataset.toml`` names it) exists and holds at least one image kohya
+trains on; otherwise it exits 3 with the fix (kohya itself would start, find
+no image and stop late, or train from a stale folder).
 """
 
 from __future__ import annotations
@@ -112,6 +118,31 @@ def train_arguments(slug: str, vram: str = "20G") -> list[list[str]]:
     return groups
 
 
+#: File name patterns kohya trains on (``IMAGE_EXTENSIONS``: lower or upper case).
+KOHYA_IMAGE_GLOBS = ("png", "jpg", "jpeg", "webp", "bmp", "PNG", "JPG", "JPEG", "WEBP", "BMP")
+
+
+def _image_dir_check(slug: str) -> str:
+    image_dir = shlex.quote(f"datasets/{slug}")
+    globs = " ".join(f'"$IMAGE_DIR"/*.{e}' for e in KOHYA_IMAGE_GLOBS)
+    return (
+        f"IMAGE_DIR={image_dir}\n"
+        'if [ ! -d "$IMAGE_DIR" ]; then\n'
+        '  echo "train.sh: the image folder $IMAGE_DIR is missing in $PWD: copy datasets/ and '
+        'outputs/ from the export into this Fluxgym folder (or export again with -o $PWD)" >&2\n'
+        "  exit 3\n"
+        "fi\n"
+        "shopt -s nullglob\n"
+        f"IMAGES=({globs})\n"
+        "shopt -u nullglob\n"
+        'if [ "${#IMAGES[@]}" -eq 0 ]; then\n'
+        '  echo "train.sh: $PWD/$IMAGE_DIR holds no png/jpg/jpeg/webp/bmp image kohya trains on: '
+        'export the dataset again (fluxgym-coach export ... -o $PWD --force)" >&2\n'
+        "  exit 3\n"
+        "fi\n"
+    )
+
+
 def train_script(slug: str, vram: str = "20G") -> str:
     """The text of ``outputs/<slug>/train.sh`` (bash, LF line ends). Raises
     ValueError for an unknown ``vram``."""
@@ -129,5 +160,6 @@ def train_script(slug: str, vram: str = "20G") -> str:
         'Fluxgym folder" >&2\n'
         "  exit 2\n"
         "fi\n"
+        f"{_image_dir_check(slug)}"
         f"{body}\n"
     )

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 # Before any test module imports the CLI: its Rich consoles read these when created, and
+# wide enough that a long tmp path (xdist adds popen-gwN) does not wrap a message;
 # under pytest-xdist the modules are imported at collection, before any fixture runs.
-os.environ["COLUMNS"] = "120"
+os.environ["COLUMNS"] = "200"
 os.environ["NO_COLOR"] = "1"
 
 TESTS = Path(__file__).parent
@@ -32,7 +33,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     # `prepare --backend auto` runs Real-ESRGAN on the CPU (tens of seconds per run);
     # tests of other things get the Pillow resize. tests/test_upscale_auto.py clears it.
     monkeypatch.setenv("FLUXGYM_COACH_BACKEND", "local")
-    monkeypatch.setenv("COLUMNS", "120")
+        monkeypatch.setenv("COLUMNS", "200")
 
 
 @pytest.fixture

@@ -306,6 +306,9 @@ def test_cancelling_from_the_event_sink_keeps_finished_work(audit_images):
 
     with Dataset(folder) as ds:
         ds.scan()
+        # the scan stores the extra measures with its records; drop them to exercise the
+        # audit's own measuring of a store filled by an older version
+        ds.store.execute("DELETE FROM audit_measures")
         with pytest.raises(Cancelled):
             audit_dataset(ds, resolution=SIDE, scan=False, on_event=sink, workers=1)
         kept = len(audit.stored_measures(ds.store))
@@ -326,3 +329,101 @@ def test_saved_trigger_is_the_default(tmp_path):
         assert audit.saved_trigger(ds) == "ohwx"
         report = audit_dataset(ds)
     assert "caption-trigger-missing" in codes(report, "a.png")
+
+
+# -- long outputs: summary, --all, streamed --json ------------------------------------------
+def _many_small(folder, n: int):
+    folder.mkdir()
+    for i in range(n):  # 64 px images: every one is below the resolution (an error each)
+        textured((64, 48), i).save(folder / f"img_{i:03d}.png")
+    return folder
+
+
+def test_cli_audit_summarises_long_outputs_and_lists_all_on_request(tmp_path):
+    from typer.testing import CliRunner
+
+    from fluxgym_coach.cli import app
+    from fluxgym_coach.cli.audit_output import TABLE_ROWS
+
+    folder = _many_small(tmp_path / "many", TABLE_ROWS + 10)
+    runner = CliRunner()
+    res = runner.invoke(app, ["audit", str(folder), "--no-captions"])
+    assert res.exit_code == 1
+    lines = res.stdout.splitlines()
+    # one summary row for the code, with its count and a few names, not one row per image
+    row = next(line for line in lines if "low_resolution" in line)
+    assert str(TABLE_ROWS + 10) in row and "img_000.png" in row and f"(+{TABLE_ROWS + 7})" in res.stdout
+    assert sum("low_resolution" in line for line in lines) == 1
+    assert "--all" in res.stdout
+    full = runner.invoke(app, ["audit", str(folder), "--no-captions", "--all"])
+    assert full.exit_code == 1
+    listed = [line for line in full.stdout.splitlines() if "\tlow_resolution" in line]
+    assert len(listed) == TABLE_ROWS + 10
+    assert {line.split("\t")[0] for line in listed} == {f"img_{i:03d}.png" for i in range(TABLE_ROWS + 10)}
+
+
+def test_cli_audit_json_is_streamed_and_complete(tmp_path):
+    from typer.testing import CliRunner
+
+    from fluxgym_coach.cli import app
+
+    folder = _many_small(tmp_path / "many", 12)
+    shutil.copy(folder / "img_000.png", folder / "copy.png")
+    res = CliRunner().invoke(app, ["audit", str(folder), "--no-captions", "--json"])
+    data = json.loads(res.stdout)
+    with Dataset(folder) as ds:
+        want = audit_dataset(ds, resolution=1024, caption_rules=False).to_dict()
+    assert data["exit_code"] == res.exit_code == 1 and data["dataset"] == str(folder.resolve())
+    for key in ("images", "groups", "counts", "by_code", "thresholds", "resolution", "caption_rules"):
+        assert data[key] == json.loads(json.dumps(want[key], default=str)), key
+    assert len(data["images"]) == 13 and data["groups"][0]["kind"] == "exact"
+
+
+# -- issue 11 item 19: which duplicate to keep ---------------------------------------------
+def test_duplicate_keeper_prefers_the_original_over_degraded_copies(tmp_path):
+    from PIL import Image
+
+    src = textured((256, 192), 4)
+    src.save(tmp_path / "a.png")
+    pal = src.convert("P", palette=Image.Palette.ADAPTIVE, colors=32)
+    pal.save(tmp_path / "b.png", transparency=0)  # palette + alpha: degraded
+    src.save(tmp_path / "c.jpg", quality=60)  # lossy re-encode, sharper-looking artefacts
+    src.save(tmp_path / "a copy.png")  # same bytes as a.png, derived name
+    with Dataset(tmp_path) as ds:
+        report = audit_dataset(ds, resolution=SIDE, caption_rules=False)
+    near = next(g for g in report.groups if g.kind == "near")
+    exact = next(g for g in report.groups if g.kind == "exact")
+    assert near.keeper == "a.png" and exact.keeper == "a.png"
+    assert near.reasons["c.jpg"] == "lossless PNG (vs lossy JPEG)"
+    assert near.reasons["b.png"] == "full colour (the other is a palette image)"
+    assert exact.reasons["a copy.png"] == "original name (a copy.png looks derived)"
+    msg = next(f for f in report.findings("c.jpg") if f.code == "near_duplicate").message
+    assert "keep a.png (lossless PNG (vs lossy JPEG))" in msg
+    # more pixels comes first: a 2x larger copy is the one to keep
+    src.resize((512, 384)).save(tmp_path / "big.png")
+    with Dataset(tmp_path) as ds:
+        report = audit_dataset(ds, resolution=SIDE, caption_rules=False)
+    near = next(g for g in report.groups if g.kind == "near")
+    assert near.keeper == "big.png" and near.reasons["a.png"] == "more pixels (512x384 vs 256x192)"
+
+
+def test_cold_audit_decodes_each_image_once(audit_images, monkeypatch):
+    """One read and one decode per file serve the scan's and the audit's measures (no
+    second decode in measure_extra); threads, so every open is counted here."""
+    folder, _ = audit_images
+    opened: list[object] = []
+    real_open = PIL.Image.open
+
+    def counting_open(fp, *args, **kwargs):
+        opened.append(fp)
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(PIL.Image, "open", counting_open)
+    monkeypatch.setattr(audit, "measure_extra", lambda p: pytest.fail(f"second decode of {p}"))
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix != ".txt"]
+    with Dataset(folder) as ds:
+        ds.scan(processes=False)
+        report = audit_dataset(ds, resolution=SIDE, scan=False)
+        stored = audit.stored_measures(ds.store)
+    assert len(opened) == len(files)  # the corrupt file is opened once too, and fails
+    assert report.measured == 0 and len(stored) == len(files) - 2  # corrupt, one exact copy

@@ -3,6 +3,8 @@ used the same way by every front end."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from pydantic import ValidationError
 
@@ -74,7 +76,12 @@ def test_captioner_from_settings_uses_the_saved_server_and_model(example_dataset
 
 def test_backend_from_settings_auto_and_pool(example_dataset):
     with Dataset(example_dataset) as ds:
-        assert core.backend_from_settings(load_settings(ds.store)).identity.startswith("local")
+        # auto without a server: Real-ESRGAN where its engine starts, else the Pillow fallback
+        from fluxgym_coach.backends.realesrgan import probe
+
+        auto = core.backend_from_settings(load_settings(ds.store))
+        assert auto.identity.startswith("realesrgan/" if probe().ok else "local")
+        asyncio.run(auto.aclose())
         core.remember_forge_pool(ds, ["http://u:p@127.0.0.1:7861", "http://127.0.0.1:7862"])
         s = load_settings(ds.store)
         assert s.enhance.api_urls == ["http://127.0.0.1:7861", "http://127.0.0.1:7862"]
@@ -118,3 +125,17 @@ async def test_tui_caption_form_prefills_the_saved_backend_server_and_model(tui_
                   for name in ("backend", "url", "model", "trigger")}
     assert values == {"backend": "openai", "url": "http://127.0.0.1:11434/v1", "model": "llava:13b",
                       "trigger": "ohwx"}
+
+
+def test_a_saved_model_folder_inside_the_dataset_is_not_loaded(example_dataset):
+    # the store travels with the dataset: a saved florence2 model_path inside it would run its code
+    inside = example_dataset / "models" / "florence"
+    inside.mkdir(parents=True)
+    with Dataset(example_dataset) as ds:
+        update_settings(ds.store, caption={"backend": "florence2", "options": {"model_path": str(inside)}})
+        with pytest.raises(ValueError, match="inside the dataset"):
+            core.captioner_from_settings(load_settings(ds.store), dataset_root=ds.root)
+        # given on this run, it is the user's own choice
+        name, options = core.caption_backend_choice(load_settings(ds.store), dataset_root=ds.root,
+                                                    model=str(inside))
+        assert (name, options) == ("florence2", {"model_path": str(inside)})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from fluxgym_coach import dataset as dataset_mod
 from fluxgym_coach.dataset import Dataset, read_sidecar
 from tests.helpers_images import photo_like, save
@@ -44,8 +46,8 @@ def test_rescan_of_unchanged_folder_reads_nothing(tmp_path, monkeypatch):
     with Dataset(root) as ds:
         assert len(ds.scan().added) == 5
         calls = []
-        real = dataset_mod._read_image
-        monkeypatch.setattr(dataset_mod, "_read_image", lambda e: calls.append(e) or real(e))
+        real = dataset_mod._measure_entry
+        monkeypatch.setattr(dataset_mod, "_measure_entry", lambda e: calls.append(e) or real(e))
         opened = []
         real_open = open
 
@@ -164,3 +166,113 @@ def test_permission_denied_is_reported(tmp_path):
     with Dataset(root) as ds:
         report = ds.scan()
     assert "permission denied" in report.errors["locked.png"]
+
+
+# -- issue 11 item 11: only regular files of bounded size are read -----------------------
+def _scan_with_deadline(root, seconds: float = 60.0, **kw):
+    """Scan in a thread and fail (instead of hanging the suite) if it does not finish."""
+    import threading
+
+    result: dict = {}
+
+    def run():
+        with Dataset(root) as ds:
+            result["report"] = ds.scan(**kw)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), "the scan hung"
+    return result["report"]
+
+
+def test_scan_never_reads_fifos_devices_folders_or_huge_files(tmp_path):
+    import os
+
+    root = tmp_path / "ds"
+    _make(root, ["good.png"])
+    os.mkfifo(root / "pipe.png")
+    os.symlink("/dev/zero", root / "zero.png")
+    (root / "folder").mkdir()
+    os.symlink(root / "folder", root / "linked_folder.jpg")
+    with open(root / "huge.png", "wb") as fh:  # sparse: no disk used, 600 MiB to a reader
+        fh.truncate(600 * 1024 * 1024)
+    report = _scan_with_deadline(root)
+    assert set(report.errors) == {"pipe.png", "zero.png", "linked_folder.jpg", "huge.png"}
+    assert "named pipe" in report.errors["pipe.png"]
+    assert "device" in report.errors["zero.png"]
+    assert "folder" in report.errors["linked_folder.jpg"]
+    assert "too large" in report.errors["huge.png"] and "MiB" in report.errors["huge.png"]
+    with Dataset(root) as ds:
+        assert ds.store.image("good.png").error is None
+
+
+def test_a_folder_or_fifo_named_like_a_caption_is_an_error_naming_it(tmp_path):
+    import os
+
+    root = tmp_path / "ds"
+    _make(root, ["a.png", "b.png", "c.png"])
+    (root / "a.txt").mkdir()
+    os.mkfifo(root / "b.txt")
+    (root / "c.txt").write_text("a fine caption", encoding="utf-8")
+    report = _scan_with_deadline(root)
+    assert "a.txt is a folder" in report.errors["a.png"]
+    assert "b.txt is not a regular file" in report.errors["b.png"]
+    assert "c.png" not in report.errors
+    with Dataset(root) as ds:
+        with pytest.raises(dataset_mod.CaptionFileError, match="a.txt is a folder"):
+            ds.read_caption("a.png")
+        assert ds.store.image("a.png").error  # left out of caption / export until fixed
+        again = ds.scan()
+        assert again.unchanged == 3 and "a.png" in again.errors  # not re-read, still reported
+        (root / "a.txt").rmdir()
+        (root / "a.txt").write_text("fixed", encoding="utf-8")
+        fixed = ds.scan()
+        assert "a.png" not in fixed.errors and ds.store.image("a.png").caption == "fixed"
+
+
+# -- issue 11 item 13: unreadable files are reported on every run ----------------------------
+def test_unreadable_files_are_reported_by_every_scan_with_the_same_exit_code(tmp_path):
+    from typer.testing import CliRunner
+
+    from fluxgym_coach.cli import app
+
+    root = tmp_path / "ds"
+    _make(root, ["a.png"])
+    (root / "broken.png").write_bytes(b"not a png")
+    runner = CliRunner()
+    first = runner.invoke(app, ["scan", str(root), "--json"])
+    second = runner.invoke(app, ["scan", str(root), "--json"])
+    assert first.exit_code == second.exit_code == 1
+    import json
+
+    a, b = json.loads(first.stdout), json.loads(second.stdout)
+    assert list(a["errors"]) == list(b["errors"]) == ["broken.png"]
+    assert b["unchanged"] == 2
+    plain = runner.invoke(app, ["scan", str(root)])
+    assert plain.exit_code == 1 and "broken.png" in plain.output
+
+
+def test_worker_processes_measure_exactly_as_threads(tmp_path):
+    """The process pool (large scans) and the thread pool (small ones) store the same
+    records and the same audit measures."""
+    import shutil
+
+    from fluxgym_coach.measures import stored_measures
+
+    a = tmp_path / "a"
+    names = [f"{i:02d}.{'jpg' if i % 3 else 'png'}" for i in range(dataset_mod.PROCESS_MIN_IMAGES + 4)]
+    _make(a, names)
+    (a / "broken.png").write_bytes(b"\x89PNG not really")
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    fields = ("relpath", "digest", "width", "height", "format", "mode", "phash", "is_grayscale",
+              "sharpness", "error")
+    out = []
+    for root, procs in ((a, True), (b, False)):
+        with Dataset(root) as ds:
+            report = ds.scan(processes=procs, workers=2)
+            assert list(report.errors) == ["broken.png"] and report.measured == len(names)
+            out.append(([tuple(getattr(r, f) for f in fields) for r in ds.images()],
+                        stored_measures(ds.store)))
+    assert out[0] == out[1]

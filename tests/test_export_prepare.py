@@ -15,6 +15,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+import toml as toml_0_10_2
+
+from fluxgym_coach.buckets import BucketSettings, place
 from fluxgym_coach.cli import app
 from fluxgym_coach.dataset import Dataset
 from fluxgym_coach.export import ExportError, caption_for_export, export_dataset, safe_stem
@@ -44,23 +47,30 @@ def validate_fluxgym_export(out: Path, slug: str, trigger: str, resolution: int,
         with Image.open(img) as im:
             assert im.mode == "RGB"
             assert {"PNG": ".png", "JPEG": ".jpg"}[im.format] == img.suffix
-            short = min(im.size)
-            if expect_upscaled:
-                assert short == resolution, img.name
-            else:
-                assert short <= resolution
+            w, h = im.size
+        # zero-crop export: a 32-multiple size of area <= resolution^2 that kohya keeps as it is
+        assert w % 32 == 0 and h % 32 == 0 and w * h <= resolution ** 2, (img.name, w, h)
+        if expect_upscaled and max(w, h) / min(w, h) <= 3:
+            assert w * h >= 0.9 * resolution ** 2, (img.name, w, h)
         raw = (ds_dir / f"{img.stem}.txt").read_bytes()
         assert not raw.startswith(b"\xef\xbb\xbf")
         text = raw.decode("utf-8")
         assert text.strip() and "\n" not in text.strip()
         assert text.lower().startswith(trigger.lower())
-    toml = tomllib.loads((outputs / "dataset.toml").read_text())
+    text = (outputs / "dataset.toml").read_text()
+    toml = tomllib.loads(text)
+    assert toml_0_10_2.loads(text) == toml  # kohya's parser reads the same
     assert toml["general"] == {"shuffle_caption": False, "caption_extension": ".txt", "keep_tokens": 1}
     (ds,) = toml["datasets"]
     assert ds["resolution"] == resolution and ds["batch_size"] == 1 and ds["keep_tokens"] == 1
-    assert ds["enable_bucket"] is True
+    assert ds["enable_bucket"] is True and ds["bucket_no_upscale"] is True
     (subset,) = ds["subsets"]
-    assert Path(subset["image_dir"]) == ds_dir.resolve()
+    assert subset["image_dir"] == f"datasets/{slug}"  # relative to the Fluxgym folder train.sh runs in
+    settings = BucketSettings("kohya", ds["resolution"], ds["enable_bucket"], ds["bucket_no_upscale"],
+                              bucket_reso_steps=ds["bucket_reso_steps"])
+    for img in images:
+        with Image.open(img) as im:
+            assert place(im.size, settings).unchanged, img.name  # kohya neither rescales nor crops
     assert subset["class_tokens"] == trigger and subset["num_repeats"] == 10
     assert (outputs / "sample_prompts.txt").read_text().strip() == trigger
     manifest = [json.loads(line) for line in (outputs / "manifest.jsonl").read_text().splitlines()]
@@ -108,9 +118,10 @@ def test_export_alone_never_upscales_and_says_so(example_dataset, tmp_path):
         ds.scan()
         report = export_dataset(ds, tmp_path / "fg", "cats", "ohwx", resolution=512)
     validate_fluxgym_export(tmp_path / "fg", "cats", "ohwx", 512, expect_upscaled=False)
-    assert sorted(report.below_resolution) == ["chelsea.png", "coffee.png", "horse.png", "rocket.jpg"]
+    # below 80 % of 512^2 after the grid: 448x288 (49 %) and 384x320; coffee 576x384 is 84 %
+    assert sorted(report.below_resolution) == ["chelsea.png", "horse.png"]
     sizes = {f.source: (f.width, f.height) for f in report.files}
-    assert sizes["astronaut.png"] == (512, 512) and sizes["chelsea.png"] == (451, 300)
+    assert sizes["astronaut.png"] == (512, 512) and sizes["chelsea.png"] == (448, 288)  # from 451x300
 
 
 def test_export_applies_exif_orientation_and_flattens_alpha(tmp_path):
@@ -123,7 +134,7 @@ def test_export_applies_exif_orientation_and_flattens_alpha(tmp_path):
         ds.scan()
         export_dataset(ds, tmp_path / "fg", "t", "ohwx", resolution=768)
     with Image.open(tmp_path / "fg/datasets/t/rot.jpg") as im:
-        assert im.size == (768, 1152)  # portrait after rotation
+        assert im.size == (608, 928)  # portrait after rotation (800x1200 -> the 768 bucket grid)
     with Image.open(tmp_path / "fg/datasets/t/alpha.png") as im:
         assert im.mode == "RGB"
         assert im.getpixel((im.width - 1, 0)) == (255, 255, 255)

@@ -155,14 +155,15 @@ def test_short_batch_fails_only_the_missing_images_and_a_rerun_finishes_them(fak
     assert fake_forge.images_processed == 1
 
 
-def test_batch_rejected_with_500_is_retried_then_sent_one_by_one(fake_forge, small_images, tmp_path):
+def test_batch_rejected_with_500_is_retried_then_failed_once_not_image_by_image(fake_forge, small_images,
+                                                                               tmp_path):
     fake_forge.faults.fail_on = {1, 2}
     params = EnhanceParams(scale_factor=2, upscaler="Lanczos", colorize=False)
     report = run(sources_of(small_images[:3]), backend_for(fake_forge, max_batch=3, retries=2, per_server=1),
                  params, ImageCache(tmp_path / "cache"))
-    assert not report.failed
-    assert fake_forge.jobs_by_path == {"/sdapi/v1/extra-batch-images": 2,
-                                       "/sdapi/v1/extra-single-image": 3}
+    assert len(report.failed) == 3
+    assert all("simulated failure of job 2" in o.reason for o in report.failed)
+    assert fake_forge.jobs_by_path == {"/sdapi/v1/extra-batch-images": 2}
 
 
 def test_pool_spreads_work_and_skips_a_dead_url(make_fake_forge, small_images, tmp_path,

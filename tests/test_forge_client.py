@@ -226,7 +226,7 @@ async def test_dropped_connection_is_retried(fake_forge):
 async def test_dropped_connections_exhaust_retries(fake_forge):
     fake_forge.faults.drop_on = {1, 2, 3}
     async with client(fake_forge, retries=3) as c:
-        with pytest.raises(ForgeUnreachable, match="cannot reach"):
+        with pytest.raises(ForgeUnreachable, match="closed the connection"):
             await c.interrogate(png())
     assert fake_forge.job_requests == 3
 

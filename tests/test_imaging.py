@@ -120,3 +120,29 @@ def test_phash_file_matches_measure_closely(tmp_path, real_images_dir):
     bad.write_text("nope")
     with pytest.raises(imaging.ImageReadError):
         imaging.phash_file(bad)
+
+
+# -- issue 11 item 12: bounded resizes --------------------------------------------------------
+@pytest.mark.parametrize("size", [(1, 1), (14, 25), (102, 80)])
+def test_tiny_images_are_not_upscaled_beyond_the_limit(size):
+    from PIL import Image
+
+    im = Image.new("RGB", size, (10, 20, 30))
+    with pytest.raises(imaging.ResizeLimitError, match=r"beyond the x8 limit"):
+        imaging.resize_short_side(im, 1024)
+
+
+def test_extreme_strips_are_refused_before_any_pixel_is_allocated():
+    from PIL import Image
+
+    strip = Image.new("RGB", (10000, 10))
+    with pytest.raises(imaging.ResizeLimitError, match="upscaled x102.4"):
+        imaging.check_resize(10000, 10, 1_024_000, 1024)
+    with pytest.raises(imaging.ResizeLimitError, match="aspect ratio of 1000:1"):
+        imaging.check_resize(10000, 10, 5000, 5)  # even a downscale
+    with pytest.raises(imaging.ResizeLimitError):
+        imaging.resize_short_side(strip, 1024)
+    with pytest.raises(imaging.ResizeLimitError, match="MP limit"):
+        imaging.check_resize(8000, 8000, 9000, 9000)
+    ok = imaging.resize_short_side(Image.new("RGB", (300, 200)), 1024)  # x5.1: allowed
+    assert min(ok.size) == 1024

@@ -120,3 +120,34 @@ def test_unreadable_source_is_an_outcome_not_an_exception(tmp_path):
 def test_colorize_backend_error_type():
     err = BackendError("x", retryable=True)
     assert err.reason == "x" and err.retryable
+
+
+def test_a_cached_rerun_reads_no_unchanged_file_and_remeasures_a_changed_one(tmp_path, monkeypatch):
+    import os
+
+    from fluxgym_coach import enhance_types, pipeline
+    from fluxgym_coach.pipeline import Source
+    from fluxgym_coach.store import Store
+    paths = [save(photo_like((120, 90), seed=i), tmp_path / "in" / f"p{i}.png") for i in range(4)]
+    cache, store = ImageCache(tmp_path / "cache"), Store(tmp_path / "journal.sqlite")
+    params = EnhanceParams(scale_factor=2, colorize=False)
+
+    def go():
+        backend = CountingBackend()
+        sources = [Source(p.name, p) for p in paths]
+        return asyncio.run(run_enhance(sources, backend, params, cache, store=store)), backend
+
+    first, _ = go()
+    assert len(first.by_status("enhanced")) == 4
+    reads: list[str] = []
+    real_describe, real_digest = enhance_types.describe_source, pipeline.imaging.digest_file
+    monkeypatch.setattr(pipeline, "describe_source", lambda s: reads.append(s.name) or real_describe(s))
+    monkeypatch.setattr(pipeline.imaging, "digest_file", lambda p: reads.append(str(p)) or real_digest(p))
+    again, backend = go()
+    assert len(again.by_status("cached")) == 4 and backend.calls == 0
+    assert reads == []  # one stat per file, nothing read
+    save(photo_like((130, 90), seed=9), paths[1])  # changed: other size and content
+    os.utime(paths[1], ns=(1, 1))
+    third, backend = go()
+    assert third.outcomes["p1.png"].status == "enhanced" and backend.calls == 1
+    assert reads == [str(paths[1]), "p1.png"]

@@ -25,12 +25,15 @@ DEFAULT_COLORIZE_NEGATIVE_PROMPT = "black and white, monochrome, grayscale, sepi
 
 class BackendError(FluxgymCoachError):
     """A backend could not do the work. ``reason`` is a sentence a user can act on;
-    ``retryable`` says whether the same request may succeed later."""
+    ``retryable`` says whether the same request may succeed later; ``fatal``
+    that no other request of the job can succeed either (an unknown upscaler,
+    parameters the server rejects): the job stops sending."""
 
-    def __init__(self, reason: str, retryable: bool = False):
+    def __init__(self, reason: str, retryable: bool = False, fatal: bool = False):
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
+        self.fatal = fatal
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +45,9 @@ class EnhanceParams:
     that brings its shorter side to at least that many pixels, and images
     already that large are not upscaled. ``upscaler``, ``denoising_strength``
     (0..1), ``prompt``, ``negative_prompt``, ``steps``, ``cfg_scale`` and
-    ``sampler_name`` are the Forge/A1111 fields of the same meaning.
+    ``sampler_name`` are the Forge/A1111 fields of the same meaning;
+    ``scheduler`` (``"Karras"``, ``"Align Your Steps"``...; None: the
+    sampler's own or the one its name ends with) is sent with img2img.
     ``output_format`` is ``PNG``, ``JPEG`` or ``WEBP``. ``sharpen`` (0..1) is
     the embedded backend's light unsharp mask. ``colorize`` enables automatic
     colorization of black-and-white images with the ``colorize_*`` prompts.
@@ -57,6 +62,7 @@ class EnhanceParams:
     steps: int = 20
     cfg_scale: float = 7.0
     sampler_name: str = "Euler a"
+    scheduler: str | None = None
     output_format: str = "PNG"
     sharpen: float = 0.0
     colorize: bool = True
@@ -117,7 +123,10 @@ class EnhanceBackend(Protocol):
     cache keys; changes whenever the same parameters would give other pixels.
     ``can_colorize``: whether :meth:`colorize` works. ``max_batch``: most
     images per :meth:`upscale` call; ``max_request_bytes``: most input bytes
-    per call.
+    per call. ``concurrency``: :meth:`upscale`/:meth:`colorize` calls the
+    pipeline keeps in flight (1: one at a time; a value may change after
+    :meth:`check`). ``warnings``: notes for the user collected while working
+    (a server dropped, a name corrected), in order.
     """
 
     name: str
@@ -125,6 +134,8 @@ class EnhanceBackend(Protocol):
     can_colorize: bool
     max_batch: int
     max_request_bytes: int
+    concurrency: int
+    warnings: list[str]
 
     async def check(self, params: EnhanceParams) -> None:
         """Fail fast (BackendError) when the backend cannot run with ``params``."""
@@ -147,6 +158,11 @@ class EnhanceBackend(Protocol):
 
     async def interrupt(self) -> None:
         """Ask the engine to stop the running job (best effort)."""
+        ...
+
+    async def progress_in_flight(self) -> float | None:
+        """How many images of the calls in flight are already done (>= 0), or
+        None when this backend cannot tell (the pipeline then stops asking)."""
         ...
 
     async def aclose(self) -> None:

@@ -2,7 +2,7 @@
 
 Two layers:
 
-* :class:`ForgeClient`: one server, one :class:`httpx.AsyncClient`, one async
+* :class:`ForgeClient` (in :mod:`.forge_client`, re-exported here): one server, one :class:`httpx.AsyncClient`, one async
   method per endpoint (extras single/batch, img2img, interrogate, upscalers,
   samplers, sd-models, options, progress, interrupt, skip). It handles auth,
   timeouts, retries and error bodies; it knows nothing of datasets or caches.
@@ -10,7 +10,8 @@ Two layers:
   the pipeline drives. It checks a pool of servers before a job, resolves
   upscaler and sampler names, spreads batches over the live servers, moves a
   dead server's work to the others, and verifies every returned image
-  (count and size) before handing it back.
+  (count, size, and content: matched to its input by luminance correlation) before
+  handing it back.
 
 Contract facts used here (``reference/sdapi.md``): jobs run one at a time per
 server behind a FIFO lock, so a client keeps at most a couple of requests in
@@ -31,473 +32,26 @@ password is never printed, logged or put in an error message.
 from __future__ import annotations
 
 import asyncio
-import base64
-import difflib
-import json
 import logging
-import math
-import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-import numpy as np
-from tenacity import (AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt,
-                      wait_exponential)
-
-from .. import imaging
+from .. import imaging, server_io
 from .base import BackendError, EnhanceItem, EnhanceParams, round_scale
+from .forge_client import (AUTH_ENV, DEFAULT_API_URL, SCHEDULER_SUFFIXES, ForgeClient, ForgeError,
+                           ForgeUnreachable, error_detail, img2img_size, output_size, parse_auth,
+                           redact_url, resolve_name, resolve_sampler)
+
+__all__ = ["AUTH_ENV", "DEFAULT_API_URL", "SCHEDULER_SUFFIXES", "ForgeBackend", "ForgeClient",
+           "ForgeError", "ForgeUnreachable", "error_detail", "img2img_size", "output_size",
+           "parse_auth", "redact_url", "resolve_name", "resolve_sampler"]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_API_URL = "http://127.0.0.1:7860"
-#: Environment variable read for ``user:pass`` when no ``api_auth`` is given.
-AUTH_ENV = "FLUXGYM_COACH_API_AUTH"
-
-#: Scheduler names that may follow a sampler name (``"DPM++ 2M Karras"``).
-SCHEDULER_SUFFIXES = ("Automatic", "Uniform", "Karras", "Exponential", "Polyexponential",
-                      "SGM Uniform", "KL Optimal", "Align Your Steps", "Simple", "Normal", "DDIM",
-                      "Beta", "Turbo")
-
-#: 500 messages that say the request itself is wrong: repeating it cannot help.
-_DETERMINISTIC_500 = ("invalid encoded image", "could not find upscaler", "bad number of images",
-                      "not allowed", "not found")
-
-
-class ForgeError(BackendError):
-    """A Forge/A1111 request failed. ``status`` is the HTTP status (None when no
-    response came), ``url`` the server, ``detail`` the server's own message."""
-
-    def __init__(self, reason: str, *, status: int | None = None, url: str = "", detail: str = "",
-                 retryable: bool = False):
-        super().__init__(reason, retryable=retryable)
-        self.status, self.url, self.detail = status, url, detail
-
-
-class ForgeUnreachable(ForgeError):
-    """No usable HTTP response from the server (refused, reset, dropped, timed out)."""
-
-
-def error_detail(response: httpx.Response) -> str:
-    """The server's message from an error response, in either dialect.
-
-    Reads ``detail`` (a string, or FastAPI's 422 list rendered as
-    ``field: message``), then ``errors``/``message``/``error``, then the plain
-    text of a non-JSON body (cut to 300 characters).
-    """
-    try:
-        body = response.json()
-    except ValueError:
-        text = response.text.strip()
-        return text[:300] or response.reason_phrase
-    if isinstance(body, dict):
-        detail = body.get("detail")
-        if isinstance(detail, list):
-            parts = []
-            for item in detail:
-                if isinstance(item, dict):
-                    loc = ".".join(str(x) for x in item.get("loc", []) if x != "body")
-                    parts.append(f"{loc}: {item.get('msg', '')}" if loc else str(item.get("msg", "")))
-                else:
-                    parts.append(str(item))
-            if parts:
-                return "; ".join(parts)
-        if isinstance(detail, str) and detail:
-            return detail
-        for key in ("errors", "message", "error"):
-            value = body.get(key)
-            if value:
-                return str(value)
-    return json.dumps(body)[:300]
-
-
-def parse_auth(api_auth: str | None) -> httpx.BasicAuth | None:
-    """``"user:pass"`` (or ``$FLUXGYM_COACH_API_AUTH`` when None) as httpx Basic auth.
-
-    Raises ValueError (without echoing the password) when there is no ``:``.
-    """
-    value = api_auth if api_auth is not None else os.environ.get(AUTH_ENV)
-    if not value:
-        return None
-    user, sep, password = value.partition(":")
-    if not sep or not user:
-        raise ValueError("API auth must look like user:password (as given to Forge's --api-auth)")
-    return httpx.BasicAuth(user, password)
-
-
-def redact_url(url: str) -> str:
-    """The URL without any ``user:pass@`` part, for messages."""
-    return re.sub(r"//[^/@]*@", "//", url)
-
-
-def output_size(width: int, height: int, scale: float, upscaler: str = "Lanczos") -> tuple[int, int]:
-    """The size Forge's extras return for scale ``scale``: each side floored to a
-    multiple of 8 (at least 8); unchanged for the ``None`` upscaler."""
-    if upscaler == "None":
-        return width, height
-    return (max(8, math.floor(width * scale / 8) * 8), max(8, math.floor(height * scale / 8) * 8))
-
-
-def img2img_size(width: int, height: int) -> tuple[int, int]:
-    """img2img width and height for an image: each side rounded to the nearest multiple of 8."""
-    return max(8, int(round(width / 8)) * 8), max(8, int(round(height / 8)) * 8)
-
-
-def _squash(name: str) -> str:
-    return re.sub(r"[\s_\-]+", "", name).lower()
-
-
-def resolve_name(kind: str, name: str, valid: Sequence[str],
-                 aliases: dict[str, str] | None = None) -> str:
-    """The server's spelling of ``name`` among ``valid`` (an upscaler or sampler).
-
-    Exact names win; then an alias; then the single valid name equal to
-    ``name`` ignoring case, spaces, ``_`` and ``-`` (so the seed's
-    ``"R-ESRGAN_4x+"`` is ``"R-ESRGAN 4x+"``). Anything else raises
-    BackendError naming the closest valid names.
-    """
-    if name in valid:
-        return name
-    if aliases and name in aliases:
-        return aliases[name]
-    matches = [v for v in valid if _squash(v) == _squash(name)]
-    if len(matches) == 1:
-        return matches[0]
-    close = difflib.get_close_matches(name, list(valid), n=3, cutoff=0.5)
-    hint = f"closest: {', '.join(close)}" if close else f"available: {', '.join(valid)}"
-    raise BackendError(f"unknown {kind} {name!r} on the server; {hint}")
-
-
-def resolve_sampler(name: str, samplers: Sequence[dict[str, Any]]) -> str:
-    """A sampler name as the server knows it; a trailing scheduler (``Karras``...) is kept."""
-    valid = [s["name"] for s in samplers]
-    aliases = {a: s["name"] for s in samplers for a in (s.get("aliases") or [])}
-    if name in valid:
-        return name
-    for suffix in SCHEDULER_SUFFIXES:
-        if name.lower().endswith(" " + suffix.lower()) and len(name) > len(suffix) + 1:
-            base = name[: -len(suffix) - 1]
-            try:
-                return f"{resolve_name('sampler', base, valid, aliases)} {suffix}"
-            except BackendError:
-                break
-    return resolve_name("sampler", name, valid, aliases)
-
-
-#: Largest mean absolute difference (0..255) between 16x16 gray thumbnails of an
-#: input and a result for the result to count as that input's (see align_results).
-MATCH_TOLERANCE = 16.0
-
-
-def _thumb(data: bytes) -> "np.ndarray | None":
-    try:
-        im = imaging.load_upright_rgb(data, max_side=128).convert("L")
-    except imaging.ImageReadError:
-        return None
-    return np.asarray(im.resize((16, 16), imaging.Image.Resampling.BILINEAR), dtype=np.float64)
-
-
-def align_results(inputs: Sequence[bytes], results: Sequence[bytes]) -> list[int | None]:
-    """Which result belongs to which input when a batch came back short.
-
-    The server keeps the input order but may leave items out (an interrupt
-    cuts the tail, a skip drops one anywhere). Each image is reduced to a
-    16x16 grayscale thumbnail; an order-preserving alignment (dynamic
-    programming) assigns every result to one input minimising the total mean
-    absolute difference. An input whose assigned result differs by more than
-    :data:`MATCH_TOLERANCE` gets None, as do inputs without a result. Returns,
-    per input, the index of its result or None. CPU work: call it in a thread.
-    """
-    n, k = len(inputs), len(results)
-    ti = [_thumb(b) for b in inputs]
-    tr = [_thumb(b) for b in results]
-
-    def dist(i: int, j: int) -> float:
-        if ti[i] is None or tr[j] is None:
-            return 255.0
-        return float(np.abs(ti[i] - tr[j]).mean())
-
-    inf = float("inf")
-    # cost[i][j]: best cost of placing the first j results among the first i inputs.
-    cost = [[inf] * (k + 1) for _ in range(n + 1)]
-    take = [[False] * (k + 1) for _ in range(n + 1)]
-    for i in range(n + 1):
-        cost[i][0] = 0.0
-    for i in range(1, n + 1):
-        for j in range(1, min(i, k) + 1):
-            skip = cost[i - 1][j]
-            use = cost[i - 1][j - 1] + dist(i - 1, j - 1)
-            cost[i][j], take[i][j] = (use, True) if use <= skip else (skip, False)
-    assigned: list[int | None] = [None] * n
-    i, j = n, k
-    while j > 0 and i > 0:
-        if take[i][j]:
-            if dist(i - 1, j - 1) <= MATCH_TOLERANCE:
-                assigned[i - 1] = j - 1
-            j -= 1
-        i -= 1
-    return assigned
-
-
-def _encode_images(images: Sequence[bytes]) -> list[str]:
-    return [base64.b64encode(b).decode("ascii") for b in images]
-
-
-def _decode_image(b64: str) -> bytes:
-    if b64.startswith("data:"):
-        b64 = b64.split(",", 1)[1]
-    return base64.b64decode(b64)
-
-
-class ForgeClient:
-    """Async client of one Forge/A1111 server.
-
-    ``api_url``: base URL (``http://host:7860``). ``api_auth``: ``"user:pass"``
-    for ``--api-auth`` servers (default ``$FLUXGYM_COACH_API_AUTH``).
-    Tuning: ``timeout`` (read timeout of job requests, s; default 600, jobs can
-    take minutes), ``connect_timeout`` (s, default 10), ``retries`` (attempts
-    for requests that are safe to repeat, default 3), ``backoff`` (first wait,
-    s, doubling, at most ``max_backoff``).
-
-    Every method raises :class:`ForgeUnreachable` when no response comes after
-    the retries, and :class:`ForgeError` for an error status (message from the
-    body, in either dialect). Use as ``async with ForgeClient(url) as c:``.
-    """
-
-    def __init__(self, api_url: str = DEFAULT_API_URL, api_auth: str | None = None, *,
-                 timeout: float = 600.0, connect_timeout: float = 10.0, retries: int = 3,
-                 backoff: float = 0.5, max_backoff: float = 10.0,
-                 transport: httpx.AsyncBaseTransport | None = None):
-        url = api_url.strip().rstrip("/")
-        if not re.match(r"^https?://", url):
-            url = "http://" + url
-        self.url = redact_url(url)
-        self.retries = max(1, retries)
-        self.backoff, self.max_backoff = backoff, max_backoff
-        self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
-        self._short = httpx.Timeout(min(timeout, 30.0), connect=connect_timeout)
-        self._http = httpx.AsyncClient(base_url=url, auth=parse_auth(api_auth), timeout=self._timeout,
-                                       transport=transport,
-                                       limits=httpx.Limits(max_connections=8,
-                                                           max_keepalive_connections=4))
-
-    def __repr__(self) -> str:
-        return f"ForgeClient({self.url!r})"
-
-    async def __aenter__(self) -> "ForgeClient":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the connections."""
-        await self._http.aclose()
-
-    # -- plumbing ------------------------------------------------------------------
-    def _retryable(self, exc: BaseException, job: bool) -> bool:
-        if isinstance(exc, httpx.TimeoutException):
-            # A job that timed out is still queued or running on the server:
-            # sending it again would only queue a duplicate behind it.
-            return not job or isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
-        if isinstance(exc, httpx.TransportError):
-            return True
-        return isinstance(exc, ForgeError) and exc.retryable
-
-    async def _request(self, method: str, path: str, *, payload: Any = None,
-                       params: dict[str, Any] | None = None, job: bool = False,
-                       repeatable: bool = True) -> Any:
-        """Send one request (retrying when allowed) and return the decoded JSON body."""
-        content = None
-        headers = {}
-        if payload is not None:
-            content = await asyncio.to_thread(lambda: json.dumps(payload).encode())
-            headers["Content-Type"] = "application/json"
-        timeout = self._timeout if job else self._short
-
-        async def once() -> httpx.Response:
-            response = await self._http.request(method, path, content=content, params=params,
-                                                headers=headers, timeout=timeout)
-            if response.status_code >= 400:
-                raise self._error(response, path)
-            return response
-
-        def log_retry(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            log.info("retrying %s %s%s after %s", method, self.url, path, _describe_exc(exc))
-
-        try:
-            async for attempt in AsyncRetrying(
-                    stop=stop_after_attempt(self.retries if repeatable else 1),
-                    wait=wait_exponential(multiplier=self.backoff, max=self.max_backoff),
-                    retry=retry_if_exception(lambda e: self._retryable(e, job)),
-                    before_sleep=log_retry, reraise=True):
-                with attempt:
-                    response = await once()
-        except httpx.TimeoutException as exc:
-            raise ForgeUnreachable(
-                f"{self.url} did not answer {path} in time ({_describe_exc(exc)}); the server may "
-                f"be overloaded: raise the timeout or use smaller batches", url=self.url,
-                retryable=True) from None
-        except httpx.TransportError as exc:
-            raise ForgeUnreachable(
-                f"cannot reach the Forge/A1111 API at {self.url} ({_describe_exc(exc)}): start it "
-                f"with --api (or check --api-url)", url=self.url, retryable=True) from None
-        if not response.content:
-            return None
-        try:
-            return await asyncio.to_thread(json.loads, response.content)
-        except ValueError:
-            raise ForgeError(f"{self.url}{path} answered with non-JSON data: is this really a "
-                             f"Forge/A1111 API?", status=response.status_code, url=self.url) from None
-
-    def _error(self, response: httpx.Response, path: str) -> ForgeError:
-        status = response.status_code
-        detail = error_detail(response)
-        where = f"{self.url}{path}"
-        if status == 401:
-            reason = (f"{self.url} refused the credentials ({detail}): pass --api-auth user:pass "
-                      f"(or set {AUTH_ENV}) matching the server's --api-auth")
-        elif status == 404 and detail == "Not Found":
-            reason = (f"{where} does not exist: start Forge/A1111 with --api (or --nowebui), "
-                      f"and check --api-url")
-        elif status == 422:
-            reason = f"{where} rejected the request parameters: {detail}"
-        else:
-            reason = f"{where} failed with HTTP {status}: {detail}"
-        retryable = status >= 500 and not any(s in detail.lower() for s in _DETERMINISTIC_500)
-        return ForgeError(reason, status=status, url=self.url, detail=detail, retryable=retryable)
-
-    # -- small endpoints ---------------------------------------------------------------
-    async def upscalers(self) -> list[dict[str, Any]]:
-        """``GET /sdapi/v1/upscalers``: ``[{"name", "model_name", "model_path", "model_url", "scale"}]``."""
-        return list(await self._request("GET", "/sdapi/v1/upscalers") or [])
-
-    async def upscaler_names(self) -> list[str]:
-        """The upscaler names (exact, case-sensitive), ``None``/``Lanczos``/``Nearest`` first."""
-        return [u["name"] for u in await self.upscalers()]
-
-    async def samplers(self) -> list[dict[str, Any]]:
-        """``GET /sdapi/v1/samplers``: ``[{"name", "aliases", "options"}]``."""
-        return list(await self._request("GET", "/sdapi/v1/samplers") or [])
-
-    async def sd_models(self) -> list[dict[str, Any]]:
-        """``GET /sdapi/v1/sd-models``: checkpoints, ``[{"title", "model_name", "hash", ...}]``."""
-        return list(await self._request("GET", "/sdapi/v1/sd-models") or [])
-
-    async def options(self) -> dict[str, Any]:
-        """``GET /sdapi/v1/options``: the server settings as a flat dict."""
-        return dict(await self._request("GET", "/sdapi/v1/options") or {})
-
-    async def set_options(self, values: dict[str, Any]) -> None:
-        """``POST /sdapi/v1/options``; an unknown checkpoint raises ForgeError (500)."""
-        await self._request("POST", "/sdapi/v1/options", payload=values, job=True)
-
-    async def progress(self, skip_current_image: bool = True) -> dict[str, Any]:
-        """``GET /sdapi/v1/progress``: ``{"progress": 0..1, "eta_relative": s, "state": {...}}``.
-
-        Poll at most once a second (polling may trigger a preview decode)."""
-        return dict(await self._request("GET", "/sdapi/v1/progress",
-                                        params={"skip_current_image": str(skip_current_image).lower()})
-                    or {})
-
-    async def interrupt(self) -> None:
-        """``POST /sdapi/v1/interrupt``: flag the running job to stop (not retried)."""
-        await self._request("POST", "/sdapi/v1/interrupt", repeatable=False)
-
-    async def skip(self) -> None:
-        """``POST /sdapi/v1/skip``: skip the current item of the running job (not retried)."""
-        await self._request("POST", "/sdapi/v1/skip", repeatable=False)
-
-    # -- jobs ----------------------------------------------------------------------------
-    @staticmethod
-    def extras_fields(scale: float, upscaler: str, **more: Any) -> dict[str, Any]:
-        """The extras request fields for upscaling by ``scale`` with ``upscaler``
-        (``resize_mode`` 0, no second upscaler, no face restoration)."""
-        fields = {"resize_mode": 0, "upscaling_resize": float(scale), "upscaler_1": upscaler,
-                  "upscaler_2": "None", "extras_upscaler_2_visibility": 0,
-                  "gfpgan_visibility": 0, "codeformer_visibility": 0, "codeformer_weight": 0,
-                  "show_extras_results": True, "upscale_first": False}
-        fields.update(more)
-        return fields
-
-    async def extra_single_image(self, image: bytes, **fields: Any) -> bytes:
-        """``POST /sdapi/v1/extra-single-image``: one image (file bytes) -> result bytes.
-
-        ``fields`` are the extras fields (see :meth:`extras_fields`)."""
-        encoded = (await asyncio.to_thread(_encode_images, [image]))[0]
-        body = await self._request("POST", "/sdapi/v1/extra-single-image",
-                                   payload={**fields, "image": encoded}, job=True)
-        if not isinstance(body, dict) or not body.get("image"):
-            raise ForgeError(f"{self.url}/sdapi/v1/extra-single-image returned no image", url=self.url)
-        return await asyncio.to_thread(_decode_image, body["image"])
-
-    async def extra_batch_images(self, images: Sequence[bytes], names: Sequence[str] | None = None,
-                                 **fields: Any) -> list[bytes]:
-        """``POST /sdapi/v1/extra-batch-images``: several images in one job.
-
-        Returns the images the server sent back, in input order. The server
-        may return *fewer* (an interrupt truncates, a skip drops one) with a
-        200: the caller must compare the count."""
-        encoded = await asyncio.to_thread(_encode_images, images)
-        names = list(names) if names is not None else [f"{i}.png" for i in range(len(images))]
-        payload = {**fields, "imageList": [{"data": d, "name": n} for d, n in zip(encoded, names)]}
-        body = await self._request("POST", "/sdapi/v1/extra-batch-images", payload=payload, job=True)
-        if not isinstance(body, dict) or not isinstance(body.get("images"), list):
-            raise ForgeError(f"{self.url}/sdapi/v1/extra-batch-images returned no image list",
-                             url=self.url)
-        return await asyncio.to_thread(lambda: [_decode_image(b) for b in body["images"]])
-
-    async def img2img(self, image: bytes, *, width: int, height: int, prompt: str = "",
-                      negative_prompt: str = "", denoising_strength: float = 0.75, steps: int = 20,
-                      cfg_scale: float = 7.0, sampler_name: str | None = None, seed: int = -1,
-                      **extra: Any) -> bytes:
-        """``POST /sdapi/v1/img2img`` with one init image; returns the first result's bytes.
-
-        ``width``/``height`` (px) must be multiples of 8 (see :func:`img2img_size`);
-        the server does not take them from the image. ``extra`` adds fields
-        (``override_settings``, ``scheduler``, ...)."""
-        encoded = (await asyncio.to_thread(_encode_images, [image]))[0]
-        payload = {"init_images": [encoded], "width": int(width), "height": int(height),
-                   "prompt": prompt, "negative_prompt": negative_prompt,
-                   "denoising_strength": float(denoising_strength), "steps": int(steps),
-                   "cfg_scale": float(cfg_scale), "sampler_name": sampler_name, "seed": int(seed),
-                   "batch_size": 1, "n_iter": 1, "resize_mode": 0, "send_images": True,
-                   "save_images": False, **extra}
-        body = await self._request("POST", "/sdapi/v1/img2img", payload=payload, job=True)
-        if not isinstance(body, dict) or not body.get("images"):
-            raise ForgeError(f"{self.url}/sdapi/v1/img2img returned no image", url=self.url)
-        return await asyncio.to_thread(_decode_image, body["images"][0])
-
-    async def interrogate(self, image: bytes, model: str = "clip") -> str:
-        """``POST /sdapi/v1/interrogate``: a caption of ``image`` (file bytes).
-
-        ``model`` is ``"clip"`` (a sentence) or ``"deepdanbooru"`` (comma-separated
-        tags). Raises ForgeError when the server cannot caption, including the
-        CLIP failure that comes back as a 200 caption ending in ``<error>``."""
-        encoded = (await asyncio.to_thread(_encode_images, [image]))[0]
-        body = await self._request("POST", "/sdapi/v1/interrogate",
-                                   payload={"image": encoded, "model": model}, job=True)
-        caption = body.get("caption") if isinstance(body, dict) else None
-        if not isinstance(caption, str):
-            raise ForgeError(f"{self.url}/sdapi/v1/interrogate returned no caption", url=self.url)
-        if caption.rstrip().endswith("<error>"):
-            raise ForgeError(f"{self.url} failed to caption with {model} (the caption ends with "
-                             f"<error>; see the server console)", url=self.url, detail=caption)
-        return caption.strip()
 
 
 async def _nothing() -> None:
     return None
-
-
-def _describe_exc(exc: BaseException | None) -> str:
-    if exc is None:
-        return "no error"
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclass(slots=True)
@@ -554,6 +108,7 @@ class ForgeBackend:
         self.warnings: list[str] = []
         self.upscaler: str | None = None
         self.sampler: str | None = None
+        self.scheduler: str | None = None
         self.checkpoint: str = ""
         self._interrupting = False
 
@@ -628,6 +183,24 @@ class ForgeBackend:
             self._warn(f"sampler {params.sampler_name!r} is called {sampler!r} on the server")
         self.upscaler, self.sampler = upscaler, sampler
         self.concurrency = self.per_server * len(live)
+        if params.colorize and params.scheduler:
+            self.scheduler = await self._resolve_scheduler(live[0], params.scheduler)
+
+    async def _resolve_scheduler(self, server: _Server, name: str) -> str:
+        """The server's label for scheduler ``name`` (a label, a name or an alias);
+        a server without ``/schedulers`` (A1111 before 1.9) gets it as given."""
+        try:
+            listed = await server.client.schedulers()
+        except ForgeError as exc:
+            if exc.status != 404:
+                raise
+            self._warn(f"{server.client.url} does not list schedulers; --scheduler {name!r} is "
+                       f"sent as given")
+            return name
+        labels = [str(x.get("label") or x.get("name")) for x in listed]
+        aliases = {str(a): str(x.get("label")) for x in listed
+                   for a in [x.get("name"), *(x.get("aliases") or [])] if a}
+        return resolve_name("scheduler", name, labels, aliases)
 
     def _upscaler(self, params: EnhanceParams) -> str:
         return self.upscaler or params.upscaler
@@ -638,7 +211,8 @@ class ForgeBackend:
         colorize prompts, denoising strength, steps, CFG scale, sampler and the
         server's checkpoint."""
         if op == "colorize":
-            return {"op": op, "size": [item.width, item.height], "prompt": params.colorize_prompt,
+            extra = {"scheduler": self.scheduler or params.scheduler} if params.scheduler else {}
+            return {**extra, "op": op, "size": [item.width, item.height], "prompt": params.colorize_prompt,
                     "negative_prompt": params.colorize_negative_prompt,
                     "denoising_strength": params.denoising_strength, "steps": params.steps,
                     "cfg_scale": params.cfg_scale, "sampler": self.sampler or params.sampler_name,
@@ -710,11 +284,16 @@ class ForgeBackend:
     async def upscale(self, items: Sequence[EnhanceItem], params: EnhanceParams) -> list[bytes | BackendError]:
         """Upscale ``items`` (all of one scale) in one extras request.
 
-        Results are mapped back by order and each one's size is checked; a
-        short batch fills the missing slots with a retryable BackendError. When
-        the server rejects a whole batch with a 500 (one bad image fails the
-        whole request), the items are sent one by one so only the bad one fails.
-        Raises BackendError when no server can take the request."""
+        Each image is sent as :func:`~fluxgym_coach.server_io.server_upload` makes it (our own
+        8-bit PNG unless the file is already one every server decodes alike).
+        Results are matched to their inputs by content (luminance correlation,
+        :func:`~fluxgym_coach.server_io.match_results`), full batches included,
+        and each one's size is checked; an input without a matching result gets
+        a BackendError in its slot (retryable when the batch came back short or
+        interrupted). After the job, ``/progress`` tells whether it was
+        interrupted (by us, the web UI or another client): the last image it
+        returned may then be a plain resize and is not used. A failed request
+        raises BackendError once (never re-sent image by image)."""
         if not items:
             return []
         upscaler = self._upscaler(params)
@@ -722,48 +301,76 @@ class ForgeBackend:
         if any(abs(i.scale - scale) > 1e-9 for i in items):
             raise ValueError("upscale() takes items of one scale per call")
         fields = ForgeClient.extras_fields(scale, upscaler)
-        data = [i.data for i in items]
-        names = [i.name for i in items]
         try:
-            if len(items) == 1:
-                got = [await self._on_pool(lambda c: c.extra_single_image(data[0], **fields), 1)]
-            else:
-                got = await self._on_pool(lambda c: c.extra_batch_images(data, names, **fields),
-                                          len(items))
-        except ForgeUnreachable:
-            raise
-        except ForgeError as exc:
-            if len(items) == 1 or exc.status != 500 or self._interrupting:
-                raise
-            singles = await asyncio.gather(*(self.upscale([i], params) for i in items),
-                                           return_exceptions=True)
-            return [s[0] if isinstance(s, list) else
-                    s if isinstance(s, BackendError) else BackendError(str(s)) for s in singles]
+            data = await asyncio.to_thread(lambda: [server_io.server_upload(i.data) for i in items])
+        except imaging.ImageReadError as exc:
+            raise BackendError(f"cannot prepare the upload: {exc.reason}") from exc
+        names = [i.name for i in items]
+        if len(items) == 1:
+            job = (lambda c: self._job(c, c.extra_single_image(data[0], **fields), one=True))
+        else:
+            job = (lambda c: self._job(c, c.extra_batch_images(data, names, **fields)))
+        got, interrupted = await self._on_pool(job, len(items))
         expected = [output_size(i.width, i.height, scale, upscaler) for i in items]
+        return await asyncio.to_thread(self._assign, items, data, got, interrupted, expected, params)
+
+    async def _job(self, client: "ForgeClient", request: Any, one: bool = False) -> tuple[list[bytes], bool]:
+        """Await a job request on ``client``, then read whether the job was interrupted.
+
+        Forge resets ``state.interrupted`` only when the next job begins, so a
+        ``/progress`` read right after the answer tells whether ours was cut
+        short (a later job of another client interrupted in the meantime also
+        counts: the safe side). A failed read counts as not interrupted."""
+        got = await request
+        got = [got] if one else got
+        try:
+            state = (await asyncio.wait_for(client.progress(), timeout=10)).get("state", {})
+        except (ForgeError, asyncio.TimeoutError):
+            return got, False
+        return got, bool(state.get("interrupted"))
+
+    def _assign(self, items: Sequence[EnhanceItem], data: Sequence[bytes], got: Sequence[bytes],
+                interrupted: bool, expected: Sequence[tuple[int, int]],
+                params: EnhanceParams) -> list[bytes | BackendError]:
+        """Match returned images to inputs by content and check each (CPU work)."""
         if len(got) > len(items):
             return [BackendError(f"server returned {len(got)} images for {len(items)}: results "
                                  f"not used", retryable=True) for _ in items]
-        if len(got) == len(items):
-            return await asyncio.to_thread(
-                lambda: [self._finish(d, e, params, i.name) for d, e, i in zip(got, expected, items)])
-        # A short batch (interrupt truncates, skip drops one): find which inputs the
-        # results belong to by their content, never by position alone.
-        assigned = await asyncio.to_thread(align_results, data, got)
-        why = "the job was interrupted" if self._interrupting else "interrupted or skipped on the server"
+        usable = len(got) - 1 if interrupted and got else len(got)
+        sig_in = [server_io.signature(d) for d in data]
+        sig_out = []
+        for d in got[:usable]:
+            try:
+                sig_out.append(server_io.signature(d))
+            except imaging.ImageReadError:
+                sig_out.append(server_io.flat_signature())
+        assigned = server_io.match_results(sig_in, sig_out)
+        short = len(got) < len(items) or interrupted
+        why = ("the job was interrupted" if self._interrupting or interrupted
+               else "interrupted or skipped on the server")
+        cut = ", the last one cut short and not used" if interrupted and got else ""
+        out: list[bytes | BackendError] = []
+        for k, item in enumerate(items):
+            j = assigned[k]
+            if j is not None:
+                out.append(self._finish(got[j], expected[k], params, item.name))
+            elif short:
+                out.append(BackendError(
+                    f"server returned {len(got)} of {len(items)} images{cut} ({why}); {item.name} "
+                    f"was not processed: run again to finish it", retryable=True))
+            else:
+                out.append(BackendError(self._mismatch(sig_in[k], sig_out[k], item.name)))
+        return out
 
-        def build() -> list[bytes | BackendError]:
-            out: list[bytes | BackendError] = []
-            for k, item in enumerate(items):
-                j = assigned[k]
-                if j is None:
-                    out.append(BackendError(
-                        f"server returned {len(got)} of {len(items)} images ({why}); {item.name} "
-                        f"was not processed: run again to finish it", retryable=True))
-                else:
-                    out.append(self._finish(got[j], expected[k], params, item.name))
-            return out
-
-        return await asyncio.to_thread(build)
+    @staticmethod
+    def _mismatch(source: Any, own: Any, name: str) -> str:
+        """Why no result matched ``name``: what is wrong with the one at its own position."""
+        try:
+            server_io.check_result(source, own, name)
+        except server_io.ResultCheckError as exc:
+            return exc.reason
+        return (f"no image the server returned matches {name} alone (its result also resembles "
+                f"another input's): results may be mixed up; not used")
 
     async def progress_in_flight(self) -> float:
         """How many images of our extras requests still in flight the servers have
@@ -805,11 +412,22 @@ class ForgeBackend:
         input's size and the output format. Raises BackendError."""
         width, height = img2img_size(item.width, item.height)
         sampler = self.sampler or params.sampler_name
-        data = await self._on_pool(lambda c: c.img2img(
-            item.data, width=width, height=height, prompt=params.colorize_prompt,
+        try:
+            upload = await asyncio.to_thread(server_io.server_upload, item.data)
+        except imaging.ImageReadError as exc:
+            raise BackendError(f"cannot prepare the upload: {exc.reason}") from exc
+        scheduler = self.scheduler or params.scheduler
+        extra = {"scheduler": scheduler} if scheduler else {}
+        got, interrupted = await self._on_pool(lambda c: self._job(c, c.img2img(
+            upload, width=width, height=height, prompt=params.colorize_prompt,
             negative_prompt=params.colorize_negative_prompt,
             denoising_strength=params.denoising_strength, steps=params.steps,
-            cfg_scale=params.cfg_scale, sampler_name=sampler, seed=self.seed_for(item)))
+            cfg_scale=params.cfg_scale, sampler_name=sampler, seed=self.seed_for(item), **extra),
+            one=True))
+        if interrupted:
+            raise BackendError(f"the colorization of {item.name} was interrupted on the server; "
+                               f"result not used: run again to finish it", retryable=True)
+        data = got[0]
 
         def back_to_size() -> bytes:
             im = imaging.open_image(data, item.name)

@@ -32,12 +32,14 @@ class LocalBackend:
     can_colorize = False
     max_batch = 4
     max_request_bytes = 64 * 1024**2
+    concurrency = 1  # one chunk at a time: the chunk's images share the thread pool
 
     def __init__(self, workers: int | None = None):
         #: What summaries show; ``--backend auto`` adds why it fell back to this one.
         self.label = "Pillow Lanczos resize (no super-resolution model)"
         self.warnings: list[str] = []
         self.identity = f"local/pillow-{PIL.__version__.split('.')[0]}-lanczos@1"
+        self.warnings: list[str] = []
         self._pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2,
                                         thread_name_prefix="local-upscale")
 
@@ -75,6 +77,10 @@ class LocalBackend:
 
     async def interrupt(self) -> None:
         """Nothing runs remotely; cancellation is handled by the pipeline."""
+
+    async def progress_in_flight(self) -> None:
+        """Not tracked: a chunk's images finish together."""
+        return None
 
     async def aclose(self) -> None:
         """Stop the thread pool."""

@@ -6,23 +6,14 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
 from ..audit import ERROR, INFO, WARNING, Thresholds, audit_dataset
 from ..dataset import Dataset, DatasetError
-from .common import esc, EXIT_USAGE, err, fail, out, print_json, progress_sink
+from . import audit_output
+from .common import EXIT_USAGE, err, fail, out, progress_sink
 from .options import Json, Quiet, Strict
 
 _DEFAULTS = Thresholds()
-_STYLE = {ERROR: "bold red", WARNING: "yellow", INFO: "dim"}
-
-
-def _fmt(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
 
 
 def audit(
@@ -34,7 +25,9 @@ def audit(
                                                    "saved).", show_default=False)] = None,
     no_captions: Annotated[bool, typer.Option("--no-captions", help="Skip the caption rules "
                                               "(for a folder not captioned yet).")] = False,
-    show_all: Annotated[bool, typer.Option("--all", help="List info findings too.")] = False,
+    show_all: Annotated[bool, typer.Option("--all", help="List every finding, info included, one "
+                                           "line each (through a pager on a terminal). Without "
+                                           "it, more than 50 findings are summarised by code.")] = False,
     blur: Annotated[float, typer.Option("--blur-threshold", help="Variance of Laplacian (256 px copy) "
                                         "below which an image is blurry.")] = _DEFAULTS.blur_variance,
     near: Annotated[int, typer.Option("--near-distance", min=0, max=64,
@@ -52,6 +45,10 @@ def audit(
     near duplicates (with a suggested keeper) and the caption rules. Scans
     first (only changed files are read); a second audit decodes nothing.
 
+    Up to 50 findings print as a table; more are summarised by finding code
+    (count, a few names, the fix) with the first duplicate groups; --all
+    lists everything, --json streams the full report.
+
     Exit code: 0 clean, 1 when an image has an error finding (or, with
     --strict, a warning), 2 when the folder cannot be used.
     """
@@ -65,28 +62,21 @@ def audit(
                                caption_rules=not no_captions, on_event=sink)
     code = report.exit_code(strict)
     if json_out:
-        data = report.to_dict()
-        data["dataset"] = str(ds.root)
-        data["exit_code"] = code
-        print_json(data)
+        audit_output.stream_json(report, {"dataset": str(ds.root), "exit_code": code})
         raise typer.Exit(code)
-    limit = INFO if show_all else WARNING
-    table = Table(title=f"Audit of {esc(ds.root)} at resolution {resolution}")
-    for col in ("image", "severity", "finding", "value", "threshold", "fix"):
-        table.add_column(col, overflow="fold")
-    shown = 0
-    for rel in report.flagged(limit):
-        for f in report.images[rel].findings:
-            if show_all or f.severity != INFO:
-                table.add_row(esc(rel), f"[{_STYLE[f.severity]}]{f.severity}[/]", esc(f"{f.code}: {f.message}"),
-                              esc(_fmt(f.value)), esc(_fmt(f.threshold)), esc(f.fix))
-                shown += 1
-    if shown:
-        out.print(table)
-    for g in report.groups:
-        out.print(f"[bold]{g.kind} duplicates[/] (keep {esc(g.keeper)}): {esc(', '.join(g.members))}")
+    title = f"Audit of {ds.root} at resolution {resolution}"
+    if show_all:
+        audit_output.print_all(report)
+    else:
+        total = sum(1 for _ in audit_output.rows(report, show_info=False))
+        if total <= audit_output.TABLE_ROWS:
+            audit_output.print_table(report, title, show_info=False)
+            audit_output.print_groups(report, None)
+        else:
+            audit_output.print_summary(report, title, False, total)
+            audit_output.print_groups(report, audit_output.SHOWN_GROUPS)
     c = report.counts()
-    out.print(f"{len(report.images)} images: {c[ERROR]} with errors, {c[WARNING]} with warnings, "
+    (err if show_all else out).print(f"{len(report.images)} images: {c[ERROR]} with errors, {c[WARNING]} with warnings, "
               f"{c[INFO] + c['clean']} fine; {len(report.groups)} duplicate groups; "
               f"{report.measured} measured now, {report.seconds:.2f} s")
     if not report.caption_rules and not no_captions:

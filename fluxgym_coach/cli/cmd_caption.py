@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
 from .. import captions as rules
-from ..captioning import (BACKENDS, caption_status, dataset_trigger,
-                          default_backend, get_caption_backend, run_caption, save_default_backend)
+from ..captioning import BACKENDS, caption_status, dataset_trigger, save_default_backend
 from ..backends.captioners.base import CaptionBackendError
+from .. import core
 from ..core import scan_blocking
 from ..dataset import Dataset, DatasetError
-from ..settings import update_settings
+from ..settings import load_settings, update_settings
 from .common import (esc, EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json,
                      progress_sink, report_problems)
 from .options import ApiAuth, Json, Quiet, Strict
@@ -122,26 +122,21 @@ def caption(
     ds = open_dataset(dataset)
     with ds:
         trig = resolve_trigger(ds, trigger)
-        saved_name, saved_options = default_backend(ds)
-        name = backend or saved_name
-        options: dict[str, Any] = saved_options if name == saved_name else {}
         given = {"model": model, "base_url": base_url, "api_key_env": api_key_env, "prompt": prompt,
                  "system_prompt": system_prompt, "max_tokens": max_tokens, "temperature": temperature,
                  "image_size": image_size, "concurrency": concurrency, "timeout": timeout}
-        if name == "forge":
+        if (backend or load_settings(ds.store).caption.backend) == "forge":
             given.update(url=api_url, api_auth=api_auth)
         elif api_url:
             raise fail("--api-url is for --backend forge; the openai backend takes --base-url", EXIT_USAGE)
-        if name == "florence2" and model:
-            given = {"model_path": model, "concurrency": concurrency}
-        options.update({k: v for k, v in given.items() if v is not None})
-        if name == "forge":
-            options = {k: v for k, v in options.items()
-                       if k in ("model", "url", "api_auth", "concurrency", "image_size", "timeout")}
+        settings = load_settings(ds.store)
         try:
-            captioner = get_caption_backend(name, **options)
+            name, options = core.caption_backend_choice(settings, backend=backend, dataset_root=ds.root,
+                                                        **given)
+            captioner = core.captioner_from_settings(settings, backend=backend, dataset_root=ds.root,
+                                                     **given)
         except (ValueError, TypeError) as exc:
-            raise fail(f"--backend {name}: {exc}", EXIT_USAGE) from None
+            raise fail(f"--backend {backend or settings.caption.backend}: {exc}", EXIT_USAGE) from None
         if set_default:
             save_default_backend(ds, name, options)
         missing = [r for r in (images or []) if ds.store.image(r) is None]
@@ -151,8 +146,8 @@ def caption(
 
         async def go():
             try:
-                return await run_caption(ds, captioner, images or None, mode=mode, trigger=trig,
-                                         on_event=sink)
+                return await core.caption_images(ds, images or None, captioner, mode=mode, trigger=trig,
+                                                 on_event=sink)
             finally:
                 await captioner.aclose()
 

@@ -162,6 +162,8 @@ def enhance(
     steps: o.Steps = o.DEFAULTS.steps,
     cfg_scale: o.Cfg = o.DEFAULTS.cfg_scale,
     sampler: o.Sampler = o.DEFAULTS.sampler_name,
+    scheduler: o.Scheduler = None,
+    timeout: o.Timeout = o.DEFAULT_TIMEOUT,
     fmt: Annotated[Optional[OutputFormat], typer.Option(
         "--format", case_sensitive=False,
         help="Output format (default PNG, or the --output file's extension).",
@@ -205,7 +207,7 @@ def enhance(
         return EnhanceParams(scale_factor=float(scale), upscaler=upscaler,
                              denoising_strength=denoising_strength, prompt=prompt,
                              negative_prompt=negative_prompt, steps=steps, cfg_scale=cfg_scale,
-                             sampler_name=sampler, output_format=format_name,
+                             sampler_name=sampler, scheduler=scheduler, output_format=format_name,
                              colorize=not no_colorize, colorize_prompt=colorize_prompt,
                              colorize_negative_prompt=colorize_negative_prompt)
 
@@ -216,7 +218,8 @@ def enhance(
         _check_dataset_folders(folders, len(paths))
         raise typer.Exit(enhance_datasets(folders, backend, api_url, api_auth,
                                           make_params(fmt.value if fmt else "PNG"), cache_dir,
-                                          lookup=lookup, json_out=json_out, quiet=quiet))
+                                          lookup=lookup, json_out=json_out, quiet=quiet,
+                                          timeout=timeout))
     try:
         inputs = expand_paths(paths)
         if fmt is not None:
@@ -233,7 +236,7 @@ def enhance(
         raise fail(str(exc), EXIT_USAGE) from None
     raise typer.Exit(enhance_file_pairs(pairs, backend, _urls(api_url), api_auth, params, cache_dir,
                                         no_cache=no_cache, lookup=lookup, force=force,
-                                        json_out=json_out, quiet=quiet))
+                                        json_out=json_out, quiet=quiet, timeout=timeout))
 
 
 def _check_dataset_folders(folders: list[Path], n_paths: int) -> None:
@@ -250,7 +253,7 @@ def _check_dataset_folders(folders: list[Path], n_paths: int) -> None:
 
 def enhance_file_pairs(pairs: list[tuple[Path, Path]], backend: str, urls: list[str], api_auth: str | None,
                        params: EnhanceParams, cache_dir: Path | None, *, no_cache: bool, lookup: bool,
-                       force: bool, json_out: bool, quiet: bool) -> int:
+                       force: bool, json_out: bool, quiet: bool, timeout: float = o.DEFAULT_TIMEOUT) -> int:
     """``enhance`` of files into ``(input, output)`` pairs: existing outputs skipped unless
     ``force``; results cached (a throw-away cache with ``no_cache``) and journaled in the
     cache folder. Prints one line per file (or JSON); returns the exit code."""
@@ -262,7 +265,7 @@ def enhance_file_pairs(pairs: list[tuple[Path, Path]], backend: str, urls: list[
     code = EXIT_OK
     if todo:
         try:
-            engine = o.make_backend(backend, urls or None, api_auth, upscaler=params.upscaler)
+            engine = o.make_backend(backend, urls or None, api_auth, timeout, upscaler=params.upscaler)
         except (typer.BadParameter, ValueError) as exc:
             raise fail(str(exc), EXIT_USAGE) from None
         except BackendError as exc:
@@ -286,7 +289,7 @@ def enhance_file_pairs(pairs: list[tuple[Path, Path]], backend: str, urls: list[
             cache.close()
             if tmp:
                 tmp.cleanup()
-        for warning in getattr(engine, "warnings", []):
+        for warning in engine.warnings:
             err.print(f"[yellow]warning[/] {esc(warning)}")
         for f in files.files:
             rows.append({"source": str(f.source), "output": str(f.output), "status": f.status,
@@ -327,7 +330,7 @@ def _check_backend_name(backend: str) -> None:
 
 def enhance_datasets(folders: list[Path], backend: str, api_url: list[str] | None, api_auth: str | None,
                      params: EnhanceParams, cache_dir: Path | None, *, lookup: bool, json_out: bool,
-                     quiet: bool) -> int:
+                     quiet: bool, timeout: float = o.DEFAULT_TIMEOUT) -> int:
     """``enhance FOLDER...`` without ``--output``: scan each folder as a dataset and run
     :func:`fluxgym_coach.core.enhance_images` on all its readable images (results in
     the cache, variants selected for export). Prints one line per image (or JSON)
@@ -336,7 +339,7 @@ def enhance_datasets(folders: list[Path], backend: str, api_url: list[str] | Non
     from ..dataset import Dataset, DatasetError
 
     try:
-        engine = o.make_backend(backend, _urls(api_url) or None, api_auth, upscaler=params.upscaler)
+        engine = o.make_backend(backend, _urls(api_url) or None, api_auth, timeout, upscaler=params.upscaler)
     except (typer.BadParameter, ValueError) as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     except BackendError as exc:

@@ -26,8 +26,8 @@ Name = Annotated[Optional[str], typer.Option(
     "--name", "-n", help="LoRA name (default: the dataset folder name); slugged as Fluxgym does.",
     show_default=False)]
 Resolution = Annotated[int, typer.Option(
-    "--resolution", "-r", help=f"Training resolution ({', '.join(map(str, RESOLUTIONS))}): images "
-                               "are resized so their short side equals it.")]
+    "--resolution", "-r", help=f"Training resolution ({', '.join(map(str, RESOLUTIONS))}): each image "
+                               "is written at a bucket size of up to resolution^2 pixels.")]
 Repeats = Annotated[int, typer.Option("--repeats", min=1, help="num_repeats in dataset.toml.")]
 
 
@@ -42,6 +42,18 @@ class VramSize(str, Enum):
 Vram = Annotated[VramSize, typer.Option(
     "--vram", help="GPU memory of the training machine: picks train.sh's optimizer as Fluxgym "
                    "does (20G AdamW 8-bit, 16G Adafactor, 12G Adafactor + split mode).")]
+class CropMode(str, Enum):
+    """How images are framed for kohya (see fluxgym_coach.export)."""
+
+    ZERO = "zero"
+    KOHYA = "kohya"
+
+
+Crop = Annotated[CropMode, typer.Option(
+    "--crop-mode", help="zero: write each image at exactly a bucket size kohya keeps unchanged "
+                        "(nothing rescaled or cropped after us; the few pixels the 64-px grid drops "
+                        "are chosen faces first); kohya: the old way, short side = resolution and "
+                        "kohya's own bucketing rescales and centre-crops.")]
 Force = Annotated[bool, typer.Option(
     "--force", help="Replace the images, captions and *.npz caches of an existing export.")]
 
@@ -106,6 +118,21 @@ def export_json(report: ExportReport) -> dict:
             "removed_stale": report.removed_stale}
 
 
+def run_preflight(report: ExportReport) -> dict | None:
+    """In a Fluxgym folder, :func:`~fluxgym_coach.preflight.check_dataset_config` on
+    the export (sd-scripts' own code when installed); None elsewhere. A failure
+    of sd-scripts itself is returned as ``{"error": ...}``."""
+    if not report.fluxgym_root:
+        return None
+    from ..preflight import PreflightError, check_dataset_config
+    try:
+        data = check_dataset_config(report.toml_path, report.root)
+    except PreflightError as exc:
+        return {"error": str(exc)}
+    return {k: data[k] for k in ("engine", "engine_note", "images_found", "captions_read", "buckets",
+                                 "steps_per_epoch", "total_steps")}
+
+
 def export(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder (scanned first if needed).")],
     out_dir: OutDir,
@@ -114,6 +141,7 @@ def export(
     resolution: Resolution = 1024,
     repeats: Repeats = DEFAULT_REPEATS,
     vram: Vram = VramSize.G20,
+    crop_mode: Crop = CropMode.ZERO,
     force: Force = False,
     cache_dir: CacheDir = None,
     strict: Strict = False,
@@ -123,12 +151,13 @@ def export(
     """Export a dataset to the layout Fluxgym and kohya sd-scripts train on.
 
     Writes DIR/datasets/<name>/ (flat, unique ASCII names, RGB png/jpg, EXIF
-    orientation applied, short side = resolution, captions UTF-8 with the
-    trigger word first) and DIR/outputs/<name>/ (dataset.toml with
-    enable_bucket = true, sample_prompts.txt, manifest.jsonl, and train.sh:
-    Fluxgym's training command, to run from DIR when DIR is your Fluxgym
-    folder). Images are never upscaled here: use `prepare` to upscale the
-    small ones first.
+    orientation applied, each image at exactly a bucket size kohya keeps as it
+    is, captions UTF-8 with the trigger word first) and DIR/outputs/<name>/
+    (dataset.toml with enable_bucket and bucket_no_upscale, image_dir relative
+    to DIR, sample_prompts.txt, manifest.jsonl, and train.sh: Fluxgym's
+    training command, to run from DIR when DIR is your Fluxgym folder). The
+    export appears all at once (built beside the target, then swapped in).
+    Images are never upscaled here: use `prepare` to upscale the small ones.
 
     Example: fluxgym-coach export ./photos -o ~/fluxgym -n "my style" -t ohwx
     """
@@ -140,15 +169,20 @@ def export(
         scan_blocking(ds, sink)  # plugins hear of the images it indexes
         try:
             report = export_dataset(ds, out_dir, name or ds.root.name, trigger, resolution, repeats,
-                                    force, sink, ImageCache(cache_dir), vram=vram.value)
+                                    force, sink, ImageCache(cache_dir), vram=vram.value,
+                                    crop_mode=crop_mode.value)
         except ExportError as exc:
             raise fail(str(exc), EXIT_USAGE) from None
+    preflight = run_preflight(report)
     if json_out:
-        print_json(export_json(report))
+        print_json(export_json(report) | {"preflight": preflight})
     else:
         out.print(export_table(report))
         report_problems(sink.problems)
         print_next_steps(report, dataset)
+    if preflight is not None and preflight.get("images_found") == 0:
+        raise fail(f"kohya would find no image in {escape(str(report.dataset_dir))} ({preflight['engine']} "
+                   "pre-flight): nothing was exported; see the failures above", 1)
     raise typer.Exit(sink.problems.exit_code(strict))
 
 

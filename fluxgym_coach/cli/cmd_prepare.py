@@ -15,7 +15,7 @@ from ..export import DEFAULT_REPEATS, ExportError
 from ..image_cache import ImageCache
 from ..prepare import PrepareReport, prepare_dataset
 from . import options as o
-from .cmd_export import (Force, Name, OutDir, Repeats, Resolution, Trigger, Vram, VramSize, export_json,
+from .cmd_export import (Crop, CropMode, Force, Name, OutDir, Repeats, Resolution, Trigger, Vram, VramSize, export_json,
                          export_table, print_next_steps)
 from .common import esc, EXIT_BACKEND, EXIT_FAILED, EXIT_USAGE, err, fail, out, print_json, progress_sink, report_problems
 
@@ -57,12 +57,15 @@ def prepare(
     steps: o.Steps = o.DEFAULTS.steps,
     cfg_scale: o.Cfg = o.DEFAULTS.cfg_scale,
     sampler: o.Sampler = o.DEFAULTS.sampler_name,
+    scheduler: o.Scheduler = None,
+    timeout: o.Timeout = o.DEFAULT_TIMEOUT,
     no_colorize: o.NoColorize = False,
     sharpen: o.Sharpen = 0.0,
     no_cache: o.NoCache = False,
     force_reprocess: o.ForceReprocess = False,
     cache_dir: o.CacheDir = None,
     vram: Vram = VramSize.G20,
+    crop_mode: Crop = CropMode.ZERO,
     force: Force = False,
     learned_defaults: Annotated[bool, typer.Option(
         "--learned-defaults", help="Start from the enhancement settings your reviews accepted most "
@@ -98,7 +101,7 @@ def prepare(
     try:
         params = EnhanceParams(upscaler=upscaler, denoising_strength=denoising_strength, prompt=prompt,
                                negative_prompt=negative_prompt, steps=steps, cfg_scale=cfg_scale,
-                               sampler_name=sampler, colorize=not no_colorize, sharpen=sharpen)
+                               sampler_name=sampler, scheduler=scheduler, colorize=not no_colorize, sharpen=sharpen)
     except ValueError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     if learned_defaults:
@@ -117,7 +120,8 @@ def prepare(
                                               or f"not enough reviews yet ({learned.decisions} judged; "
                                                  f"{learned.min_count} per setting needed)"))
     try:
-        engine = o.make_backend(backend, api_url, api_auth, gpu, upscaler, models_dir)
+        engine = o.make_backend(backend, api_url, api_auth, timeout, gpu=gpu, upscaler=upscaler,
+                                models_dir=models_dir)
     except BackendError as exc:
         raise fail(exc.reason, EXIT_BACKEND) from None
     cache = ImageCache(ds.store.path.parent / "nocache-results") if no_cache else ImageCache(cache_dir)
@@ -127,7 +131,7 @@ def prepare(
             return await prepare_dataset(ds, out_dir, name or ds.root.name, trigger, engine, params,
                                          resolution, repeats, cache,
                                          lookup=not (no_cache or force_reprocess), force=force,
-                                         on_event=sink, vram=vram.value)
+                                         on_event=sink, vram=vram.value, crop_mode=crop_mode.value)
         finally:
             await engine.aclose()
 

@@ -30,8 +30,12 @@ def scan(
     changed, so it is cheap to run again. When the dataset has plugins set up
     (`fluxgym-coach plugins add`), they are told about new and removed images;
     a plugin folder named by the dataset runs only once you trusted it
-    (`fluxgym-coach plugins trust FOLDER`). Exit code 1 when a file could not be
-    read (or, with --strict, when a caption was not UTF-8).
+    (`fluxgym-coach plugins trust FOLDER`). Only regular files are read (a
+    FIFO, a device, a link to a folder or a file over 512 MiB named like an
+    image is reported by name; a real folder named x.png is scanned as a
+    folder); unreadable files found by an earlier scan are reported again on
+    every run. Exit code 1 when a file cannot be read (or, with --strict,
+    when a caption was not UTF-8).
     """
     try:
         ds = Dataset(dataset)

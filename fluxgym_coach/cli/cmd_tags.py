@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from .. import core
 from .. import tags as tagging
-from ..captioning import get_caption_backend, run_caption
 from ..backends.captioners.base import CaptionBackendError
 from .cmd_caption import DatasetArg, Images, open_dataset
 from .common import esc, EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, out, print_json, progress_sink
@@ -141,21 +141,20 @@ def propose_cmd(
     with open_dataset(dataset) as ds:
         if backend:
             if backend == "forge":
-                options = {"model": model or "deepdanbooru", **({"url": api_url} if api_url else {})}
+                given = {"model": model or "deepdanbooru", "url": api_url}
             elif backend == "openai":
-                options = {"model": model, "style": "tags",
-                           **({"base_url": base_url} if base_url else {})}
+                given = {"model": model, "style": "tags", "base_url": base_url}
             else:
-                options = {}
-            try:
-                tagger = get_caption_backend(backend, **options)
+                given = {}
+            try:  # the tagger's server and model are not saved: only this run's options count
+                tagger = core.captioner_from_settings(None, backend=backend, **given)
             except (ValueError, TypeError) as exc:
                 raise fail(f"--backend {backend}: {exc}", EXIT_USAGE) from None
 
             async def go():
                 try:
-                    return await run_caption(ds, tagger, [image] if image else None, mode="propose",
-                                             on_event=sink)
+                    return await core.caption_images(ds, [image] if image else None, tagger,
+                                                     mode="propose", on_event=sink)
                 finally:
                     await tagger.aclose()
             with progress_sink(quiet or json_out) as sink:

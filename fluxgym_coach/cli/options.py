@@ -40,7 +40,14 @@ Prompt = Annotated[str, typer.Option("--prompt", help="Prompt guiding the enhanc
 NegPrompt = Annotated[str, typer.Option("--negative-prompt", help="What to avoid.")]
 Steps = Annotated[int, typer.Option("--steps", min=1, max=150, help="Sampling steps.")]
 Cfg = Annotated[float, typer.Option("--cfg-scale", min=1.0, max=30.0, help="CFG scale.")]
-Sampler = Annotated[str, typer.Option("--sampler", help="Sampler name as the server lists it.")]
+Sampler = Annotated[str, typer.Option("--sampler", help="Sampler name as the server lists it "
+                                                        "(a scheduler suffix such as 'Karras' is kept).")]
+Scheduler = Annotated[Optional[str], typer.Option(
+    "--scheduler", help="Scheduler for colorization (img2img), e.g. Karras or 'Align Your Steps'. "
+                        "Default: the sampler's own.", show_default=False)]
+Timeout = Annotated[float, typer.Option(
+    "--timeout", min=1.0, help="Seconds to wait for the server to answer one request (a batch).")]
+DEFAULT_TIMEOUT = 600.0
 NoColorize = Annotated[bool, typer.Option("--no-colorize",
                                           help="Do not colorize black-and-white images.")]
 Sharpen = Annotated[float, typer.Option("--sharpen", min=0.0, max=1.0,
@@ -61,26 +68,22 @@ assert DEFAULTS.negative_prompt == DEFAULT_NEGATIVE_PROMPT
 
 
 def make_backend(backend: str, api_url: list[str] | None, api_auth: str | None,
-                 gpu: str | None = None, upscaler: str | None = None, models_dir: Path | None = None):
-    """Build the enhancement backend from CLI options (the choice itself is
-    :func:`~fluxgym_coach.backends.base.auto_enhance_backend`).
+                 timeout: float = DEFAULT_TIMEOUT, gpu: str | None = None, upscaler: str | None = None,
+                 models_dir: Path | None = None):
+    """The enhancement backend for these CLI options (:func:`fluxgym_coach.core.backend_from_settings`;
+    ``timeout``: seconds per Forge request; ``gpu``, ``upscaler``, ``models_dir``: for the
+    embedded super-resolution backends and ``auto``'s choice, see docs/enhance.md).
 
-    Raises typer.BadParameter for an unknown backend name, BackendError when
-    an embedded engine cannot start (its reason names the fix).
+    Raises typer.BadParameter for an unknown backend name, BackendError when an
+    embedded engine cannot start (its reason names the fix).
     """
-    from ..backends.base import BACKEND_NAMES, get_enhance_backend
+    from ..core import backend_from_settings, resolve_backend_name
 
-    if backend == "auto":
-        return get_enhance_backend("auto", api_url=api_url, api_auth=api_auth, gpu=gpu,
-                                   upscaler=upscaler, models_dir=models_dir)
-    if backend == "local":
-        return get_enhance_backend("local")
-    if backend == "realesrgan":
-        return get_enhance_backend("realesrgan", gpu=gpu)
-    if backend == "spandrel":
-        return get_enhance_backend("spandrel", gpu=gpu, models_dir=models_dir)
-    if backend == "forge":
-        return get_enhance_backend("forge", api_url=api_url or ["http://127.0.0.1:7860"],
-                                   api_auth=api_auth)
-    raise typer.BadParameter(f"unknown backend {backend!r}: use {', '.join(BACKEND_NAMES)}",
-                             param_hint="--backend")
+    name = resolve_backend_name(backend, api_url)
+    options: dict = {"forge": {"timeout": timeout}, "realesrgan": {"gpu": gpu},
+                     "spandrel": {"gpu": gpu, "models_dir": models_dir},
+                     "auto": {"gpu": gpu, "upscaler": upscaler, "models_dir": models_dir}}.get(name, {})
+    try:
+        return backend_from_settings(None, backend=backend, api_urls=api_url, api_auth=api_auth, **options)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--backend") from None

@@ -16,7 +16,17 @@ model started without its ``--mmproj`` (HTTP 500, "image input is not
 supported"; set ``no_vision_status = 400`` for the vLLM/OpenAI style);
 :meth:`fail_next` makes the next *n* chat requests fail with a status (500,
 503, or 429 with ``Retry-After: 0``); ``latency`` (seconds) delays each answer; ``truncate`` answers with
-``finish_reason = "length"``; ``api_key`` requires ``Authorization: Bearer``.
+``finish_reason = "length"``; ``api_key`` requires ``Authorization: Bearer``;
+``basic_auth = "user:pass"`` requires HTTP Basic (a server behind a proxy);
+``parallel`` (0: unlimited) is how many requests it works on at once, the
+others wait, as Ollama's ``OLLAMA_NUM_PARALLEL`` or a vLLM batch limit (a
+request holds its slot for the latency plus its own decoding and answer,
+summed in :attr:`busy_seconds`);
+``reasoning = True`` answers as OpenAI does for reasoning models (o-series,
+gpt-5): HTTP 400 ``unsupported_parameter`` for ``max_tokens`` (use
+``max_completion_tokens``) and ``unsupported_value`` for a ``temperature``
+other than 1; ``think = True`` wraps each answer in ``<think>...</think>``
+reasoning first, as DeepSeek-R1 or Qwen3 servers do.
 ``answer`` is a callable ``(prompt_text, images, body) -> str`` choosing the
 reply; the default describes what it received (image size, gray or colour,
 mean colour), so tests can tell the image really arrived.
@@ -35,7 +45,8 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -115,9 +126,16 @@ class FakeOpenAIServer:
         self.latency = 0.0
         self.truncate = False
         self.api_key: str | None = None
+        self.basic_auth: str | None = None
+        self.parallel = 0
+        self.reasoning = False
+        self.think = False
+        self._slots: threading.Semaphore | None = None
+        self._slots_for = 0
         self.answer: Callable[[str, list[ReceivedImage], dict[str, Any]], str] = describe_answer
         self.requests: list[Recorded] = []
         self.max_in_flight = 0
+        self.busy_seconds = 0.0  # time requests held a work slot, summed
         self._in_flight = 0
         self._failures: list[int] = []
         self._lock = threading.Lock()
@@ -150,6 +168,19 @@ class FakeOpenAIServer:
         self.stop()
 
     # -- switches ----------------------------------------------------------------------
+    @contextmanager
+    def slots(self) -> Iterator[None]:
+        """Hold one of the ``parallel`` work slots (none when ``parallel`` is 0)."""
+        with self._lock:
+            if self.parallel and self._slots_for != self.parallel:
+                self._slots, self._slots_for = threading.Semaphore(self.parallel), self.parallel
+            slots = self._slots if self.parallel else None
+        if slots is None:
+            yield
+            return
+        with slots:
+            yield
+
     def fail_next(self, n: int, status: int = 500) -> None:
         """Make the next ``n`` chat requests fail with HTTP ``status``."""
         with self._lock:
@@ -162,145 +193,181 @@ class FakeOpenAIServer:
 
     # -- HTTP --------------------------------------------------------------------------
     def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
+        return type("Handler", (_Handler,), {"fake": self})
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
 
-            def log_message(self, *args: Any) -> None:  # keep test output clean
-                pass
+class _Handler(BaseHTTPRequestHandler):
+    """Request handler; ``fake`` is the server object (set by a subclass)."""
 
-            def _send(self, status: int, payload: dict[str, Any],
-                      headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    fake: "FakeOpenAIServer"
 
-            def _error(self, status: int, message: str, kind: str = "invalid_request_error",
-                       code: str | None = None) -> None:
-                self._send(status, {"error": {"message": message, "type": kind, "code": code}})
+    protocol_version = "HTTP/1.1"
 
-            def _authorized(self) -> bool:
-                return self.headers.get("Authorization", "").startswith("Bearer ")
+    def log_message(self, *args: Any) -> None:  # keep test output clean
+        pass
 
-            def _check_key(self) -> bool:
-                if server.api_key is None:
-                    return True
-                if self.headers.get("Authorization") == f"Bearer {server.api_key}":
-                    return True
-                self._error(401, "Incorrect API key provided.", "invalid_request_error",
-                            "invalid_api_key")
+    def _send(self, status: int, payload: dict[str, Any],
+              headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: int, message: str, kind: str = "invalid_request_error",
+               code: str | None = None) -> None:
+        self._send(status, {"error": {"message": message, "type": kind, "code": code}})
+
+    def _authorized(self) -> bool:
+        return self.headers.get("Authorization", "").startswith("Bearer ")
+
+    def _check_key(self) -> bool:
+        if self.fake.basic_auth is not None:
+            want = "Basic " + base64.b64encode(self.fake.basic_auth.encode()).decode()
+            if self.headers.get("Authorization") != want:
+                self._error(401, "Unauthorized", "invalid_request_error", "unauthorized")
                 return False
+            return True
+        if self.fake.api_key is None:
+            return True
+        if self.headers.get("Authorization") == f"Bearer {self.fake.api_key}":
+            return True
+        self._error(401, "Incorrect API key provided.", "invalid_request_error",
+                    "invalid_api_key")
+        return False
 
-            def do_GET(self) -> None:  # noqa: N802
-                rec = Recorded("GET", self.path, None, authorized=self._authorized())
-                with server._lock:
-                    server.requests.append(rec)
-                if not self._check_key():
-                    rec.status = 401
-                    return
-                if self.path.rstrip("/") == "/v1/models":
-                    rec.status = 200
-                    self._send(200, {"object": "list", "data": [
-                        {"id": m, "object": "model", "owned_by": "fake"} for m in server.models]})
-                else:
-                    rec.status = 404
-                    self._error(404, f"no route {self.path}")
+    def do_GET(self) -> None:  # noqa: N802
+        rec = Recorded("GET", self.path, None, authorized=self._authorized())
+        with self.fake._lock:
+            self.fake.requests.append(rec)
+        if not self._check_key():
+            rec.status = 401
+            return
+        if self.path.rstrip("/") == "/v1/models":
+            rec.status = 200
+            self._send(200, {"object": "list", "data": [
+                {"id": m, "object": "model", "owned_by": "fake"} for m in self.fake.models]})
+        else:
+            rec.status = 404
+            self._error(404, f"no route {self.path}")
 
-            def do_POST(self) -> None:  # noqa: N802
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
-                try:
-                    body = json.loads(raw or b"{}")
-                except json.JSONDecodeError:
-                    body = None
-                rec = Recorded("POST", self.path, body, authorized=self._authorized())
-                with server._lock:
-                    server.requests.append(rec)
-                    server._in_flight += 1
-                    server.max_in_flight = max(server.max_in_flight, server._in_flight)
-                try:
-                    rec.status = self._chat(rec, body)
-                finally:
-                    with server._lock:
-                        server._in_flight -= 1
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        try:
+            body = json.loads(raw or b"{}")
+        except json.JSONDecodeError:
+            body = None
+        rec = Recorded("POST", self.path, body, authorized=self._authorized())
+        with self.fake._lock:
+            self.fake.requests.append(rec)
+            self.fake._in_flight += 1
+            self.fake.max_in_flight = max(self.fake.max_in_flight, self.fake._in_flight)
+        try:
+            rec.status = self._chat(rec, body)
+        finally:
+            with self.fake._lock:
+                self.fake._in_flight -= 1
 
-            def _chat(self, rec: Recorded, body: Any) -> int:
-                if self.path.rstrip("/") != "/v1/chat/completions":
-                    self._error(404, f"no route {self.path}")
-                    return 404
-                if not self._check_key():
-                    return 401
-                if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-                    self._error(400, "request body must be JSON with a 'messages' list")
-                    return 400
-                if server.latency:
-                    time.sleep(server.latency)
-                with server._lock:
-                    status = server._failures.pop(0) if server._failures else None
-                if status is not None:
-                    if status == 429:
-                        self._send(429, {"error": {"message": "Rate limit reached, retry shortly.",
-                                                   "type": "requests", "code": "rate_limit_exceeded"}},
-                                   {"Retry-After": "0"})
-                    else:
-                        self._error(status, "The server had an error while processing your "
-                                            "request.", "server_error")
-                    return status
-                model = body.get("model")
-                if model not in server.models:
-                    self._error(404, f"The model `{model}` does not exist.", code="model_not_found")
-                    return 404
-                urls = []
-                for m in body["messages"]:
-                    content = m.get("content")
-                    if isinstance(content, list):
-                        for part in content:
-                            if isinstance(part, dict) and part.get("type") == "image_url":
-                                url = part.get("image_url")
-                                urls.append(url.get("url") if isinstance(url, dict) else url)
-                if urls and not server.vision:
-                    self._error(server.no_vision_status, NO_VISION_MESSAGE, "server_error"
-                                if server.no_vision_status >= 500 else "invalid_request_error")
-                    return server.no_vision_status
-                for url in urls:
-                    match = _DATA_URL.match(url or "")
-                    if not match:
-                        self._error(400, "image_url must be a base64 data URL (data:image/...;base64,...)")
-                        return 400
-                    try:
-                        data = base64.b64decode(match.group(2), validate=True)
-                        im = Image.open(io.BytesIO(data))
-                        im.load()
-                    except (binascii.Error, OSError, ValueError) as exc:
-                        self._error(400, f"could not decode the image: {exc}")
-                        return 400
-                    rgb = im.convert("RGB")
-                    px = np.asarray(rgb.resize((32, 32)), dtype=np.int16).reshape(-1, 3)
-                    mean = tuple(int(v) for v in px.mean(axis=0))
-                    gray = bool((px.max(axis=1) - px.min(axis=1) <= 12).all())
-                    rec.images.append(ReceivedImage(match.group(1).lower(), im.width, im.height, gray,
-                                                    mean, len(data)))  # type: ignore[arg-type]
-                text = server.answer(rec.prompt, rec.images, body)
-                max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
-                finish = "stop"
-                if server.truncate or (isinstance(max_tokens, int) and len(text.split()) > max_tokens):
-                    finish = "length"
-                    if isinstance(max_tokens, int):
-                        text = " ".join(text.split()[:max_tokens])
-                self._send(200, {
-                    "id": f"chatcmpl-{len(server.requests)}", "object": "chat.completion",
-                    "created": int(time.time()), "model": model,
-                    "choices": [{"index": 0, "finish_reason": finish,
-                                 "message": {"role": "assistant", "content": text}}],
-                    "usage": {"prompt_tokens": 100, "completion_tokens": len(text.split()),
-                              "total_tokens": 100 + len(text.split())},
-                })
-                return 200
+    def _reject_legacy_params(self, body: dict[str, Any]) -> bool:
+        if "max_tokens" in body:
+            self._error(400, "Unsupported parameter: 'max_tokens' is not supported with this "
+                             "model. Use 'max_completion_tokens' instead.",
+                        code="unsupported_parameter")
+            return True
+        if body.get("temperature") not in (None, 1, 1.0):
+            self._error(400, f"Unsupported value: 'temperature' does not support "
+                             f"{body['temperature']} with this model. Only the default (1) "
+                             f"value is supported.", code="unsupported_value")
+            return True
+        return False
 
-        return Handler
+    def _chat(self, rec: Recorded, body: Any) -> int:
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            self._error(404, f"no route {self.path}")
+            return 404
+        if not self._check_key():
+            return 401
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            self._error(400, "request body must be JSON with a 'messages' list")
+            return 400
+        if self.fake.reasoning and self._reject_legacy_params(body):
+            return 400
+        # The whole work (decode, "inference", answer) holds one of the server's slots.
+        with self.fake.slots():
+            t0 = time.perf_counter()
+            try:
+                if self.fake.latency:
+                    time.sleep(self.fake.latency)
+                return self._answer(rec, body)
+            finally:
+                with self.fake._lock:
+                    self.fake.busy_seconds += time.perf_counter() - t0
+
+    def _answer(self, rec: Recorded, body: dict[str, Any]) -> int:
+        with self.fake._lock:
+            status = self.fake._failures.pop(0) if self.fake._failures else None
+        if status is not None:
+            if status == 429:
+                self._send(429, {"error": {"message": "Rate limit reached, retry shortly.",
+                                           "type": "requests", "code": "rate_limit_exceeded"}},
+                           {"Retry-After": "0"})
+            else:
+                self._error(status, "The server had an error while processing your "
+                                    "request.", "server_error")
+            return status
+        model = body.get("model")
+        if model not in self.fake.models:
+            self._error(404, f"The model `{model}` does not exist.", code="model_not_found")
+            return 404
+        urls = []
+        for m in body["messages"]:
+            content = m.get("content")
+            if isinstance(content, list):
+                for part in content:
+                    if isinstance(part, dict) and part.get("type") == "image_url":
+                        url = part.get("image_url")
+                        urls.append(url.get("url") if isinstance(url, dict) else url)
+        if urls and not self.fake.vision:
+            self._error(self.fake.no_vision_status, NO_VISION_MESSAGE, "server_error"
+                        if self.fake.no_vision_status >= 500 else "invalid_request_error")
+            return self.fake.no_vision_status
+        for url in urls:
+            match = _DATA_URL.match(url or "")
+            if not match:
+                self._error(400, "image_url must be a base64 data URL (data:image/...;base64,...)")
+                return 400
+            try:
+                data = base64.b64decode(match.group(2), validate=True)
+                im = Image.open(io.BytesIO(data))
+                im.load()
+            except (binascii.Error, OSError, ValueError) as exc:
+                self._error(400, f"could not decode the image: {exc}")
+                return 400
+            rgb = im.convert("RGB")
+            px = np.asarray(rgb.resize((32, 32)), dtype=np.int16).reshape(-1, 3)
+            mean = tuple(int(v) for v in px.mean(axis=0))
+            gray = bool((px.max(axis=1) - px.min(axis=1) <= 12).all())
+            rec.images.append(ReceivedImage(match.group(1).lower(), im.width, im.height, gray,
+                                            mean, len(data)))  # type: ignore[arg-type]
+        text = self.fake.answer(rec.prompt, rec.images, body)
+        if self.fake.think:
+            text = f"<think>\nThe user wants a caption. Let me look.\n</think>\n\n{text}"
+        max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
+        finish = "stop"
+        if self.fake.truncate or (isinstance(max_tokens, int) and len(text.split()) > max_tokens):
+            finish = "length"
+            if isinstance(max_tokens, int):
+                text = " ".join(text.split()[:max_tokens])
+        self._send(200, {
+            "id": f"chatcmpl-{len(self.fake.requests)}", "object": "chat.completion",
+            "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "finish_reason": finish,
+                         "message": {"role": "assistant", "content": text}}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": len(text.split()),
+                      "total_tokens": 100 + len(text.split())},
+        })
+        return 200

@@ -714,7 +714,7 @@ class ReviewApp(App[None]):
                 report = await run_enhance(sources, backend, params, self.cache,
                                            store=self.dataset.store, on_event=sink, cancel=cancel)
             finally:
-                for note in getattr(backend, "warnings", None) or []:
+                for note in backend.warnings:
                     sink.warn("server", note)
                 await backend.aclose()
             return report, backend.identity

@@ -44,7 +44,8 @@ class CaptionRequest:
     ``tags``: tags already known for it (its current caption's tags, or
     proposals); ``folder``: the concept name taken from its folder (kohya's
     ``N_`` repeat prefix removed), or ``""``; ``is_grayscale``, ``width``,
-    ``height`` (upright px) when known.
+    ``height`` (upright px) when known; ``prepared``: the result of the
+    backend's :meth:`~CaptionBackend.prepare` (None until then).
     """
 
     relpath: str
@@ -56,6 +57,7 @@ class CaptionRequest:
     is_grayscale: bool | None = None
     width: int | None = None
     height: int | None = None
+    prepared: Any = None  # what the backend's prepare() made of it (set by the job)
 
     @property
     def filename(self) -> str:
@@ -120,8 +122,16 @@ class CaptionBackend(Protocol):
         """Fail fast (CaptionBackendError, usually fatal) when the backend cannot run."""
         ...
 
+    async def prepare(self, request: CaptionRequest) -> Any:
+        """The work done before the request, off the event loop (e.g. the encoded
+        image); the job stores it in ``request.prepared`` and calls it for the next
+        images while :meth:`caption` requests are in flight. None: nothing to do.
+        Raises CaptionBackendError."""
+        ...
+
     async def caption(self, request: CaptionRequest) -> CaptionResult:
-        """Caption one image; raises CaptionBackendError."""
+        """Caption one image (using ``request.prepared`` when set); raises
+        CaptionBackendError."""
         ...
 
     async def aclose(self) -> None:

@@ -135,6 +135,10 @@ class DraftCaptioner:
     async def check(self) -> None:
         """Always ready."""
 
+    async def prepare(self, request: CaptionRequest) -> None:
+        """Nothing to prepare before :meth:`caption`."""
+        return None
+
     async def caption(self, request: CaptionRequest) -> CaptionResult:
         """Describe one image (decoding and measuring run in a thread)."""
         def work() -> tuple[str, list[str]]:

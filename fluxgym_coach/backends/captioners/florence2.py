@@ -198,6 +198,10 @@ class Florence2Captioner:
                                                          image_size=(image.width, image.height))
         return postprocess(parsed, self.task)
 
+    async def prepare(self, request: CaptionRequest) -> None:
+        """Nothing to prepare before :meth:`caption`."""
+        return None
+
     async def caption(self, request: CaptionRequest) -> CaptionResult:
         """Caption one image (generation in a thread)."""
         if self._model is None:

@@ -105,6 +105,10 @@ class ForgeCaptioner:
         except ForgeError as exc:
             raise self._fatal(exc) from exc
 
+    async def prepare(self, request: CaptionRequest) -> None:
+        """Nothing to prepare before :meth:`caption`."""
+        return None
+
     async def caption(self, request: CaptionRequest) -> CaptionResult:
         """Interrogate one image; raises CaptionBackendError (fatal when the server is gone,
         refuses the credentials or lacks the model)."""

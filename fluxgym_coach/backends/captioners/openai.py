@@ -20,23 +20,44 @@ server's ``Retry-After`` up to 60 s, with tenacity); a server still unreachable 
 **API key.** Read from the environment variable named by ``api_key_env``
 (default ``OPENAI_API_KEY``) and sent as ``Authorization: Bearer``; it is
 never part of the identity, the cache key, a message or ``repr``.
+
+**Basic auth.** A ``base_url`` with ``user:pass@`` (a server behind a proxy)
+is split: the credentials go to HTTP Basic auth and :attr:`base_url` keeps
+the URL without them, so they are never printed or stored. Without them in
+the URL, ``user:pass`` is read from ``$FLUXGYM_COACH_OPENAI_AUTH``.
+
+**Reasoning models.** OpenAI's o-series and gpt-5 reject ``max_tokens`` and
+any ``temperature`` but the default with HTTP 400 (``unsupported_parameter``
+/ ``unsupported_value``). On that error only, the request is sent once more
+with ``max_completion_tokens`` and no ``temperature``, and the captioner
+keeps that form for the rest of its life; other servers (Ollama, llama.cpp)
+keep getting ``max_tokens``. A ``<think>...</think>`` block (DeepSeek-R1,
+Qwen3) is removed from answers.
+
+**Images** are sent as JPEG (``jpeg_quality``) of the pixels made by
+:func:`fluxgym_coach.server_io.server_image` (16-bit and float scans scaled
+by their real range, alpha flattened onto white, ``L`` for grayscale),
+downscaled to ``image_size``, encoded in a thread by :meth:`prepare` while
+other requests are in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import io
+import json
 import os
 import re
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 from tenacity import (AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt,
                       wait_exponential)
 
 from ... import captions as caption_rules
-from ... import imaging
+from ... import imaging, server_io
 from .base import (CaptionBackendError, CaptionRequest, CaptionResult, render_template,
                    validate_template)
 
@@ -71,12 +92,68 @@ def normalise_base_url(url: str) -> str:
     return url if parts.path not in ("", "/") else url + "/v1"
 
 
+#: Environment variable read for ``user:pass`` when ``base_url`` carries none.
+AUTH_ENV = "FLUXGYM_COACH_OPENAI_AUTH"
+
+_LEGACY_PARAM = re.compile(r"max_tokens|temperature", re.IGNORECASE)
+_UNSUPPORTED = re.compile(r"unsupported|not supported|does not support|only the default",
+                          re.IGNORECASE)
+_THINK = re.compile(r"<think>.*?</think>", re.IGNORECASE | re.DOTALL)
+
+
+def split_credentials(url: str) -> tuple[str, httpx.BasicAuth | None]:
+    """``http://user:pass@host/v1`` -> ``("http://host/v1", BasicAuth(user, pass))``;
+    a URL without credentials gets ``$FLUXGYM_COACH_OPENAI_AUTH`` (or None)."""
+    parts = urlsplit(url.strip())
+    auth = None
+    if parts.username is not None or "@" in parts.netloc:
+        userinfo, _, host = parts.netloc.rpartition("@")
+        user, _, password = userinfo.partition(":")
+        url = urlunsplit(parts._replace(netloc=host))
+        auth = httpx.BasicAuth(unquote(user), unquote(password))
+    elif os.environ.get(AUTH_ENV):
+        user, sep, password = os.environ[AUTH_ENV].partition(":")
+        if not sep:
+            raise ValueError(f"${AUTH_ENV} must look like user:password")
+        auth = httpx.BasicAuth(user, password)
+    return url, auth
+
+
+def redact_url(url: str) -> str:
+    """``url`` without any ``user:pass@`` part (for messages and stored settings)."""
+    return split_credentials(url)[0] if "@" in url else url
+
+
+def strip_reasoning(text: str) -> str:
+    """An answer without its reasoning: ``<think>...</think>`` blocks removed, and
+    everything up to a lone ``</think>`` (servers whose template opens the block)."""
+    text = _THINK.sub("", text)
+    if "</think>" in text.lower():
+        text = text[text.lower().rindex("</think>") + len("</think>"):]
+    return text.strip()
+
+
 def image_data_url(path: Any, max_side: int, quality: int = 90) -> str:
-    """An image file as a JPEG data URL, upright, RGB, long side at most ``max_side`` px.
-    CPU work: call it in a thread. Raises ImageReadError."""
-    rgb = imaging.load_upright_rgb(path, max_side=max_side)
-    data = imaging.encode(rgb, "JPEG", quality=quality)
-    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+    """An image file as a JPEG data URL of our own 8-bit conversion
+    (:func:`fluxgym_coach.server_io.server_image`: upright, ``L`` or ``RGB``,
+    16-bit and float scaled by their real range, alpha flattened on white),
+    long side at most ``max_side`` px, JPEG ``quality``. JPEG, not PNG: a
+    vision model resizes the image to its own tiles anyway, and a 1024 px
+    photo encodes ~30x faster and ~6x smaller. CPU work: call it in a thread.
+    Raises ImageReadError."""
+    im = imaging.open_image(path)
+    try:
+        if im.format == "JPEG":
+            im.draft("RGB", (max_side, max_side))
+        out = server_io.server_image(im)
+        if max(out.size) > max_side:
+            out = out.copy() if out is im else out
+            out.thumbnail((max_side, max_side), imaging.Image.Resampling.LANCZOS, reducing_gap=3.0)
+        buf = io.BytesIO()
+        out.save(buf, "JPEG", quality=quality)
+    except (OSError, ValueError) as exc:
+        raise imaging.ImageReadError(path, imaging._explain(exc)) from exc
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _server_message(resp: httpx.Response) -> str:
@@ -123,7 +200,9 @@ class OpenAICaptioner:
         if max_tokens < 1 or concurrency < 1 or retries < 0:
             raise ValueError("max_tokens and concurrency must be >= 1, retries >= 0")
         self.model = model
-        self.base_url = normalise_base_url(base_url)
+        url, self._auth = split_credentials(base_url)
+        self.base_url = normalise_base_url(url)
+        self._completion_params = False  # True once the server asked for max_completion_tokens
         self.api_key_env = api_key_env
         self.system_prompt = validate_template(system_prompt, "system prompt")
         self.prompt = validate_template(prompt or (DEFAULT_TAGS_PROMPT if style == "tags"
@@ -146,12 +225,12 @@ class OpenAICaptioner:
     # -- plumbing -------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:
         key = os.environ.get(self.api_key_env, "").strip()
-        return {"Authorization": f"Bearer {key}"} if key else {}
+        return {"Authorization": f"Bearer {key}"} if key and self._auth is None else {}
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.timeout, connect=10.0),
+                auth=self._auth, timeout=httpx.Timeout(self.timeout, connect=10.0),
                 limits=httpx.Limits(max_connections=self.concurrency + 1))
         return self._client
 
@@ -210,6 +289,10 @@ class OpenAICaptioner:
                 "gemma3 with its mmproj) and try again", fatal=True)
         if status in (401, 403):
             return self._auth_error(resp)
+        if status == 400 and _LEGACY_PARAM.search(message) and _UNSUPPORTED.search(message):
+            err = CaptionBackendError(f"the server rejected the request (HTTP 400: {message})")
+            err.legacy_params = True  # type: ignore[attr-defined]
+            return err
         if status == 404 and "model" in message.lower():
             return CaptionBackendError(
                 f"the server at {self.base_url} has no model {self.model!r} ({message}); "
@@ -225,9 +308,10 @@ class OpenAICaptioner:
         return CaptionBackendError(f"the server rejected the request (HTTP {status}: {message})")
 
     async def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
+        content = json.dumps(payload)  # ~1 ms even with the image: cheaper than a thread hop
         try:
-            resp = await self._http().post(f"{self.base_url}/chat/completions", json=payload,
-                                           headers=self._headers())
+            resp = await self._http().post(f"{self.base_url}/chat/completions", content=content,
+                                           headers={**self._headers(), "Content-Type": "application/json"})
         except httpx.TimeoutException as exc:
             raise CaptionBackendError(f"no answer within {self.timeout:.0f} s from {self.base_url} "
                                       "(raise --timeout or lower --image-size)", retryable=True) from exc
@@ -241,14 +325,28 @@ class OpenAICaptioner:
             raise CaptionBackendError(f"the server answered with invalid JSON: {resp.text[:200]}",
                                       retryable=True) from exc
 
-    async def caption(self, request: CaptionRequest) -> CaptionResult:
-        """Caption one image (see the module docstring for errors)."""
+    async def prepare(self, request: CaptionRequest) -> str:
+        """The image as a PNG data URL (encoded in a thread). Raises CaptionBackendError."""
         try:
-            url = await asyncio.to_thread(image_data_url, request.path, self.image_size,
-                                          self.jpeg_quality)
+            return await asyncio.to_thread(image_data_url, request.path, self.image_size,
+                                           self.jpeg_quality)
         except imaging.ImageReadError as exc:
             raise CaptionBackendError(f"{request.relpath}: {exc.reason}") from exc
-        payload = {
+
+    async def caption(self, request: CaptionRequest) -> CaptionResult:
+        """Caption one image (see the module docstring for errors)."""
+        url = request.prepared or await self.prepare(request)
+        try:
+            body = await self._send(self._payload(request, url))
+        except CaptionBackendError as exc:
+            if not getattr(exc, "legacy_params", False) or self._completion_params:
+                raise
+            self._completion_params = True  # a reasoning model: ask once more its way
+            body = await self._send(self._payload(request, url))
+        return self._result(body)
+
+    def _payload(self, request: CaptionRequest, url: str) -> dict[str, Any]:
+        payload: dict[str, Any] = {
             "model": self.model,
             "messages": [
                 {"role": "system", "content": render_template(self.system_prompt, request)},
@@ -257,10 +355,17 @@ class OpenAICaptioner:
                     {"type": "image_url", "image_url": {"url": url}},
                 ]},
             ],
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
             "stream": False,
         }
+        if self._completion_params:
+            payload["max_completion_tokens"] = self.max_tokens
+        else:
+            payload["max_tokens"] = self.max_tokens
+            payload["temperature"] = self.temperature
+        return payload
+
+    async def _send(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST with retries on retryable errors (see the module docstring)."""
         body: dict[str, Any] = {}
         backoff = wait_exponential(multiplier=self.retry_wait, max=30)
 
@@ -276,7 +381,7 @@ class OpenAICaptioner:
                 reraise=True):
             with attempt:
                 body = await self._post(payload)
-        return self._result(body)
+        return body
 
     def _result(self, body: dict[str, Any]) -> CaptionResult:
         try:
@@ -287,7 +392,7 @@ class OpenAICaptioner:
                                       f"content): {str(body)[:200]}") from exc
         if isinstance(content, list):
             content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-        text = caption_rules.clean_generated(str(content or ""))
+        text = caption_rules.clean_generated(strip_reasoning(str(content or "")))
         warnings = []
         if choice.get("finish_reason") == "length":
             warnings.append(f"the answer was cut off at --max-tokens {self.max_tokens}; the caption "
