@@ -33,7 +33,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     # `prepare --backend auto` runs Real-ESRGAN on the CPU (tens of seconds per run);
     # tests of other things get the Pillow resize. tests/test_upscale_auto.py clears it.
     monkeypatch.setenv("FLUXGYM_COACH_BACKEND", "local")
-        monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("COLUMNS", "200")
 
 
 @pytest.fixture
