@@ -109,7 +109,7 @@ def test_prepare_without_a_server_upscales_with_realesrgan_and_names_it(tmp_path
     assert r.exit_code == 0, r.output
     assert "Real-ESRGAN realesr-animevideov3-x2 (ncnn, CPU)" in r.output
     out = Image.open(tmp_path / "fg" / "datasets" / "ds" / "cat.png")
-    assert min(out.size) >= 256
+    assert min(out.size) > 128  # the source crop is 160x128; export fits it to a kohya bucket
     # the manifest says which model made the exported image
     [line] = (tmp_path / "fg" / "outputs" / "ds" / "manifest.jsonl").read_text().splitlines()
     record = json.loads(line)
