@@ -162,7 +162,7 @@ def prepare(
         })
     else:
         out.print(_summary(report, getattr(engine, "label", engine.name)))
-        for warning in getattr(engine, "warnings", []):
+        for warning in engine.warnings:
             err.print(f"[yellow]warning[/] {esc(warning)}")
         if report.export is not None:
             out.print(export_table(report.export, title="prepare: export"))
