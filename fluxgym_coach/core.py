@@ -82,11 +82,12 @@ def scan_blocking(dataset: "Dataset", on_event: EventSink = null_sink) -> "ScanR
 # -- backends ---------------------------------------------------------------------------------------
 def resolve_backend_name(name: str | None, api_urls: Sequence[str] | None) -> str:
     """The enhancement backend a job uses: ``auto`` is ``forge`` when a server is given,
-    else the embedded default; any other name is returned as given (the backend
-    registry refuses unknown ones)."""
+    else stays ``auto`` (the registry's :func:`~fluxgym_coach.backends.base.auto_enhance_backend`
+    picks Real-ESRGAN, the user's model file or the Pillow fallback); any other name
+    is returned as given (the backend registry refuses unknown ones)."""
     name = name or "auto"
     if name == "auto":
-        return "forge" if api_urls else "local"
+        return "forge" if api_urls else "auto"
     return name
 
 

@@ -9,9 +9,13 @@ unless ``cache_dir``/``--cache-dir``/``FLUXGYM_COACH_CACHE_DIR`` says otherwise)
 The **cache key** is the xxh3-128 of three parts joined by NUL bytes: the
 input image digest (xxh3-128 of its bytes), the canonical JSON of the
 processing parameters (sorted keys, no spaces, floats as JSON writes them)
-and the backend identity (e.g. ``"local/pillow-lanczos@1"``). The same image
-processed with the same settings by the same engine is found again wherever
-the file lives and whatever it is called.
+and the backend identity (e.g. ``"local/pillow-lanczos@1"``). The parameters
+are the backend's ``cache_params``: everything that changes pixels, which for
+a model-based backend includes the model's name and the digest of its weight
+files (docs/enhance.md), so another model, or the same file name with other
+weights, never returns a stale result. The same image processed with the same
+settings by the same engine is found again wherever the file lives and
+whatever it is called.
 
 Two processes may use one cache: result files are written to a temporary
 name and renamed into place, and the index is SQLite in WAL mode. When the

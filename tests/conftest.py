@@ -30,6 +30,9 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own result cache, never the user's."""
     monkeypatch.setenv("FLUXGYM_COACH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("NO_COLOR", "1")
+    # `prepare --backend auto` runs Real-ESRGAN on the CPU (tens of seconds per run);
+    # tests of other things get the Pillow resize. tests/test_upscale_auto.py clears it.
+    monkeypatch.setenv("FLUXGYM_COACH_BACKEND", "local")
     monkeypatch.setenv("COLUMNS", "200")
 
 

@@ -3,6 +3,8 @@ used the same way by every front end."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from pydantic import ValidationError
 
@@ -74,7 +76,12 @@ def test_captioner_from_settings_uses_the_saved_server_and_model(example_dataset
 
 def test_backend_from_settings_auto_and_pool(example_dataset):
     with Dataset(example_dataset) as ds:
-        assert core.backend_from_settings(load_settings(ds.store)).identity.startswith("local")
+        # auto without a server: Real-ESRGAN where its engine starts, else the Pillow fallback
+        from fluxgym_coach.backends.realesrgan import probe
+
+        auto = core.backend_from_settings(load_settings(ds.store))
+        assert auto.identity.startswith("realesrgan/" if probe().ok else "local")
+        asyncio.run(auto.aclose())
         core.remember_forge_pool(ds, ["http://u:p@127.0.0.1:7861", "http://127.0.0.1:7862"])
         s = load_settings(ds.store)
         assert s.enhance.api_urls == ["http://127.0.0.1:7861", "http://127.0.0.1:7862"]

@@ -170,20 +170,80 @@ class EnhanceBackend(Protocol):
         ...
 
 
-def get_enhance_backend(name: str, **options: Any) -> EnhanceBackend:
-    """Build a backend by name: ``"local"`` (embedded default) or ``"forge"``.
+#: Names :func:`get_enhance_backend` accepts.
+BACKEND_NAMES = ("auto", "local", "realesrgan", "spandrel", "forge")
 
-    Raises ValueError for an unknown name.
+
+def get_enhance_backend(name: str, **options: Any) -> EnhanceBackend:
+    """Build a backend by name (one of :data:`BACKEND_NAMES`).
+
+    ``"local"``: Pillow Lanczos (options: ``workers``). ``"realesrgan"``: the
+    bundled Real-ESRGAN models through ncnn (``gpu``, ``tile``, ``auto_model``).
+    ``"spandrel"``: the user's own ``.pth`` / ``.safetensors`` upscalers
+    (``models_dir``, ``device``, ``tile``, ``half``). ``"forge"``: a Forge /
+    A1111 server (``api_url``, ``api_auth``, ...). ``"auto"``: see
+    :func:`auto_enhance_backend`.
+
+    Raises ValueError for an unknown name, BackendError when the engine cannot
+    start (the reason names the fix, e.g. the package to install).
     """
+    if name == "auto":
+        return auto_enhance_backend(**options)
     if name == "local":
         from .local import LocalBackend
 
         return LocalBackend(**options)
+    if name == "realesrgan":
+        from .realesrgan import RealesrganBackend
+
+        return RealesrganBackend(**options)
+    if name == "spandrel":
+        from .spandrel_backend import SpandrelBackend
+
+        return SpandrelBackend(**options)
     if name == "forge":
         from .forge import ForgeBackend  # type: ignore[import-not-found]
 
         return ForgeBackend(**options)
-    raise ValueError(f"unknown enhancement backend {name!r}: use 'local' or 'forge'")
+    raise ValueError(f"unknown enhancement backend {name!r}: use {', '.join(BACKEND_NAMES)}")
+
+
+def auto_enhance_backend(api_url: Any = None, api_auth: str | None = None, gpu: int | str | None = None,
+                         upscaler: str | None = None, models_dir: Any = None,
+                         **forge_options: Any) -> EnhanceBackend:
+    """What ``--backend auto`` runs.
+
+    1. ``forge`` when ``api_url`` is given;
+    2. ``spandrel`` when ``upscaler`` names a model file (``.pth``, ``.safetensors``,
+       ``.ckpt``, ``.pt``) or a model found in ``models_dir`` (a BackendError
+       when PyTorch / spandrel are missing: never another model instead);
+    3. else ``realesrgan`` when its engine starts (a Vulkan GPU, else ncnn's CPU
+       path), with ``auto_model`` on: on the CPU the default upscaler name runs
+       the fast compact model (see docs/enhance.md);
+    4. else ``local`` (Pillow), whose ``label`` and ``warnings`` say it is a
+       fallback and why (e.g. the system package to install).
+    """
+    if api_url:
+        from .forge import ForgeBackend  # type: ignore[import-not-found]
+
+        auth = {"api_auth": api_auth} if api_auth else {}
+        return ForgeBackend(api_url=api_url, **auth, **forge_options)
+    if upscaler:
+        from .spandrel_backend import find_model
+
+        if find_model(upscaler, models_dir) is not None:  # the user's model: no silent substitute
+            return get_enhance_backend("spandrel", models_dir=models_dir)
+    reasons: list[str] = []
+    try:
+        return get_enhance_backend("realesrgan", gpu=gpu, auto_model=True)
+    except BackendError as exc:
+        reasons.append(exc.reason)
+    from .local import LocalBackend
+
+    local = LocalBackend()
+    local.label = f"Pillow Lanczos resize (fallback: {'; '.join(reasons)})"
+    local.warnings.append(f"no super-resolution model ran, only a Lanczos resize: {'; '.join(reasons)}")
+    return local
 
 
 def round_scale(scale: float) -> float:

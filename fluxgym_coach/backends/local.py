@@ -35,6 +35,8 @@ class LocalBackend:
     concurrency = 1  # one chunk at a time: the chunk's images share the thread pool
 
     def __init__(self, workers: int | None = None):
+        #: What summaries show; ``--backend auto`` adds why it fell back to this one.
+        self.label = "Pillow Lanczos resize (no super-resolution model)"
         self.identity = f"local/pillow-{PIL.__version__.split('.')[0]}-lanczos@1"
         self.warnings: list[str] = []
         self._pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2,

@@ -26,7 +26,7 @@ from ..backends.base import DEFAULT_UPSCALER
 from ..image_cache import ImageCache
 from ..train_script import MODEL_PATHS, TRAINER
 from .common import EXIT_FAILED, EXIT_OK, out, print_json
-from .options import ApiAuth, ApiUrl, CacheDir, Json
+from .options import ApiAuth, ApiUrl, CacheDir, Json, ModelsDir
 
 #: Below this much free space on the cache's disk, a warning (upscaled PNGs are large).
 LOW_DISK_BYTES = 5 * 1024**3
@@ -144,6 +144,53 @@ async def check_forge(urls: list[str], api_auth: str | None) -> list[Check]:
     return checks
 
 
+def check_realesrgan() -> list[Check]:
+    """The embedded Real-ESRGAN engine: whether it starts, the Vulkan devices
+    ncnn sees (software ones such as llvmpipe are never used), where it runs
+    and the bundled models."""
+    from ..backends import realesrgan
+
+    found = realesrgan.probe()
+    if not found.ok:
+        return [Check("upscale", "realesrgan", "warn", f"not usable, prepare falls back to a "
+                      f"Pillow resize: {found.reason}", found.reason.split(": ", 1)[-1])]
+    listed = ", ".join(f"{i}: {n}" + ("" if (i, n) in found.gpus else " (software, not used)")
+                       for i, n in found.devices) or "none"
+    if found.gpus:
+        where, fix = f"runs on GPU {found.gpus[0][0]} ({found.gpus[0][1]})", ""
+    else:
+        where = "runs on the CPU (ncnn's CPU path)"
+        fix = ("no Vulkan GPU: for one, install its driver's Vulkan support (NVIDIA: the driver's "
+               "Vulkan ICD; AMD/Intel: mesa-vulkan-drivers); the CPU works, only slower")
+    return [Check("upscale", "realesrgan", "ok", f"Vulkan devices: {listed}; {where}"),
+            Check("upscale", "realesrgan models", "ok" if not fix else "warn",
+                  ", ".join(realesrgan.MODELS) + (f"; on the CPU auto runs {realesrgan.CPU_AUTO_MODEL}"
+                                                  if not found.gpus else ""), fix)]
+
+
+def check_spandrel(models_dir: Path | None) -> list[Check]:
+    """The spandrel backend: PyTorch and spandrel installed, CUDA or CPU, and
+    the upscaler files found (``--models-dir`` or the Forge / ComfyUI folders)."""
+    import importlib.util
+
+    from ..backends.spandrel_backend import INSTALL_HINT, default_model_dirs, list_models
+
+    if importlib.util.find_spec("spandrel") is None or importlib.util.find_spec("torch") is None:
+        return [Check("upscale", "spandrel", "skip", "PyTorch / spandrel not installed (your own "
+                      ".pth / .safetensors upscalers)", INSTALL_HINT.split(": ", 1)[-1])]
+    import torch
+
+    device = (f"CUDA ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "CPU")
+    dirs = [models_dir.expanduser()] if models_dir else default_model_dirs()
+    models = list_models(dirs)
+    found = (f"{len(models)} in {', '.join(str(d) for d in dirs)}" if dirs
+             else "no Forge / A1111 / ComfyUI model folder found")
+    return [Check("upscale", "spandrel", "ok", f"torch {torch.__version__} on {device}"),
+            Check("upscale", "spandrel models", "ok" if models else "warn",
+                  found + (f": {', '.join(p.name for p in models[:8])}" if models else ""),
+                  "" if models else "pass --models-dir DIR (a folder of .pth / .safetensors upscalers)")]
+
+
 def check_fluxgym(folder: Path) -> list[Check]:
     """A Fluxgym install: kohya's trainer, the model files train.sh names, and
     ``accelerate`` (on PATH or in Fluxgym's ``env/``)."""
@@ -176,12 +223,15 @@ def doctor(
         "--fluxgym", help="Your Fluxgym folder: checks sd-scripts, the model files and accelerate.",
         show_default=False)] = None,
     cache_dir: CacheDir = None,
+    models_dir: ModelsDir = None,
     json_out: Json = False,
 ) -> None:
     """Check that everything fluxgym-coach talks to is in place, and say how to fix what is not.
 
     Always: Python and packages, the terminal (colours, tmux/SSH, which image
-    preview the TUI will use), the result cache and free disk space. With
+    preview the TUI will use), the result cache and free disk space, the
+    embedded Real-ESRGAN engine (Vulkan devices, or why none) and the
+    spandrel models found (--models-dir). With
     --api-url: each Forge / A1111 server answers, accepts the credentials,
     and has the default upscaler. With --fluxgym: the folder can run the
     train.sh that export writes. Exit code 1 when a check failed.
@@ -189,11 +239,12 @@ def doctor(
     Example: fluxgym-coach doctor --api-url http://127.0.0.1:7860 --fluxgym ~/fluxgym
     """
     checks = check_python() + check_terminal() + check_cache(cache_dir)
+    checks += check_realesrgan() + check_spandrel(models_dir)
     if api_url:
         checks += asyncio.run(check_forge(api_url, api_auth))
     else:
-        checks.append(Check("forge", "server", "skip", "no --api-url: the embedded Pillow backend runs",
-                            "pass --api-url to check a Forge / A1111 server"))
+        checks.append(Check("forge", "server", "skip", "no --api-url: the embedded upscalers run "
+                            "(see the upscale lines)", "pass --api-url to check a Forge / A1111 server"))
     if fluxgym is not None:
         checks += check_fluxgym(fluxgym)
     failed = any(c.status == "fail" for c in checks)

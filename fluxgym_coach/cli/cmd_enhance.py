@@ -32,7 +32,7 @@ import typer
 from rich.markup import escape
 
 from .. import imaging
-from ..backends.base import (DEFAULT_COLORIZE_NEGATIVE_PROMPT, DEFAULT_COLORIZE_PROMPT,
+from ..backends.base import (BACKEND_NAMES, DEFAULT_COLORIZE_NEGATIVE_PROMPT, DEFAULT_COLORIZE_PROMPT,
                              BackendError, EnhanceParams)
 from ..image_cache import ImageCache
 from ..image_enhancement import API_URL_ENV, default_output, enhance_files
@@ -151,8 +151,9 @@ def enhance(
              "pool. Default http://127.0.0.1:7860.", show_default=False)] = None,
     api_auth: o.ApiAuth = None,
     backend: Annotated[str, typer.Option(
-        "--backend", help="forge (a Forge / A1111 server) or local (embedded Pillow, no "
-                          "colorization).")] = "forge",
+        "--backend", help="forge (a Forge / A1111 server), realesrgan (bundled Real-ESRGAN, GPU or "
+                          "CPU), spandrel (your .pth/.safetensors upscaler), local (Pillow resize) or "
+                          "auto (see docs/enhance.md). Only forge colorizes.")] = "forge",
     scale: Annotated[int, typer.Option("--scale", min=1, max=4, help="Scale factor, 1 to 4.")] = 2,
     upscaler: o.Upscaler = o.DEFAULTS.upscaler,
     denoising_strength: o.Denoise = o.DEFAULTS.denoising_strength,
@@ -264,9 +265,11 @@ def enhance_file_pairs(pairs: list[tuple[Path, Path]], backend: str, urls: list[
     code = EXIT_OK
     if todo:
         try:
-            engine = o.make_backend(backend, urls or None, api_auth, timeout)
+            engine = o.make_backend(backend, urls or None, api_auth, timeout, upscaler=params.upscaler)
         except (typer.BadParameter, ValueError) as exc:
             raise fail(str(exc), EXIT_USAGE) from None
+        except BackendError as exc:
+            raise fail(exc.reason, EXIT_BACKEND) from None
         tmp = tempfile.TemporaryDirectory(prefix="fluxgym-coach-nocache-") if no_cache else None
         cache = ImageCache(tmp.name if tmp else cache_dir)
         store = None if no_cache else Store(cache.root / JOURNAL_NAME)
@@ -321,8 +324,8 @@ def _urls(api_url: list[str] | None) -> list[str]:
 
 
 def _check_backend_name(backend: str) -> None:
-    if backend not in ("forge", "local"):
-        raise fail(f"unknown backend {backend!r}: use forge or local", EXIT_USAGE)
+    if backend not in BACKEND_NAMES:
+        raise fail(f"unknown backend {backend!r}: use {', '.join(BACKEND_NAMES)}", EXIT_USAGE)
 
 
 def enhance_datasets(folders: list[Path], backend: str, api_url: list[str] | None, api_auth: str | None,
@@ -336,9 +339,11 @@ def enhance_datasets(folders: list[Path], backend: str, api_url: list[str] | Non
     from ..dataset import Dataset, DatasetError
 
     try:
-        engine = o.make_backend(backend, _urls(api_url) or None, api_auth, timeout)
+        engine = o.make_backend(backend, _urls(api_url) or None, api_auth, timeout, upscaler=params.upscaler)
     except (typer.BadParameter, ValueError) as exc:
         raise fail(str(exc), EXIT_USAGE) from None
+    except BackendError as exc:
+        raise fail(exc.reason, EXIT_BACKEND) from None
     rows: list[dict] = []
 
     async def go(sink) -> None:

@@ -20,8 +20,9 @@ from .cmd_export import (Crop, CropMode, Force, Name, OutDir, Repeats, Resolutio
 from .common import esc, EXIT_BACKEND, EXIT_FAILED, EXIT_USAGE, err, fail, out, print_json, progress_sink, report_problems
 
 
-def _summary(report: PrepareReport) -> Table:
+def _summary(report: PrepareReport, engine_label: str) -> Table:
     table = Table(title="prepare: summary", show_header=False)
+    table.add_row("upscaler", esc(engine_label))
     scan = report.scan
     table.add_row("images found", str(scan.total))
     table.add_row("unreadable (skipped)", str(len(scan.errors)))
@@ -48,6 +49,8 @@ def prepare(
     api_url: o.ApiUrl = None,
     api_auth: o.ApiAuth = None,
     upscaler: o.Upscaler = o.DEFAULTS.upscaler,
+    gpu: o.Gpu = None,
+    models_dir: o.ModelsDir = None,
     denoising_strength: o.Denoise = o.DEFAULTS.denoising_strength,
     prompt: o.Prompt = o.DEFAULTS.prompt,
     negative_prompt: o.NegPrompt = o.DEFAULTS.negative_prompt,
@@ -74,9 +77,11 @@ def prepare(
     """Scan, upscale what is too small, and export a ready-to-train Fluxgym dataset.
 
     1. scan DATASET (only changed files are re-read);
-    2. upscale every image whose short side is below --resolution (embedded
-       Pillow backend, or a Forge / A1111 server with --api-url, which also
-       colorizes black-and-white images); results are cached, and an
+    2. upscale every image whose short side is below --resolution (a bundled
+       Real-ESRGAN model on the GPU or the CPU, your own model with
+       --upscaler FILE.pth, a Pillow resize when neither can run, or a
+       Forge / A1111 server with --api-url, which also colorizes
+       black-and-white images); results are cached, and an
        interrupted run resumes where it stopped;
     3. export to DIR/datasets/<name>/ and DIR/outputs/<name>/ (dataset.toml,
        train.sh), captions with the trigger word first (the trigger word
@@ -114,7 +119,11 @@ def prepare(
             err.print("learned defaults: " + esc(", ".join(f"{k}={v}" for k, v in changes.items())
                                               or f"not enough reviews yet ({learned.decisions} judged; "
                                                  f"{learned.min_count} per setting needed)"))
-    engine = o.make_backend(backend, api_url, api_auth, timeout)
+    try:
+        engine = o.make_backend(backend, api_url, api_auth, timeout, gpu=gpu, upscaler=upscaler,
+                                models_dir=models_dir)
+    except BackendError as exc:
+        raise fail(exc.reason, EXIT_BACKEND) from None
     cache = ImageCache(ds.store.path.parent / "nocache-results") if no_cache else ImageCache(cache_dir)
 
     async def run() -> PrepareReport:
@@ -143,6 +152,7 @@ def prepare(
         print_json({
             "scan": {"images": report.scan.total, "errors": report.scan.errors,
                      "warnings": report.scan.warnings},
+            "upscaler": getattr(engine, "label", engine.name),
             "enhance": None if e is None else {
                 s: [x.name for x in e.by_status(s)] for s in ("enhanced", "cached", "skipped", "failed")},
             "enhance_reasons": None if e is None else {
@@ -151,7 +161,9 @@ def prepare(
             "export": export_json(report.export) if report.export else None,
         })
     else:
-        out.print(_summary(report))
+        out.print(_summary(report, getattr(engine, "label", engine.name)))
+        for warning in engine.warnings:
+            err.print(f"[yellow]warning[/] {esc(warning)}")
         if report.export is not None:
             out.print(export_table(report.export, title="prepare: export"))
         report_problems(sink.problems)

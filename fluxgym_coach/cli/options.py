@@ -13,14 +13,27 @@ API_AUTH_ENV = "FLUXGYM_COACH_API_AUTH"
 
 ApiUrl = Annotated[Optional[list[str]], typer.Option(
     "--api-url", help="Forge / A1111 server started with --api (repeat for a pool of servers). "
-                      "Without it the embedded Pillow backend runs.", show_default=False)]
+                      "Without it an embedded upscaler runs (see --backend).", show_default=False)]
 ApiAuth = Annotated[Optional[str], typer.Option(
     "--api-auth", envvar=API_AUTH_ENV, help=f"user:password for a server started with --api-auth "
                                             f"(or set {API_AUTH_ENV}). Never printed.",
     show_default=False)]
+BACKEND_ENV = "FLUXGYM_COACH_BACKEND"
 Backend = Annotated[str, typer.Option(
-    "--backend", help="auto (forge when --api-url is given, else local), local or forge.")]
-Upscaler = Annotated[str, typer.Option("--upscaler", help="Upscaler name as the server lists it.")]
+    "--backend", envvar=BACKEND_ENV,
+    help="auto (forge with --api-url; else your model file with --upscaler PATH; else Real-ESRGAN, "
+         "on the GPU or the CPU; else Pillow), realesrgan, spandrel, local (Pillow resize) or "
+         "forge. Default: $FLUXGYM_COACH_BACKEND, else auto. See docs/enhance.md.")]
+Upscaler = Annotated[str, typer.Option(
+    "--upscaler", help="Upscaler: the name the Forge server lists; a bundled Real-ESRGAN model "
+                       "(realesrgan-x4plus, realesrgan-x4plus-anime, realesr-animevideov3); or a "
+                       ".pth/.safetensors file (path, or name in --models-dir).")]
+Gpu = Annotated[Optional[str], typer.Option(
+    "--gpu", help="GPU for the embedded models: a device number, or cpu. Default: the first GPU, "
+                  "else the CPU.", show_default=False)]
+ModelsDir = Annotated[Optional[Path], typer.Option(
+    "--models-dir", help="Folder of .pth/.safetensors upscalers (default: Forge/A1111 models/ESRGAN, "
+                         "ComfyUI models/upscale_models when found).", show_default=False)]
 Denoise = Annotated[float, typer.Option("--denoising-strength", min=0.0, max=1.0,
                                         help="Denoising strength, 0..1.")]
 Prompt = Annotated[str, typer.Option("--prompt", help="Prompt guiding the enhancement.")]
@@ -55,15 +68,21 @@ assert DEFAULTS.negative_prompt == DEFAULT_NEGATIVE_PROMPT
 
 
 def make_backend(backend: str, api_url: list[str] | None, api_auth: str | None,
-                 timeout: float = DEFAULT_TIMEOUT):
+                 timeout: float = DEFAULT_TIMEOUT, gpu: str | None = None, upscaler: str | None = None,
+                 models_dir: Path | None = None):
     """The enhancement backend for these CLI options (:func:`fluxgym_coach.core.backend_from_settings`;
-    ``timeout``: seconds per Forge request).
+    ``timeout``: seconds per Forge request; ``gpu``, ``upscaler``, ``models_dir``: for the
+    embedded super-resolution backends and ``auto``'s choice, see docs/enhance.md).
 
-    Raises typer.BadParameter for an unknown backend name.
+    Raises typer.BadParameter for an unknown backend name, BackendError when an
+    embedded engine cannot start (its reason names the fix).
     """
     from ..core import backend_from_settings, resolve_backend_name
 
-    options = {"timeout": timeout} if resolve_backend_name(backend, api_url) == "forge" else {}
+    name = resolve_backend_name(backend, api_url)
+    options: dict = {"forge": {"timeout": timeout}, "realesrgan": {"gpu": gpu},
+                     "spandrel": {"gpu": gpu, "models_dir": models_dir},
+                     "auto": {"gpu": gpu, "upscaler": upscaler, "models_dir": models_dir}}.get(name, {})
     try:
         return backend_from_settings(None, backend=backend, api_urls=api_url, api_auth=api_auth, **options)
     except ValueError as exc:
