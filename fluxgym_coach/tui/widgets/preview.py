@@ -15,6 +15,26 @@ from textual.containers import Container
 from textual.widgets import Static
 from textual_image import widget as ti_widget
 
+#: Seconds the cursor must rest before a preview that must be decoded is drawn.
+DECODE_DELAY = 0.15
+#: Least seconds between two previews drawn from memory (a held key repaints at <= 12.5 Hz).
+PREVIEW_THROTTLE = 0.08
+
+
+def preview_delay(in_memory: bool, since_last_draw: float) -> float:
+    """Seconds to wait before drawing the preview after a cursor move.
+
+    ``in_memory``: the thumbnail is in the in-memory LRU (drawing costs only the
+    render). ``since_last_draw``: seconds since the previous preview was drawn.
+    0 means draw now. A thumbnail that must be decoded waits :data:`DECODE_DELAY`
+    (a held key starts no decodes); one in memory is drawn at once, at most every
+    :data:`PREVIEW_THROTTLE` s (leading edge, then the remainder as a timer).
+    """
+    if not in_memory:
+        return DECODE_DELAY
+    return max(0.0, PREVIEW_THROTTLE - since_last_draw)
+
+
 #: Accepted values of ``--preview`` / ``$FLUXGYM_COACH_PREVIEW``.
 PREVIEW_MODES = ("auto", "kitty", "sixel", "halfcell", "unicode", "off")
 
