@@ -54,7 +54,7 @@ from .widgets.caption_editor import CaptionEditor
 from .widgets.image_list import ImageList
 from .widgets.info_panel import InfoPanel
 from .widgets.jobs_panel import JobsPanel
-from .widgets.preview import Preview, preview_delay, renderer_name
+from .widgets.preview import Preview, preview_delay, preview_status
 
 STATE_KEY = "tui.state"
 PARAMS_KEY = "tui.enhance_params"
@@ -246,7 +246,7 @@ class ReviewApp(App[None]):
         reviewed = sum(1 for r in idx.rows if r.status != UNREVIEWED)
         parts.append(f"{reviewed} reviewed")
         parts.append(self._backend_label())
-        parts.append(f"preview {renderer_name(self.preview_mode)}")
+        parts.append(preview_status(self.preview_mode, self.console.color_system))
         self.query_one("#status", Static).update("  ·  ".join(parts))
 
     def _backend_label(self) -> str:

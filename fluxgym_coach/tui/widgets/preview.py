@@ -1,19 +1,52 @@
-"""The preview pane: one image widget of textual-image, fed with ready-made thumbnails.
+r"""The preview pane: one image widget, fed with ready-made thumbnails.
 
-The renderer is chosen once: ``auto`` lets textual-image detect the terminal
-(kitty graphics, Sixel, half-block cells, Unicode when not a TTY); ``kitty``,
-``sixel``, ``halfcell`` and ``unicode`` force one; ``off`` shows text only.
-textual-image probes the terminal when it is imported, so this module imports
-it at the top and the CLI imports this module before the app runs.
+Renderers (``--preview`` / ``$FLUXGYM_COACH_PREVIEW``): ``auto`` picks the best
+the terminal has (:func:`resolve_renderer`); ``kitty``, ``sixel``, ``halfcell``
+and ``unicode`` force one; ``off`` shows text only.
+
+- **kitty** (kitty graphics protocol with Unicode placeholders, virtual
+  placement ``U=1``): textual-image's renderable, with our own writer that
+  re-uses an image already sent for the same thumbnail and cell size, and,
+  inside tmux, wraps every sequence for tmux passthrough (``ESC Ptmux;`` ... ``ESC \``
+  with each inner ESC doubled; lnqs/textual-image #104). The placeholder cells
+  carry the image id in their 24-bit foreground colour, so tmux must pass RGB.
+- **sixel**: textual-image's Sixel widget (xterm -ti vt340, foot, WezTerm,
+  tmux >= 3.4 built with Sixel).
+- **halfcell**: ``▀`` cells, upper pixel in the foreground and lower in the
+  background colour; ours, built with numpy and cached per thumbnail and size
+  (textual-image's builds one Style per pixel in Python on every render).
+- **unicode**: textual-image's monochrome fallback (not a terminal).
+
+textual-image probes the terminal (Sixel, then kitty graphics) when it is
+imported, so this module imports it at the top and the CLI imports this module
+before the app runs. Sources: kitty graphics protocol ("Unicode placeholders"),
+tmux(1) ``allow-passthrough``.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+
+import numpy as np
 from PIL import Image as PILImage
+from rich.color import Color
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
+from rich.segment import Segment
+from rich.style import Style
 from textual.app import ComposeResult
 from textual.containers import Container
 from textual.widgets import Static
 from textual_image import widget as ti_widget
+from textual_image._geometry import ImageSize
+from textual_image._terminal import get_cell_size
+from textual_image.renderable import tgp as ti_tgp
+from textual_image.widget._base import Image as ti_BaseImage
+
+from ..terminal import TRUECOLOR, TerminalInfo, current_terminal
 
 #: Seconds the cursor must rest before a preview that must be decoded is drawn.
 DECODE_DELAY = 0.15
@@ -37,28 +70,223 @@ def preview_delay(in_memory: bool, since_last_draw: float) -> float:
 
 #: Accepted values of ``--preview`` / ``$FLUXGYM_COACH_PREVIEW``.
 PREVIEW_MODES = ("auto", "kitty", "sixel", "halfcell", "unicode", "off")
+#: What :func:`resolve_renderer` may answer.
+RENDERERS = ("kitty", "kitty-tmux", "sixel", "halfcell", "unicode", "off")
+
+
+# -- kitty graphics, direct or through tmux -------------------------------------------------
+def tmux_passthrough(sequence: str) -> str:
+    r"""``sequence`` wrapped for tmux's passthrough: ``ESC Ptmux;`` + the sequence with
+    every ESC doubled + ``ESC \`` (tmux(1), ``allow-passthrough``)."""
+    return "\x1bPtmux;" + sequence.replace("\x1b", "\x1b\x1b") + "\x1b\\"
+
+
+def kitty_command(wrap: bool, payload: str | None = None, **keys: int | str | None) -> str:
+    r"""One kitty graphics command ``ESC _G keys ; payload ESC \``, wrapped for tmux when ``wrap``."""
+    body = ",".join(f"{k}={v}" for k, v in keys.items() if v is not None)
+    seq = f"\x1b_G{body}{';' + payload if payload else ''}\x1b\\"
+    return tmux_passthrough(seq) if wrap else seq
+
+
+def _write(data: str) -> None:
+    out = sys.__stdout__
+    if out is None:
+        return
+    out.write(data)
+    out.flush()
+
+
+class _KittyRenderable(ti_tgp.Image):
+    """textual-image's kitty renderable with our writer: the last image sent is kept in
+    the terminal and re-used while the same thumbnail is shown at the same size (a
+    repaint sends a few bytes, not the PNG again)."""
+
+    wrap = False
+    _sent: tuple[tuple[int, int, int, int, int], int] | None = None  # (key, terminal image id)
+
+    def __init__(self, image: PILImage.Image, width: int | str | None = None,
+                 height: int | str | None = None) -> None:
+        super().__init__(image, width, height)
+        self._source = image
+
+    def cleanup(self) -> None:  # the terminal copy is freed when another image replaces it
+        self.terminal_image_id = None
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        cells = get_cell_size()
+        cw, ch = self._render_size.get_cell_size(options.max_width, options.max_height, cells)
+        pw, ph = cw * cells.width, ch * cells.height
+        key = (id(self._source), cw, ch, pw, ph)
+        sent = type(self)._sent
+        if sent is not None and sent[0] == key:
+            self.terminal_image_id = sent[1]
+        else:
+            if sent is not None:
+                _write(kitty_command(self.wrap, a="d", d="I", i=sent[1], q=2))
+            self._send_image_to_terminal(pw, ph)
+            self._create_virtual_placement(cw, ch)
+            type(self)._sent = (key, self.terminal_image_id)
+        yield from self._render_diacritics(cw, ch)
+
+    def _send_image_to_terminal(self, width: int, height: int) -> None:
+        self.terminal_image_id = next(ti_tgp.Image._image_id_counter) & 0xFFFFFFFF or 1
+        data = self._image_data.scaled(width, height).to_base64()
+        parts = []
+        while data:
+            chunk, data = data[:4096], data[4096:]
+            parts.append(kitty_command(self.wrap, payload=chunk, i=self.terminal_image_id,
+                                       m=1 if data else 0, f=100, q=2))
+        _write("".join(parts))
+
+    def _create_virtual_placement(self, width: int, height: int) -> None:
+        _write(kitty_command(self.wrap, a="p", i=self.terminal_image_id, c=width, r=height,
+                             U=1, q=2))
+
+
+class _KittyTmuxRenderable(_KittyRenderable):
+    """The kitty renderable inside tmux: every command wrapped for passthrough."""
+
+    wrap = True
+    _sent = None
+
+
+# -- half-block cells -----------------------------------------------------------------------
+_HALFCELL_CACHE: OrderedDict[tuple[int, int, int], tuple[PILImage.Image, list[Segment]]] = OrderedDict()
+
+
+def halfcell_segments(image: PILImage.Image, width: int, height: int) -> list[Segment]:
+    """``image`` as ``height`` lines of ``width`` ``▀`` cells (2 pixels per cell: the
+    upper in the foreground, the lower in the background colour), each line ending
+    in a newline segment. Cached for the last 8 (image, size) pairs."""
+    key = (id(image), width, height)
+    hit = _HALFCELL_CACHE.get(key)
+    if hit is not None and hit[0] is image:
+        _HALFCELL_CACHE.move_to_end(key)
+        return hit[1]
+    px = np.asarray(image.convert("RGB").resize((max(1, width), max(2, height * 2)),
+                                                PILImage.Resampling.BOX))
+    segments: list[Segment] = []
+    newline = Segment("\n")
+    rgb = Color.from_rgb
+    for y in range(0, px.shape[0] - 1, 2):
+        upper, lower = px[y].tolist(), px[y + 1].tolist()
+        segments.extend(Segment("▀", Style(color=rgb(*u), bgcolor=rgb(*lo)))
+                        for u, lo in zip(upper, lower))
+        segments.append(newline)
+    _HALFCELL_CACHE[key] = (image, segments)
+    while len(_HALFCELL_CACHE) > 8:
+        _HALFCELL_CACHE.popitem(last=False)
+    return segments
+
+
+class _HalfcellRenderable:
+    """Rich renderable of :func:`halfcell_segments` sized like textual-image's."""
+
+    def __init__(self, image: PILImage.Image, width: int | str | None = None,
+                 height: int | str | None = None) -> None:
+        self._image = image
+        self._render_size = ImageSize(image.width, image.height, width, height)
+
+    def cleanup(self) -> None:
+        """Nothing to free."""
+
+    def _cells(self, options: ConsoleOptions) -> tuple[int, int]:
+        return self._render_size.get_cell_size(options.max_width, options.max_height, get_cell_size())
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
+        yield from halfcell_segments(self._image, *self._cells(options))
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        width = self._cells(options)[0]
+        return Measurement(width, width)
+
+
+class KittyImage(ti_BaseImage, Renderable=_KittyRenderable):
+    """Image widget: kitty graphics with Unicode placeholders."""
+
+
+class KittyTmuxImage(ti_BaseImage, Renderable=_KittyTmuxRenderable):
+    """Image widget: kitty graphics through tmux passthrough."""
+
+
+class HalfcellImage(ti_BaseImage, Renderable=_HalfcellRenderable):
+    """Image widget: half-block cells in the app's colours."""
+
 
 _CLASSES = {
-    "auto": ti_widget.Image,
-    "kitty": ti_widget.TGPImage,
+    "kitty": KittyImage,
+    "kitty-tmux": KittyTmuxImage,
     "sixel": ti_widget.SixelImage,
-    "halfcell": ti_widget.HalfcellImage,
+    "halfcell": HalfcellImage,
     "unicode": ti_widget.UnicodeImage,
 }
 
 
+def detected_renderer() -> str:
+    """What textual-image's own probe (at import) found: kitty, sixel, halfcell or unicode."""
+    from textual_image import renderable as ti_renderable
+
+    auto = ti_renderable.Image
+    return {ti_renderable.TGPImage: "kitty", ti_renderable.SixelImage: "sixel",
+            ti_renderable.HalfcellImage: "halfcell"}.get(auto, "unicode")
+
+
+def resolve_renderer(mode: str, term: TerminalInfo | None = None,
+                     env: Mapping[str, str] | None = None, detected: str | None = None) -> str:
+    """The renderer (one of :data:`RENDERERS`) a preview mode uses here.
+
+    ``auto``: textual-image's probe (``detected``, default :func:`detected_renderer`),
+    except inside tmux, where the probe cannot see kitty graphics: there kitty
+    through passthrough is used when the outer terminal speaks it (``term``, default
+    :func:`~..terminal.current_terminal`), ``allow-passthrough`` is on and tmux
+    passes 24-bit colour (the placeholders carry the image id in it). ``kitty``
+    inside tmux always wraps. Raises ValueError for an unknown mode.
+    """
+    if mode not in PREVIEW_MODES:
+        raise ValueError(f"unknown preview mode {mode!r}: use one of {', '.join(PREVIEW_MODES)}")
+    env = os.environ if env is None else env
+    in_tmux = bool(env.get("TMUX"))
+    if mode == "kitty":
+        return "kitty-tmux" if in_tmux else "kitty"
+    if mode != "auto":
+        return mode
+    found = detected or detected_renderer()
+    if found in ("sixel", "unicode") or not in_tmux:
+        return found
+    term = term or current_terminal()
+    if (term.tmux is not None and term.kitty_graphics_outside and term.tmux.passthrough
+            and term.colour == TRUECOLOR):
+        return "kitty-tmux"
+    return "halfcell" if found == "kitty" else found
+
+
+_LABELS = {"kitty": "kitty graphics", "kitty-tmux": "kitty graphics via tmux", "sixel": "sixel",
+           "halfcell": "half-blocks", "unicode": "unicode", "off": "off"}
+_COLOUR_SYSTEMS = {"truecolor": "24-bit", "256": "256 colours", "standard": "16 colours",
+                   "windows": "16 colours"}
+
+
 def renderer_name(mode: str) -> str:
-    """The renderer a preview mode uses, in words (``auto`` resolved to what was detected)."""
-    if mode == "off":
-        return "off"
-    cls = _CLASSES[mode]
-    renderable = getattr(cls, "_Renderable", None)
-    module = getattr(renderable, "__module__", "") or ""
-    for name, label in (("tgp", "kitty"), ("sixel", "sixel"), ("halfcell", "halfcell"),
-                        ("unicode", "unicode")):
-        if module.endswith(name) or cls.__name__.lower().startswith(name):
-            return label
-    return "sixel" if cls is ti_widget.SixelImage else mode
+    """The renderer a preview mode uses here, in words (``auto`` resolved)."""
+    return _LABELS[resolve_renderer(mode)]
+
+
+def preview_status(mode: str, color_system: str | None = None,
+                   term: TerminalInfo | None = None) -> str:
+    """The status-line field: renderer, colour depth and, when poor, the one-line fix.
+
+    ``color_system``: the app console's (``App.console.color_system``: ``truecolor``,
+    ``256``, ``standard``); default: the detected depth. E.g.
+    ``preview half-blocks, 256 colours (fix: tmux set -as terminal-features ',xterm-256color:RGB' ...)``.
+    """
+    term = term or current_terminal()
+    renderer = resolve_renderer(mode, term)
+    depth = _COLOUR_SYSTEMS.get(color_system or "", term.depth_label)
+    text = f"preview {_LABELS[renderer]}, {depth}"
+    poor = renderer in ("halfcell", "unicode") and (depth != "24-bit" or term.kitty_graphics_outside)
+    if poor and term.fixes:
+        text += f" (fix: {term.fixes[0]})"
+    return text
 
 
 class Preview(Container):
@@ -71,12 +299,12 @@ class Preview(Container):
     """
 
     def __init__(self, mode: str = "auto", *, id: str | None = None) -> None:
-        if mode not in PREVIEW_MODES:
-            raise ValueError(f"unknown preview mode {mode!r}: use one of {', '.join(PREVIEW_MODES)}")
+        self.renderer = resolve_renderer(mode)
         super().__init__(id=id)
         self.mode = mode
         self.shown_key: str | None = None
-        self._image_widget = None if mode == "off" else _CLASSES[mode](classes="preview-image")
+        self._image_widget = (None if self.renderer == "off"
+                              else _CLASSES[self.renderer](classes="preview-image"))
 
     def compose(self) -> ComposeResult:
         if self._image_widget is not None:
