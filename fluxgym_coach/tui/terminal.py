@@ -139,6 +139,18 @@ def _env_truecolor(env: Mapping[str, str]) -> str | None:
     return None
 
 
+#: kitty shows Unicode placeholders (needed for images through tmux) from this version.
+KITTY_PLACEHOLDERS_SINCE = (0, 28, 0)
+
+
+def kitty_version(reply: str) -> tuple[int, ...] | None:
+    """The version in an XTVERSION reply such as ``kitty(0.26.5)``; None for other terminals."""
+    import re
+
+    m = re.search(r"kitty\((\d+(?:\.\d+)*)", reply or "")
+    return tuple(int(x) for x in m.group(1).split(".")) if m else None
+
+
 def _kitty_graphics_outside(env: Mapping[str, str], info: TmuxInfo) -> bool:
     names = f"{info.client_termname} {info.client_termtype}".lower()
     if any(n in names for n in _KITTY_GRAPHICS_NAMES):
@@ -185,6 +197,10 @@ def detect_terminal(env: Mapping[str, str] | None = None, tmux: str = "tmux") ->
     kitty_outside = bool(tmux_info and _kitty_graphics_outside(env, tmux_info))
     if tmux_info is not None and kitty_outside and not tmux_info.passthrough:
         fixes.insert(0, "tmux set -g allow-passthrough on (kitty graphics through tmux)")
+    old = kitty_version(tmux_info.client_termtype) if tmux_info else None
+    if old is not None and old < KITTY_PLACEHOLDERS_SINCE:
+        fixes.insert(0, f"kitty 0.28 or later shows images inside tmux (this is "
+                        f"{tmux_info.client_termtype}); outside tmux it does already")
     return TerminalInfo(colour, reason, tmux_info, kitty_outside, tuple(fixes))
 
 

@@ -34,11 +34,17 @@ import numpy as np
 from PIL import Image as PILImage
 from rich.color import Color
 from rich.console import Console, ConsoleOptions, RenderResult
+from rich.control import Control
+from rich.segment import ControlType
 from rich.measure import Measurement
 from rich.segment import Segment
 from rich.style import Style
 from textual.app import ComposeResult
 from textual.containers import Container
+from textual.errors import NoWidget
+from textual.dom import NoScreen
+from textual.geometry import Region
+from textual.strip import Strip
 from textual.widgets import Static
 from textual_image import widget as ti_widget
 from textual_image._geometry import ImageSize
@@ -46,7 +52,7 @@ from textual_image._terminal import get_cell_size
 from textual_image.renderable import tgp as ti_tgp
 from textual_image.widget._base import Image as ti_BaseImage
 
-from ..terminal import TRUECOLOR, TerminalInfo, current_terminal
+from ..terminal import KITTY_PLACEHOLDERS_SINCE, TRUECOLOR, TerminalInfo, current_terminal, kitty_version
 
 #: Seconds the cursor must rest before a preview that must be decoded is drawn.
 DECODE_DELAY = 0.15
@@ -71,7 +77,7 @@ def preview_delay(in_memory: bool, since_last_draw: float) -> float:
 #: Accepted values of ``--preview`` / ``$FLUXGYM_COACH_PREVIEW``.
 PREVIEW_MODES = ("auto", "kitty", "sixel", "halfcell", "unicode", "off")
 #: What :func:`resolve_renderer` may answer.
-RENDERERS = ("kitty", "kitty-tmux", "sixel", "halfcell", "unicode", "off")
+RENDERERS = ("kitty", "kitty-placed", "kitty-tmux", "sixel", "halfcell", "unicode", "off")
 
 
 # -- kitty graphics, direct or through tmux -------------------------------------------------
@@ -201,6 +207,67 @@ class _HalfcellRenderable:
         return Measurement(width, width)
 
 
+class _NoRenderable:
+    """Renders nothing (the placed kitty image is drawn by the terminal, not as text)."""
+
+    def __init__(self, image: object, width: object = None, height: object = None) -> None:
+        pass
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
+        yield Segment("")
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(0, 0)
+
+    def cleanup(self) -> None:
+        """Nothing to free."""
+
+
+class KittyPlacedImage(ti_BaseImage, Renderable=_NoRenderable):
+    """Image widget: kitty graphics placed at the widget's cell (``a=p`` at the cursor),
+    for kitty before 0.28, which has no Unicode placeholders. The image is sent once
+    per thumbnail and size; a repaint moves the one placement (``p=1``). Outside tmux only
+    (tmux cannot know where a passed-through image sits)."""
+
+    _sent: tuple[tuple[int, int, int], int] | None = None
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        try:
+            if not self.image or not self.screen.is_active:
+                return []
+            visible = self.screen.find_widget(self).visible_region
+        except (NoScreen, NoWidget):
+            return []
+        width, height = self.content_size
+        cells = get_cell_size()
+        key = (id(self.image), width, height)
+        sent = KittyPlacedImage._sent
+        if sent is None or sent[0] != key:
+            if sent is not None:
+                _write(kitty_command(False, a="d", d="I", i=sent[1], q=2))
+            image_id = next(ti_tgp.Image._image_id_counter) & 0xFFFFFF or 1
+            data = ti_tgp.PixelData(self.image).scaled(width * cells.width,
+                                                      height * cells.height).to_base64()
+            parts = []
+            while data:
+                chunk, data = data[:4096], data[4096:]
+                parts.append(kitty_command(False, payload=chunk, a="t", i=image_id,
+                                           m=1 if data else 0, f=100, q=2))
+            _write("".join(parts))
+            sent = KittyPlacedImage._sent = (key, image_id)
+        place = kitty_command(False, a="p", i=sent[1], p=1, c=width, r=height, C=1, q=2)
+        segments = [Segment(Control.move_to(visible.x, visible.y).segment.text),
+                    Segment(place, control=((ControlType.CURSOR_FORWARD, 0),)),
+                    Segment(Control.move_to(visible.right, visible.bottom).segment.text)]
+        return [Strip.blank(crop.width)] * (crop.height - 1) + [Strip(segments, crop.width)]
+
+    @classmethod
+    def hide(cls) -> None:
+        """Remove the placement from the screen (the image stays in the terminal)."""
+        if cls._sent is not None:
+            _write(kitty_command(False, a="d", d="i", i=cls._sent[1], q=2))
+
+
 class KittyImage(ti_BaseImage, Renderable=_KittyRenderable):
     """Image widget: kitty graphics with Unicode placeholders."""
 
@@ -215,6 +282,7 @@ class HalfcellImage(ti_BaseImage, Renderable=_HalfcellRenderable):
 
 _CLASSES = {
     "kitty": KittyImage,
+    "kitty-placed": KittyPlacedImage,
     "kitty-tmux": KittyTmuxImage,
     "sixel": ti_widget.SixelImage,
     "halfcell": HalfcellImage,
@@ -231,8 +299,27 @@ def detected_renderer() -> str:
             ti_renderable.HalfcellImage: "halfcell"}.get(auto, "unicode")
 
 
+def query_xtversion(timeout: float = 0.5) -> str:
+    """The terminal's XTVERSION reply (``CSI > 0 q``), e.g. ``kitty(0.26.5)``; "" when
+    there is none. Only before Textual starts (its input thread takes replies after)."""
+    from textual_image._terminal import TerminalError, capture_terminal_response
+
+    try:
+        with capture_terminal_response("\x1bP>|", "\x1b\\", timeout) as reply:
+            _write("\x1b[>0q")
+    except (TerminalError, TimeoutError, OSError):
+        return ""
+    return reply.sequence[len("\x1bP>|"):-2]
+
+
+#: XTVERSION of a kitty-graphics terminal we run in directly (asked at import).
+TERMINAL_VERSION = (query_xtversion() if sys.__stdout__ and sys.__stdout__.isatty()
+                    and not os.environ.get("TMUX") and detected_renderer() == "kitty" else "")
+
+
 def resolve_renderer(mode: str, term: TerminalInfo | None = None,
-                     env: Mapping[str, str] | None = None, detected: str | None = None) -> str:
+                     env: Mapping[str, str] | None = None, detected: str | None = None,
+                     version: str | None = None) -> str:
     """The renderer (one of :data:`RENDERERS`) a preview mode uses here.
 
     ``auto``: textual-image's probe (``detected``, default :func:`detected_renderer`),
@@ -240,27 +327,35 @@ def resolve_renderer(mode: str, term: TerminalInfo | None = None,
     through passthrough is used when the outer terminal speaks it (``term``, default
     :func:`~..terminal.current_terminal`), ``allow-passthrough`` is on and tmux
     passes 24-bit colour (the placeholders carry the image id in it). ``kitty``
-    inside tmux always wraps. Raises ValueError for an unknown mode.
+    inside tmux always wraps. A kitty older than 0.28 (``version``, its XTVERSION
+    reply; default :data:`TERMINAL_VERSION`) has no placeholders: images are placed
+    at the cursor there (``kitty-placed``), and not shown through tmux.
+    Raises ValueError for an unknown mode.
     """
     if mode not in PREVIEW_MODES:
         raise ValueError(f"unknown preview mode {mode!r}: use one of {', '.join(PREVIEW_MODES)}")
     env = os.environ if env is None else env
     in_tmux = bool(env.get("TMUX"))
+    old = kitty_version(TERMINAL_VERSION if version is None else version)
+    direct_kitty = "kitty-placed" if old is not None and old < KITTY_PLACEHOLDERS_SINCE else "kitty"
     if mode == "kitty":
-        return "kitty-tmux" if in_tmux else "kitty"
+        return "kitty-tmux" if in_tmux else direct_kitty
     if mode != "auto":
         return mode
     found = detected or detected_renderer()
-    if found in ("sixel", "unicode") or not in_tmux:
+    if not in_tmux:
+        return direct_kitty if found == "kitty" else found
+    if found in ("sixel", "unicode"):
         return found
     term = term or current_terminal()
+    outer = kitty_version(term.tmux.client_termtype) if term.tmux else None
     if (term.tmux is not None and term.kitty_graphics_outside and term.tmux.passthrough
-            and term.colour == TRUECOLOR):
+            and term.colour == TRUECOLOR and (outer is None or outer >= KITTY_PLACEHOLDERS_SINCE)):
         return "kitty-tmux"
     return "halfcell" if found == "kitty" else found
 
 
-_LABELS = {"kitty": "kitty graphics", "kitty-tmux": "kitty graphics via tmux", "sixel": "sixel",
+_LABELS = {"kitty": "kitty graphics", "kitty-placed": "kitty graphics (placed)", "kitty-tmux": "kitty graphics via tmux", "sixel": "sixel",
            "halfcell": "half-blocks", "unicode": "unicode", "off": "off"}
 _COLOUR_SYSTEMS = {"truecolor": "24-bit", "256": "256 colours", "standard": "16 colours",
                    "windows": "16 colours"}
@@ -329,6 +424,8 @@ class Preview(Container):
             self.border_title = title
         self.shown_key = key
         if self._image_widget is not None:
+            if self._image_widget.display and isinstance(self._image_widget, KittyPlacedImage):
+                KittyPlacedImage.hide()
             self._image_widget.display = False
         label = self.query_one("#preview-text", Static)
         label.display = True
