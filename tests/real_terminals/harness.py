@@ -37,7 +37,8 @@ def main() -> None:
     from fluxgym_coach.tui.widgets import preview as pv  # textual-image probes the terminal here
     from fluxgym_coach.tui.terminal import apply_colour_depth, current_terminal
 
-    apply_colour_depth(current_terminal())
+    term = current_terminal()
+    apply_colour_depth(term)
     from fluxgym_coach.tui.app import ReviewApp
 
     rows, cols, xpix, ypix = struct.unpack(
@@ -69,7 +70,9 @@ def main() -> None:
             "region": [region.x, region.y, region.width, region.height],
             "cells": [cols, rows], "pixels": [xpix, ypix],
             "renderer": preview.renderer, "color_system": app.console.color_system,
-            "status": pv.preview_status(args.preview, app.console.color_system)}))
+            "status": pv.preview_status(args.preview, app.console.color_system),
+            "colour_reason": term.colour_reason,
+            "tmux_features": sorted(term.tmux.client_features) if term.tmux else None}))
         tmp.replace(report)
 
     app.run()

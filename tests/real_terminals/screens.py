@@ -117,7 +117,8 @@ def photograph(kind: str, dataset: Path, work: Path, *, tmux: bool = False,
                  str(ROWS), " ".join(harness)]
     cmd, extra = terminal_command(kind, inner)
     env = dict(os.environ, DISPLAY=display, PYTHONPATH=str(ROOT), **extra)
-    for var in ("TMUX", "TMUX_PANE", "COLORTERM", "TEXTUAL_COLOR_SYSTEM", "KITTY_WINDOW_ID"):
+    for var in ("TMUX", "TMUX_PANE", "COLORTERM", "TEXTUAL_COLOR_SYSTEM", "KITTY_WINDOW_ID",
+                "NO_COLOR"):  # tests/conftest.py sets NO_COLOR for Rich output
         env.pop(var, None)
     env["FLUXGYM_COACH_CACHE_DIR"] = str(work / "cache")
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
