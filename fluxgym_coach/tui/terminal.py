@@ -199,8 +199,8 @@ def detect_terminal(env: Mapping[str, str] | None = None, tmux: str = "tmux") ->
         fixes.insert(0, "tmux set -g allow-passthrough on (kitty graphics through tmux)")
     old = kitty_version(tmux_info.client_termtype) if tmux_info else None
     if old is not None and old < KITTY_PLACEHOLDERS_SINCE:
-        fixes.insert(0, f"kitty 0.28 or later shows images inside tmux (this is "
-                        f"{tmux_info.client_termtype}); outside tmux it does already")
+        fixes.append(f"kitty 0.28 or later keeps images in place when tmux panes move (this "
+                     f"is {tmux_info.client_termtype})")
     return TerminalInfo(colour, reason, tmux_info, kitty_outside, tuple(fixes))
 
 

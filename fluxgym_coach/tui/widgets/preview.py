@@ -77,7 +77,7 @@ def preview_delay(in_memory: bool, since_last_draw: float) -> float:
 #: Accepted values of ``--preview`` / ``$FLUXGYM_COACH_PREVIEW``.
 PREVIEW_MODES = ("auto", "kitty", "sixel", "halfcell", "unicode", "off")
 #: What :func:`resolve_renderer` may answer.
-RENDERERS = ("kitty", "kitty-placed", "kitty-tmux", "sixel", "halfcell", "unicode", "off")
+RENDERERS = ("kitty", "kitty-placed", "kitty-tmux", "kitty-placed-tmux", "sixel", "halfcell", "unicode", "off")
 
 
 # -- kitty graphics, direct or through tmux -------------------------------------------------
@@ -223,13 +223,34 @@ class _NoRenderable:
         """Nothing to free."""
 
 
+def tmux_pane_origin(env: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """(left, top) cell of our tmux pane in the client's screen; (0, 0) when unknown."""
+    import subprocess
+
+    env = os.environ if env is None else env
+    target = ["-t", env["TMUX_PANE"]] if env.get("TMUX_PANE") else []
+    try:
+        out = subprocess.run(["tmux", "display-message", "-p", *target, "#{pane_left} #{pane_top}"],
+                             capture_output=True, text=True, timeout=2, check=False).stdout.split()
+        return int(out[0]), int(out[1])
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
+        return 0, 0
+
+
 class KittyPlacedImage(ti_BaseImage, Renderable=_NoRenderable):
     """Image widget: kitty graphics placed at the widget's cell (``a=p`` at the cursor),
     for kitty before 0.28, which has no Unicode placeholders. The image is sent once
-    per thumbnail and size; a repaint moves the one placement (``p=1``). Outside tmux only
-    (tmux cannot know where a passed-through image sits)."""
+    per thumbnail and size; a repaint moves the one placement (``p=1``). The placement
+    goes out inside the frame (a zero-width segment), in order with the text."""
 
+    wrap = False
     _sent: tuple[tuple[int, int, int], int] | None = None
+
+    def _place(self, image_id: int, visible: Region, width: int, height: int) -> list[Segment]:
+        place = kitty_command(False, a="p", i=image_id, p=1, c=width, r=height, C=1, q=2)
+        return [Segment(Control.move_to(visible.x, visible.y).segment.text),
+                Segment(place, control=((ControlType.CURSOR_FORWARD, 0),)),
+                Segment(Control.move_to(visible.right, visible.bottom).segment.text)]
 
     def render_lines(self, crop: Region) -> list[Strip]:
         try:
@@ -241,31 +262,46 @@ class KittyPlacedImage(ti_BaseImage, Renderable=_NoRenderable):
         width, height = self.content_size
         cells = get_cell_size()
         key = (id(self.image), width, height)
-        sent = KittyPlacedImage._sent
+        cls = type(self)
+        sent = cls._sent
         if sent is None or sent[0] != key:
             if sent is not None:
-                _write(kitty_command(False, a="d", d="I", i=sent[1], q=2))
+                _write(kitty_command(self.wrap, a="d", d="I", i=sent[1], q=2))
             image_id = next(ti_tgp.Image._image_id_counter) & 0xFFFFFF or 1
             data = ti_tgp.PixelData(self.image).scaled(width * cells.width,
                                                       height * cells.height).to_base64()
             parts = []
             while data:
                 chunk, data = data[:4096], data[4096:]
-                parts.append(kitty_command(False, payload=chunk, a="t", i=image_id,
+                parts.append(kitty_command(self.wrap, payload=chunk, a="t", i=image_id,
                                            m=1 if data else 0, f=100, q=2))
             _write("".join(parts))
-            sent = KittyPlacedImage._sent = (key, image_id)
-        place = kitty_command(False, a="p", i=sent[1], p=1, c=width, r=height, C=1, q=2)
-        segments = [Segment(Control.move_to(visible.x, visible.y).segment.text),
-                    Segment(place, control=((ControlType.CURSOR_FORWARD, 0),)),
-                    Segment(Control.move_to(visible.right, visible.bottom).segment.text)]
+            sent = cls._sent = (key, image_id)
+        segments = self._place(sent[1], visible, width, height)
         return [Strip.blank(crop.width)] * (crop.height - 1) + [Strip(segments, crop.width)]
 
     @classmethod
     def hide(cls) -> None:
         """Remove the placement from the screen (the image stays in the terminal)."""
         if cls._sent is not None:
-            _write(kitty_command(False, a="d", d="i", i=cls._sent[1], q=2))
+            _write(kitty_command(cls.wrap, a="d", d="i", i=cls._sent[1], q=2))
+
+
+class KittyPlacedTmuxImage(KittyPlacedImage, Renderable=_NoRenderable):
+    """:class:`KittyPlacedImage` through tmux passthrough: tmux does not know where a
+    passed-through image sits, so the placement carries its own cursor move to the
+    pane's cell on the client's screen (save cursor, move, place, restore). The image
+    stays where it was placed when tmux switches windows or moves panes (kitty 0.28+
+    with Unicode placeholders follows them: ``kitty-tmux``)."""
+
+    wrap = True
+    _sent = None
+
+    def _place(self, image_id: int, visible: Region, width: int, height: int) -> list[Segment]:
+        left, top = tmux_pane_origin()
+        place = kitty_command(False, a="p", i=image_id, p=1, c=width, r=height, C=1, q=2)
+        seq = tmux_passthrough(f"\x1b7\x1b[{top + visible.y + 1};{left + visible.x + 1}H{place}\x1b8")
+        return [Segment(seq, control=((ControlType.CURSOR_FORWARD, 0),))]
 
 
 class KittyImage(ti_BaseImage, Renderable=_KittyRenderable):
@@ -283,6 +319,7 @@ class HalfcellImage(ti_BaseImage, Renderable=_HalfcellRenderable):
 _CLASSES = {
     "kitty": KittyImage,
     "kitty-placed": KittyPlacedImage,
+    "kitty-placed-tmux": KittyPlacedTmuxImage,
     "kitty-tmux": KittyTmuxImage,
     "sixel": ti_widget.SixelImage,
     "halfcell": HalfcellImage,
@@ -338,8 +375,13 @@ def resolve_renderer(mode: str, term: TerminalInfo | None = None,
     in_tmux = bool(env.get("TMUX"))
     old = kitty_version(TERMINAL_VERSION if version is None else version)
     direct_kitty = "kitty-placed" if old is not None and old < KITTY_PLACEHOLDERS_SINCE else "kitty"
+    if mode == "kitty" and in_tmux:
+        term = term or current_terminal()
+        outer = kitty_version(term.tmux.client_termtype) if term.tmux else None
+        return ("kitty-placed-tmux" if outer is not None and outer < KITTY_PLACEHOLDERS_SINCE
+                else "kitty-tmux")
     if mode == "kitty":
-        return "kitty-tmux" if in_tmux else direct_kitty
+        return direct_kitty
     if mode != "auto":
         return mode
     found = detected or detected_renderer()
@@ -349,13 +391,16 @@ def resolve_renderer(mode: str, term: TerminalInfo | None = None,
         return found
     term = term or current_terminal()
     outer = kitty_version(term.tmux.client_termtype) if term.tmux else None
-    if (term.tmux is not None and term.kitty_graphics_outside and term.tmux.passthrough
-            and term.colour == TRUECOLOR and (outer is None or outer >= KITTY_PLACEHOLDERS_SINCE)):
-        return "kitty-tmux"
+    if term.tmux is not None and term.kitty_graphics_outside and term.tmux.passthrough:
+        if outer is not None and outer < KITTY_PLACEHOLDERS_SINCE:
+            return "kitty-placed-tmux"  # no placeholders: placed at the pane's cell
+        if term.colour == TRUECOLOR:  # the placeholders carry the image id in 24-bit colour
+            return "kitty-tmux"
     return "halfcell" if found == "kitty" else found
 
 
-_LABELS = {"kitty": "kitty graphics", "kitty-placed": "kitty graphics (placed)", "kitty-tmux": "kitty graphics via tmux", "sixel": "sixel",
+_LABELS = {"kitty": "kitty graphics", "kitty-placed": "kitty graphics (placed)",
+           "kitty-placed-tmux": "kitty graphics via tmux (placed)", "kitty-tmux": "kitty graphics via tmux", "sixel": "sixel",
            "halfcell": "half-blocks", "unicode": "unicode", "off": "off"}
 _COLOUR_SYSTEMS = {"truecolor": "24-bit", "256": "256 colours", "standard": "16 colours",
                    "windows": "16 colours"}
@@ -425,7 +470,7 @@ class Preview(Container):
         self.shown_key = key
         if self._image_widget is not None:
             if self._image_widget.display and isinstance(self._image_widget, KittyPlacedImage):
-                KittyPlacedImage.hide()
+                type(self._image_widget).hide()
             self._image_widget.display = False
         label = self.query_one("#preview-text", Static)
         label.display = True
