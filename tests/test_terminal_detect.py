@@ -117,7 +117,8 @@ def test_tmux_terminal_features_rgb_gives_24_bit(tmux_factory):
     found = tmux_factory("rgb", "xterm-256color", conf).probe()
     assert found["tmux"]["rgb"] is True
     assert found["colour"] == TRUECOLOR
-    assert "RGB" in found["reason"] and not found["fixes"]
+    assert "RGB" in found["reason"] and not any("RGB" in f for f in found["fixes"])
+    assert any(f.startswith("--preview sixel") for f in found["fixes"])  # no kitty outside
 
 
 def test_tmux_terminal_overrides_tc_gives_24_bit(tmux_factory):

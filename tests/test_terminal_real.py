@@ -105,6 +105,16 @@ def test_xterm_inside_tmux(display, one_image, tmp_path):
     report, verdict, saved = _run("xterm", display, one_image, tmp_path, tmux=True)
     if report["renderer"] == "sixel":  # tmux >= 3.4 built with Sixel
         assert _is_image(verdict), (verdict, saved)
-    else:  # tmux without Sixel (Debian 12's 3.3a): 24-bit half-blocks, since RGB is declared
+    else:  # tmux without Sixel (Debian 12's 3.3a): 24-bit half-blocks, since RGB is declared,
+        # and the status line names --preview sixel
         assert report["renderer"] == "halfcell" and "24-bit" in report["status"], report
+        assert "--preview sixel" in report["status"], report
         assert verdict["corr"] >= 0.8, (verdict, saved)
+
+
+def test_xterm_sixel_through_tmux(display, one_image, tmp_path):
+    _need("xterm", "tmux")
+    report, verdict, saved = _run("xterm", display, one_image, tmp_path, tmux=True,
+                                  preview="sixel")
+    assert report["renderer"] in ("sixel", "sixel-tmux"), report
+    assert _is_image(verdict), (verdict, saved)

@@ -197,6 +197,9 @@ def detect_terminal(env: Mapping[str, str] | None = None, tmux: str = "tmux") ->
     kitty_outside = bool(tmux_info and _kitty_graphics_outside(env, tmux_info))
     if tmux_info is not None and kitty_outside and not tmux_info.passthrough:
         fixes.insert(0, "tmux set -g allow-passthrough on (kitty graphics through tmux)")
+    if tmux_info is not None and not kitty_outside:
+        fixes.append("--preview sixel if the terminal around tmux has Sixel (xterm -ti vt340, "
+                     "foot, WezTerm), or tmux 3.4+ built with Sixel")
     old = kitty_version(tmux_info.client_termtype) if tmux_info else None
     if old is not None and old < KITTY_PLACEHOLDERS_SINCE:
         fixes.append(f"kitty 0.28 or later keeps images in place when tmux panes move (this "

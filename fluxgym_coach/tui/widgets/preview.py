@@ -50,6 +50,7 @@ from textual_image import widget as ti_widget
 from textual_image._geometry import ImageSize
 from textual_image._terminal import get_cell_size
 from textual_image.renderable import tgp as ti_tgp
+from textual_image.widget import sixel as ti_sixel
 from textual_image.widget._base import Image as ti_BaseImage
 
 from ..terminal import KITTY_PLACEHOLDERS_SINCE, TRUECOLOR, TerminalInfo, current_terminal, kitty_version
@@ -77,7 +78,7 @@ def preview_delay(in_memory: bool, since_last_draw: float) -> float:
 #: Accepted values of ``--preview`` / ``$FLUXGYM_COACH_PREVIEW``.
 PREVIEW_MODES = ("auto", "kitty", "sixel", "halfcell", "unicode", "off")
 #: What :func:`resolve_renderer` may answer.
-RENDERERS = ("kitty", "kitty-placed", "kitty-tmux", "kitty-placed-tmux", "sixel", "halfcell", "unicode", "off")
+RENDERERS = ("kitty", "kitty-placed", "kitty-tmux", "kitty-placed-tmux", "sixel-tmux", "sixel", "halfcell", "unicode", "off")
 
 
 # -- kitty graphics, direct or through tmux -------------------------------------------------
@@ -304,6 +305,28 @@ class KittyPlacedTmuxImage(KittyPlacedImage, Renderable=_NoRenderable):
         return [Segment(seq, control=((ControlType.CURSOR_FORWARD, 0),))]
 
 
+class _SixelThroughTmux(ti_sixel._ImageSixelImpl):
+    """textual-image's Sixel painter with the Sixel data sent through tmux passthrough,
+    preceded by a move to the widget's cell on the client's screen (cursor saved and
+    restored inside the envelope): for tmux without Sixel of its own (before 3.4, or
+    built without it). tmux does not know the picture is there: it is redrawn with the
+    widget, and a tmux redraw of the pane (window switch) wipes it until then."""
+
+    def _get_sixel_segments(self, sixel_data: str) -> list[Segment]:
+        visible = self.screen.find_widget(self).visible_region
+        left, top = tmux_pane_origin()
+        seq = tmux_passthrough(f"\x1b7\x1b[{top + visible.y + 1};{left + visible.x + 1}H"
+                               f"{sixel_data}\x1b8")
+        return [Segment(seq, control=((ControlType.CURSOR_FORWARD, 0),))]
+
+
+class SixelTmuxImage(ti_widget.SixelImage, Renderable=ti_sixel._NoopRenderable):
+    """Image widget: Sixel through tmux passthrough (see :class:`_SixelThroughTmux`)."""
+
+    def compose(self) -> ComposeResult:
+        yield _SixelThroughTmux(self.image, self._sixel_options)
+
+
 class KittyImage(ti_BaseImage, Renderable=_KittyRenderable):
     """Image widget: kitty graphics with Unicode placeholders."""
 
@@ -322,6 +345,7 @@ _CLASSES = {
     "kitty-placed-tmux": KittyPlacedTmuxImage,
     "kitty-tmux": KittyTmuxImage,
     "sixel": ti_widget.SixelImage,
+    "sixel-tmux": SixelTmuxImage,
     "halfcell": HalfcellImage,
     "unicode": ti_widget.UnicodeImage,
 }
@@ -382,6 +406,8 @@ def resolve_renderer(mode: str, term: TerminalInfo | None = None,
                 else "kitty-tmux")
     if mode == "kitty":
         return direct_kitty
+    if mode == "sixel" and in_tmux:  # tmux's own Sixel (3.4+) answers the probe with 4
+        return "sixel" if (detected or detected_renderer()) == "sixel" else "sixel-tmux"
     if mode != "auto":
         return mode
     found = detected or detected_renderer()
@@ -400,7 +426,8 @@ def resolve_renderer(mode: str, term: TerminalInfo | None = None,
 
 
 _LABELS = {"kitty": "kitty graphics", "kitty-placed": "kitty graphics (placed)",
-           "kitty-placed-tmux": "kitty graphics via tmux (placed)", "kitty-tmux": "kitty graphics via tmux", "sixel": "sixel",
+           "kitty-placed-tmux": "kitty graphics via tmux (placed)",
+           "sixel-tmux": "sixel via tmux passthrough", "kitty-tmux": "kitty graphics via tmux", "sixel": "sixel",
            "halfcell": "half-blocks", "unicode": "unicode", "off": "off"}
 _COLOUR_SYSTEMS = {"truecolor": "24-bit", "256": "256 colours", "standard": "16 colours",
                    "windows": "16 colours"}
@@ -423,8 +450,7 @@ def preview_status(mode: str, color_system: str | None = None,
     renderer = resolve_renderer(mode, term)
     depth = _COLOUR_SYSTEMS.get(color_system or "", term.depth_label)
     text = f"preview {_LABELS[renderer]}, {depth}"
-    poor = renderer in ("halfcell", "unicode") and (depth != "24-bit" or term.kitty_graphics_outside)
-    if poor and term.fixes:
+    if renderer in ("halfcell", "unicode") and term.fixes:  # poor: say how to do better
         text += f" (fix: {term.fixes[0]})"
     return text
 
