@@ -77,6 +77,7 @@ class TerminalInfo:
     tmux: TmuxInfo | None = None  #: set when running inside tmux
     kitty_graphics_outside: bool = False  #: inside tmux: the outer terminal speaks kitty graphics
     fixes: tuple[str, ...] = field(default=())  #: one-line fixes for what is poor, most useful first
+    colour_fix: str = ""  #: the one of ``fixes`` that gives 24-bit colour ("" when none)
 
     @property
     def depth_label(self) -> str:
@@ -195,6 +196,7 @@ def detect_terminal(env: Mapping[str, str] | None = None, tmux: str = "tmux") ->
             fixes.append("use TERM=xterm-256color, or export COLORTERM=truecolor if the terminal "
                          "has 24-bit colour")
     kitty_outside = bool(tmux_info and _kitty_graphics_outside(env, tmux_info))
+    colour_fix = fixes[0] if colour != TRUECOLOR and fixes else ""
     if tmux_info is not None and kitty_outside and not tmux_info.passthrough:
         fixes.insert(0, "tmux set -g allow-passthrough on (kitty graphics through tmux)")
     if tmux_info is not None and not kitty_outside:
@@ -204,7 +206,7 @@ def detect_terminal(env: Mapping[str, str] | None = None, tmux: str = "tmux") ->
     if old is not None and old < KITTY_PLACEHOLDERS_SINCE:
         fixes.append(f"kitty 0.28 or later keeps images in place when tmux panes move (this "
                      f"is {tmux_info.client_termtype})")
-    return TerminalInfo(colour, reason, tmux_info, kitty_outside, tuple(fixes))
+    return TerminalInfo(colour, reason, tmux_info, kitty_outside, tuple(fixes), colour_fix)
 
 
 def apply_colour_depth(info: TerminalInfo, environ: MutableMapping[str, str] | None = None) -> bool:

@@ -450,8 +450,9 @@ def preview_status(mode: str, color_system: str | None = None,
     renderer = resolve_renderer(mode, term)
     depth = _COLOUR_SYSTEMS.get(color_system or "", term.depth_label)
     text = f"preview {_LABELS[renderer]}, {depth}"
-    if renderer in ("halfcell", "unicode") and term.fixes:  # poor: say how to do better
-        text += f" (fix: {term.fixes[0]})"
+    fixes = [f for f in term.fixes if depth != "24-bit" or f != term.colour_fix]
+    if renderer in ("halfcell", "unicode") and fixes:  # poor: say how to do better
+        text += f" (fix: {fixes[0]})"
     return text
 
 
