@@ -69,7 +69,7 @@ class Tmux:
 
     def run(self, *args: str) -> str:
         return subprocess.run([*self.base, *args], capture_output=True, text=True,
-                              timeout=10).stdout
+                              timeout=10, check=False).stdout
 
     def probe(self, env: str = "") -> dict:
         """Run the detection inside a pane of this server; return what it found."""

@@ -35,7 +35,8 @@ def _need(*programs: str) -> None:
 
 
 def _kitty_version() -> tuple[int, ...]:
-    out = subprocess.run(["kitty", "--version"], capture_output=True, text=True, timeout=30).stdout
+    out = subprocess.run(["kitty", "--version"], capture_output=True, text=True, timeout=30,
+                         check=False).stdout
     m = re.search(r"(\d+)\.(\d+)\.(\d+)", out)
     return tuple(int(x) for x in m.groups()) if m else (0, 0, 0)
 

@@ -133,7 +133,8 @@ def photograph(kind: str, dataset: Path, work: Path, *, tmux: bool = False,
         return Shot(shot, json.loads(report.read_text()), report.with_suffix(".png"))
     finally:
         if tmux:
-            subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True, timeout=10)
+            subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True, timeout=10,
+                           check=False)
         os.killpg(proc.pid, 15)
         try:
             proc.wait(timeout=10)
