@@ -245,11 +245,17 @@ def preview_child(kind: str, dataset: str, switches: int) -> None:
 
 
 def run_child(kind: str, dataset: Path, moves: int) -> dict[str, float]:
+    from fluxgym_coach.dataset import Dataset
+
+    with Dataset(dataset) as ds:  # every child starts at the top, all images shown
+        ds.store.set_setting("tui.state", {})
     env = dict(os.environ, FLUXGYM_COACH_CACHE_DIR=str(dataset.parent / "cache"))
     started = time.time()
     out = subprocess.run([sys.executable, __file__, "--child", kind, "--dataset", str(dataset),
                           "--moves", str(moves), "--started", repr(started)],
-                         capture_output=True, text=True, env=env, check=True)
+                         capture_output=True, text=True, env=env, check=False)
+    if out.returncode:
+        raise RuntimeError(f"bench child {kind} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

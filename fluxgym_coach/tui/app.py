@@ -30,6 +30,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
@@ -374,7 +375,10 @@ class ReviewApp(App[None]):
     def on_thumb_ready(self, msg: ThumbReady) -> None:
         if msg.key != self._wanted_preview:
             return
-        preview = self.query_one(Preview)
+        try:
+            preview = self.query_one(Preview)
+        except NoMatches:  # a thumbnail finished while the app was closing
+            return
         if msg.image is None:
             preview.show_text(f"cannot show this image: {msg.error}", msg.title, msg.key)
         else:
