@@ -287,8 +287,9 @@ class ReviewApp(App[None]):
         row = self.current
         cached = row is not None and self.thumbs.peek(self._preview_source(row)[2]) is not None
         delay = preview_delay(cached, time.monotonic() - self._preview_drawn_at)
-        if delay == 0:
-            self._on_rest()
+        if delay == 0:  # after the refresh that shows the moved cursor
+            self._preview_drawn_at = time.monotonic()
+            self.call_after_refresh(self._on_rest)
         else:
             self._schedule_rest(delay)
 
