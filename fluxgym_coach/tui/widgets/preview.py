@@ -153,8 +153,8 @@ _COLOUR_SYSTEMS = {"truecolor": "24-bit", "256": "256 colours", "standard": "16 
 
 
 def renderer_name(mode: str) -> str:
-    """The renderer a preview mode uses here, in words (``auto`` resolved)."""
-    return _LABELS[resolve_renderer(mode)]
+    """The renderer (one of :data:`RENDERERS`) a preview mode uses here (``auto`` resolved)."""
+    return resolve_renderer(mode)
 
 
 def preview_status(mode: str, color_system: str | None = None,
