@@ -26,6 +26,15 @@ runs) and scans them once (not timed as part of the TUI). Then, in the same run:
    app. ``Pilot.press`` waits for idleness sampled in 20 ms windows, so its
    wall time is a multiple of 20 ms: the CPU figure is the telling one.
 
+4. **preview switch** (``--preview-switch N``, children ``preview`` and
+   ``preview-fixed``): N images are shown once (thumbnails decoded into the
+   in-memory LRU), then the cursor goes back to the first and ``down`` is sent
+   N times 0.4 s apart, each timed from the key event to the end of the refresh
+   after the preview widget received the new thumbnail. ``preview`` is the app
+   as it is (a thumbnail in memory is drawn at once); ``preview-fixed`` is the
+   same app with the former fixed 150 ms wait before every preview: the baseline.
+   The empty app's rested key to paint is the floor.
+
 Targets (issue 4): first paint under 2 s, cursor move under 50 ms, memory
 under 300 MB. Nothing is asserted: the numbers go to docs/performance.md.
 """
@@ -174,13 +183,92 @@ def child(kind: str, dataset: str, moves: int, started: float) -> None:
     print(json.dumps(result))
 
 
+def preview_child(kind: str, dataset: str, switches: int) -> None:
+    """Key to preview paint with cached thumbnails; print one JSON line."""
+    import asyncio
+
+    from textual import events
+
+    from fluxgym_coach.tui import app as app_module
+    from fluxgym_coach.tui.widgets.preview import DECODE_DELAY, Preview
+
+    if kind == "preview-fixed":  # the former behaviour: a fixed wait before every preview
+        app_module.preview_delay = lambda _cached, _since: DECODE_DELAY
+    waiting: list[tuple[str, asyncio.Future[float]]] = []
+
+    class Bench(app_module.ReviewApp):
+        def on_mount(self) -> None:
+            preview = self.query_one(Preview)
+            show_image = preview.show_image
+
+            def traced(key: str, image: object, title: str) -> None:
+                show_image(key, image, title)
+                self.call_after_refresh(lambda: shown(key))
+            preview.show_image = traced  # type: ignore[method-assign]
+
+    def shown(key: str) -> None:
+        for item in list(waiting):
+            if item[0] == key and not item[1].done():
+                item[1].set_result(time.perf_counter())
+                waiting.remove(item)
+
+    app = Bench(dataset, preview="halfcell", audit=False, plugins=False, scan=False)
+
+    async def press(key: str, row_key: str) -> float:
+        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        waiting.append((row_key, fut))
+        event = events.Key(key, None)
+        event.set_sender(app)
+        t0 = time.perf_counter()
+        app._driver.send_message(event)
+        return (await asyncio.wait_for(fut, 10) - t0) * 1000
+
+    async def run() -> None:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("home")  # the cursor may be restored elsewhere
+            await pilot.pause(0.5)
+            keys = []
+            for _ in range(switches):  # first pass: decode the thumbnails
+                row = app.index.view[app.image_list.cursor + 1]
+                keys.append(app._preview_source(row)[2])
+                await press("down", keys[-1])
+            await pilot.press("home")
+            await pilot.pause(0.5)
+            latencies = []
+            for key in keys:
+                latencies.append(await press("down", key))
+                await asyncio.sleep(0.4)
+            print(json.dumps({"median_ms": statistics.median(latencies), "max_ms": max(latencies),
+                              "decodes": app.thumbs.decodes}))
+
+    asyncio.run(run())
+
+
 def run_child(kind: str, dataset: Path, moves: int) -> dict[str, float]:
+    from fluxgym_coach.dataset import Dataset
+
+    with Dataset(dataset) as ds:  # every child starts at the top, all images shown
+        ds.store.set_setting("tui.state", {})
     env = dict(os.environ, FLUXGYM_COACH_CACHE_DIR=str(dataset.parent / "cache"))
     started = time.time()
     out = subprocess.run([sys.executable, __file__, "--child", kind, "--dataset", str(dataset),
                           "--moves", str(moves), "--started", repr(started)],
-                         capture_output=True, text=True, env=env, check=True)
+                         capture_output=True, text=True, env=env, check=False)
+    if out.returncode:
+        raise RuntimeError(f"bench child {kind} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def report_preview_switch(dataset: Path, switches: int, runs: int,
+                          empty: list[dict[str, float]]) -> None:
+    """Print the cached preview switch of the app against the fixed-wait baseline."""
+    now = [run_child("preview", dataset, switches) for _ in range(runs)]
+    fixed = [run_child("preview-fixed", dataset, switches) for _ in range(runs)]
+    n, f = (statistics.median(r["median_ms"] for r in x) for x in (now, fixed))
+    floor = statistics.median(r["k2p_rested_ms"] for r in empty)
+    print(f"preview switch  : {n:.1f} ms (max {statistics.median(r['max_ms'] for r in now):.1f}) "
+          f"key -> preview painted, thumbnail in memory   fixed 150 ms wait {f:.1f} ms   "
+          f"ratio {n / f:.2f}x   empty app key to paint {floor:.1f} ms   (target <= 100 ms)")
 
 
 def main() -> None:
@@ -189,10 +277,15 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=ROOT / "bench" / "_work" / "tui")
     ap.add_argument("--moves", type=int, default=300)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--child", choices=("empty", "app"))
+    ap.add_argument("--preview-switch", type=int, default=30, metavar="N",
+                    help="cached preview switches to time (0: skip)")
+    ap.add_argument("--child", choices=("empty", "app", "preview", "preview-fixed"))
     ap.add_argument("--dataset")
     ap.add_argument("--started", type=float)
     args = ap.parse_args()
+    if args.child in ("preview", "preview-fixed"):
+        preview_child(args.child, args.dataset, args.moves)
+        return
     if args.child:
         child(args.child, args.dataset, args.moves, args.started)
         return
@@ -208,6 +301,8 @@ def main() -> None:
           f"scan added {len(report.added)}, unchanged {report.unchanged})")
 
     empty = [run_child("empty", dataset, args.moves) for _ in range(args.runs)]
+    if args.preview_switch:
+        report_preview_switch(dataset, args.preview_switch, args.runs, empty)
     app = [run_child("app", dataset, args.moves) for _ in range(args.runs)]
 
     def med(runs: list[dict[str, float]], key: str) -> float:

@@ -31,25 +31,48 @@ def register(app: typer.Typer) -> None:
         api_auth: ApiAuth = None,
         cache_dir: Path = typer.Option(None, "--cache-dir", help="Result cache folder."),
         no_scan: bool = typer.Option(False, "--no-scan", help="Do not rescan the folder at start."),
+        serve: bool = typer.Option(
+            False, "--serve", help="Serve the same app to a browser on 127.0.0.1 (textual-serve) "
+                                   "instead of this terminal; over SSH: ssh -L PORT:127.0.0.1:PORT HOST."),
+        port: int = typer.Option(8000, "--port", min=1, max=65535,
+                                 help="Port of --serve (on 127.0.0.1 only)."),
     ) -> None:
         """Review a dataset from the keyboard: captions, enhancement, accept/reject, export.
 
         Works over SSH and in tmux. Press ? in the app for every key, ctrl+p for the
         command palette, q to quit. Decisions are stored: reopening restores them.
+        With --serve the app runs in a browser instead (previews as half-blocks).
         """
         from ..dataset import DatasetError
+
+        if serve:
+            from ..tui.serve import ServeError, serve_app
+
+            try:
+                serve_app(dataset, port=port, api_url=api_url, api_auth=api_auth,
+                          cache_dir=cache_dir, scan=not no_scan)
+            except (ServeError, DatasetError) as exc:
+                raise fail(str(exc), EXIT_USAGE) from exc
+            return
         from ..tui.widgets.preview import PREVIEW_MODES  # imports textual-image: probes the terminal now
 
         if preview not in PREVIEW_MODES:
             raise fail(f"--preview {preview!r}: use one of {', '.join(PREVIEW_MODES)}", EXIT_USAGE)
         from ..tui.app import ReviewApp
+        from ..tui.serve import served
+        from ..tui.terminal import apply_colour_depth, current_terminal
+
+        if served():  # a browser session of --serve: xterm.js shows 24-bit half-blocks
+            preview = "halfcell" if preview == "auto" else preview
+        else:
+            apply_colour_depth(current_terminal())  # before the app reads COLORTERM
 
         try:
             app_ = ReviewApp(dataset, preview=preview, api_url=api_url, api_auth=api_auth,
                              cache_dir=cache_dir, scan=not no_scan)
         except DatasetError as exc:
             raise fail(str(exc), EXIT_USAGE) from exc
-        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        if not served() and not (sys.stdin.isatty() and sys.stdout.isatty()):
             app_.dataset.close()
             raise fail("the review UI needs a terminal: run it in one (over SSH: ssh -t HOST "
                        "fluxgym-coach tui ...). Every action also exists as a command: see "

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable
 from functools import partial
@@ -29,6 +30,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
@@ -54,7 +56,7 @@ from .widgets.caption_editor import CaptionEditor
 from .widgets.image_list import ImageList
 from .widgets.info_panel import InfoPanel
 from .widgets.jobs_panel import JobsPanel
-from .widgets.preview import Preview, renderer_name
+from .widgets.preview import Preview, preview_delay, preview_status
 
 STATE_KEY = "tui.state"
 PARAMS_KEY = "tui.enhance_params"
@@ -167,6 +169,7 @@ class ReviewApp(App[None]):
         self._job_ids = itertools.count(1)
         self._preview_timer: Timer | None = None
         self._wanted_preview: str | None = None
+        self._preview_drawn_at = 0.0  # time.monotonic() of the last preview draw
         self._restored = False
         self.plugin_actions: list[tuple[str, Callable[[], Any], str]] = []
         self.audit_on_start = audit
@@ -244,7 +247,7 @@ class ReviewApp(App[None]):
         reviewed = sum(1 for r in idx.rows if r.status != UNREVIEWED)
         parts.append(f"{reviewed} reviewed")
         parts.append(self._backend_label())
-        parts.append(f"preview {renderer_name(self.preview_mode)}")
+        parts.append(preview_status(self.preview_mode, self.console.color_system))
         self.query_one("#status", Static).update("  ·  ".join(parts))
 
     def _backend_label(self) -> str:
@@ -279,9 +282,16 @@ class ReviewApp(App[None]):
 
     @on(ImageList.Highlighted)
     def _on_highlighted(self, event: ImageList.Highlighted) -> None:
-        # Only the list repaints per key press; the editor, the info panel and the
-        # preview follow once the cursor rests (key repeat stays cheap).
-        self._schedule_rest(PREVIEW_DELAY)
+        # A thumbnail in memory is drawn at once (at most every PREVIEW_THROTTLE s
+        # while a key is held); one that must be decoded waits until the cursor rests.
+        row = self.current
+        cached = row is not None and self.thumbs.peek(self._preview_source(row)[2]) is not None
+        delay = preview_delay(cached, time.monotonic() - self._preview_drawn_at)
+        if delay == 0:  # after the refresh that shows the moved cursor
+            self._preview_drawn_at = time.monotonic()
+            self.call_after_refresh(self._on_rest)
+        else:
+            self._schedule_rest(delay)
 
     def _show_current(self, immediate: bool = True) -> None:
         """Bring the editor, the info panel and the preview to the current image."""
@@ -323,18 +333,9 @@ class ReviewApp(App[None]):
         preview = self.query_one(Preview)
         if row is None:
             return
-        key = self.shown_variant(row)
-        variant = row.variant(key) if key else None
-        if variant is not None:
-            path, digest, mem_key = variant.path, variant.cache_key, f"{row.relpath}|{key}"
-            title = f"After: {variant.kind} {variant.width}x{variant.height}  (v: before)"
-        else:
-            digest = row.record.digest
-            path, mem_key = str(self.dataset.image_path(row.relpath)), f"{row.relpath}|original|{digest}"
-            size = row.record.display_size
-            title = "Original" + (f" {size[0]}x{size[1]}" if size else "") + (
-                "  (v: after)" if row.variants else "")
+        path, digest, mem_key, title, variant = self._preview_source(row)
         self._wanted_preview = mem_key
+        self._preview_drawn_at = time.monotonic()
         if self.preview_mode == "off":
             preview.show_text("preview off (--preview or FLUXGYM_COACH_PREVIEW to turn it on)",
                               title, mem_key)
@@ -349,6 +350,20 @@ class ReviewApp(App[None]):
         preview.show_text("loading preview…", title)
         self._make_thumbnail(mem_key, path, digest, title)
 
+    def _preview_source(self, row: Row) -> tuple[str, str | None, str, str, Any]:
+        """(path, digest, memory key, title, variant or None) of what the preview shows for ``row``."""
+        key = self.shown_variant(row)
+        variant = row.variant(key) if key else None
+        if variant is not None:
+            title = f"After: {variant.kind} {variant.width}x{variant.height}  (v: before)"
+            return variant.path, variant.cache_key, f"{row.relpath}|{key}", title, variant
+        digest = row.record.digest
+        size = row.record.display_size
+        title = "Original" + (f" {size[0]}x{size[1]}" if size else "") + (
+            "  (v: after)" if row.variants else "")
+        return (str(self.dataset.image_path(row.relpath)), digest,
+                f"{row.relpath}|original|{digest}", title, None)
+
     @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
     def _make_thumbnail(self, key: str, path: str, digest: str | None, title: str) -> None:
         try:
@@ -361,7 +376,10 @@ class ReviewApp(App[None]):
     def on_thumb_ready(self, msg: ThumbReady) -> None:
         if msg.key != self._wanted_preview:
             return
-        preview = self.query_one(Preview)
+        try:
+            preview = self.query_one(Preview)
+        except NoMatches:  # a thumbnail finished while the app was closing
+            return
         if msg.image is None:
             preview.show_text(f"cannot show this image: {msg.error}", msg.title, msg.key)
         else:

@@ -1,44 +1,178 @@
-"""The preview pane: one image widget of textual-image, fed with ready-made thumbnails.
+r"""The preview pane: one image widget, fed with ready-made thumbnails.
 
-The renderer is chosen once: ``auto`` lets textual-image detect the terminal
-(kitty graphics, Sixel, half-block cells, Unicode when not a TTY); ``kitty``,
-``sixel``, ``halfcell`` and ``unicode`` force one; ``off`` shows text only.
-textual-image probes the terminal when it is imported, so this module imports
-it at the top and the CLI imports this module before the app runs.
+Renderers (``--preview`` / ``$FLUXGYM_COACH_PREVIEW``): ``auto`` picks the best
+the terminal has (:func:`resolve_renderer`); ``kitty``, ``sixel``, ``halfcell``
+and ``unicode`` force one; ``off`` shows text only.
+
+- **kitty** (kitty graphics protocol with Unicode placeholders, virtual
+  placement ``U=1``): textual-image's renderable, with our own writer that
+  re-uses an image already sent for the same thumbnail and cell size, and,
+  inside tmux, wraps every sequence for tmux passthrough (``ESC Ptmux;`` ... ``ESC \``
+  with each inner ESC doubled; lnqs/textual-image #104). The placeholder cells
+  carry the image id in their 24-bit foreground colour, so tmux must pass RGB.
+- **sixel**: textual-image's Sixel widget (xterm -ti vt340, foot, WezTerm,
+  tmux >= 3.4 built with Sixel).
+- **halfcell**: ``▀`` cells, upper pixel in the foreground and lower in the
+  background colour; ours, built with numpy and cached per thumbnail and size
+  (textual-image's builds one Style per pixel in Python on every render).
+- **unicode**: textual-image's monochrome fallback (not a terminal).
+
+textual-image probes the terminal (Sixel, then kitty graphics) when it is
+imported, so this module imports it at the top and the CLI imports this module
+before the app runs. Sources: kitty graphics protocol ("Unicode placeholders"),
+tmux(1) ``allow-passthrough``.
 """
 
 from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
 
 from PIL import Image as PILImage
 from textual.app import ComposeResult
 from textual.containers import Container
 from textual.widgets import Static
-from textual_image import widget as ti_widget
+
+from ..terminal import (
+    KITTY_PLACEHOLDERS_SINCE,
+    TRUECOLOR,
+    TerminalInfo,
+    current_terminal,
+    kitty_version,
+)
+from .renderers import WIDGETS, KittyPlacedImage, write_terminal
+
+#: Seconds the cursor must rest before a preview that must be decoded is drawn.
+DECODE_DELAY = 0.15
+#: Least seconds between two previews drawn from memory (a held key repaints at <= 12.5 Hz).
+PREVIEW_THROTTLE = 0.08
+
+
+def preview_delay(in_memory: bool, since_last_draw: float) -> float:
+    """Seconds to wait before drawing the preview after a cursor move.
+
+    ``in_memory``: the thumbnail is in the in-memory LRU (drawing costs only the
+    render). ``since_last_draw``: seconds since the previous preview was drawn.
+    0 means draw now. A thumbnail that must be decoded waits :data:`DECODE_DELAY`
+    (a held key starts no decodes); one in memory is drawn at once, at most every
+    :data:`PREVIEW_THROTTLE` s (leading edge, then the remainder as a timer).
+    """
+    if not in_memory:
+        return DECODE_DELAY
+    return max(0.0, PREVIEW_THROTTLE - since_last_draw)
+
 
 #: Accepted values of ``--preview`` / ``$FLUXGYM_COACH_PREVIEW``.
 PREVIEW_MODES = ("auto", "kitty", "sixel", "halfcell", "unicode", "off")
+#: What :func:`resolve_renderer` may answer.
+RENDERERS = ("kitty", "kitty-placed", "kitty-tmux", "kitty-placed-tmux", "sixel-tmux", "sixel", "halfcell", "unicode", "off")
 
-_CLASSES = {
-    "auto": ti_widget.Image,
-    "kitty": ti_widget.TGPImage,
-    "sixel": ti_widget.SixelImage,
-    "halfcell": ti_widget.HalfcellImage,
-    "unicode": ti_widget.UnicodeImage,
-}
+
+
+def detected_renderer() -> str:
+    """What textual-image's own probe (at import) found: kitty, sixel, halfcell or unicode."""
+    from textual_image import renderable as ti_renderable
+
+    auto = ti_renderable.Image
+    return {ti_renderable.TGPImage: "kitty", ti_renderable.SixelImage: "sixel",
+            ti_renderable.HalfcellImage: "halfcell"}.get(auto, "unicode")
+
+
+def query_xtversion(timeout: float = 0.5) -> str:
+    """The terminal's XTVERSION reply (``CSI > 0 q``), e.g. ``kitty(0.26.5)``; "" when
+    there is none. Only before Textual starts (its input thread takes replies after)."""
+    from textual_image._terminal import TerminalError, capture_terminal_response
+
+    try:
+        with capture_terminal_response("\x1bP>|", "\x1b\\", timeout) as reply:
+            write_terminal("\x1b[>0q")
+    except (TerminalError, TimeoutError, OSError):
+        return ""
+    return reply.sequence[len("\x1bP>|"):-2]
+
+
+#: XTVERSION of a kitty-graphics terminal we run in directly (asked at import).
+TERMINAL_VERSION = (query_xtversion() if sys.__stdout__ and sys.__stdout__.isatty()
+                    and not os.environ.get("TMUX") and detected_renderer() == "kitty" else "")
+
+
+def resolve_renderer(mode: str, term: TerminalInfo | None = None,
+                     env: Mapping[str, str] | None = None, detected: str | None = None,
+                     version: str | None = None) -> str:
+    """The renderer (one of :data:`RENDERERS`) a preview mode uses here.
+
+    ``auto``: textual-image's probe (``detected``, default :func:`detected_renderer`),
+    except inside tmux, where the probe cannot see kitty graphics: there kitty
+    through passthrough is used when the outer terminal speaks it (``term``, default
+    :func:`~..terminal.current_terminal`), ``allow-passthrough`` is on and tmux
+    passes 24-bit colour (the placeholders carry the image id in it). ``kitty``
+    inside tmux always wraps. A kitty older than 0.28 (``version``, its XTVERSION
+    reply; default :data:`TERMINAL_VERSION`) has no placeholders: images are placed
+    at the cursor there (``kitty-placed``), and not shown through tmux.
+    Raises ValueError for an unknown mode.
+    """
+    if mode not in PREVIEW_MODES:
+        raise ValueError(f"unknown preview mode {mode!r}: use one of {', '.join(PREVIEW_MODES)}")
+    env = os.environ if env is None else env
+    in_tmux = bool(env.get("TMUX"))
+    old = kitty_version(TERMINAL_VERSION if version is None else version)
+    direct_kitty = "kitty-placed" if old is not None and old < KITTY_PLACEHOLDERS_SINCE else "kitty"
+    if mode == "kitty" and in_tmux:
+        term = term or current_terminal()
+        outer = kitty_version(term.tmux.client_termtype) if term.tmux else None
+        return ("kitty-placed-tmux" if outer is not None and outer < KITTY_PLACEHOLDERS_SINCE
+                else "kitty-tmux")
+    if mode == "kitty":
+        return direct_kitty
+    if mode == "sixel" and in_tmux:  # tmux's own Sixel (3.4+) answers the probe with 4
+        return "sixel" if (detected or detected_renderer()) == "sixel" else "sixel-tmux"
+    if mode != "auto":
+        return mode
+    found = detected or detected_renderer()
+    if not in_tmux:
+        return direct_kitty if found == "kitty" else found
+    if found in ("sixel", "unicode"):
+        return found
+    term = term or current_terminal()
+    outer = kitty_version(term.tmux.client_termtype) if term.tmux else None
+    if term.tmux is not None and term.kitty_graphics_outside and term.tmux.passthrough:
+        if outer is not None and outer < KITTY_PLACEHOLDERS_SINCE:
+            return "kitty-placed-tmux"  # no placeholders: placed at the pane's cell
+        if term.colour == TRUECOLOR:  # the placeholders carry the image id in 24-bit colour
+            return "kitty-tmux"
+    return "halfcell" if found == "kitty" else found
+
+
+_LABELS = {"kitty": "kitty graphics", "kitty-placed": "kitty graphics (placed)",
+           "kitty-placed-tmux": "kitty graphics via tmux (placed)",
+           "sixel-tmux": "sixel via tmux passthrough", "kitty-tmux": "kitty graphics via tmux", "sixel": "sixel",
+           "halfcell": "half-blocks", "unicode": "unicode", "off": "off"}
+_COLOUR_SYSTEMS = {"truecolor": "24-bit", "256": "256 colours", "standard": "16 colours",
+                   "windows": "16 colours"}
 
 
 def renderer_name(mode: str) -> str:
-    """The renderer a preview mode uses, in words (``auto`` resolved to what was detected)."""
-    if mode == "off":
-        return "off"
-    cls = _CLASSES[mode]
-    renderable = getattr(cls, "_Renderable", None)
-    module = getattr(renderable, "__module__", "") or ""
-    for name, label in (("tgp", "kitty"), ("sixel", "sixel"), ("halfcell", "halfcell"),
-                        ("unicode", "unicode")):
-        if module.endswith(name) or cls.__name__.lower().startswith(name):
-            return label
-    return "sixel" if cls is ti_widget.SixelImage else mode
+    """The renderer (one of :data:`RENDERERS`) a preview mode uses here (``auto`` resolved)."""
+    return resolve_renderer(mode)
+
+
+def preview_status(mode: str, color_system: str | None = None,
+                   term: TerminalInfo | None = None) -> str:
+    """The status-line field: renderer, colour depth and, when poor, the one-line fix.
+
+    ``color_system``: the app console's (``App.console.color_system``: ``truecolor``,
+    ``256``, ``standard``); default: the detected depth. E.g.
+    ``preview half-blocks, 256 colours (fix: tmux set -as terminal-features ',xterm-256color:RGB' ...)``.
+    """
+    term = term or current_terminal()
+    renderer = resolve_renderer(mode, term)
+    depth = _COLOUR_SYSTEMS.get(color_system or "", term.depth_label)
+    text = f"preview {_LABELS[renderer]}, {depth}"
+    fixes = [f for f in term.fixes if depth != "24-bit" or f != term.colour_fix]
+    if renderer in ("halfcell", "unicode") and fixes:  # poor: say how to do better
+        text += f" (fix: {fixes[0]})"
+    return text
 
 
 class Preview(Container):
@@ -51,12 +185,12 @@ class Preview(Container):
     """
 
     def __init__(self, mode: str = "auto", *, id: str | None = None) -> None:
-        if mode not in PREVIEW_MODES:
-            raise ValueError(f"unknown preview mode {mode!r}: use one of {', '.join(PREVIEW_MODES)}")
+        self.renderer = resolve_renderer(mode)
         super().__init__(id=id)
         self.mode = mode
         self.shown_key: str | None = None
-        self._image_widget = None if mode == "off" else _CLASSES[mode](classes="preview-image")
+        self._image_widget = (None if self.renderer == "off"
+                              else WIDGETS[self.renderer](classes="preview-image"))
 
     def compose(self) -> ComposeResult:
         if self._image_widget is not None:
@@ -81,6 +215,8 @@ class Preview(Container):
             self.border_title = title
         self.shown_key = key
         if self._image_widget is not None:
+            if self._image_widget.display and isinstance(self._image_widget, KittyPlacedImage):
+                type(self._image_widget).hide()
             self._image_widget.display = False
         label = self.query_one("#preview-text", Static)
         label.display = True

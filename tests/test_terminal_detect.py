@@ -1,0 +1,163 @@
+"""Terminal detection against a real tmux server on a private socket, with a client
+attached through a pseudo-terminal (no mocks of tmux)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fluxgym_coach.tui.terminal import (
+    COLORS_16,
+    COLORS_256,
+    TRUECOLOR,
+    apply_colour_depth,
+    detect_terminal,
+)
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
+                                reason="tmux is not installed (apt-get install tmux)")
+ROOT = Path(__file__).resolve().parents[1]
+PROBE = """
+import json, sys
+from fluxgym_coach.tui.terminal import detect_terminal
+info = detect_terminal()
+t = info.tmux
+json.dump({"colour": info.colour, "reason": info.colour_reason, "fixes": list(info.fixes),
+           "kitty": info.kitty_graphics_outside,
+           "tmux": None if t is None else {"termname": t.client_termname, "rgb": t.rgb,
+                                           "passthrough": t.passthrough,
+                                           "features": sorted(t.client_features)}},
+          open(sys.argv[1], "w"))
+"""
+
+
+def wait_for(check, what: str, deadline: float = 15.0):
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Tmux:
+    """A tmux server of its own (``-L``), with a client attached in a pty."""
+
+    def __init__(self, tmp: Path, name: str, client_term: str, conf: str = "") -> None:
+        self.sock, self.tmp = f"test-fgc-{os.getpid()}-{name}", tmp
+        conf_file = tmp / f"{name}.conf"
+        conf_file.write_text(conf)
+        self.base = ["tmux", "-L", self.sock, "-f", str(conf_file)]
+        subprocess.run([*self.base, "new-session", "-d", "-s", "main", "-x", "100", "-y", "30"],
+                       check=True, timeout=10)
+        self.client_pid, self.client_fd = pty.fork()
+        if self.client_pid == 0:  # the client: an outer terminal with this TERM
+            os.environ["TERM"] = client_term
+            os.environ.pop("TMUX", None)
+            os.execvp("tmux", ["tmux", "-L", self.sock, "attach", "-t", "main"])
+        wait_for(lambda: self.run("list-clients", "-F", "#{client_termname}").strip(),
+                 "the tmux client to attach")
+
+    def run(self, *args: str) -> str:
+        return subprocess.run([*self.base, *args], capture_output=True, text=True,
+                              timeout=10, check=False).stdout
+
+    def probe(self, env: str = "") -> dict:
+        """Run the detection inside a pane of this server; return what it found."""
+        out = self.tmp / f"probe-{time.monotonic_ns()}.json"
+        script = self.tmp / "probe.py"
+        script.write_text(PROBE)
+        cmd = (f"env -u COLORTERM -u TEXTUAL_COLOR_SYSTEM {env} PYTHONPATH={ROOT} "
+               f"{sys.executable} {script} {out}")
+        self.run("new-window", "-t", "main", cmd)
+        wait_for(lambda: out.exists() and out.stat().st_size > 0, "the probe in tmux")
+        return json.loads(out.read_text())
+
+    def close(self) -> None:
+        self.run("kill-server")
+        try:
+            os.kill(self.client_pid, 9)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self.client_pid, 0)
+        os.close(self.client_fd)
+
+
+@pytest.fixture
+def tmux_factory(tmp_path):
+    servers: list[Tmux] = []
+
+    def make(name: str, client_term: str, conf: str = "") -> Tmux:
+        servers.append(Tmux(tmp_path, name, client_term, conf))
+        return servers[-1]
+    yield make
+    for s in servers:
+        s.close()
+
+
+def test_tmux_without_rgb_is_256_colours_with_the_fix(tmux_factory):
+    found = tmux_factory("plain", "xterm-256color").probe()
+    assert found["tmux"]["termname"] == "xterm-256color"
+    assert found["tmux"]["rgb"] is False
+    assert found["colour"] == COLORS_256
+    assert any("terminal-features ',xterm-256color:RGB'" in f for f in found["fixes"])
+
+
+def test_tmux_terminal_features_rgb_gives_24_bit(tmux_factory):
+    conf = "set -as terminal-features ',xterm-256color:RGB'\n"
+    found = tmux_factory("rgb", "xterm-256color", conf).probe()
+    assert found["tmux"]["rgb"] is True
+    assert found["colour"] == TRUECOLOR
+    assert "RGB" in found["reason"] and not any("RGB" in f for f in found["fixes"])
+    assert any(f.startswith("--preview sixel") for f in found["fixes"])  # no kitty outside
+
+
+def test_tmux_terminal_overrides_tc_gives_24_bit(tmux_factory):
+    conf = "set -as terminal-overrides ',xterm-256color:Tc'\n"
+    found = tmux_factory("tc", "xterm-256color", conf).probe()
+    assert found["colour"] == TRUECOLOR
+
+
+def test_kitty_client_without_passthrough_says_how_to_enable_it(tmux_factory):
+    server = tmux_factory("kitty", "xterm-kitty", "set -g allow-passthrough off\n")
+    found = server.probe()
+    assert found["kitty"] is True and found["tmux"]["passthrough"] is False
+    assert found["fixes"][0].startswith("tmux set -g allow-passthrough on")
+    server.run("set", "-g", "allow-passthrough", "on")
+    found = server.probe()
+    assert found["tmux"]["passthrough"] is True
+    assert not any("allow-passthrough" in f for f in found["fixes"])
+
+
+def test_variables_outside_tmux():
+    assert detect_terminal({"TERM": "xterm-256color", "COLORTERM": "truecolor"}).colour == TRUECOLOR
+    plain = detect_terminal({"TERM": "xterm-256color"})
+    assert plain.colour == COLORS_256 and "COLORTERM" in plain.fixes[0]
+    assert detect_terminal({"TERM": "xterm-kitty"}).colour == TRUECOLOR
+    assert detect_terminal({"TERM": "xterm-256color", "VTE_VERSION": "7600"}).colour == TRUECOLOR
+    assert detect_terminal({"TERM": "xterm-256color", "VTE_VERSION": "3405"}).colour == COLORS_256
+    assert detect_terminal({"TERM": "xterm"}).colour == COLORS_16
+    forced = detect_terminal({"TERM": "xterm-256color", "TEXTUAL_COLOR_SYSTEM": "truecolor"})
+    assert forced.colour == TRUECOLOR and not forced.fixes
+
+
+def test_apply_colour_depth_sets_colorterm_that_rich_reads():
+    from rich.console import Console
+
+    env = {"TERM": "xterm-256color"}
+    info = detect_terminal({"TERM": "xterm-256color", "WEZTERM_PANE": "1"})
+    assert apply_colour_depth(info, env) is True and env["COLORTERM"] == "truecolor"
+    console = Console(force_terminal=True, color_system="auto", _environ=env)
+    assert console.color_system == "truecolor"
+    # The user's choice is kept; 256 colours stay 256.
+    assert apply_colour_depth(info, {"TEXTUAL_COLOR_SYSTEM": "256"}) is False
+    assert apply_colour_depth(detect_terminal({"TERM": "xterm-256color"}), {}) is False
