@@ -298,14 +298,16 @@ def export_dataset(
     if relpaths is not None:
         wanted = set(relpaths)
         records = [r for r in records if r.relpath in wanted]
+    selection = dataset.store.selection()
     readable = []
     for rec in records:
-        if rec.error:
+        if selection.get(rec.relpath, (None, ""))[1] == "excluded":
+            report.skipped[rec.relpath] = "excluded from the export in the review"
+        elif rec.error:
             report.skipped[rec.relpath] = rec.error
         else:
             readable.append(rec)
     stems, rename_notes = _unique_stems(readable)
-    selection = dataset.store.selection()
     variants = {(v.relpath, v.cache_key): v for v in dataset.store.variants()}
     job = f"export-{slug}"
     on_event(JobStarted(job, "export", len(readable)))

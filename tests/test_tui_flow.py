@@ -24,7 +24,7 @@ async def test_open_filter_search(tui_dataset, make_tui_app):
         assert app.index.filter == "needs-caption"
         assert {r.relpath for r in app.index.view} == {"astronaut.png", "camera.png", "horse.png",
                                                         "rocket.jpg"}
-        await pilot.press("f", "f", "f", "f", "f", "f")  # back to all
+        await pilot.press("f", "f", "f", "f", "f", "f", "f")  # back to all
         assert app.index.filter == "all"
         await pilot.press("slash", "c", "o")
         assert [r.relpath for r in app.index.view] == ["coffee.png"]
@@ -115,6 +115,8 @@ async def test_enhance_review_reprocess_against_fake_forge(tui_dataset, make_tui
         await settle(pilot, app)
         assert app.dataset.store.selection()["camera.png"] == (first.cache_key, "accepted")
         assert row.status == ACCEPTED
+        assert app.current.relpath == "chelsea.png"  # a moves on
+        await pilot.press("up")
         # reprocess with other parameters, from the form
         await pilot.press("r")
         await pilot.pause()
@@ -252,7 +254,7 @@ async def test_quit_and_reopen_restores_state(tui_dataset, make_tui_app):
         await settle(pilot, app)
         await pilot.press("down", "p")
         await settle(pilot, app)
-        await pilot.press("a", "down", "x", "o")  # accept camera, reject chelsea, sort by size
+        await pilot.press("a", "x", "o")  # accept camera, reject chelsea (each moves on), sort by size
         await pilot.press("f", "f", "f", "f")  # filter: accepted
         assert [r.relpath for r in app.index.view] == ["camera.png"]
         await pilot.press("q")
@@ -314,7 +316,7 @@ async def test_whole_review_flow_in_one_session_against_fake_forge(tui_dataset, 
         app.editor.area.insert("ohwx, astronaut, white suit")
         await pilot.press("ctrl+s", "escape")
         assert (tui_dataset / "astronaut.txt").read_text(encoding="utf-8") == "ohwx, astronaut, white suit"
-        await pilot.press("f", "f", "f", "f", "f", "f")  # back to all images
+        await pilot.press("f", "f", "f", "f", "f", "f", "f")  # back to all images
         assert app.index.filter == "all"
         await pilot.press("home", "p")
         await settle(pilot, app)
@@ -331,7 +333,7 @@ async def test_whole_review_flow_in_one_session_against_fake_forge(tui_dataset, 
         assert len(row.variants) == 2 and (row.variants[0].width, row.variants[0].height) == (1536, 1536)
         await pilot.press("a")
         accepted_key = row.variants[0].cache_key
-        await pilot.press("down", "x")  # reject camera.png
+        await pilot.press("x")  # a moved on to camera.png: reject it
         await pilot.press("ctrl+e")
         await pilot.pause()
         app.screen.query_one("#field-out_dir").value = str(out)
@@ -354,7 +356,7 @@ async def test_whole_review_flow_in_one_session_against_fake_forge(tui_dataset, 
     app2 = make_tui_app(tui_dataset, api_url=fake_forge.url)
     async with app2.run_test(size=(80, 24)) as pilot:
         await settle(pilot, app2)
-        assert app2.current.relpath == "camera.png"
+        assert app2.current.relpath == "chelsea.png"  # x moved on from camera.png
         astro = app2.index.by_relpath["astronaut.png"]
         assert astro.status == ACCEPTED and astro.selected_variant == accepted_key
         assert app2.index.by_relpath["camera.png"].status == REJECTED

@@ -18,9 +18,9 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ..model import ACCEPTED, REJECTED, ImageIndex, Row
+from ..model import ACCEPTED, EXCLUDED, REJECTED, ImageIndex, Row
 
-STATUS_GLYPH = {ACCEPTED: "✓", REJECTED: "✗"}
+STATUS_GLYPH = {ACCEPTED: "✓", REJECTED: "✗", EXCLUDED: "⊘"}
 
 
 def _fit(text: str, width: int) -> str:
@@ -199,7 +199,7 @@ class ImageList(ScrollView, can_focus=True):
         mark = "●" if row.marked else " "
         status = STATUS_GLYPH.get(row.status, "·")
         status_style = (comp("accepted") if row.status == ACCEPTED
-                        else comp("rejected") if row.status == REJECTED
+                        else comp("rejected") if row.status in (REJECTED, EXCLUDED)
                         else comp("dim"))
         size = rec.display_size
         dims = f"{size[0]}x{size[1]}" if size else "?"
