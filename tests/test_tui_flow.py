@@ -130,6 +130,10 @@ async def test_enhance_review_reprocess_against_fake_forge(tui_dataset, make_tui
         newest = row.variants[0]
         assert (newest.width, newest.height) == (768, 768)
         assert app.shown_variant(row) == newest.cache_key
+        # v cycles through every variant, then the original
+        for expected in (row.variants[1].cache_key, None, newest.cache_key):
+            await pilot.press("v")
+            assert app.shown_variant(row) == expected
         reprocess = [d for d in feedback.decisions(app.dataset.store, "camera.png")
                      if d.decision == feedback.REPROCESS]
         assert reprocess and reprocess[-1].params["scale_factor"] == 1.5

@@ -282,3 +282,44 @@ async def test_bulk_actions_act_on_marked_and_shown_and_name_hidden_marks(tui_da
         await pilot.press("ctrl+g")
         await pilot.pause()
         assert "1 marked image" in app.screen.form_title
+
+
+# -- flow: names, palette, footer, variants, job rows ------------------------------------
+def test_names_are_cut_in_the_middle_and_aligned_by_cell_width():
+    from rich.cells import cell_len
+
+    from fluxgym_coach.tui.widgets.image_list import _cut_middle, _fit
+
+    long = "portraits/2024-summer/holiday/IMG_20240712_183355_final.jpg"
+    cut = _cut_middle(long, 30)
+    assert cell_len(cut) == 30 and cut.startswith("portraits") and cut.endswith("_final.jpg")
+    for name in ("猫の写真/ねこ.png", "🐱cat🐈.png", "plain.png", "写真" * 20 + ".png"):
+        for width in (12, 20, 31):
+            assert cell_len(_cut_middle(name, width)) == width, (name, width)
+            assert cell_len(_fit(name, width)) == width
+
+
+async def test_palette_shows_titles_and_keys_and_the_editor_footer_hides_typing_keys(
+        tui_dataset, make_tui_app):
+    app = make_tui_app(tui_dataset, audit=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        helps = {title: help_text for title, _, help_text in app.palette_commands()}
+        assert not any(h.startswith("action ") for h in helps.values())
+        assert helps["Edit the caption"] == "key e / enter"
+        shown = {b.binding.action for b in app.active_bindings.values() if b.binding.show}
+        assert "help" in shown
+        await pilot.press("e")
+        await pilot.pause()
+        assert app.focused is app.editor.area
+        footer = {b.binding.action for b in app.screen.active_bindings.values() if b.enabled}
+        assert "help" not in footer and "search" not in footer and "quit" not in footer
+
+
+def test_job_rows_never_read_zero_of_zero():
+    from fluxgym_coach.tui.widgets.jobs_panel import JobProgress, progress_text
+
+    assert progress_text(JobProgress("scan1", "scan", "Scan", 0)).startswith("starting")
+    done = JobProgress("scan1", "scan", "Scan", 0, status="done")
+    assert progress_text(done) == "nothing to do"
+    assert progress_text(JobProgress("e1", "enhance", "Enhance", 4, 1)).startswith("1/4")

@@ -32,7 +32,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Footer, Input, Static, TextArea
 
 from .. import captions as caption_rules
 from .. import feedback
@@ -44,7 +44,7 @@ from ..image_cache import ImageCache
 from ..store import STORE_DIRNAME
 from ..pipeline import Source, record_variants, run_enhance
 from .jobs import JobCancelled, JobSink, JobUpdated
-from .keys import action_descriptions, app_bindings
+from .keys import TYPING_ACTIONS, action_descriptions, action_keys, app_bindings
 from .model import ACCEPTED as ACCEPTED_STATUS
 from .model import FILTER_LABELS, FILTERS, SORTS, UNREVIEWED, ImageIndex, Row, plural
 from .model import EXCLUDED as EXCLUDED_STATUS
@@ -362,7 +362,10 @@ class ReviewApp(App[None]):
         variant = row.variant(key) if key else None
         if variant is not None:
             path, digest, mem_key = variant.path, variant.cache_key, f"{row.relpath}|{key}"
-            title = f"After: {variant.kind} {variant.width}x{variant.height}  (v: before)"
+            n = len(row.variants)
+            which = "" if n == 1 else f" {row.variants.index(variant) + 1} of {n}"
+            title = (f"After{which}: {variant.kind} {variant.width}x{variant.height}  "
+                     f"(v: {'before' if variant is row.variants[-1] else 'older'})")
         else:
             digest = row.record.digest
             path, mem_key = str(self.dataset.image_path(row.relpath)), f"{row.relpath}|original|{digest}"
@@ -650,18 +653,16 @@ class ReviewApp(App[None]):
 
     # -- review decisions ---------------------------------------------------------------------------
     def action_toggle_before_after(self) -> None:
-        """Show the original or the enhanced variant."""
+        """Show the next of: the original, then each enhanced variant (newest first)."""
         row = self.current
         if row is None:
             return
         if not row.variants:
             self.notify("no enhanced variant yet: p enhances this image", timeout=3)
             return
+        order: list[str | None] = [None, *(v.cache_key for v in row.variants)]
         key = self.shown_variant(row)
-        if key is None:
-            target = row.selected_variant if row.variant(row.selected_variant) else row.variants[0].cache_key
-        else:
-            target = None
+        target = order[(order.index(key) + 1) % len(order)] if key in order else None
         self.showing[row.relpath] = target
         self.query_one(InfoPanel).show(row, target)
         self._schedule_preview(0)
@@ -1383,15 +1384,18 @@ class ReviewApp(App[None]):
         """Review keys do nothing while a modal screen is open (it has its own keys)."""
         if len(self.screen_stack) > 1 and action not in self.MODAL_SAFE_ACTIONS:
             return False
+        if action in TYPING_ACTIONS and isinstance(self.focused, (Input, TextArea)):
+            return False  # there the key types a character: not in the footer
         return True
 
     # -- palette, help, quit ----------------------------------------------------------------------------
     def palette_commands(self) -> list[tuple[str, Callable[[], Any], str]]:
         """Every command of the palette: ``(title, callback, help)``."""
         out: list[tuple[str, Callable[[], Any], str]] = []
+        keys = action_keys()
         for action, description in action_descriptions():
             title = description[0].upper() + description[1:]
-            out.append((title, partial(self.run_action, action), f"action {action}"))
+            out.append((title, partial(self.run_action, action), keys[action]))
         for f in FILTERS:
             out.append((f"Filter: {FILTER_LABELS[f]}", partial(self.set_filter, f), "show only these"))
         for s in SORTS:

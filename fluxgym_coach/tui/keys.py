@@ -46,7 +46,7 @@ KEYS: tuple[Key, ...] = (
     Key("o", "cycle_sort", "sort: name, size, caption, status, findings", "move"),
     Key("tab", "", "next area (list, preview, caption)", "move", bind=False),
     # review
-    Key("v", "toggle_before_after", "before/after: original or enhanced variant", "review", show=True, short="Before/after"),
+    Key("v", "toggle_before_after", "before/after: original, then each enhanced variant, newest first", "review", show=True, short="Before/after"),
     Key("a", "accept", "accept what the preview shows (that variant is exported), next image", "review", show=True, short="Accept"),
     Key("x", "reject", "reject the enhanced result (the original is exported), next image", "review", show=True, short="Reject"),
     Key("d", "exclude", "exclude the image from the export (again: put it back), next image", "review", short="Exclude"),
@@ -98,3 +98,15 @@ def app_bindings() -> list[Binding]:
 def action_descriptions() -> list[tuple[str, str]]:
     """``(action, description)`` of every bound key, for the command palette."""
     return [(k.action, k.description) for k in KEYS if k.bind and k.action]
+
+
+def action_keys() -> dict[str, str]:
+    """``{action: "key e / enter"}``: how the palette and the help write each action's key."""
+    return {k.action: f"key {k.display}" for k in KEYS if k.bind and k.action}
+
+
+#: Actions bound to a key that types a character: hidden from the footer while a
+#: text field has the focus (there the key types, it runs nothing).
+TYPING_ACTIONS = frozenset(
+    k.action for k in KEYS if k.bind and k.action
+    and any(len(part) == 1 or part in ("slash", "question_mark", "space") for part in k.key.split(",")))
