@@ -394,9 +394,9 @@ async def test_quit_with_unsaved_caption_asks_and_keeps_the_sidecar(tui_dataset,
         assert "EDITED" in app.editor.text and app.editor.dirty
         await pilot.press("q")
         await pilot.pause()
-        assert type(app.screen).__name__ == "ConfirmScreen"
+        assert app.screen.id == "quit-question"
         assert "chelsea.png" in str(app.screen.question)
-        await pilot.press("y")
+        await pilot.press("y")  # quit, drafts lost
         await pilot.pause()
     assert not app.is_running
     assert (tui_dataset / "chelsea.txt").read_text(encoding="utf-8") == before

@@ -323,3 +323,20 @@ def test_job_rows_never_read_zero_of_zero():
     done = JobProgress("scan1", "scan", "Scan", 0, status="done")
     assert progress_text(done) == "nothing to do"
     assert progress_text(JobProgress("e1", "enhance", "Enhance", 4, 1)).startswith("1/4")
+
+
+async def test_save_drafts_and_quit(tui_dataset, make_tui_app):
+    app = make_tui_app(tui_dataset, audit=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("e")
+        app.editor.area.insert("an astronaut")
+        await pilot.press("escape", "down", "e")
+        app.editor.area.insert("a camera man")
+        await pilot.press("escape", "q")
+        await wait_until(pilot, lambda: app.screen.id == "quit-question", "the quit question")
+        assert "2 captions with unsaved edits" in app.screen.question
+        await pilot.press("s")
+        await wait_until(pilot, lambda: not app.is_running, "the app to quit")
+    assert (tui_dataset / "astronaut.txt").read_text(encoding="utf-8") == "an astronaut"
+    assert (tui_dataset / "camera.txt").read_text(encoding="utf-8").startswith("a camera man")

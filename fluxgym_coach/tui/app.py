@@ -1427,11 +1427,35 @@ class ReviewApp(App[None]):
         if running:
             reasons.append(f"{len(running)} job(s) still running (they will be cancelled; "
                            f"enhancement resumes next time)")
-        if drafts:
-            reasons.append(f"{len(drafts)} caption(s) with unsaved edits (lost if you quit): "
-                           + ", ".join(drafts[:3]))
-        self.push_screen(ConfirmScreen("Quit?\n" + "\n".join(reasons)),
-                         lambda yes: self._quit_now() if yes else None)
+        if not drafts:
+            self.push_screen(ConfirmScreen("Quit?\n" + "\n".join(reasons)),
+                             lambda yes: self._quit_now() if yes else None)
+            return
+        reasons.append(f"{plural(len(drafts), 'caption')} with unsaved edits: "
+                       + ", ".join(drafts[:3]) + (" ..." if len(drafts) > 3 else ""))
+
+        def answered(choice: str | None) -> None:
+            if choice == "save":
+                self._save_drafts_and_quit(drafts)
+            elif choice == "discard":
+                self._quit_now()
+        self.push_screen(ChoiceScreen("Quit?\n" + "\n".join(reasons), [
+            ("s", "save the drafts and quit", "save"),
+            ("y", "quit, drafts lost", "discard"), ("n", "stay", None)], id="quit-question"),
+            answered)
+
+    def _save_drafts_and_quit(self, relpaths: list[str]) -> None:
+        """Save every draft (each checked against the disk); quit when all were saved,
+        else stay on the first one that needs an answer or failed."""
+        for rel in relpaths:
+            row = self.index.by_relpath.get(rel)
+            if row is None or row.draft is None:
+                continue
+            self.save_caption(rel, row.draft)
+            if row.draft is not None:  # a conflict question, or an error: stay
+                self.show_relpath(rel)
+                return
+        self._quit_now()
 
     def _quit_now(self) -> None:
         for key in self.running_jobs():
