@@ -340,3 +340,24 @@ async def test_save_drafts_and_quit(tui_dataset, make_tui_app):
         await wait_until(pilot, lambda: not app.is_running, "the app to quit")
     assert (tui_dataset / "astronaut.txt").read_text(encoding="utf-8") == "an astronaut"
     assert (tui_dataset / "camera.txt").read_text(encoding="utf-8").startswith("a camera man")
+
+
+async def test_one_notification_per_job_outcome_and_the_problems_log(tui_dataset, make_tui_app):
+    from fluxgym_coach.tui.screens.problems import ProblemsScreen
+
+    for i in range(8):
+        (tui_dataset / f"broken{i}.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    app = make_tui_app(tui_dataset, audit=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        scan_toasts = [n for n in app._notifications if n.title.startswith("Scan")]
+        assert len(scan_toasts) == 1, [n.title for n in app._notifications]
+        assert "failed" not in scan_toasts[0].title.split(":")[0]  # the scan worked
+        assert "8 failed" in scan_toasts[0].title and "l lists them" in scan_toasts[0].message
+        await pilot.press("f", "f")  # filters: no toast each
+        assert len(app._notifications) == 1
+        await pilot.press("l")
+        await pilot.pause()
+        assert isinstance(app.screen, ProblemsScreen)
+        text = str(app.screen.render_text())
+        assert all(f"broken{i}.jpg" in text for i in range(8))

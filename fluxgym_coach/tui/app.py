@@ -51,6 +51,7 @@ from .model import EXCLUDED as EXCLUDED_STATUS
 from .model import REJECTED as REJECTED_STATUS
 from .screens.forms import ChoiceScreen, ConfirmScreen, Field, FormScreen
 from .screens.help import HelpScreen
+from .screens.problems import Problem, ProblemsScreen
 from .thumbnails import ThumbnailCache
 from .widgets.caption_editor import CaptionEditor
 from .widgets.image_list import ImageList
@@ -61,6 +62,7 @@ from .widgets.preview import Preview, renderer_name
 #: The review state each decision leads to (what record_decision stores in the selection).
 _STATES = {ACCEPT: ACCEPTED_STATUS, REJECT: REJECTED_STATUS, EXCLUDE: EXCLUDED_STATUS,
            INCLUDE: UNREVIEWED}
+MAX_PROBLEMS = 10_000  # problems kept in the log (the oldest leave first)
 STATE_KEY = "tui.state"
 PARAMS_KEY = "tui.enhance_params"
 EXPORT_KEY = "tui.export"
@@ -189,6 +191,8 @@ class ReviewApp(App[None]):
         self.plugins_on_start = plugins
         self._tag_index: Any = None
         self._caption_bases: dict[str, Any] = {}  # relpath -> CaptionStamp the editor loaded
+        self.problem_log: list[Problem] = []  # every job's problems (l shows them)
+        self._job_problems: dict[str, list[Problem]] = {}  # of the jobs still running
         self.watch_interval = watch_interval
         self._scan_lock = threading.Lock()  # one scan at a time (start, F5, the watcher)
         self._watch_wake = threading.Event()  # set: look for changes on disk now
@@ -421,8 +425,7 @@ class ReviewApp(App[None]):
     def set_filter(self, name: str) -> None:
         """Show only the images that pass filter ``name``."""
         self.index.filter = name
-        self._refilter()
-        self.notify(f"filter: {FILTER_LABELS[name]} ({len(self.index.view)})", timeout=2)
+        self._refilter()  # the status line names the filter and the count: no toast
 
     def action_cycle_sort(self) -> None:
         """Next sort order."""
@@ -868,20 +871,43 @@ class ReviewApp(App[None]):
 
     # -- jobs ---------------------------------------------------------------------------------------
     def on_job_updated(self, msg: JobUpdated) -> None:
+        """Progress of a job: its row moves; problems go to the problems log (``l``);
+        one notification per job outcome, naming the first problem and the count."""
         panel = self.query_one(JobsPanel)
         p = msg.progress
         panel.update_job(p)
-        failures = [(i, r) for i, r, bad in msg.problems if bad]
-        warnings = [(i, r) for i, r, bad in msg.problems if not bad]
-        for item, reason in failures[:3]:
-            self.notify(f"{item}: {reason}", title=f"{p.label} failed", severity="error", timeout=10)
-        if len(failures) > 3:
-            self.notify(f"{len(failures) - 3} more images failed", severity="error", timeout=10)
-        for item, reason in warnings[:2]:
-            self.notify(f"{item}: {reason}", severity="warning", timeout=6)
-        if p.status not in ("running", "cancelling"):
-            self._sinks.pop(p.key, None)
-            self.set_timer(4, partial(panel.remove_job, p.key))
+        problems = [Problem(p.label, item, reason, bad) for item, reason, bad in msg.problems]
+        self.problem_log.extend(problems)
+        del self.problem_log[:-MAX_PROBLEMS]
+        self._job_problems.setdefault(p.key, []).extend(problems)
+        if p.status in ("running", "cancelling"):
+            return
+        self._sinks.pop(p.key, None)
+        self.set_timer(4, partial(panel.remove_job, p.key))
+        self._notify_outcome(p, self._job_problems.pop(p.key, []))
+
+    def _notify_outcome(self, p: Any, problems: list[Problem]) -> None:
+        """The one notification of a finished job (none for a clean success)."""
+        if not problems and p.status != "failed":
+            return
+        failures = [x for x in problems if x.failure]
+        first = (failures or problems)[0] if problems else None
+        counts = []
+        if failures:
+            counts.append(f"{len(failures)} failed")
+        if len(problems) > len(failures):
+            counts.append(plural(len(problems) - len(failures), "warning"))
+        text = f"{first.item}: {first.reason}" if first else p.status
+        if len(problems) > 1:
+            text += f"\n{', '.join(counts)}: l lists them"
+        job_failed = p.status == "failed"
+        self.notify(text, title=f"{p.label} failed" if job_failed else f"{p.label} {p.status}: "
+                    + ", ".join(counts), severity="error" if failures and p.kind != "scan"
+                    or job_failed else "warning", timeout=10)
+
+    def action_problems(self) -> None:
+        """Show the problems log (every image a job failed on or warned about)."""
+        self.push_screen(ProblemsScreen(list(self.problem_log)))
 
     def running_jobs(self) -> list[str]:
         """Keys of the jobs still running (plugin actions included)."""

@@ -68,6 +68,7 @@ KEYS: tuple[Key, ...] = (
     Key("w", "bulk_replace", "search and replace in marked / in-view captions", "caption"),
     # jobs and app
     Key("c", "cancel_job", "cancel the newest running job", "jobs"),
+    Key("l", "problems", "problems log: every image a job failed on or warned about", "jobs"),
     Key("f5", "rescan", "rescan the folder", "jobs"),
     Key("f6", "audit", "audit the images again (findings)", "jobs"),
     Key("ctrl+e", "export", "export the dataset for Fluxgym / kohya (form)", "jobs", show=True,
