@@ -14,7 +14,7 @@ from textual import events
 
 from fluxgym_coach.dataset import Dataset
 from fluxgym_coach.tui.screens.forms import ChoiceScreen, ConfirmScreen, Field, FormScreen
-from tests.fixtures_tui import burst, burst_text, settle, wait_until
+from tests.fixtures_tui import burst, settle, wait_until
 
 SIZE = (100, 32)
 
