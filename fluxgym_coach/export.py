@@ -418,9 +418,12 @@ def _readable(dataset: Dataset, relpaths: list[str] | None, report: ExportReport
     if relpaths is not None:
         wanted = set(relpaths)
         records = [r for r in records if r.relpath in wanted]
+    selection = dataset.store.selection()
     readable = []
     for rec in records:
-        if rec.error:
+        if selection.get(rec.relpath, (None, ""))[1] == "excluded":
+            report.skipped[rec.relpath] = "excluded from the export in the review"
+        elif rec.error:
             report.skipped[rec.relpath] = rec.error
         else:
             readable.append(rec)

@@ -6,7 +6,9 @@ Every accept, reject, reprocess and caption edit, from any front end (TUI,
 CLI ``review``, plugins), is stored by :func:`record_decision` in the dataset
 store (schema component ``feedback``, table ``decisions``) with the image
 digest, the variant (cache key; None = the original), the parameters, the
-backend, the source and the time, plus:
+backend, the source and the time. ``exclude`` leaves an image out of the
+export (selection status ``excluded``), ``include`` puts it back (``pending``);
+an unreadable image cannot be accepted (:func:`decision_refusal`). Plus:
 
 * ``judged``: the enhancement parameters of the variant the user judged.
   For accept/reject that is the variant's own parameters; for a reprocess it
@@ -59,7 +61,11 @@ from .store import Store, register_schema
 
 #: Decision names.
 ACCEPT, REJECT, REPROCESS, CAPTION_EDIT = "accept", "reject", "reprocess", "caption_edit"
-DECISIONS = (ACCEPT, REJECT, REPROCESS, CAPTION_EDIT)
+#: Review states of the export selection: leave an image out of the export, or put it back.
+EXCLUDE, INCLUDE = "exclude", "include"
+DECISIONS = (ACCEPT, REJECT, REPROCESS, CAPTION_EDIT, EXCLUDE, INCLUDE)
+#: The selection status of an image left out of the export (``Store.selection``).
+EXCLUDED = "excluded"
 
 #: Fewest judged decisions a parameter setting needs before it can become a default.
 MIN_DECISIONS = 5
@@ -196,6 +202,9 @@ def record_decision(store: Store, d: Decision) -> int:
     """
     if d.decision not in DECISIONS:
         raise ValueError(f"unknown decision {d.decision!r}: use one of {', '.join(DECISIONS)}")
+    refusal = decision_refusal(store.image(d.relpath), d.decision, d.variant)
+    if refusal:
+        raise ValueError(f"{d.relpath}: {refusal}")
     _ensure(store)
     if d.digest is None:
         rec = store.image(d.relpath)
@@ -220,7 +229,24 @@ def record_decision(store: Store, d: Decision) -> int:
             store.select_variant(d.relpath, d.variant, "accepted")
         elif d.decision == REJECT:
             store.select_variant(d.relpath, None, "rejected")
+        elif d.decision == EXCLUDE:
+            store.select_variant(d.relpath, None, EXCLUDED)
+        elif d.decision == INCLUDE:
+            store.select_variant(d.relpath, None, "pending")
     return new_id
+
+
+def decision_refusal(record: Any, decision: str, variant: str | None = None) -> str | None:
+    """Why ``decision`` cannot be taken for the image ``record`` (an
+    :class:`~fluxgym_coach.store.ImageRecord` or None), or None when it can.
+
+    An unreadable image (``record.error`` set) cannot be accepted as the
+    original: export could not read it either (it can still be excluded).
+    """
+    if decision == ACCEPT and variant is None and record is not None and record.error:
+        return (f"cannot be accepted: the file is unreadable ({record.error}); "
+                "replace the file or exclude it from the export")
+    return None
 
 
 def _insert(store: Store, d: Decision) -> int:

@@ -32,6 +32,7 @@ def make_tui_app(tmp_path) -> Callable[..., object]:
         options.setdefault("preview", "halfcell")
         options.setdefault("plugins", False)  # test_tui_features turns them on
         options.setdefault("cache_dir", tmp_path / "tui-cache")
+        options.setdefault("watch_interval", None)  # tests that watch the folder turn it on
         return ReviewApp(dataset, **options)
 
     return make
@@ -47,6 +48,44 @@ async def settle(pilot, app) -> None:
         await pilot.pause(0.05)
     for _ in range(3):
         await pilot.pause()
-        await app.workers.wait_for_complete()
+        # every worker but the folder watcher (it runs until the app exits)
+        busy = [w for w in app.workers if w.group != "watch"]
+        if busy:  # (an empty list would mean "all workers")
+            await app.workers.wait_for_complete(busy)
         await asyncio.to_thread(app.wait_decisions)
     await pilot.pause()
+
+
+def burst(app, *keys: object) -> None:
+    """Send ``keys`` (Textual key names, single characters, or events such as
+    ``events.Paste``) as one burst of
+    events with no idle wait between them: what a terminal delivers for fast
+    typing, or what SSH batches into one packet."""
+    from textual import events
+
+    names = {" ": "space", ",": "comma", ".": "full_stop", "-": "minus"}
+    for key in keys:
+        if isinstance(key, events.Event):  # e.g. events.Paste, as the terminal sends it
+            event = key
+        elif len(key) == 1:
+            event = events.Key(key if key.isalnum() else names[key], key)
+        else:
+            event = events.Key(key, None)
+        event.set_sender(app)
+        app._driver.send_message(event)
+
+
+def burst_text(app, text: str) -> None:
+    """:func:`burst` of each character of ``text``."""
+    burst(app, *text)
+
+
+async def wait_until(pilot, predicate, what: str, timeout: float = 10.0) -> None:
+    """Pause until ``predicate()`` is true; fails naming ``what`` after ``timeout`` s."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)

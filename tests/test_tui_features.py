@@ -95,8 +95,8 @@ async def test_next_unreviewed_skips_reviewed(tui_dataset, make_tui_app):
     app = make_tui_app(tui_dataset, audit=False)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
-        await pilot.press("x")  # reject astronaut
-        await pilot.press("down", "a")  # accept camera (original)
+        await pilot.press("x")  # reject astronaut, move on to camera
+        await pilot.press("a")  # accept camera (original)
         await pilot.press("home", "n")
         assert app.current.relpath == "chelsea.png"
         await settle(pilot, app)
@@ -137,7 +137,7 @@ async def test_command_palette_runs_an_action(tui_dataset, make_tui_app):
         await settle(pilot, app)
         await pilot.press("ctrl+p")
         await pilot.pause()
-        await pilot.press(*"Filter: rejected")
+        await pilot.press(*"Filter: enhancement rejected")
         await pilot.pause(0.3)
         await pilot.press("enter")
         await settle(pilot, app)

@@ -24,7 +24,7 @@ async def test_open_filter_search(tui_dataset, make_tui_app):
         assert app.index.filter == "needs-caption"
         assert {r.relpath for r in app.index.view} == {"astronaut.png", "camera.png", "horse.png",
                                                         "rocket.jpg"}
-        await pilot.press("f", "f", "f", "f", "f", "f")  # back to all
+        await pilot.press("f", "f", "f", "f", "f", "f", "f")  # back to all
         assert app.index.filter == "all"
         await pilot.press("slash", "c", "o")
         assert [r.relpath for r in app.index.view] == ["coffee.png"]
@@ -115,6 +115,8 @@ async def test_enhance_review_reprocess_against_fake_forge(tui_dataset, make_tui
         await settle(pilot, app)
         assert app.dataset.store.selection()["camera.png"] == (first.cache_key, "accepted")
         assert row.status == ACCEPTED
+        assert app.current.relpath == "chelsea.png"  # a moves on
+        await pilot.press("up")
         # reprocess with other parameters, from the form
         await pilot.press("r")
         await pilot.pause()
@@ -128,6 +130,10 @@ async def test_enhance_review_reprocess_against_fake_forge(tui_dataset, make_tui
         newest = row.variants[0]
         assert (newest.width, newest.height) == (768, 768)
         assert app.shown_variant(row) == newest.cache_key
+        # v cycles through every variant, then the original
+        for expected in (row.variants[1].cache_key, None, newest.cache_key):
+            await pilot.press("v")
+            assert app.shown_variant(row) == expected
         reprocess = [d for d in feedback.decisions(app.dataset.store, "camera.png")
                      if d.decision == feedback.REPROCESS]
         assert reprocess and reprocess[-1].params["scale_factor"] == 1.5
@@ -252,7 +258,7 @@ async def test_quit_and_reopen_restores_state(tui_dataset, make_tui_app):
         await settle(pilot, app)
         await pilot.press("down", "p")
         await settle(pilot, app)
-        await pilot.press("a", "down", "x", "o")  # accept camera, reject chelsea, sort by size
+        await pilot.press("a", "x", "o")  # accept camera, reject chelsea (each moves on), sort by size
         await pilot.press("f", "f", "f", "f")  # filter: accepted
         assert [r.relpath for r in app.index.view] == ["camera.png"]
         await pilot.press("q")
@@ -314,7 +320,7 @@ async def test_whole_review_flow_in_one_session_against_fake_forge(tui_dataset, 
         app.editor.area.insert("ohwx, astronaut, white suit")
         await pilot.press("ctrl+s", "escape")
         assert (tui_dataset / "astronaut.txt").read_text(encoding="utf-8") == "ohwx, astronaut, white suit"
-        await pilot.press("f", "f", "f", "f", "f", "f")  # back to all images
+        await pilot.press("f", "f", "f", "f", "f", "f", "f")  # back to all images
         assert app.index.filter == "all"
         await pilot.press("home", "p")
         await settle(pilot, app)
@@ -331,7 +337,7 @@ async def test_whole_review_flow_in_one_session_against_fake_forge(tui_dataset, 
         assert len(row.variants) == 2 and (row.variants[0].width, row.variants[0].height) == (1536, 1536)
         await pilot.press("a")
         accepted_key = row.variants[0].cache_key
-        await pilot.press("down", "x")  # reject camera.png
+        await pilot.press("x")  # a moved on to camera.png: reject it
         await pilot.press("ctrl+e")
         await pilot.pause()
         app.screen.query_one("#field-out_dir").value = str(out)
@@ -354,7 +360,7 @@ async def test_whole_review_flow_in_one_session_against_fake_forge(tui_dataset, 
     app2 = make_tui_app(tui_dataset, api_url=fake_forge.url)
     async with app2.run_test(size=(80, 24)) as pilot:
         await settle(pilot, app2)
-        assert app2.current.relpath == "camera.png"
+        assert app2.current.relpath == "chelsea.png"  # x moved on from camera.png
         astro = app2.index.by_relpath["astronaut.png"]
         assert astro.status == ACCEPTED and astro.selected_variant == accepted_key
         assert app2.index.by_relpath["camera.png"].status == REJECTED
@@ -388,9 +394,9 @@ async def test_quit_with_unsaved_caption_asks_and_keeps_the_sidecar(tui_dataset,
         assert "EDITED" in app.editor.text and app.editor.dirty
         await pilot.press("q")
         await pilot.pause()
-        assert type(app.screen).__name__ == "ConfirmScreen"
+        assert app.screen.id == "quit-question"
         assert "chelsea.png" in str(app.screen.question)
-        await pilot.press("y")
+        await pilot.press("y")  # quit, drafts lost
         await pilot.pause()
     assert not app.is_running
     assert (tui_dataset / "chelsea.txt").read_text(encoding="utf-8") == before

@@ -67,7 +67,7 @@ def export_table(report: ExportReport, title: str = "Export") -> Table:
     table.add_row("from an enhanced variant", str(sum(1 for f in report.files if f.variant != "original")))
     table.add_row("captions missing (trigger word as placeholder)", str(len(report.placeholders)))
     table.add_row("below the resolution", str(len(report.below_resolution)))
-    table.add_row("skipped (unreadable)", str(len(report.skipped)))
+    table.add_row("skipped (unreadable, or excluded in the review)", str(len(report.skipped)))
     table.add_row("failed", str(len(report.failed)))
     table.add_row("images and captions", esc(report.dataset_dir))
     table.add_row("dataset.toml", esc(report.toml_path))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable
@@ -33,24 +34,27 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Footer, Input, Static, TextArea
 
 from .. import captions as caption_rules
 from .. import feedback
 from ..backends.base import BackendError, EnhanceParams, get_enhance_backend
 from ..dataset import Dataset, one_line
 from ..events import ItemDone, ItemFailed, JobFinished, JobStarted
-from ..feedback import ACCEPT, CAPTION_EDIT, REJECT, REPROCESS, Decision, record_decision
+from ..feedback import ACCEPT, CAPTION_EDIT, EXCLUDE, INCLUDE, REJECT, REPROCESS, Decision, record_decision
 from ..image_cache import ImageCache
+from ..store import STORE_DIRNAME
 from ..pipeline import Source, record_variants, run_enhance
 from ..settings import load_settings
 from .jobs import JobCancelled, JobSink, JobUpdated
-from .keys import action_descriptions, app_bindings
+from .keys import TYPING_ACTIONS, action_descriptions, action_keys, app_bindings
 from .model import ACCEPTED as ACCEPTED_STATUS
-from .model import FILTER_LABELS, FILTERS, SORTS, UNREVIEWED, ImageIndex, Row
+from .model import FILTER_LABELS, FILTERS, SORTS, UNREVIEWED, ImageIndex, Row, plural
+from .model import EXCLUDED as EXCLUDED_STATUS
 from .model import REJECTED as REJECTED_STATUS
-from .screens.forms import ConfirmScreen, Field, FormScreen
+from .screens.forms import ChoiceScreen, ConfirmScreen, Field, FormScreen
 from .screens.help import HelpScreen
+from .screens.problems import Problem, ProblemsScreen
 from .thumbnails import ThumbnailCache
 from .widgets.caption_editor import CaptionEditor
 from .widgets.image_list import ImageList
@@ -58,6 +62,10 @@ from .widgets.info_panel import InfoPanel
 from .widgets.jobs_panel import JobsPanel
 from .widgets.preview import Preview, preview_delay, preview_status
 
+#: The review state each decision leads to (what record_decision stores in the selection).
+_STATES = {ACCEPT: ACCEPTED_STATUS, REJECT: REJECTED_STATUS, EXCLUDE: EXCLUDED_STATUS,
+           INCLUDE: UNREVIEWED}
+MAX_PROBLEMS = 10_000  # problems kept in the log (the oldest leave first)
 STATE_KEY = "tui.state"
 PARAMS_KEY = "tui.enhance_params"
 EXPORT_KEY = "tui.export"
@@ -97,6 +105,15 @@ class AuditDone(Message):
         super().__init__()
         self.findings = findings
         self.categories = categories or {}
+
+
+class FilesChanged(Message):
+    """Another program changed the dataset folder: images whose file or caption
+    changed (``changed``), were ``added`` or ``removed`` (relpaths)."""
+
+    def __init__(self, changed: list[str], added: list[str], removed: list[str]) -> None:
+        super().__init__()
+        self.changed, self.added, self.removed = changed, added, removed
 
 
 class DecisionFailed(Message):
@@ -149,7 +166,8 @@ class ReviewApp(App[None]):
     def __init__(self, dataset: str | Path | Dataset, *, preview: str = "auto",
                  api_url: str | None = None, api_auth: str | None = None, scan: bool = True,
                  cache_dir: str | Path | None = None, backend_options: dict[str, Any] | None = None,
-                 thumbnail_side: int = 384, audit: bool = True, plugins: bool = True) -> None:
+                 thumbnail_side: int = 384, audit: bool = True, plugins: bool = True,
+                 watch_interval: float | None = 2.0) -> None:
         super().__init__()
         self.dataset = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
         self.preview_mode = preview
@@ -175,6 +193,16 @@ class ReviewApp(App[None]):
         self.audit_on_start = audit
         self.plugins_on_start = plugins
         self._tag_index: Any = None
+        self._caption_bases: dict[str, Any] = {}  # relpath -> CaptionStamp the editor loaded
+        self.problem_log: list[Problem] = []  # every job's problems (l shows them)
+        self._job_problems: dict[str, list[Problem]] = {}  # of the jobs still running
+        self.watch_interval = watch_interval
+        self._scan_lock = threading.Lock()  # one scan at a time (start, F5, the watcher)
+        self._watch_wake = threading.Event()  # set: look for changes on disk now
+        from .session_lock import SessionLock
+
+        self.session_lock = SessionLock(self.dataset.root / STORE_DIRNAME)
+        self.other_session: Any = None
 
     # -- layout ------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -225,10 +253,19 @@ class ReviewApp(App[None]):
 
     def _after_first_paint(self) -> None:
         self._load_plugins()
+        self.other_session = self.session_lock.acquire()
+        if self.other_session is not None:
+            self.notify(f"this dataset is already open in another review ({self.other_session.describe()}). "
+                        f"Both can save: a caption changed by the other one is shown and asked "
+                        f"about before it is overwritten.", title="open twice", severity="warning",
+                        timeout=15)
+            self._update_status()
         if self.scan_on_start:
             self.rescan()
         elif self.audit_on_start:
             self.run_audit()
+        if self.watch_interval:
+            self._watch_worker()
 
     def on_resize(self, event: Any) -> None:
         self.set_class(self.size.height >= 40, "-tall")
@@ -247,6 +284,8 @@ class ReviewApp(App[None]):
         reviewed = sum(1 for r in idx.rows if r.status != UNREVIEWED)
         parts.append(f"{reviewed} reviewed")
         parts.append(self._backend_label())
+        if self.other_session is not None:
+            parts.append("[b]also open elsewhere[/b]")
         parts.append(preview_status(self.preview_mode, self.console.color_system))
         self.query_one("#status", Static).update("  ·  ".join(parts))
 
@@ -307,7 +346,7 @@ class ReviewApp(App[None]):
             self.query_one(Preview).show_text("no image in view", "Preview")
             return
         if editor.relpath != row.relpath:
-            editor.load(row.relpath, row.caption or "", row.draft)
+            self._load_editor(row)
         self.query_one(InfoPanel).show(row, self.shown_variant(row))
 
     def _schedule_rest(self, delay: float) -> None:
@@ -355,7 +394,10 @@ class ReviewApp(App[None]):
         key = self.shown_variant(row)
         variant = row.variant(key) if key else None
         if variant is not None:
-            title = f"After: {variant.kind} {variant.width}x{variant.height}  (v: before)"
+            n = len(row.variants)
+            which = "" if n == 1 else f" {row.variants.index(variant) + 1} of {n}"
+            title = (f"After{which}: {variant.kind} {variant.width}x{variant.height}  "
+                     f"(v: {'before' if variant is row.variants[-1] else 'older'})")
             return variant.path, variant.cache_key, f"{row.relpath}|{key}", title, variant
         digest = row.record.digest
         size = row.record.display_size
@@ -401,8 +443,7 @@ class ReviewApp(App[None]):
     def set_filter(self, name: str) -> None:
         """Show only the images that pass filter ``name``."""
         self.index.filter = name
-        self._refilter()
-        self.notify(f"filter: {FILTER_LABELS[name]} ({len(self.index.view)})", timeout=2)
+        self._refilter()  # the status line names the filter and the count: no toast
 
     def action_cycle_sort(self) -> None:
         """Next sort order."""
@@ -508,28 +549,88 @@ class ReviewApp(App[None]):
     def _save_caption(self, msg: CaptionEditor.SaveRequested) -> None:
         self.save_caption(msg.relpath, msg.text)
 
-    def save_caption(self, relpath: str, text: str) -> bool:
-        """Write the caption through the dataset (atomic, history) and record the decision."""
+    def save_caption(self, relpath: str, text: str, force: bool = False) -> bool:
+        """Write the caption through :func:`caption_sync.save_caption` (atomic, history;
+        empty text removes the sidecar) and record the decision. When the sidecar
+        changed on disk since the editor loaded it, nothing is written: a question
+        shows both texts (``force`` skips the check). Returns whether it changed."""
+        from ..caption_sync import CaptionConflict, save_caption
+
         row = self.index.by_relpath.get(relpath)
         try:
-            changed = self.dataset.write_caption(relpath, text, source="tui")
+            result = save_caption(self.dataset, relpath, text, base=self._caption_base(relpath),
+                                  source="tui", force=force)
+        except CaptionConflict as conflict:
+            self._ask_conflict(conflict, text)
+            return False
         except OSError as exc:
             self.notify(f"{relpath}: caption not saved: {exc}", severity="error", timeout=8)
             return False
         saved = one_line(text)
-        if changed:
+        if result != "unchanged":
             self.record(Decision(
                 relpath, CAPTION_EDIT, digest=row.record.digest if row else None,
                 params={"caption": saved}, source="tui"))
+        self._caption_saved(relpath, saved)
+        self.notify({"written": f"caption saved: {relpath}",
+                     "removed": f"caption removed: {relpath} (an empty caption file is refused by "
+                                f"kohya; the old text is in the history, u brings it back)",
+                     "unchanged": "caption unchanged"}[result], timeout=3 if result == "removed" else 2)
+        return result != "unchanged"
+
+    def _caption_saved(self, relpath: str, text: str) -> None:
+        """Show the caption now on disk in the row and the editor."""
         self._tag_index = None
+        row = self.index.by_relpath.get(relpath)
         if row is not None:
             row.draft = None
             self.index.refresh_rows(self.dataset, [relpath])
+            self.image_list.refresh_row(relpath)
         if self.editor.relpath == relpath:
-            self.editor.load(relpath, saved)
-        self.image_list.refresh_row(relpath)
-        self.notify(f"caption saved: {relpath}" if changed else "caption unchanged", timeout=2)
-        return changed
+            self._load_editor(row) if row is not None else self.editor.load(relpath, text)
+
+    def _caption_base(self, relpath: str) -> Any:
+        """What the sidecar held when the editor loaded it (a CaptionStamp)."""
+        base = self._caption_bases.get(relpath)
+        if base is None:
+            from ..caption_sync import stamp_of_record
+
+            row = self.index.by_relpath.get(relpath)
+            base = stamp_of_record(row.record) if row is not None else None
+        return base
+
+    def _load_editor(self, row: Row) -> None:
+        """Load ``row``'s caption (or its draft) into the editor and remember the
+        sidecar's stamp as the base that saving checks against."""
+        from ..caption_sync import stamp_of_record
+
+        self._caption_bases = {row.relpath: stamp_of_record(row.record)}
+        self.editor.load(row.relpath, row.caption or "", row.draft)
+
+    def _ask_conflict(self, conflict: Any, mine: str) -> None:
+        rel = conflict.relpath
+        disk = conflict.disk.text
+
+        def answered(choice: str | None) -> None:
+            if choice == "mine":
+                self.save_caption(rel, mine, force=True)
+            elif choice == "disk":
+                row = self.index.by_relpath.get(rel)
+                if row is not None:
+                    row.draft = None
+                    self.image_list.refresh_row(rel)
+                if self.editor.relpath == rel:
+                    self.editor.load(rel, disk or "")
+                    self._caption_bases = {rel: conflict.disk}
+                self.rescan(quiet=True)  # the store's mirror takes the text on disk
+        self.push_screen(ChoiceScreen(
+            f"{self.dataset.sidecar_path(rel).name} changed on disk since you opened it "
+            f"(another editor, or another TUI on this dataset).\n\n"
+            f"on disk: {disk if disk is not None else '(no caption file)'}\n"
+            f"yours:   {one_line(mine) or '(empty: removes the file)'}",
+            [("m", "save mine (the text on disk stays in the history)", "mine"),
+             ("d", "take the one on disk (drop my edit)", "disk")], id="caption-conflict"),
+            answered)
 
     def action_undo_caption(self) -> None:
         """Undo the newest saved caption change of the current image."""
@@ -544,10 +645,7 @@ class ReviewApp(App[None]):
         self.record(Decision(
             row.relpath, CAPTION_EDIT, digest=row.record.digest,
             params={"caption": restored, "undo": True}, source="tui"))
-        row.draft = None
-        self.index.refresh_rows(self.dataset, [row.relpath])
-        self.editor.load(row.relpath, restored or "")
-        self.image_list.refresh_row(row.relpath)
+        self._caption_saved(row.relpath, restored or "")
         self.notify(f"caption restored: {row.relpath}", timeout=2)
 
     # -- decisions ------------------------------------------------------------------------------
@@ -571,56 +669,69 @@ class ReviewApp(App[None]):
         self.notify(f"{msg.relpath}: decision not stored: {msg.reason}", severity="error", timeout=10)
 
     def on_unmount(self) -> None:
+        self.session_lock.release()
         self._decision_pool.shutdown(wait=True)
 
     # -- review decisions ---------------------------------------------------------------------------
     def action_toggle_before_after(self) -> None:
-        """Show the original or the enhanced variant."""
+        """Show the next of: the original, then each enhanced variant (newest first)."""
         row = self.current
         if row is None:
             return
         if not row.variants:
             self.notify("no enhanced variant yet: p enhances this image", timeout=3)
             return
+        order: list[str | None] = [None, *(v.cache_key for v in row.variants)]
         key = self.shown_variant(row)
-        if key is None:
-            target = row.selected_variant if row.variant(row.selected_variant) else row.variants[0].cache_key
-        else:
-            target = None
+        target = order[(order.index(key) + 1) % len(order)] if key in order else None
         self.showing[row.relpath] = target
         self.query_one(InfoPanel).show(row, target)
         self._schedule_preview(0)
 
     def _decide(self, decision: str) -> None:
+        """Record ``decision`` (accept / reject / exclude / include) for the current
+        image, show the new state at once and move on to the next image."""
         row = self.current
         if row is None:
             return
-        key = self.shown_variant(row)
+        key = self.shown_variant(row) if decision in (ACCEPT, REJECT) else None
         variant = row.variant(key) if key else None
+        refusal = feedback.decision_refusal(row.record, decision, key if decision == ACCEPT else None)
+        if refusal:
+            self.notify(f"{row.relpath}: {refusal}", severity="warning", timeout=6)
+            return
         self.record(Decision(
             row.relpath, decision, digest=row.record.digest, variant=key,
             params=variant.params if variant else {}, backend=variant.backend if variant else None,
             source="tui"))
         # What record_decision does to the selection, shown at once.
-        row.status = ACCEPTED_STATUS if decision == ACCEPT else REJECTED_STATUS
-        row.selected_variant = key if decision == ACCEPT else None
+        row.status, row.selected_variant = _STATES[decision], key if decision == ACCEPT else None
         self.image_list.refresh_row(row.relpath)
-        self.query_one(InfoPanel).show(row, key)
         self._update_status()
-        what = "enhanced variant" if variant and decision == ACCEPT else "original"
-        verb = "accepted" if decision == ACCEPT else "rejected"
-        self.notify(f"{verb}: {row.relpath}" + (f" ({what} exported)" if decision == ACCEPT else ""),
-                    timeout=2)
-        if self.index.filter in ("unreviewed",):
-            self._refilter()
+        what = "the enhanced variant" if variant and decision == ACCEPT else "the original"
+        self.notify({ACCEPT: f"accepted: {row.relpath} ({what} is exported)",
+                     REJECT: f"enhancement rejected: {row.relpath} (the original is exported)",
+                     EXCLUDE: f"excluded from the export: {row.relpath} (d puts it back)",
+                     INCLUDE: f"back in the export: {row.relpath}"}[decision], timeout=2)
+        if self.index.filter != "all" and not self.index.matches(row):
+            self._refilter()  # it left the view; the cursor stays where it was
+        else:
+            self.image_list.cursor = min(self.image_list.cursor + 1, len(self.index.view) - 1)
+        self._show_current(immediate=False)
 
     def action_accept(self) -> None:
-        """Accept the current image as the preview shows it."""
+        """Accept the current image as the preview shows it, then move on."""
         self._decide(ACCEPT)
 
     def action_reject(self) -> None:
-        """Reject the current image."""
+        """Reject the enhanced result (the original is exported), then move on."""
         self._decide(REJECT)
+
+    def action_exclude(self) -> None:
+        """Leave the current image out of the export, or put an excluded one back."""
+        row = self.current
+        if row is not None:
+            self._decide(INCLUDE if row.status == EXCLUDED_STATUS else EXCLUDE)
 
     # -- enhancement ------------------------------------------------------------------------------------
     def last_params(self, row: Row | None = None) -> EnhanceParams:
@@ -656,16 +767,16 @@ class ReviewApp(App[None]):
 
     def action_enhance_batch(self) -> None:
         """Enhance the marked images, or every image in view."""
-        rows = self.index.targets()
+        rows = self._bulk_targets()
         if not rows:
             return
         params = self.last_params()
-        what = "marked" if self.index.marked() else "in view"
+        what = self.index.describe_targets(rows)
         backend = "the Forge server" if self.api_url else "the local upscaler"
         size = (f"short side {params.target_short_side} px" if params.target_short_side
                 else f"x{params.scale_factor:g}")
         self.push_screen(
-            ConfirmScreen(f"Enhance {len(rows)} images ({what}) with {backend}, {size}, "
+            ConfirmScreen(f"Enhance {what} with {backend}, {size}, "
                           f"upscaler {params.upscaler}?\nResults already in the cache are reused."),
             lambda yes: self.start_enhance(rows, params) if yes else None)
 
@@ -772,26 +883,49 @@ class ReviewApp(App[None]):
         cur = self.current
         if cur is not None and (msg.relpaths is None or cur.relpath in msg.relpaths):
             if self.editor.relpath == cur.relpath and not self.editor.dirty:
-                self.editor.load(cur.relpath, cur.caption or "", cur.draft)
+                self._load_editor(cur)
             self.query_one(InfoPanel).show(cur, self.shown_variant(cur))
             self._schedule_preview(0)
 
     # -- jobs ---------------------------------------------------------------------------------------
     def on_job_updated(self, msg: JobUpdated) -> None:
+        """Progress of a job: its row moves; problems go to the problems log (``l``);
+        one notification per job outcome, naming the first problem and the count."""
         panel = self.query_one(JobsPanel)
         p = msg.progress
         panel.update_job(p)
-        failures = [(i, r) for i, r, bad in msg.problems if bad]
-        warnings = [(i, r) for i, r, bad in msg.problems if not bad]
-        for item, reason in failures[:3]:
-            self.notify(f"{item}: {reason}", title=f"{p.label} failed", severity="error", timeout=10)
-        if len(failures) > 3:
-            self.notify(f"{len(failures) - 3} more images failed", severity="error", timeout=10)
-        for item, reason in warnings[:2]:
-            self.notify(f"{item}: {reason}", severity="warning", timeout=6)
-        if p.status not in ("running", "cancelling"):
-            self._sinks.pop(p.key, None)
-            self.set_timer(4, partial(panel.remove_job, p.key))
+        problems = [Problem(p.label, item, reason, bad) for item, reason, bad in msg.problems]
+        self.problem_log.extend(problems)
+        del self.problem_log[:-MAX_PROBLEMS]
+        self._job_problems.setdefault(p.key, []).extend(problems)
+        if p.status in ("running", "cancelling"):
+            return
+        self._sinks.pop(p.key, None)
+        self.set_timer(4, partial(panel.remove_job, p.key))
+        self._notify_outcome(p, self._job_problems.pop(p.key, []))
+
+    def _notify_outcome(self, p: Any, problems: list[Problem]) -> None:
+        """The one notification of a finished job (none for a clean success)."""
+        if not problems and p.status != "failed":
+            return
+        failures = [x for x in problems if x.failure]
+        first = (failures or problems)[0] if problems else None
+        counts = []
+        if failures:
+            counts.append(f"{len(failures)} failed")
+        if len(problems) > len(failures):
+            counts.append(plural(len(problems) - len(failures), "warning"))
+        text = f"{first.item}: {first.reason}" if first else p.status
+        if len(problems) > 1:
+            text += f"\n{', '.join(counts)}: l lists them"
+        job_failed = p.status == "failed"
+        self.notify(text, title=f"{p.label} failed" if job_failed else f"{p.label} {p.status}: "
+                    + ", ".join(counts), severity="error" if failures and p.kind != "scan"
+                    or job_failed else "warning", timeout=10)
+
+    def action_problems(self) -> None:
+        """Show the problems log (every image a job failed on or warned about)."""
+        self.push_screen(ProblemsScreen(list(self.problem_log)))
 
     def running_jobs(self) -> list[str]:
         """Keys of the jobs still running (plugin actions included)."""
@@ -826,8 +960,12 @@ class ReviewApp(App[None]):
         """Rescan the dataset folder."""
         self.rescan()
 
-    def rescan(self) -> None:
-        """Start an incremental scan in a worker."""
+    def rescan(self, quiet: bool = False) -> None:
+        """Start an incremental scan in a worker; ``quiet``: no job row and no audit
+        after it (a refresh after a change on disk)."""
+        if quiet:
+            self._quiet_scan_worker()
+            return
         sink = self._new_job("scan", "Scan", 0)
         sink.raise_on_cancel = True
         self._scan_worker(sink)
@@ -839,7 +977,8 @@ class ReviewApp(App[None]):
         session = getattr(self, "plugin_session", None)  # plugins hear about new and removed images
         snapshot = scan_snapshot(session.project) if session is not None else None
         try:
-            report = self.dataset.scan(on_event=sink)
+            with self._scan_lock:
+                report = self.dataset.scan(on_event=sink)
         except JobCancelled:
             sink.finish("cancelled")
             self.post_message(RowsChanged(None))
@@ -855,6 +994,74 @@ class ReviewApp(App[None]):
             self.post_message(RowsChanged(None))
         if self.audit_on_start:
             self.call_from_thread(self.run_audit)
+
+    @work(thread=True, group="quiet-scan", exit_on_error=False)
+    def _quiet_scan_worker(self) -> None:
+        self._scan_for_changes()
+
+    def _scan_for_changes(self) -> Any:
+        """One incremental scan without a job row; posts :class:`FilesChanged` when the
+        folder changed (run from a worker thread). Returns the report (None: skipped)."""
+        if not self._scan_lock.acquire(blocking=False):
+            return None  # a scan is running: it will see the change
+        try:
+            report = self.dataset.scan()
+        except Exception:  # noqa: BLE001 - a vanished folder, a locked store: try again later
+            return None
+        finally:
+            self._scan_lock.release()
+        changed = sorted({*report.updated, *report.captions_updated})
+        if report.added or report.removed or changed:
+            self.post_message(FilesChanged(changed, list(report.added), list(report.removed)))
+        return report
+
+    @work(thread=True, exclusive=True, group="watch", exit_on_error=False)
+    def _watch_worker(self) -> None:
+        """Look for changes made on disk by other programs (another editor, another
+        TUI, a file manager) every ``watch_interval`` seconds, or 20 times the last
+        look's duration when that is longer (10,000 images stay cheap)."""
+        import time
+        from textual.worker import get_current_worker
+
+        worker = get_current_worker()
+        wait = float(self.watch_interval or 0)
+        while wait > 0 and not worker.is_cancelled:
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and not worker.is_cancelled:
+                self._watch_wake.wait(min(0.25, max(0.0, deadline - time.monotonic())))
+                if self._watch_wake.is_set():
+                    self._watch_wake.clear()
+                    break
+            if worker.is_cancelled:
+                return
+            started = time.monotonic()
+            self._scan_for_changes()
+            wait = max(float(self.watch_interval or 0), 20 * (time.monotonic() - started))
+
+    def on_files_changed(self, msg: "FilesChanged") -> None:
+        """Files changed on disk: refresh the rows they touch; the editor takes the new
+        caption unless it holds unsaved text (then saving will ask)."""
+        cur = self.current
+        self._tag_index = None
+        if msg.added or msg.removed:
+            self.index.reload(self.dataset)
+            self.image_list.reset_view(keep=cur.relpath if cur else None)
+        else:
+            self.index.refresh_rows(self.dataset, msg.changed)
+            if self.index.filter != "all" or self.index.query:
+                self._refilter()
+            self.image_list.refresh()
+        self._update_status()
+        cur = self.current
+        if cur is not None and cur.relpath in msg.changed and self.editor.relpath == cur.relpath:
+            if self.editor.dirty:
+                self.notify(f"{cur.relpath}: its caption changed on disk; your unsaved text is kept "
+                            f"(ctrl+s shows both and asks)", severity="warning", timeout=8)
+            else:
+                self._load_editor(cur)
+            self.query_one(InfoPanel).show(cur, self.shown_variant(cur))
+        n = len(msg.changed) + len(msg.added) + len(msg.removed)
+        self.notify(f"{plural(n, 'file')} changed on disk: list refreshed", timeout=3)
 
     # -- audit (issue 7) --------------------------------------------------------------------------
     def action_audit(self) -> None:
@@ -896,7 +1103,9 @@ class ReviewApp(App[None]):
     # -- bulk caption edits ---------------------------------------------------------------------------
     def action_bulk_trigger(self) -> None:
         """Put the trigger word first in the captions of the marked / in-view images."""
-        targets = self.index.targets()
+        targets = self._bulk_targets()
+        if not targets:
+            return
         trigger = (self.dataset.store.get_setting(EXPORT_KEY, {}) or {}).get("trigger", "")
 
         def validate(v: dict[str, str]) -> str:
@@ -906,7 +1115,7 @@ class ReviewApp(App[None]):
             return t
 
         self.push_screen(FormScreen(
-            f"Put the trigger word first in {len(targets)} captions",
+            f"Put the trigger word first in the captions of {self.index.describe_targets(targets)}",
             [Field("trigger", "trigger word", trigger)], validate, "Apply",
             note="Captions that start with it are left alone; one that has it elsewhere gets it "
                  "moved to the front; images without a caption get it alone."),
@@ -914,7 +1123,9 @@ class ReviewApp(App[None]):
 
     def action_bulk_replace(self) -> None:
         """Search and replace (literal text) in the captions of the marked / in-view images."""
-        targets = self.index.targets()
+        targets = self._bulk_targets()
+        if not targets:
+            return
 
         def validate(v: dict[str, str]) -> tuple[str, str]:
             if not v["find"]:
@@ -922,9 +1133,20 @@ class ReviewApp(App[None]):
             return v["find"], v["replace"]
 
         self.push_screen(FormScreen(
-            f"Search and replace in {len(targets)} captions",
+            f"Search and replace in the captions of {self.index.describe_targets(targets)}",
             [Field("find", "find"), Field("replace", "replace with")], validate, "Replace"),
             lambda fr: fr and self._bulk_edit(targets, "replace", partial(_replace_text, *fr), False))
+
+    def _bulk_targets(self) -> list[Row]:
+        """The rows a bulk action acts on (:meth:`ImageIndex.targets`: marked and shown,
+        else all shown); says so when marks exist but none is shown."""
+        rows = self.index.targets()
+        if not rows:
+            hidden = self.index.hidden_marked()
+            self.notify(f"nothing to act on: {plural(hidden, 'marked image')} hidden by the filter "
+                        f"or search (show them, or clear the marks)" if hidden
+                        else "no image in view", severity="warning", timeout=5)
+        return rows
 
     def _bulk_edit(self, rows: list[Row], kind: str, transform: Callable[[str], str],
                    include_missing: bool) -> None:
@@ -980,11 +1202,11 @@ class ReviewApp(App[None]):
 
     def action_generate_caption_batch(self) -> None:
         """Generate captions for the marked / in-view images."""
-        rows = self.index.targets()
+        rows = self._bulk_targets()
         if rows:
-            self._caption_form([r.relpath for r in rows])
+            self._caption_form([r.relpath for r in rows], self.index.describe_targets(rows))
 
-    def _caption_form(self, relpaths: list[str]) -> None:
+    def _caption_form(self, relpaths: list[str], what: str = "") -> None:
         try:
             from .. import captioning
         except ImportError:
@@ -1010,17 +1232,17 @@ class ReviewApp(App[None]):
             return {"backend": backend, "mode": mode, "trigger": v["trigger"].strip(),
                     "url": v["url"].strip(), "model": v["model"].strip()}
 
-        single = len(relpaths) == 1
+        single = len(relpaths) == 1 and not what
         fields = [Field("backend", "backend", str(default_backend), help=names),
                   Field("url", "server URL", saved.get("url", ""),
                         help="openai: the OpenAI-compatible base URL; forge: the Forge URL"),
                   Field("model", "model", saved.get("model", "")),
-                  Field("mode", "mode", "overwrite" if single else saved.get("mode", "only-missing"),
+                  Field("mode", "mode", "overwrite" if single else _safe_mode(saved.get("mode")),
                         help=", ".join(captioning.MODES)),
                   Field("trigger", "trigger word",
                         saved.get("trigger") or captioning.dataset_trigger(self.dataset) or "")]
         title = (f"Generate a description of {relpaths[0]}" if single
-                 else f"Generate captions for {len(relpaths)} images")
+                 else f"Generate captions for {what or plural(len(relpaths), 'image')}")
         self.push_screen(FormScreen(title, fields, validate, "Generate",
                                     note=f"backends: {names}. The old caption stays in the "
                                          f"history (u undoes).", id="caption-form"),
@@ -1029,9 +1251,32 @@ class ReviewApp(App[None]):
     def _start_caption(self, relpaths: list[str], opts: dict[str, Any]) -> None:
         from ..captioning import save_default_backend
 
+        # A destructive mode is never remembered as the next form's default (settings refuse it).
         save_default_backend(self.dataset, opts["backend"], _caption_options(opts, self.api_url))
+        if opts["mode"] == "overwrite":
+            self._confirm_overwrite(relpaths, opts)
+            return
+        self._run_caption(relpaths, opts)
+
+    def _run_caption(self, relpaths: list[str], opts: dict[str, Any]) -> None:
         sink = self._new_job("caption", "Caption", len(relpaths))
         self._caption_worker(sink, relpaths, opts)
+
+    @work(thread=True, exclusive=True, group="caption-check", exit_on_error=False)
+    def _confirm_overwrite(self, relpaths: list[str], opts: dict[str, Any]) -> None:
+        """Overwrite mode: ask first when it would replace captions a person wrote
+        (:func:`caption_sync.user_written` reads each sidecar, so in a worker)."""
+        from ..caption_sync import user_written
+
+        edited = user_written(self.dataset, relpaths)
+        if not edited:
+            self.call_from_thread(self._run_caption, relpaths, opts)
+            return
+        names = ", ".join(edited[:3]) + (f" and {len(edited) - 3} more" if len(edited) > 3 else "")
+        question = (f"Overwrite {plural(len(edited), 'caption')} written or edited by hand "
+                    f"({names})?\nThe old text stays in the caption history (u undoes).")
+        self.call_from_thread(self.push_screen, ConfirmScreen(question),
+                              lambda yes: self._run_caption(relpaths, opts) if yes else None)
 
     @work(thread=True, group="caption", exit_on_error=False)
     def _caption_worker(self, sink: JobSink, relpaths: list[str], opts: dict[str, Any]) -> None:
@@ -1124,6 +1369,8 @@ class ReviewApp(App[None]):
                          f"(enhance them first)")
         if report.placeholders:
             notes.append(f"{len(report.placeholders)} with the trigger word as placeholder caption")
+        if report.skipped:
+            notes.append(_skipped_note(report.skipped))
         if report.failed:
             notes.append(f"{len(report.failed)} failed")
         if not report.fluxgym_root:
@@ -1176,15 +1423,18 @@ class ReviewApp(App[None]):
         """Review keys do nothing while a modal screen is open (it has its own keys)."""
         if len(self.screen_stack) > 1 and action not in self.MODAL_SAFE_ACTIONS:
             return False
+        if action in TYPING_ACTIONS and isinstance(self.focused, (Input, TextArea)):
+            return False  # there the key types a character: not in the footer
         return True
 
     # -- palette, help, quit ----------------------------------------------------------------------------
     def palette_commands(self) -> list[tuple[str, Callable[[], Any], str]]:
         """Every command of the palette: ``(title, callback, help)``."""
         out: list[tuple[str, Callable[[], Any], str]] = []
+        keys = action_keys()
         for action, description in action_descriptions():
             title = description[0].upper() + description[1:]
-            out.append((title, partial(self.run_action, action), f"action {action}"))
+            out.append((title, partial(self.run_action, action), keys[action]))
         for f in FILTERS:
             out.append((f"Filter: {FILTER_LABELS[f]}", partial(self.set_filter, f), "show only these"))
         for s in SORTS:
@@ -1216,11 +1466,35 @@ class ReviewApp(App[None]):
         if running:
             reasons.append(f"{len(running)} job(s) still running (they will be cancelled; "
                            f"enhancement resumes next time)")
-        if drafts:
-            reasons.append(f"{len(drafts)} caption(s) with unsaved edits (lost if you quit): "
-                           + ", ".join(drafts[:3]))
-        self.push_screen(ConfirmScreen("Quit?\n" + "\n".join(reasons)),
-                         lambda yes: self._quit_now() if yes else None)
+        if not drafts:
+            self.push_screen(ConfirmScreen("Quit?\n" + "\n".join(reasons)),
+                             lambda yes: self._quit_now() if yes else None)
+            return
+        reasons.append(f"{plural(len(drafts), 'caption')} with unsaved edits: "
+                       + ", ".join(drafts[:3]) + (" ..." if len(drafts) > 3 else ""))
+
+        def answered(choice: str | None) -> None:
+            if choice == "save":
+                self._save_drafts_and_quit(drafts)
+            elif choice == "discard":
+                self._quit_now()
+        self.push_screen(ChoiceScreen("Quit?\n" + "\n".join(reasons), [
+            ("s", "save the drafts and quit", "save"),
+            ("y", "quit, drafts lost", "discard"), ("n", "stay", None)], id="quit-question"),
+            answered)
+
+    def _save_drafts_and_quit(self, relpaths: list[str]) -> None:
+        """Save every draft (each checked against the disk); quit when all were saved,
+        else stay on the first one that needs an answer or failed."""
+        for rel in relpaths:
+            row = self.index.by_relpath.get(rel)
+            if row is None or row.draft is None:
+                continue
+            self.save_caption(rel, row.draft)
+            if row.draft is not None:  # a conflict question, or an error: stay
+                self.show_relpath(rel)
+                return
+        self._quit_now()
 
     def _quit_now(self) -> None:
         for key in self.running_jobs():
@@ -1228,6 +1502,24 @@ class ReviewApp(App[None]):
         self.save_state()
         self.wait_decisions()
         self.exit()
+
+
+def _skipped_note(skipped: dict[str, str]) -> str:
+    """``"3 skipped: 2 excluded from the export in the review, 1 unreadable (a.jpg)"``."""
+    excluded = [r for r, why in skipped.items() if why.startswith("excluded")]
+    unreadable = [r for r in skipped if r not in excluded]
+    parts = []
+    if excluded:
+        parts.append(f"{len(excluded)} excluded from the export in the review")
+    if unreadable:
+        parts.append(f"{len(unreadable)} unreadable ({', '.join(unreadable[:3])}"
+                     + (", ..." if len(unreadable) > 3 else "") + ")")
+    return f"{len(skipped)} skipped: " + ", ".join(parts)
+
+
+def _safe_mode(mode: str | None) -> str:
+    """The caption mode a form may start with: never ``overwrite`` (destructive)."""
+    return mode if mode and mode != "overwrite" else "only-missing"
 
 
 def _trigger_first(trigger: str, text: str) -> str:

@@ -42,20 +42,21 @@ KEYS: tuple[Key, ...] = (
     Key("slash", "search", "search by name or caption text (enter: back to list, escape: clear)",
         "move", show=True, key_display="/", short="Search"),
     Key("f", "cycle_filter", "filter: all, needs caption, flagged, unreviewed, accepted, rejected, "
-        "enhanced", "move", show=True, short="Filter"),
+        "excluded, enhanced", "move", show=True, short="Filter"),
     Key("o", "cycle_sort", "sort: name, size, caption, status, findings", "move"),
     Key("tab", "", "next area (list, preview, caption)", "move", bind=False),
     # review
-    Key("v", "toggle_before_after", "before/after: original or enhanced variant", "review", show=True, short="Before/after"),
-    Key("a", "accept", "accept what the preview shows (that variant is exported)", "review", show=True, short="Accept"),
-    Key("x", "reject", "reject the enhanced result (the original is exported)", "review", show=True, short="Reject"),
+    Key("v", "toggle_before_after", "before/after: original, then each enhanced variant, newest first", "review", show=True, short="Before/after"),
+    Key("a", "accept", "accept what the preview shows (that variant is exported), next image", "review", show=True, short="Accept"),
+    Key("x", "reject", "reject the enhanced result (the original is exported), next image", "review", show=True, short="Reject"),
+    Key("d", "exclude", "exclude the image from the export (again: put it back), next image", "review", short="Exclude"),
     Key("p", "enhance_current", "enhance the current image", "review", show=True, short="Enhance"),
     Key("b", "enhance_batch", "enhance the marked images, or all images in view (asks first)", "review"),
     Key("r", "reprocess", "reprocess with other parameters (form)", "review", show=True, short="Reprocess"),
     Key("g", "generate_caption", "generate a description (caption) of the current image", "review"),
     Key("ctrl+g", "generate_caption_batch", "generate captions for the marked / in-view images",
         "review"),
-    Key("space", "", "mark / unmark for bulk actions", "review", bind=False),
+    Key("space", "", "mark / unmark for bulk actions, next image", "review", bind=False),
     # captions
     Key("e,enter", "edit_caption", "edit the caption", "caption", show=True, key_display="e / enter", short="Caption"),
     Key("ctrl+s", "", "save the caption (atomic write, kept in the history)", "caption", bind=False),
@@ -67,6 +68,7 @@ KEYS: tuple[Key, ...] = (
     Key("w", "bulk_replace", "search and replace in marked / in-view captions", "caption"),
     # jobs and app
     Key("c", "cancel_job", "cancel the newest running job", "jobs"),
+    Key("l", "problems", "problems log: every image a job failed on or warned about", "jobs"),
     Key("f5", "rescan", "rescan the folder", "jobs"),
     Key("f6", "audit", "audit the images again (findings)", "jobs"),
     Key("ctrl+e", "export", "export the dataset for Fluxgym / kohya (form)", "jobs", show=True,
@@ -97,3 +99,15 @@ def app_bindings() -> list[Binding]:
 def action_descriptions() -> list[tuple[str, str]]:
     """``(action, description)`` of every bound key, for the command palette."""
     return [(k.action, k.description) for k in KEYS if k.bind and k.action]
+
+
+def action_keys() -> dict[str, str]:
+    """``{action: "key e / enter"}``: how the palette and the help write each action's key."""
+    return {k.action: f"key {k.display}" for k in KEYS if k.bind and k.action}
+
+
+#: Actions bound to a key that types a character: hidden from the footer while a
+#: text field has the focus (there the key types, it runs nothing).
+TYPING_ACTIONS = frozenset(
+    k.action for k in KEYS if k.bind and k.action
+    and any(len(part) == 1 or part in ("slash", "question_mark", "space") for part in k.key.split(",")))

@@ -16,16 +16,18 @@ from typing import Any
 from ..dataset import Dataset
 from ..store import ImageRecord, VariantRecord
 
-#: Review status of an image (what the selection table says, or nothing yet).
-UNREVIEWED, ACCEPTED, REJECTED = "unreviewed", "accepted", "rejected"
+#: Review status of an image (what the selection table says, or nothing yet):
+#: ``accepted`` (the variant shown is exported), ``rejected`` (the enhancement is
+#: rejected, the original is exported), ``excluded`` (left out of the export).
+UNREVIEWED, ACCEPTED, REJECTED, EXCLUDED = "unreviewed", "accepted", "rejected", "excluded"
 
 #: Filters of the list, in the order the filter key cycles through them.
 FILTERS: tuple[str, ...] = ("all", "needs-caption", "flagged", "unreviewed", "accepted",
-                            "rejected", "enhanced")
+                            "rejected", "excluded", "enhanced")
 FILTER_LABELS = {
     "all": "all images", "needs-caption": "needs caption", "flagged": "flagged",
-    "unreviewed": "unreviewed", "accepted": "accepted", "rejected": "rejected",
-    "enhanced": "enhanced",
+    "unreviewed": "unreviewed", "accepted": "accepted", "rejected": "enhancement rejected",
+    "excluded": "excluded from export", "enhanced": "enhanced",
 }
 #: Sort keys of the list, in the order the sort key cycles through them.
 SORTS: tuple[str, ...] = ("name", "size", "caption", "status", "findings")
@@ -221,11 +223,38 @@ class ImageIndex:
         return [r for r in self.rows if r.marked]
 
     def targets(self) -> list[Row]:
-        """What a bulk action acts on: the marked rows if any, else the rows in view."""
-        return self.marked() or list(self.view)
+        """What a bulk action acts on: the marked rows in view if any row is marked,
+        else every row in view. Marked rows the filter or search hides are left
+        out (:meth:`hidden_marked` counts them)."""
+        if not any(r.marked for r in self.rows):
+            return list(self.view)
+        return [r for r in self.view if r.marked]
+
+    def hidden_marked(self) -> int:
+        """How many marked rows the current filter or search hides."""
+        shown = {id(r) for r in self.view}
+        return sum(1 for r in self.rows if r.marked and id(r) not in shown)
+
+    def describe_targets(self, rows: list[Row] | None = None) -> str:
+        """``"3 marked images"`` / ``"12 images in view"``, plus the hidden marks
+        (``"; 2 marked images hidden by the filter or search are left out"``)."""
+        rows = self.targets() if rows is None else rows
+        marked = any(r.marked for r in self.rows)
+        text = plural(len(rows), "marked image" if marked else "image") + (
+            "" if marked else " in view")
+        hidden = self.hidden_marked()
+        if hidden:
+            text += (f"; {plural(hidden, 'marked image')} hidden by the filter or search "
+                     f"{'is' if hidden == 1 else 'are'} left out")
+        return text
 
 
-_STATUS_ORDER = {UNREVIEWED: 0, REJECTED: 1, ACCEPTED: 2}
+def plural(n: int, noun: str) -> str:
+    """``"1 image"``, ``"3 images"``."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+_STATUS_ORDER = {UNREVIEWED: 0, EXCLUDED: 1, REJECTED: 2, ACCEPTED: 3}
 _SORT_KEYS: dict[str, Callable[[Row], Any]] = {
     "name": lambda r: r.relpath.lower(),
     "size": lambda r: (-(r.record.short_side or 0), r.relpath.lower()),

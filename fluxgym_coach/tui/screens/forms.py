@@ -1,13 +1,21 @@
-"""Small modal screens: a generic form, a yes/no question.
+"""Small modal screens: a generic form, a yes/no question, a choice of a few answers.
 
 :class:`FormScreen` shows labelled one-line fields and returns the values as
 a dict (or None when cancelled). A ``validate`` callable turns the raw strings
 into the result or raises ``ValueError`` with a message shown in the form, so
 bad input never leaves the form.
+
+Keys arrive in bursts (a paste, or an SSH connection batching fast typing),
+so nothing in a form depends on a message being handled before the next key
+arrives: moving between fields (enter, tab, shift+tab, up, down) is a
+*priority* binding, run by the app in key order, so the keys after it go to
+the next field; running the form (ctrl+s, enter in the last field) first waits
+until every field has applied the keys already sent to it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,13 +38,20 @@ class Field:
 
 
 class FormScreen(ModalScreen[Any]):
-    """A modal form. Enter in the last field or ctrl+s submits; escape cancels."""
+    """A modal form. Enter / tab / down go to the next field, shift+tab / up to the
+    previous one; enter in the last field or ctrl+s runs it; escape cancels (and
+    asks first when a field was changed)."""
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
         # Not a priority binding: keys typed just before it (a burst from the
         # terminal) must reach the fields first.
         Binding("ctrl+s", "submit", "Run"),
+        # Priority: the app runs them in key order, so a burst "3<enter>abc" puts
+        # "abc" in the next field (the focus moves before "a" is routed).
+        Binding("enter", "next_field(True)", "Next field", show=False, priority=True),
+        Binding("tab,down", "next_field(False)", "Next field", show=False, priority=True),
+        Binding("shift+tab,up", "previous_field", "Previous field", show=False, priority=True),
     ]
 
     DEFAULT_CSS = """
@@ -92,8 +107,63 @@ class FormScreen(ModalScreen[Any]):
         """The raw text of every field."""
         return {f.name: self.query_one(f"#field-{f.name}", Input).value for f in self.fields}
 
-    def action_submit(self) -> None:
-        """Validate and return the result."""
+    @property
+    def changed(self) -> bool:
+        """Whether any field differs from the value the form opened with."""
+        return any(self.values()[f.name] != f.value for f in self.fields)
+
+    def _inputs(self) -> list[Input]:
+        return list(self.query(Input))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Field keys only while a field has the focus (enter on a button presses it).
+        if action in ("next_field", "previous_field"):
+            return isinstance(self.focused, Input)
+        return True
+
+    def action_next_field(self, submit_at_end: bool) -> None:
+        """Focus the next field; ``submit_at_end``: in the last field, run the form."""
+        inputs = self._inputs()
+        current = self.focused
+        if current not in inputs:
+            return
+        i = inputs.index(current)  # type: ignore[arg-type]
+        if i + 1 < len(inputs):
+            self._focus(inputs[i + 1])
+        elif submit_at_end:
+            self.run_worker(self.action_submit(), group="form-submit")
+        else:
+            self._focus(inputs[0])
+
+    def action_previous_field(self) -> None:
+        """Focus the previous field (wraps to the last)."""
+        inputs = self._inputs()
+        current = self.focused
+        if current in inputs:
+            self._focus(inputs[inputs.index(current) - 1])  # type: ignore[arg-type]
+
+    def _focus(self, field: Input) -> None:
+        # Screen.set_focus now, not Widget.focus (which defers it): the next key of
+        # the burst is routed by the app right after this binding returns.
+        self.set_focus(field)
+        field.cursor_position = len(field.value)
+
+    async def _keys_applied(self) -> None:
+        """Wait until every field has handled the events already sent to it."""
+        loop = asyncio.get_running_loop()
+        waits = []
+        for field in self._inputs():
+            done: asyncio.Future[None] = loop.create_future()
+            if field.call_later(done.set_result, None):
+                waits.append(done)
+        if waits:
+            await asyncio.wait_for(asyncio.gather(*waits), timeout=5)
+
+    async def action_submit(self) -> None:
+        """Validate and return the result (after the keys typed before it are applied)."""
+        await self._keys_applied()
+        if not self.is_attached or self is not self.app.screen:
+            return
         try:
             result = self.validate(self.values())
         except ValueError as exc:
@@ -101,23 +171,26 @@ class FormScreen(ModalScreen[Any]):
             return
         self.dismiss(result)
 
-    def action_cancel(self) -> None:
-        """Close without a result."""
-        self.dismiss(None)
+    async def action_cancel(self) -> None:
+        """Close without a result; asks first when something was typed."""
+        await self._keys_applied()
+        if not self.changed:
+            self.dismiss(None)
+            return
+
+        def answered(discard: bool | None) -> None:
+            if discard:
+                self.dismiss(None)
+        self.app.push_screen(ConfirmScreen("Close the form and discard what you typed?"), answered)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        inputs = list(self.query(Input))
-        if event.input is inputs[-1]:
-            self.action_submit()
-        else:
-            inputs[inputs.index(event.input) + 1].focus()
+        event.stop()  # enter is handled by the priority binding; a stray submit does nothing
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
+    async def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "form-submit":
-            self.action_submit()
+            await self.action_submit()
         else:
-            self.action_cancel()
+            await self.action_cancel()
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -147,3 +220,40 @@ class ConfirmScreen(ModalScreen[bool]):
     def action_answer(self, yes: bool) -> None:
         """Close with the answer."""
         self.dismiss(yes)
+
+
+class ChoiceScreen(ModalScreen[Any]):
+    """A question with a few answers, one key each: ``choices`` is
+    ``[(key, label, value), ...]``; escape answers None."""
+
+    DEFAULT_CSS = """
+    ChoiceScreen { align: center middle; }
+    ChoiceScreen > Vertical { width: 90; max-width: 100%; height: auto; max-height: 100%;
+                              border: thick $warning; background: $surface; padding: 1 2; }
+    ChoiceScreen .choice-keys { color: $text-muted; padding-top: 1; }
+    """
+
+    BINDINGS = [Binding("escape", "choose(-1)", "Cancel")]
+
+    def __init__(self, question: str, choices: list[tuple[str, str, Any]], *,
+                 id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.question = question
+        self.choices = choices
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(self.question, markup=False)
+            yield Static("    ".join(f"{k}: {label}" for k, label, _ in self.choices) + "    esc: cancel",
+                         classes="choice-keys")
+
+    def on_key(self, event: Any) -> None:
+        for key, _, value in self.choices:
+            if event.key == key:
+                event.stop()
+                self.dismiss(value)
+                return
+
+    def action_choose(self, index: int) -> None:
+        """Close with no answer."""
+        self.dismiss(None)

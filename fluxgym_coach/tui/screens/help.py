@@ -28,7 +28,7 @@ def help_table() -> Table:
 
 
 LEGEND = Text.assemble(
-    ("list: ", "bold"), "✓ accepted  ✗ rejected  · unreviewed  ● marked  + enhanced variant  "
+    ("list: ", "bold"), "✓ accepted  ✗ enhancement rejected  ⊘ excluded  · unreviewed  ● marked  + enhanced variant  "
     "WxH  caption: none / 59c (characters) / edit (unsaved)  !N flags (audit errors and warnings)\n")
 
 

@@ -8,6 +8,7 @@ paints, so 10,000 images cost the same per frame as 10.
 
 from __future__ import annotations
 
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding
@@ -18,25 +19,36 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ..model import ACCEPTED, REJECTED, ImageIndex, Row
+from ..model import ACCEPTED, EXCLUDED, REJECTED, ImageIndex, Row
 
-STATUS_GLYPH = {ACCEPTED: "✓", REJECTED: "✗"}
+STATUS_GLYPH = {ACCEPTED: "✓", REJECTED: "✗", EXCLUDED: "⊘"}
 
 
 def _fit(text: str, width: int) -> str:
-    """``text`` cut (with an ellipsis) or padded to exactly ``width`` cells."""
+    """``text`` cut (with an ellipsis) or padded to exactly ``width`` terminal cells
+    (wide characters, CJK and emoji, count 2: :func:`rich.cells.cell_len`)."""
     if width <= 0:
         return ""
-    if len(text) > width:
-        return text[: max(0, width - 1)] + "…"
-    return text.ljust(width)
+    if cell_len(text) > width:
+        return set_cell_size(text, max(0, width - 1)) + "…"
+    return set_cell_size(text, width)
 
 
-def _cut_left(text: str, width: int) -> str:
-    """Like :func:`_fit` but keeps the end of the text (file names end in what matters)."""
-    if len(text) > width and width > 1:
-        return ("…" + text[-(width - 1):]).ljust(width)
-    return _fit(text, width)
+def _cut_middle(text: str, width: int) -> str:
+    """Like :func:`_fit`, but a long path loses its middle: the start (the folder)
+    and the end (the file name, which matters most) stay, ``sub…/name.png``."""
+    if cell_len(text) <= width or width < 8:
+        return _fit(text, width)
+    tail_w = (width - 1) * 2 // 3
+    head_w = width - 1 - tail_w
+    tail, cells = "", 0
+    for ch in reversed(text):
+        w = cell_len(ch)
+        if cells + w > tail_w:
+            break
+        tail, cells = ch + tail, cells + w
+    head = set_cell_size(text, head_w).rstrip()
+    return set_cell_size(head + "…" + tail, width)
 
 
 class ImageList(ScrollView, can_focus=True):
@@ -199,7 +211,7 @@ class ImageList(ScrollView, can_focus=True):
         mark = "●" if row.marked else " "
         status = STATUS_GLYPH.get(row.status, "·")
         status_style = (comp("accepted") if row.status == ACCEPTED
-                        else comp("rejected") if row.status == REJECTED
+                        else comp("rejected") if row.status in (REJECTED, EXCLUDED)
                         else comp("dim"))
         size = rec.display_size
         dims = f"{size[0]}x{size[1]}" if size else "?"
@@ -221,7 +233,7 @@ class ImageList(ScrollView, can_focus=True):
         segs = [
             Segment(mark, comp("marked")),
             Segment(f"{status} ", status_style),
-            Segment(_cut_left(rec.relpath, name_w), base),
+            Segment(_cut_middle(rec.relpath, name_w), base),
             Segment(enh, comp("accepted")),
         ]
         if show_dims:

@@ -45,8 +45,14 @@ def _eta_text(seconds: float | None) -> str:
 
 
 def progress_text(p: JobProgress) -> str:
-    """``12/40 3 failed 4.2/s eta 0:07`` style summary of a snapshot."""
-    parts = [f"{p.done + p.failed}/{max(p.total, p.done + p.failed)}"]
+    """``12/40 3 failed 4.2/s eta 0:07`` style summary of a snapshot; a job with
+    nothing counted yet says ``starting`` (running) or ``nothing to do`` (ended),
+    never ``0/0``."""
+    n, total = p.done + p.failed, max(p.total, p.done + p.failed)
+    if total == 0:
+        return "starting  c cancels" if p.status == "running" else (
+            "nothing to do" if p.status == "done" else p.status)
+    parts = [f"{n}/{total}"]
     if p.failed:
         parts.append(f"{p.failed} failed")
     if p.status == "running":
