@@ -169,10 +169,10 @@ def _sources(dataset: "Dataset", relpaths: Sequence[str] | None) -> list[Any]:
     from .prepare import source_of
 
     records = dataset.store.images()
-    if relpaths is not None:
-        wanted = set(relpaths)
-        records = [r for r in records if r.relpath in wanted]
-    return [source_of(dataset, r) for r in records if not r.error]
+    if relpaths is None:  # the whole dataset: its readable images
+        return [source_of(dataset, r) for r in records if not r.error]
+    wanted = set(relpaths)  # images asked for by name: an unreadable one fails with its reason
+    return [source_of(dataset, r) for r in records if r.relpath in wanted]
 
 
 async def enhance_images(dataset: "Dataset", relpaths: Sequence[str] | None, backend: "EnhanceBackend",

@@ -7,7 +7,7 @@ palette (ctrl+p) and a line of the help screen.
 
 The app presents; the core works. Scans, thumbnails, enhancement, captioning,
 bulk caption edits and export run in thread workers that call the same core
-functions as the CLI (:meth:`Dataset.scan`, :func:`pipeline.run_enhance`,
+functions as the CLI (:meth:`Dataset.scan`, :func:`core.enhance_images`,
 :func:`export.export_dataset`, ...). Their events reach the UI as throttled
 :class:`~.jobs.JobUpdated` messages. Every review decision goes through
 :func:`feedback.record_decision`, so reopening the dataset restores it.
@@ -38,13 +38,13 @@ from textual.widgets import Footer, Input, Static, TextArea
 
 from .. import captions as caption_rules
 from .. import feedback
-from ..backends.base import BackendError, EnhanceParams, get_enhance_backend
+from .. import core
+from ..backends.base import BackendError, EnhanceParams
 from ..dataset import Dataset, one_line
 from ..events import ItemDone, ItemFailed, JobFinished, JobStarted
 from ..feedback import ACCEPT, CAPTION_EDIT, EXCLUDE, INCLUDE, REJECT, REPROCESS, Decision, record_decision
 from ..image_cache import ImageCache
 from ..store import STORE_DIRNAME
-from ..pipeline import Source, record_variants, run_enhance
 from ..settings import load_settings
 from .jobs import JobCancelled, JobSink, JobUpdated
 from .keys import TYPING_ACTIONS, action_descriptions, action_keys, app_bindings
@@ -801,11 +801,10 @@ class ReviewApp(App[None]):
         self.start_enhance([row], params)
 
     def _make_backend(self) -> Any:
-        if self.api_url:
-            auth = {"api_auth": self.api_auth} if self.api_auth else {}
-            return get_enhance_backend("forge", **{**self.backend_options, **auth,
-                                                   **_forge_url_option(self.api_url)})
-        return get_enhance_backend("local", **self.backend_options)
+        urls = ([self.api_url] if isinstance(self.api_url, str) else list(self.api_url)) if self.api_url else None
+        name = "forge" if urls else os.environ.get("FLUXGYM_COACH_BACKEND", "auto")
+        return core.backend_from_settings(None, backend=name, api_urls=urls, api_auth=self.api_auth,
+                                          **self.backend_options)
 
     def _new_job(self, kind: str, label: str, total: int) -> JobSink:
         key = f"{kind}{next(self._job_ids)}"
@@ -819,37 +818,30 @@ class ReviewApp(App[None]):
         self.dataset.store.set_setting(PARAMS_KEY, params.to_dict())
         label = "Enhance" if len(rows) > 1 else "Enhance 1"
         sink = self._new_job("enhance", label, len(rows))
-        sources = []
-        for r in rows:
-            size = r.record.display_size
-            sources.append(Source(r.relpath, self.dataset.image_path(r.relpath), r.record.digest,
-                                  size[0] if size else None, size[1] if size else None,
-                                  r.record.is_grayscale))
-        self._enhance_worker(sink, sources, params)
+        self._enhance_worker(sink, [r.relpath for r in rows], params)
         return sink.progress.key
 
     @work(thread=True, group="enhance", exit_on_error=False)
-    def _enhance_worker(self, sink: JobSink, sources: list[Source], params: EnhanceParams) -> None:
+    def _enhance_worker(self, sink: JobSink, relpaths: list[str], params: EnhanceParams) -> None:
         key = sink.progress.key
 
-        async def main() -> tuple[Any, str]:
+        async def main() -> Any:
             cancel = asyncio.Event()
             loop = asyncio.get_running_loop()
             self._cancels[key] = lambda: loop.call_soon_threadsafe(cancel.set)
             if sink.cancel_requested:
                 cancel.set()
             backend = self._make_backend()
-            try:
-                report = await run_enhance(sources, backend, params, self.cache,
-                                           store=self.dataset.store, on_event=sink, cancel=cancel)
+            try:  # results selected for export as pending (the core's one selection rule)
+                return await core.enhance_images(self.dataset, relpaths, backend, params, cache=self.cache,
+                                                 on_event=sink, cancel=cancel)
             finally:
                 for note in backend.warnings:
                     sink.warn("server", note)
                 await backend.aclose()
-            return report, backend.identity
 
         try:
-            report, identity = asyncio.run(main())
+            report = asyncio.run(main())
         except BackendError as exc:
             sink.fail(exc.reason)
             return
@@ -858,7 +850,6 @@ class ReviewApp(App[None]):
             return
         finally:
             self._cancels.pop(key, None)
-        record_variants(self.dataset.store, report, identity)
         sink.finish("cancelled" if report.cancelled else "done")
         changed = [o.name for o in report.outcomes.values() if o.entry is not None]
         self.post_message(RowsChanged(changed, show_latest=True))
@@ -1280,8 +1271,6 @@ class ReviewApp(App[None]):
 
     @work(thread=True, group="caption", exit_on_error=False)
     def _caption_worker(self, sink: JobSink, relpaths: list[str], opts: dict[str, Any]) -> None:
-        from .. import captioning
-
         key = sink.progress.key
         options = _caption_options(opts, self.api_url)
 
@@ -1291,16 +1280,14 @@ class ReviewApp(App[None]):
             self._cancels[key] = lambda: loop.call_soon_threadsafe(cancel.set)
             if sink.cancel_requested:
                 cancel.set()
-            backend = captioning.get_caption_backend(opts["backend"], **options)
+            backend = core.captioner_from_settings(None, backend=opts["backend"], **options)
             try:
-                return await captioning.run_caption(
-                    self.dataset, backend, relpaths, mode=opts["mode"],
+                return await core.caption_images(
+                    self.dataset, relpaths, backend, mode=opts["mode"],
                     trigger=opts.get("trigger") or None, cache=self.cache, on_event=sink,
                     cancel=cancel)
             finally:
-                close = getattr(backend, "aclose", None)
-                if close is not None:
-                    await close()
+                await backend.aclose()
 
         try:
             report = asyncio.run(main())
@@ -1546,22 +1533,6 @@ def _replace_text(find: str, replace: str, text: str) -> str:
         return text
     parts = [p.strip() for p in new.split(",")]
     return ", ".join(p for p in parts if p)
-
-
-def _forge_url_option(url: str) -> dict[str, Any]:
-    """The keyword the Forge backend takes for its server URL."""
-    try:
-        import inspect
-
-        from ..backends import forge  # type: ignore[attr-defined]
-
-        params = inspect.signature(forge.ForgeBackend).parameters
-    except (ImportError, AttributeError, ValueError, TypeError):
-        return {"base_url": url}
-    for name in ("base_url", "api_url", "url"):
-        if name in params:
-            return {name: url}
-    return {"base_url": url}
 
 
 def params_form(params: EnhanceParams, relpath: str, origin: str = "the last values used") -> FormScreen:
