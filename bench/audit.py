@@ -8,7 +8,7 @@ PNG) with planted issues: 5 % motion-blurred, 5 % dark, 5 % black-and-white,
 3 % exact copies and 3 % near duplicates (re-encoded, slightly brightened and
 resized). Then, on the same folder and in the same run:
 
-1. **cold audit**: a fresh store; :func:`fluxgym_coach.audit.audit_dataset`
+1. **cold audit**: a fresh store; :func:`fluxgym_coach.audit.rules.audit_dataset`
    scans (digest, header, pHash, grayscale, sharpness) and takes the extra
    measures (brightness, entropy, flatness, alpha, bit depth), then builds
    the findings and duplicate groups. The scan and the extra measures are
@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import PIL.Image  # noqa: E402
 
-from fluxgym_coach import audit  # noqa: E402
+from fluxgym_coach.audit import rules as audit  # noqa: E402
 from fluxgym_coach.dataset import Dataset  # noqa: E402
 
 PLANTED = ("blurry", "dark", "gray", "exact", "near")

@@ -32,8 +32,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fluxgym_coach.buckets import BucketSettings, kohya_bucket_list, placer  # noqa: E402
-from fluxgym_coach.framing import zero_crop_bucket  # noqa: E402
+from fluxgym_coach.audit.buckets import BucketSettings, kohya_bucket_list, placer  # noqa: E402
+from fluxgym_coach.export.framing import zero_crop_bucket  # noqa: E402
 
 
 def random_sizes(n: int, seed: int = 5) -> list[tuple[int, int]]:
@@ -84,7 +84,7 @@ def bench_sim(sizes) -> None:
 def bench_faces(n: int) -> None:
     from PIL import Image
 
-    from fluxgym_coach import faces
+    from fluxgym_coach.audit import faces
     if not faces.detector_available():
         print("face detection: not measured (needs opencv-python-headless<5)")
         return

@@ -46,10 +46,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fluxgym_coach import captioning  # noqa: E402
-from fluxgym_coach.backends.captioners.openai import OpenAICaptioner  # noqa: E402
+from fluxgym_coach.captions import job as captioning  # noqa: E402
+from fluxgym_coach.captions.backends.openai import OpenAICaptioner  # noqa: E402
 from fluxgym_coach.dataset import Dataset  # noqa: E402
-from fluxgym_coach.image_cache import ImageCache  # noqa: E402
+from fluxgym_coach.cache import ImageCache  # noqa: E402
 
 SERVER = """
 import sys, time

@@ -14,7 +14,7 @@ holding the server's job lock) plus a latency per image processed
    base64-encodes it, POSTs it to ``/sdapi/v1/extra-single-image``, decodes
    the answer and saves it, one image after the other (given one kept-alive
    connection, which is kinder to it than the seed's ``requests.post``);
-2. **ours**: :func:`fluxgym_coach.pipeline.run_enhance` with the Forge
+2. **ours**: :func:`fluxgym_coach.enhance.job.run_enhance` with the Forge
    backend (batches of ``--max-batch`` to ``/extra-batch-images``, two
    requests in flight, results into a fresh cache);
 3. **cached re-run**: the same job again, every result from the cache.
@@ -58,11 +58,11 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fluxgym_coach.backends.base import EnhanceParams  # noqa: E402
-from fluxgym_coach.backends.forge import ForgeBackend  # noqa: E402
-from fluxgym_coach.backends.local import LocalBackend  # noqa: E402
-from fluxgym_coach.image_cache import ImageCache  # noqa: E402
-from fluxgym_coach.pipeline import Source, run_enhance  # noqa: E402
+from fluxgym_coach.enhance.backends.base import EnhanceParams  # noqa: E402
+from fluxgym_coach.enhance.backends.forge import ForgeBackend  # noqa: E402
+from fluxgym_coach.enhance.backends.local import LocalBackend  # noqa: E402
+from fluxgym_coach.cache import ImageCache  # noqa: E402
+from fluxgym_coach.enhance.job import Source, run_enhance  # noqa: E402
 from fluxgym_coach.store import Store  # noqa: E402
 
 

@@ -35,7 +35,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fluxgym_coach.dataset import Dataset  # noqa: E402
-from fluxgym_coach.export import export_dataset  # noqa: E402
+from fluxgym_coach.export.fluxgym import export_dataset  # noqa: E402
 
 
 def make_images(folder: Path, count: int) -> None:

@@ -40,7 +40,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fluxgym_coach import imaging, measures  # noqa: E402
+from fluxgym_coach import imaging
+from fluxgym_coach.audit import measures  # noqa: E402
 from fluxgym_coach.dataset import Dataset, _usable_cpus  # noqa: E402
 from fluxgym_coach.store import ImageRecord, Store  # noqa: E402
 

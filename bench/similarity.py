@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fluxgym_coach.duplicates import hamming_matrix, near_duplicate_pairs  # noqa: E402
+from fluxgym_coach.audit.duplicates import hamming_matrix, near_duplicate_pairs  # noqa: E402
 from fluxgym_coach.plugins.builtin.similarity import hex_to_uint64, near_duplicate_groups  # noqa: E402
 
 

@@ -44,8 +44,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fluxgym_coach import imaging  # noqa: E402
-from fluxgym_coach.backends.base import EnhanceItem, EnhanceParams, get_enhance_backend  # noqa: E402
-from fluxgym_coach.backends.realesrgan import MODELS  # noqa: E402
+from fluxgym_coach.enhance.backends.base import EnhanceItem, EnhanceParams, get_enhance_backend  # noqa: E402
+from fluxgym_coach.enhance.backends.realesrgan import MODELS  # noqa: E402
 
 PHOTOS = [ROOT / "examples" / "dataset", ROOT / "tests" / "data" / "real-images"]
 

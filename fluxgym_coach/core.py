@@ -45,15 +45,15 @@ from .events import EventSink, null_sink
 from .settings import DatasetSettings, load_settings, strip_credentials, update_settings
 
 if TYPE_CHECKING:  # pragma: no cover - imported lazily at run time
-    from .audit import AuditReport
-    from .backends.base import EnhanceBackend, EnhanceParams
-    from .backends.captioners.base import CaptionBackend
-    from .captioning import CaptionReport
+    from .audit.rules import AuditReport
+    from .enhance.backends.base import EnhanceBackend, EnhanceParams
+    from .captions.backends.base import CaptionBackend
+    from .captions.job import CaptionReport
     from .dataset import Dataset, ScanReport
-    from .export import ExportReport
-    from .image_cache import ImageCache
-    from .pipeline import EnhanceReport
-    from .prepare import PrepareReport
+    from .export.fluxgym import ExportReport
+    from .cache import ImageCache
+    from .enhance.job import EnhanceReport
+    from .export.prepare import PrepareReport
 
 #: The Forge address used when the forge backend is asked for without a URL.
 DEFAULT_FORGE_URL = "http://127.0.0.1:7860"
@@ -82,7 +82,7 @@ def scan_blocking(dataset: "Dataset", on_event: EventSink = null_sink) -> "ScanR
 # -- backends ---------------------------------------------------------------------------------------
 def resolve_backend_name(name: str | None, api_urls: Sequence[str] | None) -> str:
     """The enhancement backend a job uses: ``auto`` is ``forge`` when a server is given,
-    else stays ``auto`` (the registry's :func:`~fluxgym_coach.backends.base.auto_enhance_backend`
+    else stays ``auto`` (the registry's :func:`~fluxgym_coach.enhance.backends.base.auto_enhance_backend`
     picks Real-ESRGAN, the user's model file or the Pillow fallback); any other name
     is returned as given (the backend registry refuses unknown ones)."""
     name = name or "auto"
@@ -101,7 +101,7 @@ def backend_from_settings(settings: DatasetSettings | None = None, *, backend: s
     neither, ``auto``. ``api_auth`` (``user:password``) is passed to the
     backend and never stored. Raises ValueError for an unknown backend name
     or option."""
-    from .backends.base import get_enhance_backend
+    from .enhance.backends.base import get_enhance_backend
 
     saved = settings.enhance if settings is not None else None
     urls = list(api_urls or (saved.api_urls if saved else []))
@@ -153,7 +153,7 @@ def captioner_from_settings(settings: DatasetSettings | None = None, *, backend:
                             dataset_root: str | Path | None = None, **options: Any) -> "CaptionBackend":
     """Build the caption backend for a job (the choice of :func:`caption_backend_choice`).
     Raises ValueError for an unknown backend or option, or a refused saved model folder."""
-    from .captioning import get_caption_backend
+    from .captions.job import get_caption_backend
 
     name, merged = caption_backend_choice(settings, backend=backend, dataset_root=dataset_root, **options)
     return get_caption_backend(name, **merged)
@@ -166,7 +166,7 @@ def remember_forge_pool(dataset: "Dataset", api_urls: Sequence[str]) -> None:
 
 # -- jobs -------------------------------------------------------------------------------------------
 def _sources(dataset: "Dataset", relpaths: Sequence[str] | None) -> list[Any]:
-    from .prepare import source_of
+    from .export.prepare import source_of
 
     records = dataset.store.images()
     if relpaths is None:  # the whole dataset: its readable images
@@ -186,9 +186,9 @@ async def enhance_images(dataset: "Dataset", relpaths: Sequence[str] | None, bac
     docstring. ``lookup=False`` recomputes cached results. The parameters are
     remembered as the dataset's last ones. Raises BackendError when the
     backend's pre-flight check fails; per-image problems are outcomes."""
-    from .image_cache import ImageCache
-    from .pipeline import record_variants, run_enhance
-    from .prepare import select_new_variants
+    from .cache import ImageCache
+    from .enhance.job import record_variants, run_enhance
+    from .export.prepare import select_new_variants
 
     update_settings(dataset.store, enhance={"params": params.to_dict()})
     own_cache = cache is None
@@ -210,11 +210,11 @@ async def caption_images(dataset: "Dataset", relpaths: Sequence[str] | None, cap
                          *, mode: str = "only-missing", trigger: str | None = None,
                          cache: "ImageCache | None" = None, on_event: EventSink = null_sink,
                          cancel: asyncio.Event | None = None) -> "CaptionReport":
-    """Caption images of ``dataset`` with ``captioner`` (see :mod:`fluxgym_coach.captioning`
+    """Caption images of ``dataset`` with ``captioner`` (see :mod:`fluxgym_coach.captions.job`
     for ``mode``); ``trigger`` None means the dataset's trigger word. ``only-missing``
     and ``refresh`` are remembered for next time; ``overwrite`` (destructive) and
     ``propose`` (tag proposals) never are."""
-    from .captioning import run_caption
+    from .captions.job import run_caption
 
     settings = load_settings(dataset.store)
     if trigger is None and mode != "propose":  # proposals are raw backend output
@@ -227,10 +227,10 @@ async def caption_images(dataset: "Dataset", relpaths: Sequence[str] | None, cap
 
 async def audit_dataset(dataset: "Dataset", *, resolution: int | None = None, trigger: str | None = None,
                         rescan: bool = True, on_event: EventSink = null_sink, **options: Any) -> "AuditReport":
-    """Audit ``dataset`` (see :func:`fluxgym_coach.audit.audit_dataset`); ``resolution``
+    """Audit ``dataset`` (see :func:`fluxgym_coach.audit.rules.audit_dataset`); ``resolution``
     and ``trigger`` default to the dataset's settings. With ``rescan`` the folder is
     scanned first through :func:`scan` (plugins hear of new images)."""
-    from . import audit
+    from .audit import rules as audit
 
     settings = load_settings(dataset.store)
     if rescan:
@@ -244,13 +244,13 @@ async def audit_dataset(dataset: "Dataset", *, resolution: int | None = None, tr
 async def export_dataset(dataset: "Dataset", out_dir: str | Path, name: str, trigger: str | None = None,
                          *, resolution: int | None = None, repeats: int | None = None,
                          rescan: bool = True, on_event: EventSink = null_sink, **options: Any) -> "ExportReport":
-    """Export ``dataset`` for Fluxgym / kohya (see :func:`fluxgym_coach.export.export_dataset`).
+    """Export ``dataset`` for Fluxgym / kohya (see :func:`fluxgym_coach.export.fluxgym.export_dataset`).
 
     ``trigger``, ``resolution`` and ``repeats`` default to the dataset's
     settings, and the values used are saved as its settings. With ``rescan``
     the folder is scanned first through :func:`scan`. Raises ExportError
     before writing anything when the target or the arguments are unusable."""
-    from . import export
+    from .export import fluxgym as export
 
     settings = load_settings(dataset.store)
     trigger = trigger if trigger is not None else settings.trigger
@@ -268,8 +268,8 @@ async def export_dataset(dataset: "Dataset", out_dir: str | Path, name: str, tri
 
 async def prepare_dataset(dataset: "Dataset", out_dir: str | Path, name: str, trigger: str,
                           backend: "EnhanceBackend", **options: Any) -> "PrepareReport":
-    """The main job: scan, enhance what is too small, export (see :mod:`fluxgym_coach.prepare`)."""
-    from . import prepare
+    """The main job: scan, enhance what is too small, export (see :mod:`fluxgym_coach.export.prepare`)."""
+    from .export import prepare
 
     report = await prepare.prepare_dataset(dataset, out_dir, name, trigger, backend, **options)
     update_settings(dataset.store, trigger=trigger,

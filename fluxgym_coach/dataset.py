@@ -29,9 +29,9 @@ from pathlib import Path
 from .errors import FluxgymCoachError
 from . import imaging
 from .events import EventSink, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted, null_sink
-from .caption_encoding import CaptionText, read_caption_file
+from .captions.encoding import CaptionText, read_caption_file
 from .fsutil import atomic_write_text
-from .measures import MEASURE_VERSION, ExtraMeasures, measure_rows, measures_sql, read_and_measure
+from .audit.measures import MEASURE_VERSION, ExtraMeasures, measure_rows, measures_sql, read_and_measure
 from .store import STORE_DIRNAME, ImageRecord, Store
 
 CAPTION_EXTENSION = ".txt"
@@ -86,7 +86,7 @@ def read_sidecar(path: str | Path) -> CaptionText | None:
     UTF-8 (with or without BOM) is read as is; UTF-16/32 by their BOM, UTF-16
     without BOM by its NUL pattern, other bytes as cp1252, with a warning.
     A file with NUL or control bytes is refused: empty ``text``, ``error`` set
-    (see :mod:`fluxgym_coach.caption_encoding`). Raises
+    (see :mod:`fluxgym_coach.captions.encoding`). Raises
     :class:`CaptionFileError` when the path is a folder, a FIFO, a device or
     over :data:`MAX_CAPTION_BYTES` (nothing is read then).
     """
@@ -192,7 +192,7 @@ def _walk(root: str) -> Iterator[_Entry]:
 
 def _measure_entry(entry: _Entry) -> tuple[ImageRecord, ExtraMeasures | None]:
     """Digest, probe and measure one image from one read and one decode (scan and
-    audit measures, :func:`fluxgym_coach.measures.read_and_measure`); errors are
+    audit measures, :func:`fluxgym_coach.audit.measures.read_and_measure`); errors are
     recorded, not raised. Runs in a thread or a worker process."""
     rec, extra = read_and_measure(entry.path, entry.relpath, entry.size, entry.mtime_ns)
     if entry.sidecar_problem:  # the image is left out of captioning and export until fixed
@@ -227,7 +227,7 @@ def _pool(n_images: int, workers: int | None, processes: bool | None) -> tuple[E
         ctx = multiprocessing.get_context("forkserver" if "forkserver" in
                                           multiprocessing.get_all_start_methods() else "spawn")
         if ctx.get_start_method() == "forkserver":
-            ctx.set_forkserver_preload(["fluxgym_coach.measures"])
+            ctx.set_forkserver_preload(["fluxgym_coach.audit.measures"])
         return ProcessPoolExecutor(max_workers=n, mp_context=ctx), n
     return ThreadPoolExecutor(max_workers=n, thread_name_prefix="scan"), n
 

@@ -16,7 +16,7 @@ an unreadable image cannot be accepted (:func:`decision_refusal`). Plus:
   settings (``params`` then holds the *new* settings).
 * ``category``: the image's category for the learning loop,
   ``"<bw|colour>/<small|large>/<photo|drawing>"``
-  (:func:`fluxgym_coach.audit.category_of`), so decisions keep their meaning
+  (:func:`fluxgym_coach.audit.rules.category_of`), so decisions keep their meaning
   when exported to another machine.
 * ``uid``: a content hash of the decision, so merging exports twice adds
   nothing twice; ``origin``: None for decisions made here, the file name for
@@ -56,7 +56,7 @@ from typing import IO, Any
 
 import xxhash
 
-from .backends.base import EnhanceParams
+from .enhance.backends.base import EnhanceParams
 from .store import Store, register_schema
 
 #: Decision names.
@@ -175,7 +175,7 @@ def _variant_params(store: Store, relpath: str, cache_key: str | None) -> tuple[
 
 def _category(store: Store, relpath: str) -> str | None:
     """The image's learning category from the store (measuring it once if the audit has not)."""
-    from . import audit  # lazy: audit imports the dataset layer
+    from .audit import rules as audit  # lazy: audit imports the dataset layer
 
     rec = store.image(relpath)
     if rec is None or rec.error or not rec.width:

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import xxhash
 
-from .image_cache import canonical_json
+from .cache import canonical_json
 from .store import Store, register_schema
 
 if TYPE_CHECKING:
-    from .pipeline import Source
+    from .enhance.job import Source
 
 
 class Journal:
@@ -107,7 +107,7 @@ class SourceFacts:
     def lookup(self, sources: Iterable["Source"]) -> list["Source"]:
         """The sources (among those with no digest yet) whose file is unchanged since
         it was remembered, with digest, size and grayscale flag filled in."""
-        from .pipeline import Source
+        from .enhance.job import Source
 
         wanted = {}
         for src in sources:

@@ -50,7 +50,7 @@ def _round(v: Any) -> Any:
 
 def capture(root: Path) -> dict[str, Any]:
     """Scan and audit ``root`` (fresh store) and return the lock's dict (see module doc)."""
-    from fluxgym_coach.audit import audit_dataset, stored_measures
+    from fluxgym_coach.audit.rules import audit_dataset, stored_measures
     from fluxgym_coach.dataset import Dataset
 
     shutil.rmtree(root / ".fluxgym-coach", ignore_errors=True)

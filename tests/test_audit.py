@@ -10,11 +10,11 @@ import PIL.Image
 import pytest
 from typer.testing import CliRunner
 
-from fluxgym_coach import audit
-from fluxgym_coach.audit import (ERROR, INFO, WARNING, Thresholds, audit_dataset, bucket_resolutions,
-                                 duplicate_groups, select_bucket)
+from fluxgym_coach.audit import rules as audit
+from fluxgym_coach.audit.rules import (ERROR, INFO, WARNING, Thresholds, audit_dataset, bucket_resolutions,
+                                       duplicate_groups, select_bucket)
 from fluxgym_coach.cli import app
-from fluxgym_coach.duplicates import hex_to_uint64, near_duplicate_pairs
+from fluxgym_coach.audit.duplicates import hex_to_uint64, near_duplicate_pairs
 from fluxgym_coach.dataset import Dataset
 from fluxgym_coach.store import ImageRecord
 
@@ -220,7 +220,7 @@ def test_caption_rules(tmp_path):
         report = audit_dataset(ds, resolution=SIDE, trigger="ohwx")
         plain = audit_dataset(ds, trigger="ohwx", caption_rules=False)
     if not report.caption_rules:
-        pytest.skip("fluxgym_coach.captions.lint is not available")
+        pytest.skip("fluxgym_coach.captions.text.lint is not available")
     assert not any(c.startswith("caption-") for c in codes(report, "a.png"))
     assert "caption-trigger-missing" in codes(report, "b.png")
     assert "caption-missing" in codes(report, "c.png")

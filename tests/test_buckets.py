@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fluxgym_coach.buckets import BucketError, BucketSettings, place, place_many, placer
+from fluxgym_coach.audit.buckets import BucketError, BucketSettings, place, place_many, placer
 
 DATA = Path(__file__).parent / "data" / "buckets"
 
@@ -95,8 +95,8 @@ def test_kohya_failures_and_unknown_trainers_are_named():
 def test_zero_crop_sizes_are_kept_by_kohya_and_fill_90_percent_up_to_3_to_1():
     import random
 
-    from fluxgym_coach.export import bucket_settings
-    from fluxgym_coach.framing import zero_crop_bucket
+    from fluxgym_coach.export.fluxgym import bucket_settings
+    from fluxgym_coach.export.framing import zero_crop_bucket
     rng = random.Random(3)
     settings = bucket_settings(1024)
     worst_area, worst_cut = 1.0, 0.0
@@ -120,7 +120,7 @@ def test_zero_crop_sizes_are_kept_by_kohya_and_fill_90_percent_up_to_3_to_1():
 def test_zero_crop_band_search_equals_the_exhaustive_search():
     import random
 
-    from fluxgym_coach.framing import zero_crop_bucket
+    from fluxgym_coach.export.framing import zero_crop_bucket
     rng = random.Random(11)
     for _ in range(1500):
         w, h = rng.randint(1, 8000), rng.randint(1, 8000)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from fluxgym_coach.buckets import BucketSettings, crop_rectangle, dataset_bucket_findings, image_findings
+from fluxgym_coach.audit.buckets import (BucketSettings, crop_rectangle, dataset_bucket_findings,
+                                         image_findings)
 from fluxgym_coach.cli import app
 from fluxgym_coach.dataset import Dataset
 from tests.helpers_images import jpeg_with_orientation

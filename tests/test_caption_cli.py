@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from fluxgym_coach import captioning
+from fluxgym_coach.captions import job as captioning
 from fluxgym_coach.cli import app
 from fluxgym_coach.dataset import Dataset
 

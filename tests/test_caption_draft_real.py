@@ -7,9 +7,9 @@ import asyncio
 
 from PIL import Image
 
-from fluxgym_coach import captioning
-from fluxgym_coach import captions as rules
-from fluxgym_coach.backends.captioners import draft
+from fluxgym_coach.captions import job as captioning
+from fluxgym_coach.captions import text as rules
+from fluxgym_coach.captions.backends import draft
 from fluxgym_coach.dataset import Dataset
 
 GRAYSCALE = {"camera.png", "brick.png", "coins.png", "clock_motion.png", "horse.png"}

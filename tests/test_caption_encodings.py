@@ -7,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from fluxgym_coach.caption_encoding import REFUSED, decode_caption
-from fluxgym_coach.captions import lint
+from fluxgym_coach.captions.encoding import REFUSED, decode_caption
+from fluxgym_coach.captions.text import lint
 from fluxgym_coach.cli import app
 from fluxgym_coach.dataset import Dataset
 

@@ -12,9 +12,9 @@ import importlib.util
 
 import pytest
 
-from fluxgym_coach import captioning
-from fluxgym_coach.backends.captioners import florence2
-from fluxgym_coach.backends.captioners.base import CaptionBackendError
+from fluxgym_coach.captions import job as captioning
+from fluxgym_coach.captions.backends import florence2
+from fluxgym_coach.captions.backends.base import CaptionBackendError
 
 
 @pytest.fixture

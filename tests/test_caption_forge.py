@@ -8,9 +8,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from fluxgym_coach import captioning, tags
-from fluxgym_coach.backends.captioners.base import CaptionBackendError
-from fluxgym_coach.backends.captioners.forge import clean_clip, clean_deepdanbooru
+from fluxgym_coach.captions import job as captioning, tags
+from fluxgym_coach.captions.backends.base import CaptionBackendError
+from fluxgym_coach.captions.backends.forge import clean_clip, clean_deepdanbooru
 from fluxgym_coach.cli import app
 from fluxgym_coach.testing.fake_forge import Faults
 

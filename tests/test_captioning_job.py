@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from fluxgym_coach import captioning
-from fluxgym_coach.backends.captioners.base import CaptionBackendError
+from fluxgym_coach.captions import job as captioning
+from fluxgym_coach.captions.backends.base import CaptionBackendError
 from fluxgym_coach.dataset import Dataset
 from fluxgym_coach.events import ItemDone, ItemWarning
 
@@ -316,7 +316,7 @@ def test_think_blocks_are_removed_from_answers(scanned_example, fake_openai):
     text = scanned_example.read_caption("horse.png").text
     assert "think" not in text.lower() and "Let me look" not in text
     assert text.startswith("a black-and-white picture")
-    from fluxgym_coach.backends.captioners.openai import strip_reasoning
+    from fluxgym_coach.captions.backends.openai import strip_reasoning
     assert strip_reasoning("reasoning without an opening tag</think>\n a cat") == "a cat"
 
 
@@ -350,7 +350,7 @@ def test_a_16_bit_scan_reaches_the_captioner_as_a_real_picture(fake_openai, tmp_
     import numpy as np
     from PIL import Image
 
-    from fluxgym_coach.backends.captioners.base import CaptionRequest
+    from fluxgym_coach.captions.backends.base import CaptionRequest
     arr = (np.linspace(0.2, 0.6, 64 * 64).reshape(64, 64) * 65535).astype(np.uint16)
     Image.fromarray(arr).save(tmp_path / "scan16.png")
     backend = openai(fake_openai)

@@ -1,10 +1,10 @@
-"""Caption text rules, lint, token counts and undoable bulk edits (fluxgym_coach.captions)."""
+"""Caption text rules, lint, token counts and undoable bulk edits (fluxgym_coach.captions.text)."""
 
 from __future__ import annotations
 
 import pytest
 
-from fluxgym_coach import captions as rules
+from fluxgym_coach.captions import text as rules
 from fluxgym_coach.dataset import Dataset
 
 

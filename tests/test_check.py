@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from fluxgym_coach.cli import app
 from fluxgym_coach.dataset import Dataset
-from fluxgym_coach.export import export_dataset
-from fluxgym_coach.preflight import check_dataset_config, env_python
+from fluxgym_coach.export.fluxgym import export_dataset
+from fluxgym_coach.export.preflight import check_dataset_config, env_python
 from tests.helpers_images import photo_like, save
 
 runner = CliRunner()
@@ -69,7 +69,7 @@ def _real_fluxgym() -> Path | None:
                            "tests cannot download one")
 def test_sd_scripts_agrees_with_the_simulator(tmp_path):
     root = _real_fluxgym()
-    toml = _export(tmp_path, [(900, 600), (600, 900), (1000, 300)])
+    _export(tmp_path, [(900, 600), (600, 900), (1000, 300)])
     for part in ("datasets/s", "outputs/s"):
         if (root / part).exists():
             pytest.skip(f"{root / part} exists; not overwriting it")

@@ -8,7 +8,8 @@ import asyncio
 import pytest
 from pydantic import ValidationError
 
-from fluxgym_coach import captions, core
+from fluxgym_coach.captions import text as captions
+from fluxgym_coach import core
 from fluxgym_coach.dataset import Dataset
 from fluxgym_coach.settings import (DatasetSettings, load_settings, save_settings, strip_credentials,
                                     update_settings)
@@ -77,7 +78,7 @@ def test_captioner_from_settings_uses_the_saved_server_and_model(example_dataset
 def test_backend_from_settings_auto_and_pool(example_dataset):
     with Dataset(example_dataset) as ds:
         # auto without a server: Real-ESRGAN where its engine starts, else the Pillow fallback
-        from fluxgym_coach.backends.realesrgan import probe
+        from fluxgym_coach.enhance.backends.realesrgan import probe
 
         auto = core.backend_from_settings(load_settings(ds.store))
         assert auto.identity.startswith("realesrgan/" if probe().ok else "local")
@@ -90,7 +91,7 @@ def test_backend_from_settings_auto_and_pool(example_dataset):
 
 
 async def test_enhance_images_selects_pending_where_the_user_has_not_decided(example_dataset):
-    from fluxgym_coach.backends.base import EnhanceParams
+    from fluxgym_coach.enhance.backends.base import EnhanceParams
 
     with Dataset(example_dataset) as ds:
         await core.scan(ds)
@@ -110,7 +111,7 @@ async def test_tui_caption_form_prefills_the_saved_backend_server_and_model(tui_
     from tests.fixtures_tui import settle
 
     with Dataset(tui_dataset) as ds:  # what `caption --backend openai ... --set-default` saves
-        from fluxgym_coach.captioning import save_default_backend
+        from fluxgym_coach.captions.job import save_default_backend
 
         save_default_backend(ds, "openai", {"base_url": "http://127.0.0.1:11434/v1", "model": "llava:13b"})
         update_settings(ds.store, trigger="ohwx")

@@ -258,7 +258,7 @@ def test_worker_processes_measure_exactly_as_threads(tmp_path):
     records and the same audit measures."""
     import shutil
 
-    from fluxgym_coach.measures import stored_measures
+    from fluxgym_coach.audit.measures import stored_measures
 
     a = tmp_path / "a"
     names = [f"{i:02d}.{'jpg' if i % 3 else 'png'}" for i in range(dataset_mod.PROCESS_MIN_IMAGES + 4)]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from fluxgym_coach.cli import app
-from fluxgym_coach.train_script import MODEL_PATHS, TRAINER
+from fluxgym_coach.export.train_script import MODEL_PATHS, TRAINER
 
 runner = CliRunner()
 

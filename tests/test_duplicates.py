@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fluxgym_coach import duplicates
+from fluxgym_coach.audit import duplicates
 
 
 def _hashes(n: int, seed: int, families: int) -> np.ndarray:

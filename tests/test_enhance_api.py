@@ -10,15 +10,14 @@ import pytest
 from PIL import Image
 
 from fluxgym_coach import imaging
-from fluxgym_coach.backends.forge import output_size
-from fluxgym_coach.image_cache import ImageCache
-from fluxgym_coach.image_enhancement import (EnhancementError, ImageEnhancer, default_output,
-                                             enhance_image)
+from fluxgym_coach.enhance.backends.forge import output_size
+from fluxgym_coach.cache import ImageCache
+from fluxgym_coach.enhance.enhancer import EnhancementError, ImageEnhancer, default_output, enhance_image
 
 # Seed 002, "Exemple d'Utilisation", verbatim except the two paths.
 SEED_EXAMPLE = '''
 from pathlib import Path
-from fluxgym_coach.image_enhancement import ImageEnhancer
+from fluxgym_coach.enhance.enhancer import ImageEnhancer
 
 # Initialisation
 enhancer = ImageEnhancer()
@@ -158,7 +157,7 @@ def test_bad_inputs_name_the_file(fake_forge, tmp_path):
 
 
 def test_unknown_upscaler_fails_fast_with_closest_names(fake_forge, small_images):
-    from fluxgym_coach.backends.base import BackendError
+    from fluxgym_coach.enhance.backends.base import BackendError
     with pytest.raises(BackendError, match="closest: .*R-ESRGAN 4x\\+"):
         ImageEnhancer(api_url=fake_forge.url).upscale_image(small_images[0], upscaler="R-ESRGAN 4x")
     assert fake_forge.job_requests == 0

@@ -14,7 +14,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from fluxgym_coach import imaging
-from fluxgym_coach.backends.forge import output_size
+from fluxgym_coach.enhance.backends.forge import output_size
 from fluxgym_coach.cli import app
 from tests.fixtures_forge import draw_image
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import toml as toml_0_10_2
 
-from fluxgym_coach import export as export_mod
+from fluxgym_coach.export import fluxgym as export_mod
 from fluxgym_coach.dataset import Dataset
-from fluxgym_coach.export import dataset_toml, export_dataset
-from fluxgym_coach.train_script import MODEL_PATHS, TRAINER
+from fluxgym_coach.export.fluxgym import dataset_toml, export_dataset
+from fluxgym_coach.export.train_script import MODEL_PATHS, TRAINER
 from tests.helpers_images import photo_like, save
 
 HOSTILE = ["l'oeil", 'say "hi"', "back\\slash\\n", "#not a comment", "ünïcödé 日本 🙂",
@@ -42,7 +42,7 @@ def test_toml_reads_back_the_same_with_kohyas_parser_and_tomllib(value):
 def test_every_short_hostile_string_reads_back_or_is_refused():
     import itertools
 
-    from fluxgym_coach.export_files import toml_safe
+    from fluxgym_coach.export.files import toml_safe
     refused = 0
     for n in (1, 2, 3):
         for combo in itertools.product(['"', "'", "\\", "#", "a", " ", "\t", "é", "u"], repeat=n):
@@ -166,7 +166,7 @@ def test_sigkill_during_export_leaves_no_partial_dataset(tmp_path):
     with Dataset(src) as ds:
         ds.scan()
     out = tmp_path / "fg"
-    code = ("import sys; from fluxgym_coach.dataset import Dataset; from fluxgym_coach.export import export_dataset\n"
+    code = ("import sys; from fluxgym_coach.dataset import Dataset; from fluxgym_coach.export.fluxgym import export_dataset\n"
             f"ds = Dataset({str(src)!r}); export_dataset(ds, {str(out)!r}, 'k', 'ohwx', resolution=512, workers=1)\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1]), *sys.path]))
     proc = subprocess.Popen([sys.executable, "-c", code], env=env)

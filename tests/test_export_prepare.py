@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 
 import toml as toml_0_10_2
 
-from fluxgym_coach.buckets import BucketSettings, place
+from fluxgym_coach.audit.buckets import BucketSettings, place
 from fluxgym_coach.cli import app
 from fluxgym_coach.dataset import Dataset
-from fluxgym_coach.export import ExportError, caption_for_export, export_dataset, safe_stem
+from fluxgym_coach.export.fluxgym import ExportError, caption_for_export, export_dataset, safe_stem
 from tests.helpers_images import jpeg_with_orientation, photo_like, png_header_only, save
 
 runner = CliRunner()
@@ -207,7 +207,7 @@ def _fake_fluxgym(root: Path) -> Path:
     """A Fluxgym folder with sd-scripts' trainer and the model files (empty), and a
     stand-in ``accelerate`` that records its working folder and arguments; returns
     the folder holding that ``accelerate``."""
-    from fluxgym_coach.train_script import MODEL_PATHS, TRAINER
+    from fluxgym_coach.export.train_script import MODEL_PATHS, TRAINER
     for rel in [TRAINER, *MODEL_PATHS.values()]:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(b"")

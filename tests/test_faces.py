@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from fluxgym_coach import faces
+from fluxgym_coach.audit import faces
 from fluxgym_coach.dataset import Dataset
-from fluxgym_coach.export import export_dataset
-from fluxgym_coach.framing import choose_window, zero_crop_bucket
+from fluxgym_coach.export.fluxgym import export_dataset
+from fluxgym_coach.export.framing import choose_window, zero_crop_bucket
 
 pytestmark = pytest.mark.skipif(
     not faces.detector_available(),

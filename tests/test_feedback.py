@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from fluxgym_coach import feedback
-from fluxgym_coach.backends.base import EnhanceItem, EnhanceParams
-from fluxgym_coach.backends.local import LocalBackend
+from fluxgym_coach.enhance.backends.base import EnhanceItem, EnhanceParams
+from fluxgym_coach.enhance.backends.local import LocalBackend
 from fluxgym_coach.cli import app
 from fluxgym_coach.dataset import Dataset
 from fluxgym_coach.feedback import (ACCEPT, CAPTION_EDIT, MIN_DECISIONS, REJECT, REPROCESS, Decision,

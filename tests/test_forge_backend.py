@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 
 from fluxgym_coach import imaging
-from fluxgym_coach.backends.base import BackendError, EnhanceParams, get_enhance_backend
-from fluxgym_coach.backends.forge import ForgeBackend, ForgeUnreachable, output_size
+from fluxgym_coach.enhance.backends.base import BackendError, EnhanceParams, get_enhance_backend
+from fluxgym_coach.enhance.backends.forge import ForgeBackend, ForgeUnreachable, output_size
 from fluxgym_coach.events import ItemDone
-from fluxgym_coach.image_cache import ImageCache
-from fluxgym_coach.pipeline import Source, run_enhance
+from fluxgym_coach.cache import ImageCache
+from fluxgym_coach.enhance.job import Source, run_enhance
 from fluxgym_coach.store import Store
 
 FAST = {"backoff": 0.001, "max_backoff": 0.01}
@@ -385,7 +385,7 @@ async def test_progress_ignores_a_job_that_is_not_ours(fake_forge):
 
 
 def imaging_item(name: str):
-    from fluxgym_coach.backends.base import EnhanceItem
+    from fluxgym_coach.enhance.backends.base import EnhanceItem
     from tests.test_forge_client import png
     data = png()
     im = imaging.open_image(data)

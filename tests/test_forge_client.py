@@ -13,8 +13,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from fluxgym_coach.backends.forge import (AUTH_ENV, ForgeClient, ForgeError, ForgeUnreachable,
-                                          error_detail, output_size)
+from fluxgym_coach.enhance.backends.forge import (AUTH_ENV, ForgeClient, ForgeError, ForgeUnreachable,
+                                                  error_detail, output_size)
 from fluxgym_coach.testing.fake_forge import FakeForge, FifoLock, Faults
 
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fluxgym_coach import server_io
-from fluxgym_coach.backends.base import EnhanceParams
-from fluxgym_coach.backends.forge import ForgeBackend, ForgeClient, resolve_sampler
+from fluxgym_coach.enhance import server_io
+from fluxgym_coach.enhance.backends.base import EnhanceParams
+from fluxgym_coach.enhance.backends.forge import ForgeBackend, ForgeClient, resolve_sampler
 from fluxgym_coach.events import ItemDone
-from fluxgym_coach.image_cache import ImageCache
-from fluxgym_coach.pipeline import Source, run_enhance
+from fluxgym_coach.cache import ImageCache
+from fluxgym_coach.enhance.job import Source, run_enhance
 from fluxgym_coach.store import Store
 from fluxgym_coach.testing.fake_forge import SAMPLERS
 from tests.fixtures_forge import draw_image

@@ -9,17 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from fluxgym_coach import caption_job, captioning, pipeline
-from fluxgym_coach.backends.base import EnhanceBackend
-from fluxgym_coach.backends.captioners.base import CaptionBackend
-from fluxgym_coach.backends.forge import ForgeBackend
-from fluxgym_coach.backends.local import LocalBackend
+from fluxgym_coach.captions import runner as caption_job, job as captioning
+from fluxgym_coach.enhance import job as pipeline
+from fluxgym_coach.enhance.backends.base import EnhanceBackend
+from fluxgym_coach.captions.backends.base import CaptionBackend
+from fluxgym_coach.enhance.backends.forge import ForgeBackend
+from fluxgym_coach.enhance.backends.local import LocalBackend
 
-PACKAGE = Path(pipeline.__file__).parent
-MODULES = ["pipeline.py", "chunks.py", "jobs.py", "enhance_types.py", "server_io.py", "captioning.py",
-           "caption_job.py", "backends/forge.py", "backends/forge_client.py", "backends/base.py",
-           "backends/captioners/openai.py", "testing/fake_forge.py", "testing/fake_forge_api.py",
-           "testing/fake_openai.py"]
+PACKAGE = Path(pipeline.__file__).parents[1]
+MODULES = ["enhance/job.py", "enhance/chunks.py", "jobs.py", "enhance/results.py", "enhance/server_io.py",
+           "captions/job.py", "captions/runner.py", "enhance/backends/forge.py",
+           "enhance/backends/forge_client.py", "enhance/backends/base.py", "captions/backends/openai.py",
+           "testing/fake_forge.py", "testing/fake_forge_api.py", "testing/fake_openai.py"]
 
 
 @pytest.mark.parametrize("module", MODULES)

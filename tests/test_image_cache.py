@@ -7,7 +7,7 @@ import multiprocessing as mp
 from typer.testing import CliRunner
 
 from fluxgym_coach.cli import app
-from fluxgym_coach.image_cache import ImageCache, make_key
+from fluxgym_coach.cache import ImageCache, make_key
 
 
 def test_key_depends_on_digest_params_and_backend_only():

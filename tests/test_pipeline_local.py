@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from fluxgym_coach.backends.base import BackendError, EnhanceParams
-from fluxgym_coach.backends.local import LocalBackend
+from fluxgym_coach.enhance.backends.base import BackendError, EnhanceParams
+from fluxgym_coach.enhance.backends.local import LocalBackend
 from fluxgym_coach.dataset import Dataset
 from fluxgym_coach.events import ItemDone
-from fluxgym_coach.image_cache import ImageCache
-from fluxgym_coach.pipeline import COLORIZE_SKIPPED, run_enhance
-from fluxgym_coach.prepare import source_of
+from fluxgym_coach.cache import ImageCache
+from fluxgym_coach.enhance.job import COLORIZE_SKIPPED, run_enhance
+from fluxgym_coach.export.prepare import source_of
 from tests.helpers_images import photo_like, save
 
 
@@ -125,8 +125,8 @@ def test_colorize_backend_error_type():
 def test_a_cached_rerun_reads_no_unchanged_file_and_remeasures_a_changed_one(tmp_path, monkeypatch):
     import os
 
-    from fluxgym_coach import enhance_types, pipeline
-    from fluxgym_coach.pipeline import Source
+    from fluxgym_coach.enhance import results as enhance_types, job as pipeline
+    from fluxgym_coach.enhance.job import Source
     from fluxgym_coach.store import Store
     paths = [save(photo_like((120, 90), seed=i), tmp_path / "in" / f"p{i}.png") for i in range(4)]
     cache, store = ImageCache(tmp_path / "cache"), Store(tmp_path / "journal.sqlite")

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from fluxgym_coach.cli import app
 from fluxgym_coach.dataset import Dataset
-from fluxgym_coach.report import caption_stats, readiness, write_report
+from fluxgym_coach.audit.report import caption_stats, readiness, write_report
 
 from .fixtures_audit import SIDE, textured
 

@@ -8,7 +8,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from fluxgym_coach import captioning, captions, tags
+from fluxgym_coach.captions import job as captioning, text as captions, tags
 from fluxgym_coach.cli import app
 from fluxgym_coach.dataset import Dataset
 

@@ -144,23 +144,6 @@ async def test_command_palette_runs_an_action(tui_dataset, make_tui_app):
         assert app.index.filter == "rejected"
 
 
-async def test_generate_description_says_which_backend_is_missing(tui_dataset, make_tui_app,
-                                                                  monkeypatch):
-    import sys
-
-    import fluxgym_coach
-
-    monkeypatch.setitem(sys.modules, "fluxgym_coach.captioning", None)  # as if not installed
-    monkeypatch.delattr(fluxgym_coach, "captioning", raising=False)
-    app = make_tui_app(tui_dataset, audit=False)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot, app)
-        await pilot.press("g")
-        await pilot.pause()
-        messages = [n.message for n in app._notifications]
-        assert any("fluxgym_coach.captioning" in m for m in messages)
-
-
 def _fake_records(n: int) -> list[ImageRecord]:
     return [ImageRecord(relpath=f"img/{i:05d}.jpg", size=1000 + i, mtime_ns=i, digest=f"{i:032x}",
                         width=512 + i % 700, height=768, format="JPEG", mode="RGB",

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from fluxgym_coach.backends import realesrgan
-from fluxgym_coach.backends.base import EnhanceParams, get_enhance_backend
-from fluxgym_coach.backends.local import LocalBackend
-from fluxgym_coach.backends.realesrgan import VulkanProbe, explain_load_error, probe
+from fluxgym_coach.enhance.backends import realesrgan
+from fluxgym_coach.enhance.backends.base import EnhanceParams, get_enhance_backend
+from fluxgym_coach.enhance.backends.local import LocalBackend
+from fluxgym_coach.enhance.backends.realesrgan import VulkanProbe, explain_load_error, probe
 from fluxgym_coach.cli import app
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "dataset"

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from fluxgym_coach.backends.base import EnhanceParams, get_enhance_backend
-from fluxgym_coach.backends.local import LocalBackend
-from fluxgym_coach.backends.realesrgan import probe
-from fluxgym_coach.image_cache import ImageCache
-from fluxgym_coach.pipeline import Source, record_variants, run_enhance
+from fluxgym_coach.enhance.backends.base import EnhanceParams, get_enhance_backend
+from fluxgym_coach.enhance.backends.local import LocalBackend
+from fluxgym_coach.enhance.backends.realesrgan import probe
+from fluxgym_coach.cache import ImageCache
+from fluxgym_coach.enhance.job import Source, record_variants, run_enhance
 from fluxgym_coach.store import Store
 from tests.test_upscale_spandrel import write_compact
 

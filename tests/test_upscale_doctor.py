@@ -7,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from fluxgym_coach.backends import realesrgan
-from fluxgym_coach.backends.realesrgan import VulkanProbe, explain_load_error
+from fluxgym_coach.enhance.backends import realesrgan
+from fluxgym_coach.enhance.backends.realesrgan import VulkanProbe, explain_load_error
 from fluxgym_coach.cli import app
 
 runner = CliRunner()

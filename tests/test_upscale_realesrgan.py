@@ -16,12 +16,12 @@ import pytest
 from PIL import Image
 
 from fluxgym_coach import imaging
-from fluxgym_coach.backends.base import BackendError, EnhanceItem, EnhanceParams
-from fluxgym_coach.backends.realesrgan import MODELS, RealesrganBackend, probe, resolve_model
-from fluxgym_coach.backends.superres import TILE_PAD, upscale_tiled
+from fluxgym_coach.enhance.backends.base import BackendError, EnhanceItem, EnhanceParams
+from fluxgym_coach.enhance.backends.realesrgan import MODELS, RealesrganBackend, probe, resolve_model
+from fluxgym_coach.enhance.backends.superres import TILE_PAD, upscale_tiled
 from fluxgym_coach.events import InFlightProgress
-from fluxgym_coach.image_cache import ImageCache
-from fluxgym_coach.pipeline import Source, run_enhance
+from fluxgym_coach.cache import ImageCache
+from fluxgym_coach.enhance.job import Source, run_enhance
 from fluxgym_coach.store import Store
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "dataset"

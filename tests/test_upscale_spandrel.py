@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from fluxgym_coach import imaging
-from fluxgym_coach.backends.base import BackendError, EnhanceItem, EnhanceParams, get_enhance_backend
-from fluxgym_coach.backends.spandrel_backend import find_model, list_models
+from fluxgym_coach.enhance.backends.base import BackendError, EnhanceItem, EnhanceParams, get_enhance_backend
+from fluxgym_coach.enhance.backends.spandrel_backend import find_model, list_models
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "dataset"
 

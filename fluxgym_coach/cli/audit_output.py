@@ -22,7 +22,7 @@ from typing import Any, TextIO
 from rich.markup import escape
 from rich.table import Table
 
-from ..audit import ERROR, INFO, WARNING, AuditReport, Finding
+from ..audit.rules import ERROR, INFO, WARNING, AuditReport, Finding
 from .common import out
 
 #: Largest number of finding rows printed as a full table without ``--all``.

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..audit import ERROR, INFO, WARNING, Thresholds, audit_dataset
+from ..audit.rules import ERROR, INFO, WARNING, Thresholds, audit_dataset
 from ..dataset import Dataset, DatasetError
 from . import audit_output
 from .common import EXIT_USAGE, err, fail, out, progress_sink
@@ -80,7 +80,7 @@ def audit(
               f"{c[INFO] + c['clean']} fine; {len(report.groups)} duplicate groups; "
               f"{report.measured} measured now, {report.seconds:.2f} s")
     if not report.caption_rules and not no_captions:
-        err.print("[yellow]note[/] caption rules unavailable (fluxgym_coach.captions missing)")
+        err.print("[yellow]note[/] caption rules unavailable (fluxgym_coach.captions.text missing)")
     raise typer.Exit(code)
 
 

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..buckets import BucketError, BucketSettings, Placement, place_many
+from ..audit.buckets import BucketError, BucketSettings, Placement, place_many
 from .common import EXIT_USAGE, fail, out, print_json
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ..image_cache import ImageCache
+from ..cache import ImageCache
 from .common import esc, out, print_json
 from .options import CacheDir, Json
 

@@ -1,6 +1,6 @@
 """``fluxgym-coach caption`` (the captioning job) and ``fluxgym-coach captions ...``
 (lint, token counts, undoable bulk edits). Presentation only: the work is in
-:mod:`fluxgym_coach.captioning` and :mod:`fluxgym_coach.captions`."""
+:mod:`fluxgym_coach.captions.job` and :mod:`fluxgym_coach.captions.text`."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .. import captions as rules
-from ..captioning import BACKENDS, caption_status, dataset_trigger, save_default_backend
-from ..backends.captioners.base import CaptionBackendError
+from ..captions import text as rules
+from ..captions.job import BACKENDS, caption_status, dataset_trigger, save_default_backend
+from ..captions.backends.base import CaptionBackendError
 from .. import core
 from ..core import scan_blocking
 from ..dataset import Dataset, DatasetError

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..preflight import PreflightError, check_dataset_config
+from ..export.preflight import PreflightError, check_dataset_config
 from .common import EXIT_FAILED, EXIT_USAGE, err, fail, out, print_json
 
 

@@ -22,9 +22,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..backends.base import DEFAULT_UPSCALER
-from ..image_cache import ImageCache
-from ..train_script import MODEL_PATHS, TRAINER
+from ..enhance.backends.base import DEFAULT_UPSCALER
+from ..cache import ImageCache
+from ..export.train_script import MODEL_PATHS, TRAINER
 from .common import EXIT_FAILED, EXIT_OK, out, print_json
 from .options import ApiAuth, ApiUrl, CacheDir, Json, ModelsDir
 
@@ -114,7 +114,7 @@ def check_cache(cache_dir: str | Path | None) -> list[Check]:
 async def check_forge(urls: list[str], api_auth: str | None) -> list[Check]:
     """Each server: reachable, credentials accepted, the default upscaler and
     the current checkpoint (colorization uses it)."""
-    from ..backends.forge import ForgeClient, ForgeError, ForgeUnreachable
+    from ..enhance.backends.forge import ForgeClient, ForgeError, ForgeUnreachable
 
     checks: list[Check] = []
     for url in urls:
@@ -148,7 +148,7 @@ def check_realesrgan() -> list[Check]:
     """The embedded Real-ESRGAN engine: whether it starts, the Vulkan devices
     ncnn sees (software ones such as llvmpipe are never used), where it runs
     and the bundled models."""
-    from ..backends import realesrgan
+    from ..enhance.backends import realesrgan
 
     found = realesrgan.probe()
     if not found.ok:
@@ -173,7 +173,7 @@ def check_spandrel(models_dir: Path | None) -> list[Check]:
     the upscaler files found (``--models-dir`` or the Forge / ComfyUI folders)."""
     import importlib.util
 
-    from ..backends.spandrel_backend import INSTALL_HINT, default_model_dirs, list_models
+    from ..enhance.backends.spandrel_backend import INSTALL_HINT, default_model_dirs, list_models
 
     if importlib.util.find_spec("spandrel") is None or importlib.util.find_spec("torch") is None:
         return [Check("upscale", "spandrel", "skip", "PyTorch / spandrel not installed (your own "

@@ -3,7 +3,7 @@
 Upscales image files through a Forge / A1111 server (or the embedded Pillow
 backend), colorizing black-and-white ones, with results cached and the job
 resumable. Presentation only: the work is
-:func:`fluxgym_coach.image_enhancement.enhance_files` (files) or
+:func:`fluxgym_coach.enhance.enhancer.enhance_files` (files) or
 :func:`fluxgym_coach.core.enhance_images` (datasets).
 
 Where results go (nothing is ever written among a dataset's originals, where
@@ -32,10 +32,10 @@ import typer
 from rich.markup import escape
 
 from .. import imaging
-from ..backends.base import (BACKEND_NAMES, DEFAULT_COLORIZE_NEGATIVE_PROMPT, DEFAULT_COLORIZE_PROMPT,
-                             BackendError, EnhanceParams)
-from ..image_cache import ImageCache
-from ..image_enhancement import API_URL_ENV, default_output, enhance_files
+from ..enhance.backends.base import (BACKEND_NAMES, DEFAULT_COLORIZE_NEGATIVE_PROMPT, DEFAULT_COLORIZE_PROMPT,
+                                     BackendError, EnhanceParams)
+from ..cache import ImageCache
+from ..enhance.enhancer import API_URL_ENV, default_output, enhance_files
 from ..store import Store
 from . import options as o
 from .common import (esc, EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json,

@@ -13,8 +13,8 @@ from rich.table import Table
 
 from ..core import scan_blocking
 from ..dataset import Dataset, DatasetError
-from ..export import DEFAULT_REPEATS, RESOLUTIONS, ExportError, ExportReport, export_dataset
-from ..image_cache import ImageCache
+from ..export.fluxgym import DEFAULT_REPEATS, RESOLUTIONS, ExportError, ExportReport, export_dataset
+from ..cache import ImageCache
 from .common import esc, EXIT_USAGE, fail, out, print_json, progress_sink, report_problems
 from .options import CacheDir, Json, Quiet, Strict
 
@@ -43,7 +43,7 @@ Vram = Annotated[VramSize, typer.Option(
     "--vram", help="GPU memory of the training machine: picks train.sh's optimizer as Fluxgym "
                    "does (20G AdamW 8-bit, 16G Adafactor, 12G Adafactor + split mode).")]
 class CropMode(str, Enum):
-    """How images are framed for kohya (see fluxgym_coach.export)."""
+    """How images are framed for kohya (see fluxgym_coach.export.fluxgym)."""
 
     ZERO = "zero"
     KOHYA = "kohya"
@@ -119,12 +119,12 @@ def export_json(report: ExportReport) -> dict:
 
 
 def run_preflight(report: ExportReport) -> dict | None:
-    """In a Fluxgym folder, :func:`~fluxgym_coach.preflight.check_dataset_config` on
+    """In a Fluxgym folder, :func:`~fluxgym_coach.export.preflight.check_dataset_config` on
     the export (sd-scripts' own code when installed); None elsewhere. A failure
     of sd-scripts itself is returned as ``{"error": ...}``."""
     if not report.fluxgym_root:
         return None
-    from ..preflight import PreflightError, check_dataset_config
+    from ..export.preflight import PreflightError, check_dataset_config
     try:
         data = check_dataset_config(report.toml_path, report.root)
     except PreflightError as exc:

@@ -9,11 +9,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..backends.base import BackendError, EnhanceParams
+from ..enhance.backends.base import BackendError, EnhanceParams
 from ..dataset import Dataset, DatasetError
-from ..export import DEFAULT_REPEATS, ExportError
-from ..image_cache import ImageCache
-from ..prepare import PrepareReport, prepare_dataset
+from ..export.fluxgym import DEFAULT_REPEATS, ExportError
+from ..cache import ImageCache
+from ..export.prepare import PrepareReport, prepare_dataset
 from . import options as o
 from .cmd_export import (Crop, CropMode, Force, Name, OutDir, Repeats, Resolution, Trigger, Vram, VramSize, export_json,
                          export_table, print_next_steps)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..dataset import Dataset, DatasetError
-from ..report import write_report
+from ..audit.report import write_report
 from .common import esc, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json, progress_sink
 from .options import Json, Quiet
 

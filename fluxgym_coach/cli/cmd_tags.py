@@ -1,5 +1,5 @@
 """``fluxgym-coach tags ...``: the dataset's tag table, rename / merge / delete / add,
-autocomplete and proposals. Presentation only: the work is in :mod:`fluxgym_coach.tags`."""
+autocomplete and proposals. Presentation only: the work is in :mod:`fluxgym_coach.captions.tags`."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from .. import core
-from .. import tags as tagging
-from ..backends.captioners.base import CaptionBackendError
+from ..captions import tags as tagging
+from ..captions.backends.base import CaptionBackendError
 from .cmd_caption import DatasetArg, Images, open_dataset
 from .common import esc, EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, out, print_json, progress_sink
 from .options import Json, Quiet

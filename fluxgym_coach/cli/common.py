@@ -46,7 +46,7 @@ def exit_code_for(exc: BaseException) -> int:
     """The exit code of a command stopped by ``exc`` (the one place errors map to codes):
     EXIT_BACKEND for a backend that refused the job or cannot be reached, EXIT_USAGE for
     unusable input (dataset, export target, store, plugin, bad value), EXIT_FAILED else."""
-    from ..backends.base import BackendError
+    from ..enhance.backends.base import BackendError
     from ..errors import FluxgymCoachError
 
     if isinstance(exc, BackendError):

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..backends.base import (DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT, DEFAULT_UPSCALER, EnhanceParams)
+from ..enhance.backends.base import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT, DEFAULT_UPSCALER, EnhanceParams
 
 API_AUTH_ENV = "FLUXGYM_COACH_API_AUTH"
 

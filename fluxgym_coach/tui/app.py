@@ -36,14 +36,14 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Static, TextArea
 
-from .. import captions as caption_rules
+from ..captions import text as caption_rules
 from .. import feedback
 from .. import core
-from ..backends.base import BackendError, EnhanceParams
+from ..enhance.backends.base import BackendError, EnhanceParams
 from ..dataset import Dataset, one_line
 from ..events import ItemDone, ItemFailed, JobFinished, JobStarted
 from ..feedback import ACCEPT, CAPTION_EDIT, EXCLUDE, INCLUDE, REJECT, REPROCESS, Decision, record_decision
-from ..image_cache import ImageCache
+from ..cache import ImageCache
 from ..store import STORE_DIRNAME
 from ..settings import load_settings
 from .jobs import JobCancelled, JobSink, JobUpdated
@@ -293,7 +293,7 @@ class ReviewApp(App[None]):
         """``local backend``, or ``forge HOST:PORT`` (``+N`` for a pool), credentials removed."""
         if not self.api_url:
             return "local backend"
-        from ..backends.forge import redact_url
+        from ..enhance.backends.forge import redact_url
 
         urls = [self.api_url] if isinstance(self.api_url, str) else list(self.api_url)
         hosts = [redact_url(u).split("://", 1)[-1].rstrip("/") for u in urls]
@@ -505,7 +505,7 @@ class ReviewApp(App[None]):
     def complete_tag(self, prefix: str) -> list[str]:
         """Tag completions for ``prefix`` over the dataset's captions (:class:`tags.TagIndex`)."""
         if self._tag_index is None:
-            from ..tags import TagIndex
+            from ..captions.tags import TagIndex
 
             self._tag_index = TagIndex.from_captions(r.caption for r in self.index.rows)
         return self._tag_index.complete(prefix, 10)
@@ -526,7 +526,7 @@ class ReviewApp(App[None]):
     def _propose_tags(self, relpath: str) -> None:
         """Tag proposals for one image (:func:`tags.propose`: captioner results and the
         tags most used in its folder); reads the store, so in a worker."""
-        from ..tags import propose
+        from ..captions.tags import propose
 
         try:
             tags = [p.tag for p in propose(self.dataset, relpath, 10)]
@@ -554,7 +554,7 @@ class ReviewApp(App[None]):
         empty text removes the sidecar) and record the decision. When the sidecar
         changed on disk since the editor loaded it, nothing is written: a question
         shows both texts (``force`` skips the check). Returns whether it changed."""
-        from ..caption_sync import CaptionConflict, save_caption
+        from ..captions.sync import CaptionConflict, save_caption
 
         row = self.index.by_relpath.get(relpath)
         try:
@@ -593,7 +593,7 @@ class ReviewApp(App[None]):
         """What the sidecar held when the editor loaded it (a CaptionStamp)."""
         base = self._caption_bases.get(relpath)
         if base is None:
-            from ..caption_sync import stamp_of_record
+            from ..captions.sync import stamp_of_record
 
             row = self.index.by_relpath.get(relpath)
             base = stamp_of_record(row.record) if row is not None else None
@@ -602,7 +602,7 @@ class ReviewApp(App[None]):
     def _load_editor(self, row: Row) -> None:
         """Load ``row``'s caption (or its draft) into the editor and remember the
         sidecar's stamp as the base that saving checks against."""
-        from ..caption_sync import stamp_of_record
+        from ..captions.sync import stamp_of_record
 
         self._caption_bases = {row.relpath: stamp_of_record(row.record)}
         self.editor.load(row.relpath, row.caption or "", row.draft)
@@ -1067,7 +1067,7 @@ class ReviewApp(App[None]):
 
     @work(thread=True, exclusive=True, group="audit", exit_on_error=False)
     def _audit_worker(self, sink: JobSink) -> None:
-        from ..audit import audit_dataset
+        from ..audit.rules import audit_dataset
 
         trigger = (self.dataset.store.get_setting(EXPORT_KEY, {}) or {}).get("trigger") or None
         try:
@@ -1147,7 +1147,7 @@ class ReviewApp(App[None]):
     @work(thread=True, group="bulk", exit_on_error=False)
     def _bulk_worker(self, sink: JobSink, rows: list[Row], kind: str,
                      transform: Callable[[str], str], include_missing: bool) -> None:
-        """Bulk caption edit through :func:`fluxgym_coach.captions.apply_to_captions`
+        """Bulk caption edit through :func:`fluxgym_coach.captions.text.apply_to_captions`
         (one undoable operation), in chunks so progress shows and cancel works."""
         job = sink.progress.key
         sink(JobStarted(job, "bulk", len(rows)))
@@ -1198,14 +1198,8 @@ class ReviewApp(App[None]):
             self._caption_form([r.relpath for r in rows], self.index.describe_targets(rows))
 
     def _caption_form(self, relpaths: list[str], what: str = "") -> None:
-        try:
-            from .. import captioning
-        except ImportError:
-            self.notify("Generate description: no captioning backend is available in this build "
-                        "(the module fluxgym_coach.captioning is missing). Captions can still be "
-                        "written by hand with e.", title="captioning backend missing",
-                        severity="warning", timeout=8)
-            return
+        from ..captions import job as captioning
+
         saved_caption = load_settings(self.dataset.store).caption  # backend, server, model
         names = ", ".join(captioning.BACKENDS)
         default_backend = saved_caption.backend
@@ -1240,7 +1234,7 @@ class ReviewApp(App[None]):
                          lambda opts: opts and self._start_caption(relpaths, opts))
 
     def _start_caption(self, relpaths: list[str], opts: dict[str, Any]) -> None:
-        from ..captioning import save_default_backend
+        from ..captions.job import save_default_backend
 
         # A destructive mode is never remembered as the next form's default (settings refuse it).
         save_default_backend(self.dataset, opts["backend"], _caption_options(opts, self.api_url))
@@ -1257,7 +1251,7 @@ class ReviewApp(App[None]):
     def _confirm_overwrite(self, relpaths: list[str], opts: dict[str, Any]) -> None:
         """Overwrite mode: ask first when it would replace captions a person wrote
         (:func:`caption_sync.user_written` reads each sidecar, so in a worker)."""
-        from ..caption_sync import user_written
+        from ..captions.sync import user_written
 
         edited = user_written(self.dataset, relpaths)
         if not edited:
@@ -1330,7 +1324,7 @@ class ReviewApp(App[None]):
 
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
     def _export_worker(self, sink: JobSink, opts: dict[str, Any]) -> None:
-        from ..export import export_dataset
+        from ..export.fluxgym import export_dataset
 
         sink.raise_on_cancel = True
         try:
@@ -1375,10 +1369,8 @@ class ReviewApp(App[None]):
         command palette, their background tasks get a progress panel."""
         if not self.plugins_on_start or getattr(self, "plugin_session", None) is not None:
             return
-        try:
-            from . import plugin_views
-        except ImportError:
-            return
+        from . import plugin_views
+
         try:
             self.plugin_actions = list(plugin_views.palette_actions(self))
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the review
@@ -1570,7 +1562,7 @@ def validate_export(v: dict[str, str]) -> dict[str, Any]:
         raise ValueError("resolution and repeats are whole numbers") from None
     if resolution < 256 or repeats < 1:
         raise ValueError("resolution at least 256, repeats at least 1")
-    from ..train_script import VRAM_CHOICES
+    from ..export.train_script import VRAM_CHOICES
 
     vram = v.get("vram", "20G").strip().upper()
     vram = vram if vram.endswith("G") else vram + "G"

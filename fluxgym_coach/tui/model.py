@@ -108,7 +108,7 @@ NOT_FLAGGING = frozenset({"no_caption", "caption-missing", "caption-empty"})
 
 
 def finding_from(f: Any) -> Finding:
-    """A :class:`Finding` from an audit finding (:class:`fluxgym_coach.audit.Finding`)."""
+    """A :class:`Finding` from an audit finding (:class:`fluxgym_coach.audit.rules.Finding`)."""
     if isinstance(f, Finding):
         return f
     return Finding(str(f.code), str(f.message), str(f.severity))

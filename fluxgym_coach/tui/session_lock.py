@@ -2,7 +2,7 @@
 
 Two TUIs on one dataset each keep their own view of the captions and the
 decisions; the saves are safe (a changed sidecar is detected before it is
-overwritten, see :mod:`fluxgym_coach.caption_sync`), but the user should know.
+overwritten, see :mod:`fluxgym_coach.captions.sync`), but the user should know.
 On start the app writes ``<dataset>/.fluxgym-coach/tui.lock`` (JSON: ``pid``,
 ``host``, ``started``, Unix time) and removes it on exit. A lock left by a
 process that is no longer running on this host (a crash, a dropped SSH

@@ -2,7 +2,7 @@
 
 A thumbnail is an upright RGB :class:`PIL.Image.Image` no larger than
 ``max_side`` px, decoded with JPEG draft mode where possible. Made once, it is
-written to the :class:`~fluxgym_coach.image_cache.ImageCache` under a key of
+written to the :class:`~fluxgym_coach.cache.ImageCache` under a key of
 the source digest and ``{"op": "thumbnail", "max_side": N}``, so reopening a
 dataset does not decode the full images again. Nothing here touches Textual;
 :meth:`ThumbnailCache.get` is called from thread workers only.
@@ -18,7 +18,7 @@ from pathlib import Path
 from PIL import Image
 
 from .. import imaging
-from ..image_cache import ImageCache
+from ..cache import ImageCache
 
 THUMBNAIL_BACKEND = "tui-thumbnail@1"
 

@@ -22,7 +22,7 @@ through the same core functions as the ``fluxgym-coach`` command:
   :mod:`~fluxgym_coach.imaging`), transitive groups within ``threshold``
   bits, plus exact duplicates (same sha1), returned as Panoptic groups with
   scores (lower is closer).
-* **Export to Fluxgym** (``execute``): :func:`fluxgym_coach.export.export_dataset`
+* **Export to Fluxgym** (``execute``): :func:`fluxgym_coach.export.fluxgym.export_dataset`
   of the selection (one root folder at a time).
 
 An action that raises returns an ERROR notification with the traceback
@@ -249,9 +249,9 @@ class FluxgymCoachPlugin(APlugin):
         @target_short_side: upscale images whose shorter side is below this many pixels
         """
         from ... import core
-        from ...backends.base import EnhanceParams
+        from ...enhance.backends.base import EnhanceParams
         from ...dataset import Dataset
-        from ...image_cache import ImageCache
+        from ...cache import ImageCache
 
         items = self.selected(ctx)
         out_dir = self.data_path / "enhanced"
@@ -387,7 +387,7 @@ class FluxgymCoachPlugin(APlugin):
         @force: replace an earlier export with the same name
         """
         from ...dataset import Dataset
-        from ...export import export_dataset
+        from ...export.fluxgym import export_dataset
 
         if not self.params.trigger:
             raise ValueError("set the trigger word in the fluxgym-coach plugin parameters first")

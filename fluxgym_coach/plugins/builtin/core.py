@@ -17,7 +17,7 @@ from enum import Enum
 from pathlib import Path
 
 from ... import core
-from ...backends.base import EnhanceParams
+from ...enhance.backends.base import EnhanceParams
 from ...settings import load_settings
 from ..models import (ActionContext, ActionResult, Group, Notif, NotifFunction, NotifType, Score,
                       ScoreList)

@@ -52,8 +52,8 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from ... import imaging
-from ...duplicates import (DEFAULT_THRESHOLD, exact_duplicate_groups, hamming_matrix, hex_to_uint64,
-                           near_duplicate_groups, near_duplicate_pairs, popcount64)
+from ...audit.duplicates import (DEFAULT_THRESHOLD, exact_duplicate_groups, hamming_matrix, hex_to_uint64,
+                                 near_duplicate_groups, near_duplicate_pairs, popcount64)
 from ..models import (ActionContext, ActionResult, DeleteFolderConfirm, Group, Instance, Notif,
                       NotifFunction, NotifType, OwnVectorType, Score, ScoreList, Vector, VectorType)
 from ..plugin import APlugin

@@ -22,7 +22,7 @@ from textual.widgets import Input, Static, TextArea
 
 class TagSuggester(Suggester):
     """Completes the tag being typed with ``complete(prefix) -> [tags]`` (the app
-    passes :meth:`fluxgym_coach.tags.TagIndex.complete` over the dataset's captions)."""
+    passes :meth:`fluxgym_coach.captions.tags.TagIndex.complete` over the dataset's captions)."""
 
     def __init__(self, complete: Callable[[str], list[str]]) -> None:
         super().__init__(use_cache=False, case_sensitive=False)

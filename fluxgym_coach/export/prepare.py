@@ -1,0 +1,116 @@
+"""The main job: scan -> enhance what is too small (or black-and-white) -> export.
+
+``prepare_dataset`` is what ``fluxgym-coach prepare`` runs; the TUI and the
+built-in plugin call the same function. Enhanced results are selected for
+export automatically (status ``"pending"`` until reviewed) unless the user
+already decided otherwise for that image in a review (accepted another
+variant, or rejected the enhancement).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..enhance.backends.base import EnhanceBackend, EnhanceParams
+from ..dataset import Dataset, ScanReport
+from ..events import EventSink, null_sink
+from .fluxgym import ExportReport, check_target, export_dataset
+from ..cache import ImageCache
+from ..enhance.job import EnhanceReport, Source, record_variants, run_enhance
+from ..store import ImageRecord
+
+
+@dataclass(slots=True)
+class PrepareReport:
+    """The reports of the three steps (``enhance`` is None when nothing needed it)."""
+
+    scan: ScanReport
+    enhance: EnhanceReport | None
+    export: ExportReport | None
+
+
+def enhancement_candidates(records: list[ImageRecord], resolution: int, colorize: bool) -> list[ImageRecord]:
+    """Readable images whose short side is below ``resolution``, plus black-and-white
+    ones when ``colorize`` is set (the backend decides whether it can)."""
+    out = []
+    for rec in records:
+        if rec.error or rec.short_side is None:
+            continue
+        if rec.short_side < resolution or (colorize and rec.is_grayscale):
+            out.append(rec)
+    return out
+
+
+def source_of(dataset: Dataset, rec: ImageRecord) -> Source:
+    """A pipeline :class:`~fluxgym_coach.enhance.job.Source` from a store record."""
+    w, h = rec.display_size or (None, None)
+    return Source(rec.relpath, dataset.image_path(rec.relpath), rec.digest, w, h, rec.is_grayscale)
+
+
+def select_new_variants(dataset: Dataset, report: EnhanceReport, backend_identity: str) -> int:
+    """Record variants and select them for export where the user has not decided.
+
+    Returns how many images got a new selection.
+    """
+    record_variants(dataset.store, report, backend_identity)
+    selection = dataset.store.selection()
+    changed = 0
+    for o in report.outcomes.values():
+        if o.entry is None or o.status not in ("enhanced", "cached"):
+            continue
+        current = selection.get(o.name)
+        if current is None or current[1] == "pending":
+            if current is None or current[0] != o.entry.key:
+                dataset.store.select_variant(o.name, o.entry.key, "pending")
+                changed += 1
+    return changed
+
+
+async def prepare_dataset(
+    dataset: Dataset,
+    out_dir: str | Path,
+    name: str,
+    trigger: str,
+    backend: EnhanceBackend,
+    params: EnhanceParams | None = None,
+    resolution: int = 1024,
+    repeats: int = 10,
+    cache: ImageCache | None = None,
+    lookup: bool = True,
+    force: bool = False,
+    on_event: EventSink = null_sink,
+    cancel: asyncio.Event | None = None,
+    vram: str = "20G",
+    crop_mode: str = "zero",
+) -> PrepareReport:
+    """Scan, enhance and export ``dataset`` (see the module docstring).
+
+    ``params`` are the enhancement settings; their ``target_short_side`` is
+    set to ``resolution``; ``vram`` picks train.sh's optimizer (see
+    :mod:`~fluxgym_coach.export.train_script`). Raises :class:`~fluxgym_coach.export.fluxgym.ExportError`
+    (before any work) when the export target is unusable, and
+    :class:`~fluxgym_coach.enhance.backends.base.BackendError` when the backend's
+    pre-flight check fails. Per-image problems are in the reports.
+    """
+    check_target(dataset, out_dir, name, trigger, resolution, repeats, force)  # fail before long work
+    cache = cache or ImageCache()
+    params = (params or EnhanceParams()).with_(target_short_side=resolution)
+    from ..plugins.loader import scan_with_plugins  # plugins fire their scan events, if any
+
+    scan = await scan_with_plugins(dataset, on_event)
+    records = dataset.store.images()
+    candidates = enhancement_candidates(records, resolution, params.colorize)
+    enhance = None
+    if candidates:
+        sources = [source_of(dataset, r) for r in candidates]
+        enhance = await run_enhance(sources, backend, params, cache, lookup=lookup,
+                                    store=dataset.store, on_event=on_event, cancel=cancel)
+        select_new_variants(dataset, enhance, backend.identity)
+        if enhance.cancelled:
+            return PrepareReport(scan, enhance, None)
+    export = await asyncio.to_thread(
+        export_dataset, dataset, out_dir, name, trigger, resolution, repeats, force, on_event, cache,
+        vram=vram, crop_mode=crop_mode)
+    return PrepareReport(scan, enhance, export)
