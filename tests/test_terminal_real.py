@@ -23,7 +23,8 @@ from fluxgym_coach.dataset import Dataset
 from fluxgym_coach.tui.terminal import KITTY_PLACEHOLDERS_SINCE
 from tests.real_terminals import screens
 
-pytestmark = pytest.mark.slow
+# One xdist group: the terminals run one after another in a single worker, never side by side.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("real-terminals")]
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "dataset" / "astronaut.png"
 
 

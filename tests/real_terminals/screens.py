@@ -66,13 +66,24 @@ def wait_for(check, what: str, deadline: float = 60.0, step: float = 0.2):
 
 @contextmanager
 def xvfb(width: int = 1280, height: int = 900):
-    """An X server of its own; yields its DISPLAY string."""
-    number = next(n for n in range(90, 190) if not Path(f"/tmp/.X{n}-lock").exists())
-    proc = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", f"{width}x{height}x24",
-                             "-nolisten", "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    """An X server of its own; yields its DISPLAY string.
+
+    The server picks a free display number itself (``-displayfd``) and writes it
+    once it accepts connections, so parallel test workers never share a screen."""
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0",
+                             f"{width}x{height}x24", "-nolisten", "tcp"], pass_fds=(write_fd,),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_fd)
     try:
-        wait_for(lambda: Path(f"/tmp/.X11-unix/X{number}").exists(), "Xvfb", 20)
-        yield f":{number}"
+        with os.fdopen(read_fd, "rb") as pipe:
+            out = b""
+            while not out.endswith(b"\n"):  # blocks until ready; EOF if Xvfb exits
+                chunk = pipe.read(1)
+                if not chunk:
+                    raise RuntimeError(f"Xvfb exited ({proc.wait(timeout=10)}) before it was ready")
+                out += chunk
+        yield f":{int(out)}"
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -87,7 +98,8 @@ def terminal_command(kind: str, inner: list[str]) -> tuple[list[str], dict[str, 
     if kind == "kitty":  # software OpenGL under Xvfb
         return (["kitty", "--config", "NONE", "-o", f"initial_window_width={COLS}c",
                  "-o", f"initial_window_height={ROWS}c", "-o", "font_size=11",
-                 "-o", "window_padding_width=0", "-o", "remember_window_size=no", *inner],
+                 "-o", "window_padding_width=0", "-o", "remember_window_size=no",
+                 "-o", "cursor_blink_interval=0", *inner],  # a still screen: see _steady_screenshot
                 {"LIBGL_ALWAYS_SOFTWARE": "1"})
     raise ValueError(kind)
 
@@ -102,9 +114,11 @@ class Shot:
 
 
 def photograph(kind: str, dataset: Path, work: Path, *, tmux: bool = False,
-               preview: str = "auto", display: str, deadline: float = 90.0) -> Shot:
+               preview: str = "auto", display: str, deadline: float = 180.0) -> Shot:
     """Start terminal ``kind`` (inside tmux when ``tmux``) with the harness on
-    ``dataset``, wait for its report, take a screenshot of the whole display."""
+    ``dataset``, wait for its report, take screenshots of the whole display until two in a
+    row are the same (the terminal has painted). Deadlines are generous: the test machines
+    are shared and slow."""
     report = work / f"{kind}{'-tmux' if tmux else ''}-{preview}.json"
     harness = [sys.executable, "-m", "tests.real_terminals.harness", str(dataset), str(report),
                "--preview", preview]
@@ -129,7 +143,7 @@ def photograph(kind: str, dataset: Path, work: Path, *, tmux: bool = False,
             raise RuntimeError(f"{kind} exited ({proc.returncode}) before the app drew a preview")
         shot = report.with_suffix(".screen.png")
         subprocess.run(["import", "-display", display, "-window", "root", str(shot)],
-                       check=True, timeout=30)
+                       check=True, timeout=60)
         return Shot(shot, json.loads(report.read_text()), report.with_suffix(".png"))
     finally:
         if tmux:
@@ -140,6 +154,22 @@ def photograph(kind: str, dataset: Path, work: Path, *, tmux: bool = False,
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
+
+
+def _steady_screenshot(display: str, shot: Path) -> bool:
+    """Photograph the root window into ``shot``; true when it equals the previous photograph
+    (the terminal has finished painting), so :func:`wait_for` retakes it until then."""
+    previous = shot.with_suffix(".prev.png")
+    if shot.exists():
+        shot.replace(previous)
+    subprocess.run(["import", "-display", display, "-window", "root", str(shot)],
+                   check=True, timeout=60)
+    if not previous.exists():
+        return False
+    same = np.array_equal(np.asarray(Image.open(shot).convert("RGB")),
+                          np.asarray(Image.open(previous).convert("RGB")))
+    previous.unlink()
+    return same
 
 
 def _grey(a: np.ndarray) -> np.ndarray:
