@@ -148,11 +148,13 @@ class CaptionJob:
             self.stop.set()
         return exc.reason
 
-    async def _result(self, req: CaptionRequest,
-                      requests: asyncio.Semaphore) -> tuple[CaptionResult, bool] | str | None:
+    async def _result(self, req: CaptionRequest, requests: asyncio.Semaphore,
+                      turn: tuple[asyncio.Event | None, asyncio.Event]) -> tuple[CaptionResult, bool] | str | None:
         """The cached result, or the backend's (cached now): ``(result, from_cache)``,
         the failure reason, or None when the job stopped before the request.
-        The request waits for one of ``requests``; the preparation does not."""
+        The request waits for one of ``requests``, in plan order (``turn``: the previous
+        image's event, set once it took its slot, and this one's); the preparation does not."""
+        before, mine = turn
         params = {"captioner": self.backend.cache_params(req)}
         key = self.cache.make_key(req.digest, params, self.backend.identity)
         entry = await asyncio.to_thread(self.cache.get, key)
@@ -161,7 +163,10 @@ class CaptionJob:
             return CaptionResult.from_dict(json.loads(raw)), True
         try:
             req.prepared = await self.backend.prepare(req)
+            if before is not None:
+                await before.wait()
             async with requests:
+                mine.set()
                 if self.cancel.is_set() or self.stop.is_set():
                     return None
                 result = await self.backend.caption(req)
@@ -177,10 +182,11 @@ class CaptionJob:
         await asyncio.to_thread(self.cache.put, key, json.dumps(result.to_dict()).encode(), ".json", meta)
         return result, False
 
-    async def send(self, work: _Work, requests: asyncio.Semaphore) -> None:
+    async def send(self, work: _Work, requests: asyncio.Semaphore,
+                   turn: tuple[asyncio.Event | None, asyncio.Event]) -> None:
         """Caption one image and write its sidecar (unless it changed meanwhile)."""
         outcome, req = work.outcome, work.request
-        got = await self._result(req, requests)
+        got = await self._result(req, requests, turn)
         if got is None:
             return
         if isinstance(got, str):
@@ -212,13 +218,19 @@ class CaptionJob:
         n = max(1, int(self.backend.concurrency))
         requests, started = asyncio.Semaphore(n), asyncio.Semaphore(2 * n)
 
-        async def one(work: _Work) -> None:
-            async with started:
-                if self.cancel.is_set() or self.stop.is_set():
-                    return
-                await self.send(work, requests)
+        turns = [asyncio.Event() for _ in works]  # requests leave in plan order
 
-        tasks = [asyncio.create_task(one(w)) for w in works]
+        async def one(i: int, work: _Work) -> None:
+            turn = (turns[i - 1] if i else None, turns[i])
+            try:
+                async with started:
+                    if self.cancel.is_set() or self.stop.is_set():
+                        return
+                    await self.send(work, requests, turn)
+            finally:
+                turns[i].set()  # a cached, failed or skipped image never holds the next one
+
+        tasks = [asyncio.create_task(one(i, w)) for i, w in enumerate(works)]
         try:
             if tasks:
                 await asyncio.gather(*tasks)
