@@ -99,13 +99,36 @@ async def test_the_folder_is_watched_and_changed_rows_refresh(tui_dataset, make_
         (tui_dataset / "horse.txt").write_text("a horse in a field", encoding="utf-8")
         await wait_until(pilot, lambda: app.index.by_relpath["coffee.png"].caption == "an espresso cup"
                          and app.index.by_relpath["horse.png"].caption == "a horse in a field",
-                         "the watcher to refresh the rows")
+                         "the watcher to refresh the rows", timeout=30)
         # the editor of the current image follows when it holds no unsaved text
         assert app.current.relpath == "astronaut.png"
         (tui_dataset / "astronaut.txt").write_text("an astronaut", encoding="utf-8")
-        await wait_until(pilot, lambda: app.editor.text == "an astronaut", "the editor to follow")
+        await wait_until(pilot, lambda: app.editor.text == "an astronaut", "the editor to follow",
+                         timeout=30)
         # one toast per refresh, not one per file
         assert sum("changed on disk" in n.message for n in app._notifications) <= 2
+
+
+async def test_a_look_that_fails_half_way_is_made_good_by_the_next(tui_dataset, make_tui_app):
+    """A look for changes that stored a new caption and then failed (a locked store,
+    a vanished file) must not leave the row stale: the next look reloads every row."""
+    app = make_tui_app(tui_dataset, audit=False, watch_interval=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        real_scan, failed = app.dataset.scan, []
+
+        def scan_then_fail(*args, **kwargs):
+            report = real_scan(*args, **kwargs)
+            if report.captions_updated and not failed:
+                failed.append(report.captions_updated)
+                raise OSError("the store went away after storing the change")
+            return report
+
+        app.dataset.scan = scan_then_fail
+        (tui_dataset / "coffee.txt").write_text("an espresso cup", encoding="utf-8")
+        await wait_until(pilot, lambda: failed, "the look that fails", timeout=30)
+        await wait_until(pilot, lambda: app.index.by_relpath["coffee.png"].caption == "an espresso cup",
+                         "the next look to reload the row", timeout=30)
 
 
 async def test_a_second_review_of_the_same_dataset_is_warned(tui_dataset, make_tui_app):

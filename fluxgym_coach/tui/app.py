@@ -19,6 +19,7 @@ import asyncio
 import itertools
 import os
 import threading
+import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable
@@ -70,6 +71,8 @@ STATE_KEY = "tui.state"
 PARAMS_KEY = "tui.enhance_params"
 EXPORT_KEY = "tui.export"
 PREVIEW_DELAY = 0.15  # seconds the cursor must rest before the preview is drawn
+WATCH_MAX_WAIT = 10.0  # seconds between two looks for changes on disk, at most
+_log = logging.getLogger(__name__)
 #: The fields of the reprocess form, in order: (EnhanceParams field, label, type).
 PARAM_FIELDS = (
     ("scale_factor", "scale factor", float), ("upscaler", "upscaler", str),
@@ -111,9 +114,11 @@ class FilesChanged(Message):
     """Another program changed the dataset folder: images whose file or caption
     changed (``changed``), were ``added`` or ``removed`` (relpaths)."""
 
-    def __init__(self, changed: list[str], added: list[str], removed: list[str]) -> None:
+    def __init__(self, changed: list[str], added: list[str], removed: list[str],
+                 reload: bool = False) -> None:
         super().__init__()
         self.changed, self.added, self.removed = changed, added, removed
+        self.reload = reload  # an earlier look failed half-way: reload every row
 
 
 class DecisionFailed(Message):
@@ -199,6 +204,7 @@ class ReviewApp(App[None]):
         self.watch_interval = watch_interval
         self._scan_lock = threading.Lock()  # one scan at a time (start, F5, the watcher)
         self._watch_wake = threading.Event()  # set: look for changes on disk now
+        self._watch_missed = False  # a look failed half-way: the next one reloads every row
         from .session_lock import SessionLock
 
         self.session_lock = SessionLock(self.dataset.root / STORE_DIRNAME)
@@ -998,12 +1004,17 @@ class ReviewApp(App[None]):
         try:
             report = self.dataset.scan()
         except Exception:  # noqa: BLE001 - a vanished folder, a locked store: try again later
+            # the scan may have stored some changes before failing: the next look that
+            # works reloads every row, so none of them is missed
+            self._watch_missed = True
+            _log.debug("looking for changes on disk failed", exc_info=True)
             return None
         finally:
             self._scan_lock.release()
         changed = sorted({*report.updated, *report.captions_updated})
-        if report.added or report.removed or changed:
-            self.post_message(FilesChanged(changed, list(report.added), list(report.removed)))
+        missed, self._watch_missed = self._watch_missed, False
+        if report.added or report.removed or changed or missed:
+            self.post_message(FilesChanged(changed, list(report.added), list(report.removed), missed))
         return report
 
     @work(thread=True, exclusive=True, group="watch", exit_on_error=False)
@@ -1027,14 +1038,17 @@ class ReviewApp(App[None]):
                 return
             started = time.monotonic()
             self._scan_for_changes()
-            wait = max(float(self.watch_interval or 0), 20 * (time.monotonic() - started))
+            # 20 times the look's duration keeps the watcher under 5 % of a core; capped so
+            # a slow look (a busy disk) does not leave the list stale for minutes
+            wait = max(float(self.watch_interval or 0),
+                       min(WATCH_MAX_WAIT, 20 * (time.monotonic() - started)))
 
     def on_files_changed(self, msg: "FilesChanged") -> None:
         """Files changed on disk: refresh the rows they touch; the editor takes the new
         caption unless it holds unsaved text (then saving will ask)."""
         cur = self.current
         self._tag_index = None
-        if msg.added or msg.removed:
+        if msg.added or msg.removed or msg.reload:
             self.index.reload(self.dataset)
             self.image_list.reset_view(keep=cur.relpath if cur else None)
         else:
