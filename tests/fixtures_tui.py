@@ -80,7 +80,7 @@ def burst_text(app, text: str) -> None:
     burst(app, *text)
 
 
-async def wait_until(pilot, predicate, what: str, timeout: float = 10.0) -> None:
+async def wait_until(pilot, predicate, what: str, timeout: float = 30.0) -> None:
     """Pause until ``predicate()`` is true; fails naming ``what`` after ``timeout`` s."""
     import time
 
