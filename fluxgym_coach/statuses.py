@@ -79,7 +79,8 @@ class EnhanceStatus(StrEnum):
     (nothing to do, or cancelled before it ran), ``FAILED``. Per output file
     (``FileResult``) also ``COPIED`` (the original written in the output
     format), ``UNCHANGED`` (the output already had these bytes) and
-    ``CANCELLED``.
+    ``CANCELLED``; the CLI's ``enhance`` of files adds ``EXISTS`` (the output
+    file was there, left alone without ``--force``).
     """
 
     PENDING = "pending"
@@ -90,6 +91,7 @@ class EnhanceStatus(StrEnum):
     COPIED = "copied"
     UNCHANGED = "unchanged"
     CANCELLED = "cancelled"
+    EXISTS = "exists"
 
 
 class CaptionStatus(StrEnum):

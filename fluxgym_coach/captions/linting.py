@@ -1,4 +1,4 @@
-"""Caption lint: what is wrong with a caption, as :class:`~fluxgym_coach.findings.Finding`\ s.
+"""Caption lint: what is wrong with a caption, as findings (:class:`~fluxgym_coach.findings.Finding`).
 
 :func:`lint` checks one caption (sidecar missing / refused / not UTF-8 /
 several lines / empty; trigger word missing or not first; too short; CLIP-L
