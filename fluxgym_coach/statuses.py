@@ -1,4 +1,4 @@
-"""Every status and decision name of fluxgym-coach, as :class:`enum.StrEnum`\\ s.
+"""Every status and decision name of fluxgym-coach, as StrEnums (:class:`enum.StrEnum`).
 
 Each member *is* the string it stood for before (``JobStatus.DONE == "done"``,
 ``json.dumps`` and SQLite store ``"done"``), so the store, ``--json`` output,
