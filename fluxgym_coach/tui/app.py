@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -30,16 +30,18 @@ from typing import Any
 from textual import on
 from textual.app import App, ComposeResult
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.reactive import reactive
 from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Static, TextArea
 
+from .. import core
 from ..cache import ImageCache
 from ..dataset import Dataset
 from ..store import STORE_DIRNAME
 # re-exported under their old names (tests and other modules import them from here)
 from .actions.bulk import BulkCaptionActions, _replace_text, _trigger_first  # noqa: F401
-from .actions.captions import CaptionActions, _caption_options, _safe_mode  # noqa: F401
+from .actions.captions import CaptionActions, _safe_mode  # noqa: F401
 from .actions.enhance import PARAM_FIELDS, PARAMS_KEY, EnhanceActions, params_form
 from .actions.export import EXPORT_KEY, ExportActions, _skipped_note, _yes, validate_export  # noqa: F401
 from .actions.jobs import MAX_PROBLEMS, JobActions
@@ -90,9 +92,12 @@ class ReviewApp(PreviewActions, NavigateActions, ReviewActions, CaptionActions, 
     """Keyboard-driven review of one dataset (see the module docstring).
 
     ``dataset``: the folder. ``preview``: ``auto``, ``kitty``, ``sixel``,
-    ``halfcell``, ``unicode`` or ``off``. ``api_url``: a Forge/A1111 server
-    for enhancement (None: the embedded local backend), ``api_auth`` its
-    ``user:password``. ``scan``: run an
+    ``halfcell``, ``unicode`` or ``off``. ``api_url``: a Forge/A1111 server for
+    enhancement, or a list of them (a pool); ``api_auth`` their ``user:password``.
+    ``backend``: the enhancement backend's name as the CLI's ``--backend`` takes it
+    (``auto``: forge when a server is given, else the embedded upscaler; see
+    :func:`core.resolve_backend_name`); the app reads no environment variable for
+    it, the ``tui`` command resolves it. ``scan``: run an
     incremental scan at start; ``audit``: then audit the images (findings
     in the list and the info panel); ``plugins``: open the dataset's plugins
     (their actions in the command palette). ``cache_dir``: the result cache root.
@@ -104,23 +109,32 @@ class ReviewApp(PreviewActions, NavigateActions, ReviewActions, CaptionActions, 
     COMMANDS = App.COMMANDS | {ReviewCommands}
     ENABLE_COMMAND_PALETTE = True
 
+    #: The view state: assigning one (a key, the palette, the search field) re-applies
+    #: the list's filter, search and sort through its watcher, which also redraws the
+    #: list and the status line and remembers the state. ``always_update``: choosing
+    #: the filter in force again re-applies it (rows may have changed since).
+    filter_name: reactive[str] = reactive("all", init=False, always_update=True)
+    sort_name: reactive[str] = reactive("name", init=False, always_update=True)
+    search_text: reactive[str] = reactive("", init=False, always_update=True)
+
     def __init__(self, dataset: str | Path | Dataset, *, preview: str = "auto",
-                 api_url: str | None = None, api_auth: str | None = None, scan: bool = True,
+                 api_url: str | Sequence[str] | None = None, api_auth: str | None = None,
+                 backend: str = "auto", scan: bool = True,
                  cache_dir: str | Path | None = None, backend_options: dict[str, Any] | None = None,
                  thumbnail_side: int = 384, audit: bool = True, plugins: bool = True,
                  watch_interval: float | None = 2.0) -> None:
         super().__init__()
         self.dataset = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
         self.preview_mode = preview
-        self.api_url = api_url
+        self.api_urls: list[str] = [api_url] if isinstance(api_url, str) else list(api_url or [])
         self.api_auth = api_auth
+        self.backend_name = core.resolve_backend_name(backend, self.api_urls)
         self.backend_options = backend_options or {}
         self.scan_on_start = scan
         self.cache = ImageCache(cache_dir)
         self.thumbs = ThumbnailCache(self.cache, max_side=thumbnail_side)
         self.index = ImageIndex.load(self.dataset)
         self.showing: dict[str, str | None] = {}  # relpath -> variant key shown (None: original)
-        self._cancels: dict[str, Callable[[], None]] = {}
         self._sinks: dict[str, JobSink] = {}
         # Decisions are written in order on one thread: record_decision may measure
         # an image the audit has not seen yet (a decode), never on the UI thread.
@@ -181,9 +195,10 @@ class ReviewApp(PreviewActions, NavigateActions, ReviewActions, CaptionActions, 
         self.image_list.border_title = "Images"
         state = self.dataset.store.get_setting(STATE_KEY, {}) or {}
         if state.get("filter") in FILTERS:
-            self.index.filter = state["filter"]
+            self.set_reactive(ReviewApp.filter_name, state["filter"])
         if state.get("sort") in SORTS:
-            self.index.sort = state["sort"]
+            self.set_reactive(ReviewApp.sort_name, state["sort"])
+        self.index.filter, self.index.sort = self.filter_name, self.sort_name
         self.index.apply()
         self.image_list.reset_view(keep=state.get("cursor"))
         self._restored = True
@@ -231,14 +246,18 @@ class ReviewApp(PreviewActions, NavigateActions, ReviewActions, CaptionActions, 
         parts.append(preview_status(self.preview_mode, self.console.color_system))
         self.query_one("#status", Static).update("  ·  ".join(parts))
 
+    @property
+    def api_url(self) -> str | None:
+        """The first enhancement server (None: none given)."""
+        return self.api_urls[0] if self.api_urls else None
+
     def _backend_label(self) -> str:
         """``local backend``, or ``forge HOST:PORT`` (``+N`` for a pool), credentials removed."""
-        if not self.api_url:
+        if self.backend_name != "forge":
             return "local backend"
         from ..enhance.backends.forge import redact_url
 
-        urls = [self.api_url] if isinstance(self.api_url, str) else list(self.api_url)
-        hosts = [redact_url(u).split("://", 1)[-1].rstrip("/") for u in urls]
+        hosts = [redact_url(u).split("://", 1)[-1].rstrip("/") for u in self.api_urls or [core.DEFAULT_FORGE_URL]]
         return "forge " + hosts[0] + (f" +{len(hosts) - 1}" if len(hosts) > 1 else "")
 
     def save_state(self) -> None:
@@ -258,8 +277,7 @@ class ReviewApp(PreviewActions, NavigateActions, ReviewActions, CaptionActions, 
 
     @on(Input.Changed, "#search")
     def _search_changed(self, event: Input.Changed) -> None:
-        self.index.query = event.value
-        self._refilter()
+        self.search_text = event.value
 
     @on(Input.Submitted, "#search")
     def _search_done(self, event: Input.Submitted) -> None:

@@ -37,6 +37,9 @@ class JobSink:
         self._last = 0.0
         self.cancel_requested = False
         self.raise_on_cancel = False
+        #: The async worker running the job (set by ``run_cancellable``; cancelling the
+        #: job cancels it), None for a job in a thread worker (it checks ``cancel_requested``).
+        self.worker: Any = None
 
     def __call__(self, event: Event) -> None:
         with self._lock:

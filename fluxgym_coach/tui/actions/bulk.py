@@ -11,11 +11,11 @@ from textual import work
 from ...captions import text as caption_rules
 from ...events import ItemDone, ItemFailed, JobFinished, JobStarted
 from ...feedback import CAPTION_EDIT, Decision, record_decision
+from ...settings import load_settings
 from ..jobs import JobSink
 from ..messages import RowsChanged
 from ..model import Row, plural
 from ..screens.forms import Field, FormScreen
-from .export import EXPORT_KEY
 
 
 class BulkCaptionActions:
@@ -26,7 +26,7 @@ class BulkCaptionActions:
         targets = self._bulk_targets()
         if not targets:
             return
-        trigger = (self.dataset.store.get_setting(EXPORT_KEY, {}) or {}).get("trigger", "")
+        trigger = load_settings(self.dataset.store).trigger or ""
 
         def validate(v: dict[str, str]) -> str:
             t = v["trigger"].strip()

@@ -167,9 +167,8 @@ class CaptionActions:
         saved_caption = load_settings(self.dataset.store).caption  # backend, server, model
         names = ", ".join(captioning.BACKENDS)
         default_backend = saved_caption.backend
-        saved = {"url": saved_caption.options.get("base_url") or saved_caption.options.get("url", ""),
-                 "model": saved_caption.options.get("model") or saved_caption.options.get("model_path", ""),
-                 "mode": saved_caption.mode}
+        url, model = core.caption_server_fields(default_backend, saved_caption.options)
+        saved = {"url": url, "model": model, "mode": saved_caption.mode}
 
         def validate(v: dict[str, str]) -> dict[str, Any]:
             mode = v["mode"].strip() or "only-missing"
@@ -201,11 +200,20 @@ class CaptionActions:
         from ...captions.job import save_default_backend
 
         # A destructive mode is never remembered as the next form's default (settings refuse it).
-        save_default_backend(self.dataset, opts["backend"], _caption_options(opts, self.api_url))
+        save_default_backend(self.dataset, opts["backend"], self._caption_options(opts))
         if opts["mode"] == "overwrite":
             self._confirm_overwrite(relpaths, opts)
             return
         self._run_caption(relpaths, opts)
+
+    def _caption_options(self, opts: dict[str, Any]) -> dict[str, Any]:
+        """The caption backend's options from the form's server URL and model fields
+        (:func:`core.caption_server_options`); forge without a URL captions on the
+        first enhancement server of this review."""
+        url = opts.get("url", "")
+        if opts["backend"] == "forge" and not url and self.api_urls:
+            url = self.api_urls[0]
+        return core.caption_server_options(opts["backend"], url, opts.get("model", ""))
 
     def _run_caption(self, relpaths: list[str], opts: dict[str, Any]) -> None:
         sink = self._new_job("caption", "Caption", len(relpaths))
@@ -227,54 +235,34 @@ class CaptionActions:
         self.call_from_thread(self.push_screen, ConfirmScreen(question),
                               lambda yes: self._run_caption(relpaths, opts) if yes else None)
 
-    @work(thread=True, group="caption", exit_on_error=False)
-    def _caption_worker(self, sink: JobSink, relpaths: list[str], opts: dict[str, Any]) -> None:
-        key = sink.progress.key
-        options = _caption_options(opts, self.api_url)
+    @work(group="caption", exit_on_error=False)
+    async def _caption_worker(self, sink: JobSink, relpaths: list[str], opts: dict[str, Any]) -> None:
+        """:func:`core.caption_images` in an async worker; ``Worker.cancel()`` stops it after
+        the requests in flight (see :meth:`JobActions.run_cancellable`)."""
+        options = self._caption_options(opts)
 
-        async def main() -> Any:
-            cancel = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            self._cancels[key] = lambda: loop.call_soon_threadsafe(cancel.set)
-            if sink.cancel_requested:
-                cancel.set()
-            backend = core.captioner_from_settings(None, backend=opts["backend"], **options)
+        async def job(cancel: asyncio.Event) -> Any:
+            backend = await asyncio.to_thread(core.captioner_from_settings, None, backend=opts["backend"],
+                                              **options)
             try:
                 return await core.caption_images(
                     self.dataset, relpaths, backend, mode=opts["mode"],
-                    trigger=opts.get("trigger") or None, cache=self.cache, on_event=sink,
-                    cancel=cancel)
+                    trigger=opts.get("trigger") or None, cache=self.cache, on_event=sink, cancel=cancel)
             finally:
                 await backend.aclose()
 
         try:
-            report = asyncio.run(main())
+            report = await self.run_cancellable(sink, job)
         except Exception as exc:  # noqa: BLE001 - e.g. unknown option, unreachable server
             sink.fail(getattr(exc, "reason", None) or str(exc))
             return
-        finally:
-            self._cancels.pop(key, None)
-        if getattr(report, "fatal", None):
+        if report.fatal:
             sink.fail(report.fatal)
         else:
-            sink.finish("cancelled" if getattr(report, "cancelled", False) else "done")
+            sink.finish("cancelled" if report.cancelled else "done")
         self.post_message(RowsChanged(relpaths))
 
 
 def _safe_mode(mode: str | None) -> str:
     """The caption mode a form may start with: never ``overwrite`` (destructive)."""
     return mode if mode and mode != "overwrite" else "only-missing"
-
-
-
-
-def _caption_options(opts: dict[str, Any], api_url: str | None) -> dict[str, Any]:
-    """The caption backend's options from the caption form's server URL and model fields."""
-    backend, url, model = opts["backend"], opts.get("url", ""), opts.get("model", "")
-    if backend == "openai":
-        return {k: v for k, v in (("base_url", url), ("model", model)) if v}
-    if backend == "forge":
-        return {k: v for k, v in (("url", url or api_url), ("model", model)) if v}
-    if backend == "florence2" and model:
-        return {"model_path": model}
-    return {}

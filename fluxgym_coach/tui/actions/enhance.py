@@ -4,7 +4,6 @@ reprocessing with new parameters (``r``), through :func:`core.enhance_images`.""
 from __future__ import annotations
 
 import asyncio
-import os
 from functools import partial
 from typing import Any
 
@@ -62,7 +61,7 @@ class EnhanceActions:
             return
         params = self.last_params()
         what = self.index.describe_targets(rows)
-        backend = "the Forge server" if self.api_url else "the local upscaler"
+        backend = "the Forge server" if self.backend_name == "forge" else "the local upscaler"
         size = (f"short side {params.target_short_side} px" if params.target_short_side
                 else f"x{params.scale_factor:g}")
         self.push_screen(
@@ -87,14 +86,14 @@ class EnhanceActions:
             return
         self.record(Decision(
             relpath, REPROCESS, digest=row.record.digest, variant=self.shown_variant(row),
-            params=params.to_dict(), backend="forge" if self.api_url else "local", source="tui"))
+            params=params.to_dict(), backend="forge" if self.backend_name == "forge" else "local", source="tui"))
         self.start_enhance([row], params)
 
     def _make_backend(self) -> Any:
-        urls = ([self.api_url] if isinstance(self.api_url, str) else list(self.api_url)) if self.api_url else None
-        name = "forge" if urls else os.environ.get("FLUXGYM_COACH_BACKEND", "auto")
-        return core.backend_from_settings(None, backend=name, api_urls=urls, api_auth=self.api_auth,
-                                          **self.backend_options)
+        """The enhancement backend of this review (:func:`core.backend_from_settings` with the
+        backend name, servers and credentials the ``tui`` command resolved)."""
+        return core.backend_from_settings(None, backend=self.backend_name, api_urls=self.api_urls or None,
+                                          api_auth=self.api_auth, **self.backend_options)
 
     def start_enhance(self, rows: list[Row], params: EnhanceParams) -> str:
         """Start an enhancement job for ``rows``; returns the job key."""
@@ -104,17 +103,17 @@ class EnhanceActions:
         self._enhance_worker(sink, [r.relpath for r in rows], params)
         return sink.progress.key
 
-    @work(thread=True, group="enhance", exit_on_error=False)
-    def _enhance_worker(self, sink: JobSink, relpaths: list[str], params: EnhanceParams) -> None:
-        key = sink.progress.key
+    @work(group="enhance", exit_on_error=False)
+    async def _enhance_worker(self, sink: JobSink, relpaths: list[str], params: EnhanceParams) -> None:
+        """:func:`core.enhance_images` in an async worker; ``Worker.cancel()`` (``c``, quitting)
+        stops it after the chunks in flight (see :meth:`JobActions.run_cancellable`)."""
+        try:
+            backend = await asyncio.to_thread(self._make_backend)  # `auto` may load a model
+        except Exception as exc:  # noqa: BLE001 - e.g. an engine that cannot start
+            sink.fail(getattr(exc, "reason", None) or f"enhancement stopped: {exc}")
+            return
 
-        async def main() -> Any:
-            cancel = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            self._cancels[key] = lambda: loop.call_soon_threadsafe(cancel.set)
-            if sink.cancel_requested:
-                cancel.set()
-            backend = self._make_backend()
+        async def job(cancel: asyncio.Event) -> Any:
             try:  # results selected for export as pending (the core's one selection rule)
                 return await core.enhance_images(self.dataset, relpaths, backend, params, cache=self.cache,
                                                  on_event=sink, cancel=cancel)
@@ -124,27 +123,25 @@ class EnhanceActions:
                 await backend.aclose()
 
         try:
-            report = asyncio.run(main())
+            report = await self.run_cancellable(sink, job)
         except BackendError as exc:
             sink.fail(exc.reason)
             return
         except Exception as exc:  # noqa: BLE001 - shown to the user, the app keeps running
             sink.fail(f"enhancement stopped: {exc}")
             return
-        finally:
-            self._cancels.pop(key, None)
         sink.finish("cancelled" if report.cancelled else "done")
         changed = [o.name for o in report.outcomes.values() if o.entry is not None]
         self.post_message(RowsChanged(changed, show_latest=True))
 
 
+#: The fields of the reprocess form, in order: (EnhanceParams field, label, type).
 PARAM_FIELDS = (
     ("scale_factor", "scale factor", float), ("upscaler", "upscaler", str),
     ("denoising_strength", "denoising strength", float), ("steps", "steps", int),
     ("cfg_scale", "CFG scale", float), ("sampler_name", "sampler", str),
     ("prompt", "prompt", str), ("negative_prompt", "negative prompt", str),
 )
-
 
 
 def params_form(params: EnhanceParams, relpath: str, origin: str = "the last values used") -> FormScreen:

@@ -1,4 +1,4 @@
-"""Export for Fluxgym / kohya sd-scripts: the form, then :func:`export.export_dataset`
+"""Export for Fluxgym / kohya sd-scripts: the form, then :func:`core.export_dataset`
 in a worker, then one notification that sums up the report."""
 
 from __future__ import annotations
@@ -9,27 +9,35 @@ from typing import Any
 
 from textual import work
 
+from ... import core
+from ...settings import load_settings, update_settings
 from ..jobs import JobCancelled, JobSink
 from ..screens.forms import Field, FormScreen
 
+#: Where earlier versions kept the export form's values (read by :mod:`fluxgym_coach.settings`
+#: on a dataset's first load; the form now reads and writes the typed dataset settings).
 EXPORT_KEY = "tui.export"
 
 
 class ExportActions:
-    """The export form and job."""
+    """The export form and job: the form is pre-filled from the dataset's typed settings
+    (trigger word, resolution, repeats, ``export`` section) and the job is
+    :func:`core.export_dataset`, which decides which images go out."""
 
     def action_export(self) -> None:
         """Open the export form, then export in a worker."""
-        saved = self.dataset.store.get_setting(EXPORT_KEY, {}) or {}
+        settings = load_settings(self.dataset.store)
+        saved = settings.export
         fields = [
-            Field("out_dir", "output folder", saved.get("out_dir", str(self.dataset.root.parent / "fluxgym"))),
-            Field("name", "dataset name", saved.get("name", self.dataset.root.name)),
-            Field("trigger", "trigger word", saved.get("trigger", "")),
-            Field("resolution", "resolution", str(saved.get("resolution", 1024))),
-            Field("repeats", "repeats", str(saved.get("repeats", 10))),
-            Field("vram", "train.sh VRAM (20G/16G/12G)", saved.get("vram", "20G")),
-            Field("force", "overwrite (y/n)", "y" if saved.get("force") else "n"),
-            Field("only_accepted", "only accepted (y/n)", "y" if saved.get("only_accepted") else "n"),
+            Field("out_dir", "output folder", saved.out_dir or str(self.dataset.root.parent / "fluxgym")),
+            Field("name", "dataset name", saved.name or self.dataset.root.name),
+            Field("trigger", "trigger word", settings.trigger or ""),
+            Field("resolution", "resolution", str(settings.resolution)),
+            Field("repeats", "repeats", str(settings.repeats)),
+            Field("vram", "train.sh VRAM (20G/16G/12G)", saved.vram),
+            # overwriting is asked each time, never remembered (a destructive choice)
+            Field("force", "overwrite (y/n)", "n"),
+            Field("only_accepted", "only accepted (y/n)", "y" if saved.only_accepted else "n"),
         ]
         self.push_screen(FormScreen("Export for Fluxgym / kohya sd-scripts", fields, validate_export,
                                     "Export", note="Each image is exported as its selected variant: "
@@ -39,25 +47,24 @@ class ExportActions:
     def _start_export(self, opts: dict[str, Any] | None) -> None:
         if not opts:
             return
-        self.dataset.store.set_setting(EXPORT_KEY, opts)
+        try:  # the next form starts from these values, even when this export fails
+            update_settings(self.dataset.store, trigger=opts["trigger"], resolution=opts["resolution"],
+                            repeats=opts["repeats"], export={k: opts[k] for k in EXPORT_FIELDS})
+        except ValueError:  # a value the settings refuse (e.g. resolution over 4096): the export says why
+            pass
         sink = self._new_job("export", "Export", len(self.index.rows))
         self._export_worker(sink, opts)
 
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
-    def _export_worker(self, sink: JobSink, opts: dict[str, Any]) -> None:
-        from ...export.fluxgym import export_dataset
-
+    async def _export_worker(self, sink: JobSink, opts: dict[str, Any]) -> None:
+        """Export in a worker thread (its own event loop); cancelling raises in the sink."""
         sink.raise_on_cancel = True
         try:
-            relpaths = None
-            if opts.get("only_accepted"):
-                relpaths = [rel for rel, (_, status) in self.dataset.store.selection().items()
-                            if status == "accepted"]
-            report = export_dataset(self.dataset, Path(opts["out_dir"]), opts["name"],
-                                    opts["trigger"] or None, resolution=opts["resolution"],
-                                    repeats=opts["repeats"], force=opts["force"], on_event=sink,
-                                    cache=self.cache, relpaths=relpaths,
-                                    vram=opts.get("vram", "20G"))
+            report = await core.export_dataset(
+                self.dataset, Path(opts["out_dir"]), opts["name"], opts["trigger"],
+                resolution=opts["resolution"], repeats=opts["repeats"], rescan=False,
+                only_accepted=opts["only_accepted"], force=opts["force"], on_event=sink,
+                cache=self.cache, vram=opts["vram"])
         except JobCancelled:
             sink.finish("cancelled")
             return
@@ -65,24 +72,33 @@ class ExportActions:
             sink.fail(f"export stopped: {exc}")
             return
         sink.finish("done")
-        notes = []
-        if report.below_resolution:
-            notes.append(f"{len(report.below_resolution)} below {opts['resolution']} px "
-                         f"(enhance them first)")
-        if report.placeholders:
-            notes.append(f"{len(report.placeholders)} with the trigger word as placeholder caption")
-        if report.skipped:
-            notes.append(_skipped_note(report.skipped))
-        if report.failed:
-            notes.append(f"{len(report.failed)} failed")
-        if not report.fluxgym_root:
-            notes.append("no sd-scripts/ there: run train.sh from your Fluxgym folder")
-        elif report.missing_models:
-            notes.append(f"train.sh needs models not downloaded yet: {', '.join(report.missing_models)}")
-        self.call_from_thread(
-            self.notify, f"{len(report.files)} images to {report.dataset_dir}; dataset.toml and "
-                         f"train.sh in {report.outputs_dir}" + ("\n" + "; ".join(notes) if notes else ""),
-            title="export done", timeout=10)
+        self.call_from_thread(self.notify, export_summary(report, opts["resolution"]),
+                              title="export done", timeout=10)
+
+
+#: The fields of the export form kept in the settings' ``export`` section.
+EXPORT_FIELDS = ("out_dir", "name", "vram", "only_accepted")
+
+
+def export_summary(report: Any, resolution: int) -> str:
+    """The notification of a finished export: where the files went, then one note per
+    thing to look at (below the resolution, placeholder captions, skipped, failed,
+    no Fluxgym there, models missing)."""
+    notes = []
+    if report.below_resolution:
+        notes.append(f"{len(report.below_resolution)} below {resolution} px (enhance them first)")
+    if report.placeholders:
+        notes.append(f"{len(report.placeholders)} with the trigger word as placeholder caption")
+    if report.skipped:
+        notes.append(_skipped_note(report.skipped))
+    if report.failed:
+        notes.append(f"{len(report.failed)} failed")
+    if not report.fluxgym_root:
+        notes.append("no sd-scripts/ there: run train.sh from your Fluxgym folder")
+    elif report.missing_models:
+        notes.append(f"train.sh needs models not downloaded yet: {', '.join(report.missing_models)}")
+    return (f"{len(report.files)} images to {report.dataset_dir}; dataset.toml and train.sh in "
+            f"{report.outputs_dir}" + ("\n" + "; ".join(notes) if notes else ""))
 
 
 def _skipped_note(skipped: dict[str, str]) -> str:
@@ -96,8 +112,6 @@ def _skipped_note(skipped: dict[str, str]) -> str:
         parts.append(f"{len(unreadable)} unreadable ({', '.join(unreadable[:3])}"
                      + (", ..." if len(unreadable) > 3 else "") + ")")
     return f"{len(skipped)} skipped: " + ", ".join(parts)
-
-
 
 
 def validate_export(v: dict[str, str]) -> dict[str, Any]:

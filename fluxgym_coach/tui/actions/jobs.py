@@ -3,8 +3,12 @@ notification of a finished job, and cancelling."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
+
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from ..jobs import JobSink
 from ..messages import JobUpdated
@@ -12,6 +16,7 @@ from ..model import plural
 from ..screens.problems import Problem, ProblemsScreen
 from ..widgets.jobs_panel import JobsPanel
 
+T = TypeVar("T")
 MAX_PROBLEMS = 10_000  # problems kept in the log (the oldest leave first)
 
 
@@ -72,16 +77,54 @@ class JobActions:
         return keys
 
     def cancel_job(self, key: str) -> None:
-        """Ask a running job to stop (it finishes the items in flight)."""
+        """Ask a running job to stop (it finishes the items in flight).
+
+        An async job (enhance, caption) is stopped with Textual's ``Worker.cancel()``
+        (:meth:`run_cancellable` turns it into the core's ``cancel`` event). A job in a
+        thread worker runs synchronous core code that Textual cannot interrupt (and
+        ``Worker.cancel()`` would mark it finished while its thread still works): its
+        event sink raises :class:`~..jobs.JobCancelled` at the core's next event."""
         sink = self._sinks.get(key)
         if sink is None:
             return
         sink.cancel_requested = True
         sink.progress.status = "cancelling"
         self.query_one(JobsPanel).update_job(sink.progress)
-        cancel = self._cancels.get(key)
-        if cancel is not None:
-            cancel()
+        if sink.worker is not None:
+            sink.worker.cancel()
+
+    async def run_cancellable(self, sink: JobSink, job: Callable[[asyncio.Event], Awaitable[T]]) -> T:
+        """Run the core job ``job(cancel)`` in the current async worker, recorded as ``sink``'s.
+
+        ``Worker.cancel()`` cancels the worker's task; the job itself runs in its own
+        task, shielded, so the cancellation sets the core's ``cancel`` event instead of
+        cutting the job short: it stops after the items in flight, records what
+        finished and returns its report (``cancelled=True``). A second cancellation
+        (the app closing) reaches the job, which the core leaves resumable."""
+        sink.worker = get_current_worker()
+        cancel = asyncio.Event()
+        if sink.cancel_requested:  # cancelled before the worker ran
+            cancel.set()
+        task = asyncio.ensure_future(job(cancel))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            cancel.set()
+            return await task
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A job's async worker that ended without finishing its row (cancelled before it
+        ran, or a bug raised in it) ends the row, so no job shows "running" forever."""
+        if event.state not in (WorkerState.CANCELLED, WorkerState.ERROR):
+            return
+        for sink in list(self._sinks.values()):
+            if sink.worker is event.worker:
+                if event.state == WorkerState.ERROR:
+                    sink.fail(f"stopped: {event.worker.error}")
+                else:
+                    sink.finish("cancelled")
 
     def action_cancel_job(self) -> None:
         """Cancel the newest running job."""

@@ -26,10 +26,21 @@ class NavigateActions:
         """Next filter."""
         self.set_filter(FILTERS[(FILTERS.index(self.index.filter) + 1) % len(FILTERS)])
 
-    def set_filter(self, name: str) -> None:
-        """Show only the images that pass filter ``name``."""
+    def watch_filter_name(self, name: str) -> None:
         self.index.filter = name
         self._refilter()  # the status line names the filter and the count: no toast
+
+    def watch_sort_name(self, name: str) -> None:
+        self.index.sort = name
+        self._refilter()
+
+    def watch_search_text(self, text: str) -> None:
+        self.index.query = text
+        self._refilter()
+
+    def set_filter(self, name: str) -> None:
+        """Show only the images that pass filter ``name``."""
+        self.filter_name = name
 
     def action_cycle_sort(self) -> None:
         """Next sort order."""
@@ -37,8 +48,7 @@ class NavigateActions:
 
     def set_sort(self, name: str) -> None:
         """Sort the list by ``name``."""
-        self.index.sort = name
-        self._refilter()
+        self.sort_name = name
 
     def _jump_to(self, predicate: Callable[[Row], bool], what: str) -> None:
         pos = self.index.next_matching(self.image_list.cursor, predicate)
@@ -82,8 +92,10 @@ class NavigateActions:
             self.notify(f"{relpath} is not in this dataset", severity="warning", timeout=4)
             return
         if self.index.position(relpath) is None:
-            self.index.filter, self.index.query = "all", ""
-            self.query_one("#search", Input).value = ""
+            with self.prevent(Input.Changed):  # the search text is cleared here, once
+                self.query_one("#search", Input).value = ""
+            self.search_text = ""
+            self.filter_name = "all"
             self._refilter(keep=relpath)
         pos = self.index.position(relpath)
         if pos is not None:

@@ -8,11 +8,11 @@ from typing import Any
 
 from textual import work
 
+from ... import core
 from ..jobs import JobCancelled, JobSink
 from ..messages import AuditDone, FilesChanged, RowsChanged
 from ..model import plural
 from ..widgets.info_panel import InfoPanel
-from .export import EXPORT_KEY
 
 WATCH_MAX_WAIT = 10.0  # seconds between two looks for changes on disk, at most
 _log = logging.getLogger(__name__)
@@ -148,12 +148,11 @@ class ScanActions:
         self._audit_worker(sink)
 
     @work(thread=True, exclusive=True, group="audit", exit_on_error=False)
-    def _audit_worker(self, sink: JobSink) -> None:
-        from ...audit.rules import audit_dataset
-
-        trigger = (self.dataset.store.get_setting(EXPORT_KEY, {}) or {}).get("trigger") or None
+    async def _audit_worker(self, sink: JobSink) -> None:
+        """:func:`core.audit_dataset` (trigger word and resolution from the dataset's
+        settings) in a worker thread; cancelling raises in the sink."""
         try:
-            report = audit_dataset(self.dataset, scan=False, trigger=trigger, on_event=sink)
+            report = await core.audit_dataset(self.dataset, rescan=False, on_event=sink)
         except JobCancelled:
             sink.finish("cancelled")
             return
