@@ -150,3 +150,31 @@ async def test_export_form_reads_and_writes_the_typed_settings(tui_dataset, make
         settings = load_settings(app.dataset.store)
         assert settings.trigger == "sks" and settings.export.only_accepted is False
         assert (tmp_path / "fg" / "datasets" / "astro").is_dir()
+
+
+async def test_view_state_is_reactive(tui_dataset, make_tui_app):
+    """Assigning the view state re-applies the list, redraws the status line and is
+    remembered, with no hand-called refresh; the search field feeds ``search_text``."""
+    from textual.widgets import Static
+
+    app = make_tui_app(tui_dataset, audit=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        status = app.query_one("#status", Static)
+        app.filter_name = "needs-caption"
+        assert app.index.filter == "needs-caption"
+        assert len(app.index.view) == 4  # 6 photos, 2 with a caption
+        assert "4/6 needs caption" in str(status.render())
+        app.sort_name = "size"
+        assert app.index.sort == "size" and "sort size" in str(status.render())
+        app.filter_name = "all"
+        await pilot.press("slash", "c", "h", "e")
+        await pilot.pause()
+        assert app.search_text == "che" and [r.relpath for r in app.index.view] == ["chelsea.png"]
+        assert "search “che”" in str(status.render())
+        assert app.dataset.store.get_setting("tui.state")["sort"] == "size"
+        app.show_relpath("coffee.png")  # hidden by the search: the view is cleared
+        await pilot.pause()
+        assert app.search_text == "" and app.filter_name == "all"
+        assert app.current.relpath == "coffee.png"
+        await settle(pilot, app)

@@ -32,6 +32,7 @@ from textual.app import App, ComposeResult
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.reactive import reactive
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Static, TextArea
 
@@ -273,7 +274,10 @@ class ReviewApp(PreviewActions, NavigateActions, ReviewActions, CaptionActions, 
     # ``@on`` handlers from the App subclass's own body, not from plain mixins) ------
     @on(ImageList.Highlighted)
     def _on_highlighted(self, event: ImageList.Highlighted) -> None:
-        self._cursor_moved()
+        try:
+            self._cursor_moved()
+        except NoMatches:  # the cursor moved just before the app closed
+            pass
 
     @on(Input.Changed, "#search")
     def _search_changed(self, event: Input.Changed) -> None:
