@@ -47,8 +47,13 @@ def test_dataset_sizes_are_display_sizes_and_bad_input_is_named(tmp_path):
     assert row["size"] == [800, 1200] and row["input"] == "rot.jpg"
     r = runner.invoke(app, ["buckets", "--size", "12by7"])
     assert r.exit_code == 2 and "WIDTHxHEIGHT" in r.output
-    r = runner.invoke(app, ["buckets", "--size", "100x100", "--trainer", "simpletuner"])
-    assert r.exit_code == 2 and "no exact simulator" in r.output
+    r = runner.invoke(app, ["buckets", "--size", "6000x4000", "--trainer", "simpletuner", "--resolution-type", "area",
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)[0]["bucket"] == [1280, 832] and json.loads(r.stdout)[0]["resized"] == [1280, 853]
+    r = runner.invoke(app, ["buckets", "--size", "100x100", "--trainer", "simpletuner", "--crop", "--crop-aspect",
+                            "closest"])
+    assert r.exit_code == 2 and "crop_aspect_buckets" in r.output
     assert "Example:" in runner.invoke(app, ["buckets", "--help"]).stdout
     r = runner.invoke(app, ["buckets", "--size", "1536x1024", "--trainer", "diffusion-pipe", "-r", "512",
                             "--bucket-reso-steps", "16", "--json"])

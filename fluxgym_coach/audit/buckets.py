@@ -27,8 +27,9 @@ Profiles:
     ``utils/common.py::round_to_nearest_multiple`` and
     ``models/base.py::convert_crop_and_resize`` (``ImageOps.fit``); images only.
 
-SimpleTuner is not simulated (its rules are listed in ``docs/buckets.md``);
-:func:`placer` raises :class:`BucketError` for it.
+``simpletuner``
+    bghira/SimpleTuner ``MultiaspectImage`` and ``TrainingSample`` geometry
+    (:mod:`fluxgym_coach.audit.bucket_simpletuner`).
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Callable
 
-TRAINERS = ("kohya", "ai-toolkit", "diffusion-pipe")
+TRAINERS = ("kohya", "ai-toolkit", "simpletuner", "diffusion-pipe")
 #: Trainers named in the CLI that have no exact simulator yet.
-NOT_SIMULATED = ("simpletuner",)
+NOT_SIMULATED: tuple[str, ...] = ()
 
 
 class BucketError(ValueError):
@@ -60,6 +61,11 @@ class BucketSettings:
     16 for most); ai-toolkit ignores ``bucket_no_upscale`` and the min/max
     limits (it never scales area up). ``min_ar``/``max_ar``/``num_ar_buckets``
     are diffusion-pipe's (it has no defaults; these are its example's).
+    ``resolution_type`` (pixel, or area: ``resolution``^2 pixels),
+    ``crop``, ``crop_style``, ``crop_aspect``, ``crop_aspect_buckets``,
+    ``maximum_image_size`` and ``target_downsample_size`` (pixel edges) are
+    SimpleTuner's data backend keys, with its defaults; ``bucket_reso_steps``
+    is its ``aspect_bucket_alignment``.
     """
 
     trainer: str = "kohya"
@@ -72,6 +78,13 @@ class BucketSettings:
     min_ar: float = 0.5
     max_ar: float = 2.0
     num_ar_buckets: int = 7
+    resolution_type: str = "pixel"
+    crop: bool = False
+    crop_style: str = "random"
+    crop_aspect: str = "square"
+    crop_aspect_buckets: tuple[float, ...] = ()
+    maximum_image_size: int | None = None
+    target_downsample_size: int | None = None
 
     def with_(self, **changes) -> "BucketSettings":
         """A copy with some fields changed."""
@@ -315,7 +328,14 @@ def dpipe_placer(s: BucketSettings) -> Callable[[int, int], Placement]:
     return place
 
 
-_PLACERS = {"kohya": kohya_placer, "ai-toolkit": aitk_placer, "diffusion-pipe": dpipe_placer}
+def _simpletuner_placer(s: BucketSettings) -> Callable[[int, int], Placement]:
+    from .bucket_simpletuner import simpletuner_placer  # it imports this module
+
+    return simpletuner_placer(s)
+
+
+_PLACERS = {"kohya": kohya_placer, "ai-toolkit": aitk_placer, "diffusion-pipe": dpipe_placer,
+            "simpletuner": _simpletuner_placer}
 
 
 def placer(settings: BucketSettings) -> Callable[[int, int], Placement]:

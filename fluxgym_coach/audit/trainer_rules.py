@@ -29,11 +29,14 @@ from ..store import ImageRecord, Store
 from .buckets import BucketError, BucketSettings, Placement, area_fraction, placer
 
 #: The trainer set-ups an audit checks: Fluxgym's own toml (one square bucket),
-#: kohya with bucketing at its defaults, and ai-toolkit's defaults.
+#: kohya with bucketing at its defaults, ai-toolkit's defaults, and SimpleTuner as
+#: its FLUX quickstart sets it (``resolution_type`` pixel_area, ``crop`` off; its
+#: default random crop offset is checked centred).
 AUDIT_PROFILES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("kohya (Fluxgym default, no buckets)", dict(trainer="kohya", enable_bucket=False)),
     ("kohya (enable_bucket)", dict(trainer="kohya", enable_bucket=True)),
     ("ai-toolkit", dict(trainer="ai-toolkit", enable_bucket=True)),
+    ("simpletuner (FLUX quickstart)", dict(trainer="simpletuner", resolution_type="area")),
 )
 #: A bucket smaller than this share of ``resolution``^2 is reported.
 MIN_AREA_SHARE = 0.8
