@@ -51,6 +51,8 @@ def audit(
 
     Exit code: 0 clean, 1 when an image has an error finding (or, with
     --strict, a warning), 2 when the folder cannot be used.
+
+    Example: fluxgym-coach audit ./photos --resolution 1024 --trigger ohwx
     """
     try:
         ds = Dataset(dataset)

@@ -115,6 +115,8 @@ def caption(
     in the history. The draft backend (offline) writes drafts to edit.
     Exit codes: 0 ok, 1 some image failed, 2 bad arguments, 3 backend
     unreachable or unusable.
+
+    Example: fluxgym-coach caption ./photos --backend openai --model llava --base-url http://127.0.0.1:11434/v1
     """
     if sum((only_missing, refresh, overwrite)) > 1:
         raise fail("choose one of --only-missing, --refresh, --overwrite", EXIT_USAGE)
@@ -183,7 +185,8 @@ def caption(
     raise typer.Exit(code)
 
 
-captions_app = typer.Typer(help="Caption rules: lint, token counts and undoable bulk edits.",
+captions_app = typer.Typer(help="Caption rules: lint, token counts and undoable bulk edits.\n\n"
+                                "Example: fluxgym-coach captions lint ./photos --trigger ohwx",
                            no_args_is_help=True)
 
 
@@ -195,10 +198,15 @@ def lint_cmd(
     json_out: Json = False,
     strict: Strict = False,
 ) -> None:
-    """Check every caption: missing/empty, UTF-8, one line, trigger word first,
-    too short, CLIP-L (77) and T5 (512) token budgets, tags mixed with prose,
-    repeated tags, filler words, duplicates across images, length outliers.
-    Exit 1 when a finding is an error (with --strict: a warning too)."""
+    """Check every caption against the caption rules.
+
+    Rules: missing/empty, UTF-8, one line, trigger word first, too short,
+    CLIP-L (77) and T5 (512) token budgets, tags mixed with prose, repeated
+    tags, filler words, duplicates across images, length outliers. Exit 1
+    when a finding is an error (with --strict: a warning too).
+
+    Example: fluxgym-coach captions lint ./photos --trigger ohwx --strict
+    """
     ds = open_dataset(dataset)
     with ds:
         trig = resolve_trigger(ds, trigger, save=False)
@@ -235,7 +243,11 @@ def tokens_cmd(
     json_out: Json = False,
 ) -> None:
     """CLIP-L (limit 77) and T5 (limit 512) token counts, per caption.
-    Exact with a local tokenizer, otherwise marked as estimates."""
+
+    Exact with a local tokenizer, otherwise marked as estimates.
+
+    Example: fluxgym-coach captions tokens --text "ohwx, a cat on a red sofa"
+    """
     items: dict[str, str] = {}
     if text is not None:
         items["--text"] = text
@@ -271,8 +283,10 @@ def _bulk_done(report: rules.BulkReport, json_out: bool) -> None:
 @captions_app.command("prefix")
 def prefix_cmd(dataset: DatasetArg, text: Annotated[str, typer.Argument(help="Text to put first.")],
                images: Images = None, json_out: Json = False) -> None:
-    """Put TEXT first in every caption (a single tag such as the trigger word is moved
-    to the front where it is already a tag, never doubled); undoable.
+    """Put TEXT first in every caption; undoable.
+
+    A single tag such as the trigger word is moved to the front where it is
+    already a tag, never doubled.
 
     Example: fluxgym-coach captions prefix ./photos ohwx
     """
@@ -297,7 +311,10 @@ def trigger_first_cmd(dataset: DatasetArg, trigger: Trigger = None, images: Imag
 @captions_app.command("suffix")
 def suffix_cmd(dataset: DatasetArg, text: Annotated[str, typer.Argument(help="Text to append.")],
                images: Images = None, json_out: Json = False) -> None:
-    """Append TEXT to every caption; undoable."""
+    """Append TEXT to every caption; undoable.
+
+    Example: fluxgym-coach captions suffix ./photos ", film grain"
+    """
     with open_dataset(dataset) as ds:
         _bulk_done(rules.bulk_suffix(ds, text, images or None), json_out)
 
@@ -311,7 +328,10 @@ def replace_cmd(
     ignore_case: Annotated[bool, typer.Option("--ignore-case", "-I")] = False,
     images: Images = None, json_out: Json = False,
 ) -> None:
-    """Find and replace in every caption; undoable."""
+    """Find and replace in every caption; undoable.
+
+    Example: fluxgym-coach captions replace ./photos "grey" "gray" --literal
+    """
     with open_dataset(dataset) as ds:
         try:
             report = rules.bulk_replace(ds, pattern, replacement, images or None, regex=not literal,
@@ -327,7 +347,10 @@ def sort_cmd(dataset: DatasetArg,
              keep_first: Annotated[int, typer.Option("--keep-first", min=0,
                                                      help="Tags left in place at the start.")] = 1,
              images: Images = None, json_out: Json = False) -> None:
-    """Sort the tags of every caption (the first one, the trigger word, stays); undoable."""
+    """Sort the tags of every caption (the first one, the trigger word, stays); undoable.
+
+    Example: fluxgym-coach captions sort-tags ./photos --by frequency
+    """
     with open_dataset(dataset) as ds:
         try:
             report = rules.bulk_sort_tags(ds, images or None, keep_first=keep_first, by=by)
@@ -338,7 +361,10 @@ def sort_cmd(dataset: DatasetArg,
 
 @captions_app.command("dedup-tags")
 def dedup_cmd(dataset: DatasetArg, images: Images = None, json_out: Json = False) -> None:
-    """Remove repeated tags from every caption; undoable."""
+    """Remove repeated tags from every caption; undoable.
+
+    Example: fluxgym-coach captions dedup-tags ./photos
+    """
     with open_dataset(dataset) as ds:
         _bulk_done(rules.bulk_dedup_tags(ds, images or None), json_out)
 
@@ -350,8 +376,12 @@ def undo_cmd(
     image: Annotated[Optional[str], typer.Option("--image", "-i", help="Undo this image's last change.")] = None,
     json_out: Json = False,
 ) -> None:
-    """Undo a bulk operation (--op ID; without it, list recent operations) or the last
-    caption change of one image (--image)."""
+    """Undo a bulk operation (--op ID), or the last caption change of one image (--image).
+
+    Without either, list the recent operations with their ids.
+
+    Example: fluxgym-coach captions undo ./photos --image chelsea.png
+    """
     with open_dataset(dataset, scan=False) as ds:
         if image:
             try:
@@ -388,7 +418,10 @@ def undo_cmd(
 
 @captions_app.command("status")
 def status_cmd(dataset: DatasetArg, json_out: Json = False) -> None:
-    """Who wrote each caption: missing, draft, generated (a captioner) or edited (a person)."""
+    """Who wrote each caption: missing, draft, generated (a captioner) or edited (a person).
+
+    Example: fluxgym-coach captions status ./photos --json
+    """
     with open_dataset(dataset) as ds:
         statuses = {r.relpath: caption_status(ds, r.relpath) for r in ds.images() if not r.error}
     if json_out:

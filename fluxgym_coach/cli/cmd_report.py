@@ -35,6 +35,8 @@ def report(
     Exit code: 0 when the dataset is ready to export, 1 when a blocking check
     fails (the report is written either way), 2 when the folder or the output
     path cannot be used.
+
+    Example: fluxgym-coach report ./photos --out report.html --trigger ohwx
     """
     try:
         ds = Dataset(dataset)

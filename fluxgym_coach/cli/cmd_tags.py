@@ -18,7 +18,8 @@ from .options import Json, Quiet
 
 tags_app = typer.Typer(help="Tags across the dataset: table, rename, merge, delete, add, "
                             "complete, propose.\n\nEvery change is undoable "
-                            "(`fluxgym-coach captions undo DATASET --op ID`).",
+                            "(`fluxgym-coach captions undo DATASET --op ID`).\n\n"
+                            "Example: fluxgym-coach tags list ./photos --exclude ohwx",
                        no_args_is_help=True)
 
 
@@ -31,7 +32,10 @@ def list_cmd(
         show_default=False)] = None,
     json_out: Json = False,
 ) -> None:
-    """The tag table: every tag with the number of images carrying it, most used first."""
+    """The tag table: every tag with the number of images carrying it, most used first.
+
+    Example: fluxgym-coach tags list ./photos --limit 20 --exclude ohwx
+    """
     with open_dataset(dataset) as ds:
         rows = tagging.tag_table(ds, exclude=exclude or ())
         total = len(ds.images())
@@ -59,7 +63,10 @@ def _done(report, json_out: bool) -> None:
 def rename_cmd(dataset: DatasetArg, old: Annotated[str, typer.Argument(help="Tag to rename.")],
                new: Annotated[str, typer.Argument(help="New spelling.")],
                images: Images = None, json_out: Json = False) -> None:
-    """Rename a tag in every caption carrying it (position kept)."""
+    """Rename a tag in every caption carrying it (position kept).
+
+    Example: fluxgym-coach tags rename ./photos "grey cat" "gray cat"
+    """
     with open_dataset(dataset) as ds:
         try:
             _done(tagging.rename_tag(ds, old, new, images or None), json_out)
@@ -71,7 +78,10 @@ def rename_cmd(dataset: DatasetArg, old: Annotated[str, typer.Argument(help="Tag
 def merge_cmd(dataset: DatasetArg,
               sources: Annotated[list[str], typer.Argument(help="Tags to merge, then the target.")],
               images: Images = None, json_out: Json = False) -> None:
-    """Merge tags into one: `tags merge DATASET kitty kitten cat` turns kitty and kitten into cat."""
+    """Merge tags into one (the last one named): kitty and kitten become cat below.
+
+    Example: fluxgym-coach tags merge ./photos kitty kitten cat
+    """
     if len(sources) < 2:
         raise fail("give at least one tag to merge and the target tag", EXIT_USAGE)
     with open_dataset(dataset) as ds:
@@ -84,7 +94,10 @@ def merge_cmd(dataset: DatasetArg,
 @tags_app.command("delete")
 def delete_cmd(dataset: DatasetArg, tag: Annotated[str, typer.Argument(help="Tag to remove.")],
                images: Images = None, json_out: Json = False) -> None:
-    """Remove a tag from every caption carrying it."""
+    """Remove a tag from every caption carrying it.
+
+    Example: fluxgym-coach tags delete ./photos watermark
+    """
     with open_dataset(dataset) as ds:
         _done(tagging.delete_tag(ds, tag, images or None), json_out)
 
@@ -96,7 +109,10 @@ def add_cmd(dataset: DatasetArg, tag: Annotated[str, typer.Argument(help="Tag to
                 "--position", min=0, help="Index among the tags (1 = right after the trigger "
                                           "word); default: at the end.", show_default=False)] = None,
             json_out: Json = False) -> None:
-    """Add a tag to the captions of --image (all images when none given) that lack it."""
+    """Add a tag to the captions of --image (all images when none given) that lack it.
+
+    Example: fluxgym-coach tags add ./photos "outdoors" --image chelsea.png --position 1
+    """
     with open_dataset(dataset) as ds:
         rels = images or [r.relpath for r in ds.images() if not r.error]
         try:
@@ -109,7 +125,10 @@ def add_cmd(dataset: DatasetArg, tag: Annotated[str, typer.Argument(help="Tag to
 def complete_cmd(dataset: DatasetArg, prefix: Annotated[str, typer.Argument(help="What was typed.")],
                  limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 10,
                  json_out: Json = False) -> None:
-    """Autocomplete a tag from the dataset's own tags (what the TUI editor offers)."""
+    """Autocomplete a tag from the dataset's own tags (what the TUI editor offers).
+
+    Example: fluxgym-coach tags complete ./photos ca
+    """
     with open_dataset(dataset, scan=False) as ds:
         found = tagging.complete(ds, prefix, limit)
     if json_out:
@@ -136,8 +155,13 @@ def propose_cmd(
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
-    """Tag proposals per image: from a tagger backend (deepdanbooru / VLM), the tags
-    most images of the same folder carry, and the folder name."""
+    """Tag proposals per image; nothing is written.
+
+    Proposals come from a tagger backend (deepdanbooru / VLM), the tags most
+    images of the same folder carry, and the folder name.
+
+    Example: fluxgym-coach tags propose ./photos --image chelsea.png
+    """
     with open_dataset(dataset) as ds:
         if backend:
             if backend == "forge":

@@ -42,6 +42,8 @@ def register(app: typer.Typer) -> None:
         Works over SSH and in tmux. Press ? in the app for every key, ctrl+p for the
         command palette, q to quit. Decisions are stored: reopening restores them.
         With --serve the app runs in a browser instead (previews as half-blocks).
+
+        Example: fluxgym-coach tui ./photos --api-url http://127.0.0.1:7860
         """
         from ..dataset import DatasetError
 
