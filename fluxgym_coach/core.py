@@ -164,6 +164,31 @@ def remember_forge_pool(dataset: "Dataset", api_urls: Sequence[str]) -> None:
     update_settings(dataset.store, enhance={"api_urls": [strip_credentials(u) for u in api_urls]})
 
 
+def result_cache(dataset: "Dataset", cache_dir: str | Path | None = None, *,
+                 private: bool = False) -> "ImageCache":
+    """The result cache a job on ``dataset`` uses: the shared user cache (or ``cache_dir``),
+    or with ``private`` (``prepare --no-cache``) a cache of the dataset's own, in its
+    store folder, so that no result is read from or shared with other datasets while
+    the variants the job selects stay readable by a later export or the TUI."""
+    from .cache import ImageCache
+
+    return ImageCache(dataset.store.path.parent / "nocache-results") if private else ImageCache(cache_dir)
+
+
+def learned_params(dataset: "Dataset", params: "EnhanceParams", *,
+                   keep: Sequence[str] = ()) -> tuple["EnhanceParams", dict[str, Any], Any]:
+    """``(params, changes, evidence)``: ``params`` with the enhancement defaults the
+    dataset's reviews accepted most (:func:`fluxgym_coach.feedback.learn_defaults`),
+    except the fields named in ``keep`` (what the user gave on this run wins).
+    ``changes`` maps each field changed to its learned value; ``evidence`` is the
+    :class:`~fluxgym_coach.feedback.SuggestedDefaults` (``decisions``, ``min_count``)."""
+    from .feedback import learn_defaults
+
+    learned = learn_defaults(dataset.store, base=params)
+    changes = {k: v for k, v in learned.changes.items() if k not in set(keep)}
+    return params.with_(**changes), changes, learned
+
+
 # -- jobs -------------------------------------------------------------------------------------------
 def _sources(dataset: "Dataset", relpaths: Sequence[str] | None) -> list[Any]:
     from .export.prepare import source_of
@@ -278,5 +303,6 @@ async def prepare_dataset(dataset: "Dataset", out_dir: str | Path, name: str, tr
 
 
 __all__ = ["DEFAULT_FORGE_URL", "audit_dataset", "backend_from_settings", "caption_images",
-           "caption_backend_choice", "captioner_from_settings", "enhance_images", "export_dataset", "prepare_dataset",
-           "remember_forge_pool", "resolve_backend_name", "scan", "scan_blocking"]
+           "caption_backend_choice", "captioner_from_settings", "enhance_images", "export_dataset",
+           "learned_params", "prepare_dataset", "remember_forge_pool", "resolve_backend_name",
+           "result_cache", "scan", "scan_blocking"]
