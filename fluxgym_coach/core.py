@@ -115,6 +115,11 @@ def backend_from_settings(settings: DatasetSettings | None = None, *, backend: s
 
 #: Options the Forge interrogate captioner takes (the others are openai's).
 _FORGE_CAPTION_OPTIONS = ("model", "url", "api_auth", "concurrency", "image_size", "timeout")
+
+
+class ForgeOnlyOption(ValueError):
+    """A Forge server URL (``url``) was given for a caption backend other than forge
+    (the openai backend's server is its ``base_url``)."""
 #: Saved options naming a local model folder, loaded with the model's own code.
 _MODEL_PATH_OPTIONS = ("model_path",)
 
@@ -126,6 +131,9 @@ def caption_backend_choice(settings: DatasetSettings | None = None, *, backend: 
     this run (None values ignored), else the dataset's saved ``settings.caption`` (server
     and model included), else ``draft``. Saved options count only for the saved backend;
     ``model`` means ``model_path`` for florence2; forge keeps the options it takes.
+    ``url`` and ``api_auth`` (a Forge server and its credentials) are for forge: with
+    another backend a given ``url`` raises :class:`ForgeOnlyOption` and ``api_auth`` is
+    ignored (it may come from the environment for the enhancement server).
 
     A saved model folder inside ``dataset_root`` is refused (ValueError): the store
     travels with the dataset, and such a model runs its own code when loaded; give
@@ -134,6 +142,11 @@ def caption_backend_choice(settings: DatasetSettings | None = None, *, backend: 
     name = backend or (saved.backend if saved else "draft")
     merged = dict(saved.options) if saved is not None and saved.backend == name else {}
     given = {k: v for k, v in options.items() if v is not None}
+    if name != "forge":
+        if "url" in given:
+            raise ForgeOnlyOption(f"a Forge server URL is for the forge caption backend; {name} "
+                                  "takes its server as base_url")
+        given.pop("api_auth", None)
     if name == "florence2" and "model" in given:
         given["model_path"] = given.pop("model")
     if dataset_root is not None:
@@ -238,7 +251,9 @@ async def caption_images(dataset: "Dataset", relpaths: Sequence[str] | None, cap
     """Caption images of ``dataset`` with ``captioner`` (see :mod:`fluxgym_coach.captions.job`
     for ``mode``); ``trigger`` None means the dataset's trigger word. ``only-missing``
     and ``refresh`` are remembered for next time; ``overwrite`` (destructive) and
-    ``propose`` (tag proposals) never are."""
+    ``propose`` (tag proposals) never are. Without ``relpaths``, ``report.unreadable``
+    names every image of the store left out because it cannot be read (relpath ->
+    reason), on the first run and every later one alike."""
     from .captions.job import run_caption
 
     settings = load_settings(dataset.store)
@@ -246,8 +261,11 @@ async def caption_images(dataset: "Dataset", relpaths: Sequence[str] | None, cap
         trigger = settings.trigger
     if mode in ("only-missing", "refresh"):
         update_settings(dataset.store, caption={"mode": mode})
-    return await run_caption(dataset, captioner, list(relpaths) if relpaths is not None else None,
-                             mode=mode, trigger=trigger, cache=cache, on_event=on_event, cancel=cancel)
+    report = await run_caption(dataset, captioner, list(relpaths) if relpaths is not None else None,
+                               mode=mode, trigger=trigger, cache=cache, on_event=on_event, cancel=cancel)
+    if relpaths is None:  # images asked for by name that cannot be read are failed outcomes
+        report.unreadable = {r.relpath: r.error for r in dataset.images() if r.error}
+    return report
 
 
 async def audit_dataset(dataset: "Dataset", *, resolution: int | None = None, trigger: str | None = None,
@@ -302,7 +320,7 @@ async def prepare_dataset(dataset: "Dataset", out_dir: str | Path, name: str, tr
     return report
 
 
-__all__ = ["DEFAULT_FORGE_URL", "audit_dataset", "backend_from_settings", "caption_images",
+__all__ = ["DEFAULT_FORGE_URL", "ForgeOnlyOption", "audit_dataset", "backend_from_settings", "caption_images",
            "caption_backend_choice", "captioner_from_settings", "enhance_images", "export_dataset",
            "learned_params", "prepare_dataset", "remember_forge_pool", "resolve_backend_name",
            "result_cache", "scan", "scan_blocking"]

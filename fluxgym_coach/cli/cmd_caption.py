@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.table import Table
@@ -18,9 +18,13 @@ from .. import core
 from ..core import scan_blocking
 from ..dataset import Dataset, DatasetError
 from ..settings import load_settings, update_settings
-from .common import (esc, EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json,
-                     progress_sink, report_problems)
+from .common import (esc, EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, EventProgress, err, fail, out,
+                     print_json, progress_sink, report_problems)
 from .options import ApiAuth, Json, Quiet, Strict
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from ..captions.backends.base import CaptionBackend
+    from ..captions.job import CaptionReport
 
 DatasetArg = Annotated[Path, typer.Argument(help="Folder of images with <stem>.txt captions.")]
 Images = Annotated[Optional[list[str]], typer.Option(
@@ -118,71 +122,105 @@ def caption(
 
     Example: fluxgym-coach caption ./photos --backend openai --model llava --base-url http://127.0.0.1:11434/v1
     """
-    if sum((only_missing, refresh, overwrite)) > 1:
-        raise fail("choose one of --only-missing, --refresh, --overwrite", EXIT_USAGE)
-    mode = "overwrite" if overwrite else "refresh" if refresh else "only-missing"
-    ds = open_dataset(dataset)
-    with ds:
+    mode = _mode(only_missing, refresh, overwrite)
+    given = {"model": model, "base_url": base_url, "api_key_env": api_key_env, "prompt": prompt,
+             "system_prompt": system_prompt, "max_tokens": max_tokens, "temperature": temperature,
+             "image_size": image_size, "concurrency": concurrency, "timeout": timeout}
+    with open_dataset(dataset) as ds:
         trig = resolve_trigger(ds, trigger)
-        given = {"model": model, "base_url": base_url, "api_key_env": api_key_env, "prompt": prompt,
-                 "system_prompt": system_prompt, "max_tokens": max_tokens, "temperature": temperature,
-                 "image_size": image_size, "concurrency": concurrency, "timeout": timeout}
-        if (backend or load_settings(ds.store).caption.backend) == "forge":
-            given.update(url=api_url, api_auth=api_auth)
-        elif api_url:
-            raise fail("--api-url is for --backend forge; the openai backend takes --base-url", EXIT_USAGE)
-        settings = load_settings(ds.store)
-        try:
-            name, options = core.caption_backend_choice(settings, backend=backend, dataset_root=ds.root,
-                                                        **given)
-            captioner = core.captioner_from_settings(settings, backend=backend, dataset_root=ds.root,
-                                                     **given)
-        except (ValueError, TypeError) as exc:
-            raise fail(f"--backend {backend or settings.caption.backend}: {exc}", EXIT_USAGE) from None
-        if set_default:
-            save_default_backend(ds, name, options)
-        missing = [r for r in (images or []) if ds.store.image(r) is None]
-        if missing:
-            raise fail(f"not in the dataset: {', '.join(missing)} (relpaths as `fluxgym-coach scan` "
-                       "lists them)", EXIT_USAGE)
-
-        async def go():
-            try:
-                return await core.caption_images(ds, images or None, captioner, mode=mode, trigger=trig,
-                                                 on_event=sink)
-            finally:
-                await captioner.aclose()
-
+        captioner = _captioner(ds, backend, given, api_url, api_auth, set_default)
+        _check_images(ds, images)
         with progress_sink(quiet or json_out) as sink:
-            try:
-                report = asyncio.run(go())
-            except CaptionBackendError as exc:
-                raise fail(exc.reason, EXIT_BACKEND) from None
-            except KeyboardInterrupt:
-                sink.progress.stop()  # the bars' last frame first, then the message
-                err.print("interrupted: run the same command again to resume")
-                raise typer.Exit(130) from None
-        drafts = [o for o in report.outcomes.values() if o.draft and o.status in ("captioned", "cached")]
-    if json_out:
-        print_json(report.to_dict())
-    else:
-        table = Table(title=esc(f"Captions by {captioner.name} ({mode})"), show_header=False)
-        for status, n in sorted(report.counts().items()):
-            table.add_row(status, str(n))
-        table.add_row("backend requests", str(report.backend_requests))
-        if report.resumed:
-            table.add_row("resumed", "yes: images done earlier were not redone")
-        out.print(table)
-        report_problems(sink.problems)
-        if drafts:
-            err.print(f"[yellow]{len(drafts)} draft caption(s)[/]: they only state colours, "
-                      "orientation and folder. Edit them in the TUI, or replace them later with "
-                      "`fluxgym-coach caption DATASET --backend openai --refresh`.")
+            report = _run_caption(ds, captioner, images or None, mode, trig, sink)
+    _show_caption(report, captioner.name, mode, sink, json_out)
     if report.fatal:
         err.print(f"[bold red]stopped:[/] {esc(report.fatal)}")
         raise typer.Exit(EXIT_BACKEND)
-    code = EXIT_FAILED if report.failed or (strict and sink.problems.warnings) else EXIT_OK
-    raise typer.Exit(code)
+    failed = report.failed or report.unreadable or (strict and sink.problems.warnings)
+    raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _mode(only_missing: bool, refresh: bool, overwrite: bool) -> str:
+    """The caption mode of the flags (only-missing when none), or exit 2 for two at once."""
+    if sum((only_missing, refresh, overwrite)) > 1:
+        raise fail("choose one of --only-missing, --refresh, --overwrite", EXIT_USAGE)
+    return "overwrite" if overwrite else "refresh" if refresh else "only-missing"
+
+
+def _captioner(ds: Dataset, backend: str | None, given: dict[str, Any], api_url: str | None,
+               api_auth: str | None, set_default: bool) -> CaptionBackend:
+    """The caption backend of this run (:func:`fluxgym_coach.core.caption_backend_choice`:
+    the options given over the dataset's saved choice), saved as the dataset's default
+    with ``set_default``; exit 2 for an unknown backend or option."""
+    settings = load_settings(ds.store)
+    try:
+        name, options = core.caption_backend_choice(settings, backend=backend, dataset_root=ds.root,
+                                                     url=api_url, api_auth=api_auth, **given)
+        captioner = core.captioner_from_settings(settings, backend=backend, dataset_root=ds.root,
+                                                 url=api_url, api_auth=api_auth, **given)
+    except core.ForgeOnlyOption:
+        raise fail("--api-url is for --backend forge; the openai backend takes --base-url",
+                   EXIT_USAGE) from None
+    except (ValueError, TypeError) as exc:
+        raise fail(f"--backend {backend or settings.caption.backend}: {exc}", EXIT_USAGE) from None
+    if set_default:
+        save_default_backend(ds, name, options)
+    return captioner
+
+
+def _check_images(ds: Dataset, images: list[str] | None) -> None:
+    """Exit 2 naming the --image values that are not images of the dataset."""
+    missing = [r for r in (images or []) if ds.store.image(r) is None]
+    if missing:
+        raise fail(f"not in the dataset: {', '.join(missing)} (relpaths as `fluxgym-coach scan` "
+                   "lists them)", EXIT_USAGE)
+
+
+def _run_caption(ds: Dataset, captioner: CaptionBackend, images: list[str] | None, mode: str,
+                 trigger: str | None, sink: EventProgress) -> CaptionReport:
+    """Run :func:`fluxgym_coach.core.caption_images` to the end (the backend closed after);
+    exit 3 when the backend cannot work, 130 on Ctrl-C."""
+    async def go() -> CaptionReport:
+        try:
+            return await core.caption_images(ds, images, captioner, mode=mode, trigger=trigger,
+                                             on_event=sink)
+        finally:
+            await captioner.aclose()
+
+    try:
+        return asyncio.run(go())
+    except CaptionBackendError as exc:
+        raise fail(exc.reason, EXIT_BACKEND) from None
+    except KeyboardInterrupt:
+        sink.progress.stop()  # the bars' last frame first, then the message
+        err.print("interrupted: run the same command again to resume")
+        raise typer.Exit(130) from None
+
+
+def _show_caption(report: CaptionReport, backend: str, mode: str, sink: EventProgress,
+                  json_out: bool) -> None:
+    """Print the run's result: the JSON document, or the counts table, the problems by file
+    (the unreadable images of the dataset included) and a note on drafts."""
+    if json_out:
+        print_json(report.to_dict())
+        return
+    table = Table(title=esc(f"Captions by {backend} ({mode})"), show_header=False)
+    for status, n in sorted(report.counts().items()):
+        table.add_row(status, str(n))
+    if report.unreadable:
+        table.add_row("unreadable (left out)", str(len(report.unreadable)))
+    table.add_row("backend requests", str(report.backend_requests))
+    if report.resumed:
+        table.add_row("resumed", "yes: images done earlier were not redone")
+    out.print(table)
+    for rel, reason in report.unreadable.items():
+        err.print(f"[red]unreadable[/] {esc(rel)}: {esc(reason)}", highlight=False)
+    report_problems(sink.problems)
+    drafts = [o for o in report.outcomes.values() if o.draft and o.status in ("captioned", "cached")]
+    if drafts:
+        err.print(f"[yellow]{len(drafts)} draft caption(s)[/]: they only state colours, "
+                  "orientation and folder. Edit them in the TUI, or replace them later with "
+                  "`fluxgym-coach caption DATASET --backend openai --refresh`.")
 
 
 captions_app = typer.Typer(help="Caption rules: lint, token counts and undoable bulk edits.\n\n"
