@@ -124,3 +124,12 @@ def test_unreadable_images_are_reported_by_name_on_every_run(example_dataset):
 def test_api_url_is_refused_for_a_non_forge_captioner(example_dataset):
     res = invoke("caption", example_dataset, "--backend", "draft", "--api-url", "http://127.0.0.1:9")
     assert res.exit_code == 2 and "--api-url is for --backend forge" in res.output
+
+
+def test_forge_servers_from_the_environment_do_not_stop_another_captioner(example_dataset, monkeypatch):
+    """$FLUXGYM_COACH_API_URL names Forge servers (the shared --api-url): the draft
+    captioner runs as if it were unset, while the same URL typed as --api-url is refused."""
+    monkeypatch.setenv("FLUXGYM_COACH_API_URL", "http://127.0.0.1:9,http://127.0.0.1:10")
+    res = invoke("caption", example_dataset, "--backend", "draft", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["counts"]["captioned"] == 4

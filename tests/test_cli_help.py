@@ -65,7 +65,10 @@ def test_every_help_page_has_a_real_example(path, cmd, ctx):
     examples = EXAMPLE.findall(result.output)
     assert examples, f"`{' '.join((ROOT_NAME,) + path)} --help` shows no 'Example: fluxgym-coach ...'"
     for example in examples:
-        words = shlex.split(example.strip())
+        example = example.strip()
+        # one line of an 80-column help page (78 columns of text, "Example: " included)
+        assert len("Example: " + example) <= 78, f"{example!r} wraps on an 80-column terminal"
+        words = shlex.split(example)
         assert words[0] == ROOT_NAME
         found, target, tctx, rest = _resolve(words[1:])
         # this command, or on a group's page one of its sub-commands
@@ -102,3 +105,44 @@ def test_help_through_python_m_names_the_console_script():
                                "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr
     assert "Usage: fluxgym-coach scan" in proc.stdout
+
+
+@pytest.mark.parametrize("path,cmd,ctx", [p for p in PAGES if p[0]], ids=IDS[1:])
+def test_every_option_and_argument_says_what_it_is(path, cmd, ctx):
+    bare = [p.opts[0] for p in cmd.params if p.name != "help" and not getattr(p, "help", None)]
+    assert not bare, f"{' '.join(path)}: no help text for {bare}"
+
+
+#: Options shared by several commands: each has one declaration (cli/options.py), so the
+#: same name means the same thing everywhere. ``{option: {command path: why it differs}}``
+#: lists the known exceptions, each owned by another session (see the report).
+SHARED = ("--api-url", "--api-auth", "--cache-dir", "--json", "--quiet")
+KNOWN_DIFFERENT = {
+    "--api-url": {"enhance": "cmd_enhance.py declares its own (same env var, same splitting)",
+                  "tui": "cmd_tui.py takes one URL (issue 10 item 5: a pool)"},
+    "--api-auth": {"fake-forge": "the fake server's own setting (users it accepts)"},
+    "--cache-dir": {"tui": "cmd_tui.py declares its own"},
+    "--json": {"buckets": "cmd_buckets.py: its own wording", "check": "cmd_check.py: its own wording"},
+}
+
+
+@pytest.mark.parametrize("option", SHARED)
+def test_shared_options_are_declared_once(option):
+    seen = {}
+    for path, cmd, _ in PAGES:
+        for p in cmd.params:
+            if option in p.opts:
+                seen[" ".join(path)] = (tuple(p.opts), p.multiple, p.envvar, p.help)
+    exceptions = KNOWN_DIFFERENT.get(option, {})
+    usual = {v for k, v in seen.items() if k not in exceptions}
+    assert len(seen) >= 2 and len(usual) == 1, f"{option} declared {len(usual)} ways: {usual}"
+    for path in exceptions:  # an exception that became the shared declaration must leave the list
+        assert path in seen and seen[path] not in usual, f"{option} on {path} is now shared: drop it"
+
+
+def test_api_url_values_split_on_commas_and_spaces():
+    from fluxgym_coach.cli.options import split_urls
+
+    assert split_urls(["http://a:1,http://b:2", " http://c:3  http://d:4 "]) == [
+        "http://a:1", "http://b:2", "http://c:3", "http://d:4"]
+    assert split_urls(None) is None and split_urls([" , "]) is None

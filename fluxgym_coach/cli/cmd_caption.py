@@ -17,10 +17,10 @@ from ..captions.backends.base import CaptionBackendError
 from .. import core
 from ..core import scan_blocking
 from ..dataset import Dataset, DatasetError
-from ..settings import load_settings, update_settings
+from ..settings import load_settings, strip_credentials, update_settings
 from .common import (esc, EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, EventProgress, err, fail, out,
                      print_json, progress_sink, report_problems)
-from .options import ApiAuth, Json, Quiet, Strict
+from .options import ApiAuth, ApiUrl, Json, Quiet, Strict, TriggerCheck
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from ..captions.backends.base import CaptionBackend
@@ -59,6 +59,7 @@ def resolve_trigger(ds: Dataset, trigger: str | None, save: bool = True) -> str 
 
 
 def caption(
+    ctx: typer.Context,
     dataset: DatasetArg,
     backend: Annotated[Optional[str], typer.Option(
         "--backend", "-b", help=f"Captioner: {', '.join(BACKENDS)}. Default: the dataset's saved "
@@ -101,9 +102,7 @@ def caption(
         show_default=False)] = None,
     concurrency: Annotated[Optional[int], typer.Option(
         "--concurrency", min=1, max=64, help="Requests in flight.", show_default=False)] = None,
-    api_url: Annotated[Optional[str], typer.Option(
-        "--api-url", help="forge: server started with --api (default http://127.0.0.1:7860).",
-        show_default=False)] = None,
+    api_url: ApiUrl = None,
     api_auth: ApiAuth = None,
     set_default: Annotated[bool, typer.Option(
         "--set-default", help="Save this backend and its options as the dataset's default.")] = False,
@@ -118,17 +117,17 @@ def caption(
     UTF-8 sidecars with the trigger word first; every replaced caption stays
     in the history. The draft backend (offline) writes drafts to edit.
     Exit codes: 0 ok, 1 some image failed, 2 bad arguments, 3 backend
-    unreachable or unusable.
+    unreachable or unusable. --backend forge asks the first --api-url server
+    (default http://127.0.0.1:7860).
 
-    Example: fluxgym-coach caption ./photos --backend openai --model llava --base-url http://127.0.0.1:11434/v1
+    Example: fluxgym-coach caption ./photos --backend openai --model gpt-4o-mini
     """
     mode = _mode(only_missing, refresh, overwrite)
-    given = {"model": model, "base_url": base_url, "api_key_env": api_key_env, "prompt": prompt,
-             "system_prompt": system_prompt, "max_tokens": max_tokens, "temperature": temperature,
-             "image_size": image_size, "concurrency": concurrency, "timeout": timeout}
+    given = {k: ctx.params[k] for k in _CAPTIONER_OPTIONS}
+    from_env = getattr(ctx.get_parameter_source("api_url"), "name", "") == "ENVIRONMENT"
     with open_dataset(dataset) as ds:
         trig = resolve_trigger(ds, trigger)
-        captioner = _captioner(ds, backend, given, api_url, api_auth, set_default)
+        captioner = _captioner(ds, backend, given, api_url, api_auth, set_default, from_env)
         _check_images(ds, images)
         with progress_sink(quiet or json_out) as sink:
             report = _run_caption(ds, captioner, images or None, mode, trig, sink)
@@ -147,12 +146,25 @@ def _mode(only_missing: bool, refresh: bool, overwrite: bool) -> str:
     return "overwrite" if overwrite else "refresh" if refresh else "only-missing"
 
 
-def _captioner(ds: Dataset, backend: str | None, given: dict[str, Any], api_url: str | None,
-               api_auth: str | None, set_default: bool) -> CaptionBackend:
+#: ``caption`` options passed to the captioner as they are (None: not given).
+_CAPTIONER_OPTIONS = ("model", "base_url", "api_key_env", "prompt", "system_prompt", "max_tokens",
+                      "temperature", "image_size", "concurrency", "timeout")
+
+
+def _captioner(ds: Dataset, backend: str | None, given: dict[str, Any], api_urls: list[str] | None,
+               api_auth: str | None, set_default: bool, urls_from_env: bool) -> CaptionBackend:
     """The caption backend of this run (:func:`fluxgym_coach.core.caption_backend_choice`:
     the options given over the dataset's saved choice), saved as the dataset's default
-    with ``set_default``; exit 2 for an unknown backend or option."""
+    with ``set_default``; exit 2 for an unknown backend or option. The forge captioner
+    asks the first server of ``api_urls``; servers from ``$FLUXGYM_COACH_API_URL``
+    (``urls_from_env``) are for Forge only, so other captioners ignore them."""
     settings = load_settings(ds.store)
+    name = core.caption_backend_choice(settings, backend=backend)[0]
+    if urls_from_env and name != "forge":
+        api_urls = None
+    elif name == "forge" and api_urls and len(api_urls) > 1:
+        err.print(f"[yellow]note[/] the forge captioner asks one server: {esc(strip_credentials(api_urls[0]))}")
+    api_url = api_urls[0] if api_urls else None
     try:
         name, options = core.caption_backend_choice(settings, backend=backend, dataset_root=ds.root,
                                                      url=api_url, api_auth=api_auth, **given)
@@ -231,7 +243,7 @@ captions_app = typer.Typer(help="Caption rules: lint, token counts and undoable 
 @captions_app.command("lint")
 def lint_cmd(
     dataset: DatasetArg,
-    trigger: Trigger = None,
+    trigger: TriggerCheck = None,
     min_words: Annotated[int, typer.Option("--min-words", min=0, help="Fewer words is too short.")] = 3,
     json_out: Json = False,
     strict: Strict = False,
@@ -363,7 +375,8 @@ def replace_cmd(
     pattern: Annotated[str, typer.Argument(help="Regular expression (or text with --literal).")],
     replacement: Annotated[str, typer.Argument(help="Replacement (\\1 for groups).")],
     literal: Annotated[bool, typer.Option("--literal", help="Plain text, not a regex.")] = False,
-    ignore_case: Annotated[bool, typer.Option("--ignore-case", "-I")] = False,
+    ignore_case: Annotated[bool, typer.Option("--ignore-case", "-I",
+                                              help="Match regardless of letter case.")] = False,
     images: Images = None, json_out: Json = False,
 ) -> None:
     """Find and replace in every caption; undoable.

@@ -236,7 +236,7 @@ def doctor(
     and has the default upscaler. With --fluxgym: the folder can run the
     train.sh that export writes. Exit code 1 when a check failed.
 
-    Example: fluxgym-coach doctor --api-url http://127.0.0.1:7860 --fluxgym ~/fluxgym
+    Example: fluxgym-coach doctor --api-url http://127.0.0.1:7860
     """
     checks = check_python() + check_terminal() + check_cache(cache_dir)
     checks += check_realesrgan() + check_spandrel(models_dir)

@@ -23,9 +23,9 @@ from ..plugins import (ActionContext, ActionError, ActionResult, PluginError, Pr
 from ..plugins import trust
 from ..plugins.loader import BUILTINS
 from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json
+from .options import Json
 
 DatasetArg = Annotated[Path, typer.Argument(help="Folder of images with <stem>.txt captions.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
 plugins_app = typer.Typer(help="Plugins (Panoptic-style): list, add, trust, remove, run their actions.\n\n"
                                "A folder plugin runs only once you trust it (`plugins add` or `plugins trust`); "
@@ -50,7 +50,7 @@ def _report_load_errors(project: Project) -> None:
 
 
 @plugins_app.command("list")
-def list_cmd(dataset: DatasetArg, as_json: JsonOpt = False) -> None:
+def list_cmd(dataset: DatasetArg, as_json: Json = False) -> None:
     """List the dataset's plugins, their actions (id, hooks, parameters) and installed plugins.
 
     Example: fluxgym-coach plugins list ./photos --json
@@ -242,12 +242,12 @@ def run_cmd(
     dataset: DatasetArg,
     action: Annotated[str, typer.Argument(help="NAME.ACTION as `plugins list` shows it.")],
     images: Annotated[Optional[list[str]], typer.Option(
-        "--images", "-i", help="Images to act on (relpath or glob; repeat). Default: all.",
+        "--image", "--images", "-i", help="Images to act on (relpath or glob; repeat). Default: all.",
         show_default=False)] = None,
     param: Annotated[Optional[list[str]], typer.Option(
         "--param", "-p", help="Action parameter NAME=VALUE (repeat).", show_default=False)] = None,
     no_scan: Annotated[bool, typer.Option("--no-scan", help="Do not re-scan the folder first.")] = False,
-    as_json: JsonOpt = False,
+    as_json: Json = False,
 ) -> None:
     """Run a plugin action on the dataset and print its result (groups, notifications, value).
 

@@ -10,17 +10,14 @@ import typer
 from ..dataset import Dataset, DatasetError
 from ..audit.report import write_report
 from .common import esc, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json, progress_sink
-from .options import Json, Quiet
+from .options import Json, Quiet, TrainResolution, TriggerCheck
 
 
 def report(
     dataset: Annotated[Path, typer.Argument(help="Folder of images with <stem>.txt captions.")],
     out_path: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("report.html"),
-    resolution: Annotated[int, typer.Option("--resolution", min=256, max=4096,
-                                            help="Training resolution (kohya's side length, px).")] = 1024,
-    trigger: Annotated[Optional[str], typer.Option("--trigger", help="Trigger word the captions must "
-                                                   "start with (default: the one `caption --trigger` "
-                                                   "saved).", show_default=False)] = None,
+    resolution: TrainResolution = 1024,
+    trigger: TriggerCheck = None,
     max_thumbnails: Annotated[int, typer.Option("--max-thumbnails", min=0,
                                                 help="Most thumbnails embedded (flagged images first).")] = 2000,
     json_out: Json = False,

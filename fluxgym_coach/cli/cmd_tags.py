@@ -14,7 +14,7 @@ from ..captions import tags as tagging
 from ..captions.backends.base import CaptionBackendError
 from .cmd_caption import DatasetArg, Images, open_dataset
 from .common import esc, EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, out, print_json, progress_sink
-from .options import Json, Quiet
+from .options import ApiAuth, ApiUrl, Json, Quiet
 
 tags_app = typer.Typer(help="Tags across the dataset: table, rename, merge, delete, add, "
                             "complete, propose.\n\nEvery change is undoable "
@@ -111,7 +111,7 @@ def add_cmd(dataset: DatasetArg, tag: Annotated[str, typer.Argument(help="Tag to
             json_out: Json = False) -> None:
     """Add a tag to the captions of --image (all images when none given) that lack it.
 
-    Example: fluxgym-coach tags add ./photos "outdoors" --image chelsea.png --position 1
+    Example: fluxgym-coach tags add ./photos outdoors -i chelsea.png --position 1
     """
     with open_dataset(dataset) as ds:
         rels = images or [r.relpath for r in ds.images() if not r.error]
@@ -123,7 +123,7 @@ def add_cmd(dataset: DatasetArg, tag: Annotated[str, typer.Argument(help="Tag to
 
 @tags_app.command("complete")
 def complete_cmd(dataset: DatasetArg, prefix: Annotated[str, typer.Argument(help="What was typed.")],
-                 limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 10,
+                 limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most completions shown.")] = 10,
                  json_out: Json = False) -> None:
     """Autocomplete a tag from the dataset's own tags (what the TUI editor offers).
 
@@ -148,10 +148,11 @@ def propose_cmd(
                                 "forge (deepdanbooru) or openai (tags prompt).", show_default=False)] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", show_default=False,
                                                  help="Backend model (openai).")] = None,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", show_default=False)] = None,
-    api_url: Annotated[Optional[str], typer.Option("--api-url", show_default=False,
-                                                   help="Forge server URL.")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 20,
+    base_url: Annotated[Optional[str], typer.Option(
+        "--base-url", show_default=False, help="openai: server URL, e.g. http://127.0.0.1:11434/v1.")] = None,
+    api_url: ApiUrl = None,
+    api_auth: ApiAuth = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most proposals per image.")] = 20,
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
@@ -165,7 +166,8 @@ def propose_cmd(
     with open_dataset(dataset) as ds:
         if backend:
             if backend == "forge":
-                given = {"model": model or "deepdanbooru", "url": api_url}
+                given = {"model": model or "deepdanbooru", "url": api_url[0] if api_url else None,
+                         "api_auth": api_auth}  # the first server: one tagger
             elif backend == "openai":
                 given = {"model": model, "style": "tags", "base_url": base_url}
             else:
