@@ -146,3 +146,17 @@ def test_api_url_values_split_on_commas_and_spaces():
     assert split_urls(["http://a:1,http://b:2", " http://c:3  http://d:4 "]) == [
         "http://a:1", "http://b:2", "http://c:3", "http://d:4"]
     assert split_urls(None) is None and split_urls([" , "]) is None
+
+
+def test_version_imports_no_command_and_no_core():
+    """``--version`` stays fast by importing nothing but the CLI's root (lazy commands)."""
+    code = ("import sys\nsys.argv = ['fluxgym-coach', '--version']\nfrom fluxgym_coach.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith(('fluxgym_coach', 'PIL', 'numpy')))))")
+    root = Path(__file__).parent.parent
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=root, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    version_line, loaded = proc.stdout.splitlines()
+    assert version_line.startswith("fluxgym-coach ")
+    assert set(loaded.split()) <= {"fluxgym_coach", "fluxgym_coach.cli"}, loaded

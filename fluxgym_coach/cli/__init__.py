@@ -15,12 +15,15 @@ import importlib
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import click
 import typer
 from typer.core import TyperGroup
 
 from .. import __version__
+
+if TYPE_CHECKING:  # annotations only: Typer may vendor its own click, so none is imported at run time
+    import click
 
 #: ``app.command("name")`` and ``app.add_typer(..., name="name")`` in a cmd module's source
 #: (``app`` alone: a sub-group's ``tags_app.command("list")`` is not a top-level command).
