@@ -176,6 +176,20 @@ def test_bad_input_is_reported_by_name_and_the_rest_goes_on(tmp_path):
     validate_fluxgym_export(out, "messy", "ohwx", 1024, expect_upscaled=True)
 
 
+def test_prepare_names_unreadable_images_with_the_same_exit_code_on_a_second_run(example_dataset, tmp_path):
+    """issue 11 item 13: the second run (the dataset already scanned) names the unreadable
+    image and exits 1 as the first run did, in the table and in --json."""
+    (example_dataset / "broken.png").write_bytes(b"not a png at all")
+    args = ["prepare", str(example_dataset), "-o", str(tmp_path / "fg"), "-t", "ohwx", "--backend", "local",
+            "--force"]
+    for _ in range(2):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 1, r.output
+        assert "broken.png" in r.stderr and "Pillow" in " ".join(r.stderr.split())
+    r = runner.invoke(app, args + ["--json"])
+    assert r.exit_code == 1 and list(json.loads(r.stdout)["scan"]["errors"]) == ["broken.png"]
+
+
 def test_strict_turns_warnings_into_failure(example_dataset, tmp_path):
     (example_dataset / "horse.png").unlink()
     (example_dataset / "camera.png").unlink()

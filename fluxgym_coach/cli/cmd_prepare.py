@@ -104,6 +104,8 @@ def prepare(
                       resolution=resolution, repeats=repeats, cache=cache,
                       lookup=not (no_cache or force_reprocess), force=force, vram=vram.value,
                       crop_mode=crop_mode.value)
+    for rel, reason in report.scan.errors.items():  # found now or by an earlier scan: same exit code
+        sink.problems.failures.setdefault(rel, reason)
     _show(report, engine, sink, dataset, json_out)
     raise typer.Exit(sink.problems.exit_code(strict) if report.export is not None else EXIT_FAILED)
 
