@@ -39,7 +39,9 @@ def audit(
     strict: Strict = False,
     quiet: Quiet = False,
 ) -> None:
-    """Audit a dataset: findings per image with the measured value, threshold and fix.
+    """Audit a dataset: findings per image, with measures and fixes.
+
+    Each finding has the measured value, the threshold and the fix.
 
     Checks: unreadable files, resolution (how much kohya would upscale, the
     bucket and its crop), blur, exposure, black-and-white, aspect ratio,

@@ -8,8 +8,9 @@ from ..cache import ImageCache
 from .common import esc, out, print_json
 from .options import CacheDir, Json
 
-cache_app = typer.Typer(help="Inspect or empty the result cache (enhanced images, shared by all "
-                             "datasets).\n\nExample: fluxgym-coach cache stats", no_args_is_help=True)
+cache_app = typer.Typer(help="Inspect or empty the result cache shared by all datasets.\n\n"
+                             "It holds the enhanced images (upscaled, colorized) of every job, so "
+                             "the same image is never sent twice with the same settings.\n\nExample: fluxgym-coach cache stats", no_args_is_help=True)
 
 
 def _human(n: int) -> str:

@@ -226,7 +226,7 @@ def doctor(
     models_dir: ModelsDir = None,
     json_out: Json = False,
 ) -> None:
-    """Check that everything fluxgym-coach talks to is in place, and say how to fix what is not.
+    """Check what fluxgym-coach talks to, and say how to fix what fails.
 
     Always: Python and packages, the terminal (colours, tmux/SSH, which image
     preview the TUI will use), the result cache and free disk space, the

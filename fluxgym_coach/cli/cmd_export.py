@@ -148,7 +148,7 @@ def export(
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
-    """Export a dataset to the layout Fluxgym and kohya sd-scripts train on.
+    """Export a dataset in the layout Fluxgym and kohya train on.
 
     Writes DIR/datasets/<name>/ (flat, unique ASCII names, RGB png/jpg, EXIF
     orientation applied, each image at exactly a bucket size kohya keeps as it

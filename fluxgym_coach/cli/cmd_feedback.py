@@ -14,7 +14,7 @@ from ..store import Store, StoreError
 from .common import esc, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json
 from .options import Json
 
-feedback_app = typer.Typer(help="Review decisions: acceptance rates, learned defaults, export/merge."
+feedback_app = typer.Typer(help="Review decisions: acceptance rates, learned defaults, sharing."
                                 "\n\nExample: fluxgym-coach feedback suggest ./photos",
                            no_args_is_help=True)
 

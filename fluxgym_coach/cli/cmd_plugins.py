@@ -27,7 +27,7 @@ from .options import Json
 
 DatasetArg = Annotated[Path, typer.Argument(help="Folder of images with <stem>.txt captions.")]
 
-plugins_app = typer.Typer(help="Plugins (Panoptic-style): list, add, trust, remove, run their actions.\n\n"
+plugins_app = typer.Typer(help="Plugins (Panoptic-style): list, add, trust, remove, run actions.\n\n"
                                "A folder plugin runs only once you trust it (`plugins add` or `plugins trust`); "
                                "trust is kept in your user config folder and lapses when its files change."
                                "\n\nExample: fluxgym-coach plugins list ./photos",

@@ -75,7 +75,7 @@ def prepare(
     json_out: o.Json = False,
     quiet: o.Quiet = False,
 ) -> None:
-    """Scan, upscale what is too small, and export a ready-to-train Fluxgym dataset.
+    """Scan, upscale what is too small, export a ready-to-train dataset.
 
     1. scan DATASET (only changed files are re-read);
     2. upscale every image whose short side is below --resolution (a bundled

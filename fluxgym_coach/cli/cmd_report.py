@@ -23,7 +23,7 @@ def report(
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
-    """Write a self-contained HTML report: findings, duplicates, captions, readiness.
+    """Write one HTML page: findings, duplicates, captions, readiness.
 
     One page with the findings, duplicate groups side by side, caption
     statistics and the export readiness; thumbnails are embedded, so the file

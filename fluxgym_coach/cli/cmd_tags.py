@@ -16,8 +16,8 @@ from .cmd_caption import DatasetArg, Images, open_dataset
 from .common import esc, EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, out, print_json, progress_sink
 from .options import ApiAuth, ApiUrl, Json, Quiet
 
-tags_app = typer.Typer(help="Tags across the dataset: table, rename, merge, delete, add, "
-                            "complete, propose.\n\nEvery change is undoable "
+tags_app = typer.Typer(help="The dataset's tags: list, rename, merge, delete, add, propose.\n\n"
+                            "Every change is undoable "
                             "(`fluxgym-coach captions undo DATASET --op ID`).\n\n"
                             "Example: fluxgym-coach tags list ./photos --exclude ohwx",
                        no_args_is_help=True)
