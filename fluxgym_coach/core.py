@@ -284,18 +284,26 @@ async def audit_dataset(dataset: "Dataset", *, resolution: int | None = None, tr
         **options)
 
 
-async def export_dataset(dataset: "Dataset", out_dir: str | Path, name: str, trigger: str | None = None,
+def export_name(dataset: "Dataset", name: str | None = None) -> str:
+    """The LoRA name of an export: ``name`` when given, else the one the dataset was last
+    exported under (:attr:`ExportSettings.name <fluxgym_coach.settings.ExportSettings>`),
+    else the dataset folder's name."""
+    return name or load_settings(dataset.store).export.name or dataset.root.name
+
+
+async def export_dataset(dataset: "Dataset", out_dir: str | Path, name: str | None, trigger: str | None = None,
                          *, resolution: int | None = None, repeats: int | None = None,
                          rescan: bool = True, on_event: EventSink = null_sink, **options: Any) -> "ExportReport":
     """Export ``dataset`` for Fluxgym / kohya (see :func:`fluxgym_coach.export.fluxgym.export_dataset`).
 
-    ``trigger``, ``resolution`` and ``repeats`` default to the dataset's
-    settings, and the values used are saved as its settings. With ``rescan``
+    ``name`` (None: :func:`export_name`), ``trigger``, ``resolution`` and ``repeats``
+    default to the dataset's settings, and the values used are saved as its settings. With ``rescan``
     the folder is scanned first through :func:`scan`. Raises ExportError
     before writing anything when the target or the arguments are unusable."""
     from .export import fluxgym as export
 
     settings = load_settings(dataset.store)
+    name = export_name(dataset, name)
     trigger = trigger if trigger is not None else settings.trigger
     resolution = resolution or settings.resolution
     repeats = repeats or settings.repeats
@@ -309,18 +317,24 @@ async def export_dataset(dataset: "Dataset", out_dir: str | Path, name: str, tri
     return report
 
 
-async def prepare_dataset(dataset: "Dataset", out_dir: str | Path, name: str, trigger: str,
+async def prepare_dataset(dataset: "Dataset", out_dir: str | Path, name: str | None, trigger: str,
                           backend: "EnhanceBackend", **options: Any) -> "PrepareReport":
-    """The main job: scan, enhance what is too small, export (see :mod:`fluxgym_coach.export.prepare`)."""
+    """The main job: scan, enhance what is too small, export (see :mod:`fluxgym_coach.export.prepare`);
+    ``name`` None is :func:`export_name`. The trigger word, resolution, repeats and where
+    the export went are saved as the dataset's settings, as :func:`export_dataset` does."""
     from .export import prepare
 
+    name = export_name(dataset, name)
     report = await prepare.prepare_dataset(dataset, out_dir, name, trigger, backend, **options)
     update_settings(dataset.store, trigger=trigger,
-                    **{k: options[k] for k in ("resolution", "repeats") if k in options})
+                    **{k: options[k] for k in ("resolution", "repeats") if k in options},
+                    **({"export": {"out_dir": str(out_dir), "name": name,
+                                   **({"vram": options["vram"]} if "vram" in options else {})}}
+                       if report.export is not None else {}))
     return report
 
 
 __all__ = ["DEFAULT_FORGE_URL", "ForgeOnlyOption", "audit_dataset", "backend_from_settings", "caption_images",
            "caption_backend_choice", "captioner_from_settings", "enhance_images", "export_dataset",
-           "learned_params", "prepare_dataset", "remember_forge_pool", "resolve_backend_name",
+           "export_name", "learned_params", "prepare_dataset", "remember_forge_pool", "resolve_backend_name",
            "result_cache", "scan", "scan_blocking"]

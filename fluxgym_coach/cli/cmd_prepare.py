@@ -100,7 +100,7 @@ def prepare(
     engine = _backend(backend, api_url, api_auth, timeout, gpu, upscaler, models_dir)
     cache = core.result_cache(ds, cache_dir, private=no_cache)
     with ds, progress_sink(quiet or json_out) as sink:
-        report = _run(ds, engine, sink, out_dir, name or ds.root.name, trigger, params=params,
+        report = _run(ds, engine, sink, out_dir, name, trigger, params=params,
                       resolution=resolution, repeats=repeats, cache=cache,
                       lookup=not (no_cache or force_reprocess), force=force, vram=vram.value,
                       crop_mode=crop_mode.value)
@@ -156,7 +156,7 @@ def _backend(backend: str, api_url: list[str] | None, api_auth: str | None, time
         raise fail(exc.reason, EXIT_BACKEND) from None
 
 
-def _run(ds: Dataset, engine: EnhanceBackend, sink: EventProgress, out_dir: Path, name: str,
+def _run(ds: Dataset, engine: EnhanceBackend, sink: EventProgress, out_dir: Path, name: str | None,
          trigger: str, **options: Any) -> PrepareReport:
     """Run :func:`fluxgym_coach.core.prepare_dataset` to the end (the backend closed after);
     exit 2 for an unusable export target, 3 for a backend failing, 130 on Ctrl-C."""
