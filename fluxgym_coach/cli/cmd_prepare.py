@@ -95,15 +95,15 @@ def prepare(
 
     Example: fluxgym-coach prepare ./photos --out ~/fluxgym --trigger ohwx
     """
-    ds = _open(dataset)
-    params = _enhance_params(ctx, ds, learned_defaults, quiet or json_out)
-    engine = _backend(backend, api_url, api_auth, timeout, gpu, upscaler, models_dir)
-    cache = core.result_cache(ds, cache_dir, private=no_cache)
-    with ds, progress_sink(quiet or json_out) as sink:
-        report = _run(ds, engine, sink, out_dir, name, trigger, params=params,
-                      resolution=resolution, repeats=repeats, cache=cache,
-                      lookup=not (no_cache or force_reprocess), force=force, vram=vram.value,
-                      crop_mode=crop_mode.value)
+    with _open(dataset) as ds:  # closed on every exit, a refused option included
+        params = _enhance_params(ctx, ds, learned_defaults, quiet or json_out)
+        engine = _backend(backend, api_url, api_auth, timeout, gpu, upscaler, models_dir)
+        cache = core.result_cache(ds, cache_dir, private=no_cache)
+        with progress_sink(quiet or json_out) as sink:
+            report = _run(ds, engine, sink, out_dir, name, trigger, params=params,
+                          resolution=resolution, repeats=repeats, cache=cache,
+                          lookup=not (no_cache or force_reprocess), force=force, vram=vram.value,
+                          crop_mode=crop_mode.value)
     for rel, reason in report.scan.errors.items():  # found now or by an earlier scan: same exit code
         sink.problems.failures.setdefault(rel, reason)
     _show(report, engine, sink, dataset, json_out)
