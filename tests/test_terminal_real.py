@@ -8,6 +8,9 @@ xterm is the control that must *not* pass as a real image. The screenshots
 (preview box outlined) and verdicts are kept in ``build/test-artifacts``
 (``$FLUXGYM_COACH_ARTIFACTS``). Skipped, naming the Debian packages, where the
 programs are missing (``apt-get install xvfb xterm kitty tmux imagemagick``).
+Every terminal is handed a wrong ``COLUMNS``/``LINES`` (as a shell's export or
+tmux's global environment can leave them): each run also checks that the app
+laid itself out for the terminal's real size.
 """
 
 from __future__ import annotations
@@ -24,13 +27,7 @@ from fluxgym_coach.tui.terminal import KITTY_PLACEHOLDERS_SINCE
 from tests.real_terminals import screens
 
 # One xdist group: the terminals run one after another in a single worker, never side by side.
-# Known open defect (issue 14 item 16): after the merges of this round the app sometimes lays
-# itself out for a wider terminal than the emulator's real size, so the photographed preview
-# box lies outside the window and the correlation check fails. Not strict: a pass is reported
-# as XPASS; the judge itself (and the half-block control) is unchanged.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("real-terminals"),
-              pytest.mark.xfail(reason="preview layout wider than the real terminal (open defect)",
-                                strict=False)]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("real-terminals")]
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "dataset" / "astronaut.png"
 
 
@@ -69,6 +66,10 @@ def _run(kind, display, dataset, tmp_path, *, tmux=False, preview="auto"):
     shot = screens.photograph(kind, dataset, tmp_path, tmux=tmux, preview=preview, display=display)
     verdict = screens.judge(shot)
     saved = screens.keep(shot, verdict, f"{kind}{'-tmux' if tmux else ''}-{preview}")
+    # Every terminal is started with COLUMNS=200 LINES=60 (screens.STALE_SIZE): the app
+    # lays itself out for the terminal's real size all the same.
+    assert shot.report["app_size"] == shot.report["cells"] == [screens.COLS, screens.ROWS], (
+        shot.report, saved)
     return shot.report, verdict, saved
 
 

@@ -17,6 +17,8 @@ The review UI asks once, before Textual starts (:func:`detect_terminal`):
 - **kitty graphics behind tmux**: the client is kitty, Ghostty or WezTerm (by its
   name or version reply), or their variables leaked into the environment
   (``KITTY_WINDOW_ID``, ``GHOSTTY_RESOURCES_DIR``, ``WEZTERM_PANE``).
+- **window size**: the terminal's own (:func:`use_real_window_size` drops
+  ``COLUMNS``/``LINES``, which would otherwise override it).
 
 Rich (and so Textual) picks its colour system from ``COLORTERM`` and ``TERM``
 (``rich.console.Console._detect_color_system``): :func:`apply_colour_depth`
@@ -33,6 +35,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 
@@ -224,6 +227,42 @@ def apply_colour_depth(info: TerminalInfo, environ: MutableMapping[str, str] | N
         return False
     environ["COLORTERM"] = "truecolor"
     return True
+
+
+#: The variables that override a terminal's real size in ``shutil.get_terminal_size``.
+SIZE_VARIABLES = ("COLUMNS", "LINES")
+
+
+def use_real_window_size(environ: MutableMapping[str, str] | None = None,
+                         fd: int | None = None) -> list[str]:
+    """Make the app lay itself out for the terminal's real size, not ``$COLUMNS``/``$LINES``.
+
+    Textual's Linux driver reads the size with ``shutil.get_terminal_size``, which
+    prefers the ``COLUMNS`` and ``LINES`` variables over the terminal's own answer
+    (``TIOCGWINSZ``), at start-up and again on every resize (``SIGWINCH``). An
+    exported value is at best the size when the shell last looked, and leaks into
+    places it does not describe: tmux copies the environment of the shell that
+    started its server into every pane, a test runner's into the terminals it starts.
+    The app then draws for a wider or narrower screen than it has (the preview box
+    runs past the right edge) and never corrects it on a resize.
+
+    When ``fd`` (default: standard output) is a terminal, removes both variables
+    from ``environ`` (default ``os.environ``, this process only; the shell keeps
+    them). Returns the names removed, e.g. ``["COLUMNS"]``; nothing is removed when
+    ``fd`` is not a terminal (there the variables are the only answer).
+    Source: Python's ``shutil.get_terminal_size``; textual's ``LinuxDriver._get_terminal_size``.
+    """
+    environ = os.environ if environ is None else environ
+    if fd is None:
+        try:
+            fd = sys.__stdout__.fileno() if sys.__stdout__ is not None else -1
+        except (AttributeError, ValueError, OSError):
+            return []
+    try:
+        os.get_terminal_size(fd)
+    except (OSError, ValueError):
+        return []
+    return [name for name in SIZE_VARIABLES if environ.pop(name, None) is not None]
 
 
 _current: TerminalInfo | None = None
