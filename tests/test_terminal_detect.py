@@ -146,6 +146,8 @@ def test_variables_outside_tmux():
     assert detect_terminal({"TERM": "xterm-256color", "VTE_VERSION": "7600"}).colour == TRUECOLOR
     assert detect_terminal({"TERM": "xterm-256color", "VTE_VERSION": "3405"}).colour == COLORS_256
     assert detect_terminal({"TERM": "xterm"}).colour == COLORS_16
+    xterm = detect_terminal({"TERM": "xterm-256color", "XTERM_VERSION": "XTerm(379)"})
+    assert xterm.colour == TRUECOLOR and xterm.colour_reason == "XTERM_VERSION=XTerm(379)"
     forced = detect_terminal({"TERM": "xterm-256color", "TEXTUAL_COLOR_SYSTEM": "truecolor"})
     assert forced.colour == TRUECOLOR and not forced.fixes
 

@@ -90,6 +90,9 @@ def test_half_blocks_are_told_apart_from_an_image(display, one_image, tmp_path):
     assert report["renderer"] == "halfcell"
     assert verdict["corr"] >= 0.8, (verdict, saved)  # the right place and picture...
     assert verdict["detail"] < 0.3, (verdict, saved)  # ...but flat half cells
+    # xterm (XTERM_VERSION) is detected as 24-bit: each half cell has the thumbnail's colour
+    assert report["color_system"] == "truecolor", report
+    assert verdict["half_cell_error"] < 3, (verdict, saved)
 
 
 def test_kitty_graphics_shows_the_image(display, one_image, tmp_path):
@@ -119,6 +122,7 @@ def test_xterm_inside_tmux(display, one_image, tmp_path):
         assert report["renderer"] == "halfcell" and "24-bit" in report["status"], report
         assert "--preview sixel" in report["status"], report
         assert verdict["corr"] >= 0.8, (verdict, saved)
+        assert verdict["half_cell_error"] < 3, (verdict, saved)  # 24-bit through tmux
 
 
 def test_xterm_sixel_through_tmux(display, one_image, tmp_path):

@@ -9,7 +9,7 @@ The review UI asks once, before Textual starts (:func:`detect_terminal`):
   client's terminfo). Outside tmux: ``COLORTERM=truecolor|24bit``, then names
   and variables of terminals known to have 24-bit colour (kitty, Ghostty,
   WezTerm, iTerm2, VS Code, Windows Terminal, Konsole, VTE >= 0.36, foot,
-  Alacritty, ``*-direct``), then the colours in ``$TERM``.
+  Alacritty, xterm, ``*-direct``), then the colours in ``$TERM``.
   ``TEXTUAL_COLOR_SYSTEM`` set by the user wins over all of this.
 - **tmux**: version, the client's ``TERM`` and ``XTVERSION`` reply
   (``#{client_termname}``, ``#{client_termtype}``), and whether
@@ -140,6 +140,11 @@ def _env_truecolor(env: Mapping[str, str]) -> str | None:
     vte = env.get("VTE_VERSION", "")
     if vte.isdigit() and int(vte) >= 3600:
         return f"VTE_VERSION={vte}"
+    # xterm sets XTERM_VERSION (and drops COLORTERM). It reads 24-bit SGR colours and shows
+    # them exactly when built with direct colour (Debian's XTerm(379), measured from
+    # screenshots), else maps them to its palette: never worse than 256 colours.
+    if env.get("XTERM_VERSION", "").startswith("XTerm("):
+        return f"XTERM_VERSION={env['XTERM_VERSION']}"
     return None
 
 

@@ -15,6 +15,8 @@ thumbnail the app drew, scaled to the same pixels:
   cell, over the same measure on the thumbnail. Half-block cells are flat in
   each half (``detail`` near 0); a real image (Sixel, kitty) keeps the detail
   (near 1). Garbage or a misplaced image has a low ``corr``.
+- ``half_cell_error``: for half-blocks, how far each half cell's colour is from
+  the thumbnail's (0 in 24-bit colour; 256 colours are ~10 off).
 """
 
 from __future__ import annotations
@@ -241,9 +243,25 @@ def judge(shot: Shot, cell: tuple[int, int] | None = None) -> dict:
                 scored.append((_corr(_half(crop), _half(ref)), ox, oy, crop))
     corr, ox, oy, crop = max(scored, key=lambda t: t[0])
     ref_detail = _detail(ref, cw, ch)
+    box = [x * cw + ox, y * ch + oy, w * cw, h * ch]
     return {"corr": round(corr, 3),
             "detail": round(_detail(crop, cw, ch) / ref_detail, 3) if ref_detail else 0.0,
-            "box": [x * cw + ox, y * ch + oy, w * cw, h * ch], "cell": [cw, ch]}
+            "half_cell_error": _half_cell_error(shot, box, cw, ch), "box": box, "cell": [cw, ch]}
+
+
+def _half_cell_error(shot: Shot, box: list[int], cw: int, ch: int) -> float:
+    """Mean absolute RGB difference (0-255) between the centre pixel of each half cell in
+    the screenshot and the thumbnail averaged over that half cell: near 0 for half-blocks
+    in 24-bit colour, ~10 for the same in 256 colours (measured in xterm)."""
+    x, y, w, h = box
+    rows, cols = h // ch, w // cw
+    rgb = np.asarray(Image.open(shot.screenshot).convert("RGB"), np.float32)
+    ys = (y + np.arange(rows * 2) // 2 * ch + np.where(np.arange(rows * 2) % 2, 3 * ch // 4, ch // 4))
+    xs = x + np.arange(cols) * cw + cw // 2
+    seen = rgb[ys][:, xs]
+    ref = np.asarray(Image.open(shot.thumbnail).convert("RGB").resize(
+        (cols, rows * 2), Image.Resampling.BOX), np.float32)
+    return round(float(np.abs(seen - ref).mean()), 2)
 
 
 def keep(shot: Shot, verdict: dict, name: str) -> Path:
