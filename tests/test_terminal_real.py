@@ -62,10 +62,13 @@ def one_image(tmp_path) -> Path:
     return dataset
 
 
-def _run(kind, display, dataset, tmp_path, *, tmux=False, preview="auto"):
-    shot = screens.photograph(kind, dataset, tmp_path, tmux=tmux, preview=preview, display=display)
+def _run(kind, display, dataset, tmp_path, *, tmux=False, preview="auto", tmux_conf=None,
+         name=None):
+    name = name or f"{kind}{'-tmux' if tmux else ''}-{preview}"
+    shot = screens.photograph(kind, dataset, tmp_path, tmux=tmux, preview=preview, display=display,
+                              tmux_conf=tmux_conf or screens.TMUX_CONF, name=name)
     verdict = screens.judge(shot)
-    saved = screens.keep(shot, verdict, f"{kind}{'-tmux' if tmux else ''}-{preview}")
+    saved = screens.keep(shot, verdict, name)
     # Every terminal is started with COLUMNS=200 LINES=60 (screens.STALE_SIZE): the app
     # lays itself out for the terminal's real size all the same.
     assert shot.report["app_size"] == shot.report["cells"] == [screens.COLS, screens.ROWS], (
@@ -110,6 +113,20 @@ def test_kitty_inside_tmux(display, one_image, tmp_path):
     expected = "kitty-tmux" if _kitty_version() >= KITTY_PLACEHOLDERS_SINCE else "kitty-placed-tmux"
     assert report["renderer"] == expected, report
     assert _is_image(verdict), (verdict, saved)
+
+
+def test_kitty_inside_tmux_without_passthrough_names_the_fix(display, one_image, tmp_path):
+    _need("kitty", "tmux")
+    conf = "".join(line + "\n" for line in screens.TMUX_CONF.splitlines()
+                   if "allow-passthrough" not in line and "xterm-kitty:RGB" not in line)
+    report, verdict, saved = _run("kitty", display, one_image, tmp_path, tmux=True, tmux_conf=conf,
+                                  name="kitty-tmux-nopassthrough-auto")
+    # No passthrough: half-blocks, and the status line says how to get kitty graphics. No
+    # RGB declared either: tmux still sends 24-bit colour with xterm-kitty's setrgbf/setrgbb.
+    assert report["renderer"] == "halfcell", report
+    assert "set -g allow-passthrough on" in report["status"], report
+    assert "24-bit" in report["status"] and verdict["half_cell_error"] < 3, (verdict, saved)
+    assert verdict["corr"] >= 0.8, (verdict, saved)
 
 
 def test_xterm_inside_tmux(display, one_image, tmp_path):

@@ -118,19 +118,22 @@ class Shot:
 
 
 def photograph(kind: str, dataset: Path, work: Path, *, tmux: bool = False,
-               preview: str = "auto", display: str, deadline: float = 180.0) -> Shot:
+               preview: str = "auto", display: str, deadline: float = 180.0,
+               tmux_conf: str = TMUX_CONF, name: str | None = None) -> Shot:
     """Start terminal ``kind`` (inside tmux when ``tmux``) with the harness on
     ``dataset``, wait for its report, take screenshots of the whole display until three in a
     row are the same (the terminal has painted). Deadlines are generous: the test machines
-    are shared and slow."""
-    report = work / f"{kind}{'-tmux' if tmux else ''}-{preview}.json"
+    are shared and slow. ``tmux_conf``: tmux's configuration; ``name``: of the run's files
+    (default ``KIND[-tmux]-PREVIEW``)."""
+    name = name or f"{kind}{'-tmux' if tmux else ''}-{preview}"
+    report = work / f"{name}.json"
     harness = [sys.executable, "-m", "tests.real_terminals.harness", str(dataset), str(report),
                "--preview", preview]
     inner = harness
     sock = f"fgc-real-{os.getpid()}-{kind}"
     if tmux:
         conf = work / "tmux.conf"
-        conf.write_text(TMUX_CONF)
+        conf.write_text(tmux_conf)
         inner = ["tmux", "-L", sock, "-f", str(conf), "new-session", "-x", str(COLS), "-y",
                  str(ROWS), " ".join(harness)]
     cmd, extra = terminal_command(kind, inner)
