@@ -162,6 +162,31 @@ def caption_backend_choice(settings: DatasetSettings | None = None, *, backend: 
     return name, merged
 
 
+#: The option naming each caption backend's server (the one "server URL" a form asks for).
+CAPTION_SERVER_OPTION = {"openai": "base_url", "forge": "url"}
+#: The option naming each caption backend's model (florence2: a local model folder).
+CAPTION_MODEL_OPTION = {"openai": "model", "forge": "model", "florence2": "model_path"}
+
+
+def caption_server_options(backend: str, url: str | None = None, model: str | None = None) -> dict[str, Any]:
+    """The caption backend options for one server URL and one model name, as a front end
+    asks for them: openai ``base_url`` / ``model``, forge ``url`` / ``model``, florence2
+    ``model_path``; the draft backend takes neither. Empty values are left out (the
+    backend's own default applies). The inverse of :func:`caption_server_fields`."""
+    pairs = ((CAPTION_SERVER_OPTION.get(backend), url), (CAPTION_MODEL_OPTION.get(backend), model))
+    return {key: value for key, value in pairs if key and value}
+
+
+def caption_server_fields(backend: str, options: dict[str, Any]) -> tuple[str, str]:
+    """``(server URL, model)`` of saved caption ``options`` of ``backend`` (``""`` where
+    none), to pre-fill a form; the inverse of :func:`caption_server_options`."""
+    url = options.get(CAPTION_SERVER_OPTION.get(backend, ""), "") or options.get("base_url") \
+        or options.get("url", "")
+    model = options.get(CAPTION_MODEL_OPTION.get(backend, ""), "") or options.get("model") \
+        or options.get("model_path", "")
+    return str(url or ""), str(model or "")
+
+
 def captioner_from_settings(settings: DatasetSettings | None = None, *, backend: str | None = None,
                             dataset_root: str | Path | None = None, **options: Any) -> "CaptionBackend":
     """Build the caption backend for a job (the choice of :func:`caption_backend_choice`).
@@ -293,13 +318,16 @@ def export_name(dataset: "Dataset", name: str | None = None) -> str:
 
 async def export_dataset(dataset: "Dataset", out_dir: str | Path, name: str | None, trigger: str | None = None,
                          *, resolution: int | None = None, repeats: int | None = None,
-                         rescan: bool = True, on_event: EventSink = null_sink, **options: Any) -> "ExportReport":
+                         rescan: bool = True, only_accepted: bool = False, on_event: EventSink = null_sink,
+                         **options: Any) -> "ExportReport":
     """Export ``dataset`` for Fluxgym / kohya (see :func:`fluxgym_coach.export.fluxgym.export_dataset`).
 
     ``name`` (None: :func:`export_name`), ``trigger``, ``resolution`` and ``repeats``
-    default to the dataset's settings, and the values used are saved as its settings. With ``rescan``
-    the folder is scanned first through :func:`scan`. Raises ExportError
-    before writing anything when the target or the arguments are unusable."""
+    default to the dataset's settings, and the values used are saved as its
+    settings. With ``rescan`` the folder is scanned first through :func:`scan`.
+    ``only_accepted``: only the images accepted in a review (:func:`accepted_images`;
+    excluded ones are always left out). Raises ExportError before writing anything
+    when the target or the arguments are unusable."""
     from .export import fluxgym as export
 
     settings = load_settings(dataset.store)
@@ -309,12 +337,20 @@ async def export_dataset(dataset: "Dataset", out_dir: str | Path, name: str | No
     repeats = repeats or settings.repeats
     if rescan:
         await scan(dataset, on_event)
+    if only_accepted:
+        options["relpaths"] = await asyncio.to_thread(accepted_images, dataset)
     report = await asyncio.to_thread(export.export_dataset, dataset, out_dir, name, trigger,
                                      resolution=resolution, repeats=repeats, on_event=on_event, **options)
     update_settings(dataset.store, trigger=trigger, resolution=resolution, repeats=repeats,
-                    export={"out_dir": str(out_dir), "name": name,
+                    export={"out_dir": str(out_dir), "name": name, "only_accepted": only_accepted,
                             **({"vram": options["vram"]} if "vram" in options else {})})
     return report
+
+
+def accepted_images(dataset: "Dataset") -> list[str]:
+    """Relpaths of the images accepted in a review (selection status ``accepted``: the
+    enhanced variant or the original the reviewer chose), in the store's order."""
+    return [rel for rel, (_, status) in dataset.store.selection().items() if status == "accepted"]
 
 
 async def prepare_dataset(dataset: "Dataset", out_dir: str | Path, name: str | None, trigger: str,
@@ -334,7 +370,8 @@ async def prepare_dataset(dataset: "Dataset", out_dir: str | Path, name: str | N
     return report
 
 
-__all__ = ["DEFAULT_FORGE_URL", "ForgeOnlyOption", "audit_dataset", "backend_from_settings", "caption_images",
-           "caption_backend_choice", "captioner_from_settings", "enhance_images", "export_dataset",
-           "export_name", "learned_params", "prepare_dataset", "remember_forge_pool", "resolve_backend_name",
-           "result_cache", "scan", "scan_blocking"]
+__all__ = ["CAPTION_MODEL_OPTION", "CAPTION_SERVER_OPTION", "DEFAULT_FORGE_URL", "ForgeOnlyOption",
+           "accepted_images", "audit_dataset", "backend_from_settings", "caption_backend_choice",
+           "caption_images", "caption_server_fields", "caption_server_options", "captioner_from_settings",
+           "enhance_images", "export_dataset", "export_name", "learned_params", "prepare_dataset",
+           "remember_forge_pool", "resolve_backend_name", "result_cache", "scan", "scan_blocking"]
