@@ -148,7 +148,7 @@ def test_every_option_and_argument_says_what_it_is(path, cmd, ctx):
 SHARED = ("--api-url", "--api-auth", "--cache-dir", "--json", "--quiet")
 KNOWN_DIFFERENT = {
     "--api-url": {"enhance": "cmd_enhance.py declares its own (same env var, same splitting)",
-                  "tui": "cmd_tui.py takes one URL (issue 10 item 5: a pool)"},
+                  "tui": "cmd_tui.py declares its own pool (spaces only, no commas; own help)"},
     "--api-auth": {"fake-forge": "the fake server's own setting (users it accepts)"},
     "--cache-dir": {"tui": "cmd_tui.py declares its own"},
     "--json": {"buckets": "cmd_buckets.py: its own wording", "check": "cmd_check.py: its own wording"},
