@@ -80,3 +80,5 @@ def test_auto_renderer_inside_tmux():
     assert "half-blocks, 256 colours" in status and "allow-passthrough on" in status
     assert pv.preview_status("halfcell", "truecolor",
                              TerminalInfo(TRUECOLOR, "COLORTERM=truecolor")).endswith("24-bit")
+    assert pv.preview_fix("halfcell", "256", off).startswith("tmux set -g allow-passthrough on")
+    assert pv.preview_fix("kitty", "truecolor", good) == ""  # not poor: nothing to fix

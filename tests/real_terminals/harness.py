@@ -114,6 +114,7 @@ def main() -> None:
             "app_size": [app.size.width, app.size.height], "dropped_env": dropped,
             "renderer": preview.renderer, "color_system": app.console.color_system,
             "status": pv.preview_status(args.preview, app.console.color_system),
+            "fix_shown": preview.fix if preview.query_one("#preview-fix").display else "",
             "colour_reason": term.colour_reason,
             "tmux_features": sorted(term.tmux.client_features) if term.tmux else None}))
         tmp.replace(report)
