@@ -52,11 +52,13 @@ def main() -> None:
     ap.add_argument("--preview", default="auto")
     args = ap.parse_args()
 
-    from fluxgym_coach.tui.widgets import preview as pv  # textual-image probes the terminal here
     from fluxgym_coach.tui.terminal import (
         apply_colour_depth,
         current_terminal,
         use_real_window_size,
+    )
+    from fluxgym_coach.tui.widgets import (
+        preview as pv,  # textual-image probes the terminal here
     )
 
     term = current_terminal()

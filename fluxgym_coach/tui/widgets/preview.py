@@ -209,7 +209,7 @@ class Preview(Container):
         super().__init__(id=id)
         self.mode = mode
         self.shown_key: str | None = None
-        self.fix = ""  #: the one-line fix shown in the pane (:func:`preview_fix`), set on mount
+        self.fix = ""  #: the one-line fix shown in the pane (``auto`` only), set on mount
         self._image_widget = (None if self.renderer == "off"
                               else WIDGETS[self.renderer](classes="preview-image"))
 
@@ -223,7 +223,9 @@ class Preview(Container):
         yield Static("", id="preview-text")
 
     def on_mount(self) -> None:
-        self.fix = preview_fix(self.mode, self.app.console.color_system)
+        # Only for ``auto``: a renderer the user chose is kept without a word here (the
+        # status line still names the fix).
+        self.fix = preview_fix(self.mode, self.app.console.color_system) if self.mode == "auto" else ""
         self.query_one("#preview-fix", Static).update(f"fix: {self.fix}" if self.fix else "")
         self._show_fix()
 
