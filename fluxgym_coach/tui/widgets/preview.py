@@ -159,16 +159,23 @@ def renderer_name(mode: str) -> str:
 
 def preview_fix(mode: str, color_system: str | None = None,
                 term: TerminalInfo | None = None) -> str:
-    """The one-line fix when the preview is poor (half-blocks or unicode), else "".
+    """The one-line fix when the preview is poor (half-blocks or unicode, or kitty
+    placeholders without 24-bit colour), else "".
 
     ``color_system`` as for :func:`preview_status`. The colour fix is left out when
     the app already draws in 24-bit colour. E.g. ``tmux set -g allow-passthrough on
     (kitty graphics through tmux)``.
     """
     term = term or current_terminal()
-    if resolve_renderer(mode, term) not in ("halfcell", "unicode"):
-        return ""
+    renderer = resolve_renderer(mode, term)
     depth = _COLOUR_SYSTEMS.get(color_system or "", term.depth_label)
+    if renderer in ("kitty", "kitty-tmux") and depth != "24-bit":
+        # the placeholder cells carry the image id in their 24-bit colour: fewer colours
+        # turn them into other ids (no image, or the wrong one)
+        return ("kitty placeholders need 24-bit colour: "
+                + (term.colour_fix or "export COLORTERM=truecolor"))
+    if renderer not in ("halfcell", "unicode"):
+        return ""
     fixes = [f for f in term.fixes if depth != "24-bit" or f != term.colour_fix]
     return fixes[0] if fixes else ""
 
