@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import os
 import struct
 import sys
 import termios
@@ -63,6 +64,7 @@ def main() -> None:
 
     term = current_terminal()
     apply_colour_depth(term)
+    env_size = {k: os.environ[k] for k in ("COLUMNS", "LINES") if k in os.environ}
     dropped = use_real_window_size()
     from fluxgym_coach.tui.app import ReviewApp
 
@@ -114,6 +116,7 @@ def main() -> None:
             "region": [region.x, region.y, region.width, region.height],
             "cells": [cols, rows], "pixels": [xpix, ypix],
             "app_size": [app.size.width, app.size.height], "dropped_env": dropped,
+            "env_size": env_size,
             "renderer": preview.renderer, "color_system": app.console.color_system,
             "status": pv.preview_status(args.preview, app.console.color_system),
             "fix_shown": preview.fix if preview.query_one("#preview-fix").display else "",
