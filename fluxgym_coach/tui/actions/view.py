@@ -72,8 +72,11 @@ class PreviewActions:
 
     def _on_rest(self) -> None:
         self._preview_timer = None
-        self._sync_panels()
-        self._draw_preview()
+        try:
+            self._sync_panels()
+            self._draw_preview()
+        except NoMatches:  # the timer fired while the app was closing
+            pass
 
     def _schedule_preview(self, delay: float) -> None:
         self._schedule_rest(delay)
@@ -170,6 +173,7 @@ class PreviewActions:
                     if row is not None and row.variants:
                         self.showing[rel] = row.variants[0].cache_key
             self.image_list.refresh()
+        self.recount_marks()  # a reload drops the marks of removed images
         self._update_status()
         cur = self.current
         if cur is not None and (msg.relpaths is None or cur.relpath in msg.relpaths):
