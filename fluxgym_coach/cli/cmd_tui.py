@@ -87,12 +87,13 @@ def _run_app(dataset: Path, preview: str, api_url: list[str] | None, api_auth: s
         raise fail(f"--preview {preview!r}: use one of {', '.join(PREVIEW_MODES)}", EXIT_USAGE)
     from ..tui.app import ReviewApp
     from ..tui.serve import served
-    from ..tui.terminal import apply_colour_depth, current_terminal
+    from ..tui.terminal import apply_colour_depth, current_terminal, use_real_window_size
 
     if served():  # a browser session of --serve: xterm.js shows 24-bit half-blocks
         preview = "halfcell" if preview == "auto" else preview
     else:
         apply_colour_depth(current_terminal())  # before the app reads COLORTERM
+        use_real_window_size()  # a stale $COLUMNS would override the terminal's size
 
     try:
         app_ = ReviewApp(dataset, preview=preview, api_url=api_url, api_auth=api_auth, backend=backend,
