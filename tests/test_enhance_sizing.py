@@ -207,3 +207,19 @@ def test_cli_enhance_refuses_a_strip_by_name(tmp_path):
     text = " ".join(r.output.split())
     assert "strip.png" in text and "aspect ratio of 1000:1" in text and "crop it first" in text
     assert not (tmp_path / "out" / "strip_enhanced.png").exists()
+
+
+def test_prepare_enhances_by_the_same_rule_and_counts_what_it_kept(tmp_path):
+    root = tmp_path / "photos"
+    draw_image(root / "small.png", (300, 200))
+    draw_image(root / "wide.png", (1216, 832))  # fills its 1216x832 bucket: a short-side rule enlarged it
+    r = runner.invoke(app, ["prepare", str(root), "--out", str(tmp_path / "fg"), "--trigger", "ohwx",
+                            "--backend", "local", "--no-colorize", "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["large_enough"] == ["wide.png"]
+    assert data["enhance"]["enhanced"] == ["small.png"]
+    r = runner.invoke(app, ["prepare", str(root), "--out", str(tmp_path / "fg"), "--trigger", "ohwx",
+                            "--backend", "local", "--no-colorize", "--force"])
+    assert r.exit_code == 0, r.output
+    assert "already large enough (kept)" in r.stdout

@@ -10,7 +10,7 @@ variant, or rejected the enhancement).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..enhance.backends.base import EnhanceBackend, EnhanceParams
@@ -24,11 +24,14 @@ from ..store import ImageRecord
 
 @dataclass(slots=True)
 class PrepareReport:
-    """The reports of the three steps (``enhance`` is None when nothing needed it)."""
+    """The reports of the three steps (``enhance`` is None when nothing needed it), and
+    ``large_enough``: the readable images not enhanced because they already fill
+    the training resolution (:mod:`fluxgym_coach.enhance.sizing`), by relpath."""
 
     scan: ScanReport
     enhance: EnhanceReport | None
     export: ExportReport | None
+    large_enough: list[str] = field(default_factory=list)
 
 
 def enhancement_candidates(records: list[ImageRecord], resolution: int, colorize: bool,
@@ -110,6 +113,9 @@ async def prepare_dataset(
     scan = await scan_with_plugins(dataset, on_event)
     records = dataset.store.images()
     candidates = enhancement_candidates(records, resolution, params.colorize, params)
+    chosen = {r.relpath for r in candidates}
+    large_enough = [r.relpath for r in records if not r.error and r.relpath not in chosen
+                    and r.display_size and all(r.display_size) and params.decide(*r.display_size).kept]
     enhance = None
     if candidates:
         sources = [source_of(dataset, r) for r in candidates]
@@ -117,8 +123,8 @@ async def prepare_dataset(
                                     store=dataset.store, on_event=on_event, cancel=cancel)
         select_new_variants(dataset, enhance, backend.identity)
         if enhance.cancelled:
-            return PrepareReport(scan, enhance, None)
+            return PrepareReport(scan, enhance, None, large_enough)
     export = await asyncio.to_thread(
         export_dataset, dataset, out_dir, name, trigger, resolution, repeats, force, on_event, cache,
         vram=vram, crop_mode=crop_mode)
-    return PrepareReport(scan, enhance, export)
+    return PrepareReport(scan, enhance, export, large_enough)
