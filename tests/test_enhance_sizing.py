@@ -223,3 +223,15 @@ def test_prepare_enhances_by_the_same_rule_and_counts_what_it_kept(tmp_path):
                             "--backend", "local", "--no-colorize", "--force"])
     assert r.exit_code == 0, r.output
     assert "already large enough (kept)" in r.stdout
+
+
+def test_tui_reprocess_form_shows_and_takes_auto_for_the_default_scale():
+    from fluxgym_coach.tui.app import params_form
+
+    form = params_form(EnhanceParams(), "a.png")
+    values = {f.name: f.value for f in form.fields}
+    assert values["scale_factor"] == "auto"
+    assert form.validate(values).scale_factor is None  # submitted unchanged: still to the resolution
+    assert form.validate({**values, "scale_factor": "1.5"}).scale_factor == 1.5
+    with pytest.raises(ValueError, match="scale factor"):
+        form.validate({**values, "scale_factor": "big"})
