@@ -223,7 +223,7 @@ def enhance(
     verbose: Verbose = False,
     json_out: o.Json = False,
     quiet: o.Quiet = False) -> None:
-    """Upscale images to the training resolution (a Forge / A1111 server, Real-ESRGAN or your own model), colorizing black-and-white ones.
+    """Upscale images to the training resolution (Forge, Real-ESRGAN or your model), colorizing B&W ones.
 
     Batches go to /sdapi/v1/extra-batch-images (several --api-url values share
     the work); black-and-white images are colorized with img2img first. Results
@@ -247,7 +247,7 @@ def enhance(
 
     Example: fluxgym-coach enhance ./photos --api-url http://127.0.0.1:7860
 
-    Example: fluxgym-coach enhance old.jpg -o out/ --backend realesrgan --gpu cpu --scale 2
+    Example: fluxgym-coach enhance old.jpg -o out/ --backend realesrgan --scale 2
     """
     _setup_logging(verbose)
     _check_backend_name(backend)
