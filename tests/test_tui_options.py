@@ -86,7 +86,9 @@ async def test_cancel_goes_through_worker_cancel(tui_dataset, make_tui_app, make
     app = make_tui_app(tui_dataset, api_url=server.url, audit=False)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
-        key = app.start_enhance(list(app.index.rows), app.last_params())
+        # x2 for every image: one batch in flight (the default size rule gives these photos
+        # several scales, so several single-image requests)
+        key = app.start_enhance(list(app.index.rows), app.last_params().with_(scale_factor=2.0))
         sink = app._sinks[key]
         await wait_until(pilot, lambda: server.job_requests, "the server working on the batch")
         worker = sink.worker

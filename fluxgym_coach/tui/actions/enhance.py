@@ -66,8 +66,7 @@ class EnhanceActions:
         params = self.last_params()
         what = self.index.describe_targets(rows)
         backend = "the Forge server" if self.backend_name == "forge" else "the local upscaler"
-        size = (f"short side {params.target_short_side} px" if params.target_short_side
-                else f"x{params.scale_factor:g}")
+        size = params.size_label()
         self.push_screen(
             ConfirmScreen(f"Enhance {what} with {backend}, {size}, "
                           f"upscaler {params.upscaler}?\nResults already in the cache are reused."),
@@ -153,12 +152,16 @@ def params_form(params: EnhanceParams, relpath: str, origin: str = "the last val
     """The reprocess form, pre-filled with ``params`` (``origin`` says from where);
     returns EnhanceParams."""
     values = params.to_dict()
-    fields = [Field(name, label, str(values[name])) for name, label, _ in PARAM_FIELDS]
+    fields = [Field(name, label, "auto" if values[name] is None else str(values[name]))
+              for name, label, _ in PARAM_FIELDS]
 
     def validate(v: dict[str, str]) -> EnhanceParams:
         changes: dict[str, Any] = {}
         for name, label, kind in PARAM_FIELDS:
             raw = v[name].strip()
+            if name == "scale_factor" and raw.lower() in ("", "auto"):
+                changes[name] = None  # to the training resolution (enhance/sizing.py)
+                continue
             try:
                 changes[name] = kind(raw) if kind is not str else v[name]
             except ValueError:
