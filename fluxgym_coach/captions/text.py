@@ -490,6 +490,24 @@ def lint_many(captions: dict[str, str | None], trigger: str | None = None, *,
     counter = default_counter()
     result = {rel: lint(text, trigger, encoding=encodings.get(rel), counter=counter, **thresholds)
               for rel, text in captions.items()}
+    for rel, found in dataset_findings(captions).items():
+        result[rel].extend(found)
+    return result
+
+
+#: Codes of the findings that depend on the other captions of the dataset (:func:`dataset_findings`).
+DATASET_CODES = frozenset({"duplicate", "length-outlier"})
+
+
+def dataset_findings(captions: dict[str, str | None],
+                     only: Iterable[str] | None = None) -> dict[str, list[CaptionFinding]]:
+    """The findings of :func:`lint_many` that need the other captions (``duplicate``,
+    ``length-outlier``, :data:`DATASET_CODES`), without the per-caption rules: one pass
+    over the texts, no token counting (10,000 captions in a few ms). ``only`` limits
+    the result to those relpaths (the others are still compared with). Returns
+    relpath -> findings for the images that have some."""
+    wanted = None if only is None else set(only)
+    result: dict[str, list[CaptionFinding]] = {}
     by_text: dict[str, list[str]] = {}
     for rel, text in captions.items():
         flat = " ".join((text or "").split()).casefold()
@@ -498,8 +516,10 @@ def lint_many(captions: dict[str, str | None], trigger: str | None = None, *,
     for rels in by_text.values():
         if len(rels) > 1:
             for rel in rels:
+                if wanted is not None and rel not in wanted:
+                    continue
                 others = [r for r in rels if r != rel]
-                result[rel].append(CaptionFinding(
+                result.setdefault(rel, []).append(CaptionFinding(
                     "duplicate", "warning", f"same caption as {', '.join(others[:3])}"
                     + (f" and {len(others) - 3} more" if len(others) > 3 else ""),
                     value=len(rels), threshold=1, fix="say what differs between these images"))
@@ -511,8 +531,8 @@ def lint_many(captions: dict[str, str | None], trigger: str | None = None, *,
         iqr = max(q3 - q1, 1)
         lo, hi = q1 - 3 * iqr, q3 + 3 * iqr
         for rel, n in lengths.items():
-            if n < lo or n > hi:
-                result[rel].append(CaptionFinding(
+            if (n < lo or n > hi) and (wanted is None or rel in wanted):
+                result.setdefault(rel, []).append(CaptionFinding(
                     "length-outlier", "info", f"{n} words; most captions here have {q1}–{q3}",
                     value=n, threshold=[lo, hi], fix="check the caption is complete and on topic"))
     return result
