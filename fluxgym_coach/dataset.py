@@ -15,24 +15,28 @@ be undone.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import stat
+import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import FluxgymCoachError
 from . import imaging
-from .events import EventSink, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted, null_sink
+from .events import (EventSink, ItemDone, ItemFailed, ItemsFound, ItemsStored, ItemWarning, JobFinished,
+                     JobStarted, null_sink)
 from .captions.encoding import CaptionText, read_caption_file
 from .fsutil import atomic_write_text
 from .audit.measures import MEASURE_VERSION, ExtraMeasures, measure_rows, measures_sql, read_and_measure
 from .store import STORE_DIRNAME, ImageRecord, Store
+from .scan_workers import PROCESS_MIN_IMAGES, header_pass, pool_for, usable_cpus  # noqa: F401
+
+_usable_cpus = usable_cpus  # bench/scan.py's name
 
 CAPTION_EXTENSION = ".txt"
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -205,33 +209,6 @@ def _read_image(entry: _Entry) -> ImageRecord:
     return _measure_entry(entry)[0]
 
 
-#: Below this many images to read, a scan uses threads (no process start-up cost).
-PROCESS_MIN_IMAGES = 48
-
-
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def _pool(n_images: int, workers: int | None, processes: bool | None) -> tuple[Executor, int]:
-    """The executor a scan reads with: worker processes when the work is large enough
-    to pay their start-up (the GIL serialises the Python parts of every measure),
-    threads otherwise. ``processes`` forces one or the other."""
-    cpus = _usable_cpus()
-    n = workers or min(8, cpus)
-    use_procs = processes if processes is not None else (n > 1 and n_images >= PROCESS_MIN_IMAGES)
-    if use_procs:
-        ctx = multiprocessing.get_context("forkserver" if "forkserver" in
-                                          multiprocessing.get_all_start_methods() else "spawn")
-        if ctx.get_start_method() == "forkserver":
-            ctx.set_forkserver_preload(["fluxgym_coach.audit.measures"])
-        return ProcessPoolExecutor(max_workers=n, mp_context=ctx), n
-    return ThreadPoolExecutor(max_workers=n, thread_name_prefix="scan"), n
-
-
 def _measured(to_read: list[_Entry], workers: int | None,
               processes: bool | None) -> Iterator[tuple[_Entry, tuple[ImageRecord, ExtraMeasures | None]]]:
     """``(entry, (record, measures))`` for every entry, in order, from the pool of
@@ -239,7 +216,7 @@ def _measured(to_read: list[_Entry], workers: int | None,
     without the ``if __name__ == "__main__":`` idiom multiprocessing needs, a
     sandbox without process support), the rest is read with threads. Closing the
     generator drops the queued work."""
-    pool, n_workers = _pool(len(to_read), workers, processes)
+    pool, n_workers = pool_for(len(to_read), workers, processes)
     done = 0
     try:
         try:
@@ -300,14 +277,21 @@ class Dataset:
 
     # -- scan -----------------------------------------------------------------
     def scan(self, on_event: EventSink = null_sink, workers: int | None = None,
-             batch: int = 256, processes: bool | None = None) -> ScanReport:
+             batch: int = 256, processes: bool | None = None, headers: bool = False) -> ScanReport:
         """Bring the store up to date with the folder (see the module docstring).
 
         Emits :class:`~fluxgym_coach.events.JobStarted` with the number of
         images to read, an ``ItemDone`` per image read, ``ItemFailed`` for
         unreadable images and ``ItemWarning`` for captions not in UTF-8.
         Records are committed every ``batch`` images, so an interrupted scan
-        keeps what it did. Images are read by ``workers`` (default: the usable
+        keeps what it did; each commit emits
+        :class:`~fluxgym_coach.events.ItemsStored` naming its images. Right
+        after the folder walk, before any image is read, one
+        :class:`~fluxgym_coach.events.ItemsFound` names every new image (file
+        size and mtime), so a front end lists them at once; with ``headers``
+        a header pass (no decode, :func:`_header_pass`) runs beside the reads
+        and adds each new image's width, height, format and orientation, one
+        ``ItemsFound`` per chunk. Images are read by ``workers`` (default: the usable
         CPUs, at most 8) worker processes when there are at least
         :data:`PROCESS_MIN_IMAGES` to read, threads otherwise (``processes``
         forces either). Each image is read once and decoded once; the audit's
@@ -343,6 +327,9 @@ class Dataset:
         self.store.delete_images(report.removed)
 
         on_event(JobStarted(job, "scan", len(to_read) + len(caption_only)))
+        new = [e for e in to_read if e.relpath not in known]
+        if new:
+            on_event(ItemsFound(job, {e.relpath: {"size": e.size, "mtime_ns": e.mtime_ns} for e in new}))
         for entry in caption_only:
             cap = self._read_caption_entry(entry, report, on_event, job)
             self.store.update_caption_mirror(entry.relpath, cap.text if cap else None,
@@ -350,9 +337,22 @@ class Dataset:
                                              entry.sidecar_size, entry.sidecar_mtime_ns)
             report.captions_updated.append(entry.relpath)
             on_event(ItemDone(job, entry.relpath, cached=True))
+        if caption_only:
+            on_event(ItemsStored(job, [e.relpath for e in caption_only]))
 
         if to_read:
-            self._read_all(to_read, known, report, on_event, job, workers, processes, batch)
+            stop = threading.Event()
+            header_thread = None
+            if headers and new:
+                header_thread = threading.Thread(target=header_pass, args=(new, on_event, job, stop),
+                                                 name="scan-headers", daemon=True)
+                header_thread.start()
+            try:
+                self._read_all(to_read, known, report, on_event, job, workers, processes, batch)
+            finally:
+                stop.set()
+                if header_thread is not None:
+                    header_thread.join()
         self._stored_errors(report)
         report.seconds = time.perf_counter() - started
         on_event(JobFinished(job, "scan", "done", len(to_read) + len(caption_only) - len(report.errors),
@@ -371,10 +371,12 @@ class Dataset:
         stored = {r[0] for r in self.store.execute(
             "SELECT digest FROM audit_measures WHERE version = ?", (MEASURE_VERSION,))}
 
-        def flush() -> None:
+        def flush() -> list[str]:
             self.store.write_batch(records, [(measures_sql(), measure_rows(extras))])
+            stored = [r.relpath for r in records]
             records.clear()
             extras.clear()
+            return stored
 
         results = _measured(to_read, workers, processes)
         try:
@@ -396,12 +398,14 @@ class Dataset:
                     if rec.digest not in stored:
                         digests.add(rec.digest)
                 if len(records) >= batch:
-                    flush()
+                    on_event(ItemsStored(job, flush()))
         finally:
             # On cancellation (a sink raising) or any error: drop queued work, keep what finished.
             results.close()
-            flush()
+            last = flush()
             report.measured = len(digests)
+        if last:
+            on_event(ItemsStored(job, last))
 
     def _stored_errors(self, report: ScanReport) -> None:
         """Add to ``report.errors`` the unreadable images an earlier scan recorded."""
