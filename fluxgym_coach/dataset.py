@@ -277,7 +277,8 @@ class Dataset:
 
     # -- scan -----------------------------------------------------------------
     def scan(self, on_event: EventSink = null_sink, workers: int | None = None,
-             batch: int = 256, processes: bool | None = None, headers: bool = False) -> ScanReport:
+             batch: int = 256, processes: bool | None = None,
+             headers: bool | None = None) -> ScanReport:
         """Bring the store up to date with the folder (see the module docstring).
 
         Emits :class:`~fluxgym_coach.events.JobStarted` with the number of
@@ -291,8 +292,9 @@ class Dataset:
         size and mtime), so a front end lists them at once; with ``headers``
         a header pass (no decode, :func:`_header_pass`) runs beside the reads
         and adds each new image's width, height, format and orientation, one
-        ``ItemsFound`` per chunk. Images are read by ``workers`` (default: the usable
-        CPUs, at most 8) worker processes when there are at least
+        ``ItemsFound`` per chunk (``headers`` None: when the sink asks for it
+        with a true ``wants_headers`` attribute, as the TUI's scan sink does).
+        Images are read by ``workers`` (default: the usable CPUs, at most 8) worker processes when there are at least
         :data:`PROCESS_MIN_IMAGES` to read, threads otherwise (``processes``
         forces either). Each image is read once and decoded once; the audit's
         extra measures are stored with its record (one transaction per batch).
@@ -343,6 +345,8 @@ class Dataset:
         if to_read:
             stop = threading.Event()
             header_thread = None
+            if headers is None:
+                headers = bool(getattr(on_event, "wants_headers", False))
             if headers and new:
                 header_thread = threading.Thread(target=header_pass, args=(new, on_event, job, stop),
                                                  name="scan-headers", daemon=True)

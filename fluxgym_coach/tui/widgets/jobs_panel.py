@@ -156,7 +156,11 @@ class JobsPanel(Vertical):
         self._leaving: dict[str, Timer] = {}
 
     def update_job(self, p: JobProgress) -> None:
-        """Add or update the row of a job; an ended job's row leaves after :attr:`linger` s."""
+        """Add or update the row of a job; an ended job's row leaves after :attr:`linger` s.
+        A summary set earlier (:meth:`set_summary`) is kept when the snapshot has none."""
+        old = self.jobs.get(p.key)
+        if old is not None and old.summary and not p.summary:
+            p.summary = old.summary
         self.jobs[p.key] = p
         self.set_class(True, "busy")
         rows = [r for r in self.query(JobRow) if r.progress.key == p.key]
@@ -186,6 +190,17 @@ class JobsPanel(Vertical):
         if p.status in ENDED and (known is None or known.status in ENDED):
             return  # an old key seen again while following: nothing new to show
         self.update_job(p)
+
+    def set_summary(self, key: str, text: str) -> None:
+        """Show what an ended job did (its row says ``text`` instead of its status)."""
+        p = self.jobs.get(key)
+        if p is None:
+            return
+        p.summary = text
+        for r in self.query(JobRow):
+            if r.progress.key == key:
+                r.progress.summary = text
+                r.update_progress(r.progress)
 
     def remove_job(self, key: str) -> None:
         """Remove the row of a finished job."""
