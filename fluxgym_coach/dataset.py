@@ -40,6 +40,9 @@ _usable_cpus = usable_cpus  # bench/scan.py's name
 
 CAPTION_EXTENSION = ".txt"
 UTF8_BOM = b"\xef\xbb\xbf"
+#: New images per ItemsFound event of the folder walk (the first names show
+#: after about this many files are walked, not after the whole folder).
+FOUND_CHUNK = 1000
 #: Encodings tried, in order, for sidecars that are not UTF-8. cp1252 is what
 #: Windows editors write by default (Fluxgym issue #436); latin-1 never fails.
 FALLBACK_ENCODINGS = ("cp1252", "latin-1")
@@ -286,16 +289,18 @@ class Dataset:
         unreadable images and ``ItemWarning`` for captions not in UTF-8.
         Records are committed every ``batch`` images, so an interrupted scan
         keeps what it did; each commit emits
-        :class:`~fluxgym_coach.events.ItemsStored` naming its images. Right
-        after the folder walk, before any image is read, one
-        :class:`~fluxgym_coach.events.ItemsFound` names every new image (file
-        size and mtime), so a front end lists them at once; with ``headers``
+        :class:`~fluxgym_coach.events.ItemsStored` naming its images. While the
+        folder walk goes on, before any image is read,
+        :class:`~fluxgym_coach.events.ItemsFound` events (one per
+        :data:`FOUND_CHUNK` new images, the rest after the walk, all before
+        ``JobStarted``) name every new image (file size and mtime), so a front
+        end lists them at once; with ``headers``
         a header pass (no decode, :func:`_header_pass`) runs beside the reads
         and adds each new image's width, height, format and orientation, one
         ``ItemsFound`` per chunk (``headers`` None: when the sink asks for it
         with a true ``wants_headers`` attribute, as the TUI's scan sink does).
-        Images are read by ``workers`` (default: the usable CPUs, at most 8) worker processes when there are at least
-        :data:`PROCESS_MIN_IMAGES` to read, threads otherwise (``processes``
+        Images are read by ``workers`` (default: the usable CPUs, at most 8)
+        worker processes when there are at least :data:`PROCESS_MIN_IMAGES` to read, threads otherwise (``processes``
         forces either). Each image is read once and decoded once; the audit's
         extra measures are stored with its record (one transaction per batch).
         ``report.errors`` names every unreadable image, found now or by an
@@ -310,11 +315,16 @@ class Dataset:
         seen: set[str] = set()
         to_read: list[_Entry] = []
         caption_only: list[_Entry] = []
+        found: dict[str, dict[str, int]] = {}
         for entry in _walk(str(self.root)):
             seen.add(entry.relpath)
             old = known.get(entry.relpath)
             if old is None:
                 to_read.append(entry)
+                found[entry.relpath] = {"size": entry.size, "mtime_ns": entry.mtime_ns}
+                if len(found) >= FOUND_CHUNK:  # listed while the walk goes on
+                    on_event(ItemsFound(job, found))
+                    found = {}
                 continue
             if (old[0], old[1]) != (entry.size, entry.mtime_ns):
                 to_read.append(entry)
@@ -328,10 +338,10 @@ class Dataset:
         report.removed = sorted(set(known) - seen)
         self.store.delete_images(report.removed)
 
+        if found:
+            on_event(ItemsFound(job, found))
         on_event(JobStarted(job, "scan", len(to_read) + len(caption_only)))
         new = [e for e in to_read if e.relpath not in known]
-        if new:
-            on_event(ItemsFound(job, {e.relpath: {"size": e.size, "mtime_ns": e.mtime_ns} for e in new}))
         for entry in caption_only:
             cap = self._read_caption_entry(entry, report, on_event, job)
             self.store.update_caption_mirror(entry.relpath, cap.text if cap else None,

@@ -279,9 +279,11 @@ def test_worker_processes_measure_exactly_as_threads(tmp_path):
 
 
 @pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
-def test_scan_names_new_images_before_reading_them_and_says_what_is_stored(tmp_path, processes):
+def test_scan_names_new_images_before_reading_them_and_says_what_is_stored(tmp_path, processes,
+                                                                          monkeypatch):
     from fluxgym_coach.events import ItemDone, ItemsFound, ItemsStored
 
+    monkeypatch.setattr(dataset_mod, "FOUND_CHUNK", 5)  # names listed in chunks during the walk
     root = tmp_path / "ds"
     names = [f"sub/{i:02d}.{'png' if i % 2 else 'jpg'}" for i in range(12)]
     _make(root, names)
@@ -295,11 +297,13 @@ def test_scan_names_new_images_before_reading_them_and_says_what_is_stored(tmp_p
 
         ds.scan(on_event=sink, batch=5, processes=processes, workers=2, headers=True)
         found = [e for kind, e in events if kind == "ItemsFound"]
-        first_done = next(i for i, (kind, _) in enumerate(events) if kind == "ItemDone")
-        assert events.index(("ItemsFound", found[0])) < first_done  # names before any read
-        assert sorted(found[0].items) == sorted(names)
-        assert all(set(d) == {"size", "mtime_ns"} for d in found[0].items.values())
-        sizes = {rel: (d["width"], d["height"]) for e in found[1:] for rel, d in e.items.items()}
+        listed = [e for e in found if all(set(d) == {"size", "mtime_ns"} for d in e.items.values())]
+        first_read = min(i for i, (kind, _) in enumerate(events) if kind in ("ItemDone", "JobStarted"))
+        assert [len(e.items) for e in listed] == [5, 5, 2]
+        assert all(events.index(("ItemsFound", e)) < first_read for e in listed)  # before any read
+        assert sorted(rel for e in listed for rel in e.items) == sorted(names)
+        sizes = {rel: (d["width"], d["height"]) for e in found if e not in listed
+                 for rel, d in e.items.items()}
         recs = {r.relpath: r for r in ds.images()}
         assert sizes == {rel: (recs[rel].width, recs[rel].height) for rel in names}
         stored = [rel for kind, e in events if kind == "ItemsStored" for rel in e.items]
