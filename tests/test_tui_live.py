@@ -148,3 +148,56 @@ async def test_wide_names_stay_aligned_and_long_paths_keep_folder_and_name(tmp_p
         assert len(cols) == 1, lines
         long = next(t for t in lines if "portrai" in t)  # the folder's start, then the name's end
         assert "portrai…" in long and "_final.png" in long
+
+
+async def test_the_last_search_is_kept_across_a_reopen(tui_dataset, make_tui_app):
+    from textual.widgets import Input
+
+    app = make_tui_app(tui_dataset, audit=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("slash", "a", "s", "t", "r", "o", "enter")
+        await settle(pilot, app)
+        assert [r.relpath for r in app.index.view] == ["astronaut.png"]
+        await pilot.press("q")
+        await wait_until(pilot, lambda: not app.is_running, "the app to quit")
+    app2 = make_tui_app(tui_dataset, scan=False, audit=False)
+    async with app2.run_test(size=SIZE) as pilot:
+        await settle(pilot, app2)
+        field = app2.query_one("#search", Input)
+        assert field.value == "astro" and field.has_class("visible")
+        assert [r.relpath for r in app2.index.view] == ["astronaut.png"]
+        assert "search “astro”" in app2.query_one("#status").plain
+
+
+async def test_an_interrupted_enhancement_is_named_on_reopen_and_resumed(tui_dataset, make_tui_app):
+    import time
+
+    from fluxgym_coach.jobs import Journal
+    from fluxgym_coach.tui.live import LAST_JOBS_KEY
+
+    rels = ["astronaut.png", "camera.png", "horse.png"]
+    with Dataset(tui_dataset) as ds:  # what an enhancement started in the review leaves after a kill
+        ds.scan()
+        ds.store.set_setting(LAST_JOBS_KEY, {"enhance": {
+            "relpaths": rels, "settings": {"scale_factor": 2.0}, "started_at": time.time()}})
+        journal = Journal(ds.store, "enhance-abc", "enhance", {"scale_factor": 2.0}, 3)
+        journal.mark("astronaut.png", "done", {})
+    app = make_tui_app(tui_dataset, scan=False, audit=False)
+    started: list[tuple[list[str], object]] = []
+    async with app.run_test(size=SIZE) as pilot:
+        app._enhance_worker = lambda sink, relpaths, params: started.append((relpaths, params))
+        await settle(pilot, app)
+        notes = [n for n in app._notifications if n.title == "interrupted job"]
+        assert len(notes) == 1 and "1 of 3 done" in notes[0].message
+        titles = {t: cb for t, cb, _ in app.palette_commands()}
+        titles["Resume the interrupted enhancement"]()
+        await settle(pilot, app)
+        assert started and started[0][0] == rels and started[0][1].scale_factor == 2.0
+    with Dataset(tui_dataset) as ds:  # once the journal is closed, nothing is offered
+        Journal(ds.store, "enhance-abc", "enhance", {}, 3).close("done")
+    app2 = make_tui_app(tui_dataset, scan=False, audit=False)
+    async with app2.run_test(size=SIZE) as pilot:
+        await settle(pilot, app2)
+        assert not [n for n in app2._notifications if n.title == "interrupted job"]
+        assert "Resume the interrupted enhancement" not in {t for t, _, _ in app2.palette_commands()}

@@ -10,6 +10,11 @@ listed while the scan finds them.
   store only, no decode) for the new findings of those images, on the decision
   thread (after the decision that caused it is stored), and the rows, the
   filter's view, the counts of the status line and the info panel follow at once.
+* **After an SSH drop.** The last search is kept in the store and shown again
+  on reopen; an enhancement or captioning job that did not finish (its core
+  journal, :func:`fluxgym_coach.jobs.interrupted_jobs`, is not closed) is named
+  in a notification on reopen, with a palette command that runs it again on the
+  same images with the same settings (the journal skips what was done).
 * **Rows while the scan runs.** :class:`ScanFeed` wraps the scan's event sink:
   the core's :class:`~fluxgym_coach.events.ItemsFound` (new images named by the
   folder walk, then their header sizes) and
@@ -103,6 +108,22 @@ def placeholder(relpath: str, facts: dict[str, Any]) -> ImageRecord:
                        format=facts.get("format"), orientation=facts.get("orientation"))
 
 
+#: Store settings of this module: the last search text; the last job of each kind started here.
+SEARCH_KEY = "tui.search"
+LAST_JOBS_KEY = "tui.last_jobs"
+_JOB_WORDS = {"enhance": "enhancement", "caption": "captioning"}
+
+
+def _remember_job(app: Any, kind: str, relpaths: list[str], settings: dict[str, Any]) -> None:
+    """Remember what a job runs on, so an interrupted one can be run again after a reopen."""
+    import time
+
+    store = app.dataset.store
+    jobs = dict(store.get_setting(LAST_JOBS_KEY, {}) or {})
+    jobs[kind] = {"relpaths": list(relpaths), "settings": settings, "started_at": time.time()}
+    store.set_setting(LAST_JOBS_KEY, jobs)
+
+
 def hook_steps(cls: type) -> type:
     """Class decorator of the review app: after its own steps, keep the panels live.
 
@@ -111,6 +132,29 @@ def hook_steps(cls: type) -> type:
     app defines them, itself or a mixin) refresh the findings of the image they
     changed. Returns ``cls``."""
     new_job, caption_saved, decide = cls._new_job, cls._caption_saved, cls._decide  # type: ignore[attr-defined]
+    start_enhance, caption_job = cls.start_enhance, cls._run_caption  # type: ignore[attr-defined]
+    save_state, palette_commands = cls.save_state, cls.palette_commands  # type: ignore[attr-defined]
+
+    def start_enhance_(self: Any, rows: list[Row], params: Any) -> str:
+        _remember_job(self, "enhance", [r.relpath for r in rows], params.to_dict())
+        return start_enhance(self, rows, params)
+    start_enhance_.__name__ = "start_enhance"
+
+    def _run_caption(self: Any, relpaths: list[str], opts: dict[str, Any]) -> None:
+        _remember_job(self, "caption", relpaths, dict(opts))
+        caption_job(self, relpaths, opts)
+
+    def save_state_(self: Any) -> None:
+        save_state(self)
+        query, saved = self.index.query, getattr(self, "_saved_search", None)
+        if saved is not None and query != saved:  # None: not restored yet (on_mount below)
+            self._saved_search = query
+            self.dataset.store.set_setting(SEARCH_KEY, query)
+    save_state_.__name__ = "save_state"
+
+    def palette_commands_(self: Any) -> list[Any]:
+        return palette_commands(self) + self.resume_commands()
+    palette_commands_.__name__ = "palette_commands"
 
     def _new_job(self: Any, kind: str, label: str, total: int) -> Any:
         sink = new_job(self, kind, label, total)
@@ -127,7 +171,8 @@ def hook_steps(cls: type) -> type:
         if row is not None:
             self.refresh_findings([row.relpath])
 
-    for f in (_new_job, _caption_saved, _decide):
+    for f in (_new_job, _caption_saved, _decide, start_enhance_, _run_caption, save_state_,
+              palette_commands_):
         f.__doc__ = getattr(cls, f.__name__).__doc__
         setattr(cls, f.__name__, f)
     return cls
@@ -141,6 +186,66 @@ class LiveActions:
     findings_loaded = False
     #: Classes the screen gets by its height (Textual sets them again at every resize).
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-normal"), (40, "-tall")]
+
+    # -- after an SSH drop: the search, the interrupted job ---------------------------------
+    def on_mount(self) -> None:  # after the app's own on_mount (it restored cursor and filter)
+        app: Any = self
+        query = app.dataset.store.get_setting(SEARCH_KEY, "") or ""
+        app._saved_search = query
+        if query:
+            from textual.widgets import Input
+
+            field = app.query_one("#search", Input)
+            field.value = query  # its Changed message applies the search
+            field.add_class("visible")
+        app.call_after_refresh(self._offer_resume)
+
+    def interrupted(self) -> list[tuple[Any, dict[str, Any]]]:
+        """``(InterruptedJob, what this review started it with)`` for each job of
+        this review that did not finish, newest first."""
+        from ..jobs import interrupted_jobs
+
+        app: Any = self
+        remembered = app.dataset.store.get_setting(LAST_JOBS_KEY, {}) or {}
+        out = []
+        for job in interrupted_jobs(app.dataset.store):
+            mine = remembered.get(job.kind)
+            if mine and job.updated_at >= mine.get("started_at", 0) - 1 and \
+                    all(j.kind != job.kind for j, _ in out):
+                out.append((job, mine))
+        return out
+
+    def _offer_resume(self) -> None:
+        app: Any = self
+        for job, mine in self.interrupted():
+            word = _JOB_WORDS.get(job.kind, job.kind)
+            app.notify(f"The {word} of {len(mine['relpaths'])} images did not finish "
+                       f"({job.done} of {job.total} done, kept). ctrl+p, \"Resume the interrupted "
+                       f"{word}\" runs it again on the rest.", title="interrupted job",
+                       severity="warning", timeout=20)
+
+    def resume_commands(self) -> list[tuple[str, Any, str]]:
+        """Palette commands that run an interrupted job again."""
+        out = []
+        for job, mine in self.interrupted():
+            word = _JOB_WORDS.get(job.kind, job.kind)
+            out.append((f"Resume the interrupted {word}", lambda j=job, m=mine: self.resume(j.kind, m),
+                        f"{job.done} of {job.total} done"))
+        return out
+
+    def resume(self, kind: str, mine: dict[str, Any]) -> None:
+        """Run a remembered job again on the same images with the same settings."""
+        app: Any = self
+        rels = [r for r in mine["relpaths"] if r in app.index.by_relpath]
+        if not rels:
+            app.notify("the images of that job are no longer in the dataset", timeout=4)
+            return
+        if kind == "enhance":
+            from ..enhance.backends.base import EnhanceParams
+
+            app.start_enhance([app.index.by_relpath[r] for r in rels], EnhanceParams(**mine["settings"]))
+        elif kind == "caption":
+            app._run_caption(rels, dict(mine["settings"]))
 
     def on_rows_changed(self, msg: Any) -> None:  # besides the app's own handler
         if msg.relpaths:
