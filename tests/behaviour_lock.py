@@ -11,7 +11,8 @@ duplicate groups (kind, members best first, keeper, distance).
 ``tests/data/behaviour_lock.json`` holds the capture made on the code before
 the speed-ups of issue 15; ``tests/test_behaviour_lock.py`` compares a fresh
 capture with it. Caption rules are left out (they belong to the caption
-module, which changes independently). Re-capture (only when a change of
+module, which changes independently), and so are the trainer-profile findings
+(``trainer_*``, issue 12: :mod:`fluxgym_coach.audit.trainer_rules`, tested there). Re-capture (only when a change of
 behaviour is intended and reviewed)::
 
     PYTHONPATH=. python tests/behaviour_lock.py > tests/data/behaviour_lock.json
@@ -68,7 +69,8 @@ def capture(root: Path) -> dict[str, Any]:
                 k: _round(getattr(extra, k)) for k in extra.__slots__},
             "findings": sorted([f.code, f.severity, _round(f.value) if not isinstance(f.value, list)
                                 else f.value, f.threshold if not isinstance(f.threshold, float)
-                                else _round(f.threshold)] for f in a.findings),
+                                else _round(f.threshold)] for f in a.findings
+                               if not f.code.startswith("trainer_")),
         }
     groups = [{"kind": g.kind, "members": g.members, "keeper": g.keeper,
                "max_distance": g.max_distance} for g in report.groups]

@@ -11,12 +11,14 @@ import pytest
 from typer.testing import CliRunner
 
 from fluxgym_coach.audit import rules as audit
-from fluxgym_coach.audit.rules import (ERROR, INFO, WARNING, Thresholds, audit_dataset, bucket_resolutions,
-                                       duplicate_groups, select_bucket)
+from fluxgym_coach.audit.buckets import kohya_bucket_list
+from fluxgym_coach.audit.rules import (ERROR, INFO, WARNING, Thresholds, audit_dataset, duplicate_groups,
+                                       kohya_bucket, stored_findings)
 from fluxgym_coach.cli import app
 from fluxgym_coach.audit.duplicates import hex_to_uint64, near_duplicate_pairs
+from fluxgym_coach.audit.faces import FaceBox, save_faces
 from fluxgym_coach.dataset import Dataset
-from fluxgym_coach.store import ImageRecord
+from fluxgym_coach.store import ImageRecord, VariantRecord
 
 from .fixtures_audit import SIDE, textured
 
@@ -108,22 +110,67 @@ def test_thresholds_are_parameters(audit_images):
 
 # -- buckets ----------------------------------------------------------------------
 def test_bucket_resolutions_match_sd_scripts():
-    b1024 = bucket_resolutions(1024)
+    b1024 = kohya_bucket_list(1024, 256, 1024, 64)
     assert (1024, 1024) in b1024 and (256, 1024) in b1024 and (1024, 256) in b1024
     assert (704, 1024) in b1024 and (1024, 704) in b1024
     assert all(w % 64 == 0 and h % 64 == 0 and w * h <= 1024 * 1024 for w, h in b1024)
-    b512 = bucket_resolutions(512)
+    b512 = kohya_bucket_list(512, 256, 1024, 64)
     assert (512, 512) in b512 and (256, 1024) in b512 and all(w * h <= 512 * 512 for w, h in b512)
 
 
-def test_select_bucket():
-    sq = select_bucket(512, 512, 1024)
+def test_kohya_bucket_is_the_simulators():
+    sq = kohya_bucket(512, 512, 1024)
     assert sq.size == (1024, 1024) and sq.scale == 2.0 and sq.crop == 0.0
-    land = select_bucket(1500, 1000, 1024)  # 1.5: nearest bucket 1024x704 (1.4545)
+    land = kohya_bucket(1500, 1000, 1024)  # 1.5: nearest bucket 1024x704 (1.4545)
     assert land.size == (1024, 704) and land.resized == (1056, 704)
     assert land.crop == pytest.approx(1 - 1024 / 1056, abs=1e-6) and land.scale < 1
     with pytest.raises(ValueError):
-        select_bucket(0, 10, 1024)
+        kohya_bucket(0, 10, 1024)
+
+
+def test_audit_reports_what_each_trainer_profile_does(tmp_path):
+    """Issue 12 item 5: faces cut, upscales past the enhancer's result and small
+    buckets, per trainer profile, from the one bucket simulator; the TUI's
+    store-only findings say the same."""
+    root = tmp_path / "ds"
+    root.mkdir()
+    textured((1536, 1024), 21).save(root / "wide.png")  # 3:2, 1.5 MP
+    textured((512, 512), 22).save(root / "small.png")
+    textured((1024, 1024), 23).save(root / "square.png")
+    enhanced = tmp_path / "small-x1.5.png"
+    textured((768, 768), 22).save(enhanced)
+    with Dataset(root) as ds:
+        ds.scan()
+        wide = ds.store.image("wide.png")
+        # a face at the left edge: Fluxgym's square centre crop keeps x 256..1280 of 1536
+        save_faces(ds.store, "wide.png", wide.digest, [FaceBox(0.01, 0.1, 0.12, 0.3)])
+        ds.store.add_variant(VariantRecord("small.png", "k1", ds.store.image("small.png").digest, "upscale",
+                                           {}, "local", str(enhanced), 768, 768))
+        ds.store.select_variant("small.png", "k1", "accepted")
+        report = audit_dataset(ds, resolution=1024, trigger="ohwx")
+        stored = stored_findings(ds.store)
+    cut = finding(report, "wide.png", "trainer_face_cut")
+    assert cut.severity == WARNING and cut.value == 1 and cut.fix
+    assert "kohya (Fluxgym default, no buckets)" in cut.message
+    profiles = [p["profile"] for p in cut.detail["profiles"]]
+    # kohya's 1024x704 bucket drops 16 px of the 1056-px resize on each side: 23 source px
+    assert profiles[:2] == ["kohya (Fluxgym default, no buckets)", "kohya (enable_bucket)"]
+    area = finding(report, "wide.png", "trainer_small_area")  # kohya's buckets cap the long side at 1024
+    assert area.severity == INFO and area.value == round(1024 * 704 / 1024 ** 2, 4) and area.threshold == 0.8
+    assert area.detail["profiles"][0]["bucket"] == [1024, 704]
+    # the enhancer's 768x768 is still stretched by every profile that fills 1024x1024
+    up = finding(report, "small.png", "trainer_upscale")
+    assert up.severity == WARNING and up.value == pytest.approx(1024 / 768, abs=1e-3)
+    assert "768x768" in up.message
+    assert "low_resolution" in codes(report, "small.png")  # the original's finding stays
+    assert not {"trainer_face_cut", "trainer_upscale", "trainer_small_area"} & codes(report, "square.png")
+    for rel in ("wide.png", "small.png"):
+        assert {f.code for f in stored[rel]} == codes(report, rel)
+    # the same problems without an enhanced variant: the upscale is low_resolution's alone
+    with Dataset(root) as ds:
+        ds.store.select_variant("small.png", None, "accepted")
+        again = audit_dataset(ds, resolution=1024, trigger="ohwx")
+    assert "trainer_upscale" not in codes(again, "small.png") and "low_resolution" in codes(again, "small.png")
 
 
 # -- duplicates --------------------------------------------------------------------

@@ -6,6 +6,8 @@
 to 16:1) for resolution 512/768/1024 x bucket on/off x no_upscale on/off x
 max_bucket_reso 1024/2048 (plus two odd step/limit combinations).
 ``ai-toolkit.jsonl.gz``: ostris/ai-toolkit @ 27a03a91 ``setup_buckets``.
+``simpletuner.jsonl.gz``: bghira/SimpleTuner @ bc8e6ab7, ``TrainingSample.prepare``
+with its geometry modules loaded unchanged (``tests/data/buckets/make_simpletuner.py``).
 Rows with ``error`` are sizes where the trainer itself raises.
 """
 
@@ -86,8 +88,8 @@ def test_kohya_failures_and_unknown_trainers_are_named():
     out = place_many([(900, 30), (900, 600)], BucketSettings(resolution=512, bucket_no_upscale=True))
     assert isinstance(out[0], BucketError) and "ZeroDivisionError" in str(out[0])
     assert out[1].bucket == (576, 384) and out[1].resized == (576, 384)
-    with pytest.raises(BucketError, match="no exact simulator"):
-        placer(BucketSettings(trainer="simpletuner"))
+    with pytest.raises(BucketError, match="unknown trainer"):
+        placer(BucketSettings(trainer="onetrainer"))
     with pytest.raises(BucketError, match="max_bucket_reso"):
         placer(BucketSettings(resolution=1024, max_bucket_reso=768))
 
@@ -142,3 +144,46 @@ def test_diffusion_pipe_golden_table_matches_every_row():
         if list(p.bucket) != row["bucket"] or any(abs(a - b) > 1e-9 for a, b in zip(p.crop, row["box"])):
             bad.append((row, p))
     assert not bad, bad[:5]
+
+
+def _simpletuner_settings(row):
+    area = row["resolution_type"] == "area"
+
+    def edge(v):  # SimpleTuner's area values are megapixels; ours are pixel edges (its pixel_area)
+        return None if v is None else (round((v * 1e6) ** 0.5) if area else v)
+
+    return BucketSettings("simpletuner", edge(row["resolution"]), bucket_reso_steps=row["alignment"],
+                          resolution_type=row["resolution_type"], crop=row["crop"], crop_style=row["crop_style"],
+                          crop_aspect=row["crop_aspect"],
+                          crop_aspect_buckets=(0.5, 0.67, 0.75, 1.0, 1.33, 1.5, 2.0)
+                          if row["crop_aspect"] == "closest" else (),
+                          maximum_image_size=edge(row.get("maximum_image_size")),
+                          target_downsample_size=edge(row.get("target_downsample_size")))
+
+
+def test_simpletuner_golden_table_matches_every_row():
+    rows = _rows("simpletuner.jsonl.gz")
+    assert len(rows) >= 2000
+    assert {(r["resolution_type"], r["crop"], r["crop_aspect"]) for r in rows} >= {
+        ("pixel", False, "square"), ("area", False, "square"), ("pixel", True, "square"),
+        ("area", True, "preserve"), ("pixel", True, "closest")}
+    bad = []
+    for row in rows:
+        p = place(tuple(row["size"]), _simpletuner_settings(row))
+        got, want = (list(p.bucket), list(p.resized), list(p.offset)), (row["target"], row["resized"], row["offset"])
+        if row["crop_style"] == "random":  # SimpleTuner draws the offset; we report the centre
+            got, want = got[:2], want[:2]
+        if got != want:
+            bad.append((row, got))
+    assert not bad, bad[:5]
+
+
+def test_simpletuner_flux_defaults_on_a_3_2_photo():
+    # FLUX quickstart: resolution 1024, pixel_area, crop off, alignment 64
+    s = BucketSettings("simpletuner", 1024, resolution_type="area")
+    p = place((6000, 4000), s)
+    assert (p.bucket, p.resized, p.offset) == ((1280, 832), (1280, 853), (0, 10))  # 2.5 % cut top and bottom
+    # pixel mode: the short side becomes the resolution; a 3:2 aspect fits the 64 grid exactly
+    assert place((6000, 4000), s.with_(resolution_type="pixel")).bucket == (1536, 1024)
+    with pytest.raises(BucketError, match="crop_style"):
+        placer(s.with_(crop_style="face"))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from fluxgym_coach.audit.buckets import (BucketSettings, crop_rectangle, dataset_bucket_findings,
-                                         image_findings)
+from fluxgym_coach.audit.buckets import BucketSettings, crop_rectangle
+from fluxgym_coach.audit.trainer_rules import dataset_bucket_findings, profile_findings
 from fluxgym_coach.cli import app
 from fluxgym_coach.dataset import Dataset
 from tests.helpers_images import jpeg_with_orientation
@@ -47,8 +47,13 @@ def test_dataset_sizes_are_display_sizes_and_bad_input_is_named(tmp_path):
     assert row["size"] == [800, 1200] and row["input"] == "rot.jpg"
     r = runner.invoke(app, ["buckets", "--size", "12by7"])
     assert r.exit_code == 2 and "WIDTHxHEIGHT" in r.output
-    r = runner.invoke(app, ["buckets", "--size", "100x100", "--trainer", "simpletuner"])
-    assert r.exit_code == 2 and "no exact simulator" in r.output
+    r = runner.invoke(app, ["buckets", "--size", "6000x4000", "--trainer", "simpletuner", "--resolution-type", "area",
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)[0]["bucket"] == [1280, 832] and json.loads(r.stdout)[0]["resized"] == [1280, 853]
+    r = runner.invoke(app, ["buckets", "--size", "100x100", "--trainer", "simpletuner", "--crop", "--crop-aspect",
+                            "closest"])
+    assert r.exit_code == 2 and "crop_aspect_buckets" in r.output
     assert "Example:" in runner.invoke(app, ["buckets", "--help"]).stdout
     r = runner.invoke(app, ["buckets", "--size", "1536x1024", "--trainer", "diffusion-pipe", "-r", "512",
                             "--bucket-reso-steps", "16", "--json"])
@@ -57,13 +62,13 @@ def test_dataset_sizes_are_display_sizes_and_bad_input_is_named(tmp_path):
 
 def test_findings_name_face_cuts_upscales_and_small_areas():
     # a 3:2 photo under Fluxgym's square crop, with a face at the left edge
-    found = image_findings("a.png", (1536, 1024), 1024, faces=[(10, 100, 200, 300)])
+    found = profile_findings("a.png", (1536, 1024), 1024, faces=[(10, 100, 200, 300)])
     kinds = {(f.profile, f.kind) for f in found}
     assert ("kohya (Fluxgym default, no buckets)", "face-cut") in kinds
     assert ("kohya (enable_bucket)", "small-area") in kinds  # 1024x704 is 69 %
-    small = image_findings("b.png", (500, 400), 1024)
+    small = profile_findings("b.png", (500, 400), 1024)
     assert any(f.kind == "upscale" for f in small)
-    assert image_findings("c.png", (1216, 832), 1024, profiles=(("kohya nu", dict(bucket_no_upscale=True)),)) == []
+    assert profile_findings("c.png", (1216, 832), 1024, profiles=(("kohya nu", dict(bucket_no_upscale=True)),)) == []
     assert crop_rectangle((1536, 1024), BucketSettings(enable_bucket=False)) == (256.0, 0.0, 1280.0, 1024.0)
 
 

@@ -27,8 +27,9 @@ Profiles:
     ``utils/common.py::round_to_nearest_multiple`` and
     ``models/base.py::convert_crop_and_resize`` (``ImageOps.fit``); images only.
 
-SimpleTuner is not simulated (its rules are listed in ``docs/buckets.md``);
-:func:`placer` raises :class:`BucketError` for it.
+``simpletuner``
+    bghira/SimpleTuner ``MultiaspectImage`` and ``TrainingSample`` geometry
+    (:mod:`fluxgym_coach.audit.bucket_simpletuner`).
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Callable
 
-TRAINERS = ("kohya", "ai-toolkit", "diffusion-pipe")
+TRAINERS = ("kohya", "ai-toolkit", "simpletuner", "diffusion-pipe")
 #: Trainers named in the CLI that have no exact simulator yet.
-NOT_SIMULATED = ("simpletuner",)
+NOT_SIMULATED: tuple[str, ...] = ()
 
 
 class BucketError(ValueError):
@@ -60,6 +61,11 @@ class BucketSettings:
     16 for most); ai-toolkit ignores ``bucket_no_upscale`` and the min/max
     limits (it never scales area up). ``min_ar``/``max_ar``/``num_ar_buckets``
     are diffusion-pipe's (it has no defaults; these are its example's).
+    ``resolution_type`` (pixel, or area: ``resolution``^2 pixels),
+    ``crop``, ``crop_style``, ``crop_aspect``, ``crop_aspect_buckets``,
+    ``maximum_image_size`` and ``target_downsample_size`` (pixel edges) are
+    SimpleTuner's data backend keys, with its defaults; ``bucket_reso_steps``
+    is its ``aspect_bucket_alignment``.
     """
 
     trainer: str = "kohya"
@@ -72,6 +78,13 @@ class BucketSettings:
     min_ar: float = 0.5
     max_ar: float = 2.0
     num_ar_buckets: int = 7
+    resolution_type: str = "pixel"
+    crop: bool = False
+    crop_style: str = "random"
+    crop_aspect: str = "square"
+    crop_aspect_buckets: tuple[float, ...] = ()
+    maximum_image_size: int | None = None
+    target_downsample_size: int | None = None
 
     def with_(self, **changes) -> "BucketSettings":
         """A copy with some fields changed."""
@@ -315,7 +328,14 @@ def dpipe_placer(s: BucketSettings) -> Callable[[int, int], Placement]:
     return place
 
 
-_PLACERS = {"kohya": kohya_placer, "ai-toolkit": aitk_placer, "diffusion-pipe": dpipe_placer}
+def _simpletuner_placer(s: BucketSettings) -> Callable[[int, int], Placement]:
+    from .bucket_simpletuner import simpletuner_placer  # it imports this module
+
+    return simpletuner_placer(s)
+
+
+_PLACERS = {"kohya": kohya_placer, "ai-toolkit": aitk_placer, "diffusion-pipe": dpipe_placer,
+            "simpletuner": _simpletuner_placer}
 
 
 def placer(settings: BucketSettings) -> Callable[[int, int], Placement]:
@@ -357,98 +377,7 @@ def place_many(sizes: list[tuple[int, int]], settings: BucketSettings) -> list[P
     return out
 
 
-# --- per-image findings (audit) and the crop rectangle (TUI) --------------------------
-
-#: The trainer set-ups an audit checks: Fluxgym's own toml (one square bucket),
-#: kohya with bucketing at its defaults, and ai-toolkit's defaults.
-AUDIT_PROFILES = (
-    ("kohya (Fluxgym default, no buckets)", dict(trainer="kohya", enable_bucket=False)),
-    ("kohya (enable_bucket)", dict(trainer="kohya", enable_bucket=True)),
-    ("ai-toolkit", dict(trainer="ai-toolkit", enable_bucket=True)),
-)
-MIN_AREA_SHARE = 0.8
-
-
-@dataclass(frozen=True, slots=True)
-class BucketFinding:
-    """One problem a trainer profile causes for one image: ``kind`` is
-    ``"face-cut"``, ``"upscale"`` or ``"small-area"``; ``message`` says what and
-    ``fix`` what to do."""
-
-    relpath: str
-    profile: str
-    kind: str
-    message: str
-    fix: str
-
-
-def _cuts(crop: tuple[float, float, float, float], box: tuple[float, float, float, float]) -> bool:
-    """True when ``box`` overlaps the crop window but is not inside it (1 px slack)."""
-    inside = box[0] >= crop[0] - 1 and box[1] >= crop[1] - 1 and box[2] <= crop[2] + 1 and box[3] <= crop[3] + 1
-    return not inside
-
-
-def image_findings(relpath: str, size: tuple[int, int], resolution: int,
-                   faces: list[tuple[float, float, float, float]] | None = None,
-                   profiles=AUDIT_PROFILES) -> list[BucketFinding]:
-    """Findings for one image of ``size`` (w, h; the enhancer's result when there is
-    one, upright) under each profile: a face box (source pixels) the crop cuts,
-    a scale above 1 (the trainer upscales past our pixels), or a bucket area below
-    :data:`MIN_AREA_SHARE` of ``resolution``^2. Sizes a profile cannot bucket are
-    reported as ``small-area``."""
-    out: list[BucketFinding] = []
-    fix_export = "export with `fluxgym-coach export` (zero-crop: kohya keeps each image as written)"
-    for name, kw in profiles:
-        s = BucketSettings(resolution=resolution, **kw)
-        try:
-            p = place(size, s)
-        except BucketError as exc:
-            out.append(BucketFinding(relpath, name, "small-area", str(exc), "enlarge it: fluxgym-coach enhance"))
-            continue
-        cut = [b for b in faces or () if _cuts(p.crop, b)]
-        if cut:
-            out.append(BucketFinding(relpath, name, "face-cut",
-                                     f"{name}: the {p.bucket[0]}x{p.bucket[1]} crop cuts {len(cut)} face(s)",
-                                     fix_export))
-        if p.scale > 1.0 + 1e-9:
-            out.append(BucketFinding(relpath, name, "upscale",
-                                     f"{name}: scaled up x{p.scale:.2f} past its {size[0]}x{size[1]} pixels",
-                                     "upscale it first: fluxgym-coach enhance (or prepare)"))
-        share = area_fraction(p, resolution)
-        if share < MIN_AREA_SHARE:
-            out.append(BucketFinding(relpath, name, "small-area",
-                                     f"{name}: bucket {p.bucket[0]}x{p.bucket[1]} is {share:.0%} of "
-                                     f"{resolution}x{resolution}", fix_export if s.trainer == "kohya"
-                                     else "raise its resolution or enlarge the image"))
-    return out
-
-
-def dataset_bucket_findings(dataset, resolution: int = 1024) -> dict[str, list[BucketFinding]]:
-    """:func:`image_findings` for every readable image of a
-    :class:`~fluxgym_coach.dataset.Dataset`, using the size of its selected
-    enhanced variant when it has one and the faces stored by
-    :mod:`fluxgym_coach.audit.faces` (no detection is run here). Returns
-    relpath -> findings, only images with at least one."""
-    from .faces import stored_faces
-
-    store = dataset.store
-    selection = store.selection()
-    sizes = {(v.relpath, v.cache_key): (v.width, v.height) for v in store.variants()}
-    out: dict[str, list[BucketFinding]] = {}
-    for rec in store.images():
-        if rec.error or rec.display_size is None:
-            continue
-        size = rec.display_size
-        key = selection.get(rec.relpath, (None, ""))[0]
-        if key and all(sizes.get((rec.relpath, key), (None, None))):
-            size = sizes[(rec.relpath, key)]
-        found = stored_faces(store, rec.relpath, rec.digest) or []
-        boxes = [b.pixels(*size) for b in found]
-        got = image_findings(rec.relpath, size, resolution, boxes)
-        if got:
-            out[rec.relpath] = got
-    return out
-
+# --- the crop rectangle (TUI) ---------------------------------------------------------
 
 def crop_rectangle(size: tuple[int, int], settings: BucketSettings) -> tuple[float, float, float, float] | None:
     """The window ``settings.trainer`` keeps of an image of ``size`` (source pixels,

@@ -150,6 +150,14 @@ def stored_faces(store: Store, relpath: str, digest: str | None) -> list[FaceBox
     return [FaceBox(*b) for b in json.loads(rows[0]["boxes"])]
 
 
+def stored_faces_all(store: Store) -> dict[str, tuple[str, list[FaceBox]]]:
+    """Every box set this detector stored: ``{relpath: (digest, boxes)}`` in one query
+    (the audit reads all of them at once; compare the digest with the image's own)."""
+    store.ensure_schema("faces")
+    rows = store.execute("SELECT relpath, digest, boxes FROM faces WHERE detector = ?", (DETECTOR,))
+    return {r["relpath"]: (r["digest"], [FaceBox(*b) for b in json.loads(r["boxes"])]) for r in rows}
+
+
 def save_faces(store: Store, relpath: str, digest: str | None, boxes: list[FaceBox]) -> None:
     """Store ``boxes`` for ``relpath`` at ``digest`` (replacing older ones)."""
     store.ensure_schema("faces")

@@ -16,14 +16,16 @@ thresholds, caption rules; :data:`fluxgym_coach.audit.rules.SETTINGS_KEY`):
   (accepted, or pending: export writes it), its width and height replace the
   original's, a colorized variant is no longer grayscale, and the format rules
   are skipped (export writes its own format);
-* the caption rules of :mod:`fluxgym_coach.captions.text` (per caption), and the
+* the trainer-profile findings (:mod:`fluxgym_coach.audit.trainer_rules`: bucket
+  crops cutting a face, upscales) on the same exported size;
+* the caption rules of :mod:`fluxgym_coach.captions.linting` (per caption), and the
   ones that compare captions across the dataset (same caption as another image,
-  length outlier: :func:`~fluxgym_coach.captions.text.dataset_findings`), which
+  length outlier: :func:`~fluxgym_coach.captions.linting.dataset_findings`), which
   may also change for *other* images (the image that shared the old text).
 
-Findings no rule here makes (duplicate groups of pixels, bucket and face
-findings of other modules) are carried over from ``previous`` unchanged: a
-caption or a decision does not change them.
+Findings no rule here makes (duplicate groups of pixels, findings of other
+modules) are carried over from ``previous`` unchanged: a caption or a decision
+does not change them.
 """
 
 from __future__ import annotations
@@ -36,13 +38,16 @@ from ..dataset import Dataset
 from ..findings import Finding
 from ..store import ImageRecord, VariantRecord
 from .measures import stored_measures
-from .rules import (CODES, INFO, SETTINGS_KEY, WARNING, ImageAudit, Thresholds, _caption_rules,
-                    _convert_caption_finding, _RANK, category_of, image_findings)
+from . import trainer_rules
+from .caption_rules import _caption_rules, _convert_caption_finding, no_caption_finding
+from .image_rules import CODES, Thresholds, category_of, image_findings
+from .rules import _RANK, SETTINGS_KEY, ImageAudit, _trainer_findings
 
 #: Selection statuses whose variant is what export writes (rejected and excluded export none).
 EXPORTED_STATUSES = frozenset({"accepted", "pending"})
 #: Codes this module recomputes (besides every ``caption-*`` code); others are carried over.
-RECOMPUTED = frozenset(c for c, cat in CODES.items() if cat != "duplicate")
+RECOMPUTED = frozenset({c for c, cat in CODES.items() if cat != "duplicate"}
+                       | set(trainer_rules.TRAINER_CODES.values()))
 #: Caption codes that depend on the other captions (``caption-`` + the rule's code).
 _DATASET_WIDE = ("caption-duplicate", "caption-length-outlier")
 
@@ -99,14 +104,8 @@ def _caption_part(rec: ImageRecord, trigger: str | None, rules: bool, lint: Any,
         own = [_convert_caption_finding(f) for f in lint(rec.caption, trigger,
                                                          encoding=rec.caption_encoding)]
         return own + list(wide)
-    if (rec.caption or "").strip():
-        return []
-    return [Finding("no_caption", WARNING if rec.caption is not None else INFO,
-                    "empty caption sidecar: kohya refuses empty captions"
-                    if rec.caption is not None else "no caption sidecar",
-                    value=rec.caption, threshold="non-empty text",
-                    fix="caption it (fluxgym-coach caption) or let prepare draft one",
-                    category="caption")]
+    missing = no_caption_finding(rec)
+    return [] if missing is None else [missing]
 
 
 def _wide_findings(captions: Mapping[str, str | None], rules: bool) -> dict[str, list[Finding]]:
@@ -114,7 +113,7 @@ def _wide_findings(captions: Mapping[str, str | None], rules: bool) -> dict[str,
     if not rules:
         return {}
     try:
-        from ..captions.text import dataset_findings
+        from ..captions.linting import dataset_findings
     except ImportError:  # the caption rules are optional for the audit
         return {}
     return {rel: [_convert_caption_finding(f) for f in fs]
@@ -158,6 +157,7 @@ def refresh_findings(dataset: Dataset, relpaths: Iterable[str],
     wide = _wide_findings(texts, rules)
     extras = stored_measures(store, {r.digest for r in records.values() if r.digest})
     selection = store.selection()
+    buckets = trainer_rules.bucket_inputs(store, list(records.values()))
     out: dict[str, ImageAudit] = {}
     for rel, rec in records.items():
         extra = extras.get(rec.digest) if rec.digest else None
@@ -165,6 +165,8 @@ def refresh_findings(dataset: Dataset, relpaths: Iterable[str],
         findings, bucket = image_findings(shown, extra, resolution, th)
         if bucket is not None:
             findings.extend(_caption_part(rec, trigger, rules, lint, wide.get(rel, [])))
+            if rel in buckets:  # trainer-profile findings on the size export writes
+                findings.extend(_trainer_findings(rel, buckets[rel], findings, resolution, th))
         findings.extend(f for f in previous.get(rel, ()) if not _recomputed(_code(f)))
         out[rel] = ImageAudit(rel, rec.digest, bucket,
                               category_of(shown, extra) if bucket is not None else None,

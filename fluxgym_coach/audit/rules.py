@@ -1,4 +1,4 @@
-"""Audit: quality findings per image, duplicate groups, and kohya bucket placement.
+"""Audit: quality findings per image, duplicate groups, trainer buckets; the whole audit.
 
 :func:`audit_dataset` is the one audit every front end uses (CLI ``audit``,
 the TUI's review queue, the HTML report). For every image it returns
@@ -18,6 +18,15 @@ module's schema component ``audit`` (table ``audit_measures``) keyed by the
 image digest, so a warm audit of an unchanged dataset decodes nothing, and a
 renamed or copied file is not measured again.
 
+Where the rules live
+--------------------
+Per-image rules are in :mod:`fluxgym_coach.audit.image_rules` (file,
+resolution, quality), caption rules in :mod:`fluxgym_coach.audit.caption_rules`,
+trainer-profile rules (faces cut, upscales, small buckets; the bucket
+simulator of :mod:`fluxgym_coach.audit.buckets`) in
+:mod:`fluxgym_coach.audit.trainer_rules`. Their public names stay importable
+from here.
+
 Thresholds
 ----------
 Every threshold is a field of :class:`Thresholds`, with its default taken
@@ -27,10 +36,9 @@ photographs of ``../shared/data/real-images`` (figures in each docstring and in
 ``docs/audit.md``).
 """
 
+
 from __future__ import annotations
 
-import importlib
-import math
 import os
 import time
 import uuid
@@ -39,162 +47,25 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .. import imaging
 from . import keeper
 from ..dataset import Dataset
 from .duplicates import hex_to_uint64, near_duplicate_groups
 from ..events import EventSink, ItemDone, ItemFailed, JobFinished, JobStarted, null_sink
 from ..findings import Finding, Severity
+from .caption_rules import caption_findings, no_caption_finding  # noqa: F401  (public here)
+from .image_rules import (CODES, KOHYA_FORMATS, Bucket, Thresholds, category_of,  # noqa: F401
+                          file_findings, image_findings, kohya_bucket, quality_findings,
+                          resolution_findings)
 from .measures import (MEASURE_VERSION, ExtraMeasures, measure_file, save_measures,  # noqa: F401
                        stored_measures)
+from . import trainer_rules
 from ..store import ImageRecord, Store
 
 #: Severities, most serious first.
 ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 SEVERITIES = (ERROR, WARNING, INFO)
 _RANK = {ERROR: 0, WARNING: 1, INFO: 2}
-
-#: File formats kohya sd-scripts trains on (``IMAGE_EXTENSIONS`` in ``library/train_util.py``).
-KOHYA_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP"})
-_EXTENSION_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
-                      ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".gif": "GIF"}
-
-# ---------------------------------------------------------------------------
-# thresholds
-# ---------------------------------------------------------------------------
-@dataclass(slots=True)
-class Thresholds:
-    """Every audit threshold, with its source.
-
-    * ``blur_variance`` (default 100): an image is blurry when the variance of
-      its 4-neighbour Laplacian, measured by the scan on a grayscale copy whose
-      long side is 256 px (:data:`fluxgym_coach.imaging.WORK_SIZE`), is below
-      this. Published values for the same statistic: 100 (Rosebrock, "Blur
-      detection with OpenCV", PyImageSearch 2015) and 150 (fastdup's blur
-      flag). On the real images the motion-blurred clock measures 13.3 and the
-      sharp photographs 123 (retina, a smooth fundus photo) to 1570
-      (motorcycle); 150 would flag the retina, so 100 is kept.
-    * ``dark_p99`` (0.32) and ``light_p5`` (0.95): cleanvision's dark/light
-      issue. Brightness per pixel is sqrt(0.241 R² + 0.691 G² + 0.068 B²)/255;
-      an image is too dark when its 99th percentile is below ``dark_p99``, too
-      bright when its 5th percentile is above ``light_p5`` (cleanvision: 1 - p5
-      < 0.05). Real images: p99 from 0.54 (Hubble deep field, a dark sky that
-      is rightly *not* flagged) to 1.0.
-    * ``min_aspect`` (0.35): cleanvision's odd-aspect-ratio issue,
-      min(w/h, h/w) < 0.35 (about 1:2.9). kohya's buckets at 64-px steps reach
-      1:4 at resolution 1024, but such images lose most of their pixels.
-    * ``min_entropy`` (3.0 bits): cleanvision's low-information issue,
-      Pillow ``Image.entropy()`` of the RGB image (histogram of all bands) times
-      0.1 below 0.3. Real images: 3.17 (horse, a line drawing) to 9.3.
-    * ``near_duplicate_distance`` (10 bits of 64): imagededup's default maximum
-      Hamming distance for pHash duplicates (cleanvision uses 0, exact hash
-      match only). Real images: the motorcycle stereo pair is at 4, unrelated
-      photos at 20 or more.
-    * ``max_crop`` (0.10): share of the resized image's area that kohya's
-      bucket crop may cut before a finding is raised (our choice: Fluxgym
-      issues #168/#455 are about centre crops cutting heads off).
-    * ``max_upscale`` (4.0): above this upscale factor the finding becomes an
-      error: a 4x model (R-ESRGAN 4x+, the seed's default upscaler) invents
-      detail beyond that.
-    * ``upscale_tolerance`` (1.05): upscaling by at most 5 % is not reported
-      (Lanczos handles it without visible loss).
-    """
-
-    blur_variance: float = 100.0
-    dark_p99: float = 0.32
-    light_p5: float = 0.95
-    min_aspect: float = 0.35
-    min_entropy: float = 3.0
-    near_duplicate_distance: int = 10
-    max_crop: float = 0.10
-    max_upscale: float = 4.0
-    upscale_tolerance: float = 1.05
-
-    def to_dict(self) -> dict[str, Any]:
-        """The thresholds as a plain dict."""
-        return asdict(self)
-
-
-# ---------------------------------------------------------------------------
-# kohya buckets
-# ---------------------------------------------------------------------------
-@dataclass(slots=True, frozen=True)
-class Bucket:
-    """Where kohya puts an image: ``size`` = the bucket (w, h) in px,
-    ``resized`` = the image size after scaling to cover the bucket, ``scale``
-    = that scaling factor (> 1 means upscaled), ``crop`` = share of the
-    resized area cut off (0..1)."""
-
-    size: tuple[int, int]
-    resized: tuple[int, int]
-    scale: float
-    crop: float
-
-
-def bucket_resolutions(resolution: int, min_size: int = 256, max_size: int = 1024,
-                       step: int = 64) -> list[tuple[int, int]]:
-    """The bucket sizes kohya sd-scripts makes for ``resolution`` (square area).
-
-    Same algorithm as ``make_bucket_resolutions`` in sd-scripts
-    ``library/model_util.py``: the square ``floor(sqrt(area)/step)*step``,
-    then for every width from ``min_size`` to ``max_size`` in ``step``
-    increments the largest multiple of ``step`` height within the area and
-    ``max_size`` (and the transposed pair). Defaults are sd-scripts'
-    ``--min_bucket_reso 256 --max_bucket_reso 1024 --bucket_reso_steps 64``;
-    ``max_size`` is raised to ``resolution`` when smaller, as sd-scripts asserts.
-    """
-    max_size = max(max_size, resolution)
-    area = resolution * resolution
-    resos = {(int(math.sqrt(area) // step) * step,) * 2}
-    width = min_size
-    while width <= max_size:
-        height = min(max_size, int((area // width) // step) * step)
-        if height >= min_size:
-            resos.add((width, height))
-            resos.add((height, width))
-        width += step
-    return sorted(resos)
-
-
-_BUCKETS: dict[int, tuple[list[tuple[int, int]], np.ndarray]] = {}
-_SELECTED: dict[tuple[int, int, int], "Bucket"] = {}
-
-
-def select_bucket(width: int, height: int, resolution: int) -> Bucket:
-    """The bucket kohya picks for an upright ``width`` x ``height`` image.
-
-    ``BucketManager.select_bucket`` of sd-scripts (upscaling allowed): the
-    bucket whose aspect ratio is nearest, the image scaled to cover it, the
-    excess centre-cropped. Raises ValueError for non-positive sizes.
-    """
-    if width <= 0 or height <= 0:
-        raise ValueError(f"image size must be positive, got {width}x{height}")
-    memo = _SELECTED.get((width, height, resolution))
-    if memo is not None:  # datasets repeat sizes: camera formats, exports
-        return memo
-    cached = _BUCKETS.get(resolution)
-    if cached is None:
-        resos = bucket_resolutions(resolution)
-        cached = (resos, np.array([w / h for w, h in resos]))
-        _BUCKETS[resolution] = cached
-    resos, ratios = cached
-    aspect = width / height
-    if (width, height) in resos:
-        reso = (width, height)
-    else:
-        reso = resos[int(np.abs(ratios - aspect).argmin())]
-    if aspect > reso[0] / reso[1]:
-        scale = reso[1] / height
-    else:
-        scale = reso[0] / width
-    resized = (int(width * scale + 0.5), int(height * scale + 0.5))
-    crop = 1.0 - (reso[0] * reso[1]) / max(1, resized[0] * resized[1])
-    bucket = Bucket(size=reso, resized=resized, scale=scale, crop=max(0.0, crop))
-    if len(_SELECTED) < 65536:
-        _SELECTED[(width, height, resolution)] = bucket
-    return bucket
 
 
 # ---------------------------------------------------------------------------
@@ -255,22 +126,8 @@ def ensure_measures(dataset: Dataset, records: list[ImageRecord], on_event: Even
 
 
 # ---------------------------------------------------------------------------
-# findings
+# the audit
 # ---------------------------------------------------------------------------
-#: Every finding code this module emits, with its category (caption rule codes come in addition).
-CODES = {
-    "unreadable": "file", "animated": "file", "cmyk": "file", "high_bit_depth": "file",
-    "alpha": "file", "exif_rotated": "file", "format_not_trained": "file",
-    "extension_mismatch": "file",
-    "low_resolution": "resolution", "bucket_crop": "resolution", "odd_aspect": "resolution",
-    "blurry": "quality", "too_dark": "quality", "too_bright": "quality", "grayscale": "quality",
-    "low_information": "quality",
-    "exact_duplicate": "duplicate", "near_duplicate": "duplicate",
-    "no_caption": "caption",
-}
-# Caption rule codes are those of fluxgym_coach.captions.text with a "caption-" prefix.
-
-
 @dataclass(slots=True)
 class DuplicateGroup:
     """Images that are the same (``kind`` ``"exact"``: same digest) or look the
@@ -374,148 +231,6 @@ class AuditReport:
                 "images": [a.to_dict() for a in self.images.values()]}
 
 
-def category_of(rec: ImageRecord, extra: ExtraMeasures | None, small_below: int = 1024) -> str:
-    """The learning-loop category of an image: ``"<bw|colour>/<small|large>/<photo|drawing>"``.
-
-    ``small`` when the upright shorter side is below ``small_below`` px (1024,
-    the resolution FLUX LoRAs are usually trained at); ``drawing`` per
-    :attr:`ExtraMeasures.is_drawing` (``photo`` when not measured).
-    """
-    tone = "bw" if rec.is_grayscale else "colour"
-    short = rec.short_side or 0
-    size = "small" if short < small_below else "large"
-    kind = "drawing" if extra is not None and extra.is_drawing else "photo"
-    return f"{tone}/{size}/{kind}"
-
-
-def _pct(x: float) -> str:
-    p = x * 100
-    return f"{p:.0f} %" if p >= 1 or p == 0 else f"{p:.2g} %"
-
-
-def image_findings(rec: ImageRecord, extra: ExtraMeasures | None, resolution: int,
-                   th: Thresholds) -> tuple[list[Finding], Bucket | None]:
-    """Findings of one image from its stored record and extra measures (no I/O).
-
-    Returns ``(findings, bucket)``; duplicates and caption rules are added by
-    :func:`audit_dataset`, which sees the whole dataset.
-    """
-    out: list[Finding] = []
-    error = rec.error or (extra.error if extra else None)
-    if error or not rec.width or not rec.height:
-        out.append(Finding("unreadable", ERROR, f"cannot be read as an image: {error or 'no size'}",
-                           value=error, fix="re-copy or re-export the file, or remove it",
-                           category="file"))
-        return out, None
-    w, h = rec.display_size or (rec.width, rec.height)
-    name = rec.relpath.rpartition("/")[2]
-    ext = "." + name.rpartition(".")[2].lower() if "." in name.lstrip(".") else ""
-    # -- file --------------------------------------------------------------
-    if (rec.n_frames or 1) > 1:
-        out.append(Finding("animated", WARNING, f"animated image with {rec.n_frames} frames: only the "
-                           "first frame is used", value=rec.n_frames, threshold=1,
-                           fix="export a still of the frame you want", category="file"))
-    if rec.mode == "CMYK":
-        out.append(Finding("cmyk", WARNING, "CMYK image: colours shift when converted to RGB without "
-                           "its colour profile", value=rec.mode, threshold="RGB",
-                           fix="convert to sRGB in an image editor that applies the ICC profile",
-                           category="file"))
-    if extra is not None and (extra.bit_depth or 8) > 8:
-        out.append(Finding("high_bit_depth", INFO, f"{extra.bit_depth}-bit image: export writes 8 bits "
-                           "per channel", value=extra.bit_depth, threshold=8,
-                           fix="nothing to do unless the tones matter; export converts it",
-                           category="file"))
-    if extra is not None and extra.alpha_fraction is not None:
-        if extra.alpha_fraction > 0:
-            out.append(Finding("alpha", WARNING, f"{_pct(extra.alpha_fraction)} of the pixels are "
-                               "transparent: they will be flattened onto white (RGBA crashes Fluxgym "
-                               "when saved as JPEG, issue #109)", value=round(extra.alpha_fraction, 4),
-                               threshold=0.0, fix="check the image on white, or give it a background",
-                               category="file"))
-        else:
-            out.append(Finding("alpha", INFO, "alpha channel present but fully opaque: export drops it",
-                               value=0.0, threshold=0.0, fix="nothing to do", category="file"))
-    if rec.orientation not in (None, 1):
-        out.append(Finding("exif_rotated", INFO, f"EXIF orientation {rec.orientation}: Fluxgym's resize "
-                           "drops EXIF and would train it sideways", value=rec.orientation, threshold=1,
-                           fix="export applies the rotation; nothing to do", category="file"))
-    if rec.format and rec.format not in KOHYA_FORMATS:
-        out.append(Finding("format_not_trained", INFO, f"{rec.format} is silently ignored by kohya "
-                           "sd-scripts", value=rec.format, threshold=sorted(KOHYA_FORMATS),
-                           fix="export converts it to PNG", category="file"))
-    expected = _EXTENSION_FORMATS.get(ext)
-    if expected and rec.format and rec.format != expected:
-        out.append(Finding("extension_mismatch", WARNING, f"the file is {rec.format} but named {ext}",
-                           value=rec.format, threshold=expected,
-                           fix="rename it with the right extension; export writes the real format",
-                           category="file"))
-    # -- resolution --------------------------------------------------------
-    bucket = select_bucket(w, h, resolution)
-    if bucket.scale > th.upscale_tolerance:
-        factor = imaging.ceil_scale(bucket.scale)
-        sev = ERROR if bucket.scale > th.max_upscale else WARNING
-        out.append(Finding("low_resolution", sev, f"{w}x{h} is below resolution {resolution}: kohya would "
-                           f"stretch it x{bucket.scale:.2f} to fill its {bucket.size[0]}x{bucket.size[1]} "
-                           "bucket", value=round(bucket.scale, 3), threshold=th.upscale_tolerance,
-                           fix=(f"upscale x{factor:g} before training (enhance or prepare does it)"
-                                if sev == WARNING else
-                                f"find a larger source: x{bucket.scale:.1f} exceeds what a 4x upscaler "
-                                "restores" + (f" (beyond x{imaging.MAX_UPSCALE:g} fluxgym-coach refuses "
-                                              "to resize it)" if bucket.scale > imaging.MAX_UPSCALE
-                                              else "")),
-                           category="resolution",
-                           detail={"short_side": min(w, h), "scale_factor": factor}))
-    if bucket.crop > th.max_crop:
-        out.append(Finding("bucket_crop", WARNING, f"the {bucket.size[0]}x{bucket.size[1]} bucket crops "
-                           f"{_pct(bucket.crop)} of the image", value=round(bucket.crop, 4),
-                           threshold=th.max_crop, fix="crop it yourself to keep what matters",
-                           category="resolution", detail={"bucket": list(bucket.size)}))
-    aspect = min(w / h, h / w)
-    if aspect < 1 / imaging.MAX_ASPECT:
-        out.append(Finding("odd_aspect", ERROR, f"extreme aspect ratio 1:{1 / aspect:.1f}: beyond "
-                           f"{imaging.MAX_ASPECT:g}:1 fluxgym-coach refuses to resize it",
-                           value=round(aspect, 3), threshold=round(1 / imaging.MAX_ASPECT, 3),
-                           fix="crop it to a ratio between 1:2.9 and 2.9:1, or remove it",
-                           category="resolution"))
-    elif aspect < th.min_aspect:
-        out.append(Finding("odd_aspect", WARNING, f"unusual aspect ratio 1:{1 / aspect:.1f}",
-                           value=round(aspect, 3), threshold=th.min_aspect,
-                           fix="crop to a ratio between 1:2.9 and 2.9:1", category="resolution"))
-    # -- quality -----------------------------------------------------------
-    if extra is not None and extra.bright_p99 is not None:
-        if extra.bright_p99 < th.dark_p99:
-            out.append(Finding("too_dark", WARNING, "99 % of the pixels are below "
-                               f"{_pct(extra.bright_p99)} brightness", value=extra.bright_p99,
-                               threshold=th.dark_p99, fix="brighten it (levels/curves) or reject it",
-                               category="quality"))
-        elif extra.bright_p5 is not None and extra.bright_p5 > th.light_p5:
-            out.append(Finding("too_bright", WARNING, "95 % of the pixels are above "
-                               f"{_pct(extra.bright_p5)} brightness", value=extra.bright_p5,
-                               threshold=th.light_p5, fix="darken it (levels/curves) or reject it",
-                               category="quality"))
-    if rec.is_grayscale:
-        out.append(Finding("grayscale", WARNING, "black-and-white image: the LoRA learns to draw in "
-                           "black and white", value=True, threshold=False,
-                           fix="colorize it (enhance with a Forge backend), or keep it if black and "
-                               "white is the style", category="quality"))
-    if extra is not None and extra.entropy is not None and extra.entropy < th.min_entropy:
-        out.append(Finding("low_information", WARNING, f"entropy {extra.entropy:.2f} bits: "
-                           "nearly blank or flat",
-                           value=extra.entropy, threshold=th.min_entropy,
-                           fix="check it is not blank or a flat placeholder", category="quality"))
-    if rec.sharpness is not None and rec.sharpness < th.blur_variance:
-        # The variance of the Laplacian scales with contrast: on a dark, washed-out or
-        # flat image it is low whatever the focus, so the finding drops to info there.
-        low_contrast = any(f.code in ("too_dark", "too_bright", "low_information") for f in out)
-        out.append(Finding("blurry", INFO if low_contrast else WARNING,
-                           f"variance of the Laplacian {rec.sharpness:.1f} (256-px copy): "
-                           + ("low, but so is the contrast; fix the exposure first" if low_contrast
-                              else "soft or motion-blurred"),
-                           value=rec.sharpness, threshold=th.blur_variance,
-                           fix="replace with a sharper shot, or reject it", category="quality"))
-    return out, bucket
-
-
 def duplicate_groups(records: list[ImageRecord], max_distance: int,
                      extras: dict[str, ExtraMeasures] | None = None) -> list[DuplicateGroup]:
     """Exact groups (same digest) and near groups (pHash within ``max_distance``, transitive).
@@ -557,44 +272,6 @@ def duplicate_groups(records: list[ImageRecord], max_distance: int,
     return groups
 
 
-def _caption_rules() -> tuple[Any, Any]:
-    """``(lint_many, lint)`` from :mod:`fluxgym_coach.captions.text` when present (imported
-    lazily, so the audit works without it); each None when missing."""
-    try:
-        mod = importlib.import_module("fluxgym_coach.captions.text")
-    except ModuleNotFoundError as exc:
-        if exc.name == "fluxgym_coach.captions.text":
-            return None, None
-        raise
-    return getattr(mod, "lint_many", None), getattr(mod, "lint", None)
-
-
-def caption_findings(records: list[ImageRecord], trigger: str | None) -> dict[str, list[Finding]] | None:
-    """Caption rule findings per relpath, or None when the caption rules are not installed.
-
-    Uses ``captions.lint_many`` (per-caption rules plus dataset-wide ones:
-    duplicate captions, length outliers) or else ``captions.lint`` per
-    caption; their codes get a ``"caption-"`` prefix (``"caption-missing"``,
-    ``"caption-trigger-missing"``...), their severities are kept.
-    """
-    lint_many, lint = _caption_rules()
-    texts = {r.relpath: r.caption for r in records if not r.error}
-    if lint_many is not None:
-        encodings = {r.relpath: r.caption_encoding for r in records if not r.error}
-        raw = lint_many(texts, trigger, encodings=encodings)
-    elif lint is not None:
-        raw = {rel: lint(text, trigger) for rel, text in texts.items()}
-    else:
-        return None
-    return {rel: [_convert_caption_finding(f) for f in fs] for rel, fs in raw.items()}
-
-
-def _convert_caption_finding(f: Finding) -> Finding:
-    """A caption rule's finding as an audit finding: its code gets the ``caption-`` prefix."""
-    return Finding(f"caption-{f.code}", f.severity, f.message, value=f.value, threshold=f.threshold,
-                   fix=f.fix, category="caption", detail=dict(f.detail))
-
-
 #: Store setting holding the parameters of the last audit (what :func:`stored_findings` reuses).
 SETTINGS_KEY = "audit"
 
@@ -608,11 +285,14 @@ def saved_trigger(dataset: Dataset) -> str | None:
 
 def build_report(records: list[ImageRecord], extras: dict[str, ExtraMeasures], *,
                  resolution: int, thresholds: Thresholds, trigger: str | None = None,
-                 caption_rules: bool = True, measured: int = 0) -> AuditReport:
+                 caption_rules: bool = True, measured: int = 0,
+                 buckets: dict[str, trainer_rules.BucketInput] | None = None) -> AuditReport:
     """Assemble the audit from image records and their extra measures (no I/O).
 
     Per-image findings (:func:`image_findings`), caption rules
-    (:func:`caption_findings`), then duplicate groups
+    (:func:`caption_findings`), trainer-profile findings for the images in
+    ``buckets`` (:func:`fluxgym_coach.audit.trainer_rules.bucket_inputs`: size the
+    trainer reads, stored faces; none when None), then duplicate groups
     (:func:`duplicate_groups`) whose findings go on every member: a warning
     naming the keeper on the others, an info on the keeper.
     """
@@ -626,38 +306,51 @@ def build_report(records: list[ImageRecord], extras: dict[str, ExtraMeasures], *
         readable = bucket is not None
         if readable and captions is not None:
             findings.extend(captions.get(rec.relpath, []))
-        elif readable and not (rec.caption or "").strip():
-            findings.append(Finding("no_caption", WARNING if rec.caption is not None else INFO,
-                                    "empty caption sidecar: kohya refuses empty captions"
-                                    if rec.caption is not None else "no caption sidecar",
-                                    value=rec.caption, threshold="non-empty text",
-                                    fix="caption it (fluxgym-coach caption) or let prepare draft one",
-                                    category="caption"))
+        elif readable and (missing := no_caption_finding(rec)) is not None:
+            findings.append(missing)
+        inp = (buckets or {}).get(rec.relpath) if readable else None
+        if inp is not None:
+            findings.extend(_trainer_findings(rec.relpath, inp, findings, resolution, th))
         images[rec.relpath] = ImageAudit(rec.relpath, rec.digest, bucket,
                                          category_of(rec, extra) if readable else None, findings)
     groups = duplicate_groups(records, th.near_duplicate_distance, extras)
     for g in groups:
-        code = "exact_duplicate" if g.kind == "exact" else "near_duplicate"
-        what = "identical file" if g.kind == "exact" else "looks the same"
-        for rel in g.members:
-            others = [m for m in g.members if m != rel]
-            is_keeper = rel == g.keeper
-            runner_up = g.reasons.get(g.members[1], "") if len(g.members) > 1 else ""
-            images[rel].findings.append(Finding(
-                code, INFO if is_keeper else WARNING,
-                f"{what} as {', '.join(others[:3])}{' ...' if len(others) > 3 else ''}"
-                + (f" (suggested keeper: {runner_up})" if is_keeper
-                   else f"; keep {g.keeper} ({g.reasons.get(rel, '')})"),
-                value=g.max_distance if g.kind == "near" else 0,
-                threshold=th.near_duplicate_distance if g.kind == "near" else 0,
-                fix="keep it; reject the others" if is_keeper else f"reject it and keep {g.keeper}",
-                category="duplicate", detail={"group": g.members, "keeper": g.keeper,
-                                              "why": g.reasons.get(rel) if not is_keeper else runner_up}))
+        _add_duplicate_findings(images, g, th)
     for a in images.values():
         a.findings.sort(key=lambda f: (_RANK[f.severity], f.category, f.code))
     return AuditReport(images=images, groups=groups, resolution=resolution, thresholds=th,
                        measured=measured, caption_rules=captions is not None,
                        seconds=time.perf_counter() - started)
+
+
+def _trainer_findings(relpath: str, inp: trainer_rules.BucketInput, found: list[Finding],
+                      resolution: int, th: Thresholds) -> list[Finding]:
+    """Trainer-profile findings of one image; an upscale is left to ``low_resolution``
+    when the image has no enhanced variant and that finding is already there."""
+    said = any(f.code == "low_resolution" for f in found)
+    raw = trainer_rules.profile_findings(relpath, inp.size, resolution, inp.faces)
+    return trainer_rules.trainer_findings(raw, upscale_tolerance=th.upscale_tolerance,
+                                          report_upscale=inp.enhanced or not said)
+
+
+def _add_duplicate_findings(images: dict[str, ImageAudit], g: DuplicateGroup, th: Thresholds) -> None:
+    """Put group ``g``'s finding on each member: info on the keeper, a warning on the others."""
+    code = "exact_duplicate" if g.kind == "exact" else "near_duplicate"
+    what = "identical file" if g.kind == "exact" else "looks the same"
+    runner_up = g.reasons.get(g.members[1], "") if len(g.members) > 1 else ""
+    for rel in g.members:
+        others = [m for m in g.members if m != rel]
+        is_keeper = rel == g.keeper
+        images[rel].findings.append(Finding(
+            code, INFO if is_keeper else WARNING,
+            f"{what} as {', '.join(others[:3])}{' ...' if len(others) > 3 else ''}"
+            + (f" (suggested keeper: {runner_up})" if is_keeper
+               else f"; keep {g.keeper} ({g.reasons.get(rel, '')})"),
+            value=g.max_distance if g.kind == "near" else 0,
+            threshold=th.near_duplicate_distance if g.kind == "near" else 0,
+            fix="keep it; reject the others" if is_keeper else f"reject it and keep {g.keeper}",
+            category="duplicate", detail={"group": g.members, "keeper": g.keeper,
+                                          "why": g.reasons.get(rel) if not is_keeper else runner_up}))
 
 
 def audit_dataset(dataset: Dataset, *, resolution: int = 1024, thresholds: Thresholds | None = None,
@@ -693,7 +386,8 @@ def audit_dataset(dataset: Dataset, *, resolution: int = 1024, thresholds: Thres
     extras, measured = ensure_measures(dataset, records, on_event=on_event, workers=workers, job=job)
     measured += scanned
     report = build_report(records, extras, resolution=resolution, thresholds=th,
-                          trigger=trigger, caption_rules=caption_rules, measured=measured)
+                          trigger=trigger, caption_rules=caption_rules, measured=measured,
+                          buckets=trainer_rules.bucket_inputs(dataset.store, records))
     report.seconds = time.perf_counter() - started
     dataset.store.set_setting(SETTINGS_KEY, {"resolution": resolution,
                                              "caption_rules": caption_rules,
@@ -718,11 +412,13 @@ def stored_report(store: Store, *, resolution: int | None = None, trigger: str |
         known = {k: v for k, v in (saved.get("thresholds") or {}).items()
                  if k in Thresholds.__dataclass_fields__}
         thresholds = Thresholds(**known)
-    return build_report(store.images(), stored_measures(store),
+    records = store.images()
+    return build_report(records, stored_measures(store),
                         resolution=resolution or int(saved.get("resolution") or 1024),
                         thresholds=thresholds,
                         trigger=trigger if trigger is not None else _settings_trigger(store),
-                        caption_rules=bool(saved.get("caption_rules", True)))
+                        caption_rules=bool(saved.get("caption_rules", True)),
+                        buckets=trainer_rules.bucket_inputs(store, records))
 
 
 def _settings_trigger(store: Store) -> str | None:

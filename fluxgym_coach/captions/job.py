@@ -136,6 +136,8 @@ class CaptionReport:
 
     ``fatal`` holds the reason when the backend could not work at all (the
     remaining images are skipped); ``cancelled`` is True after ``cancel``.
+    ``unreadable``: images of the dataset left out because they cannot be read
+    (relpath -> reason, from the store; filled by :func:`fluxgym_coach.core.caption_images`).
     """
 
     job_id: str
@@ -147,6 +149,7 @@ class CaptionReport:
     resumed: bool = False
     backend_requests: int = 0
     seconds: float = 0.0
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     def by_status(self, status: str) -> list[CaptionOutcome]:
         """Outcomes with ``status``, in order."""
@@ -169,7 +172,8 @@ class CaptionReport:
         return {"job_id": self.job_id, "backend": self.backend, "mode": self.mode,
                 "cancelled": self.cancelled, "fatal": self.fatal, "resumed": self.resumed,
                 "backend_requests": self.backend_requests, "seconds": round(self.seconds, 3),
-                "counts": self.counts(), "outcomes": [asdict(o) for o in self.outcomes.values()]}
+                "counts": self.counts(), "outcomes": [asdict(o) for o in self.outcomes.values()],
+                "unreadable": dict(self.unreadable)}
 
 
 # -- caption status ----------------------------------------------------------------------

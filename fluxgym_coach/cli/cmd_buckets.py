@@ -15,7 +15,7 @@ from .common import EXIT_USAGE, fail, out, print_json
 
 
 class Trainer(str, Enum):
-    """Trainers named by ``--trainer`` (simpletuner is not simulated yet)."""
+    """Trainers named by ``--trainer``."""
 
     KOHYA = "kohya"
     AITK = "ai-toolkit"
@@ -85,22 +85,30 @@ def buckets(
     min_ar: Annotated[float, typer.Option("--min-ar", help="diffusion-pipe min_ar.")] = 0.5,
     max_ar: Annotated[float, typer.Option("--max-ar", help="diffusion-pipe max_ar.")] = 2.0,
     num_ar_buckets: Annotated[int, typer.Option("--num-ar-buckets", help="diffusion-pipe num_ar_buckets.")] = 7,
+    resolution_type: Annotated[str, typer.Option("--resolution-type", help="SimpleTuner resolution_type: pixel, or area (resolution² pixels: its pixel_area).")] = "pixel",
+    crop: Annotated[bool, typer.Option("--crop/--no-crop", help="SimpleTuner crop.")] = False,
+    crop_style: Annotated[str, typer.Option("--crop-style", help="SimpleTuner crop_style: center, corner, random (reported centred).")] = "random",
+    crop_aspect: Annotated[str, typer.Option("--crop-aspect", help="SimpleTuner crop_aspect: square, preserve, closest.")] = "square",
+    crop_aspect_buckets: Annotated[Optional[list[float]], typer.Option("--crop-aspect-bucket", help="SimpleTuner crop_aspect_buckets (repeatable; for --crop-aspect closest).")] = None,
     size: Annotated[Optional[list[str]], typer.Option("--size", help="An image size WxH (repeatable); no dataset needed.")] = None,
     sizes_from: Annotated[Optional[Path], typer.Option("--sizes-from", help="A file with one WxH per line.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list, one object per input, in input order.")] = False,
 ) -> None:
     """Show the bucket, resized size and crop a trainer gives each image.
 
-    Exact for kohya sd-scripts (the sd3 branch Fluxgym installs), ai-toolkit and
+    Exact for kohya sd-scripts (the sd3 branch Fluxgym installs), ai-toolkit,
+    SimpleTuner (--no-bucket is crop with crop_aspect square) and
     diffusion-pipe (images; --no-bucket is its enable_ar_bucket = false):
     the same integers as their own code (see docs/buckets.md). crop is the kept
     window in source pixels [left, top, right, bottom]; crop_fraction the share
     of the resized image cut away; scale > 1 means the trainer upscales.
 
-    Example: fluxgym-coach buckets --size 1536x1024 --size 768x1024 --resolution 1024 --json
+    Example: fluxgym-coach buckets --size 1536x1024 --size 768x1024 --json
     """
     settings = BucketSettings(trainer.value, resolution, not no_bucket, no_upscale, min_bucket_reso,
-                              max_bucket_reso, bucket_reso_steps, min_ar, max_ar, num_ar_buckets)
+                              max_bucket_reso, bucket_reso_steps, min_ar, max_ar, num_ar_buckets,
+                              resolution_type=resolution_type, crop=crop, crop_style=crop_style,
+                              crop_aspect=crop_aspect, crop_aspect_buckets=tuple(crop_aspect_buckets or ()))
     items = _inputs(dataset, size or [], sizes_from)
     try:
         placed = place_many([s for _, s in items], settings)

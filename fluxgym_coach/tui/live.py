@@ -31,12 +31,11 @@ from typing import Any
 
 from textual.message import Message
 
-from ..events import Event, EventSink, ItemsFound, ItemsStored, JobFinished
+from ..events import Event, ItemsFound, ItemsStored, JobFinished
 from ..store import ImageRecord
 from .jobs import JobSink
 from .model import Row, finding_from
 from .widgets.jobs_panel import summary_text
-from .widgets.status_line import Part
 
 
 @dataclass(eq=False)

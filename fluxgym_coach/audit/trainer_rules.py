@@ -1,0 +1,209 @@
+"""Trainer findings: what each trainer profile would do to an image, as audit findings.
+
+The audit's one bucket rule. For every image it places the size the trainer
+would read (the selected enhanced variant when there is one, else the upright
+original) with the simulator of :mod:`fluxgym_coach.audit.buckets` under each
+profile of :data:`AUDIT_PROFILES`, and reports (issue 12, item 5):
+
+* ``trainer_face_cut`` (warning): a face box stored by
+  :mod:`fluxgym_coach.audit.faces` is not inside the window the trainer keeps;
+* ``trainer_upscale`` (warning): the trainer scales the image up past its
+  pixels (past the enhancer's result when there is one) by more than
+  :attr:`~fluxgym_coach.audit.image_rules.Thresholds.upscale_tolerance`;
+* ``trainer_small_area`` (info): the bucket is below :data:`MIN_AREA_SHARE`
+  of ``resolution``^2 (kohya's bucket list caps the long side at
+  ``max_bucket_reso`` 1024, so a 3:2 photo trains on 1024x704, 69 %).
+
+One finding per kind and image; ``detail["profiles"]`` lists each profile's
+own finding. No detection runs here: faces come from the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any, Callable
+
+from ..findings import Finding, Severity
+from ..store import ImageRecord, Store
+from .buckets import BucketError, BucketSettings, Placement, area_fraction, placer
+
+#: The trainer set-ups an audit checks: Fluxgym's own toml (one square bucket),
+#: kohya with bucketing at its defaults, ai-toolkit's defaults, and SimpleTuner as
+#: its FLUX quickstart sets it (``resolution_type`` pixel_area, ``crop`` off; its
+#: default random crop offset is checked centred).
+AUDIT_PROFILES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("kohya (Fluxgym default, no buckets)", dict(trainer="kohya", enable_bucket=False)),
+    ("kohya (enable_bucket)", dict(trainer="kohya", enable_bucket=True)),
+    ("ai-toolkit", dict(trainer="ai-toolkit", enable_bucket=True)),
+    ("simpletuner (FLUX quickstart)", dict(trainer="simpletuner", resolution_type="area")),
+)
+#: A bucket smaller than this share of ``resolution``^2 is reported.
+MIN_AREA_SHARE = 0.8
+
+#: Audit finding code of each :attr:`BucketFinding.kind`.
+TRAINER_CODES = {"face-cut": "trainer_face_cut", "upscale": "trainer_upscale",
+                 "small-area": "trainer_small_area"}
+
+_FIX_EXPORT = "export with `fluxgym-coach export` (zero-crop: kohya keeps each image as written)"
+_FIX_ENLARGE = "enlarge it: fluxgym-coach enhance (or prepare)"
+
+
+@dataclass(frozen=True, slots=True)
+class BucketFinding:
+    """One problem a trainer profile causes for one image.
+
+    ``kind`` is ``"face-cut"``, ``"upscale"`` or ``"small-area"``; ``value`` the
+    number of faces cut, the scale factor, or the bucket's share of
+    ``resolution``^2; ``bucket`` the bucket (w, h) or None when the profile
+    cannot bucket the size; ``message`` says what and ``fix`` what to do."""
+
+    relpath: str
+    profile: str
+    kind: str
+    message: str
+    fix: str
+    value: float = 0.0
+    bucket: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BucketInput:
+    """What the trainer reads of one image: ``size`` (w, h, upright), the face
+    boxes in those pixels, and whether the size is an enhanced variant's."""
+
+    size: tuple[int, int]
+    faces: tuple[tuple[float, float, float, float], ...] = ()
+    enhanced: bool = False
+
+
+@lru_cache(maxsize=32)
+def _placers(resolution: int, profiles: tuple) -> tuple[tuple[str, BucketSettings, Callable[[int, int], Placement]], ...]:
+    out = []
+    for name, items in profiles:
+        s = BucketSettings(resolution=resolution, **dict(items))
+        out.append((name, s, placer(s)))
+    return tuple(out)
+
+
+def _key(profiles) -> tuple:
+    return tuple((name, tuple(sorted(kw.items()))) for name, kw in profiles)
+
+
+def _cuts(crop: tuple[float, float, float, float], box: tuple[float, float, float, float]) -> bool:
+    """True when ``box`` is not inside the crop window (1 px slack)."""
+    return not (box[0] >= crop[0] - 1 and box[1] >= crop[1] - 1 and box[2] <= crop[2] + 1
+                and box[3] <= crop[3] + 1)
+
+
+def profile_findings(relpath: str, size: tuple[int, int], resolution: int,
+                     faces=None, profiles=AUDIT_PROFILES) -> list[BucketFinding]:
+    """Findings for one image of ``size`` (w, h; upright, the enhancer's result when
+    there is one) under each profile ``(name, BucketSettings fields)``: face boxes
+    (source pixels, left, top, right, bottom) the crop cuts, a scale above 1 (the
+    trainer upscales past our pixels), a bucket area below :data:`MIN_AREA_SHARE`
+    of ``resolution``^2. A size a profile cannot bucket is ``small-area`` with
+    value 0. Raises :class:`~fluxgym_coach.audit.buckets.BucketError` for a
+    profile whose settings the trainer rejects."""
+    out: list[BucketFinding] = []
+    w, h = size
+    for name, s, fn in _placers(resolution, _key(profiles)):
+        try:
+            if w < 1 or h < 1:
+                raise BucketError(f"image size {w}x{h} is empty")
+            p = fn(w, h)
+        except BucketError as exc:
+            out.append(BucketFinding(relpath, name, "small-area", f"{name}: {exc}", _FIX_ENLARGE))
+            continue
+        bucket = f"{p.bucket[0]}x{p.bucket[1]}"
+        cut = [b for b in faces or () if _cuts(p.crop, b)]
+        if cut:
+            out.append(BucketFinding(relpath, name, "face-cut", f"{name}: the {bucket} crop cuts "
+                                     f"{len(cut)} face(s)", _FIX_EXPORT, float(len(cut)), p.bucket))
+        if p.scale > 1.0 + 1e-9:
+            out.append(BucketFinding(relpath, name, "upscale", f"{name}: scaled up x{p.scale:.2f} past its "
+                                     f"{w}x{h} pixels", _FIX_ENLARGE, p.scale, p.bucket))
+        share = area_fraction(p, resolution)
+        if share < MIN_AREA_SHARE:
+            out.append(BucketFinding(relpath, name, "small-area", f"{name}: bucket {bucket} is {share:.0%} of "
+                                     f"{resolution}x{resolution}",
+                                     _FIX_EXPORT if s.trainer == "kohya" and p.scale <= 1.0 + 1e-9
+                                     else _FIX_ENLARGE, share, p.bucket))
+    return out
+
+
+def bucket_inputs(store: Store, records: list[ImageRecord] | None = None) -> dict[str, BucketInput]:
+    """:class:`BucketInput` of every readable record (default: all of ``store``):
+    the size of its selected enhanced variant when it has one (what export
+    writes), else its upright size, and the faces stored for its current digest
+    (:func:`fluxgym_coach.audit.faces.stored_faces_all`). Three queries in all."""
+    from .faces import stored_faces_all
+
+    records = store.images() if records is None else records
+    selection = store.selection()
+    sizes = {(v.relpath, v.cache_key): (v.width, v.height) for v in store.variants()}
+    faces = stored_faces_all(store)
+    out: dict[str, BucketInput] = {}
+    for rec in records:
+        if rec.error or rec.display_size is None:
+            continue
+        size, enhanced = rec.display_size, False
+        key = selection.get(rec.relpath, (None, ""))[0]
+        if key and all(sizes.get((rec.relpath, key), (None, None))):
+            size, enhanced = sizes[(rec.relpath, key)], True
+        digest, found = faces.get(rec.relpath, ("", []))
+        boxes = tuple(b.pixels(*size) for b in found) if digest == (rec.digest or "") else ()
+        out[rec.relpath] = BucketInput(size, boxes, enhanced)
+    return out
+
+
+def dataset_bucket_findings(dataset, resolution: int = 1024) -> dict[str, list[BucketFinding]]:
+    """:func:`profile_findings` for every readable image of a
+    :class:`~fluxgym_coach.dataset.Dataset` (sizes and faces per
+    :func:`bucket_inputs`). Returns relpath -> findings, only images with at least one."""
+    out: dict[str, list[BucketFinding]] = {}
+    for rel, inp in bucket_inputs(dataset.store).items():
+        got = profile_findings(rel, inp.size, resolution, inp.faces)
+        if got:
+            out[rel] = got
+    return out
+
+
+def _detail(f: BucketFinding) -> dict[str, Any]:
+    d = asdict(f)
+    del d["relpath"]
+    d["bucket"] = list(f.bucket) if f.bucket else None
+    return d
+
+
+_HEAD = {"face-cut": "the trainer's crop cuts a face", "upscale": "the trainer scales it up past its pixels",
+         "small-area": f"the bucket is below {MIN_AREA_SHARE:.0%} of the training area"}
+_SEVERITY = {"face-cut": Severity.WARNING, "upscale": Severity.WARNING, "small-area": Severity.INFO}
+
+
+def trainer_findings(found: list[BucketFinding], *, upscale_tolerance: float = 1.05,
+                     report_upscale: bool = True) -> list[Finding]:
+    """The audit findings of one image's :class:`BucketFinding` list: one per kind
+    (codes :data:`TRAINER_CODES`), naming every profile concerned. Upscales of at
+    most ``upscale_tolerance`` are dropped, and all of them when not
+    ``report_upscale`` (the audit's ``low_resolution`` already says it for an
+    image that was not enhanced)."""
+    by_kind: dict[str, list[BucketFinding]] = {}
+    for f in found:
+        if f.kind == "upscale" and (not report_upscale or f.value <= upscale_tolerance):
+            continue
+        by_kind.setdefault(f.kind, []).append(f)
+    out = []
+    for kind, fs in by_kind.items():
+        fixes = list(dict.fromkeys(f.fix for f in fs))
+        parts = [f.message for f in fs]
+        if kind == "face-cut":
+            value, threshold = max(f.value for f in fs), 0
+        elif kind == "upscale":
+            value, threshold = round(max(f.value for f in fs), 3), upscale_tolerance
+        else:
+            value, threshold = round(min(f.value for f in fs), 4), MIN_AREA_SHARE
+        out.append(Finding(TRAINER_CODES[kind], _SEVERITY[kind], f"{_HEAD[kind]}: " + "; ".join(parts),
+                           value=value, threshold=threshold, fix="; or ".join(fixes), category="resolution",
+                           detail={"profiles": [_detail(f) for f in fs]}))
+    return out
