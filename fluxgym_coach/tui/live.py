@@ -26,9 +26,12 @@ listed while the scan finds them.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from textual.css.query import NoMatches
 from textual.message import Message
 
 from ..events import Event, ItemsFound, ItemsStored, JobFinished
@@ -93,6 +96,21 @@ class LiveJobSink(JobSink):
 
 
 ScanFeed = LiveJobSink  # the scan's sink
+
+
+def _while_open(handler: Callable[..., None]) -> Callable[..., None]:
+    """A message handler that does nothing once the app's widgets are gone (a scan
+    thread still posting while the app closes)."""
+    @functools.wraps(handler)
+    def wrapped(self: Any, msg: Any) -> None:
+        try:
+            handler(self, msg)
+        except NoMatches:
+            from .widgets.image_list import ImageList
+
+            if any(screen.query(ImageList) for screen in self.screen_stack):
+                raise  # the widgets are there: a real error
+    return wrapped
 
 
 def is_pending(row: Row) -> bool:
@@ -253,6 +271,7 @@ class LiveActions:
     def on_audit_done(self, msg: Any) -> None:  # besides the app's own handler
         self.findings_loaded = True
 
+    @_while_open
     def on_job_summary(self, msg: JobSummary) -> None:
         from .widgets.jobs_panel import JobsPanel
 
@@ -283,6 +302,7 @@ class LiveActions:
         future.add_done_callback(lambda f: f.exception() and app.post_message(
             FindingsRefreshed({})))
 
+    @_while_open
     def on_findings_refreshed(self, msg: FindingsRefreshed) -> None:
         app: Any = self
         for rel, audit in msg.audits.items():
@@ -312,6 +332,7 @@ class LiveActions:
             app.query_one(InfoPanel).show(cur, app.shown_variant(cur))
 
     # -- rows while the scan runs ----------------------------------------------------------
+    @_while_open
     def on_rows_found(self, msg: RowsFound) -> None:
         app: Any = self
         idx = app.index
@@ -336,6 +357,7 @@ class LiveActions:
         else:
             app.image_list.refresh()
 
+    @_while_open
     def on_rows_stored(self, msg: RowsStored) -> None:
         app: Any = self
         app.index.refresh_rows(app.dataset, msg.relpaths)
