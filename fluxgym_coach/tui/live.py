@@ -15,10 +15,10 @@ listed while the scan finds them.
   journal, :func:`fluxgym_coach.jobs.interrupted_jobs`, is not closed) is named
   in a notification on reopen, with a palette command that runs it again on the
   same images with the same settings (the journal skips what was done).
-* **Rows while the scan runs.** :class:`ScanFeed` wraps the scan's event sink:
+* **Rows while the scan runs.** The scan's sink (:class:`LiveJobSink`) turns
   the core's :class:`~fluxgym_coach.events.ItemsFound` (new images named by the
   folder walk, then their header sizes) and
-  :class:`~fluxgym_coach.events.ItemsStored` (a batch committed) become
+  :class:`~fluxgym_coach.events.ItemsStored` (a batch committed) into
   :class:`RowsFound` / :class:`RowsStored` messages. Found images get a
   placeholder row at once (name, then size); a stored batch replaces the
   placeholders with the records (hash, sharpness, caption, flags).
@@ -95,9 +95,6 @@ class LiveJobSink(JobSink):
                 self.app.post_message(JobSummary(self.progress.key, text))
 
 
-ScanFeed = LiveJobSink  # the scan's sink
-
-
 def _while_open(handler: Callable[..., None]) -> Callable[..., None]:
     """A message handler that does nothing once the app's widgets are gone (a scan
     thread still posting while the app closes)."""
@@ -144,10 +141,13 @@ def _remember_job(app: Any, kind: str, relpaths: list[str], settings: dict[str, 
 def hook_steps(cls: type) -> type:
     """Class decorator of the review app: after its own steps, keep the panels live.
 
+    Wraps these steps wherever the app defines them (itself or a mixin):
     ``_new_job`` gives every job the :class:`LiveJobSink` (same state, plus the
-    summary and the scan's rows); ``_caption_saved`` and ``_decide`` (wherever the
-    app defines them, itself or a mixin) refresh the findings of the image they
-    changed. Returns ``cls``."""
+    summary and the scan's rows); ``_caption_saved`` and ``_decide`` refresh the
+    findings of the image they changed; ``start_enhance`` and ``_run_caption``
+    remember what the job runs on (:data:`LAST_JOBS_KEY`); ``save_state`` keeps
+    the search text (:data:`SEARCH_KEY`); ``palette_commands`` adds the resume
+    commands. Returns ``cls``."""
     new_job, caption_saved, decide = cls._new_job, cls._caption_saved, cls._decide  # type: ignore[attr-defined]
     start_enhance, caption_job = cls.start_enhance, cls._run_caption  # type: ignore[attr-defined]
     save_state, palette_commands = cls.save_state, cls.palette_commands  # type: ignore[attr-defined]
