@@ -21,8 +21,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +32,7 @@ from .captions.encoding import CaptionText, read_caption_file
 from .fsutil import atomic_write_text
 from .audit.measures import MEASURE_VERSION, ExtraMeasures, measure_rows, measures_sql, read_and_measure
 from .store import STORE_DIRNAME, ImageRecord, Store
-from .scan_workers import PROCESS_MIN_IMAGES, header_pass, pool_for, usable_cpus  # noqa: F401
+from .scan_workers import PROCESS_MIN_IMAGES, header_pass, measured, usable_cpus  # noqa: F401
 
 _usable_cpus = usable_cpus  # bench/scan.py's name
 
@@ -212,37 +210,6 @@ def _read_image(entry: _Entry) -> ImageRecord:
     return _measure_entry(entry)[0]
 
 
-def _measured(to_read: list[_Entry], workers: int | None,
-              processes: bool | None) -> Iterator[tuple[_Entry, tuple[ImageRecord, ExtraMeasures | None]]]:
-    """``(entry, (record, measures))`` for every entry, in order, from the pool of
-    :func:`_pool`. If the worker processes cannot start (a script calling the scan
-    without the ``if __name__ == "__main__":`` idiom multiprocessing needs, a
-    sandbox without process support), the rest is read with threads. Closing the
-    generator drops the queued work."""
-    pool, n_workers = pool_for(len(to_read), workers, processes)
-    done = 0
-    try:
-        try:
-            if isinstance(pool, ProcessPoolExecutor):
-                chunk = max(1, min(16, len(to_read) // (4 * n_workers)))
-                results = pool.map(_measure_entry, to_read, chunksize=chunk)
-            else:
-                results = pool.map(_measure_entry, to_read)
-            for res in results:
-                yield to_read[done], res
-                done += 1
-        except (BrokenProcessPool, OSError):
-            if not isinstance(pool, ProcessPoolExecutor):
-                raise
-            pool.shutdown(wait=False, cancel_futures=True)
-            pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="scan")
-            for res in pool.map(_measure_entry, to_read[done:]):
-                yield to_read[done], res
-                done += 1
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
 class Dataset:
     """A folder of images and captions with its store at ``<root>/.fluxgym-coach/``.
 
@@ -312,6 +279,40 @@ class Dataset:
         report = ScanReport()
         known = self.store.stat_index()
         errored = {r[0] for r in self.store.execute("SELECT relpath FROM images WHERE error IS NOT NULL")}
+        to_read, caption_only, seen = self._compare(known, errored, report, on_event, job)
+        report.removed = sorted(set(known) - seen)
+        self.store.delete_images(report.removed)
+
+        on_event(JobStarted(job, "scan", len(to_read) + len(caption_only)))
+        new = [e for e in to_read if e.relpath not in known]
+        for entry in caption_only:
+            cap = self._read_caption_entry(entry, report, on_event, job)
+            self.store.update_caption_mirror(entry.relpath, cap.text if cap else None,
+                                             cap.encoding if cap else None,
+                                             entry.sidecar_size, entry.sidecar_mtime_ns)
+            report.captions_updated.append(entry.relpath)
+            on_event(ItemDone(job, entry.relpath, cached=True))
+        if caption_only:
+            on_event(ItemsStored(job, [e.relpath for e in caption_only]))
+
+        if to_read:
+            if headers is None:
+                headers = bool(getattr(on_event, "wants_headers", False))
+            self._read_with_headers(to_read, new if headers else [], known, report, on_event, job,
+                                    workers, processes, batch)
+        self._stored_errors(report)
+        report.seconds = time.perf_counter() - started
+        on_event(JobFinished(job, "scan", "done", len(to_read) + len(caption_only) - len(report.errors),
+                             len(report.errors),
+                             {"added": len(report.added), "updated": len(report.updated),
+                              "removed": len(report.removed), "unchanged": report.unchanged}))
+        return report
+
+    def _compare(self, known: dict, errored: set[str], report: ScanReport, on_event: EventSink,
+                 job: str) -> tuple[list[_Entry], list[_Entry], set[str]]:
+        """Walk the folder and sort each image against the store: ``(to read, caption
+        only changed, relpaths seen)``; unchanged ones are counted in ``report``. New
+        images are named in ``ItemsFound`` events of :data:`FOUND_CHUNK` while walking."""
         seen: set[str] = set()
         to_read: list[_Entry] = []
         caption_only: list[_Entry] = []
@@ -335,45 +336,26 @@ class Dataset:
                 caption_only.append(entry)
             else:
                 report.unchanged += 1
-        report.removed = sorted(set(known) - seen)
-        self.store.delete_images(report.removed)
-
         if found:
             on_event(ItemsFound(job, found))
-        on_event(JobStarted(job, "scan", len(to_read) + len(caption_only)))
-        new = [e for e in to_read if e.relpath not in known]
-        for entry in caption_only:
-            cap = self._read_caption_entry(entry, report, on_event, job)
-            self.store.update_caption_mirror(entry.relpath, cap.text if cap else None,
-                                             cap.encoding if cap else None,
-                                             entry.sidecar_size, entry.sidecar_mtime_ns)
-            report.captions_updated.append(entry.relpath)
-            on_event(ItemDone(job, entry.relpath, cached=True))
-        if caption_only:
-            on_event(ItemsStored(job, [e.relpath for e in caption_only]))
+        return to_read, caption_only, seen
 
-        if to_read:
-            stop = threading.Event()
-            header_thread = None
-            if headers is None:
-                headers = bool(getattr(on_event, "wants_headers", False))
-            if headers and new:
-                header_thread = threading.Thread(target=header_pass, args=(new, on_event, job, stop),
-                                                 name="scan-headers", daemon=True)
-                header_thread.start()
-            try:
-                self._read_all(to_read, known, report, on_event, job, workers, processes, batch)
-            finally:
-                stop.set()
-                if header_thread is not None:
-                    header_thread.join()
-        self._stored_errors(report)
-        report.seconds = time.perf_counter() - started
-        on_event(JobFinished(job, "scan", "done", len(to_read) + len(caption_only) - len(report.errors),
-                             len(report.errors),
-                             {"added": len(report.added), "updated": len(report.updated),
-                              "removed": len(report.removed), "unchanged": report.unchanged}))
-        return report
+    def _read_with_headers(self, to_read: list[_Entry], new: list[_Entry], known: dict,
+                           report: ScanReport, on_event: EventSink, job: str, workers: int | None,
+                           processes: bool | None, batch: int) -> None:
+        """:meth:`_read_all`, with the header pass of ``new`` on its own thread beside it."""
+        stop = threading.Event()
+        header_thread = None
+        if new:
+            header_thread = threading.Thread(target=header_pass, args=(new, on_event, job, stop),
+                                             name="scan-headers", daemon=True)
+            header_thread.start()
+        try:
+            self._read_all(to_read, known, report, on_event, job, workers, processes, batch)
+        finally:
+            stop.set()
+            if header_thread is not None:
+                header_thread.join()
 
     def _read_all(self, to_read: list[_Entry], known: dict, report: ScanReport, on_event: EventSink,
                   job: str, workers: int | None, processes: bool | None, batch: int) -> None:
@@ -392,7 +374,7 @@ class Dataset:
             extras.clear()
             return stored
 
-        results = _measured(to_read, workers, processes)
+        results = measured(to_read, _measure_entry, workers, processes)
         try:
             for entry, (rec, extra) in results:
                 cap = self._read_caption_entry(entry, report, on_event, job)

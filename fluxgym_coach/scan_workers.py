@@ -1,4 +1,4 @@
-"""The scan's helpers that need no dataset: its worker pool and its header pass.
+"""The scan's helpers that need no dataset: its worker pool, its reads and its header pass.
 
 :func:`pool_for` picks worker processes or threads for the scan's reads
 (:meth:`fluxgym_coach.dataset.Dataset.scan`); :func:`header_pass` reads the
@@ -11,8 +11,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from . import imaging
@@ -75,3 +76,34 @@ def header_pass(entries: Sequence[Any], on_event: EventSink, job: str, stop: thr
             on_event(ItemsFound(job, chunk))
     except Exception:  # noqa: BLE001 - a sink raising (cancel): the reads stop the scan
         return
+
+
+def measured(to_read: Sequence[Any], measure: Callable[[Any], Any], workers: int | None,
+             processes: bool | None) -> Iterator[tuple[Any, Any]]:
+    """``(entry, (record, measures))`` for every entry, in order, from the pool of
+    :func:`pool_for` (``measure`` run on each). If the worker processes cannot start (a script calling the scan
+    without the ``if __name__ == "__main__":`` idiom multiprocessing needs, a
+    sandbox without process support), the rest is read with threads. Closing the
+    generator drops the queued work."""
+    pool, n_workers = pool_for(len(to_read), workers, processes)
+    done = 0
+    try:
+        try:
+            if isinstance(pool, ProcessPoolExecutor):
+                chunk = max(1, min(16, len(to_read) // (4 * n_workers)))
+                results = pool.map(measure, to_read, chunksize=chunk)
+            else:
+                results = pool.map(measure, to_read)
+            for res in results:
+                yield to_read[done], res
+                done += 1
+        except (BrokenProcessPool, OSError):
+            if not isinstance(pool, ProcessPoolExecutor):
+                raise
+            pool.shutdown(wait=False, cancel_futures=True)
+            pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="scan")
+            for res in pool.map(measure, to_read[done:]):
+                yield to_read[done], res
+                done += 1
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
