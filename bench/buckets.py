@@ -9,9 +9,12 @@ Prints, in one run:
   against a loop over kohya's own algorithm with numpy's argmin per image (the
   way ``BucketManager.select_bucket`` runs);
 - zero-crop planning (``framing.zero_crop_bucket``) for the same sizes;
-- face detection ms per image on a 1 MP photo (the repository's astronaut on
-  a 1216x832 canvas), on one OpenCV thread, wall and CPU time (CPU time is
-  what the shared 2-core machines measure reliably);
+- face detection CPU ms per image, on one OpenCV thread (CPU time is what the
+  shared 2-core machines measure reliably), with the current parameters and
+  the previous ones (:data:`BEFORE`) interleaved in the same run: a 1 MP photo
+  with a face (the repository's astronaut on a 1216x832 canvas) and two
+  textured 1 MP photos without one; then recall on 144 synthetic placements
+  of the astronaut's face (8 sizes, 3 places, mirrored, 3 backgrounds);
 - the zero-crop distribution at 1024 for sources of at least 1 MP up to 3:1:
   min / mean area share and max / mean cut.
 
@@ -81,6 +84,64 @@ def bench_sim(sizes) -> None:
     print(f"zero-crop planning at 1024: {len(sizes) / dt:,.0f} sizes/s ({dt * 1000:.0f} ms for {len(sizes):,})")
 
 
+#: The detection parameters before issue 12's tuning: the bench's baseline, run alongside.
+BEFORE = dict(area=448 * 448, scale_factor=1.15, min_neighbors=4, min_face=20, min_face_share=0.06)
+
+
+def _cpu_ms(fn, n: int) -> float:
+    times = []
+    for _ in range(n):
+        c = time.process_time()
+        fn()
+        times.append(time.process_time() - c)
+    return statistics.median(times) * 1000
+
+
+def _face_cases():
+    """The astronaut's face (95 px in its own 512-px frame) pasted at 8 sizes (40-300 px
+    wide), 3 places and both ways round into 1216x832 (1 MP) grey, brick and coffee
+    backgrounds: 144 images, each with the true face box."""
+    from PIL import Image
+
+    root = Path(__file__).resolve().parents[1]
+    astro = Image.open(root / "examples/dataset/astronaut.png").convert("RGB")
+    fx0, fy0, fw = 176, 67, 95  # the face box in astronaut.png (x, y, side)
+    bgs = [Image.new("RGB", (1216, 832), (120, 120, 120))]
+    for rel in ("tests/data/real-images/brick.png", "examples/dataset/coffee.png"):
+        with Image.open(root / rel) as im:
+            bgs.append(im.convert("RGB").resize((1216, 832)))
+    for bg in bgs:
+        for px in (40, 56, 72, 90, 120, 160, 220, 300):
+            k = px / fw
+            a = astro.resize((round(512 * k), round(512 * k)), Image.BILINEAR)
+            for cx, cy in ((500, 380), (300, 250), (850, 500)):
+                for flip in (False, True):
+                    im = bg.copy()
+                    fx = (512 - fx0 - fw / 2) * k if flip else (fx0 + fw / 2) * k
+                    im.paste(a.transpose(Image.FLIP_LEFT_RIGHT) if flip else a, (int(cx - fx), int(cy - (fy0 + fw / 2) * k)))
+                    yield px, im, (cx - px / 2, cy - px / 2, cx + px / 2, cy + px / 2)
+
+
+def _recall(params: dict, cases) -> tuple[int, int, dict[int, int]]:
+    from fluxgym_coach.audit import faces
+
+    found = false = 0
+    missed: dict[int, int] = {}
+    for px, im, t in cases:
+        hit = False
+        for b in faces.detect_faces(im, **params):
+            l, tp, r, btm = b.pixels(*im.size)
+            inter = max(0.0, min(r, t[2]) - max(l, t[0])) * max(0.0, min(btm, t[3]) - max(tp, t[1]))
+            if inter > 0.3 * px * px:
+                hit = True
+            else:
+                false += 1
+        found += hit
+        if not hit:
+            missed[px] = missed.get(px, 0) + 1
+    return found, false, missed
+
+
 def bench_faces(n: int) -> None:
     from PIL import Image
 
@@ -90,26 +151,37 @@ def bench_faces(n: int) -> None:
         return
     import cv2
     cv2.setNumThreads(1)
+    root = Path(__file__).resolve().parents[1]
     canvas = Image.new("RGB", (1216, 832), (120, 120, 120))
-    with Image.open(Path(__file__).resolve().parents[1] / "examples/dataset/astronaut.png") as im:
+    with Image.open(root / "examples/dataset/astronaut.png") as im:
         canvas.paste(im.convert("RGB"), (352, 160))
+    textured = []
+    for rel in ("examples/dataset/coffee.png", "tests/data/real-images/brick.png"):
+        with Image.open(root / rel) as im:
+            textured.append(im.convert("RGB").resize((1216, 832)))
     faces.detect_faces(canvas)  # load the cascades
-    times, cpu = [], []
-    for _ in range(n):
-        t, c = time.perf_counter(), time.process_time()
-        found = faces.detect_faces(canvas)
-        times.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
-    with Image.open(Path(__file__).resolve().parents[1] / "examples/dataset/coffee.png") as im:
-        no_face = im.convert("RGB").resize((1216, 832))
-    c = time.process_time()
-    for _ in range(n):
-        faces.detect_faces(no_face)
-    none_cpu = (time.process_time() - c) / n
-    print(f"face detection, 1216x832 photo without a face (coffee.png): CPU {none_cpu * 1000:.1f} ms")
-    print(f"face detection, 1216x832 (1.0 MP), one thread: wall median {statistics.median(times) * 1000:.1f} ms "
-          f"(min {min(times) * 1000:.1f}), CPU median {statistics.median(cpu) * 1000:.1f} ms "
-          f"(min {min(cpu) * 1000:.1f}) over {n} runs; {len(found)} face(s) found")
+    now = dict(area=faces.DETECT_AREA, scale_factor=faces.SCALE_FACTOR, min_neighbors=faces.MIN_NEIGHBORS,
+               min_face=faces.MIN_FACE)
+    rows = {"now": [], "before": []}
+    for _ in range(3):  # interleaved, so load changes hit both alike
+        for name, params in (("before", BEFORE), ("now", now)):
+            with_face = _cpu_ms(lambda: faces.detect_faces(canvas, **params), n)
+            without = statistics.median(_cpu_ms(lambda: faces.detect_faces(im, **params), max(1, n // 3))
+                                        for im in textured)
+            rows[name].append((with_face, without))
+    for name in ("before", "now"):
+        wf = statistics.median(r[0] for r in rows[name])
+        nf = statistics.median(r[1] for r in rows[name])
+        print(f"face detection ({name}), one thread, CPU median: 1216x832 photo with a face {wf:.1f} ms, "
+              f"textured photos without a face {nf:.1f} ms")
+    ratio = (statistics.median(r[0] for r in rows["now"]) / statistics.median(r[0] for r in rows["before"]))
+    ratio_nf = (statistics.median(r[1] for r in rows["now"]) / statistics.median(r[1] for r in rows["before"]))
+    print(f"face detection time now / before: {ratio:.2f} (with a face), {ratio_nf:.2f} (without)")
+    cases = list(_face_cases())
+    for name, params in (("before", BEFORE), ("now", now)):
+        found, false, missed = _recall(params, cases)
+        print(f"face recall ({name}): {found}/{len(cases)} placed faces found, {false} false boxes; "
+              f"missed by face width (px): {dict(sorted(missed.items()))}")
 
 
 def distribution() -> None:

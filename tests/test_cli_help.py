@@ -108,6 +108,16 @@ def test_the_root_help_lists_each_command_on_one_line_at_80_columns():
                        for line in result.output.splitlines()), f"{name}'s summary wraps"
 
 
+@pytest.mark.parametrize("path,cmd,ctx", [p for p in PAGES if p[0] and hasattr(p[1], "list_commands")],
+                         ids=[i for i, p in zip(IDS, PAGES) if p[0] and hasattr(p[1], "list_commands")])
+def test_a_groups_commands_are_listed_one_line_each_at_80_columns(path, cmd, ctx):
+    result = CliRunner().invoke(app, [*path, "--help"], terminal_width=80)
+    lines = result.output.splitlines()
+    for name in cmd.list_commands(ctx):
+        summary = (cmd.get_command(ctx, name).help or "").strip().split("\n\n")[0]
+        assert any(summary in line for line in lines), f"{' '.join(path)} {name}: {summary!r} wraps"
+
+
 def test_developer_servers_are_hidden_from_the_root_help():
     result = CliRunner().invoke(app, ["--help"], terminal_width=200)
     assert "fake-forge" not in result.output and "fake-openai" not in result.output
@@ -138,7 +148,7 @@ def test_every_option_and_argument_says_what_it_is(path, cmd, ctx):
 SHARED = ("--api-url", "--api-auth", "--cache-dir", "--json", "--quiet")
 KNOWN_DIFFERENT = {
     "--api-url": {"enhance": "cmd_enhance.py declares its own (same env var, same splitting)",
-                  "tui": "cmd_tui.py takes one URL (issue 10 item 5: a pool)"},
+                  "tui": "cmd_tui.py declares its own pool (spaces only, no commas; own help)"},
     "--api-auth": {"fake-forge": "the fake server's own setting (users it accepts)"},
     "--cache-dir": {"tui": "cmd_tui.py declares its own"},
     "--json": {"buckets": "cmd_buckets.py: its own wording", "check": "cmd_check.py: its own wording"},

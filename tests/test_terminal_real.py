@@ -95,6 +95,7 @@ def test_half_blocks_are_told_apart_from_an_image(display, one_image, tmp_path):
     assert verdict["detail"] < 0.3, (verdict, saved)  # ...but flat half cells
     # xterm (XTERM_VERSION) is detected as 24-bit: each half cell has the thumbnail's colour
     assert report["color_system"] == "truecolor", report
+    assert report["fix_shown"] == "", report  # nothing better to suggest
     assert verdict["half_cell_error"] < 3, (verdict, saved)
 
 
@@ -125,6 +126,7 @@ def test_kitty_inside_tmux_without_passthrough_names_the_fix(display, one_image,
     # RGB declared either: tmux still sends 24-bit colour with xterm-kitty's setrgbf/setrgbb.
     assert report["renderer"] == "halfcell", report
     assert "set -g allow-passthrough on" in report["status"], report
+    assert report["fix_shown"].startswith("tmux set -g allow-passthrough on"), report  # in the pane
     assert "24-bit" in report["status"] and verdict["half_cell_error"] < 3, (verdict, saved)
     assert verdict["corr"] >= 0.8, (verdict, saved)
 
@@ -138,6 +140,7 @@ def test_xterm_inside_tmux(display, one_image, tmp_path):
         # and the status line names --preview sixel
         assert report["renderer"] == "halfcell" and "24-bit" in report["status"], report
         assert "--preview sixel" in report["status"], report
+        assert report["fix_shown"].startswith("--preview sixel"), report  # in the pane
         assert verdict["corr"] >= 0.8, (verdict, saved)
         assert verdict["half_cell_error"] < 3, (verdict, saved)  # 24-bit through tmux
 

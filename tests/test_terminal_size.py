@@ -27,7 +27,8 @@ from fluxgym_coach.tui.terminal import use_real_window_size
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = """
-import json, sys
+import fcntl, json, sys, termios
+fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # the pty becomes our controlling terminal: SIGWINCH
 from fluxgym_coach.tui.terminal import use_real_window_size
 from textual.app import App
 
@@ -54,10 +55,6 @@ def _set_size(fd: int, cols: int, rows: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
-def _controlling_terminal() -> None:
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-
 def _run_in_pty(tmp_path: Path, fix: bool) -> dict:
     """Run :data:`APP` in a 110x34 pseudo-terminal, resize it to 90x30 once the app has
     its first size; return what it saw. Deadline 60 s."""
@@ -68,8 +65,7 @@ def _run_in_pty(tmp_path: Path, fix: bool) -> dict:
                PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-c", APP, str(out), "fix" if fix else "control"],
                             stdin=slave, stdout=slave, stderr=slave, env=env, cwd=ROOT,
-                            start_new_session=True,  # then the pty is its controlling
-                            preexec_fn=_controlling_terminal)  # terminal: SIGWINCH reaches it
+                            start_new_session=True)
     os.close(slave)
     resized, end = False, time.monotonic() + 60
     try:

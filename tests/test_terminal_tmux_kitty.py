@@ -48,7 +48,7 @@ set -g default-terminal tmux-256color
 set -sg escape-time 10
 """
 _TOKEN = re.compile(r"\x1b\[([0-9;:?<=>]*)([@-~])|\x1b_G([^\x1b]*)\x1b\\|\x1b[P\]^][^\x1b]*\x1b\\"
-                    r"|\x1b.|(\U0010EEEE)|(\x08)", re.S)
+                    r"|\x1b.|(\U0010EEEE)|(\x08)", re.DOTALL)
 
 
 def wait_for(check, what: str, deadline: float = 60.0):
@@ -151,8 +151,10 @@ def test_kitty_placeholders_reach_the_outer_terminal_through_tmux(dataset, tmp_p
     conf = tmp_path / "tmux.conf"
     conf.write_text(CONF)
     base = ["tmux", "-L", f"fgc-kitty-{os.getpid()}", "-f", str(conf)]
-    run = lambda *a: subprocess.run([*base, *a], capture_output=True, text=True,  # noqa: E731
-                                    timeout=10, check=False).stdout
+    def run(*args: str) -> str:
+        return subprocess.run([*base, *args], capture_output=True, text=True, timeout=10,
+                              check=False).stdout
+
     subprocess.run([*base, "new-session", "-d", "-s", "main", "-x", "110", "-y", "34", "cat"],
                    check=True, timeout=10)
     client = Client(base, "xterm-kitty")
@@ -168,7 +170,7 @@ def test_kitty_placeholders_reach_the_outer_terminal_through_tmux(dataset, tmp_p
         found = json.loads(report.read_text())
         assert found["renderer"] == "kitty-tmux", found
         assert found["colour_reason"] == "tmux client xterm-kitty has setrgbf/setrgbb in terminfo"
-        x, y, w, h = found["region"]
+        w, h = found["region"][2:]
 
         def decoded():
             commands, cells = decode(client.data.decode("utf-8", "replace"))

@@ -10,9 +10,12 @@ so the dependency is pinned below 5; without a usable ``cv2``,
 :func:`detector_available` is False and framing falls back to saliency.
 
 Detection runs on a grey copy of at most :data:`DETECT_AREA` pixels
-(histogram-equalised), so the cost per image does not grow with its size
-(``bench/buckets.py`` measures it; see ``docs/performance.md``). Faces smaller
-than :data:`MIN_FACE` of that copy's short side are not searched for. Boxes are stored per image in the dataset's store (table
+(histogram-equalised), so the cost per image does not grow with its size,
+with :data:`SCALE_FACTOR` between pyramid levels, :data:`MIN_NEIGHBORS` and
+faces from :data:`MIN_FACE` pixels of that copy (the cascade's own 20-px
+window) up. ``bench/buckets.py`` measures time and recall against the
+previous parameters (448x448 copy, 1.15, 4, 6 % of the short side) in the
+same run; figures in ``docs/performance.md``. Boxes are stored per image in the dataset's store (table
 ``faces``, keyed by relpath and digest) as fractions of the upright image
 size, so they apply to the original and to any enhanced variant alike.
 """
@@ -33,11 +36,16 @@ from ..store import Store, register_schema
 if TYPE_CHECKING:  # pragma: no cover
     import cv2 as _cv2
 
-DETECTOR = "opencv-haar-frontalface-alt2"
-#: Detection runs on a copy of at most this many pixels (448x448).
-DETECT_AREA = 448 * 448
-#: Smallest face searched for, as a share of the detection copy's short side.
-MIN_FACE = 0.06
+#: Names the detector and its parameters: boxes stored under another name are detected again.
+DETECTOR = "opencv-haar-frontalface-alt2/512-1.25-3"
+#: Detection runs on a copy of at most this many pixels (512x512).
+DETECT_AREA = 512 * 512
+#: Size ratio between two levels of the cascade's image pyramid (OpenCV ``scaleFactor``).
+SCALE_FACTOR = 1.25
+#: Overlapping hits a face needs (OpenCV ``minNeighbors``).
+MIN_NEIGHBORS = 3
+#: Smallest face searched for, in pixels of the detection copy (the cascade's window).
+MIN_FACE = 20
 
 register_schema(
     "faces",
@@ -118,25 +126,32 @@ def _merge(boxes: list[tuple[float, float, float, float]]) -> list[tuple[float, 
     return kept
 
 
-def detect_faces(im: Image.Image) -> list[FaceBox]:
+def detect_faces(im: Image.Image, *, area: int = DETECT_AREA, scale_factor: float = SCALE_FACTOR,
+                 min_neighbors: int = MIN_NEIGHBORS, min_face: int = MIN_FACE,
+                 min_face_share: float = 0.0) -> list[FaceBox]:
     """Faces in the upright image ``im`` (any mode), as :class:`FaceBox` fractions.
 
+    The keywords are the detection parameters (defaults: the module constants;
+    ``min_face_share`` raises the smallest face to that share of the copy's
+    short side; the bench passes the previous parameters as its baseline).
     Raises RuntimeError when no detector is installed (see :func:`detector_available`).
     """
     cv2 = _cv2()
     if cv2 is None:
         raise RuntimeError("face detection needs opencv-python-headless<5: pip install "
                            "'opencv-python-headless>=4.8,<5'")
-    f = min(1.0, (DETECT_AREA / (im.width * im.height)) ** 0.5)
+    f = min(1.0, (area / (im.width * im.height)) ** 0.5)
     grey = im.convert("L")
     if f < 1.0:
-        grey = grey.resize((max(1, round(im.width * f)), max(1, round(im.height * f))), Image.BILINEAR)
+        grey = grey.resize((max(1, round(im.width * f)), max(1, round(im.height * f))), Image.BILINEAR,
+                           reducing_gap=2.0)
     arr = cv2.equalizeHist(np.asarray(grey, dtype=np.uint8))
     gw, gh = grey.size
-    side = max(20, int(min(gw, gh) * MIN_FACE))
+    side = max(min_face, int(min(gw, gh) * min_face_share))
     raw: list[tuple[float, float, float, float]] = []
     (frontal,) = _cascades()
-    for x, y, w, h in frontal.detectMultiScale(arr, scaleFactor=1.15, minNeighbors=4, minSize=(side, side)):
+    for x, y, w, h in frontal.detectMultiScale(arr, scaleFactor=scale_factor, minNeighbors=min_neighbors,
+                                               minSize=(side, side)):
         raw.append((x, y, x + w, y + h))
     return [FaceBox(float(l) / gw, float(t) / gh, float(r) / gw, float(b) / gh) for l, t, r, b in _merge(raw)]
 

@@ -50,6 +50,7 @@ from ..dataset import Dataset, one_line
 from ..events import EventSink, null_sink
 from ..cache import ImageCache, canonical_json
 from ..settings import load_settings, update_settings
+from ..statuses import CaptionOrigin, CaptionStatus
 from ..store import Store, register_schema
 
 MODES = ("only-missing", "refresh", "overwrite", "propose")
@@ -158,7 +159,7 @@ class CaptionReport:
     @property
     def failed(self) -> list[CaptionOutcome]:
         """Outcomes that failed."""
-        return self.by_status("failed")
+        return self.by_status(CaptionStatus.FAILED)
 
     def counts(self) -> dict[str, int]:
         """``{status: count}`` for every status that occurs."""
@@ -188,26 +189,26 @@ def caption_status(dataset: Dataset, relpath: str) -> str:
     """
     current = dataset.read_caption(relpath)
     if current is None or not current.text.strip():
-        return "missing"
+        return CaptionOrigin.MISSING
     return _status_from_history(dataset.store, relpath, current.text)
 
 
 def _status_from_history(store: Store, relpath: str, text: str) -> str:
     rows = store.caption_history(relpath, include_undone=False)
     if not rows:
-        return "edited"
+        return CaptionOrigin.EDITED
     last = rows[0]
     source = last["source"] or ""
     if source.startswith("caption:") and one_line(last["new_text"] or "") == one_line(text):
-        return "draft" if source == "caption:draft" else "generated"
-    return "edited"
+        return CaptionOrigin.DRAFT if source == "caption:draft" else CaptionOrigin.GENERATED
+    return CaptionOrigin.EDITED
 
 
 def draft_relpaths(dataset: Dataset) -> list[str]:
     """Images whose caption is still an unedited draft (see :func:`caption_status`)."""
     return [r.relpath for r in dataset.images()
             if r.caption and r.caption.strip()
-            and _status_from_history(dataset.store, r.relpath, r.caption) == "draft"]
+            and _status_from_history(dataset.store, r.relpath, r.caption) == CaptionOrigin.DRAFT]
 
 
 def dataset_trigger(dataset: Dataset) -> str | None:

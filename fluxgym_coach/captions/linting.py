@@ -281,5 +281,5 @@ def dataset_findings(captions: dict[str, str | None],
     return result
 
 
-__all__ = ["BOILERPLATE", "DATASET_CODES", "DEFAULT_THRESHOLDS", "SEVERITIES", "CaptionFinding",
-           "caption_style", "dataset_findings", "lint", "lint_many"]
+__all__ = ["BOILERPLATE", "DATASET_CODES", "DEFAULT_THRESHOLDS", "SEVERITIES", "CaptionFinding", "caption_style",
+           "dataset_findings", "lint", "lint_many"]

@@ -72,7 +72,7 @@ def tokens_cmd(
     text: Annotated[Optional[str], typer.Option("--text", help="Count this text instead.")] = None,
     json_out: Json = False,
 ) -> None:
-    """CLIP-L (limit 77) and T5 (limit 512) token counts, per caption.
+    """CLIP-L and T5 token counts per caption (limits 77 and 512).
 
     Exact with a local tokenizer, otherwise marked as estimates.
 
@@ -127,7 +127,9 @@ def prefix_cmd(dataset: DatasetArg, text: Annotated[str, typer.Argument(help="Te
 @captions_app.command("trigger-first")
 def trigger_first_cmd(dataset: DatasetArg, trigger: Trigger = None, images: Images = None,
                       json_out: Json = False) -> None:
-    """Put the trigger word first in every caption (moved where it is already a tag); undoable.
+    """Put the trigger word first in every caption; undoable.
+
+    Where it is already a tag it is moved to the front, never doubled.
 
     Example: fluxgym-coach captions trigger-first ./photos --trigger ohwx
     """
@@ -178,7 +180,9 @@ def sort_cmd(dataset: DatasetArg,
              keep_first: Annotated[int, typer.Option("--keep-first", min=0,
                                                      help="Tags left in place at the start.")] = 1,
              images: Images = None, json_out: Json = False) -> None:
-    """Sort the tags of every caption (the first one, the trigger word, stays); undoable.
+    """Sort the tags of every caption; undoable.
+
+    The first tags (--keep-first, 1: the trigger word) stay in place.
 
     Example: fluxgym-coach captions sort-tags ./photos --by frequency
     """
@@ -207,9 +211,10 @@ def undo_cmd(
     image: Annotated[Optional[str], typer.Option("--image", "-i", help="Undo this image's last change.")] = None,
     json_out: Json = False,
 ) -> None:
-    """Undo a bulk operation (--op ID), or the last caption change of one image (--image).
+    """Undo a bulk operation, or one image's last caption change.
 
-    Without either, list the recent operations with their ids.
+    --op ID undoes an operation as a whole, --image REL one image's last
+    change; without either, the recent operations are listed with their ids.
 
     Example: fluxgym-coach captions undo ./photos --image chelsea.png
     """
@@ -249,7 +254,9 @@ def undo_cmd(
 
 @captions_app.command("status")
 def status_cmd(dataset: DatasetArg, json_out: Json = False) -> None:
-    """Who wrote each caption: missing, draft, generated (a captioner) or edited (a person).
+    """Who wrote each caption: missing, draft, generated or edited.
+
+    generated: a captioner wrote it; edited: a person wrote or changed it.
 
     Example: fluxgym-coach captions status ./photos --json
     """

@@ -42,7 +42,9 @@ def _value(v: object) -> str:
 def stats(dataset: DatasetArg, category: Category = None,
           pooled: Annotated[bool, typer.Option("--pooled", help="Pool all matching categories.")] = False,
           json_out: Json = False) -> None:
-    """Acceptance rate of each parameter setting, per image category, with counts.
+    """Acceptance rate of each setting, per image category.
+
+    With the counts of accepted, rejected and reprocessed variants.
 
     Example: fluxgym-coach feedback stats ./photos --category bw
     """
@@ -69,7 +71,9 @@ def suggest(dataset: DatasetArg, category: Category = None,
             min_count: Annotated[int, typer.Option("--min-count", min=1,
                                                    help="Fewest judged decisions a setting needs.")] = MIN_DECISIONS,
             json_out: Json = False) -> None:
-    """The enhancement defaults users accept most (shipped defaults where evidence is thin).
+    """The enhancement defaults users accept most.
+
+    The shipped defaults are kept where the evidence is thin (--min-count).
 
     Example: fluxgym-coach feedback suggest ./photos --min-count 5
     """
@@ -94,7 +98,9 @@ def export(dataset: DatasetArg,
            local_only: Annotated[bool, typer.Option("--local-only",
                                                     help="Leave out decisions imported from elsewhere.")] = False
            ) -> None:
-    """Write the decisions as JSON Lines, to merge on another machine with `feedback import`.
+    """Write the decisions as JSON Lines (for `feedback import`).
+
+    To merge them into a dataset on another machine.
 
     Example: fluxgym-coach feedback export ./photos --out decisions.jsonl
     """
@@ -109,9 +115,9 @@ def export(dataset: DatasetArg,
 def import_(dataset: DatasetArg,
             files: Annotated[list[Path], typer.Argument(help="JSON Lines files from `feedback export`.")],
             json_out: Json = False) -> None:
-    """Merge exported decisions into this dataset's learning data (duplicates skipped).
+    """Merge exported decisions into this dataset's learning data.
 
-    Exit code 1 when some lines were invalid (the valid ones are merged), 2 when a file is unreadable.
+    Decisions already present are skipped. Exit code 1 when some lines were invalid (the valid ones are merged), 2 when a file is unreadable.
 
     Example: fluxgym-coach feedback import ./photos decisions.jsonl
     """

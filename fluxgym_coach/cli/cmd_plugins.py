@@ -51,7 +51,9 @@ def _report_load_errors(project: Project) -> None:
 
 @plugins_app.command("list")
 def list_cmd(dataset: DatasetArg, as_json: Json = False) -> None:
-    """List the dataset's plugins, their actions (id, hooks, parameters) and installed plugins.
+    """List the dataset's plugins, their actions and installed plugins.
+
+    Each action with its id, hooks and parameters.
 
     Example: fluxgym-coach plugins list ./photos --json
     """
@@ -128,11 +130,12 @@ def add_cmd(
 @plugins_app.command("trust")
 def trust_cmd(folder: Annotated[Path, typer.Argument(
         help="A plugin folder named in a dataset's plugins.toml (as `plugins list` prints it).")]) -> None:
-    """Trust a plugin folder with its current content, so datasets that name it may run it.
+    """Trust a plugin folder, so datasets that name it may run it.
 
-    The record is kept in your user config folder, never in a dataset, keyed by
-    the folder's resolved path and a SHA-256 of its files: once any file
-    changes, the folder is untrusted again and has to be trusted anew.
+    Its current content is trusted: the record is kept in your user config
+    folder, never in a dataset, keyed by the folder's resolved path and a
+    SHA-256 of its files; once any file changes, the folder is untrusted
+    again and has to be trusted anew.
 
     Example: fluxgym-coach plugins trust examples/plugins/hue_plugin
     """
@@ -148,7 +151,9 @@ def trust_cmd(folder: Annotated[Path, typer.Argument(
 
 @plugins_app.command("untrust")
 def untrust_cmd(folder: Annotated[Path, typer.Argument(help="A plugin folder trusted before.")]) -> None:
-    """Forget the trust of a plugin folder (its code will not run until trusted again).
+    """Forget the trust of a plugin folder.
+
+    Its code will not run until it is trusted again.
 
     Example: fluxgym-coach plugins untrust examples/plugins/hue_plugin
     """
@@ -161,7 +166,9 @@ def untrust_cmd(folder: Annotated[Path, typer.Argument(help="A plugin folder tru
 @plugins_app.command("remove")
 def remove_cmd(dataset: DatasetArg,
                name: Annotated[str, typer.Argument(help="Plugin name (a built-in is disabled).")]) -> None:
-    """Remove a plugin from the dataset, with its data folder and stored parameters.
+    """Remove a plugin from the dataset, with its data and parameters.
+
+    Its data folder and stored parameters go too; a built-in plugin is disabled.
 
     Example: fluxgym-coach plugins remove ./photos hue_plugin
     """
@@ -249,7 +256,9 @@ def run_cmd(
     no_scan: Annotated[bool, typer.Option("--no-scan", help="Do not re-scan the folder first.")] = False,
     as_json: Json = False,
 ) -> None:
-    """Run a plugin action on the dataset and print its result (groups, notifications, value).
+    """Run a plugin action on the dataset and print its result.
+
+    The result: groups of images, notifications and a value.
 
     Example: fluxgym-coach plugins run ./photos core.audit --param resolution=1024
     """

@@ -32,7 +32,7 @@ def list_cmd(
         show_default=False)] = None,
     json_out: Json = False,
 ) -> None:
-    """The tag table: every tag with the number of images carrying it, most used first.
+    """The tag table: each tag with its image count, most used first.
 
     Example: fluxgym-coach tags list ./photos --limit 20 --exclude ohwx
     """
@@ -78,7 +78,9 @@ def rename_cmd(dataset: DatasetArg, old: Annotated[str, typer.Argument(help="Tag
 def merge_cmd(dataset: DatasetArg,
               sources: Annotated[list[str], typer.Argument(help="Tags to merge, then the target.")],
               images: Images = None, json_out: Json = False) -> None:
-    """Merge tags into one (the last one named): kitty and kitten become cat below.
+    """Merge tags into the last one named.
+
+    kitty and kitten become cat in the example below.
 
     Example: fluxgym-coach tags merge ./photos kitty kitten cat
     """
@@ -109,7 +111,9 @@ def add_cmd(dataset: DatasetArg, tag: Annotated[str, typer.Argument(help="Tag to
                 "--position", min=0, help="Index among the tags (1 = right after the trigger "
                                           "word); default: at the end.", show_default=False)] = None,
             json_out: Json = False) -> None:
-    """Add a tag to the captions of --image (all images when none given) that lack it.
+    """Add a tag to the captions that lack it.
+
+    Only the captions of --image when given, else every image's.
 
     Example: fluxgym-coach tags add ./photos outdoors -i chelsea.png --position 1
     """
@@ -125,7 +129,9 @@ def add_cmd(dataset: DatasetArg, tag: Annotated[str, typer.Argument(help="Tag to
 def complete_cmd(dataset: DatasetArg, prefix: Annotated[str, typer.Argument(help="What was typed.")],
                  limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most completions shown.")] = 10,
                  json_out: Json = False) -> None:
-    """Autocomplete a tag from the dataset's own tags (what the TUI editor offers).
+    """Autocomplete a tag from the dataset's own tags.
+
+    What the TUI's caption editor offers.
 
     Example: fluxgym-coach tags complete ./photos ca
     """

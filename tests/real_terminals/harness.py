@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import os
 import struct
 import sys
 import termios
@@ -52,15 +53,18 @@ def main() -> None:
     ap.add_argument("--preview", default="auto")
     args = ap.parse_args()
 
-    from fluxgym_coach.tui.widgets import preview as pv  # textual-image probes the terminal here
     from fluxgym_coach.tui.terminal import (
         apply_colour_depth,
         current_terminal,
         use_real_window_size,
     )
+    from fluxgym_coach.tui.widgets import (
+        preview as pv,  # textual-image probes the terminal here
+    )
 
     term = current_terminal()
     apply_colour_depth(term)
+    env_size = {k: os.environ[k] for k in ("COLUMNS", "LINES") if k in os.environ}
     dropped = use_real_window_size()
     from fluxgym_coach.tui.app import ReviewApp
 
@@ -112,8 +116,10 @@ def main() -> None:
             "region": [region.x, region.y, region.width, region.height],
             "cells": [cols, rows], "pixels": [xpix, ypix],
             "app_size": [app.size.width, app.size.height], "dropped_env": dropped,
+            "env_size": env_size,
             "renderer": preview.renderer, "color_system": app.console.color_system,
             "status": pv.preview_status(args.preview, app.console.color_system),
+            "fix_shown": preview.fix if preview.query_one("#preview-fix").display else "",
             "colour_reason": term.colour_reason,
             "tmux_features": sorted(term.tmux.client_features) if term.tmux else None}))
         tmp.replace(report)

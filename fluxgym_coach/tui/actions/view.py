@@ -72,8 +72,11 @@ class PreviewActions:
 
     def _on_rest(self) -> None:
         self._preview_timer = None
-        self._sync_panels()
-        self._draw_preview()
+        try:
+            self._sync_panels()
+            self._draw_preview()
+        except NoMatches:  # the cursor came to rest while the app was closing
+            pass
 
     def _schedule_preview(self, delay: float) -> None:
         self._schedule_rest(delay)
