@@ -63,7 +63,7 @@ from .widgets.image_list import ImageList
 from .widgets.info_panel import InfoPanel
 from .widgets.jobs_panel import JobsPanel
 from .widgets.preview import Preview, preview_status
-from .live import LiveActions, hook_steps
+from .live import LiveActions
 from .widgets.status_line import Part, StatusLine
 
 STATE_KEY = "tui.state"
@@ -90,7 +90,6 @@ class ReviewCommands(Provider):
                 yield Hit(score, matcher.highlight(title), callback, help=help_text)
 
 
-@hook_steps
 class ReviewApp(PreviewActions, NavigateActions, ReviewActions, CaptionActions, BulkCaptionActions,
                 EnhanceActions, JobActions, ScanActions, ExportActions, LiveActions, App[None]):
     """Keyboard-driven review of one dataset (see the module docstring).
@@ -272,6 +271,7 @@ class ReviewApp(PreviewActions, NavigateActions, ReviewActions, CaptionActions, 
         self.dataset.store.set_setting(STATE_KEY, {
             "cursor": row.relpath if row else None, "filter": self.index.filter,
             "sort": self.index.sort})
+        self.save_search()
 
     # -- messages from the widgets (decorated handlers stay here: Textual collects
     # ``@on`` handlers from the App subclass's own body, not from plain mixins) ------
@@ -365,7 +365,7 @@ class ReviewApp(PreviewActions, NavigateActions, ReviewActions, CaptionActions, 
         for key in self.running_jobs():
             out.append((f"Cancel job {key}", partial(self.cancel_job, key), "stop it"))
         out.extend(self.plugin_actions)
-        return out
+        return out + self.resume_commands()
 
     def action_help(self) -> None:
         """Show every key."""

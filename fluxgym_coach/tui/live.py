@@ -128,7 +128,7 @@ LAST_JOBS_KEY = "tui.last_jobs"
 _JOB_WORDS = {"enhance": "enhancement", "caption": "captioning"}
 
 
-def _remember_job(app: Any, kind: str, relpaths: list[str], settings: dict[str, Any]) -> None:
+def remember_job(app: Any, kind: str, relpaths: list[str], settings: dict[str, Any]) -> None:
     """Remember what a job runs on, so an interrupted one can be run again after a reopen."""
     import time
 
@@ -138,66 +138,10 @@ def _remember_job(app: Any, kind: str, relpaths: list[str], settings: dict[str, 
     store.set_setting(LAST_JOBS_KEY, jobs)
 
 
-def hook_steps(cls: type) -> type:
-    """Class decorator of the review app: after its own steps, keep the panels live.
-
-    Wraps these steps wherever the app defines them (itself or a mixin):
-    ``_new_job`` gives every job the :class:`LiveJobSink` (same state, plus the
-    summary and the scan's rows); ``_caption_saved`` and ``_decide`` refresh the
-    findings of the image they changed; ``start_enhance`` and ``_run_caption``
-    remember what the job runs on (:data:`LAST_JOBS_KEY`); ``save_state`` keeps
-    the search text (:data:`SEARCH_KEY`); ``palette_commands`` adds the resume
-    commands. Returns ``cls``."""
-    new_job, caption_saved, decide = cls._new_job, cls._caption_saved, cls._decide  # type: ignore[attr-defined]
-    start_enhance, caption_job = cls.start_enhance, cls._run_caption  # type: ignore[attr-defined]
-    save_state, palette_commands = cls.save_state, cls.palette_commands  # type: ignore[attr-defined]
-
-    def start_enhance_(self: Any, rows: list[Row], params: Any) -> str:
-        _remember_job(self, "enhance", [r.relpath for r in rows], params.to_dict())
-        return start_enhance(self, rows, params)
-    start_enhance_.__name__ = "start_enhance"
-
-    def _run_caption(self: Any, relpaths: list[str], opts: dict[str, Any]) -> None:
-        _remember_job(self, "caption", relpaths, dict(opts))
-        caption_job(self, relpaths, opts)
-
-    def save_state_(self: Any) -> None:
-        save_state(self)
-        query, saved = self.index.query, getattr(self, "_saved_search", None)
-        if saved is not None and query != saved:  # None: not restored yet (on_mount below)
-            self._saved_search = query
-            self.dataset.store.set_setting(SEARCH_KEY, query)
-    save_state_.__name__ = "save_state"
-
-    def palette_commands_(self: Any) -> list[Any]:
-        return palette_commands(self) + self.resume_commands()
-    palette_commands_.__name__ = "palette_commands"
-
-    def _new_job(self: Any, kind: str, label: str, total: int) -> Any:
-        sink = new_job(self, kind, label, total)
-        sink.__class__ = LiveJobSink
-        return sink
-
-    def _caption_saved(self: Any, relpath: str, text: str) -> None:
-        caption_saved(self, relpath, text)
-        self.refresh_findings([relpath])
-
-    def _decide(self: Any, decision: str) -> None:
-        row = self.current
-        decide(self, decision)
-        if row is not None:
-            self.refresh_findings([row.relpath])
-
-    for f in (_new_job, _caption_saved, _decide, start_enhance_, _run_caption, save_state_,
-              palette_commands_):
-        f.__doc__ = getattr(cls, f.__name__).__doc__
-        setattr(cls, f.__name__, f)
-    return cls
-
-
 class LiveActions:
-    """Findings refresh and scan streaming (see the module docstring); the app
-    also applies :func:`hook_steps`."""
+    """Findings refresh, scan streaming, the kept search and the resume commands (see
+    the module docstring); the other mixins call :meth:`refresh_findings` after a change
+    and :func:`remember_job` when a job starts."""
 
     #: Set once the audit's findings are in the rows: before that there is nothing to refresh.
     findings_loaded = False
@@ -240,6 +184,13 @@ class LiveActions:
                        f"({job.done} of {job.total} done, kept). ctrl+p, \"Resume the interrupted "
                        f"{word}\" runs it again on the rest.", title="interrupted job",
                        severity="warning", timeout=20)
+
+    def save_search(self) -> None:
+        """Keep the search text in the store (:data:`SEARCH_KEY`; restored on reopen)."""
+        query, saved = self.index.query, getattr(self, "_saved_search", None)
+        if saved is not None and query != saved:  # None: not restored yet (on_mount above)
+            self._saved_search = query
+            self.dataset.store.set_setting(SEARCH_KEY, query)
 
     def resume_commands(self) -> list[tuple[str, Any, str]]:
         """Palette commands that run an interrupted job again."""

@@ -15,6 +15,7 @@ from ...feedback import REPROCESS, Decision
 from ...settings import load_settings, update_settings
 from ..jobs import JobSink
 from ..messages import RowsChanged
+from ..live import remember_job
 from ..model import Row
 from ..screens.forms import ConfirmScreen, Field, FormScreen
 
@@ -100,6 +101,7 @@ class EnhanceActions:
 
     def start_enhance(self, rows: list[Row], params: EnhanceParams) -> str:
         """Start an enhancement job for ``rows``; returns the job key."""
+        remember_job(self, "enhance", [r.relpath for r in rows], params.to_dict())  # for a resume
         # the next form starts from these values, even when this job fails to start
         update_settings(self.dataset.store, enhance={"params": params.to_dict()})
         label = "Enhance" if len(rows) > 1 else "Enhance 1"

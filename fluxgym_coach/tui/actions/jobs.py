@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from textual.worker import get_current_worker
 
 from ..jobs import JobSink
+from ..live import LiveJobSink
 from ..messages import JobUpdated
 from ..model import plural
 from ..screens.problems import Problem, ProblemsScreen
@@ -25,7 +26,7 @@ class JobActions:
 
     def _new_job(self, kind: str, label: str, total: int) -> JobSink:
         key = f"{kind}{next(self._job_ids)}"
-        sink = JobSink(self, key, kind, label, total)
+        sink = LiveJobSink(self, key, kind, label, total)
         self._sinks[key] = sink
         self.query_one(JobsPanel).update_job(sink.progress)
         return sink
