@@ -115,6 +115,11 @@ def backend_from_settings(settings: DatasetSettings | None = None, *, backend: s
 
 #: Options the Forge interrogate captioner takes (the others are openai's).
 _FORGE_CAPTION_OPTIONS = ("model", "url", "api_auth", "concurrency", "image_size", "timeout")
+
+
+class ForgeOnlyOption(ValueError):
+    """A Forge server URL (``url``) was given for a caption backend other than forge
+    (the openai backend's server is its ``base_url``)."""
 #: Saved options naming a local model folder, loaded with the model's own code.
 _MODEL_PATH_OPTIONS = ("model_path",)
 
@@ -126,6 +131,9 @@ def caption_backend_choice(settings: DatasetSettings | None = None, *, backend: 
     this run (None values ignored), else the dataset's saved ``settings.caption`` (server
     and model included), else ``draft``. Saved options count only for the saved backend;
     ``model`` means ``model_path`` for florence2; forge keeps the options it takes.
+    ``url`` and ``api_auth`` (a Forge server and its credentials) are for forge: with
+    another backend a given ``url`` raises :class:`ForgeOnlyOption` and ``api_auth`` is
+    ignored (it may come from the environment for the enhancement server).
 
     A saved model folder inside ``dataset_root`` is refused (ValueError): the store
     travels with the dataset, and such a model runs its own code when loaded; give
@@ -134,6 +142,11 @@ def caption_backend_choice(settings: DatasetSettings | None = None, *, backend: 
     name = backend or (saved.backend if saved else "draft")
     merged = dict(saved.options) if saved is not None and saved.backend == name else {}
     given = {k: v for k, v in options.items() if v is not None}
+    if name != "forge":
+        if "url" in given:
+            raise ForgeOnlyOption(f"a Forge server URL is for the forge caption backend; {name} "
+                                  "takes its server as base_url")
+        given.pop("api_auth", None)
     if name == "florence2" and "model" in given:
         given["model_path"] = given.pop("model")
     if dataset_root is not None:
@@ -149,6 +162,31 @@ def caption_backend_choice(settings: DatasetSettings | None = None, *, backend: 
     return name, merged
 
 
+#: The option naming each caption backend's server (the one "server URL" a form asks for).
+CAPTION_SERVER_OPTION = {"openai": "base_url", "forge": "url"}
+#: The option naming each caption backend's model (florence2: a local model folder).
+CAPTION_MODEL_OPTION = {"openai": "model", "forge": "model", "florence2": "model_path"}
+
+
+def caption_server_options(backend: str, url: str | None = None, model: str | None = None) -> dict[str, Any]:
+    """The caption backend options for one server URL and one model name, as a front end
+    asks for them: openai ``base_url`` / ``model``, forge ``url`` / ``model``, florence2
+    ``model_path``; the draft backend takes neither. Empty values are left out (the
+    backend's own default applies). The inverse of :func:`caption_server_fields`."""
+    pairs = ((CAPTION_SERVER_OPTION.get(backend), url), (CAPTION_MODEL_OPTION.get(backend), model))
+    return {key: value for key, value in pairs if key and value}
+
+
+def caption_server_fields(backend: str, options: dict[str, Any]) -> tuple[str, str]:
+    """``(server URL, model)`` of saved caption ``options`` of ``backend`` (``""`` where
+    none), to pre-fill a form; the inverse of :func:`caption_server_options`."""
+    url = options.get(CAPTION_SERVER_OPTION.get(backend, ""), "") or options.get("base_url") \
+        or options.get("url", "")
+    model = options.get(CAPTION_MODEL_OPTION.get(backend, ""), "") or options.get("model") \
+        or options.get("model_path", "")
+    return str(url or ""), str(model or "")
+
+
 def captioner_from_settings(settings: DatasetSettings | None = None, *, backend: str | None = None,
                             dataset_root: str | Path | None = None, **options: Any) -> "CaptionBackend":
     """Build the caption backend for a job (the choice of :func:`caption_backend_choice`).
@@ -162,6 +200,31 @@ def captioner_from_settings(settings: DatasetSettings | None = None, *, backend:
 def remember_forge_pool(dataset: "Dataset", api_urls: Sequence[str]) -> None:
     """Save the Forge servers of this run (without credentials) as the dataset's pool."""
     update_settings(dataset.store, enhance={"api_urls": [strip_credentials(u) for u in api_urls]})
+
+
+def result_cache(dataset: "Dataset", cache_dir: str | Path | None = None, *,
+                 private: bool = False) -> "ImageCache":
+    """The result cache a job on ``dataset`` uses: the shared user cache (or ``cache_dir``),
+    or with ``private`` (``prepare --no-cache``) a cache of the dataset's own, in its
+    store folder, so that no result is read from or shared with other datasets while
+    the variants the job selects stay readable by a later export or the TUI."""
+    from .cache import ImageCache
+
+    return ImageCache(dataset.store.path.parent / "nocache-results") if private else ImageCache(cache_dir)
+
+
+def learned_params(dataset: "Dataset", params: "EnhanceParams", *,
+                   keep: Sequence[str] = ()) -> tuple["EnhanceParams", dict[str, Any], Any]:
+    """``(params, changes, evidence)``: ``params`` with the enhancement defaults the
+    dataset's reviews accepted most (:func:`fluxgym_coach.feedback.learn_defaults`),
+    except the fields named in ``keep`` (what the user gave on this run wins).
+    ``changes`` maps each field changed to its learned value; ``evidence`` is the
+    :class:`~fluxgym_coach.feedback.SuggestedDefaults` (``decisions``, ``min_count``)."""
+    from .feedback import learn_defaults
+
+    learned = learn_defaults(dataset.store, base=params)
+    changes = {k: v for k, v in learned.changes.items() if k not in set(keep)}
+    return params.with_(**changes), changes, learned
 
 
 # -- jobs -------------------------------------------------------------------------------------------
@@ -213,7 +276,9 @@ async def caption_images(dataset: "Dataset", relpaths: Sequence[str] | None, cap
     """Caption images of ``dataset`` with ``captioner`` (see :mod:`fluxgym_coach.captions.job`
     for ``mode``); ``trigger`` None means the dataset's trigger word. ``only-missing``
     and ``refresh`` are remembered for next time; ``overwrite`` (destructive) and
-    ``propose`` (tag proposals) never are."""
+    ``propose`` (tag proposals) never are. Without ``relpaths``, ``report.unreadable``
+    names every image of the store left out because it cannot be read (relpath ->
+    reason), on the first run and every later one alike."""
     from .captions.job import run_caption
 
     settings = load_settings(dataset.store)
@@ -221,8 +286,11 @@ async def caption_images(dataset: "Dataset", relpaths: Sequence[str] | None, cap
         trigger = settings.trigger
     if mode in ("only-missing", "refresh"):
         update_settings(dataset.store, caption={"mode": mode})
-    return await run_caption(dataset, captioner, list(relpaths) if relpaths is not None else None,
-                             mode=mode, trigger=trigger, cache=cache, on_event=on_event, cancel=cancel)
+    report = await run_caption(dataset, captioner, list(relpaths) if relpaths is not None else None,
+                               mode=mode, trigger=trigger, cache=cache, on_event=on_event, cancel=cancel)
+    if relpaths is None:  # images asked for by name that cannot be read are failed outcomes
+        report.unreadable = {r.relpath: r.error for r in dataset.images() if r.error}
+    return report
 
 
 async def audit_dataset(dataset: "Dataset", *, resolution: int | None = None, trigger: str | None = None,
@@ -241,42 +309,69 @@ async def audit_dataset(dataset: "Dataset", *, resolution: int | None = None, tr
         **options)
 
 
-async def export_dataset(dataset: "Dataset", out_dir: str | Path, name: str, trigger: str | None = None,
+def export_name(dataset: "Dataset", name: str | None = None) -> str:
+    """The LoRA name of an export: ``name`` when given, else the one the dataset was last
+    exported under (:attr:`ExportSettings.name <fluxgym_coach.settings.ExportSettings>`),
+    else the dataset folder's name."""
+    return name or load_settings(dataset.store).export.name or dataset.root.name
+
+
+async def export_dataset(dataset: "Dataset", out_dir: str | Path, name: str | None, trigger: str | None = None,
                          *, resolution: int | None = None, repeats: int | None = None,
-                         rescan: bool = True, on_event: EventSink = null_sink, **options: Any) -> "ExportReport":
+                         rescan: bool = True, only_accepted: bool = False, on_event: EventSink = null_sink,
+                         **options: Any) -> "ExportReport":
     """Export ``dataset`` for Fluxgym / kohya (see :func:`fluxgym_coach.export.fluxgym.export_dataset`).
 
-    ``trigger``, ``resolution`` and ``repeats`` default to the dataset's
-    settings, and the values used are saved as its settings. With ``rescan``
-    the folder is scanned first through :func:`scan`. Raises ExportError
-    before writing anything when the target or the arguments are unusable."""
+    ``name`` (None: :func:`export_name`), ``trigger``, ``resolution`` and ``repeats``
+    default to the dataset's settings, and the values used are saved as its
+    settings. With ``rescan`` the folder is scanned first through :func:`scan`.
+    ``only_accepted``: only the images accepted in a review (:func:`accepted_images`;
+    excluded ones are always left out). Raises ExportError before writing anything
+    when the target or the arguments are unusable."""
     from .export import fluxgym as export
 
     settings = load_settings(dataset.store)
+    name = export_name(dataset, name)
     trigger = trigger if trigger is not None else settings.trigger
     resolution = resolution or settings.resolution
     repeats = repeats or settings.repeats
     if rescan:
         await scan(dataset, on_event)
+    if only_accepted:
+        options["relpaths"] = await asyncio.to_thread(accepted_images, dataset)
     report = await asyncio.to_thread(export.export_dataset, dataset, out_dir, name, trigger,
                                      resolution=resolution, repeats=repeats, on_event=on_event, **options)
     update_settings(dataset.store, trigger=trigger, resolution=resolution, repeats=repeats,
-                    export={"out_dir": str(out_dir), "name": name,
+                    export={"out_dir": str(out_dir), "name": name, "only_accepted": only_accepted,
                             **({"vram": options["vram"]} if "vram" in options else {})})
     return report
 
 
-async def prepare_dataset(dataset: "Dataset", out_dir: str | Path, name: str, trigger: str,
+def accepted_images(dataset: "Dataset") -> list[str]:
+    """Relpaths of the images accepted in a review (selection status ``accepted``: the
+    enhanced variant or the original the reviewer chose), in the store's order."""
+    return [rel for rel, (_, status) in dataset.store.selection().items() if status == "accepted"]
+
+
+async def prepare_dataset(dataset: "Dataset", out_dir: str | Path, name: str | None, trigger: str,
                           backend: "EnhanceBackend", **options: Any) -> "PrepareReport":
-    """The main job: scan, enhance what is too small, export (see :mod:`fluxgym_coach.export.prepare`)."""
+    """The main job: scan, enhance what is too small, export (see :mod:`fluxgym_coach.export.prepare`);
+    ``name`` None is :func:`export_name`. The trigger word, resolution, repeats and where
+    the export went are saved as the dataset's settings, as :func:`export_dataset` does."""
     from .export import prepare
 
+    name = export_name(dataset, name)
     report = await prepare.prepare_dataset(dataset, out_dir, name, trigger, backend, **options)
     update_settings(dataset.store, trigger=trigger,
-                    **{k: options[k] for k in ("resolution", "repeats") if k in options})
+                    **{k: options[k] for k in ("resolution", "repeats") if k in options},
+                    **({"export": {"out_dir": str(out_dir), "name": name,
+                                   **({"vram": options["vram"]} if "vram" in options else {})}}
+                       if report.export is not None else {}))
     return report
 
 
-__all__ = ["DEFAULT_FORGE_URL", "audit_dataset", "backend_from_settings", "caption_images",
-           "caption_backend_choice", "captioner_from_settings", "enhance_images", "export_dataset", "prepare_dataset",
-           "remember_forge_pool", "resolve_backend_name", "scan", "scan_blocking"]
+__all__ = ["CAPTION_MODEL_OPTION", "CAPTION_SERVER_OPTION", "DEFAULT_FORGE_URL", "ForgeOnlyOption",
+           "accepted_images", "audit_dataset", "backend_from_settings", "caption_backend_choice",
+           "caption_images", "caption_server_fields", "caption_server_options", "captioner_from_settings",
+           "enhance_images", "export_dataset", "export_name", "learned_params", "prepare_dataset",
+           "remember_forge_pool", "resolve_backend_name", "result_cache", "scan", "scan_blocking"]

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .statuses import JobStatus  # noqa: F401  (re-exported: the values of JobFinished.status)
+
 
 @dataclass(slots=True)
 class JobStarted:
@@ -55,7 +57,9 @@ class ItemWarning:
 
 @dataclass(slots=True)
 class JobFinished:
-    """The job ended: ``status`` is ``"done"``, ``"failed"`` or ``"cancelled"``."""
+    """The job ended: ``status`` is :attr:`JobStatus.DONE`, ``FAILED`` or ``CANCELLED``
+    (:class:`~fluxgym_coach.statuses.JobStatus`, equal to ``"done"``, ``"failed"``,
+    ``"cancelled"``)."""
 
     job: str
     kind: str

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import xxhash
 
 from .cache import canonical_json
+from .statuses import JobStatus
 from .store import Store, register_schema
 
 if TYPE_CHECKING:
@@ -37,27 +38,28 @@ class Journal:
         self.job_id = job_id
         now = time.time()
         rows = store.execute("SELECT status FROM jobs WHERE id = ?", (job_id,))
-        if rows and rows[0]["status"] == "done":
+        if rows and rows[0]["status"] == JobStatus.DONE:
             store.execute("DELETE FROM job_items WHERE job_id = ?", (job_id,))
         if rows:
-            store.execute("UPDATE jobs SET status = 'running', total = ?, updated_at = ? WHERE id = ?",
-                          (total, now, job_id))
+            store.execute("UPDATE jobs SET status = ?, total = ?, updated_at = ? WHERE id = ?",
+                          (JobStatus.RUNNING, total, now, job_id))
         else:
             store.execute(
                 "INSERT INTO jobs(id, kind, params, status, total, created_at, updated_at) "
                 "VALUES (?,?,?,?,?,?,?)",
-                (job_id, kind, canonical_json(params), "running", total, now, now))
-        self.resumed = bool(rows) and rows[0]["status"] != "done"
+                (job_id, kind, canonical_json(params), JobStatus.RUNNING, total, now, now))
+        self.resumed = bool(rows) and rows[0]["status"] != JobStatus.DONE
 
     def done_items(self) -> dict[str, dict[str, Any]]:
         """``{item: result dict}`` for items finished in an earlier run of this job."""
         rows = self.store.execute(
-            "SELECT item, result FROM job_items WHERE job_id = ? AND status = 'done'", (self.job_id,))
+            "SELECT item, result FROM job_items WHERE job_id = ? AND status = ?", (self.job_id, JobStatus.DONE))
         return {r["item"]: json.loads(r["result"]) for r in rows}
 
     def mark(self, item: str, status: str, result: dict[str, Any] | None = None,
              error: str | None = None) -> None:
-        """Record one item's status (``"done"`` or ``"failed"``)."""
+        """Record one item's status (:attr:`JobStatus.DONE` or :attr:`JobStatus.FAILED`;
+        the plain strings ``"done"`` / ``"failed"`` are the same values)."""
         self.store.execute(
             "INSERT INTO job_items(job_id, item, status, result, error, updated_at) VALUES (?,?,?,?,?,?) "
             "ON CONFLICT(job_id, item) DO UPDATE SET status=excluded.status, result=excluded.result, "
@@ -66,7 +68,7 @@ class Journal:
              time.time()))
 
     def close(self, status: str) -> None:
-        """Mark the job ``"done"`` (closed) or ``"cancelled"``/``"failed"`` (resumable)."""
+        """Mark the job :attr:`JobStatus.DONE` (closed) or ``CANCELLED`` / ``FAILED`` (resumable)."""
         self.store.execute("UPDATE jobs SET status = ?, updated_at = ? WHERE id = ?",
                            (status, time.time(), self.job_id))
 

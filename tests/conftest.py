@@ -14,6 +14,13 @@ import pytest
 # under pytest-xdist the modules are imported at collection, before any fixture runs.
 os.environ["COLUMNS"] = "200"
 os.environ["NO_COLOR"] = "1"
+# The TUI's status line names the terminal's renderer and colour depth, read from these:
+# every test sees the same plain terminal (CI's, a developer's kitty or tmux alike), and
+# the tests of terminal detection pass the environment they describe explicitly.
+os.environ["TERM"] = "xterm"
+for _name in ("COLORTERM", "TERM_PROGRAM", "VTE_VERSION", "XTERM_VERSION", "TMUX", "TMUX_PANE",
+              "TEXTUAL_COLOR_SYSTEM", "KITTY_WINDOW_ID", "WT_SESSION"):
+    os.environ.pop(_name, None)
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent

@@ -33,6 +33,9 @@ def make_tui_app(tmp_path) -> Callable[..., object]:
         options.setdefault("plugins", False)  # test_tui_features turns them on
         options.setdefault("cache_dir", tmp_path / "tui-cache")
         options.setdefault("watch_interval", None)  # tests that watch the folder turn it on
+        # what `tui` resolves from --backend / FLUXGYM_COACH_BACKEND (conftest: local, the
+        # Pillow resize) and --api-url (auto then means forge); the app reads no variable
+        options.setdefault("backend", "auto" if options.get("api_url") else "local")
         return ReviewApp(dataset, **options)
 
     return make

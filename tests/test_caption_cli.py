@@ -96,3 +96,40 @@ def test_fake_openai_command_refuses_a_busy_port(fake_openai):
     port = fake_openai.url.split(":")[-1].split("/")[0]
     res = invoke("fake-openai", "--port", port)
     assert res.exit_code == 2 and "cannot listen" in res.output
+
+
+def test_unreadable_images_are_reported_by_name_on_every_run(example_dataset):
+    """issue 11 item 13: `caption` names the images it leaves out because they cannot be
+    read, in --json and in the table, with the same exit code on the first run and on a
+    second run over the same (already scanned) dataset."""
+    (example_dataset / "broken.png").write_bytes(b"not a png at all")
+    runs = [invoke("caption", example_dataset, "--json") for _ in range(2)]
+    for res in runs:
+        assert res.exit_code == 1, res.output
+        data = json.loads(res.stdout)
+        assert list(data["unreadable"]) == ["broken.png"]
+        assert "Pillow" in data["unreadable"]["broken.png"]
+        assert "broken.png" not in {o["relpath"] for o in data["outcomes"]}
+    assert json.loads(runs[1].stdout)["counts"] == {"skipped": 6}  # nothing left to caption
+    res = invoke("caption", example_dataset)
+    assert res.exit_code == 1
+    assert "unreadable (left out)" in res.stdout
+    assert "unreadable broken.png:" in " ".join(res.stderr.split())
+    # once fixed, nothing is left out and the run is clean
+    (example_dataset / "broken.png").unlink()
+    res = invoke("caption", example_dataset, "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["unreadable"] == {}
+
+
+def test_api_url_is_refused_for_a_non_forge_captioner(example_dataset):
+    res = invoke("caption", example_dataset, "--backend", "draft", "--api-url", "http://127.0.0.1:9")
+    assert res.exit_code == 2 and "--api-url is for --backend forge" in res.output
+
+
+def test_forge_servers_from_the_environment_do_not_stop_another_captioner(example_dataset, monkeypatch):
+    """$FLUXGYM_COACH_API_URL names Forge servers (the shared --api-url): the draft
+    captioner runs as if it were unset, while the same URL typed as --api-url is refused."""
+    monkeypatch.setenv("FLUXGYM_COACH_API_URL", "http://127.0.0.1:9,http://127.0.0.1:10")
+    res = invoke("caption", example_dataset, "--backend", "draft", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["counts"]["captioned"] == 4

@@ -176,6 +176,36 @@ def test_bad_input_is_reported_by_name_and_the_rest_goes_on(tmp_path):
     validate_fluxgym_export(out, "messy", "ohwx", 1024, expect_upscaled=True)
 
 
+def test_prepare_names_unreadable_images_with_the_same_exit_code_on_a_second_run(example_dataset, tmp_path):
+    """issue 11 item 13: the second run (the dataset already scanned) names the unreadable
+    image and exits 1 as the first run did, in the table and in --json."""
+    (example_dataset / "broken.png").write_bytes(b"not a png at all")
+    args = ["prepare", str(example_dataset), "-o", str(tmp_path / "fg"), "-t", "ohwx", "--backend", "local",
+            "--force"]
+    for _ in range(2):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 1, r.output
+        assert "broken.png" in r.stderr and "Pillow" in " ".join(r.stderr.split())
+    r = runner.invoke(app, args + ["--json"])
+    assert r.exit_code == 1 and list(json.loads(r.stdout)["scan"]["errors"]) == ["broken.png"]
+
+
+def test_export_names_unreadable_images_on_a_second_run_and_reuses_the_last_name(example_dataset, tmp_path):
+    """issue 11 item 13 for `export`: an image an earlier run found unreadable is named and
+    fails the run again. Without --name, the name of the last export is used (as the TUI's
+    form pre-fills it), else the folder's."""
+    (example_dataset / "broken.png").write_bytes(b"not a png at all")
+    out = tmp_path / "fg"
+    args = ["export", str(example_dataset), "-o", str(out), "-t", "ohwx", "-r", "512", "--force"]
+    r = runner.invoke(app, args + ["-n", "my style"])
+    assert r.exit_code == 1 and "broken.png" in r.stderr, r.output
+    r = runner.invoke(app, args + ["--json"])
+    assert r.exit_code == 1, r.output
+    data = json.loads(r.stdout)
+    assert data["dataset_dir"].endswith("my-style") and "broken.png" in data["skipped"]
+    assert not (out / "datasets" / "dataset").exists()
+
+
 def test_strict_turns_warnings_into_failure(example_dataset, tmp_path):
     (example_dataset / "horse.png").unlink()
     (example_dataset / "camera.png").unlink()

@@ -18,8 +18,11 @@ from fluxgym_coach.tui.terminal import (
     COLORS_16,
     COLORS_256,
     TRUECOLOR,
+    TerminalInfo,
+    TmuxInfo,
     apply_colour_depth,
     detect_terminal,
+    terminfo_has_rgb,
 )
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
@@ -127,6 +130,17 @@ def test_tmux_terminal_overrides_tc_gives_24_bit(tmux_factory):
     assert found["colour"] == TRUECOLOR
 
 
+@pytest.mark.skipif(not terminfo_has_rgb("xterm-kitty"),
+                    reason="no xterm-kitty terminfo entry (apt-get install kitty-terminfo)")
+def test_kitty_terminfo_setrgb_gives_24_bit_without_rgb_feature(tmux_factory):
+    # tmux sends 24-bit colour with the client's setrgbf/setrgbb and lists no RGB feature
+    # (tmux tty-term.c); measured: half-block colours exact in kitty 0.26.5 in tmux 3.3a
+    found = tmux_factory("kitty-rgb", "xterm-kitty").probe()
+    assert "RGB" not in found["tmux"]["features"]
+    assert found["tmux"]["rgb"] is True and found["colour"] == TRUECOLOR
+    assert found["reason"] == "tmux client xterm-kitty has setrgbf/setrgbb in terminfo"
+
+
 def test_kitty_client_without_passthrough_says_how_to_enable_it(tmux_factory):
     server = tmux_factory("kitty", "xterm-kitty", "set -g allow-passthrough off\n")
     found = server.probe()
@@ -146,6 +160,8 @@ def test_variables_outside_tmux():
     assert detect_terminal({"TERM": "xterm-256color", "VTE_VERSION": "7600"}).colour == TRUECOLOR
     assert detect_terminal({"TERM": "xterm-256color", "VTE_VERSION": "3405"}).colour == COLORS_256
     assert detect_terminal({"TERM": "xterm"}).colour == COLORS_16
+    xterm = detect_terminal({"TERM": "xterm-256color", "XTERM_VERSION": "XTerm(379)"})
+    assert xterm.colour == TRUECOLOR and xterm.colour_reason == "XTERM_VERSION=XTerm(379)"
     forced = detect_terminal({"TERM": "xterm-256color", "TEXTUAL_COLOR_SYSTEM": "truecolor"})
     assert forced.colour == TRUECOLOR and not forced.fixes
 
@@ -161,3 +177,17 @@ def test_apply_colour_depth_sets_colorterm_that_rich_reads():
     # The user's choice is kept; 256 colours stay 256.
     assert apply_colour_depth(info, {"TEXTUAL_COLOR_SYSTEM": "256"}) is False
     assert apply_colour_depth(detect_terminal({"TERM": "xterm-256color"}), {}) is False
+
+
+def test_apply_colour_depth_drops_a_leaked_colorterm_when_tmux_lacks_rgb():
+    from rich.console import Console
+
+    client = TmuxInfo("3.3a", "xterm-256color", "", frozenset({"256"}), True)
+    info = TerminalInfo(COLORS_256, "tmux client xterm-256color lacks RGB", client)
+    env = {"TERM": "tmux-256color", "COLORTERM": "truecolor"}  # from the shell that started tmux
+    assert apply_colour_depth(info, env) is True and "COLORTERM" not in env
+    assert Console(force_terminal=True, color_system="auto", _environ=env).color_system == "256"
+    kept = {"TERM": "tmux-256color", "COLORTERM": "truecolor", "TEXTUAL_COLOR_SYSTEM": "truecolor"}
+    assert apply_colour_depth(info, kept) is False and kept["COLORTERM"] == "truecolor"
+    outside = TerminalInfo(COLORS_256, "TERM=xterm-256color, no COLORTERM")
+    assert apply_colour_depth(outside, {"COLORTERM": "truecolor"}) is False

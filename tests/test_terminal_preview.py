@@ -80,3 +80,10 @@ def test_auto_renderer_inside_tmux():
     assert "half-blocks, 256 colours" in status and "allow-passthrough on" in status
     assert pv.preview_status("halfcell", "truecolor",
                              TerminalInfo(TRUECOLOR, "COLORTERM=truecolor")).endswith("24-bit")
+    assert pv.preview_fix("halfcell", "256", off).startswith("tmux set -g allow-passthrough on")
+    assert pv.preview_fix("kitty", "truecolor", good) == ""  # not poor: nothing to fix
+    lacks = TerminalInfo(COLORS_256, "tmux client xterm-kitty lacks RGB", tmux(rgb=False), True,
+                         ("tmux set -as terminal-features ',xterm-kitty:RGB' ...",),
+                         "tmux set -as terminal-features ',xterm-kitty:RGB' ...")
+    fix = pv.preview_fix("kitty", "256", lacks)  # forced kitty through tmux without RGB
+    assert fix.startswith("kitty placeholders need 24-bit colour: tmux set -as terminal-features")

@@ -32,6 +32,7 @@ from .rules import ERROR, INFO, WARNING, AuditReport, Thresholds, audit_dataset
 from ..dataset import Dataset
 from ..events import EventSink, ItemDone, ItemFailed, JobFinished, JobStarted, null_sink
 from ..fsutil import atomic_write_text
+from ..statuses import JobStatus, ReviewStatus
 
 #: Long side of the embedded thumbnails, px.
 THUMB_SIDE = 160
@@ -183,7 +184,7 @@ def thumbnails(dataset: Dataset, relpaths: list[str], on_event: EventSink = null
         for rel, url in zip(relpaths, pool.map(_thumb, [dataset.image_path(r) for r in relpaths])):
             out[rel] = url
             on_event(ItemDone(job, rel) if url else ItemFailed(job, rel, "no thumbnail: unreadable"))
-    on_event(JobFinished(job, "report", "done", sum(1 for v in out.values() if v),
+    on_event(JobFinished(job, "report", JobStatus.DONE, sum(1 for v in out.values() if v),
                          sum(1 for v in out.values() if not v)))
     return out
 
@@ -329,7 +330,7 @@ def write_report(dataset: Dataset, out: str | Path, *, resolution: int = 1024,
     """
     report = audit_dataset(dataset, resolution=resolution, thresholds=thresholds, trigger=trigger,
                            on_event=on_event, workers=workers)
-    rejected = {rel for rel, (_, status) in dataset.store.selection().items() if status == "rejected"}
+    rejected = {rel for rel, (_, status) in dataset.store.selection().items() if status == ReviewStatus.REJECTED}
     in_groups = {rel for g in report.groups for rel in g.members}
     ranked = sorted(report.images, key=lambda rel: (rel not in in_groups,
                                                     report.images[rel].worst not in (ERROR, WARNING), rel))

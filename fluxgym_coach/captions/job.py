@@ -50,6 +50,7 @@ from ..dataset import Dataset, one_line
 from ..events import EventSink, null_sink
 from ..cache import ImageCache, canonical_json
 from ..settings import load_settings, update_settings
+from ..statuses import CaptionOrigin, CaptionStatus
 from ..store import Store, register_schema
 
 MODES = ("only-missing", "refresh", "overwrite", "propose")
@@ -136,6 +137,8 @@ class CaptionReport:
 
     ``fatal`` holds the reason when the backend could not work at all (the
     remaining images are skipped); ``cancelled`` is True after ``cancel``.
+    ``unreadable``: images of the dataset left out because they cannot be read
+    (relpath -> reason, from the store; filled by :func:`fluxgym_coach.core.caption_images`).
     """
 
     job_id: str
@@ -147,6 +150,7 @@ class CaptionReport:
     resumed: bool = False
     backend_requests: int = 0
     seconds: float = 0.0
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     def by_status(self, status: str) -> list[CaptionOutcome]:
         """Outcomes with ``status``, in order."""
@@ -155,7 +159,7 @@ class CaptionReport:
     @property
     def failed(self) -> list[CaptionOutcome]:
         """Outcomes that failed."""
-        return self.by_status("failed")
+        return self.by_status(CaptionStatus.FAILED)
 
     def counts(self) -> dict[str, int]:
         """``{status: count}`` for every status that occurs."""
@@ -169,7 +173,8 @@ class CaptionReport:
         return {"job_id": self.job_id, "backend": self.backend, "mode": self.mode,
                 "cancelled": self.cancelled, "fatal": self.fatal, "resumed": self.resumed,
                 "backend_requests": self.backend_requests, "seconds": round(self.seconds, 3),
-                "counts": self.counts(), "outcomes": [asdict(o) for o in self.outcomes.values()]}
+                "counts": self.counts(), "outcomes": [asdict(o) for o in self.outcomes.values()],
+                "unreadable": dict(self.unreadable)}
 
 
 # -- caption status ----------------------------------------------------------------------
@@ -184,26 +189,26 @@ def caption_status(dataset: Dataset, relpath: str) -> str:
     """
     current = dataset.read_caption(relpath)
     if current is None or not current.text.strip():
-        return "missing"
+        return CaptionOrigin.MISSING
     return _status_from_history(dataset.store, relpath, current.text)
 
 
 def _status_from_history(store: Store, relpath: str, text: str) -> str:
     rows = store.caption_history(relpath, include_undone=False)
     if not rows:
-        return "edited"
+        return CaptionOrigin.EDITED
     last = rows[0]
     source = last["source"] or ""
     if source.startswith("caption:") and one_line(last["new_text"] or "") == one_line(text):
-        return "draft" if source == "caption:draft" else "generated"
-    return "edited"
+        return CaptionOrigin.DRAFT if source == "caption:draft" else CaptionOrigin.GENERATED
+    return CaptionOrigin.EDITED
 
 
 def draft_relpaths(dataset: Dataset) -> list[str]:
     """Images whose caption is still an unedited draft (see :func:`caption_status`)."""
     return [r.relpath for r in dataset.images()
             if r.caption and r.caption.strip()
-            and _status_from_history(dataset.store, r.relpath, r.caption) == "draft"]
+            and _status_from_history(dataset.store, r.relpath, r.caption) == CaptionOrigin.DRAFT]
 
 
 def dataset_trigger(dataset: Dataset) -> str | None:

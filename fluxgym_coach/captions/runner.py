@@ -20,6 +20,7 @@ from ..dataset import Dataset
 from ..events import EventSink, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted
 from ..cache import ImageCache
 from ..jobs import Journal, job_id_for
+from ..statuses import CaptionOrigin, CaptionStatus, JobStatus
 
 
 @dataclass(slots=True)
@@ -80,9 +81,9 @@ class CaptionJob:
 
     def journal_failed(self, outcome: CaptionOutcome, reason: str) -> None:
         """Record a failed image."""
-        outcome.status, outcome.reason = "failed", reason
+        outcome.status, outcome.reason = CaptionStatus.FAILED, reason
         assert self.journal is not None
-        self.journal.mark(outcome.relpath, "failed", error=reason)
+        self.journal.mark(outcome.relpath, JobStatus.FAILED, error=reason)
         self.on_event(ItemFailed(self.job_id, outcome.relpath, reason))
 
     def journal_done(self, outcome: CaptionOutcome, status: str, reason: str = "") -> None:
@@ -90,7 +91,7 @@ class CaptionJob:
         outcome.status, outcome.reason = status, reason
         for w in outcome.warnings:
             self.on_event(ItemWarning(self.job_id, outcome.relpath, w))
-        self.on_event(ItemDone(self.job_id, outcome.relpath, cached=status not in ("captioned",),
+        self.on_event(ItemDone(self.job_id, outcome.relpath, cached=status not in (CaptionStatus.CAPTIONED,),
                                detail={"status": status, "text": outcome.text, "draft": outcome.draft,
                                        "reason": reason}))
 
@@ -98,7 +99,7 @@ class CaptionJob:
     def plan(self, rel: str, rec: Any) -> _Work | None:
         """What to do with one image: None when it is settled here (failed, resumed,
         skipped), else the request to send."""
-        outcome = CaptionOutcome(rel, "pending")
+        outcome = CaptionOutcome(rel, CaptionStatus.PENDING)
         self.report.outcomes[rel] = outcome
         if rec is None:
             self.journal_failed(outcome, "not in the dataset store: run `fluxgym-coach scan` first")
@@ -109,18 +110,19 @@ class CaptionJob:
         if rel in self.journaled:
             outcome.text = self.journaled[rel].get("text", "")
             outcome.draft = bool(self.journaled[rel].get("draft"))
-            self.journal_done(outcome, "resumed", "done in an earlier run of this job")
+            self.journal_done(outcome, CaptionStatus.RESUMED, "done in an earlier run of this job")
             return None
         current = self.dataset.read_caption(rel)
         previous = current.text if current is not None else None
         outcome.previous = previous
         has_text = previous is not None and bool(previous.strip())
         if has_text and self.mode == "only-missing":
-            self.journal_done(outcome, "skipped", "has a caption (use --refresh or --overwrite to replace it)")
+            self.journal_done(outcome, CaptionStatus.SKIPPED,
+                              "has a caption (use --refresh or --overwrite to replace it)")
             return None
         if has_text and self.mode == "refresh" and \
-                _status_from_history(self.dataset.store, rel, previous or "") == "edited":
-            self.journal_done(outcome, "skipped", "caption written or edited by the user (use --overwrite)")
+                _status_from_history(self.dataset.store, rel, previous or "") == CaptionOrigin.EDITED:
+            self.journal_done(outcome, CaptionStatus.SKIPPED, "caption written or edited by the user (use --overwrite)")
             return None
         size = rec.display_size or (None, None)
         request = CaptionRequest(relpath=rel, path=self.dataset.image_path(rel), digest=rec.digest,
@@ -204,14 +206,14 @@ class CaptionJob:
             now = await asyncio.to_thread(self.dataset.read_caption, req.relpath)
             now_text = now.text if now is not None else None
             if now_text != work.previous:
-                self.journal_done(outcome, "skipped", "caption changed while captioning; the newer "
+                self.journal_done(outcome, CaptionStatus.SKIPPED, "caption changed while captioning; the newer "
                                                       "text was kept")
-                self.journal.mark(req.relpath, "done", {"text": now_text or "", "draft": False})
+                self.journal.mark(req.relpath, JobStatus.DONE, {"text": now_text or "", "draft": False})
                 return
             await asyncio.to_thread(self.dataset.write_caption, req.relpath, final,
                                     f"caption:{self.backend.name}")
-        self.journal.mark(req.relpath, "done", {"text": final, "draft": result.draft})
-        self.journal_done(outcome, "cached" if from_cache else "captioned")
+        self.journal.mark(req.relpath, JobStatus.DONE, {"text": final, "draft": result.draft})
+        self.journal_done(outcome, CaptionStatus.CACHED if from_cache else CaptionStatus.CAPTIONED)
 
     async def send_all(self, works: list[_Work]) -> None:
         """Send every request: ``concurrency`` in flight, as many more prepared."""
@@ -239,7 +241,7 @@ class CaptionJob:
             for t in tasks:
                 t.cancel()
             assert self.journal is not None
-            self.journal.close("cancelled")
+            self.journal.close(JobStatus.CANCELLED)
             raise
 
     def close(self, started: float) -> CaptionReport:
@@ -247,11 +249,12 @@ class CaptionJob:
         report = self.report
         report.cancelled = self.cancel.is_set()
         for o in report.outcomes.values():
-            if o.status == "pending":
-                o.status = "skipped"
+            if o.status == CaptionStatus.PENDING:
+                o.status = CaptionStatus.SKIPPED
                 o.reason = (f"not run: {report.fatal}" if report.fatal else "cancelled before it ran")
         n_failed = len(report.failed)
-        status = "cancelled" if report.cancelled else ("failed" if report.fatal else "done")
+        status = (JobStatus.CANCELLED if report.cancelled else JobStatus.FAILED if report.fatal
+                  else JobStatus.DONE)
         assert self.journal is not None
         self.journal.close(status)
         report.seconds = time.perf_counter() - started

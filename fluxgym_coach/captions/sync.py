@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import xxhash
 
 from ..dataset import Dataset, one_line
+from ..statuses import CaptionOrigin
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,4 +125,4 @@ def user_written(dataset: Dataset, relpaths: Iterable[str]) -> list[str]:
     (reads each sidecar and its history)."""
     from .job import caption_status
 
-    return [rel for rel in relpaths if caption_status(dataset, rel) == "edited"]
+    return [rel for rel in relpaths if caption_status(dataset, rel) == CaptionOrigin.EDITED]

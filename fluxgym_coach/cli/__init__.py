@@ -15,15 +15,20 @@ import importlib
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import click
 import typer
 from typer.core import TyperGroup
 
 from .. import __version__
 
-#: ``app.command("name")`` and ``app.add_typer(..., name="name")`` in a cmd module's source.
-_REGISTERS = re.compile(r'app\.command\(\s*"([\w-]+)"|app\.add_typer\([^)]*?name\s*=\s*"([\w-]+)"')
+if TYPE_CHECKING:  # annotations only: Typer may vendor its own click, so none is imported at run time
+    import click
+
+#: ``app.command("name")`` and ``app.add_typer(..., name="name")`` in a cmd module's source
+#: (``app`` alone: a sub-group's ``tags_app.command("list")`` is not a top-level command).
+_REGISTERS = re.compile(r'(?<![\w.])app\.command\(\s*"([\w-]+)"'
+                        r'|(?<![\w.])app\.add_typer\([^)]*?name\s*=\s*"([\w-]+)"')
 
 
 @functools.cache
@@ -71,7 +76,7 @@ app = typer.Typer(
     name="fluxgym-coach",
     help=(
         "Prepare image datasets for FLUX LoRA training with Fluxgym / kohya sd-scripts.\n\n"
-        "Typical session:  fluxgym-coach prepare ./photos --out ~/fluxgym --trigger ohwx\n\n"
+        "Example: fluxgym-coach prepare ./photos --out ~/fluxgym --trigger ohwx\n\n"
         "That scans the folder, upscales images below the training resolution, puts the "
         "trigger word first in every caption (alone where one is missing: write those with "
         "`tui` or `caption`), and writes datasets/<name>/ and outputs/<name>/ (dataset.toml, "
@@ -101,5 +106,6 @@ def _root(
 
 
 def main() -> None:
-    """Entry point of the console script."""
-    app()
+    """Entry point of the console script (and of ``python -m fluxgym_coach``: the usage
+    lines of ``--help`` name ``fluxgym-coach`` either way, so examples copy as they are)."""
+    app(prog_name="fluxgym-coach")

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from ..audit.rules import ERROR, INFO, WARNING, Thresholds, audit_dataset
+from .. import core
+from ..audit.rules import ERROR, INFO, WARNING, Thresholds
 from ..dataset import Dataset, DatasetError
 from . import audit_output
 from .common import EXIT_USAGE, err, fail, out, progress_sink
-from .options import Json, Quiet, Strict
+from .options import Json, Quiet, Strict, TriggerCheck
 
 _DEFAULTS = Thresholds()
 
 
 def audit(
     dataset: Annotated[Path, typer.Argument(help="Folder of images with <stem>.txt captions.")],
-    resolution: Annotated[int, typer.Option("--resolution", min=256, max=4096,
-                                            help="Training resolution (kohya's side length, px).")] = 1024,
-    trigger: Annotated[Optional[str], typer.Option("--trigger", help="Trigger word the captions must "
-                                                   "start with (default: the one `caption --trigger` "
-                                                   "saved).", show_default=False)] = None,
+    resolution: Annotated[Optional[int], typer.Option(
+        "--resolution", "-r", min=256, max=4096, show_default=False,
+        help="Training resolution (kohya's side length, px). Default: the dataset's saved one "
+             "(from `export` or `prepare`), else 1024.")] = None,
+    trigger: TriggerCheck = None,
     no_captions: Annotated[bool, typer.Option("--no-captions", help="Skip the caption rules "
                                               "(for a folder not captioned yet).")] = False,
     show_all: Annotated[bool, typer.Option("--all", help="List every finding, info included, one "
@@ -37,7 +39,9 @@ def audit(
     strict: Strict = False,
     quiet: Quiet = False,
 ) -> None:
-    """Audit a dataset: findings per image with the measured value, threshold and fix.
+    """Audit a dataset: findings per image, with measures and fixes.
+
+    Each finding has the measured value, the threshold and the fix.
 
     Checks: unreadable files, resolution (how much kohya would upscale, the
     bucket and its crop), blur, exposure, black-and-white, aspect ratio,
@@ -51,6 +55,8 @@ def audit(
 
     Exit code: 0 clean, 1 when an image has an error finding (or, with
     --strict, a warning), 2 when the folder cannot be used.
+
+    Example: fluxgym-coach audit ./photos --resolution 1024 --trigger ohwx
     """
     try:
         ds = Dataset(dataset)
@@ -58,13 +64,14 @@ def audit(
         raise fail(str(exc), EXIT_USAGE) from None
     th = Thresholds(blur_variance=blur, near_duplicate_distance=near)
     with ds, progress_sink(quiet or json_out) as sink:
-        report = audit_dataset(ds, resolution=resolution, thresholds=th, trigger=trigger,
-                               caption_rules=not no_captions, on_event=sink)
+        # the core's job: plugins hear of the images the scan indexes; defaults from the settings
+        report = asyncio.run(core.audit_dataset(ds, resolution=resolution, thresholds=th, trigger=trigger,
+                                                caption_rules=not no_captions, on_event=sink))
     code = report.exit_code(strict)
     if json_out:
         audit_output.stream_json(report, {"dataset": str(ds.root), "exit_code": code})
         raise typer.Exit(code)
-    title = f"Audit of {ds.root} at resolution {resolution}"
+    title = f"Audit of {ds.root} at resolution {report.resolution}"
     if show_all:
         audit_output.print_all(report)
     else:

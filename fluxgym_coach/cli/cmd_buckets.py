@@ -103,7 +103,7 @@ def buckets(
     window in source pixels [left, top, right, bottom]; crop_fraction the share
     of the resized image cut away; scale > 1 means the trainer upscales.
 
-    Example: fluxgym-coach buckets --size 1536x1024 --size 768x1024 --resolution 1024 --json
+    Example: fluxgym-coach buckets --size 1536x1024 --size 768x1024 --json
     """
     settings = BucketSettings(trainer.value, resolution, not no_bucket, no_upscale, min_bucket_reso,
                               max_bucket_reso, bucket_reso_steps, min_ar, max_ar, num_ar_buckets,

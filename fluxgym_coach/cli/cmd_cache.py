@@ -8,8 +8,9 @@ from ..cache import ImageCache
 from .common import esc, out, print_json
 from .options import CacheDir, Json
 
-cache_app = typer.Typer(help="Inspect or empty the result cache (enhanced images, shared by all "
-                             "datasets).", no_args_is_help=True)
+cache_app = typer.Typer(help="Inspect or empty the result cache shared by all datasets.\n\n"
+                             "It holds the enhanced images (upscaled, colorized) of every job, so "
+                             "the same image is never sent twice with the same settings.\n\nExample: fluxgym-coach cache stats", no_args_is_help=True)
 
 
 def _human(n: int) -> str:
@@ -23,7 +24,10 @@ def _human(n: int) -> str:
 
 @cache_app.command("stats")
 def stats(cache_dir: CacheDir = None, json_out: Json = False) -> None:
-    """Show where the cache is, how many results it holds and their size."""
+    """Show where the cache is, how many results it holds and their size.
+
+    Example: fluxgym-coach cache stats --json
+    """
     s = ImageCache(cache_dir).stats()
     if json_out:
         print_json({"root": str(s.root), "entries": s.entries, "bytes": s.bytes,
@@ -39,8 +43,12 @@ def clear(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     json_out: Json = False,
 ) -> None:
-    """Remove every cached result. Originals and exports are not touched; selected
-    enhanced variants will need to be computed again."""
+    """Remove every cached result (originals and exports are not touched).
+
+    Selected enhanced variants will need to be computed again.
+
+    Example: fluxgym-coach cache clear --yes
+    """
     cache = ImageCache(cache_dir)
     if not yes and not typer.confirm(f"Remove all cached results in {cache.root}?"):
         raise typer.Exit(1)

@@ -226,7 +226,7 @@ def doctor(
     models_dir: ModelsDir = None,
     json_out: Json = False,
 ) -> None:
-    """Check that everything fluxgym-coach talks to is in place, and say how to fix what is not.
+    """Check what fluxgym-coach talks to, and say how to fix what fails.
 
     Always: Python and packages, the terminal (colours, tmux/SSH, which image
     preview the TUI will use), the result cache and free disk space, the
@@ -236,7 +236,7 @@ def doctor(
     and has the default upscaler. With --fluxgym: the folder can run the
     train.sh that export writes. Exit code 1 when a check failed.
 
-    Example: fluxgym-coach doctor --api-url http://127.0.0.1:7860 --fluxgym ~/fluxgym
+    Example: fluxgym-coach doctor --api-url http://127.0.0.1:7860
     """
     checks = check_python() + check_terminal() + check_cache(cache_dir)
     checks += check_realesrgan() + check_spandrel(models_dir)

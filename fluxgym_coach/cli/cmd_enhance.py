@@ -199,6 +199,8 @@ def enhance(
 
     Exit code: 0 done, 1 some image failed, 2 bad arguments, 3 the server is
     unreachable or refused the settings (unknown upscaler or sampler, auth).
+
+    Example: fluxgym-coach enhance ./photos --api-url http://127.0.0.1:7860
     """
     if verbose:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
@@ -11,9 +12,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..core import scan_blocking
+from .. import core
 from ..dataset import Dataset, DatasetError
-from ..export.fluxgym import DEFAULT_REPEATS, RESOLUTIONS, ExportError, ExportReport, export_dataset
+from ..export.fluxgym import DEFAULT_REPEATS, RESOLUTIONS, ExportError, ExportReport
 from ..cache import ImageCache
 from .common import esc, EXIT_USAGE, fail, out, print_json, progress_sink, report_problems
 from .options import CacheDir, Json, Quiet, Strict
@@ -23,7 +24,8 @@ OutDir = Annotated[Path, typer.Option(
 Trigger = Annotated[str, typer.Option(
     "--trigger", "-t", help="Trigger word: put first in every caption and in dataset.toml.")]
 Name = Annotated[Optional[str], typer.Option(
-    "--name", "-n", help="LoRA name (default: the dataset folder name); slugged as Fluxgym does.",
+    "--name", "-n", help="LoRA name (default: the name of the dataset's last export, else its folder "
+                         "name); slugged as Fluxgym does.",
     show_default=False)]
 Resolution = Annotated[int, typer.Option(
     "--resolution", "-r", help=f"Training resolution ({', '.join(map(str, RESOLUTIONS))}): each image "
@@ -148,7 +150,7 @@ def export(
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
-    """Export a dataset to the layout Fluxgym and kohya sd-scripts train on.
+    """Export a dataset in the layout Fluxgym and kohya train on.
 
     Writes DIR/datasets/<name>/ (flat, unique ASCII names, RGB png/jpg, EXIF
     orientation applied, each image at exactly a bucket size kohya keeps as it
@@ -166,11 +168,14 @@ def export(
     except DatasetError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     with ds, progress_sink(quiet or json_out) as sink:
-        scan_blocking(ds, sink)  # plugins hear of the images it indexes
+        scan = core.scan_blocking(ds, sink)  # plugins hear of the images it indexes
+        for rel, reason in scan.errors.items():  # found now or by an earlier scan: same exit code
+            sink.problems.failures.setdefault(rel, reason)
         try:
-            report = export_dataset(ds, out_dir, name or ds.root.name, trigger, resolution, repeats,
-                                    force, sink, ImageCache(cache_dir), vram=vram.value,
-                                    crop_mode=crop_mode.value)
+            report = asyncio.run(core.export_dataset(
+                ds, out_dir, name, trigger, resolution=resolution, repeats=repeats, rescan=False,
+                force=force, on_event=sink, cache=ImageCache(cache_dir), vram=vram.value,
+                crop_mode=crop_mode.value))
         except ExportError as exc:
             raise fail(str(exc), EXIT_USAGE) from None
     preflight = run_preflight(report)

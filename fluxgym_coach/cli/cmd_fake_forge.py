@@ -38,6 +38,8 @@ def fake_forge(
     Real HTTP with the real contract (job lock, size rules, error bodies):
     upscaling is done with Pillow, colorization is a visible tint, captions are
     made up. Point `fluxgym-coach enhance --api-url http://127.0.0.1:PORT` at it.
+
+    Example: fluxgym-coach fake-forge --port 7861 --latency 0.5
     """
     if dialect not in ("forge", "a1111"):
         raise fail("--dialect must be forge or a1111", EXIT_USAGE)

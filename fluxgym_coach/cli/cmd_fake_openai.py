@@ -29,8 +29,10 @@ def fake_openai(
 
     Real HTTP: /v1/models and /v1/chat/completions with base64 image data URLs
     (really decoded). The captions describe what arrived (size, gray or
-    colour, mean colour). Try: fluxgym-coach caption DATASET --backend openai
-    --model fake-vision --base-url http://127.0.0.1:PORT/v1
+    colour, mean colour). Point `fluxgym-coach caption DATASET --backend openai
+    --model fake-vision --base-url http://127.0.0.1:PORT/v1` at it.
+
+    Example: fluxgym-coach fake-openai --port 8001 --model fake-vision
     """
     import os
 

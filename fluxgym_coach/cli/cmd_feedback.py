@@ -14,7 +14,8 @@ from ..store import Store, StoreError
 from .common import esc, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json
 from .options import Json
 
-feedback_app = typer.Typer(help="Review decisions: acceptance rates, learned defaults, export/merge.",
+feedback_app = typer.Typer(help="Review decisions: acceptance rates, learned defaults, sharing."
+                                "\n\nExample: fluxgym-coach feedback suggest ./photos",
                            no_args_is_help=True)
 
 DatasetArg = Annotated[Path, typer.Argument(help="Dataset folder (its store holds the decisions).")]
@@ -41,7 +42,12 @@ def _value(v: object) -> str:
 def stats(dataset: DatasetArg, category: Category = None,
           pooled: Annotated[bool, typer.Option("--pooled", help="Pool all matching categories.")] = False,
           json_out: Json = False) -> None:
-    """Acceptance rate of each parameter setting, per image category, with counts."""
+    """Acceptance rate of each setting, per image category.
+
+    With the counts of accepted, rejected and reprocessed variants.
+
+    Example: fluxgym-coach feedback stats ./photos --category bw
+    """
     with _store(dataset) as store:
         rows = acceptance_rates(store, category, per_category=not pooled)
     if json_out:
@@ -65,7 +71,12 @@ def suggest(dataset: DatasetArg, category: Category = None,
             min_count: Annotated[int, typer.Option("--min-count", min=1,
                                                    help="Fewest judged decisions a setting needs.")] = MIN_DECISIONS,
             json_out: Json = False) -> None:
-    """The enhancement defaults users accept most (shipped defaults where evidence is thin)."""
+    """The enhancement defaults users accept most.
+
+    The shipped defaults are kept where the evidence is thin (--min-count).
+
+    Example: fluxgym-coach feedback suggest ./photos --min-count 5
+    """
     with _store(dataset) as store:
         s = learn_defaults(store, category, min_count=min_count)
     if json_out:
@@ -87,7 +98,12 @@ def export(dataset: DatasetArg,
            local_only: Annotated[bool, typer.Option("--local-only",
                                                     help="Leave out decisions imported from elsewhere.")] = False
            ) -> None:
-    """Write the decisions as JSON Lines, to share between machines and merge with `feedback import`."""
+    """Write the decisions as JSON Lines (for `feedback import`).
+
+    To merge them into a dataset on another machine.
+
+    Example: fluxgym-coach feedback export ./photos --out decisions.jsonl
+    """
     with _store(dataset) as store:
         target = sys.stdout if out_path is None or str(out_path) == "-" else out_path
         n = export_decisions(store, target, include_imported=not local_only)
@@ -99,9 +115,11 @@ def export(dataset: DatasetArg,
 def import_(dataset: DatasetArg,
             files: Annotated[list[Path], typer.Argument(help="JSON Lines files from `feedback export`.")],
             json_out: Json = False) -> None:
-    """Merge exported decisions into this dataset's learning data (duplicates skipped).
+    """Merge exported decisions into this dataset's learning data.
 
-    Exit code 1 when some lines were invalid (the valid ones are merged), 2 when a file is unreadable.
+    Decisions already present are skipped. Exit code 1 when some lines were invalid (the valid ones are merged), 2 when a file is unreadable.
+
+    Example: fluxgym-coach feedback import ./photos decisions.jsonl
     """
     reports = {}
     with _store(dataset) as store:

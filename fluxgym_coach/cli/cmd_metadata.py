@@ -20,10 +20,13 @@ def metadata_cmd(
     force: Annotated[bool, typer.Option("--force", help="Read every file again.")] = False,
     json_out: Json = False,
 ) -> None:
-    """Show the images' technical metadata (camera, exposure, colour profile, DPI...).
+    """Show each image's camera, exposure, colour profile, DPI...
 
     Extracts what is new or changed: camera, lens, date, exposure, colour
-    profile, DPI, bit depth, animation. Exit 1 when a file could not be read."""
+    profile, DPI, bit depth, animation. Exit 1 when a file could not be read.
+
+    Example: fluxgym-coach metadata ./photos --image chelsea.png
+    """
     with open_dataset(dataset) as ds:
         report = md.update_metadata(ds, force=force)
         data = md.all_metadata(ds.store)

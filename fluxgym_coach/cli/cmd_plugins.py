@@ -23,13 +23,14 @@ from ..plugins import (ActionContext, ActionError, ActionResult, PluginError, Pr
 from ..plugins import trust
 from ..plugins.loader import BUILTINS
 from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json
+from .options import Json
 
 DatasetArg = Annotated[Path, typer.Argument(help="Folder of images with <stem>.txt captions.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
-plugins_app = typer.Typer(help="Plugins (Panoptic-style): list, add, trust, remove, run their actions. "
+plugins_app = typer.Typer(help="Plugins (Panoptic-style): list, add, trust, remove, run actions.\n\n"
                                "A folder plugin runs only once you trust it (`plugins add` or `plugins trust`); "
-                               "trust is kept in your user config folder and lapses when its files change.",
+                               "trust is kept in your user config folder and lapses when its files change."
+                               "\n\nExample: fluxgym-coach plugins list ./photos",
                           no_args_is_help=True)
 
 
@@ -49,8 +50,13 @@ def _report_load_errors(project: Project) -> None:
 
 
 @plugins_app.command("list")
-def list_cmd(dataset: DatasetArg, as_json: JsonOpt = False) -> None:
-    """List the dataset's plugins, their actions (id, hooks, parameters) and installed plugins."""
+def list_cmd(dataset: DatasetArg, as_json: Json = False) -> None:
+    """List the dataset's plugins, their actions and installed plugins.
+
+    Each action with its id, hooks and parameters.
+
+    Example: fluxgym-coach plugins list ./photos --json
+    """
     async def go() -> dict[str, Any]:
         with _open(dataset) as project:
             await load_plugins(project)
@@ -99,8 +105,12 @@ def add_cmd(
                                                                "folder or entry point name).")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Install requirements.txt without asking.")] = False,
 ) -> None:
-    """Add a plugin to the dataset and trust its folder; a folder's requirements.txt is installed
-    only after you confirm."""
+    """Add a plugin to the dataset and trust its folder.
+
+    A folder's requirements.txt is installed only after you confirm (or with --yes).
+
+    Example: fluxgym-coach plugins add ./photos examples/plugins/hue_plugin
+    """
     if not dataset.is_dir():
         raise fail(f"{dataset}: not a folder", EXIT_USAGE)
 
@@ -120,11 +130,15 @@ def add_cmd(
 @plugins_app.command("trust")
 def trust_cmd(folder: Annotated[Path, typer.Argument(
         help="A plugin folder named in a dataset's plugins.toml (as `plugins list` prints it).")]) -> None:
-    """Trust a plugin folder with its current content, so datasets that name it may run it.
+    """Trust a plugin folder, so datasets that name it may run it.
 
-    The record is kept in your user config folder, never in a dataset, keyed by
-    the folder's resolved path and a SHA-256 of its files: once any file
-    changes, the folder is untrusted again and has to be trusted anew."""
+    Its current content is trusted: the record is kept in your user config
+    folder, never in a dataset, keyed by the folder's resolved path and a
+    SHA-256 of its files; once any file changes, the folder is untrusted
+    again and has to be trusted anew.
+
+    Example: fluxgym-coach plugins trust examples/plugins/hue_plugin
+    """
     if not folder.is_dir():
         raise fail(f"{folder}: not a folder", EXIT_USAGE)
     if not (folder / "__init__.py").is_file():
@@ -137,7 +151,12 @@ def trust_cmd(folder: Annotated[Path, typer.Argument(
 
 @plugins_app.command("untrust")
 def untrust_cmd(folder: Annotated[Path, typer.Argument(help="A plugin folder trusted before.")]) -> None:
-    """Forget the trust of a plugin folder (its code will not run until trusted again)."""
+    """Forget the trust of a plugin folder.
+
+    Its code will not run until it is trusted again.
+
+    Example: fluxgym-coach plugins untrust examples/plugins/hue_plugin
+    """
     if trust.untrust_folder(folder):
         out.print(f"untrusted {escape(str(folder.resolve()))}")
     else:
@@ -147,7 +166,12 @@ def untrust_cmd(folder: Annotated[Path, typer.Argument(help="A plugin folder tru
 @plugins_app.command("remove")
 def remove_cmd(dataset: DatasetArg,
                name: Annotated[str, typer.Argument(help="Plugin name (a built-in is disabled).")]) -> None:
-    """Remove a plugin from the dataset, with its data folder and stored parameters."""
+    """Remove a plugin from the dataset, with its data and parameters.
+
+    Its data folder and stored parameters go too; a built-in plugin is disabled.
+
+    Example: fluxgym-coach plugins remove ./photos hue_plugin
+    """
     try:
         spec = remove_plugin(dataset, name)
     except (PluginError, DatasetError) as exc:
@@ -225,14 +249,19 @@ def run_cmd(
     dataset: DatasetArg,
     action: Annotated[str, typer.Argument(help="NAME.ACTION as `plugins list` shows it.")],
     images: Annotated[Optional[list[str]], typer.Option(
-        "--images", "-i", help="Images to act on (relpath or glob; repeat). Default: all.",
+        "--image", "--images", "-i", help="Images to act on (relpath or glob; repeat). Default: all.",
         show_default=False)] = None,
     param: Annotated[Optional[list[str]], typer.Option(
         "--param", "-p", help="Action parameter NAME=VALUE (repeat).", show_default=False)] = None,
     no_scan: Annotated[bool, typer.Option("--no-scan", help="Do not re-scan the folder first.")] = False,
-    as_json: JsonOpt = False,
+    as_json: Json = False,
 ) -> None:
-    """Run a plugin action on the dataset and print its result (groups, notifications, value)."""
+    """Run a plugin action on the dataset and print its result.
+
+    The result: groups of images, notifications and a value.
+
+    Example: fluxgym-coach plugins run ./photos core.audit --param resolution=1024
+    """
     inputs = _parse_params(param or [])
 
     async def go() -> tuple[dict[str, Any], bool]:

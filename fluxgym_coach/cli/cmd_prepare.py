@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from ..enhance.backends.base import BackendError, EnhanceParams
+from .. import core
+from ..enhance.backends.base import BackendError, EnhanceBackend, EnhanceParams
 from ..dataset import Dataset, DatasetError
 from ..export.fluxgym import DEFAULT_REPEATS, ExportError
-from ..cache import ImageCache
-from ..export.prepare import PrepareReport, prepare_dataset
+from ..export.prepare import PrepareReport
 from . import options as o
 from .cmd_export import (Crop, CropMode, Force, Name, OutDir, Repeats, Resolution, Trigger, Vram, VramSize, export_json,
                          export_table, print_next_steps)
-from .common import esc, EXIT_BACKEND, EXIT_FAILED, EXIT_USAGE, err, fail, out, print_json, progress_sink, report_problems
+from .common import (esc, EXIT_BACKEND, EXIT_FAILED, EXIT_USAGE, EventProgress, err, fail, out, print_json,
+                     progress_sink, report_problems)
 
 
 def _summary(report: PrepareReport, engine_label: str) -> Table:
@@ -74,7 +75,7 @@ def prepare(
     json_out: o.Json = False,
     quiet: o.Quiet = False,
 ) -> None:
-    """Scan, upscale what is too small, and export a ready-to-train Fluxgym dataset.
+    """Scan, upscale what is too small, export a ready-to-train dataset.
 
     1. scan DATASET (only changed files are re-read);
     2. upscale every image whose short side is below --resolution (a bundled
@@ -94,82 +95,121 @@ def prepare(
 
     Example: fluxgym-coach prepare ./photos --out ~/fluxgym --trigger ohwx
     """
+    with _open(dataset) as ds:  # closed on every exit, a refused option included
+        params = _enhance_params(ctx, ds, learned_defaults, quiet or json_out)
+        engine = _backend(backend, api_url, api_auth, timeout, gpu, upscaler, models_dir)
+        cache = core.result_cache(ds, cache_dir, private=no_cache)
+        with progress_sink(quiet or json_out) as sink:
+            report = _run(ds, engine, sink, out_dir, name, trigger, params=params,
+                          resolution=resolution, repeats=repeats, cache=cache,
+                          lookup=not (no_cache or force_reprocess), force=force, vram=vram.value,
+                          crop_mode=crop_mode.value)
+    for rel, reason in report.scan.errors.items():  # found now or by an earlier scan: same exit code
+        sink.problems.failures.setdefault(rel, reason)
+    _show(report, engine, sink, dataset, json_out)
+    raise typer.Exit(sink.problems.exit_code(strict) if report.export is not None else EXIT_FAILED)
+
+
+def _open(path: Path) -> Dataset:
+    """The dataset at ``path``, or exit 2 with the reason."""
     try:
-        ds = Dataset(dataset)
+        return Dataset(path)
     except DatasetError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
+
+
+#: Command options that are :class:`EnhanceParams` fields under another name.
+_PARAM_OPTIONS = {"upscaler": "upscaler", "denoising_strength": "denoising_strength", "prompt": "prompt",
+                  "negative_prompt": "negative_prompt", "steps": "steps", "cfg_scale": "cfg_scale",
+                  "sampler": "sampler_name", "scheduler": "scheduler", "sharpen": "sharpen"}
+
+
+def _enhance_params(ctx: typer.Context, ds: Dataset, learned_defaults: bool, quiet: bool) -> EnhanceParams:
+    """The enhancement settings of this run: the options given, over the learned
+    defaults with --learned-defaults (:func:`fluxgym_coach.core.learned_params`), over
+    the shipped defaults. Exits 2 for values EnhanceParams refuses."""
+    values = {field: ctx.params[option] for option, field in _PARAM_OPTIONS.items()}
     try:
-        params = EnhanceParams(upscaler=upscaler, denoising_strength=denoising_strength, prompt=prompt,
-                               negative_prompt=negative_prompt, steps=steps, cfg_scale=cfg_scale,
-                               sampler_name=sampler, scheduler=scheduler, colorize=not no_colorize, sharpen=sharpen)
+        params = EnhanceParams(colorize=not ctx.params["no_colorize"], **values)
     except ValueError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
-    if learned_defaults:
-        from ..feedback import learn_defaults
+    if not learned_defaults:
+        return params
+    # Typer vendors its own click, so compare the source by name
+    explicit = {{"no_colorize": "colorize", **_PARAM_OPTIONS}.get(k, k) for k in ctx.params
+                if getattr(ctx.get_parameter_source(k), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
+    params, changes, learned = core.learned_params(ds, params, keep=explicit)
+    if not quiet:
+        err.print("learned defaults: " + esc(", ".join(f"{k}={v}" for k, v in changes.items())
+                                          or f"not enough reviews yet ({learned.decisions} judged; "
+                                             f"{learned.min_count} per setting needed)"))
+    return params
 
-        learned = learn_defaults(ds.store, base=params)
-        option_field = {"sampler": "sampler_name"}
-        # Typer vendors its own click, so compare the source by name
-        explicit = {option_field.get(k, k) for k in ctx.params
-                    if getattr(ctx.get_parameter_source(k), "name", "DEFAULT")
-                    not in ("DEFAULT", "DEFAULT_MAP")}
-        changes = {k: v for k, v in learned.changes.items() if k not in explicit}
-        params = params.with_(**changes)
-        if not (quiet or json_out):
-            err.print("learned defaults: " + esc(", ".join(f"{k}={v}" for k, v in changes.items())
-                                              or f"not enough reviews yet ({learned.decisions} judged; "
-                                                 f"{learned.min_count} per setting needed)"))
+
+def _backend(backend: str, api_url: list[str] | None, api_auth: str | None, timeout: float,
+             gpu: str | None, upscaler: str, models_dir: Path | None) -> EnhanceBackend:
+    """The enhancement backend of the options, or exit 3 with the reason it cannot start."""
     try:
-        engine = o.make_backend(backend, api_url, api_auth, timeout, gpu=gpu, upscaler=upscaler,
-                                models_dir=models_dir)
+        return o.make_backend(backend, api_url, api_auth, timeout, gpu=gpu, upscaler=upscaler,
+                              models_dir=models_dir)
     except BackendError as exc:
         raise fail(exc.reason, EXIT_BACKEND) from None
-    cache = ImageCache(ds.store.path.parent / "nocache-results") if no_cache else ImageCache(cache_dir)
 
+
+def _run(ds: Dataset, engine: EnhanceBackend, sink: EventProgress, out_dir: Path, name: str | None,
+         trigger: str, **options: Any) -> PrepareReport:
+    """Run :func:`fluxgym_coach.core.prepare_dataset` to the end (the backend closed after);
+    exit 2 for an unusable export target, 3 for a backend failing, 130 on Ctrl-C."""
     async def run() -> PrepareReport:
         try:
-            return await prepare_dataset(ds, out_dir, name or ds.root.name, trigger, engine, params,
-                                         resolution, repeats, cache,
-                                         lookup=not (no_cache or force_reprocess), force=force,
-                                         on_event=sink, vram=vram.value, crop_mode=crop_mode.value)
+            return await core.prepare_dataset(ds, out_dir, name, trigger, engine, on_event=sink, **options)
         finally:
             await engine.aclose()
 
-    with ds, progress_sink(quiet or json_out) as sink:
-        try:
-            report = asyncio.run(run())
-        except ExportError as exc:
-            raise fail(str(exc), EXIT_USAGE) from None
-        except BackendError as exc:
-            raise fail(exc.reason, EXIT_BACKEND) from None
-        except KeyboardInterrupt:
-            sink.progress.stop()  # the bars' last frame first, then the message
-            err.print("[yellow]interrupted[/]: finished images are kept; run the same command "
-                      "again to resume")
-            raise typer.Exit(130) from None
+    try:
+        return asyncio.run(run())
+    except ExportError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    except BackendError as exc:
+        raise fail(exc.reason, EXIT_BACKEND) from None
+    except KeyboardInterrupt:
+        sink.progress.stop()  # the bars' last frame first, then the message
+        err.print("[yellow]interrupted[/]: finished images are kept; run the same command "
+                  "again to resume")
+        raise typer.Exit(130) from None
+
+
+def _json(report: PrepareReport, engine: EnhanceBackend) -> dict[str, Any]:
+    """The ``--json`` document of a prepare run."""
+    e = report.enhance
+    return {
+        "scan": {"images": report.scan.total, "errors": report.scan.errors,
+                 "warnings": report.scan.warnings},
+        "upscaler": getattr(engine, "label", engine.name),
+        "enhance": None if e is None else {
+            s: [x.name for x in e.by_status(s)] for s in ("enhanced", "cached", "skipped", "failed")},
+        "enhance_reasons": None if e is None else {
+            x.name: x.reason or "; ".join(x.warnings) for x in e.outcomes.values()
+            if x.reason or x.warnings},
+        "export": export_json(report.export) if report.export else None,
+    }
+
+
+def _show(report: PrepareReport, engine: EnhanceBackend, sink: EventProgress, dataset: Path,
+          json_out: bool) -> None:
+    """Print the run's result: the JSON document, or the summary and export tables, the
+    problems by file and the next steps."""
     if json_out:
-        e = report.enhance
-        print_json({
-            "scan": {"images": report.scan.total, "errors": report.scan.errors,
-                     "warnings": report.scan.warnings},
-            "upscaler": getattr(engine, "label", engine.name),
-            "enhance": None if e is None else {
-                s: [x.name for x in e.by_status(s)] for s in ("enhanced", "cached", "skipped", "failed")},
-            "enhance_reasons": None if e is None else {
-                x.name: x.reason or "; ".join(x.warnings) for x in e.outcomes.values()
-                if x.reason or x.warnings},
-            "export": export_json(report.export) if report.export else None,
-        })
-    else:
-        out.print(_summary(report, getattr(engine, "label", engine.name)))
-        for warning in engine.warnings:
-            err.print(f"[yellow]warning[/] {esc(warning)}")
-        if report.export is not None:
-            out.print(export_table(report.export, title="prepare: export"))
-        report_problems(sink.problems)
-        if report.export is not None:
-            print_next_steps(report.export, dataset)
-    raise typer.Exit(sink.problems.exit_code(strict) if report.export is not None else EXIT_FAILED)
+        print_json(_json(report, engine))
+        return
+    out.print(_summary(report, getattr(engine, "label", engine.name)))
+    for warning in engine.warnings:
+        err.print(f"[yellow]warning[/] {esc(warning)}")
+    if report.export is not None:
+        out.print(export_table(report.export, title="prepare: export"))
+    report_problems(sink.problems)
+    if report.export is not None:
+        print_next_steps(report.export, dataset)
 
 
 def register(app: typer.Typer) -> None:

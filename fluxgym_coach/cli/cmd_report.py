@@ -3,30 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from ..dataset import Dataset, DatasetError
 from ..audit.report import write_report
 from .common import esc, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json, progress_sink
-from .options import Json, Quiet
+from .options import Json, Quiet, TrainResolution, TriggerCheck
 
 
 def report(
     dataset: Annotated[Path, typer.Argument(help="Folder of images with <stem>.txt captions.")],
     out_path: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("report.html"),
-    resolution: Annotated[int, typer.Option("--resolution", min=256, max=4096,
-                                            help="Training resolution (kohya's side length, px).")] = 1024,
-    trigger: Annotated[Optional[str], typer.Option("--trigger", help="Trigger word the captions must "
-                                                   "start with (default: the one `caption --trigger` "
-                                                   "saved).", show_default=False)] = None,
+    resolution: TrainResolution = 1024,
+    trigger: TriggerCheck = None,
     max_thumbnails: Annotated[int, typer.Option("--max-thumbnails", min=0,
                                                 help="Most thumbnails embedded (flagged images first).")] = 2000,
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
-    """Write a self-contained HTML report: findings, duplicates, captions, readiness.
+    """Write one HTML page: findings, duplicates, captions, readiness.
 
     One page with the findings, duplicate groups side by side, caption
     statistics and the export readiness; thumbnails are embedded, so the file
@@ -35,6 +32,8 @@ def report(
     Exit code: 0 when the dataset is ready to export, 1 when a blocking check
     fails (the report is written either way), 2 when the folder or the output
     path cannot be used.
+
+    Example: fluxgym-coach report ./photos --out report.html --trigger ohwx
     """
     try:
         ds = Dataset(dataset)

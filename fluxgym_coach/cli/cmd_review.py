@@ -52,6 +52,8 @@ def review(
     --accept/--reject/--reprocess it lists every image's status.
 
     Exit code: 0, or 2 for a pattern matching no image or a bad --variant.
+
+    Example: fluxgym-coach review ./photos --accept '*.png' --reject blurry.jpg
     """
     if variant not in ("latest", "original"):
         raise fail(f"--variant must be 'latest' or 'original', not {variant!r}", EXIT_USAGE)

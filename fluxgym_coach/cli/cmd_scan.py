@@ -36,6 +36,8 @@ def scan(
     folder); unreadable files found by an earlier scan are reported again on
     every run. Exit code 1 when a file cannot be read (or, with --strict,
     when a caption was not UTF-8).
+
+    Example: fluxgym-coach scan ./photos
     """
     try:
         ds = Dataset(dataset)

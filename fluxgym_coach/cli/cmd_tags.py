@@ -14,11 +14,12 @@ from ..captions import tags as tagging
 from ..captions.backends.base import CaptionBackendError
 from .cmd_caption import DatasetArg, Images, open_dataset
 from .common import esc, EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, out, print_json, progress_sink
-from .options import Json, Quiet
+from .options import ApiAuth, ApiUrl, Json, Quiet
 
-tags_app = typer.Typer(help="Tags across the dataset: table, rename, merge, delete, add, "
-                            "complete, propose.\n\nEvery change is undoable "
-                            "(`fluxgym-coach captions undo DATASET --op ID`).",
+tags_app = typer.Typer(help="The dataset's tags: list, rename, merge, delete, add, propose.\n\n"
+                            "Every change is undoable "
+                            "(`fluxgym-coach captions undo DATASET --op ID`).\n\n"
+                            "Example: fluxgym-coach tags list ./photos --exclude ohwx",
                        no_args_is_help=True)
 
 
@@ -31,7 +32,10 @@ def list_cmd(
         show_default=False)] = None,
     json_out: Json = False,
 ) -> None:
-    """The tag table: every tag with the number of images carrying it, most used first."""
+    """The tag table: each tag with its image count, most used first.
+
+    Example: fluxgym-coach tags list ./photos --limit 20 --exclude ohwx
+    """
     with open_dataset(dataset) as ds:
         rows = tagging.tag_table(ds, exclude=exclude or ())
         total = len(ds.images())
@@ -59,7 +63,10 @@ def _done(report, json_out: bool) -> None:
 def rename_cmd(dataset: DatasetArg, old: Annotated[str, typer.Argument(help="Tag to rename.")],
                new: Annotated[str, typer.Argument(help="New spelling.")],
                images: Images = None, json_out: Json = False) -> None:
-    """Rename a tag in every caption carrying it (position kept)."""
+    """Rename a tag in every caption carrying it (position kept).
+
+    Example: fluxgym-coach tags rename ./photos "grey cat" "gray cat"
+    """
     with open_dataset(dataset) as ds:
         try:
             _done(tagging.rename_tag(ds, old, new, images or None), json_out)
@@ -71,7 +78,12 @@ def rename_cmd(dataset: DatasetArg, old: Annotated[str, typer.Argument(help="Tag
 def merge_cmd(dataset: DatasetArg,
               sources: Annotated[list[str], typer.Argument(help="Tags to merge, then the target.")],
               images: Images = None, json_out: Json = False) -> None:
-    """Merge tags into one: `tags merge DATASET kitty kitten cat` turns kitty and kitten into cat."""
+    """Merge tags into the last one named.
+
+    kitty and kitten become cat in the example below.
+
+    Example: fluxgym-coach tags merge ./photos kitty kitten cat
+    """
     if len(sources) < 2:
         raise fail("give at least one tag to merge and the target tag", EXIT_USAGE)
     with open_dataset(dataset) as ds:
@@ -84,7 +96,10 @@ def merge_cmd(dataset: DatasetArg,
 @tags_app.command("delete")
 def delete_cmd(dataset: DatasetArg, tag: Annotated[str, typer.Argument(help="Tag to remove.")],
                images: Images = None, json_out: Json = False) -> None:
-    """Remove a tag from every caption carrying it."""
+    """Remove a tag from every caption carrying it.
+
+    Example: fluxgym-coach tags delete ./photos watermark
+    """
     with open_dataset(dataset) as ds:
         _done(tagging.delete_tag(ds, tag, images or None), json_out)
 
@@ -96,7 +111,12 @@ def add_cmd(dataset: DatasetArg, tag: Annotated[str, typer.Argument(help="Tag to
                 "--position", min=0, help="Index among the tags (1 = right after the trigger "
                                           "word); default: at the end.", show_default=False)] = None,
             json_out: Json = False) -> None:
-    """Add a tag to the captions of --image (all images when none given) that lack it."""
+    """Add a tag to the captions that lack it.
+
+    Only the captions of --image when given, else every image's.
+
+    Example: fluxgym-coach tags add ./photos outdoors -i chelsea.png --position 1
+    """
     with open_dataset(dataset) as ds:
         rels = images or [r.relpath for r in ds.images() if not r.error]
         try:
@@ -107,9 +127,14 @@ def add_cmd(dataset: DatasetArg, tag: Annotated[str, typer.Argument(help="Tag to
 
 @tags_app.command("complete")
 def complete_cmd(dataset: DatasetArg, prefix: Annotated[str, typer.Argument(help="What was typed.")],
-                 limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 10,
+                 limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most completions shown.")] = 10,
                  json_out: Json = False) -> None:
-    """Autocomplete a tag from the dataset's own tags (what the TUI editor offers)."""
+    """Autocomplete a tag from the dataset's own tags.
+
+    What the TUI's caption editor offers.
+
+    Example: fluxgym-coach tags complete ./photos ca
+    """
     with open_dataset(dataset, scan=False) as ds:
         found = tagging.complete(ds, prefix, limit)
     if json_out:
@@ -129,19 +154,26 @@ def propose_cmd(
                                 "forge (deepdanbooru) or openai (tags prompt).", show_default=False)] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", show_default=False,
                                                  help="Backend model (openai).")] = None,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", show_default=False)] = None,
-    api_url: Annotated[Optional[str], typer.Option("--api-url", show_default=False,
-                                                   help="Forge server URL.")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 20,
+    base_url: Annotated[Optional[str], typer.Option(
+        "--base-url", show_default=False, help="openai: server URL, e.g. http://127.0.0.1:11434/v1.")] = None,
+    api_url: ApiUrl = None,
+    api_auth: ApiAuth = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most proposals per image.")] = 20,
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
-    """Tag proposals per image: from a tagger backend (deepdanbooru / VLM), the tags
-    most images of the same folder carry, and the folder name."""
+    """Tag proposals per image; nothing is written.
+
+    Proposals come from a tagger backend (deepdanbooru / VLM), the tags most
+    images of the same folder carry, and the folder name.
+
+    Example: fluxgym-coach tags propose ./photos --image chelsea.png
+    """
     with open_dataset(dataset) as ds:
         if backend:
             if backend == "forge":
-                given = {"model": model or "deepdanbooru", "url": api_url}
+                given = {"model": model or "deepdanbooru", "url": api_url[0] if api_url else None,
+                         "api_auth": api_auth}  # the first server: one tagger
             elif backend == "openai":
                 given = {"model": model, "style": "tags", "base_url": base_url}
             else:

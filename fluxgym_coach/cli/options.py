@@ -10,10 +10,20 @@ import typer
 from ..enhance.backends.base import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT, DEFAULT_UPSCALER, EnhanceParams
 
 API_AUTH_ENV = "FLUXGYM_COACH_API_AUTH"
+API_URL_ENV = "FLUXGYM_COACH_API_URL"
+
+
+def split_urls(values: list[str] | None) -> list[str] | None:
+    """``--api-url`` values as one list: each value may hold several URLs separated by
+    commas or spaces (as ``$FLUXGYM_COACH_API_URL`` does); None when there is none."""
+    urls = [u for value in values or [] for u in value.replace(",", " ").split()]
+    return urls or None
+
 
 ApiUrl = Annotated[Optional[list[str]], typer.Option(
-    "--api-url", help="Forge / A1111 server started with --api (repeat for a pool of servers). "
-                      "Without it an embedded upscaler runs (see --backend).", show_default=False)]
+    "--api-url", envvar=API_URL_ENV, callback=split_urls, show_default=False,
+    help=f"Forge / A1111 server started with --api; repeat (or separate with commas) for a pool "
+         f"of servers. Default: ${API_URL_ENV}, else none.")]
 ApiAuth = Annotated[Optional[str], typer.Option(
     "--api-auth", envvar=API_AUTH_ENV, help=f"user:password for a server started with --api-auth "
                                             f"(or set {API_AUTH_ENV}). Never printed.",
@@ -60,6 +70,11 @@ CacheDir = Annotated[Optional[Path], typer.Option(
                         "$FLUXGYM_COACH_CACHE_DIR).", show_default=False)]
 Strict = Annotated[bool, typer.Option("--strict", help="Exit with 1 on warnings too.")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+TriggerCheck = Annotated[Optional[str], typer.Option(
+    "--trigger", "-t", help="Trigger word the captions must start with (default: the dataset's "
+                            "saved one, from `caption`, `export` or `prepare`).", show_default=False)]
+TrainResolution = Annotated[int, typer.Option("--resolution", "-r", min=256, max=4096,
+                                              help="Training resolution (kohya's side length, px).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
 DEFAULTS = EnhanceParams()

@@ -57,6 +57,7 @@ from .files import dataset_toml_text, remove_partials, staging_dir, swap_in, tom
 from ..dataset import Dataset, one_line
 from ..events import EventSink, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted, null_sink
 from ..fsutil import atomic_write_bytes, atomic_write_text
+from ..statuses import JobStatus, ReviewStatus
 from ..cache import ImageCache
 from ..store import ImageRecord
 from ..audit.faces import faces_for
@@ -420,7 +421,7 @@ def _readable(dataset: Dataset, relpaths: list[str] | None, report: ExportReport
     selection = dataset.store.selection()
     readable = []
     for rec in records:
-        if selection.get(rec.relpath, (None, ""))[1] == "excluded":
+        if selection.get(rec.relpath, (None, ""))[1] == ReviewStatus.EXCLUDED:
             report.skipped[rec.relpath] = "excluded from the export in the review"
         elif rec.error:
             report.skipped[rec.relpath] = rec.error
@@ -492,7 +493,7 @@ def export_dataset(
             report.files.append(exported)
             on_event(ItemDone(job_id, rec.relpath, detail={"file": exported.file}))
     _write_outputs(report, staged, script, trigger, resolution, repeats, crop_mode)
-    on_event(JobFinished(job_id, "export", "done" if not report.failed else "failed",
+    on_event(JobFinished(job_id, "export", JobStatus.DONE if not report.failed else JobStatus.FAILED,
                          len(report.files), len(report.failed),
                          {"dataset_dir": str(ds_dir), "toml": str(report.toml_path)}))
     return report

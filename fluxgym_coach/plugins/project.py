@@ -16,122 +16,30 @@ carry negative ids; on insert each gets the next free id of its table
 (SQLite's ``max(id) + 1``), and every reference inside the commit (tag
 property, tag parents, value property and instance, tag ids inside tag
 values, folder parents, instance folder) is rewritten to the real id.
+The tables are declared in :mod:`.schema`; commits are written by
+:class:`~fluxgym_coach.plugins.commit.CommitApplier`.
 """
 
 import asyncio
 import itertools
 import json
 import os
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from ..errors import FluxgymCoachError
 from ..dataset import Dataset
-from ..store import Store, register_schema
+from ..store import Store
+from . import schema as _schema  # noqa: F401  (registers the "plugins" store component)
 from .actions import ActionRegistry
+from .commit import COMPUTED_PROPERTIES, CommitApplier, CommitError, folder_of, instance_from_row
 from .models import (ActionContext, ActionResult, DbCommit, DeleteFolderConfirm, Folder,
-                     FolderDeleteCallback, FunctionDescription, ImageProperty, ImagePropertyKey,
-                     Instance, InstanceCallback, InstanceProperty, InstancePropertyKey, Notif,
-                     NotifType, Property, PropertyGroup, PropertyMode, PropertyType, Tag, Vector,
-                     VectorType)
+                     FolderDeleteCallback, FunctionDescription, ImageProperty, Instance,
+                     InstanceCallback, InstanceProperty, Notif, NotifType, Property, PropertyGroup,
+                     PropertyMode, PropertyType, Tag, Vector, VectorType)
 from .tasks import TaskError, TaskQueue
-
-register_schema(
-    "plugins",
-    [
-        """
-        CREATE TABLE plugin_data (
-            key     TEXT PRIMARY KEY,
-            value   TEXT NOT NULL
-        );
-        CREATE TABLE plugin_folders (
-            id      INTEGER PRIMARY KEY,
-            path    TEXT NOT NULL UNIQUE,
-            name    TEXT NOT NULL,
-            parent  INTEGER
-        );
-        CREATE TABLE plugin_property_groups (
-            id      INTEGER PRIMARY KEY,
-            name    TEXT NOT NULL
-        );
-        CREATE TABLE plugin_properties (
-            id      INTEGER PRIMARY KEY,
-            name    TEXT NOT NULL,
-            type    TEXT NOT NULL,
-            mode    TEXT NOT NULL,
-            property_group_id INTEGER
-        );
-        CREATE TABLE plugin_tags (
-            id          INTEGER PRIMARY KEY,
-            property_id INTEGER NOT NULL,
-            value       TEXT NOT NULL,
-            parents     TEXT NOT NULL,
-            color       INTEGER NOT NULL
-        );
-        CREATE TABLE plugin_instance_values (
-            property_id INTEGER NOT NULL,
-            instance_id INTEGER NOT NULL,
-            value       TEXT NOT NULL,
-            PRIMARY KEY (property_id, instance_id)
-        );
-        CREATE TABLE plugin_image_values (
-            property_id INTEGER NOT NULL,
-            sha1        TEXT NOT NULL,
-            value       TEXT NOT NULL,
-            PRIMARY KEY (property_id, sha1)
-        );
-        CREATE TABLE plugin_vector_types (
-            id      INTEGER PRIMARY KEY,
-            source  TEXT NOT NULL,
-            params  TEXT NOT NULL
-        );
-        CREATE TABLE plugin_vectors (
-            type_id INTEGER NOT NULL,
-            sha1    TEXT NOT NULL,
-            data    BLOB NOT NULL,
-            PRIMARY KEY (type_id, sha1)
-        );
-        """,
-        # v2: which file each instance id was, so values never move to another image when
-        # the store reuses the id of a removed image (see Project.reconcile_instances).
-        """
-        CREATE TABLE plugin_instance_paths (
-            id      INTEGER PRIMARY KEY,
-            relpath TEXT NOT NULL
-        );
-        """,
-        # v3: which image (relpath, digest) the on_instance_import listeners were told of, so
-        # an image first indexed by another command (export, audit, caption, the TUI) is
-        # announced at the next scan with plugins (see loader.notify_scan).
-        """
-        CREATE TABLE plugin_imported (
-            relpath TEXT PRIMARY KEY,
-            digest  TEXT NOT NULL
-        );
-        """,
-    ],
-)
-
-#: Read-only properties computed from the store (``get_properties(computed=True)``).
-COMPUTED_PROPERTIES: list[Property] = [
-    Property(-1, "relpath", PropertyType.path, PropertyMode.id),
-    Property(-2, "sha1", PropertyType.string, PropertyMode.sha1),
-    Property(-3, "ahash", PropertyType.string, PropertyMode.sha1),
-    Property(-4, "folder", PropertyType.number, PropertyMode.id),
-    Property(-5, "width", PropertyType.number, PropertyMode.sha1),
-    Property(-6, "height", PropertyType.number, PropertyMode.sha1),
-    Property(-7, "caption", PropertyType.string, PropertyMode.id),
-    Property(-8, "sharpness", PropertyType.number, PropertyMode.sha1),
-]
-_TAG_TYPES = {PropertyType.tag.value, PropertyType.multi_tags.value}
-
-
-class CommitError(FluxgymCoachError, ValueError):
-    """A commit cannot be applied (message names the object and why); nothing was written."""
 
 
 @dataclass
@@ -139,10 +47,6 @@ class _Listeners:
     imports: list[tuple[str, InstanceCallback]] = field(default_factory=list)
     folder_deletes: list[tuple[str, FolderDeleteCallback]] = field(default_factory=list)
     notifs: list[Callable[[Notif], None]] = field(default_factory=list)
-
-
-def _folder_of(relpath: str) -> str:
-    return relpath.rsplit("/", 1)[0] if "/" in relpath else ""
 
 
 class Project:
@@ -233,15 +137,15 @@ class Project:
         known = {r["path"]: r["id"] for r in rows}
         wanted: set[str] = {""}
         for r in self.store.execute("SELECT relpath FROM images"):
-            path = _folder_of(r["relpath"])
+            path = folder_of(r["relpath"])
             while path not in wanted:
                 wanted.add(path)
-                path = _folder_of(path)
+                path = folder_of(path)
         missing = sorted(wanted - set(known), key=lambda p: (p.count("/"), p))
         if missing:
             with self.store.transaction() as conn:
                 for path in missing:
-                    parent = None if path == "" else known.get(_folder_of(path))
+                    parent = None if path == "" else known.get(folder_of(path))
                     name = path.rsplit("/", 1)[-1] if path else self.base_path.name
                     cur = conn.execute("INSERT INTO plugin_folders(path, name, parent) VALUES (?, ?, ?)",
                                        (path, name, parent))
@@ -276,16 +180,7 @@ class Project:
                 for r in self.store.execute("SELECT * FROM plugin_folders ORDER BY path")]
 
     def _instance_from_row(self, row: Any, folder_ids: dict[str, int]) -> Instance:
-        rel = row["relpath"]
-        name = rel.rsplit("/", 1)[-1]
-        stem, ext = os.path.splitext(name)
-        w, h = row["width"], row["height"]
-        if row["orientation"] in (5, 6, 7, 8):
-            w, h = h, w
-        return Instance(id=row["id"], folder_id=folder_ids.get(_folder_of(rel)), name=stem,
-                        extension=ext.lstrip(".").lower(), sha1=row["digest"],
-                        url=str(self.base_path / rel), height=h, width=w, ahash=row["phash"],
-                        relpath=rel)
+        return instance_from_row(row, folder_ids, self.base_path)
 
     def instances(self, ids: Iterable[int] | None = None, sha1s: Iterable[str] | None = None) -> list[Instance]:
         """Readable images as instances; with ``ids`` and/or ``sha1s`` those matching
@@ -472,228 +367,9 @@ class Project:
         return applied
 
     def _apply(self, commit: DbCommit) -> tuple[DbCommit, DbCommit]:
-        inv = DbCommit()
-        out = DbCommit()
-        maps: dict[str, dict[int, int]] = {k: {} for k in ("folder", "instance", "group", "property", "tag")}
-
-        def m(kind: str, value: int | None) -> int | None:
-            computed = kind == "property" and value is not None and -len(COMPUTED_PROPERTIES) <= value < 0
-            if value is None or value >= 0 or (computed and value not in maps[kind]):
-                return value
-            if value not in maps[kind]:
-                raise CommitError(f"{kind} id {value} is negative but no {kind} with that id is "
-                                  f"created in this commit")
-            return maps[kind][value]
-
+        """Write ``commit`` in one transaction; returns ``(applied, inverse)`` (see :mod:`.commit`)."""
         with self.store.transaction() as conn:
-            def one(sql: str, params: Iterable[Any]) -> Any:
-                return conn.execute(sql, tuple(params)).fetchone()
-
-            def upsert_row(table: str, kind: str, obj_id: int, cols: dict[str, Any]) -> tuple[int, bool]:
-                """Insert (negative or unknown id) or update; returns (id, whether it existed)."""
-                old = one(f"SELECT * FROM {table} WHERE id = ?", (obj_id,)) if obj_id >= 0 else None
-                names = list(cols)
-                if old is None:
-                    if obj_id < 0:
-                        cur = conn.execute(f"INSERT INTO {table}({', '.join(names)}) VALUES "
-                                           f"({', '.join('?' * len(names))})", [cols[n] for n in names])
-                        new_id = int(cur.lastrowid)
-                        maps[kind][obj_id] = new_id
-                    else:
-                        conn.execute(f"INSERT INTO {table}(id, {', '.join(names)}) VALUES "
-                                     f"(?, {', '.join('?' * len(names))})", [obj_id] + [cols[n] for n in names])
-                        new_id = obj_id
-                    return new_id, False
-                conn.execute(f"UPDATE {table} SET {', '.join(n + ' = ?' for n in names)} WHERE id = ?",
-                             [cols[n] for n in names] + [obj_id])
-                return obj_id, True
-
-            # folders (parents may be new folders created earlier in the list)
-            for f in sorted(commit.folders, key=lambda f: f.path.count("/")):
-                old = one("SELECT * FROM plugin_folders WHERE id = ?", (f.id,)) if f.id >= 0 else None
-                rid, was = upsert_row("plugin_folders", "folder", f.id,
-                                              {"path": f.path, "name": f.name, "parent": m("folder", f.parent)})
-                out.folders.append(replace(f, id=rid, parent=m("folder", f.parent)))
-                if was:
-                    inv.folders.append(Folder(old["id"], old["path"], old["name"], old["parent"]))
-            for g in commit.property_groups:
-                old = one("SELECT * FROM plugin_property_groups WHERE id = ?", (g.id,)) if g.id >= 0 else None
-                rid, was = upsert_row("plugin_property_groups", "group", g.id, {"name": g.name})
-                out.property_groups.append(replace(g, id=rid))
-                if was:
-                    inv.property_groups.append(PropertyGroup(old["id"], old["name"]))
-                else:
-                    inv.empty_property_groups.append(rid)
-            for p in commit.properties:
-                old = one("SELECT * FROM plugin_properties WHERE id = ?", (p.id,)) if p.id >= 0 else None
-                cols = {"name": p.name, "type": PropertyType(p.type).value, "mode": PropertyMode(p.mode).value,
-                        "property_group_id": m("group", p.property_group_id)}
-                rid, was = upsert_row("plugin_properties", "property", p.id, cols)
-                out.properties.append(replace(p, id=rid, property_group_id=cols["property_group_id"]))
-                if was:
-                    inv.properties.append(Property(old["id"], old["name"], PropertyType(old["type"]),
-                                                   PropertyMode(old["mode"]), old["property_group_id"]))
-                else:
-                    inv.empty_properties.append(rid)
-            new_tags: list[tuple[Tag, int]] = []
-            for t in commit.tags:
-                old = one("SELECT * FROM plugin_tags WHERE id = ?", (t.id,)) if t.id >= 0 else None
-                pid = m("property", t.property_id)
-                if not one("SELECT 1 FROM plugin_properties WHERE id = ?", (pid,)):
-                    raise CommitError(f"tag {t.value!r}: property {t.property_id} does not exist")
-                rid, was = upsert_row("plugin_tags", "tag", t.id,
-                                              {"property_id": pid, "value": t.value, "parents": "[]",
-                                               "color": t.color})
-                new_tags.append((t, rid))
-                if was:
-                    inv.tags.append(Tag(old["id"], old["property_id"], old["value"],
-                                        json.loads(old["parents"]), old["color"]))
-                else:
-                    inv.empty_tags.append(rid)
-            for t, rid in new_tags:  # parents once every new tag has its id
-                parents = [m("tag", p) for p in t.parents or []]
-                conn.execute("UPDATE plugin_tags SET parents = ? WHERE id = ?", (json.dumps(parents), rid))
-                out.tags.append(replace(t, id=rid, property_id=m("property", t.property_id), parents=parents))
-            for inst in commit.instances:
-                out.instances.append(self._upsert_instance(conn, inst, maps, m, inv))
-
-            def prop_type(pid: int) -> str | None:
-                row = one("SELECT type FROM plugin_properties WHERE id = ?", (pid,))
-                if row is None:
-                    raise CommitError(f"property {pid} does not exist")
-                return row["type"]
-
-            def map_value(pid: int, value: Any) -> Any:
-                if prop_type(pid) in _TAG_TYPES and isinstance(value, list):
-                    return [m("tag", v) if isinstance(v, int) else v for v in value]
-                return value
-
-            for v in commit.instance_values:
-                pid, iid = m("property", v.property_id), m("instance", v.instance_id)
-                value = map_value(pid, v.value)
-                old = one("SELECT value FROM plugin_instance_values WHERE property_id = ? AND instance_id = ?",
-                          (pid, iid))
-                conn.execute("INSERT INTO plugin_instance_values(property_id, instance_id, value) VALUES (?,?,?) "
-                             "ON CONFLICT(property_id, instance_id) DO UPDATE SET value = excluded.value",
-                             (pid, iid, json.dumps(value)))
-                out.instance_values.append(InstanceProperty(pid, iid, value))
-                if old is None:
-                    inv.empty_instance_values.append(InstancePropertyKey(pid, iid))
-                else:
-                    inv.instance_values.append(InstanceProperty(pid, iid, json.loads(old["value"])))
-            for v in commit.image_values:
-                pid = m("property", v.property_id)
-                value = map_value(pid, v.value)
-                old = one("SELECT value FROM plugin_image_values WHERE property_id = ? AND sha1 = ?",
-                          (pid, v.sha1))
-                conn.execute("INSERT INTO plugin_image_values(property_id, sha1, value) VALUES (?,?,?) "
-                             "ON CONFLICT(property_id, sha1) DO UPDATE SET value = excluded.value",
-                             (pid, v.sha1, json.dumps(value)))
-                out.image_values.append(ImageProperty(pid, v.sha1, value))
-                if old is None:
-                    inv.empty_image_values.append(ImagePropertyKey(pid, v.sha1))
-                else:
-                    inv.image_values.append(ImageProperty(pid, v.sha1, json.loads(old["value"])))
-
-            # deletions: values, tags, properties (with their tags and values), groups, instances
-            for k in commit.empty_instance_values:
-                key = InstancePropertyKey(m("property", k.property_id), m("instance", k.instance_id))
-                old = one("SELECT value FROM plugin_instance_values WHERE property_id = ? AND instance_id = ?",
-                          (key.property_id, key.instance_id))
-                if old is not None:
-                    conn.execute("DELETE FROM plugin_instance_values WHERE property_id = ? AND instance_id = ?",
-                                 (key.property_id, key.instance_id))
-                    inv.instance_values.append(InstanceProperty(key.property_id, key.instance_id,
-                                                                json.loads(old["value"])))
-                out.empty_instance_values.append(key)
-            for k in commit.empty_image_values:
-                key = ImagePropertyKey(m("property", k.property_id), k.sha1)
-                old = one("SELECT value FROM plugin_image_values WHERE property_id = ? AND sha1 = ?",
-                          (key.property_id, key.sha1))
-                if old is not None:
-                    conn.execute("DELETE FROM plugin_image_values WHERE property_id = ? AND sha1 = ?",
-                                 (key.property_id, key.sha1))
-                    inv.image_values.append(ImageProperty(key.property_id, key.sha1, json.loads(old["value"])))
-                out.empty_image_values.append(key)
-            for tid in commit.empty_tags:
-                tid = m("tag", tid)
-                old = one("SELECT * FROM plugin_tags WHERE id = ?", (tid,))
-                if old is not None:
-                    conn.execute("DELETE FROM plugin_tags WHERE id = ?", (tid,))
-                    inv.tags.append(Tag(old["id"], old["property_id"], old["value"],
-                                        json.loads(old["parents"]), old["color"]))
-                out.empty_tags.append(tid)
-            for pid in commit.empty_properties:
-                pid = m("property", pid)
-                old = one("SELECT * FROM plugin_properties WHERE id = ?", (pid,))
-                if old is None:
-                    continue
-                inv.properties.append(Property(old["id"], old["name"], PropertyType(old["type"]),
-                                               PropertyMode(old["mode"]), old["property_group_id"]))
-                for t in conn.execute("SELECT * FROM plugin_tags WHERE property_id = ?", (pid,)).fetchall():
-                    inv.tags.append(Tag(t["id"], t["property_id"], t["value"], json.loads(t["parents"]), t["color"]))
-                for v in conn.execute("SELECT * FROM plugin_instance_values WHERE property_id = ?", (pid,)).fetchall():
-                    inv.instance_values.append(InstanceProperty(pid, v["instance_id"], json.loads(v["value"])))
-                for v in conn.execute("SELECT * FROM plugin_image_values WHERE property_id = ?", (pid,)).fetchall():
-                    inv.image_values.append(ImageProperty(pid, v["sha1"], json.loads(v["value"])))
-                for table in ("plugin_tags", "plugin_instance_values", "plugin_image_values"):
-                    conn.execute(f"DELETE FROM {table} WHERE property_id = ?", (pid,))
-                conn.execute("DELETE FROM plugin_properties WHERE id = ?", (pid,))
-                out.empty_properties.append(pid)
-            for gid in commit.empty_property_groups:
-                gid = m("group", gid)
-                old = one("SELECT * FROM plugin_property_groups WHERE id = ?", (gid,))
-                if old is not None:
-                    conn.execute("DELETE FROM plugin_property_groups WHERE id = ?", (gid,))
-                    conn.execute("UPDATE plugin_properties SET property_group_id = NULL WHERE property_group_id = ?",
-                                 (gid,))
-                    inv.property_groups.append(PropertyGroup(old["id"], old["name"]))
-                out.empty_property_groups.append(gid)
-            for iid in commit.empty_instances:
-                iid = m("instance", iid)
-                row = one("SELECT * FROM images WHERE id = ?", (iid,))
-                if row is None:
-                    continue
-                folder_ids = {r["path"]: r["id"] for r in conn.execute("SELECT id, path FROM plugin_folders")}
-                inv.instances.append(self._instance_from_row(row, folder_ids))
-                for v in conn.execute("SELECT * FROM plugin_instance_values WHERE instance_id = ?", (iid,)).fetchall():
-                    inv.instance_values.append(InstanceProperty(v["property_id"], iid, json.loads(v["value"])))
-                conn.execute("DELETE FROM plugin_instance_values WHERE instance_id = ?", (iid,))
-                conn.execute("DELETE FROM selection WHERE relpath = ?", (row["relpath"],))
-                conn.execute("DELETE FROM images WHERE id = ?", (iid,))
-                out.empty_instances.append(iid)
-        return out, inv
-
-    def _upsert_instance(self, conn: Any, inst: Instance, maps: dict[str, dict[int, int]],
-                         m: Callable[[str, int | None], int | None], inv: DbCommit) -> Instance:
-        """Create (or restore, for a positive unknown id) an image row from an Instance.
-
-        Instances are the dataset's files: an existing instance cannot be
-        changed through a commit (edit the file and scan). A restored row has
-        ``mtime_ns = -1`` so the next scan measures the file again.
-        """
-        if inst.id >= 0 and conn.execute("SELECT 1 FROM images WHERE id = ?", (inst.id,)).fetchone():
-            raise CommitError(f"instance {inst.id} exists; instances are the dataset's files and "
-                              f"change only through a scan")
-        path = os.path.abspath(inst.url)
-        root = str(self.base_path)
-        if os.path.commonpath([path, root]) != root:
-            raise CommitError(f"instance {inst.name!r}: {inst.url} is outside the dataset {root}")
-        rel = os.path.relpath(path, root).replace(os.sep, "/")
-        try:
-            size = os.path.getsize(path)
-        except OSError:
-            size = -1
-        cols = ["relpath", "size", "mtime_ns", "digest", "width", "height", "phash", "scanned_at"]
-        vals = [rel, size, -1, inst.sha1, inst.width, inst.height, inst.ahash, time.time()]
-        if inst.id >= 0:
-            cols, vals = ["id"] + cols, [inst.id] + vals
-        cur = conn.execute(f"INSERT INTO images({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", vals)
-        new_id = inst.id if inst.id >= 0 else int(cur.lastrowid)
-        if inst.id < 0:
-            maps["instance"][inst.id] = new_id
-        inv.empty_instances.append(new_id)
-        return replace(inst, id=new_id, folder_id=m("folder", inst.folder_id), relpath=rel)
+            return CommitApplier(conn, self.base_path).apply(commit)
 
     # -- events -------------------------------------------------------------------
     def on_instance_import(self, owner: str, callback: InstanceCallback) -> None:

@@ -13,20 +13,9 @@ import threading
 import time
 from typing import Any
 
-from textual.message import Message
-
 from ..events import Event, InFlightProgress, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted
+from .messages import JobUpdated
 from .widgets.jobs_panel import JobProgress
-
-
-class JobUpdated(Message):
-    """A throttled progress snapshot of one job, with the ``problems``
-    (``(image, reason, is_failure)``) reported since the previous one."""
-
-    def __init__(self, progress: JobProgress, problems: list[tuple[str, str, bool]]) -> None:
-        super().__init__()
-        self.progress = progress
-        self.problems = problems
 
 
 class JobCancelled(Exception):
@@ -48,6 +37,9 @@ class JobSink:
         self._last = 0.0
         self.cancel_requested = False
         self.raise_on_cancel = False
+        #: The async worker running the job (set by ``run_cancellable``; cancelling the
+        #: job cancels it), None for a job in a thread worker (it checks ``cancel_requested``).
+        self.worker: Any = None
 
     def __call__(self, event: Event) -> None:
         with self._lock:
@@ -108,3 +100,6 @@ class JobSink:
                                p.status, p.in_flight)
         problems, self._problems = self._problems, []
         self.app.post_message(JobUpdated(snapshot, problems))
+
+
+__all__ = ["JobCancelled", "JobSink", "JobUpdated"]

@@ -15,6 +15,7 @@ import os
 import shlex
 import socket
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..cli.options import API_AUTH_ENV
@@ -33,13 +34,16 @@ def served() -> bool:
     return os.environ.get("TEXTUAL_DRIVER", "") == WEB_DRIVER
 
 
-def app_command(dataset: Path, *, api_url: str | None = None, cache_dir: Path | None = None,
-                scan: bool = True) -> str:
-    """The shell command textual-serve runs per browser session (this Python, this package)."""
+def app_command(dataset: Path, *, api_url: str | Sequence[str] | None = None, cache_dir: Path | None = None,
+                scan: bool = True, backend: str | None = None) -> str:
+    """The shell command textual-serve runs per browser session (this Python, this package);
+    ``api_url``: one server or a pool, ``backend``: the resolved ``--backend``."""
     args = [sys.executable, "-m", "fluxgym_coach", "tui", str(dataset.resolve()),
             "--preview", "halfcell"]
-    if api_url:
-        args += ["--api-url", api_url]
+    for url in [api_url] if isinstance(api_url, str) else api_url or []:
+        args += ["--api-url", url]
+    if backend:
+        args += ["--backend", backend]
     if cache_dir:
         args += ["--cache-dir", str(Path(cache_dir).resolve())]
     if not scan:
@@ -57,8 +61,9 @@ def _check_port(port: int) -> None:
             raise ServeError(f"cannot listen on {HOST}:{port}: {exc.strerror}") from exc
 
 
-def serve_app(dataset: Path, *, port: int = 8000, api_url: str | None = None,
-              api_auth: str | None = None, cache_dir: Path | None = None, scan: bool = True) -> None:
+def serve_app(dataset: Path, *, port: int = 8000, api_url: str | Sequence[str] | None = None,
+              api_auth: str | None = None, cache_dir: Path | None = None, scan: bool = True,
+              backend: str | None = None) -> None:
     """Serve the review app of ``dataset`` on http://127.0.0.1:``port`` until Ctrl-C.
 
     Raises :class:`~fluxgym_coach.dataset.DatasetError` for a folder that is not
@@ -75,7 +80,7 @@ def serve_app(dataset: Path, *, port: int = 8000, api_url: str | None = None,
     _check_port(port)
     if api_auth:
         os.environ[API_AUTH_ENV] = api_auth  # inherited by the sessions, not on their command line
-    server = Server(app_command(dataset, api_url=api_url, cache_dir=cache_dir, scan=scan),
+    server = Server(app_command(dataset, api_url=api_url, cache_dir=cache_dir, scan=scan, backend=backend),
                     host=HOST, port=port, title=f"fluxgym-coach: {Path(dataset).name}")
     print(f"Serving the review of {dataset} on http://{HOST}:{port} (Ctrl-C stops). "
           f"From another machine: ssh -L {port}:{HOST}:{port} HOST, then open http://{HOST}:{port}",

@@ -5,11 +5,13 @@ The review UI asks once, before Textual starts (:func:`detect_terminal`):
 - **colour depth**: 24-bit (``truecolor``), ``256`` or ``16`` colours. Inside
   tmux the answer is tmux's own: the features of the attached client
   (``#{client_termfeatures}`` contains ``RGB`` when tmux passes 24-bit colour
-  on, from ``terminal-features`` / ``terminal-overrides`` ``RGB``/``Tc`` or the
-  client's terminfo). Outside tmux: ``COLORTERM=truecolor|24bit``, then names
-  and variables of terminals known to have 24-bit colour (kitty, Ghostty,
-  WezTerm, iTerm2, VS Code, Windows Terminal, Konsole, VTE >= 0.36, foot,
-  Alacritty, ``*-direct``), then the colours in ``$TERM``.
+  on, from ``terminal-features`` / ``terminal-overrides`` ``RGB``/``Tc``), or
+  the client's terminfo has ``setrgbf``/``setrgbb`` (tmux then sends 24-bit
+  colour without listing ``RGB``: kitty's ``xterm-kitty``). Outside tmux:
+  ``COLORTERM=truecolor|24bit``, then names and variables of terminals known
+  to have 24-bit colour (kitty, Ghostty, WezTerm, iTerm2, VS Code, Windows
+  Terminal, Konsole, VTE >= 0.36, foot, Alacritty, xterm, ``*-direct``), then
+  the colours in ``$TERM``.
   ``TEXTUAL_COLOR_SYSTEM`` set by the user wins over all of this.
 - **tmux**: version, the client's ``TERM`` and ``XTVERSION`` reply
   (``#{client_termname}``, ``#{client_termtype}``), and whether
@@ -17,6 +19,8 @@ The review UI asks once, before Textual starts (:func:`detect_terminal`):
 - **kitty graphics behind tmux**: the client is kitty, Ghostty or WezTerm (by its
   name or version reply), or their variables leaked into the environment
   (``KITTY_WINDOW_ID``, ``GHOSTTY_RESOURCES_DIR``, ``WEZTERM_PANE``).
+- **window size**: the terminal's own (:func:`use_real_window_size` drops
+  ``COLUMNS``/``LINES``, which would otherwise override it).
 
 Rich (and so Textual) picks its colour system from ``COLORTERM`` and ``TERM``
 (``rich.console.Console._detect_color_system``): :func:`apply_colour_depth`
@@ -33,6 +37,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 
@@ -56,11 +61,16 @@ class TmuxInfo:
     client_termtype: str  #: the outer terminal's XTVERSION reply, e.g. ``kitty(0.26.5)``
     client_features: frozenset[str]  #: ``#{client_termfeatures}``, e.g. ``{"256", "RGB", "title"}``
     passthrough: bool  #: ``allow-passthrough`` is ``on`` or ``all`` for our pane
+    #: the client's terminfo entry (on this host, where tmux reads it) has ``setrgbf`` and
+    #: ``setrgbb``, e.g. ``xterm-kitty``: tmux sends 24-bit colour with them without
+    #: listing ``RGB`` among the client's features
+    client_terminfo_rgb: bool = False
 
     @property
     def rgb(self) -> bool:
-        """tmux passes 24-bit colour on to the client."""
-        return "RGB" in self.client_features
+        """tmux passes 24-bit colour on to the client (tmux's own rule, tty-term.c:
+        ``RGB`` among the features, or ``setrgbf``/``setrgbb`` in the client's terminfo)."""
+        return "RGB" in self.client_features or self.client_terminfo_rgb
 
     @property
     def attached(self) -> bool:
@@ -117,7 +127,23 @@ def query_tmux(env: Mapping[str, str] | None = None, tmux: str = "tmux",
     passthrough = passthrough.strip().splitlines()[-1] if passthrough.strip() else ""
     return TmuxInfo(version=version, client_termname=termname, client_termtype=termtype,
                     client_features=frozenset(f for f in features.split(",") if f),
-                    passthrough=passthrough in ("1", "on", "all"))
+                    passthrough=passthrough in ("1", "on", "all"),
+                    client_terminfo_rgb=terminfo_has_rgb(termname, timeout=timeout))
+
+
+def terminfo_has_rgb(name: str, infocmp: str = "infocmp", timeout: float = 2.0) -> bool:
+    """The terminfo entry ``name`` on this host defines ``setrgbf`` and ``setrgbb`` (24-bit
+    foreground and background), asked with ``infocmp -x -1``; False when the entry or the
+    program (Debian: ncurses-bin) is missing."""
+    if not name or shutil.which(infocmp) is None:
+        return False
+    try:
+        out = subprocess.run([infocmp, "-x", "-1", name], capture_output=True, text=True,
+                             timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    caps = {line.strip().split("=", 1)[0] for line in out.stdout.splitlines()}
+    return out.returncode == 0 and {"setrgbf", "setrgbb"} <= caps
 
 
 def _env_truecolor(env: Mapping[str, str]) -> str | None:
@@ -137,6 +163,11 @@ def _env_truecolor(env: Mapping[str, str]) -> str | None:
     vte = env.get("VTE_VERSION", "")
     if vte.isdigit() and int(vte) >= 3600:
         return f"VTE_VERSION={vte}"
+    # xterm sets XTERM_VERSION (and drops COLORTERM). It reads 24-bit SGR colours and shows
+    # them exactly when built with direct colour (Debian's XTerm(379), measured from
+    # screenshots), else maps them to its palette: never worse than 256 colours.
+    if env.get("XTERM_VERSION", "").startswith("XTerm("):
+        return f"XTERM_VERSION={env['XTERM_VERSION']}"
     return None
 
 
@@ -177,7 +208,8 @@ def detect_terminal(env: Mapping[str, str] | None = None, tmux: str = "tmux") ->
     if tmux_info is not None and tmux_info.attached:
         name = tmux_info.client_termname
         if tmux_info.rgb:
-            colour, reason = TRUECOLOR, f"tmux client {name} has RGB"
+            how = "RGB" if "RGB" in tmux_info.client_features else "setrgbf/setrgbb in terminfo"
+            colour, reason = TRUECOLOR, f"tmux client {name} has {how}"
         else:
             colour, reason = COLORS_256, f"tmux client {name} lacks RGB"
             fixes.append(f"tmux set -as terminal-features ',{name}:RGB' (then detach and "
@@ -210,20 +242,66 @@ def detect_terminal(env: Mapping[str, str] | None = None, tmux: str = "tmux") ->
 
 
 def apply_colour_depth(info: TerminalInfo, environ: MutableMapping[str, str] | None = None) -> bool:
-    """Make Rich/Textual use 24-bit colour when :func:`detect_terminal` found it.
+    """Make Rich/Textual use the colour depth :func:`detect_terminal` found.
 
-    Sets ``COLORTERM=truecolor`` in ``environ`` (default ``os.environ``) unless
-    it already says so or ``TEXTUAL_COLOR_SYSTEM`` is set. Call it before the
-    :class:`textual.app.App` is created (its console reads the environment
-    then). Returns True when it changed the environment.
+    Sets ``COLORTERM=truecolor`` in ``environ`` (default ``os.environ``) for 24-bit
+    colour unless it already says so. Inside tmux with a client that lacks 24-bit
+    colour, removes a ``COLORTERM=truecolor`` (left by the terminal that started
+    tmux's server: tmux turns 24-bit colours into 256 for this client anyway), so
+    the app renders, and the status line names, 256 colours. Nothing changes when
+    ``TEXTUAL_COLOR_SYSTEM`` is set. Call it before the :class:`textual.app.App` is
+    created (its console reads the environment then). Returns True when it changed
+    the environment.
     """
     environ = os.environ if environ is None else environ
-    if info.colour != TRUECOLOR or environ.get("TEXTUAL_COLOR_SYSTEM"):
+    if environ.get("TEXTUAL_COLOR_SYSTEM"):
         return False
-    if environ.get("COLORTERM", "").strip().lower() in ("truecolor", "24bit"):
-        return False
-    environ["COLORTERM"] = "truecolor"
-    return True
+    says_truecolor = environ.get("COLORTERM", "").strip().lower() in ("truecolor", "24bit")
+    if info.colour == TRUECOLOR:
+        if says_truecolor:
+            return False
+        environ["COLORTERM"] = "truecolor"
+        return True
+    if says_truecolor and info.tmux is not None and info.tmux.attached:
+        del environ["COLORTERM"]
+        return True
+    return False
+
+
+#: The variables that override a terminal's real size in ``shutil.get_terminal_size``.
+SIZE_VARIABLES = ("COLUMNS", "LINES")
+
+
+def use_real_window_size(environ: MutableMapping[str, str] | None = None,
+                         fd: int | None = None) -> list[str]:
+    """Make the app lay itself out for the terminal's real size, not ``$COLUMNS``/``$LINES``.
+
+    Textual's Linux driver reads the size with ``shutil.get_terminal_size``, which
+    prefers the ``COLUMNS`` and ``LINES`` variables over the terminal's own answer
+    (``TIOCGWINSZ``), at start-up and again on every resize (``SIGWINCH``). An
+    exported value is at best the size when the shell last looked, and leaks into
+    places it does not describe: tmux copies the environment of the shell that
+    started its server into every pane, a test runner's into the terminals it starts.
+    The app then draws for a wider or narrower screen than it has (the preview box
+    runs past the right edge) and never corrects it on a resize.
+
+    When ``fd`` (default: standard output) is a terminal, removes both variables
+    from ``environ`` (default ``os.environ``, this process only; the shell keeps
+    them). Returns the names removed, e.g. ``["COLUMNS"]``; nothing is removed when
+    ``fd`` is not a terminal (there the variables are the only answer).
+    Source: Python's ``shutil.get_terminal_size``; textual's ``LinuxDriver._get_terminal_size``.
+    """
+    environ = os.environ if environ is None else environ
+    if fd is None:
+        try:
+            fd = sys.__stdout__.fileno() if sys.__stdout__ is not None else -1
+        except (AttributeError, ValueError, OSError):
+            return []
+    try:
+        os.get_terminal_size(fd)
+    except (OSError, ValueError):
+        return []
+    return [name for name in SIZE_VARIABLES if environ.pop(name, None) is not None]
 
 
 _current: TerminalInfo | None = None

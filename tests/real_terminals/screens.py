@@ -15,6 +15,8 @@ thumbnail the app drew, scaled to the same pixels:
   cell, over the same measure on the thumbnail. Half-block cells are flat in
   each half (``detail`` near 0); a real image (Sixel, kitty) keeps the detail
   (near 1). Garbage or a misplaced image has a low ``corr``.
+- ``half_cell_error``: for half-blocks, how far each half cell's colour is from
+  the thumbnail's (0 in 24-bit colour; 256 colours are ~10 off).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from .artifacts import artifacts_dir
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {"Xvfb": "xvfb", "xterm": "xterm", "kitty": "kitty", "tmux": "tmux", "import": "imagemagick"}
 COLS, ROWS = 110, 34
+#: Handed to every terminal: wrong on purpose (see :func:`photograph`).
+STALE_SIZE = {"COLUMNS": "200", "LINES": "60"}
 TMUX_CONF = """set -g status off
 set -g allow-passthrough on
 set -g default-terminal tmux-256color
@@ -114,19 +118,22 @@ class Shot:
 
 
 def photograph(kind: str, dataset: Path, work: Path, *, tmux: bool = False,
-               preview: str = "auto", display: str, deadline: float = 180.0) -> Shot:
+               preview: str = "auto", display: str, deadline: float = 180.0,
+               tmux_conf: str = TMUX_CONF, name: str | None = None) -> Shot:
     """Start terminal ``kind`` (inside tmux when ``tmux``) with the harness on
-    ``dataset``, wait for its report, take screenshots of the whole display until two in a
+    ``dataset``, wait for its report, take screenshots of the whole display until three in a
     row are the same (the terminal has painted). Deadlines are generous: the test machines
-    are shared and slow."""
-    report = work / f"{kind}{'-tmux' if tmux else ''}-{preview}.json"
+    are shared and slow. ``tmux_conf``: tmux's configuration; ``name``: of the run's files
+    (default ``KIND[-tmux]-PREVIEW``)."""
+    name = name or f"{kind}{'-tmux' if tmux else ''}-{preview}"
+    report = work / f"{name}.json"
     harness = [sys.executable, "-m", "tests.real_terminals.harness", str(dataset), str(report),
                "--preview", preview]
     inner = harness
     sock = f"fgc-real-{os.getpid()}-{kind}"
     if tmux:
         conf = work / "tmux.conf"
-        conf.write_text(TMUX_CONF)
+        conf.write_text(tmux_conf)
         inner = ["tmux", "-L", sock, "-f", str(conf), "new-session", "-x", str(COLS), "-y",
                  str(ROWS), " ".join(harness)]
     cmd, extra = terminal_command(kind, inner)
@@ -134,6 +141,11 @@ def photograph(kind: str, dataset: Path, work: Path, *, tmux: bool = False,
     for var in ("TMUX", "TMUX_PANE", "COLORTERM", "TEXTUAL_COLOR_SYSTEM", "KITTY_WINDOW_ID",
                 "NO_COLOR"):  # tests/conftest.py sets NO_COLOR for Rich output
         env.pop(var, None)
+    # A stale exported size, as tests/conftest.py (COLUMNS=200), a shell's `export COLUMNS`
+    # or tmux's global environment leave it: the app must lay itself out for the terminal's
+    # real size all the same (xterm drops both variables for its child; kitty and tmux pass
+    # them on).
+    env.update(STALE_SIZE)
     env["FLUXGYM_COACH_CACHE_DIR"] = str(work / "cache")
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
@@ -142,34 +154,42 @@ def photograph(kind: str, dataset: Path, work: Path, *, tmux: bool = False,
         if not report.exists():
             raise RuntimeError(f"{kind} exited ({proc.returncode}) before the app drew a preview")
         shot = report.with_suffix(".screen.png")
-        subprocess.run(["import", "-display", display, "-window", "root", str(shot)],
-                       check=True, timeout=60)
+        seen: list = []
+        wait_for(lambda: _steady_screenshot(display, shot, seen), "a still screen", deadline,
+                 step=0.1)
         return Shot(shot, json.loads(report.read_text()), report.with_suffix(".png"))
     finally:
         if tmux:
             subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True, timeout=10,
                            check=False)
+        _end(proc)
+
+
+def _end(proc: subprocess.Popen) -> None:
+    """Stop the terminal and what runs in it (its own process group)."""
+    try:
         os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
+        proc.wait(timeout=10)
+    except ProcessLookupError:  # already gone (tmux's server killed, the terminal exited)
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait(timeout=10)
 
 
-def _steady_screenshot(display: str, shot: Path) -> bool:
-    """Photograph the root window into ``shot``; true when it equals the previous photograph
-    (the terminal has finished painting), so :func:`wait_for` retakes it until then."""
-    previous = shot.with_suffix(".prev.png")
-    if shot.exists():
-        shot.replace(previous)
+def _steady_screenshot(display: str, shot: Path, seen: list, still: int = 3) -> bool:
+    """Photograph the root window into ``shot``; true once the last ``still`` photographs
+    are the same (the terminal has finished painting), so :func:`wait_for` retakes it
+    until then. ``seen``: the earlier photographs' pixels (the caller's, appended to)."""
     subprocess.run(["import", "-display", display, "-window", "root", str(shot)],
                    check=True, timeout=60)
-    if not previous.exists():
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    if not pixels.any():  # the terminal has not drawn its first frame yet (kitty, software GL)
+        seen.clear()
         return False
-    same = np.array_equal(np.asarray(Image.open(shot).convert("RGB")),
-                          np.asarray(Image.open(previous).convert("RGB")))
-    previous.unlink()
-    return same
+    seen.append(pixels)
+    del seen[:-still]
+    return len(seen) == still and all(np.array_equal(seen[0], a) for a in seen[1:])
 
 
 def _grey(a: np.ndarray) -> np.ndarray:
@@ -226,9 +246,25 @@ def judge(shot: Shot, cell: tuple[int, int] | None = None) -> dict:
                 scored.append((_corr(_half(crop), _half(ref)), ox, oy, crop))
     corr, ox, oy, crop = max(scored, key=lambda t: t[0])
     ref_detail = _detail(ref, cw, ch)
+    box = [x * cw + ox, y * ch + oy, w * cw, h * ch]
     return {"corr": round(corr, 3),
             "detail": round(_detail(crop, cw, ch) / ref_detail, 3) if ref_detail else 0.0,
-            "box": [x * cw + ox, y * ch + oy, w * cw, h * ch], "cell": [cw, ch]}
+            "half_cell_error": _half_cell_error(shot, box, cw, ch), "box": box, "cell": [cw, ch]}
+
+
+def _half_cell_error(shot: Shot, box: list[int], cw: int, ch: int) -> float:
+    """Mean absolute RGB difference (0-255) between the centre pixel of each half cell in
+    the screenshot and the thumbnail averaged over that half cell: near 0 for half-blocks
+    in 24-bit colour, ~10 for the same in 256 colours (measured in xterm)."""
+    x, y, w, h = box
+    rows, cols = h // ch, w // cw
+    rgb = np.asarray(Image.open(shot.screenshot).convert("RGB"), np.float32)
+    ys = (y + np.arange(rows * 2) // 2 * ch + np.where(np.arange(rows * 2) % 2, 3 * ch // 4, ch // 4))
+    xs = x + np.arange(cols) * cw + cw // 2
+    seen = rgb[ys][:, xs]
+    ref = np.asarray(Image.open(shot.thumbnail).convert("RGB").resize(
+        (cols, rows * 2), Image.Resampling.BOX), np.float32)
+    return round(float(np.abs(seen - ref).mean()), 2)
 
 
 def keep(shot: Shot, verdict: dict, name: str) -> Path:

@@ -69,7 +69,7 @@ def find_model_dir(model_path: str | Path | None = None) -> tuple[Path | None, l
     Face cache snapshots of :data:`REPOS`. A folder counts when it has a
     ``config.json`` and weights (``*.safetensors`` or ``pytorch_model*.bin``).
     """
-    from ..text import _hf_cache_dirs
+    from ..tokens import _hf_cache_dirs
 
     looked: list[str] = []
     candidates: list[Path] = []

@@ -19,6 +19,7 @@ from pathlib import Path
 from ... import core
 from ...enhance.backends.base import EnhanceParams
 from ...settings import load_settings
+from ...statuses import CaptionStatus, EnhanceStatus
 from ..models import (ActionContext, ActionResult, Group, Notif, NotifFunction, NotifType, Score,
                       ScoreList)
 from ..plugin import APlugin
@@ -77,8 +78,9 @@ class CorePlugin(APlugin):
         counts: dict[str, int] = {}
         for o in report.outcomes.values():
             counts[o.status] = counts.get(o.status, 0) + 1
-        done = [o for o in report.outcomes.values() if o.status in ("enhanced", "cached") and o.name in by_rel]
-        failed = {o.name: o.reason for o in report.outcomes.values() if o.status == "failed"}
+        done = [o for o in report.outcomes.values() if o.status in (EnhanceStatus.ENHANCED, EnhanceStatus.CACHED)
+                and o.name in by_rel]
+        failed = {o.name: o.reason for o in report.outcomes.values() if o.status == EnhanceStatus.FAILED}
         notifs = [Notif(NotifType.ERROR if failed else NotifType.INFO, "enhance",
                         ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing to do",
                         data={"failed": failed} if failed else None)]
@@ -98,7 +100,7 @@ class CorePlugin(APlugin):
         report = await core.caption_images(dataset, relpaths, engine, mode=mode.value,
                                            trigger=trigger or None)
         counts = report.counts()
-        failed = {o.relpath: o.reason for o in report.outcomes.values() if o.status == "failed"}
+        failed = {o.relpath: o.reason for o in report.outcomes.values() if o.status == CaptionStatus.FAILED}
         kind = NotifType.ERROR if report.fatal or failed else NotifType.INFO
         message = report.fatal or (", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing to do")
         return ActionResult(notifs=[Notif(kind, "caption", message, data={"failed": failed} if failed else None)],

@@ -157,6 +157,29 @@ def renderer_name(mode: str) -> str:
     return resolve_renderer(mode)
 
 
+def preview_fix(mode: str, color_system: str | None = None,
+                term: TerminalInfo | None = None) -> str:
+    """The one-line fix when the preview is poor (half-blocks or unicode, or kitty
+    placeholders without 24-bit colour), else "".
+
+    ``color_system`` as for :func:`preview_status`. The colour fix is left out when
+    the app already draws in 24-bit colour. E.g. ``tmux set -g allow-passthrough on
+    (kitty graphics through tmux)``.
+    """
+    term = term or current_terminal()
+    renderer = resolve_renderer(mode, term)
+    depth = _COLOUR_SYSTEMS.get(color_system or "", term.depth_label)
+    if renderer in ("kitty", "kitty-tmux") and depth != "24-bit":
+        # the placeholder cells carry the image id in their 24-bit colour: fewer colours
+        # turn them into other ids (no image, or the wrong one)
+        return ("kitty placeholders need 24-bit colour: "
+                + (term.colour_fix or "export COLORTERM=truecolor"))
+    if renderer not in ("halfcell", "unicode"):
+        return ""
+    fixes = [f for f in term.fixes if depth != "24-bit" or f != term.colour_fix]
+    return fixes[0] if fixes else ""
+
+
 def preview_status(mode: str, color_system: str | None = None,
                    term: TerminalInfo | None = None) -> str:
     """The status-line field: renderer, colour depth and, when poor, the one-line fix.
@@ -164,15 +187,15 @@ def preview_status(mode: str, color_system: str | None = None,
     ``color_system``: the app console's (``App.console.color_system``: ``truecolor``,
     ``256``, ``standard``); default: the detected depth. E.g.
     ``preview half-blocks, 256 colours (fix: tmux set -as terminal-features ',xterm-256color:RGB' ...)``.
+    The status line is cut at the terminal's width, so :class:`Preview` also shows
+    the fix (:func:`preview_fix`) inside the preview pane, where it wraps.
     """
     term = term or current_terminal()
     renderer = resolve_renderer(mode, term)
     depth = _COLOUR_SYSTEMS.get(color_system or "", term.depth_label)
     text = f"preview {_LABELS[renderer]}, {depth}"
-    fixes = [f for f in term.fixes if depth != "24-bit" or f != term.colour_fix]
-    if renderer in ("halfcell", "unicode") and fixes:  # poor: say how to do better
-        text += f" (fix: {fixes[0]})"
-    return text
+    fix = preview_fix(mode, color_system, term)
+    return f"{text} (fix: {fix})" if fix else text
 
 
 class Preview(Container):
@@ -182,21 +205,44 @@ class Preview(Container):
     Preview { height: 1fr; border: round $primary-darken-2; border-title-align: left; }
     Preview > .preview-image { width: auto; height: 100%; }
     Preview > #preview-text { color: $text-muted; padding: 0 1; }
+    Preview > #preview-fix { dock: bottom; height: auto; max-height: 3; color: $warning;
+                             padding: 0 1; }
     """
+    #: Least content rows for the fix line to be shown (a small preview keeps its rows).
+    FIX_MIN_ROWS = 12
 
     def __init__(self, mode: str = "auto", *, id: str | None = None) -> None:
         self.renderer = resolve_renderer(mode)
         super().__init__(id=id)
         self.mode = mode
         self.shown_key: str | None = None
+        self.fix = ""  #: the one-line fix shown in the pane (``auto`` only), set on mount
         self._image_widget = (None if self.renderer == "off"
                               else WIDGETS[self.renderer](classes="preview-image"))
 
     def compose(self) -> ComposeResult:
+        fix = Static("", id="preview-fix")
+        fix.display = False
+        yield fix
         if self._image_widget is not None:
             self._image_widget.display = False
             yield self._image_widget
         yield Static("", id="preview-text")
+
+    def on_mount(self) -> None:
+        # Only for ``auto``: a renderer the user chose is kept without a word here (the
+        # status line still names the fix).
+        self.fix = preview_fix(self.mode, self.app.console.color_system) if self.mode == "auto" else ""
+        self.query_one("#preview-fix", Static).update(f"fix: {self.fix}" if self.fix else "")
+        self._show_fix()
+
+    def on_resize(self) -> None:
+        self._show_fix()
+
+    def _show_fix(self) -> None:
+        """The fix line is shown when there is one and the pane is tall enough."""
+        self.query_one("#preview-fix", Static).display = (
+            bool(self.fix) and self.size.height >= self.FIX_MIN_ROWS)
 
     def show_image(self, key: str, image: PILImage.Image, title: str) -> None:
         """Show ``image`` (already a thumbnail) with ``title`` in the border."""

@@ -1,0 +1,210 @@
+"""Undoable bulk caption edits: prefix, suffix, replace, sort and dedup tags, trigger first.
+
+Every edit goes through :meth:`Dataset.write_caption
+<fluxgym_coach.dataset.Dataset.write_caption>`, so each change is in the
+caption history under one operation id (``bulk:<kind>:<8 hex>``);
+:func:`undo_operation` reverts all of it, :func:`operations` lists them.
+Every name here is also importable from :mod:`fluxgym_coach.captions.text`.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .text import apply_trigger, dedup_tags, sort_tags, split_tags, starts_with_trigger, tag_key
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..dataset import Dataset
+
+
+@dataclass(slots=True)
+class BulkReport:
+    """Result of a bulk edit: ``op_id`` (pass it to :func:`undo_operation`), the
+    relpaths ``changed``, how many were ``unchanged``, and ``skipped`` relpaths
+    with the reason (e.g. no caption)."""
+
+    op_id: str
+    changed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON output."""
+        return asdict(self)
+
+
+def new_op_id(kind: str) -> str:
+    """A fresh history source for one bulk operation: ``"bulk:<kind>:<8 hex>"``."""
+    return f"bulk:{kind}:{uuid.uuid4().hex[:8]}"
+
+
+def apply_to_captions(dataset: "Dataset", transform: Callable[[str], str], kind: str,
+                      relpaths: Iterable[str] | None = None, *, include_missing: bool = False,
+                      op_id: str | None = None) -> BulkReport:
+    """Apply ``transform(text) -> new_text`` to captions through ``Dataset.write_caption``.
+
+    ``relpaths`` defaults to every image in the store. Images without a
+    sidecar are skipped unless ``include_missing`` (then ``transform("")`` is
+    written). Each change is recorded in the caption history under the
+    source ``op_id`` (default :func:`new_op_id` of ``kind``).
+    """
+    report = BulkReport(op_id or new_op_id(kind))
+    rels = list(relpaths) if relpaths is not None else [r.relpath for r in dataset.images()]
+    for rel in rels:
+        current = dataset.read_caption(rel)
+        if current is not None and current.error:  # binary / damaged sidecar: never edited blindly
+            report.skipped[rel] = current.error
+            continue
+        if current is None and not include_missing:
+            report.skipped[rel] = "no caption"
+            continue
+        old = current.text if current else ""
+        new = transform(" ".join(old.split()))
+        if not new.strip():
+            report.skipped[rel] = "the edit would leave the caption empty"
+            continue
+        if dataset.write_caption(rel, new, source=report.op_id):
+            report.changed.append(rel)
+        else:
+            report.unchanged += 1
+    return report
+
+
+def _prefix(prefix: str, sep: str) -> Callable[[str], str]:
+    prefix = prefix.strip()
+    if "," not in prefix and sep.strip() == ",":
+        # one tag (the trigger word): moved to the front where it is already a tag, never doubled
+        return lambda text: apply_trigger(text, prefix)
+
+    def f(text: str) -> str:
+        if not text:
+            return prefix
+        if starts_with_trigger(text, prefix):
+            return text
+        return f"{prefix}{sep}{text}"
+    return f
+
+
+def bulk_prefix(dataset: "Dataset", prefix: str, relpaths: Iterable[str] | None = None,
+                sep: str = ", ") -> BulkReport:
+    """Put ``prefix`` at the start of each caption (skipped where it is there already).
+
+    A single tag (the trigger word) is put first by :func:`apply_trigger`: where
+    the caption already has it as a tag it is moved, never doubled. Images
+    without a caption get the prefix alone.
+    """
+    return apply_to_captions(dataset, _prefix(prefix, sep), "prefix", relpaths, include_missing=True)
+
+
+def bulk_trigger_first(dataset: "Dataset", trigger: str, relpaths: Iterable[str] | None = None) -> BulkReport:
+    """Put the trigger word first in each caption (:func:`apply_trigger`): what
+    ``captions trigger-first``, ``captions prefix WORD`` and the TUI's ``t`` do."""
+    return apply_to_captions(dataset, lambda text: apply_trigger(text, trigger), "trigger-first",
+                             relpaths, include_missing=True)
+
+
+def bulk_suffix(dataset: "Dataset", suffix: str, relpaths: Iterable[str] | None = None,
+                sep: str = ", ") -> BulkReport:
+    """Append ``suffix`` to each caption (skipped where it already ends with it)."""
+    suffix = suffix.strip()
+
+    def f(text: str) -> str:
+        if text.rstrip(" ,.").endswith(suffix):
+            return text
+        return f"{text}{sep}{suffix}" if text else suffix
+    return apply_to_captions(dataset, f, "suffix", relpaths)
+
+
+def bulk_replace(dataset: "Dataset", pattern: str, replacement: str,
+                 relpaths: Iterable[str] | None = None, *, regex: bool = True,
+                 ignore_case: bool = False) -> BulkReport:
+    """Replace ``pattern`` by ``replacement`` in each caption.
+
+    With ``regex`` (default) the pattern is a Python regular expression and
+    the replacement may use ``\\1`` groups; otherwise both are literal text.
+    Raises ValueError for an invalid regular expression. Afterwards stray
+    separators (``", ,"``, leading/trailing commas) are tidied.
+    """
+    flags = re.IGNORECASE if ignore_case else 0
+    try:
+        rx = re.compile(pattern if regex else re.escape(pattern), flags)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from exc
+    repl = replacement if regex else replacement.replace("\\", "\\\\")
+
+    def f(text: str) -> str:
+        new = rx.sub(repl, text)
+        if new == text:
+            return text
+        new = re.sub(r"\s*,(\s*,)+", ",", new)
+        return " ".join(new.strip(" ,").split())
+    return apply_to_captions(dataset, f, "replace", relpaths)
+
+
+def bulk_sort_tags(dataset: "Dataset", relpaths: Iterable[str] | None = None,
+                   keep_first: int = 1, by: str = "alpha") -> BulkReport:
+    """Sort each caption's tags (the first ``keep_first`` stay first).
+
+    ``by``: ``"alpha"`` (alphabetical) or ``"frequency"`` (most used in the
+    dataset first, then alphabetical). Raises ValueError for another ``by``.
+    """
+    rels = list(relpaths) if relpaths is not None else [r.relpath for r in dataset.images()]
+    if by == "alpha":
+        key: Callable[[str], Any] = tag_key
+    elif by == "frequency":
+        freq: Counter[str] = Counter()
+        for rec in dataset.images():
+            freq.update({tag_key(t) for t in split_tags(rec.caption)})
+        key = lambda t: (-freq[tag_key(t)], tag_key(t))  # noqa: E731
+    else:
+        raise ValueError(f"unknown sort order {by!r}: use 'alpha' or 'frequency'")
+    return apply_to_captions(dataset, lambda t: sort_tags(t, keep_first, key), "sort-tags", rels)
+
+
+def bulk_dedup_tags(dataset: "Dataset", relpaths: Iterable[str] | None = None) -> BulkReport:
+    """Remove repeated tags from each caption (first occurrence kept)."""
+    return apply_to_captions(dataset, dedup_tags, "dedup-tags", relpaths)
+
+
+def operations(dataset: "Dataset", limit: int = 20) -> list[dict[str, Any]]:
+    """Recent bulk operations (newest first): ``{"op_id", "images", "undone", "at"}``.
+
+    Covers caption edits whose history source starts with ``bulk:`` or ``tags:``.
+    """
+    rows = dataset.store.execute(
+        "SELECT source, COUNT(*) AS n, SUM(undone) AS u, MAX(at) AS at FROM caption_history "
+        "WHERE source LIKE 'bulk:%' OR source LIKE 'tags:%' GROUP BY source ORDER BY at DESC LIMIT ?",
+        (limit,))
+    return [{"op_id": r["source"], "images": r["n"], "undone": r["u"], "at": r["at"]} for r in rows]
+
+
+def undo_operation(dataset: "Dataset", op_id: str) -> BulkReport:
+    """Undo every caption change of one bulk operation.
+
+    An image is reverted only when that operation's change is still its
+    newest one; images edited since are left alone and listed in
+    ``skipped`` (undo those one by one with ``Dataset.undo_caption``).
+    Raises LookupError when ``op_id`` has no change left to undo.
+    """
+    rows = dataset.store.execute(
+        "SELECT DISTINCT relpath FROM caption_history WHERE source = ? AND undone = 0", (op_id,))
+    if not rows:
+        raise LookupError(f"operation {op_id!r}: nothing to undo (unknown id, or already undone)")
+    report = BulkReport(f"undo:{op_id}")
+    for row in rows:
+        rel = row["relpath"]
+        history = dataset.store.caption_history(rel, include_undone=False)
+        if history and history[0]["source"] == op_id:
+            dataset.undo_caption(rel)
+            report.changed.append(rel)
+        else:
+            report.skipped[rel] = "edited after the operation; undo its later changes first"
+    return report
+
+__all__ = ["BulkReport", "apply_to_captions", "bulk_dedup_tags", "bulk_prefix", "bulk_replace", "bulk_sort_tags",
+           "bulk_suffix", "bulk_trigger_first", "new_op_id", "operations", "undo_operation"]
