@@ -118,6 +118,8 @@ class ReviewApp(PreviewActions, CropActions, NavigateActions, ReviewActions, Cap
     filter_name: reactive[str] = reactive("all", init=False, always_update=True)
     sort_name: reactive[str] = reactive("name", init=False, always_update=True)
     search_text: reactive[str] = reactive("", init=False, always_update=True)
+    #: How many images are marked (for bulk actions); its watcher redraws the status line.
+    marked: reactive[int] = reactive(0, init=False)
 
     def __init__(self, dataset: str | Path | Dataset, *, preview: str = "auto",
                  api_url: str | Sequence[str] | None = None, api_auth: str | None = None,
@@ -237,9 +239,8 @@ class ReviewApp(PreviewActions, CropActions, NavigateActions, ReviewActions, Cap
                  f"sort {idx.sort}"]
         if idx.query:
             parts.append(f"search “{idx.query}”")
-        marked = sum(1 for r in idx.rows if r.marked)
-        if marked:
-            parts.append(f"{marked} marked")
+        if self.marked:
+            parts.append(f"{self.marked} marked")
         reviewed = sum(1 for r in idx.rows if r.status != UNREVIEWED)
         parts.append(f"{reviewed} reviewed")
         parts.append(self._backend_label())
@@ -289,6 +290,10 @@ class ReviewApp(PreviewActions, CropActions, NavigateActions, ReviewActions, Cap
         if not event.value:
             event.input.remove_class("visible")
         self.image_list.focus()
+
+    @on(ImageList.MarksChanged)
+    def _marks_changed(self) -> None:
+        self.recount_marks()
 
     @on(CaptionEditor.TagFieldOpened)
     def _tag_field_opened(self, msg: CaptionEditor.TagFieldOpened) -> None:

@@ -93,6 +93,9 @@ class ImageList(ScrollView, can_focus=True):
             super().__init__()
             self.row = row
 
+    class MarksChanged(Message):
+        """The user marked or unmarked a row (the app recounts the marks)."""
+
     def __init__(self, index: ImageIndex, *, name: str | None = None, id: str | None = None,
                  classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
@@ -176,6 +179,7 @@ class ImageList(ScrollView, can_focus=True):
             return
         row.marked = not row.marked
         self.refresh_row(row.relpath)
+        self.post_message(self.MarksChanged())
         self.cursor = self.cursor + 1
 
     def on_resize(self) -> None:
