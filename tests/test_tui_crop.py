@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from fluxgym_coach.audit.faces import FaceBox, save_faces
 from fluxgym_coach.audit.preview_geometry import PROFILE_KEYS, trainer_view
 from fluxgym_coach.cli import app as cli_app
-from fluxgym_coach.tui.crop import DIM, OUTLINE, outline_width, thumb_rect
+from fluxgym_coach.tui.crop import DIM, FACE_CUT, OUTLINE, outline_width, thumb_rect
 from fluxgym_coach.tui.widgets.info_panel import InfoPanel
 from fluxgym_coach.tui.widgets.preview import Preview
 from tests.fixtures_tui import settle, wait_until
@@ -147,6 +147,11 @@ async def test_a_stored_face_the_crop_cuts_is_named(crop_dataset, make_tui_app):
         assert preview.crop_view.faces_cut == 1
         assert "face cut (1 of 1)" in _info_text(app)
         assert "face cut" in preview.border_title
+        thumb, shown = preview.plain, _shown(preview)
+        # the cut face is framed in red: its right edge sits in the kept, undimmed region
+        face_right = round(0.1 * thumb.width) - 1
+        assert shown.getpixel((face_right, round(0.4 * thumb.height))) == FACE_CUT
+        assert thumb.getpixel((face_right, round(0.4 * thumb.height))) == (GREY,) * 3
         for _ in range(len(PROFILE_KEYS) - 1):  # to our export: the window keeps the face
             await pilot.press("Z")
             await settle(pilot, app)

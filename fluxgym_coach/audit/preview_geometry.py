@@ -54,8 +54,9 @@ class TrainerView:
     ``bucket`` (w, h) is the training size; ``scale`` the resize factor (> 1 is an
     upscale); ``crop`` the kept window in source pixels (left, top, right, bottom;
     floats); ``crop_px`` the source pixels dropped (width, height; rounded);
-    ``crop_fraction`` the share of the source area dropped (0..1); ``faces_cut``
-    the number of stored face boxes not inside ``crop``; ``trainer_crops``: False
+    ``crop_fraction`` the share of the source area dropped (0..1); ``faces`` the
+    number of stored face boxes; ``cut_boxes`` those not inside ``crop`` (1 px
+    slack, as the audit's ``trainer_face_cut``); ``trainer_crops``: False
     for ``export`` (kohya keeps the exported file as written); ``error``: why the
     profile cannot bucket this size (then the geometry fields are None/0)."""
 
@@ -67,10 +68,15 @@ class TrainerView:
     scale: float = 0.0
     crop: Box | None = None
     crop_fraction: float = 0.0
-    faces_cut: int = 0
     faces: int = 0
     trainer_crops: bool = True
     error: str | None = None
+    cut_boxes: tuple[Box, ...] = ()
+
+    @property
+    def faces_cut(self) -> int:
+        """How many stored face boxes the window cuts (``cut_boxes``, source pixels)."""
+        return len(self.cut_boxes)
 
     @property
     def crop_px(self) -> tuple[int, int]:
@@ -144,7 +150,8 @@ def _export_view(size: tuple[int, int], resolution: int, faces: tuple[Box, ...],
     assert after.unchanged, f"kohya would change our exported {bucket}"  # the export's own contract
     crop = _export_window(size, bucket, faces, image)
     return TrainerView("export", label, resolution, size, bucket, bucket[0] / (crop[2] - crop[0]), crop,
-                       _fraction(size, crop), sum(_cuts(crop, f) for f in faces), len(faces), False)
+                       _fraction(size, crop), len(faces), False,
+                       cut_boxes=tuple(f for f in faces if _cuts(crop, f)))
 
 
 def trainer_view(size: tuple[int, int], resolution: int, profile: str = "kohya",
@@ -170,7 +177,7 @@ def trainer_view(size: tuple[int, int], resolution: int, profile: str = "kohya",
     crop = p.crop
     clipped = (max(0.0, crop[0]), max(0.0, crop[1]), min(float(size[0]), crop[2]), min(float(size[1]), crop[3]))
     return TrainerView(profile, label, resolution, size, p.bucket, p.scale, clipped, _fraction(size, clipped),
-                       sum(_cuts(clipped, f) for f in faces), len(faces))
+                       len(faces), cut_boxes=tuple(f for f in faces if _cuts(clipped, f)))
 
 
 def record_view(store, record, resolution: int, profile: str = "kohya",

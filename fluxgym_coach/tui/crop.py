@@ -4,8 +4,8 @@ on the thumbnail, and the info panel's line.
 The geometry is the core's (:func:`fluxgym_coach.audit.preview_geometry.trainer_view`);
 this module only presents it. The overlay is drawn into a copy of the thumbnail
 before any renderer sees it (half-blocks, Sixel and kitty alike): what the
-trainer drops is dimmed to :data:`DIM` and the kept window gets an outline of
-:data:`OUTLINE`. The plain thumbnail stays in the
+trainer drops is dimmed to :data:`DIM`, the kept window gets an outline of
+:data:`OUTLINE` and a stored face box the window cuts one of :data:`FACE_CUT`. The plain thumbnail stays in the
 :class:`~fluxgym_coach.tui.thumbnails.ThumbnailCache` untouched, so toggling
 decodes nothing; the overlaid copies are kept in a small LRU (the same object
 for the same thumbnail and geometry, which the kitty renderer needs to re-use
@@ -25,6 +25,8 @@ from ..audit.preview_geometry import PROFILE_KEYS, TrainerView
 
 #: Outline colour of the kept window (RGB).
 OUTLINE = (255, 214, 0)
+#: Outline colour of a stored face box the window cuts (RGB).
+FACE_CUT = (255, 64, 64)
 #: Brightness kept of the pixels the trainer drops (0..1).
 DIM = 0.35
 #: Overlaid thumbnails kept in memory.
@@ -69,24 +71,37 @@ def thumb_rect(view: TrainerView, thumb_size: tuple[int, int]) -> tuple[int, int
 
 def draw_crop(thumb: Image.Image, view: TrainerView) -> Image.Image:
     """A copy of ``thumb`` (RGB) with the region ``view`` drops dimmed and the kept
-    window outlined (:data:`OUTLINE`, :func:`outline_width` px inside the window)."""
+    window outlined (:data:`OUTLINE`, :func:`outline_width` px inside the window);
+    a face box the window cuts is framed in :data:`FACE_CUT`."""
     px = np.asarray(thumb.convert("RGB")).copy()
     left, top, right, bottom = thumb_rect(view, thumb.size)
     keep = np.zeros(px.shape[:2], dtype=bool)
     keep[top:bottom, left:right] = True
     px[~keep] = (px[~keep] * DIM).astype(np.uint8)
     w = outline_width(thumb.size)
-    colour = np.array(OUTLINE, dtype=np.uint8)
+    fx, fy = thumb.width / view.size[0], thumb.height / view.size[1]
+    for l, t, r, b in view.cut_boxes:
+        _frame(px, (max(0, round(l * fx)), max(0, round(t * fy)), min(thumb.width, round(r * fx)),
+                    min(thumb.height, round(b * fy))), max(1, w // 2), FACE_CUT)
+    _frame(px, (left, top, right, bottom), w, OUTLINE)
+    return Image.fromarray(px, "RGB")
+
+
+def _frame(px: np.ndarray, rect: tuple[int, int, int, int], w: int, rgb: tuple[int, int, int]) -> None:
+    """Paint a ``w``-px frame just inside ``rect`` (left, top, right, bottom; exclusive) of ``px``."""
+    left, top, right, bottom = rect
+    if right <= left or bottom <= top:
+        return
+    colour = np.array(rgb, dtype=np.uint8)
     px[top:min(bottom, top + w), left:right] = colour
     px[max(top, bottom - w):bottom, left:right] = colour
     px[top:bottom, left:min(right, left + w)] = colour
     px[top:bottom, max(left, right - w):right] = colour
-    return Image.fromarray(px, "RGB")
 
 
 def overlaid(thumb: Image.Image, view: TrainerView) -> Image.Image:
     """:func:`draw_crop`, cached for the last :data:`CACHE_SIZE` (thumbnail, window) pairs."""
-    key = (id(thumb), thumb.size, view.size, view.crop)
+    key = (id(thumb), thumb.size, view.size, view.crop, view.cut_boxes)
     hit = _CACHE.get(key)
     if hit is not None and hit[0] is thumb:
         _CACHE.move_to_end(key)
