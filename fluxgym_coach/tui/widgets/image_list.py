@@ -218,8 +218,11 @@ class ImageList(ScrollView, can_focus=True):
                         else comp("rejected") if row.status in (REJECTED, EXCLUDED)
                         else comp("dim"))
         size = rec.display_size
-        dims = f"{size[0]}x{size[1]}" if size else "?"
-        if row.draft is not None:
+        pending = rec.digest is None and rec.error is None  # listed by the scan, not read yet
+        dims = f"{size[0]}x{size[1]}" if size else ("…" if pending else "?")
+        if pending:
+            cap, cap_style = "…", comp("dim")
+        elif row.draft is not None:
             cap, cap_style = "edit", comp("marked")
         elif row.needs_caption:
             cap, cap_style = "none", comp("flagged")
