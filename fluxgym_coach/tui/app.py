@@ -43,6 +43,7 @@ from ..store import STORE_DIRNAME
 # re-exported under their old names (tests and other modules import them from here)
 from .actions.bulk import BulkCaptionActions, _replace_text, _trigger_first  # noqa: F401
 from .actions.captions import CaptionActions, _safe_mode  # noqa: F401
+from .actions.crop import CropActions
 from .actions.enhance import PARAM_FIELDS, PARAMS_KEY, EnhanceActions, params_form
 from .actions.export import EXPORT_KEY, ExportActions, _skipped_note, _yes, validate_export  # noqa: F401
 from .actions.jobs import MAX_PROBLEMS, JobActions
@@ -90,7 +91,7 @@ class ReviewCommands(Provider):
                 yield Hit(score, matcher.highlight(title), callback, help=help_text)
 
 
-class ReviewApp(PreviewActions, NavigateActions, ReviewActions, CaptionActions, BulkCaptionActions,
+class ReviewApp(PreviewActions, CropActions, NavigateActions, ReviewActions, CaptionActions, BulkCaptionActions,
                 EnhanceActions, JobActions, ScanActions, ExportActions, LiveActions, App[None]):
     """Keyboard-driven review of one dataset (see the module docstring).
 
