@@ -267,12 +267,14 @@ async def enhance_images(dataset: "Dataset", relpaths: Sequence[str] | None, bac
     from .enhance.job import record_variants, run_enhance
     from .export.prepare import select_new_variants
 
-    params = with_dataset_resolution(dataset, params)
-    update_settings(dataset.store, enhance={"params": params.to_dict()})
+    # store work in a thread: a front end may await this on its UI's event loop
+    params = await asyncio.to_thread(with_dataset_resolution, dataset, params)
+    await asyncio.to_thread(update_settings, dataset.store, enhance={"params": params.to_dict()})
+    sources = await asyncio.to_thread(_sources, dataset, relpaths)
     own_cache = cache is None
     cache = cache or ImageCache()
     try:
-        report = await run_enhance(_sources(dataset, relpaths), backend, params, cache, lookup=lookup,
+        report = await run_enhance(sources, backend, params, cache, lookup=lookup,
                                    store=dataset.store, on_event=on_event, cancel=cancel)
     finally:
         if own_cache:

@@ -12,11 +12,14 @@ from textual import work
 from ... import core, feedback
 from ...enhance.backends.base import BackendError, EnhanceParams
 from ...feedback import REPROCESS, Decision
+from ...settings import load_settings, update_settings
 from ..jobs import JobSink
 from ..messages import RowsChanged
 from ..model import Row
 from ..screens.forms import ConfirmScreen, Field, FormScreen
 
+#: Where earlier versions kept the last parameters used in the TUI (read by
+#: :mod:`fluxgym_coach.settings` on a dataset's first load; now ``settings.enhance.params``).
 PARAMS_KEY = "tui.enhance_params"
 
 
@@ -28,10 +31,11 @@ class EnhanceActions:
         return self.params_with_origin(row)[0]
 
     def params_with_origin(self, row: Row | None = None) -> tuple[EnhanceParams, str]:
-        """``(params, where they come from)``: the last values used in the TUI; else what
-        the learning loop suggests for the image's category (``feedback.learn_defaults``);
-        else the shipped defaults."""
-        stored = self.dataset.store.get_setting(PARAMS_KEY)
+        """``(params, where they come from)``: the last values used on this dataset (the
+        typed settings' ``enhance.params``, written by every enhancement, TUI or CLI);
+        else what the learning loop suggests for the image's category
+        (``feedback.learn_defaults``); else the shipped defaults."""
+        stored = load_settings(self.dataset.store).enhance.params
         if stored:
             try:
                 return EnhanceParams(**stored), "the last values used"
@@ -96,7 +100,8 @@ class EnhanceActions:
 
     def start_enhance(self, rows: list[Row], params: EnhanceParams) -> str:
         """Start an enhancement job for ``rows``; returns the job key."""
-        self.dataset.store.set_setting(PARAMS_KEY, params.to_dict())
+        # the next form starts from these values, even when this job fails to start
+        update_settings(self.dataset.store, enhance={"params": params.to_dict()})
         label = "Enhance" if len(rows) > 1 else "Enhance 1"
         sink = self._new_job("enhance", label, len(rows))
         self._enhance_worker(sink, [r.relpath for r in rows], params)

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import get_current_worker
 
 from ..jobs import JobSink
 from ..messages import JobUpdated
@@ -112,19 +112,11 @@ class JobActions:
             if task.done():
                 raise
             cancel.set()
-            return await task
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """A job's async worker that ended without finishing its row (cancelled before it
-        ran, or a bug raised in it) ends the row, so no job shows "running" forever."""
-        if event.state not in (WorkerState.CANCELLED, WorkerState.ERROR):
-            return
-        for sink in list(self._sinks.values()):
-            if sink.worker is event.worker:
-                if event.state == WorkerState.ERROR:
-                    sink.fail(f"stopped: {event.worker.error}")
-                else:
-                    sink.finish("cancelled")
+            try:
+                return await task
+            except asyncio.CancelledError:  # cancelled again: the core left the job resumable
+                sink.finish("cancelled")
+                raise
 
     def action_cancel_job(self) -> None:
         """Cancel the newest running job."""
