@@ -35,8 +35,19 @@ runs) and scans them once (not timed as part of the TUI). Then, in the same run:
    same app with the former fixed 150 ms wait before every preview: the baseline.
    The empty app's rested key to paint is the floor.
 
+5. **first names** (``--first-names``, children ``names-cold``, ``names-warm``
+   and ``walk``): time from the start of a child process to the first screen
+   that shows image names in the list. ``names-cold``: the dataset's store is
+   deleted first (a first open: the scan lists the images it finds before it
+   reads them); ``names-warm``: the store holds the scanned dataset (a reopen).
+   The baseline, ``walk``, is a child process that only walks the same folder
+   with ``os.scandir`` (the least any program needs to know the names). Each is
+   run ``--runs`` times; the median is kept. With ``--full-scan`` the cold child
+   also waits until the scan has read every image (hash, sharpness, flags).
+
 Targets (issue 4): first paint under 2 s, cursor move under 50 ms, memory
-under 300 MB. Nothing is asserted: the numbers go to docs/performance.md.
+under 300 MB; issue 14: first names under 1 s, cold and warm. Nothing is
+asserted: the numbers go to docs/performance.md.
 """
 
 from __future__ import annotations
@@ -244,6 +255,80 @@ def preview_child(kind: str, dataset: str, switches: int) -> None:
     asyncio.run(run())
 
 
+def walk_child(dataset: str, started: float) -> None:
+    """The baseline: walk the folder with os.scandir (names only); print one JSON line."""
+    names, stack = 0, [dataset]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for e in it:
+                if e.name.startswith("."):
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+                elif e.name.lower().endswith((".jpg", ".png")):
+                    names += 1
+    print(json.dumps({"names_s": time.time() - started, "names": names}))
+
+
+def names_child(kind: str, dataset: str, started: float, full_scan: bool) -> None:
+    """Start the review app; print when the list first shows names (one JSON line)."""
+    import asyncio
+
+    from fluxgym_coach.tui.app import ReviewApp
+
+    app = ReviewApp(dataset, preview="halfcell", audit=False, watch_interval=None)
+    result: dict[str, float] = {}
+
+    async def run() -> None:
+        async with app.run_test(size=(100, 30)) as pilot:
+            while not app.index.view:
+                await pilot.pause(0.005)
+            loop = asyncio.get_running_loop()
+            painted = loop.create_future()
+            app.call_after_refresh(lambda: painted.done() or painted.set_result(time.time()))
+            result["names_s"] = await asyncio.wait_for(painted, 30) - started
+            result["rows_then"] = len(app.index.rows)
+            if full_scan and kind == "names-cold":
+                await app.workers.wait_for_complete([w for w in app.workers if w.group == "scan"])
+                result["all_read_s"] = time.time() - started
+            result["rows"] = len(app.index.rows)
+            print(json.dumps(result), flush=True)
+            os._exit(0)  # the background scan of a cold open need not finish
+
+    asyncio.run(run())
+
+
+def report_first_names(dataset: Path, runs: int, full_scan: bool) -> None:
+    """Print first-names times, cold and warm, against the bare walk."""
+    import shutil
+
+    from fluxgym_coach.store import STORE_DIRNAME
+
+    def child(kind: str) -> dict[str, float]:
+        env = dict(os.environ, FLUXGYM_COACH_CACHE_DIR=str(dataset.parent / "cache"))
+        started = time.time()
+        args = [sys.executable, __file__, "--child", kind, "--dataset", str(dataset),
+                "--started", repr(started)] + (["--full-scan"] if full_scan else [])
+        out = subprocess.run(args, capture_output=True, text=True, env=env, check=False, timeout=900)
+        if out.returncode:
+            raise RuntimeError(f"bench child {kind} failed:\n{out.stderr[-3000:]}")
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    walk = [child("walk") for _ in range(runs)]
+    warm = [child("names-warm") for _ in range(runs)]
+    cold = []
+    for _ in range(runs):
+        shutil.rmtree(dataset / STORE_DIRNAME, ignore_errors=True)
+        cold.append(child("names-cold"))
+    w, c, b = (statistics.median(r["names_s"] for r in x) for x in (warm, cold, walk))
+    print(f"first names     : cold (no store) {c:.2f} s ({int(cold[0]['rows_then'])} rows listed)   "
+          f"reopen {w:.2f} s   bare os.scandir walk in a fresh process {b:.2f} s   "
+          f"ratio cold {c / b:.1f}x, reopen {w / b:.1f}x   (target < 1 s)")
+    if full_scan:
+        print(f"  cold open, every image read: {statistics.median(r['all_read_s'] for r in cold):.1f} s")
+    shutil.rmtree(dataset / STORE_DIRNAME, ignore_errors=True)  # the next run scans again
+
+
 def run_child(kind: str, dataset: Path, moves: int) -> dict[str, float]:
     from fluxgym_coach.dataset import Dataset
 
@@ -279,10 +364,21 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--preview-switch", type=int, default=30, metavar="N",
                     help="cached preview switches to time (0: skip)")
-    ap.add_argument("--child", choices=("empty", "app", "preview", "preview-fixed"))
+    ap.add_argument("--first-names", action="store_true",
+                    help="only time the first names shown, cold and on reopen (item 5)")
+    ap.add_argument("--full-scan", action="store_true",
+                    help="with --first-names: also time the cold open's whole scan")
+    ap.add_argument("--child", choices=("empty", "app", "preview", "preview-fixed", "walk",
+                                        "names-cold", "names-warm"))
     ap.add_argument("--dataset")
     ap.add_argument("--started", type=float)
     args = ap.parse_args()
+    if args.child == "walk":
+        walk_child(args.dataset, args.started)
+        return
+    if args.child in ("names-cold", "names-warm"):
+        names_child(args.child, args.dataset, args.started, args.full_scan)
+        return
     if args.child in ("preview", "preview-fixed"):
         preview_child(args.child, args.dataset, args.moves)
         return
@@ -299,6 +395,9 @@ def main() -> None:
         report = ds.scan()
     print(f"dataset: {args.count} images in {dataset} (prepared in {time.perf_counter() - t0:.1f} s; "
           f"scan added {len(report.added)}, unchanged {report.unchanged})")
+    if args.first_names:
+        report_first_names(dataset, args.runs, args.full_scan)
+        return
 
     empty = [run_child("empty", dataset, args.moves) for _ in range(args.runs)]
     if args.preview_switch:

@@ -238,6 +238,14 @@ def _sources(dataset: "Dataset", relpaths: Sequence[str] | None) -> list[Any]:
     return [source_of(dataset, r) for r in records if r.relpath in wanted]
 
 
+def with_dataset_resolution(dataset: "Dataset", params: "EnhanceParams") -> "EnhanceParams":
+    """``params`` with ``resolution`` set to the dataset's ``resolution`` setting when
+    it is unset (the target of the default size rule, :mod:`fluxgym_coach.enhance.sizing`)."""
+    if params.resolution is not None:
+        return params
+    return params.with_(resolution=load_settings(dataset.store).resolution)
+
+
 async def enhance_images(dataset: "Dataset", relpaths: Sequence[str] | None, backend: "EnhanceBackend",
                          params: "EnhanceParams", *, cache: "ImageCache | None" = None,
                          select: bool = True, lookup: bool = True, on_event: EventSink = null_sink,
@@ -248,16 +256,25 @@ async def enhance_images(dataset: "Dataset", relpaths: Sequence[str] | None, bac
     ``select`` (default), selected for export by the rule of the module
     docstring. ``lookup=False`` recomputes cached results. The parameters are
     remembered as the dataset's last ones. Raises BackendError when the
-    backend's pre-flight check fails; per-image problems are outcomes."""
+    backend's pre-flight check fails; per-image problems are outcomes.
+
+    Sizes: params without a ``scale_factor`` or ``target_short_side`` (the
+    default) enlarge each image to the dataset's ``resolution`` setting (see
+    :mod:`fluxgym_coach.enhance.sizing`: the scale its training bucket needs,
+    capped; images already large enough are kept, ``report.large_enough``);
+    an explicit ``scale_factor`` wins."""
     from .cache import ImageCache
     from .enhance.job import record_variants, run_enhance
     from .export.prepare import select_new_variants
 
-    update_settings(dataset.store, enhance={"params": params.to_dict()})
+    # store work in a thread: a front end may await this on its UI's event loop
+    params = await asyncio.to_thread(with_dataset_resolution, dataset, params)
+    await asyncio.to_thread(update_settings, dataset.store, enhance={"params": params.to_dict()})
+    sources = await asyncio.to_thread(_sources, dataset, relpaths)
     own_cache = cache is None
     cache = cache or ImageCache()
     try:
-        report = await run_enhance(_sources(dataset, relpaths), backend, params, cache, lookup=lookup,
+        report = await run_enhance(sources, backend, params, cache, lookup=lookup,
                                    store=dataset.store, on_event=on_event, cancel=cancel)
     finally:
         if own_cache:
@@ -374,4 +391,5 @@ __all__ = ["CAPTION_MODEL_OPTION", "CAPTION_SERVER_OPTION", "DEFAULT_FORGE_URL",
            "accepted_images", "audit_dataset", "backend_from_settings", "caption_backend_choice",
            "caption_images", "caption_server_fields", "caption_server_options", "captioner_from_settings",
            "enhance_images", "export_dataset", "export_name", "learned_params", "prepare_dataset",
-           "remember_forge_pool", "resolve_backend_name", "result_cache", "scan", "scan_blocking"]
+           "remember_forge_pool", "resolve_backend_name", "result_cache", "scan", "scan_blocking",
+           "with_dataset_resolution"]

@@ -15,27 +15,32 @@ be undone.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import stat
+import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import FluxgymCoachError
 from . import imaging
-from .events import EventSink, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted, null_sink
+from .events import (EventSink, ItemDone, ItemFailed, ItemsFound, ItemsStored, ItemWarning, JobFinished,
+                     JobStarted, null_sink)
 from .captions.encoding import CaptionText, read_caption_file
 from .fsutil import atomic_write_text
 from .audit.measures import MEASURE_VERSION, ExtraMeasures, measure_rows, measures_sql, read_and_measure
 from .store import STORE_DIRNAME, ImageRecord, Store
+from .scan_workers import PROCESS_MIN_IMAGES, header_pass, measured, usable_cpus  # noqa: F401
+
+_usable_cpus = usable_cpus  # bench/scan.py's name
 
 CAPTION_EXTENSION = ".txt"
 UTF8_BOM = b"\xef\xbb\xbf"
+#: New images per ItemsFound event of the folder walk (the first names show
+#: after about this many files are walked, not after the whole folder).
+FOUND_CHUNK = 1000
 #: Encodings tried, in order, for sidecars that are not UTF-8. cp1252 is what
 #: Windows editors write by default (Fluxgym issue #436); latin-1 never fails.
 FALLBACK_ENCODINGS = ("cp1252", "latin-1")
@@ -205,64 +210,6 @@ def _read_image(entry: _Entry) -> ImageRecord:
     return _measure_entry(entry)[0]
 
 
-#: Below this many images to read, a scan uses threads (no process start-up cost).
-PROCESS_MIN_IMAGES = 48
-
-
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def _pool(n_images: int, workers: int | None, processes: bool | None) -> tuple[Executor, int]:
-    """The executor a scan reads with: worker processes when the work is large enough
-    to pay their start-up (the GIL serialises the Python parts of every measure),
-    threads otherwise. ``processes`` forces one or the other."""
-    cpus = _usable_cpus()
-    n = workers or min(8, cpus)
-    use_procs = processes if processes is not None else (n > 1 and n_images >= PROCESS_MIN_IMAGES)
-    if use_procs:
-        ctx = multiprocessing.get_context("forkserver" if "forkserver" in
-                                          multiprocessing.get_all_start_methods() else "spawn")
-        if ctx.get_start_method() == "forkserver":
-            ctx.set_forkserver_preload(["fluxgym_coach.audit.measures"])
-        return ProcessPoolExecutor(max_workers=n, mp_context=ctx), n
-    return ThreadPoolExecutor(max_workers=n, thread_name_prefix="scan"), n
-
-
-def _measured(to_read: list[_Entry], workers: int | None,
-              processes: bool | None) -> Iterator[tuple[_Entry, tuple[ImageRecord, ExtraMeasures | None]]]:
-    """``(entry, (record, measures))`` for every entry, in order, from the pool of
-    :func:`_pool`. If the worker processes cannot start (a script calling the scan
-    without the ``if __name__ == "__main__":`` idiom multiprocessing needs, a
-    sandbox without process support), the rest is read with threads. Closing the
-    generator drops the queued work."""
-    pool, n_workers = _pool(len(to_read), workers, processes)
-    done = 0
-    try:
-        try:
-            if isinstance(pool, ProcessPoolExecutor):
-                chunk = max(1, min(16, len(to_read) // (4 * n_workers)))
-                results = pool.map(_measure_entry, to_read, chunksize=chunk)
-            else:
-                results = pool.map(_measure_entry, to_read)
-            for res in results:
-                yield to_read[done], res
-                done += 1
-        except (BrokenProcessPool, OSError):
-            if not isinstance(pool, ProcessPoolExecutor):
-                raise
-            pool.shutdown(wait=False, cancel_futures=True)
-            pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="scan")
-            for res in pool.map(_measure_entry, to_read[done:]):
-                yield to_read[done], res
-                done += 1
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
 class Dataset:
     """A folder of images and captions with its store at ``<root>/.fluxgym-coach/``.
 
@@ -300,16 +247,27 @@ class Dataset:
 
     # -- scan -----------------------------------------------------------------
     def scan(self, on_event: EventSink = null_sink, workers: int | None = None,
-             batch: int = 256, processes: bool | None = None) -> ScanReport:
+             batch: int = 256, processes: bool | None = None,
+             headers: bool | None = None) -> ScanReport:
         """Bring the store up to date with the folder (see the module docstring).
 
         Emits :class:`~fluxgym_coach.events.JobStarted` with the number of
         images to read, an ``ItemDone`` per image read, ``ItemFailed`` for
         unreadable images and ``ItemWarning`` for captions not in UTF-8.
         Records are committed every ``batch`` images, so an interrupted scan
-        keeps what it did. Images are read by ``workers`` (default: the usable
-        CPUs, at most 8) worker processes when there are at least
-        :data:`PROCESS_MIN_IMAGES` to read, threads otherwise (``processes``
+        keeps what it did; each commit emits
+        :class:`~fluxgym_coach.events.ItemsStored` naming its images. While the
+        folder walk goes on, before any image is read,
+        :class:`~fluxgym_coach.events.ItemsFound` events (one per
+        :data:`FOUND_CHUNK` new images, the rest after the walk, all before
+        ``JobStarted``) name every new image (file size and mtime), so a front
+        end lists them at once; with ``headers``
+        a header pass (no decode, :func:`_header_pass`) runs beside the reads
+        and adds each new image's width, height, format and orientation, one
+        ``ItemsFound`` per chunk (``headers`` None: when the sink asks for it
+        with a true ``wants_headers`` attribute, as the TUI's scan sink does).
+        Images are read by ``workers`` (default: the usable CPUs, at most 8)
+        worker processes when there are at least :data:`PROCESS_MIN_IMAGES` to read, threads otherwise (``processes``
         forces either). Each image is read once and decoded once; the audit's
         extra measures are stored with its record (one transaction per batch).
         ``report.errors`` names every unreadable image, found now or by an
@@ -321,14 +279,53 @@ class Dataset:
         report = ScanReport()
         known = self.store.stat_index()
         errored = {r[0] for r in self.store.execute("SELECT relpath FROM images WHERE error IS NOT NULL")}
+        to_read, caption_only, seen = self._compare(known, errored, report, on_event, job)
+        report.removed = sorted(set(known) - seen)
+        self.store.delete_images(report.removed)
+
+        on_event(JobStarted(job, "scan", len(to_read) + len(caption_only)))
+        new = [e for e in to_read if e.relpath not in known]
+        for entry in caption_only:
+            cap = self._read_caption_entry(entry, report, on_event, job)
+            self.store.update_caption_mirror(entry.relpath, cap.text if cap else None,
+                                             cap.encoding if cap else None,
+                                             entry.sidecar_size, entry.sidecar_mtime_ns)
+            report.captions_updated.append(entry.relpath)
+            on_event(ItemDone(job, entry.relpath, cached=True))
+        if caption_only:
+            on_event(ItemsStored(job, [e.relpath for e in caption_only]))
+
+        if to_read:
+            if headers is None:
+                headers = bool(getattr(on_event, "wants_headers", False))
+            self._read_with_headers(to_read, new if headers else [], known, report, on_event, job,
+                                    workers, processes, batch)
+        self._stored_errors(report)
+        report.seconds = time.perf_counter() - started
+        on_event(JobFinished(job, "scan", "done", len(to_read) + len(caption_only) - len(report.errors),
+                             len(report.errors),
+                             {"added": len(report.added), "updated": len(report.updated),
+                              "removed": len(report.removed), "unchanged": report.unchanged}))
+        return report
+
+    def _compare(self, known: dict, errored: set[str], report: ScanReport, on_event: EventSink,
+                 job: str) -> tuple[list[_Entry], list[_Entry], set[str]]:
+        """Walk the folder and sort each image against the store: ``(to read, caption
+        only changed, relpaths seen)``; unchanged ones are counted in ``report``. New
+        images are named in ``ItemsFound`` events of :data:`FOUND_CHUNK` while walking."""
         seen: set[str] = set()
         to_read: list[_Entry] = []
         caption_only: list[_Entry] = []
+        found: dict[str, dict[str, int]] = {}
         for entry in _walk(str(self.root)):
             seen.add(entry.relpath)
             old = known.get(entry.relpath)
             if old is None:
                 to_read.append(entry)
+                found[entry.relpath] = {"size": entry.size, "mtime_ns": entry.mtime_ns}
+                if len(found) >= FOUND_CHUNK:  # listed while the walk goes on
+                    on_event(ItemsFound(job, found))
+                    found = {}
                 continue
             if (old[0], old[1]) != (entry.size, entry.mtime_ns):
                 to_read.append(entry)
@@ -339,27 +336,26 @@ class Dataset:
                 caption_only.append(entry)
             else:
                 report.unchanged += 1
-        report.removed = sorted(set(known) - seen)
-        self.store.delete_images(report.removed)
+        if found:
+            on_event(ItemsFound(job, found))
+        return to_read, caption_only, seen
 
-        on_event(JobStarted(job, "scan", len(to_read) + len(caption_only)))
-        for entry in caption_only:
-            cap = self._read_caption_entry(entry, report, on_event, job)
-            self.store.update_caption_mirror(entry.relpath, cap.text if cap else None,
-                                             cap.encoding if cap else None,
-                                             entry.sidecar_size, entry.sidecar_mtime_ns)
-            report.captions_updated.append(entry.relpath)
-            on_event(ItemDone(job, entry.relpath, cached=True))
-
-        if to_read:
+    def _read_with_headers(self, to_read: list[_Entry], new: list[_Entry], known: dict,
+                           report: ScanReport, on_event: EventSink, job: str, workers: int | None,
+                           processes: bool | None, batch: int) -> None:
+        """:meth:`_read_all`, with the header pass of ``new`` on its own thread beside it."""
+        stop = threading.Event()
+        header_thread = None
+        if new:
+            header_thread = threading.Thread(target=header_pass, args=(new, on_event, job, stop),
+                                             name="scan-headers", daemon=True)
+            header_thread.start()
+        try:
             self._read_all(to_read, known, report, on_event, job, workers, processes, batch)
-        self._stored_errors(report)
-        report.seconds = time.perf_counter() - started
-        on_event(JobFinished(job, "scan", "done", len(to_read) + len(caption_only) - len(report.errors),
-                             len(report.errors),
-                             {"added": len(report.added), "updated": len(report.updated),
-                              "removed": len(report.removed), "unchanged": report.unchanged}))
-        return report
+        finally:
+            stop.set()
+            if header_thread is not None:
+                header_thread.join()
 
     def _read_all(self, to_read: list[_Entry], known: dict, report: ScanReport, on_event: EventSink,
                   job: str, workers: int | None, processes: bool | None, batch: int) -> None:
@@ -371,12 +367,14 @@ class Dataset:
         stored = {r[0] for r in self.store.execute(
             "SELECT digest FROM audit_measures WHERE version = ?", (MEASURE_VERSION,))}
 
-        def flush() -> None:
+        def flush() -> list[str]:
             self.store.write_batch(records, [(measures_sql(), measure_rows(extras))])
+            stored = [r.relpath for r in records]
             records.clear()
             extras.clear()
+            return stored
 
-        results = _measured(to_read, workers, processes)
+        results = measured(to_read, _measure_entry, workers, processes)
         try:
             for entry, (rec, extra) in results:
                 cap = self._read_caption_entry(entry, report, on_event, job)
@@ -396,12 +394,14 @@ class Dataset:
                     if rec.digest not in stored:
                         digests.add(rec.digest)
                 if len(records) >= batch:
-                    flush()
+                    on_event(ItemsStored(job, flush()))
         finally:
             # On cancellation (a sink raising) or any error: drop queued work, keep what finished.
             results.close()
-            flush()
+            last = flush()
             report.measured = len(digests)
+        if last:
+            on_event(ItemsStored(job, last))
 
     def _stored_errors(self, report: ScanReport) -> None:
         """Add to ``report.errors`` the unreadable images an earlier scan recorded."""

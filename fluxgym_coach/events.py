@@ -80,7 +80,31 @@ class InFlightProgress:
     items: float
 
 
-Event = JobStarted | ItemDone | ItemFailed | ItemWarning | JobFinished | InFlightProgress
+@dataclass(slots=True)
+class ItemsFound:
+    """Items a job found before working on them, so a front end can list them at
+    once (the scan's new images, named by its folder walk, long before each is
+    read). ``items`` maps each item to what is known of it so far: for the scan
+    ``{"size": bytes, "mtime_ns": int}``, then, from a second event per chunk
+    read by the header pass, ``"width"``, ``"height"`` (pixels as stored),
+    ``"format"``, ``"orientation"`` (EXIF). A later event for the same item adds
+    to the earlier one."""
+
+    job: str
+    items: dict[str, dict[str, Any]]
+
+
+@dataclass(slots=True)
+class ItemsStored:
+    """The records of ``items`` are committed to the store: readers see them now
+    (the scan emits one per batch)."""
+
+    job: str
+    items: list[str]
+
+
+Event = (JobStarted | ItemDone | ItemFailed | ItemWarning | JobFinished | InFlightProgress
+         | ItemsFound | ItemsStored)
 EventSink = Callable[[Event], None]
 
 

@@ -17,6 +17,7 @@ import json
 import os
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -145,3 +146,32 @@ class SourceFacts:
                 "VALUES (?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET size=excluded.size, "
                 "mtime_ns=excluded.mtime_ns, digest=excluded.digest, width=excluded.width, "
                 "height=excluded.height, is_grayscale=excluded.is_grayscale", rows)
+
+
+@dataclass(slots=True)
+class InterruptedJob:
+    """A job whose journal is not closed ``done``: stopped by Ctrl-C, a crash, a
+    lost SSH session or a cancel. ``status`` is ``"running"`` (it never closed:
+    killed), ``"cancelled"`` or ``"failed"``; ``done`` items are journaled and are
+    skipped when the same job runs again; ``updated_at`` is a Unix time."""
+
+    job_id: str
+    kind: str
+    params: dict[str, Any]
+    status: str
+    total: int
+    done: int
+    updated_at: float
+
+
+def interrupted_jobs(store: Store, kinds: Sequence[str] = ("enhance", "caption")) -> list[InterruptedJob]:
+    """The jobs of ``kinds`` in ``store`` that did not finish, newest first (what a
+    front end offers to resume: running the same job again resumes it)."""
+    marks = ",".join("?" * len(kinds))
+    rows = store.execute(
+        f"SELECT j.id, j.kind, j.params, j.status, j.total, j.updated_at, "
+        f"(SELECT COUNT(*) FROM job_items i WHERE i.job_id = j.id AND i.status = 'done') AS n "
+        f"FROM jobs j WHERE j.status != 'done' AND j.kind IN ({marks}) ORDER BY j.updated_at DESC",
+        tuple(kinds))
+    return [InterruptedJob(r["id"], r["kind"], json.loads(r["params"]), r["status"], r["total"], r["n"],
+                           r["updated_at"]) for r in rows]

@@ -42,8 +42,9 @@ WILSON_Z = 1.96
 #: Names that backends use in cache parameters for EnhanceParams fields.
 PARAM_ALIASES = {"scale": "scale_factor", "format": "output_format", "sampler": "sampler_name",
                  "cfg": "cfg_scale", "denoise": "denoising_strength"}
-#: EnhanceParams fields the learning loop may change (per-image sizes and switches are not settings).
-LEARNED_FIELDS = ("scale_factor", "upscaler", "denoising_strength", "prompt", "negative_prompt",
+#: EnhanceParams fields the learning loop may change (per-image sizes and switches are not settings:
+#: a variant's ``scale`` is what the size rule gave that image, enhance/sizing.py, so it is not learned).
+LEARNED_FIELDS = ("upscaler", "denoising_strength", "prompt", "negative_prompt",
                   "steps", "cfg_scale", "sampler_name", "output_format", "sharpen",
                   "colorize_prompt", "colorize_negative_prompt")
 

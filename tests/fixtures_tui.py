@@ -49,12 +49,20 @@ async def settle(pilot, app) -> None:
         if getattr(app, "_preview_timer", None) is None:
             break
         await pilot.pause(0.05)
+    from textual.worker import WorkerCancelled
+
     for _ in range(3):
         await pilot.pause()
-        # every worker but the folder watcher (it runs until the app exits)
-        busy = [w for w in app.workers if w.group != "watch"]
-        if busy:  # (an empty list would mean "all workers")
-            await app.workers.wait_for_complete(busy)
+        for _ in range(50):
+            # every worker but the folder watcher (it runs until the app exits)
+            busy = [w for w in app.workers if w.group != "watch"]
+            if not busy:  # (an empty list would mean "all workers")
+                break
+            try:
+                await app.workers.wait_for_complete(busy)
+                break
+            except WorkerCancelled:  # an exclusive worker (a preview) replaced: wait for the rest
+                await pilot.pause()
         await asyncio.to_thread(app.wait_decisions)
     await pilot.pause()
 

@@ -70,6 +70,11 @@ def test_findings_name_face_cuts_upscales_and_small_areas():
     assert any(f.kind == "upscale" for f in small)
     assert profile_findings("c.png", (1216, 832), 1024, profiles=(("kohya nu", dict(bucket_no_upscale=True)),)) == []
     assert crop_rectangle((1536, 1024), BucketSettings(enable_bucket=False)) == (256.0, 0.0, 1280.0, 1024.0)
+    # above 1024 the kohya profiles raise max_bucket_reso with the resolution (kohya asserts it)
+    big = profile_findings("d.png", (2048, 1536), 1536)
+    assert not any("max_bucket_reso" in f.message for f in big)
+    (area,) = [f for f in big if f.kind == "small-area"]  # the long side is capped at 1536 as well
+    assert area.profile == "kohya (enable_bucket)" and area.bucket == (1536, 1152) and area.value == 0.75
 
 
 def test_dataset_findings_read_the_store(example_dataset):

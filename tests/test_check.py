@@ -44,6 +44,19 @@ def test_fallback_is_marked_and_reports_buckets_steps_and_no_crop(tmp_path):
     assert data["steps_per_epoch"] == 30 and data["epochs"] == 16 and data["total_steps"] == 480
 
 
+def test_the_table_lists_images_kohya_only_rescales(tmp_path):
+    # 5:3 at 512 in kohya mode: short side 512 -> 853x512, which kohya shrinks to its 640x384
+    # bucket without cropping (resized == bucket, but not the size written)
+    toml = _export(tmp_path, [(1000, 600), (512, 512)], crop_mode="kohya")
+    data = check_dataset_config(toml)
+    rescaled = [im for im in data["images"] if im["resized"] != im["size"]]
+    assert [Path(im["path"]).name for im in rescaled] == ["p0.png"]
+    assert rescaled[0]["resized"] == rescaled[0]["bucket"]
+    r = runner.invoke(app, ["check", str(toml)])
+    assert r.exit_code == 0 and "cropped or rescaled by kohya" in r.stdout and "p0.png" in r.stdout
+    assert "p1.png" not in r.stdout
+
+
 def test_kohya_mode_export_shows_kohyas_crops_and_an_empty_folder_fails(tmp_path):
     toml = _export(tmp_path, [(900, 600)], crop_mode="kohya")
     data = check_dataset_config(toml)

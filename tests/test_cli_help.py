@@ -91,7 +91,7 @@ def test_every_summary_is_one_line(path, cmd, ctx):
 
 #: Top-level summaries longer than one line of the root help at 80 columns, in files other
 #: sessions own; the test fails once one fits, so the list cannot go stale.
-LONG_SUMMARIES = {"check", "enhance", "tui"}
+LONG_SUMMARIES = {"check", "enhance"}
 
 
 def test_the_root_help_lists_each_command_on_one_line_at_80_columns():
@@ -147,10 +147,8 @@ def test_every_option_and_argument_says_what_it_is(path, cmd, ctx):
 #: lists the known exceptions, each owned by another session (see the report).
 SHARED = ("--api-url", "--api-auth", "--cache-dir", "--json", "--quiet")
 KNOWN_DIFFERENT = {
-    "--api-url": {"enhance": "cmd_enhance.py declares its own (same env var, same splitting)",
-                  "tui": "cmd_tui.py declares its own pool (spaces only, no commas; own help)"},
+    "--api-url": {"enhance": "cmd_enhance.py declares its own (same env var, same splitting)"},
     "--api-auth": {"fake-forge": "the fake server's own setting (users it accepts)"},
-    "--cache-dir": {"tui": "cmd_tui.py declares its own"},
     "--json": {"buckets": "cmd_buckets.py: its own wording", "check": "cmd_check.py: its own wording"},
 }
 

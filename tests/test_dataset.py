@@ -276,3 +276,40 @@ def test_worker_processes_measure_exactly_as_threads(tmp_path):
             out.append(([tuple(getattr(r, f) for f in fields) for r in ds.images()],
                         stored_measures(ds.store)))
     assert out[0] == out[1]
+
+
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_scan_names_new_images_before_reading_them_and_says_what_is_stored(tmp_path, processes,
+                                                                          monkeypatch):
+    from fluxgym_coach.events import ItemDone, ItemsFound, ItemsStored
+
+    monkeypatch.setattr(dataset_mod, "FOUND_CHUNK", 5)  # names listed in chunks during the walk
+    root = tmp_path / "ds"
+    names = [f"sub/{i:02d}.{'png' if i % 2 else 'jpg'}" for i in range(12)]
+    _make(root, names)
+    (root / "sub" / "03.txt").write_text("a caption", encoding="utf-8")
+    events: list[tuple[str, object]] = []
+    with Dataset(root) as ds:
+        def sink(event):
+            if isinstance(event, ItemsStored):  # committed: another reader sees each record now
+                assert all(ds.store.image(rel) is not None for rel in event.items)
+            events.append((type(event).__name__, event))
+
+        ds.scan(on_event=sink, batch=5, processes=processes, workers=2, headers=True)
+        found = [e for kind, e in events if kind == "ItemsFound"]
+        listed = [e for e in found if all(set(d) == {"size", "mtime_ns"} for d in e.items.values())]
+        first_read = min(i for i, (kind, _) in enumerate(events) if kind in ("ItemDone", "JobStarted"))
+        assert [len(e.items) for e in listed] == [5, 5, 2]
+        assert all(events.index(("ItemsFound", e)) < first_read for e in listed)  # before any read
+        assert sorted(rel for e in listed for rel in e.items) == sorted(names)
+        sizes = {rel: (d["width"], d["height"]) for e in found if e not in listed
+                 for rel, d in e.items.items()}
+        recs = {r.relpath: r for r in ds.images()}
+        assert sizes == {rel: (recs[rel].width, recs[rel].height) for rel in names}
+        stored = [rel for kind, e in events if kind == "ItemsStored" for rel in e.items]
+        assert sorted(stored) == sorted(names) and len(stored) == len(names)
+        assert sum(isinstance(e, ItemDone) for _, e in events) == len(names)
+        # a rescan of the unchanged folder finds nothing new
+        events.clear()
+        ds.scan(on_event=sink, headers=True)
+        assert not [e for kind, e in events if kind in ("ItemsFound", "ItemsStored")]

@@ -33,7 +33,7 @@ def flat(text: str) -> str:
 def test_folder_to_output_dir_with_colorize_and_cache(fake_forge, small_images, tmp_path):
     out = tmp_path / "out"
     r = enhance(str(small_images[0].parent), "-o", str(out), "--api-url", fake_forge.url,
-                "--upscaler", "Lanczos", "--json")
+                "--upscaler", "Lanczos", "--scale", "2", "--json")
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)["results"]
     assert [Path(x["output"]).name for x in rows] == sorted(f"{p.stem}_enhanced.png"
@@ -46,7 +46,7 @@ def test_folder_to_output_dir_with_colorize_and_cache(fake_forge, small_images, 
     # again with --force: everything from the cache, no job request
     fake_forge.reset_counters()
     r = enhance(str(small_images[0].parent), "-o", str(out), "--api-url", fake_forge.url,
-                "--upscaler", "Lanczos", "--force", "--json")
+                "--upscaler", "Lanczos", "--scale", "2", "--force", "--json")
     assert r.exit_code == 0
     assert {x["status"] for x in json.loads(r.stdout)["results"]} == {"unchanged"}
     assert fake_forge.job_requests == 0
@@ -130,7 +130,7 @@ def test_pool_of_urls_comma_separated(make_fake_forge, small_images, tmp_path):
 
 
 def test_local_backend_warns_about_bw(small_images, tmp_path):
-    r = enhance(str(small_images[-1]), "-o", str(tmp_path / "x.png"), "--backend", "local")
+    r = enhance(str(small_images[-1]), "-o", str(tmp_path / "x.png"), "--backend", "local", "--scale", "2")
     assert r.exit_code == 0
     assert "colorization needs a Forge backend" in flat(r.output)
     assert Image.open(tmp_path / "x.png").size == (72, 56)
@@ -174,7 +174,7 @@ def test_python_m_and_fake_forge_command(tmp_path, unused_tcp_port):
         img = draw_image(tmp_path / "a.png", (20, 12))
         r = subprocess.run([sys.executable, "-m", "fluxgym_coach", "enhance", str(img), "--api-url",
                             f"http://127.0.0.1:{unused_tcp_port}", "--api-auth", "demo:topsecret",
-                            "--upscaler", "Lanczos", "-q"],
+                            "--upscaler", "Lanczos", "--scale", "2", "-q"],
                            capture_output=True, text=True, env=env, timeout=60)
         assert r.returncode == 0, r.stderr
         assert Image.open(tmp_path / "a_enhanced.png").size == (40, 24)

@@ -4,6 +4,7 @@ the command palette, and the list at 10,000 images."""
 from __future__ import annotations
 
 from fluxgym_coach.dataset import Dataset
+from fluxgym_coach.settings import update_settings
 from fluxgym_coach.store import ImageRecord
 from fluxgym_coach.tui.model import ImageIndex
 from fluxgym_coach.tui.screens.help import HelpScreen
@@ -316,8 +317,8 @@ async def test_reprocess_form_prefilled_with_learned_defaults(tui_dataset, make_
         # once something ran from the TUI, its values win
         await pilot.press("ctrl+s")
         await settle(pilot, app)
-        app.dataset.store.set_setting("tui.enhance_params",
-                                      {**app.last_params().to_dict(), "upscaler": "R-ESRGAN 4x+"})
+        update_settings(app.dataset.store,
+                        enhance={"params": {**app.last_params().to_dict(), "upscaler": "R-ESRGAN 4x+"}})
         await pilot.press("r")
         await pilot.pause()
         assert app.screen.query_one("#field-upscaler").value == "R-ESRGAN 4x+"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from fluxgym_coach import feedback
 from fluxgym_coach.dataset import Dataset
+from fluxgym_coach.settings import update_settings
 from fluxgym_coach.tui.model import ACCEPTED, REJECTED
 from fluxgym_coach.tui.widgets.jobs_panel import JobsPanel
 from fluxgym_coach.tui.widgets.preview import Preview
@@ -171,7 +172,7 @@ async def test_server_error_is_notified_with_image_and_reason(tui_dataset, make_
     app = make_tui_app(tui_dataset, api_url=server.url)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
-        app.dataset.store.set_setting("tui.enhance_params", {"upscaler": "No Such Upscaler"})
+        update_settings(app.dataset.store, enhance={"params": {"upscaler": "No Such Upscaler"}})
         await pilot.press("p")
         await settle(pilot, app)
         messages = [n.message for n in app._notifications]
@@ -371,7 +372,7 @@ async def test_server_renamed_upscaler_is_notified(tui_dataset, make_tui_app, fa
     app = make_tui_app(tui_dataset, api_url=fake_forge.url, audit=False)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
-        app.dataset.store.set_setting("tui.enhance_params", {"upscaler": "r-esrgan 4x+"})
+        update_settings(app.dataset.store, enhance={"params": {"upscaler": "r-esrgan 4x+"}})
         await pilot.press("p")
         await settle(pilot, app)
         assert app.current.variants, "the job ran with the server's spelling"

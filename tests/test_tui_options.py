@@ -86,7 +86,9 @@ async def test_cancel_goes_through_worker_cancel(tui_dataset, make_tui_app, make
     app = make_tui_app(tui_dataset, api_url=server.url, audit=False)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
-        key = app.start_enhance(list(app.index.rows), app.last_params())
+        # x2 for every image: one batch in flight (the default size rule gives these photos
+        # several scales, so several single-image requests)
+        key = app.start_enhance(list(app.index.rows), app.last_params().with_(scale_factor=2.0))
         sink = app._sinks[key]
         await wait_until(pilot, lambda: server.job_requests, "the server working on the batch")
         worker = sink.worker
@@ -177,4 +179,23 @@ async def test_view_state_is_reactive(tui_dataset, make_tui_app):
         await pilot.pause()
         assert app.search_text == "" and app.filter_name == "all"
         assert app.current.relpath == "coffee.png"
+        await settle(pilot, app)
+
+
+async def test_marks_count_is_reactive(tui_dataset, make_tui_app):
+    """space (the list's own key) and "mark all" update the status line's count at once."""
+    from textual.widgets import Static
+
+    app = make_tui_app(tui_dataset, audit=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        status = app.query_one("#status", Static)
+        assert "marked" not in str(status.render())
+        await pilot.press("space", "space")
+        await pilot.pause()
+        assert app.marked == 2 and "2 marked" in str(status.render())
+        app.mark_all(True)
+        assert app.marked == 6 and "6 marked" in str(status.render())
+        app.mark_all(False)
+        assert app.marked == 0 and "marked" not in str(status.render())
         await settle(pilot, app)

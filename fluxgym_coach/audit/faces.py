@@ -79,11 +79,19 @@ class FaceBox:
         return (self.left * width, self.top * height, self.right * width, self.bottom * height)
 
 
+_import_lock = threading.Lock()
+
+
 def _cv2():
-    try:
-        import cv2
-    except ImportError:
-        return None
+    """``cv2`` with its ``cv2.data`` submodule bound, or None. Imported under a lock:
+    OpenCV's package bootstrap swaps the module in ``sys.modules`` while it runs,
+    and a second thread importing it meanwhile saw a ``cv2`` without ``data``."""
+    with _import_lock:
+        try:
+            import cv2
+            import cv2.data  # noqa: F401
+        except ImportError:
+            return None
     return cv2 if hasattr(cv2, "CascadeClassifier") else None
 
 

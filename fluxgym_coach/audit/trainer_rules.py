@@ -81,7 +81,9 @@ class BucketInput:
 def _placers(resolution: int, profiles: tuple) -> tuple[tuple[str, BucketSettings, Callable[[int, int], Placement]], ...]:
     out = []
     for name, items in profiles:
-        s = BucketSettings(resolution=resolution, **dict(items))
+        # kohya asserts max_bucket_reso >= resolution: above 1024 the profiles raise it as a user must
+        kw = {"max_bucket_reso": max(1024, resolution)} | dict(items)
+        s = BucketSettings(resolution=resolution, **kw)
         out.append((name, s, placer(s)))
     return tuple(out)
 

@@ -44,7 +44,9 @@ def check(
             summary.add_row(key.replace("_", " "), str(data[key]))
         summary.add_row("buckets", ", ".join(f"{k}: {v}" for k, v in data["buckets"].items()) or "none")
         out.print(summary)
-        cropped = [im for im in data["images"] if "bucket" in im and im["bucket"] != im["resized"]]
+        # rescaled (resized != size) or cropped (bucket != resized): either changes what trains
+        cropped = [im for im in data["images"]
+                   if "bucket" in im and (im["bucket"] != im["resized"] or im["resized"] != im["size"])]
         if cropped:
             table = Table(title="cropped or rescaled by kohya")
             for col in ("image", "size", "resized", "bucket"):

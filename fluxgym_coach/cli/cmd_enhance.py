@@ -24,6 +24,7 @@ import asyncio
 import glob
 import logging
 import tempfile
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -135,27 +136,74 @@ def check_outside_datasets(pairs: list[tuple[Path, Path]]) -> None:
                 param_hint="--output")
 
 
+# -- the options only `enhance` has (shared ones are in cli/options.py) ----------------------------
+Paths = Annotated[list[str], typer.Argument(
+    help="Image files, folders or glob patterns (quote them: 'images/*.jpg').", show_default=False)]
+Output = Annotated[Optional[Path], typer.Option(
+    "--output", "-o", help="Output file (one image) or folder (several). Default: a folder "
+                           "argument is a dataset, enhanced into the result cache as variants "
+                           "selected for export (no file among its images); a file gets "
+                           "<name>_enhanced.<format> next to it, unless it is inside a dataset.",
+    show_default=False)]
+ApiUrl = Annotated[Optional[list[str]], typer.Option(
+    "--api-url", envvar=API_URL_ENV,
+    help="Forge / A1111 server started with --api; repeat (or separate with commas) for a "
+         "pool. Default http://127.0.0.1:7860.", show_default=False)]
+BackendName = Annotated[str, typer.Option(
+    "--backend", help="forge (a Forge / A1111 server), realesrgan (bundled Real-ESRGAN, GPU or "
+                      "CPU), spandrel (your .pth/.safetensors upscaler), local (Pillow resize) or "
+                      "auto (see docs/enhance.md). Only forge colorizes.")]
+Scale = Annotated[Optional[int], typer.Option(
+    "--scale", min=1, max=4,
+    help="Scale factor, 1 to 4, for every image. Default: to the training resolution (the "
+         "dataset's resolution setting; 1024 for files): each image gets the scale its training "
+         "bucket needs, at most x8, and images already large enough are kept.",
+    show_default=False)]
+Format = Annotated[Optional[OutputFormat], typer.Option(
+    "--format", case_sensitive=False, help="Output format (default PNG, or the --output file's extension).",
+    show_default=False)]
+ColorizePrompt = Annotated[str, typer.Option(
+    "--colorize-prompt", help="Prompt for colorizing black-and-white images.")]
+ColorizeNegPrompt = Annotated[str, typer.Option("--colorize-negative-prompt", help="Negative prompt for colorizing.")]
+Force = Annotated[bool, typer.Option("--force", help="Process and replace images whose output file already exists.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Detailed logs (retries, requests) on stderr.")]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    """The options that choose and set up the backend (``--backend``, ``--api-url``,
+    ``--api-auth``, ``--timeout``, ``--gpu``, ``--models-dir``, and the upscaler
+    ``auto`` looks up), given to :func:`fluxgym_coach.cli.options.make_backend`."""
+
+    backend: str
+    api_urls: list[str]
+    api_auth: str | None
+    timeout: float = o.DEFAULT_TIMEOUT
+    gpu: str | None = None
+    models_dir: Path | None = None
+    upscaler: str | None = None
+
+    def make(self):
+        """The backend; exits 2 for a bad option, 3 when the engine cannot start."""
+        try:
+            return o.make_backend(self.backend, self.api_urls or None, self.api_auth, self.timeout,
+                                  gpu=self.gpu, upscaler=self.upscaler, models_dir=self.models_dir)
+        except (typer.BadParameter, ValueError) as exc:
+            raise fail(str(exc), EXIT_USAGE) from None
+        except BackendError as exc:
+            raise fail(exc.reason, EXIT_BACKEND) from None
+
+
 def enhance(
-    paths: Annotated[list[str], typer.Argument(
-        help="Image files, folders or glob patterns (quote them: 'images/*.jpg').",
-        show_default=False)],
-    output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Output file (one image) or folder (several). Default: a folder "
-                               "argument is a dataset, enhanced into the result cache as variants "
-                               "selected for export (no file among its images); a file gets "
-                               "<name>_enhanced.<format> next to it, unless it is inside a dataset.",
-        show_default=False)] = None,
-    api_url: Annotated[Optional[list[str]], typer.Option(
-        "--api-url", envvar=API_URL_ENV,
-        help="Forge / A1111 server started with --api; repeat (or separate with commas) for a "
-             "pool. Default http://127.0.0.1:7860.", show_default=False)] = None,
+    paths: Paths,
+    output: Output = None,
+    api_url: ApiUrl = None,
     api_auth: o.ApiAuth = None,
-    backend: Annotated[str, typer.Option(
-        "--backend", help="forge (a Forge / A1111 server), realesrgan (bundled Real-ESRGAN, GPU or "
-                          "CPU), spandrel (your .pth/.safetensors upscaler), local (Pillow resize) or "
-                          "auto (see docs/enhance.md). Only forge colorizes.")] = "forge",
-    scale: Annotated[int, typer.Option("--scale", min=1, max=4, help="Scale factor, 1 to 4.")] = 2,
+    backend: BackendName = "forge",
+    scale: Scale = None,
     upscaler: o.Upscaler = o.DEFAULTS.upscaler,
+    gpu: o.Gpu = None,
+    models_dir: o.ModelsDir = None,
     denoising_strength: o.Denoise = o.DEFAULTS.denoising_strength,
     prompt: o.Prompt = o.DEFAULTS.prompt,
     negative_prompt: o.NegPrompt = o.DEFAULTS.negative_prompt,
@@ -164,81 +212,101 @@ def enhance(
     sampler: o.Sampler = o.DEFAULTS.sampler_name,
     scheduler: o.Scheduler = None,
     timeout: o.Timeout = o.DEFAULT_TIMEOUT,
-    fmt: Annotated[Optional[OutputFormat], typer.Option(
-        "--format", case_sensitive=False,
-        help="Output format (default PNG, or the --output file's extension).",
-        show_default=False)] = None,
+    fmt: Format = None,
     no_colorize: o.NoColorize = False,
-    colorize_prompt: Annotated[str, typer.Option(
-        "--colorize-prompt", help="Prompt for colorizing black-and-white images.")]
-    = DEFAULT_COLORIZE_PROMPT,
-    colorize_negative_prompt: Annotated[str, typer.Option(
-        "--colorize-negative-prompt", help="Negative prompt for colorizing.")]
-    = DEFAULT_COLORIZE_NEGATIVE_PROMPT,
+    colorize_prompt: ColorizePrompt = DEFAULT_COLORIZE_PROMPT,
+    colorize_negative_prompt: ColorizeNegPrompt = DEFAULT_COLORIZE_NEGATIVE_PROMPT,
     no_cache: o.NoCache = False,
     force_reprocess: o.ForceReprocess = False,
     cache_dir: o.CacheDir = None,
-    force: Annotated[bool, typer.Option(
-        "--force", help="Process and replace images whose output file already exists.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Detailed logs (retries, "
-                                                                  "requests) on stderr.")] = False,
+    force: Force = False,
+    verbose: Verbose = False,
     json_out: o.Json = False,
-    quiet: o.Quiet = False,
-) -> None:
-    """Upscale images through Stable Diffusion Forge / A1111, colorizing black-and-white ones.
+    quiet: o.Quiet = False) -> None:
+    """Upscale images to the training resolution (Forge, Real-ESRGAN or your model), colorizing B&W ones.
 
     Batches go to /sdapi/v1/extra-batch-images (several --api-url values share
     the work); black-and-white images are colorized with img2img first. Results
     are cached: a second run sends nothing. Ctrl-C, then the same command,
     continues where it stopped. Existing outputs are skipped unless --force.
 
+    Sizes: without --scale each image is enlarged as much as its training
+    bucket at the dataset's resolution needs (1024 for files), at most x8;
+    images already large enough are kept, and the summary counts them. An
+    upscale beyond x8, an aspect ratio beyond 8:1 or an output over 64 MP is
+    refused by name before anything is sent.
+
     Without --output, a folder is treated as a dataset: its images (recursively)
     are enhanced into the result cache and selected for export as variants, as
     `prepare` does; nothing is written among the originals. Files get
     <name>_enhanced.<format> beside them, except inside a dataset (refused).
 
-    Exit code: 0 done, 1 some image failed, 2 bad arguments, 3 the server is
-    unreachable or refused the settings (unknown upscaler or sampler, auth).
+    Exit code: 0 done, 1 some image failed (or was refused), 2 bad arguments,
+    3 the server is unreachable or refused the settings (unknown upscaler or
+    sampler, auth), or the embedded engine cannot start (--gpu, --models-dir).
 
     Example: fluxgym-coach enhance ./photos --api-url http://127.0.0.1:7860
-    """
-    if verbose:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-    def make_params(format_name: str) -> EnhanceParams:
-        return EnhanceParams(scale_factor=float(scale), upscaler=upscaler,
-                             denoising_strength=denoising_strength, prompt=prompt,
-                             negative_prompt=negative_prompt, steps=steps, cfg_scale=cfg_scale,
-                             sampler_name=sampler, scheduler=scheduler, output_format=format_name,
-                             colorize=not no_colorize, colorize_prompt=colorize_prompt,
-                             colorize_negative_prompt=colorize_negative_prompt)
 
+    Example: fluxgym-coach enhance old.jpg -o out/ --backend realesrgan --scale 2
+    """
+    _setup_logging(verbose)
     _check_backend_name(backend)
+    fields = dict(scale_factor=float(scale) if scale is not None else None, upscaler=upscaler,
+                  denoising_strength=denoising_strength, prompt=prompt, negative_prompt=negative_prompt,
+                  steps=steps, cfg_scale=cfg_scale, sampler_name=sampler, scheduler=scheduler,
+                  colorize=not no_colorize, colorize_prompt=colorize_prompt,
+                  colorize_negative_prompt=colorize_negative_prompt)
+    engine = EngineOptions(backend, _urls(api_url), api_auth, timeout, gpu, models_dir, upscaler)
     lookup = not (no_cache or force_reprocess)
     folders = [Path(p).expanduser() for p in paths if Path(p).expanduser().is_dir()]
     if output is None and folders:
         _check_dataset_folders(folders, len(paths))
-        raise typer.Exit(enhance_datasets(folders, backend, api_url, api_auth,
-                                          make_params(fmt.value if fmt else "PNG"), cache_dir,
-                                          lookup=lookup, json_out=json_out, quiet=quiet,
-                                          timeout=timeout))
+        params = _params(fields, fmt.value if fmt else "PNG")
+        raise typer.Exit(enhance_datasets(folders, engine, params, cache_dir, lookup=lookup,
+                                          json_out=json_out, quiet=quiet))
+    pairs, params = _plan_files(paths, output, fmt, fields)
+    raise typer.Exit(enhance_file_pairs(pairs, engine, params, cache_dir, no_cache=no_cache,
+                                        lookup=lookup, force=force, json_out=json_out, quiet=quiet))
+
+
+def _setup_logging(verbose: bool) -> None:
+    """``--verbose``: INFO logs of our modules on stderr (httpx's own stay at WARNING)."""
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _params(fields: dict, format_name: str) -> EnhanceParams:
+    """The enhancement parameters of this run; exits 2 when they are invalid."""
+    try:
+        return EnhanceParams(output_format=format_name, **fields)
+    except ValueError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+
+
+def _file_format(fmt: OutputFormat | None, output: Path | None, inputs: list[Path]) -> str:
+    """``--format``, else the extension of a single ``--output`` file, else PNG."""
+    if fmt is not None:
+        return fmt.value
+    if output is not None and len(inputs) == 1 and output.suffix and not output.is_dir():
+        return output.suffix.lstrip(".").upper()
+    return "PNG"
+
+
+def _plan_files(paths: list[str], output: Path | None, fmt: OutputFormat | None,
+                fields: dict) -> tuple[list[tuple[Path, Path]], EnhanceParams]:
+    """File mode: the ``(input, output)`` pairs and the parameters (their format
+    follows the output); exits 2 for a bad path, output or format."""
     try:
         inputs = expand_paths(paths)
-        if fmt is not None:
-            format_name = fmt.value
-        elif output is not None and len(inputs) == 1 and output.suffix and not output.is_dir():
-            format_name = output.suffix.lstrip(".").upper()
-        else:
-            format_name = "PNG"
-        params = make_params(format_name)
+        format_name = _file_format(fmt, output, inputs)
+        params = EnhanceParams(output_format=format_name, **fields)
         pairs = plan_outputs(inputs, output, format_name)
         if output is None:
             check_outside_datasets(pairs)
     except (typer.BadParameter, ValueError) as exc:
         raise fail(str(exc), EXIT_USAGE) from None
-    raise typer.Exit(enhance_file_pairs(pairs, backend, _urls(api_url), api_auth, params, cache_dir,
-                                        no_cache=no_cache, lookup=lookup, force=force,
-                                        json_out=json_out, quiet=quiet, timeout=timeout))
+    return pairs, params
 
 
 def _check_dataset_folders(folders: list[Path], n_paths: int) -> None:
@@ -253,9 +321,9 @@ def _check_dataset_folders(folders: list[Path], n_paths: int) -> None:
                        f"{', '.join(sorted(imaging.IMAGE_EXTENSIONS))})", EXIT_USAGE)
 
 
-def enhance_file_pairs(pairs: list[tuple[Path, Path]], backend: str, urls: list[str], api_auth: str | None,
-                       params: EnhanceParams, cache_dir: Path | None, *, no_cache: bool, lookup: bool,
-                       force: bool, json_out: bool, quiet: bool, timeout: float = o.DEFAULT_TIMEOUT) -> int:
+def enhance_file_pairs(pairs: list[tuple[Path, Path]], options: EngineOptions, params: EnhanceParams,
+                       cache_dir: Path | None, *, no_cache: bool, lookup: bool, force: bool,
+                       json_out: bool, quiet: bool) -> int:
     """``enhance`` of files into ``(input, output)`` pairs: existing outputs skipped unless
     ``force``; results cached (a throw-away cache with ``no_cache``) and journaled in the
     cache folder. Prints one line per file (or JSON); returns the exit code."""
@@ -265,13 +333,9 @@ def enhance_file_pairs(pairs: list[tuple[Path, Path]], backend: str, urls: list[
                          "reason": "output exists (use --force to replace it)", "processed": False}
                         for s, d in existing if not force]
     code = EXIT_OK
+    summary: list[str] = []
     if todo:
-        try:
-            engine = o.make_backend(backend, urls or None, api_auth, timeout, upscaler=params.upscaler)
-        except (typer.BadParameter, ValueError) as exc:
-            raise fail(str(exc), EXIT_USAGE) from None
-        except BackendError as exc:
-            raise fail(exc.reason, EXIT_BACKEND) from None
+        engine = options.make()
         tmp = tempfile.TemporaryDirectory(prefix="fluxgym-coach-nocache-") if no_cache else None
         cache = ImageCache(tmp.name if tmp else cache_dir)
         store = None if no_cache else Store(cache.root / JOURNAL_NAME)
@@ -299,10 +363,11 @@ def enhance_file_pairs(pairs: list[tuple[Path, Path]], backend: str, urls: list[
                          "size": list(f.size) if f.size else None, "warnings": f.warnings})
         if files.failed:
             code = EXIT_FAILED
+        summary = files.report.summary_lines()
         if not json_out:
             report_problems(sink.problems)
     if json_out:
-        print_json({"results": rows, "exit_code": code})
+        print_json({"results": rows, "summary": summary, "exit_code": code})
         return code
     for row in rows:
         size = f" ({row['size'][0]}x{row['size'][1]})" if row.get("size") else ""
@@ -310,15 +375,19 @@ def enhance_file_pairs(pairs: list[tuple[Path, Path]], backend: str, urls: list[
             continue  # already reported with its reason
         note = f"  [dim]{esc(row['reason'])}[/]" if row["status"] in ("exists", "copied") else ""
         out.print(f"{row['status']:<9} {esc(row['source'])} -> {esc(row['output'])}{size}{note}")
-    _print_counts(rows)
+    _print_counts(rows, summary)
     return code
 
 
-def _print_counts(rows: list[dict]) -> None:
+def _print_counts(rows: list[dict], summary: list[str] = ()) -> None:
+    """The count of each status on one line, then the job's summary sentences
+    (:meth:`~fluxgym_coach.enhance.results.EnhanceReport.summary_lines`)."""
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     out.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    for line in summary:
+        out.print(esc(line))
 
 
 def _urls(api_url: list[str] | None) -> list[str]:
@@ -330,9 +399,8 @@ def _check_backend_name(backend: str) -> None:
         raise fail(f"unknown backend {backend!r}: use {', '.join(BACKEND_NAMES)}", EXIT_USAGE)
 
 
-def enhance_datasets(folders: list[Path], backend: str, api_url: list[str] | None, api_auth: str | None,
-                     params: EnhanceParams, cache_dir: Path | None, *, lookup: bool, json_out: bool,
-                     quiet: bool, timeout: float = o.DEFAULT_TIMEOUT) -> int:
+def enhance_datasets(folders: list[Path], options: EngineOptions, params: EnhanceParams,
+                     cache_dir: Path | None, *, lookup: bool, json_out: bool, quiet: bool) -> int:
     """``enhance FOLDER...`` without ``--output``: scan each folder as a dataset and run
     :func:`fluxgym_coach.core.enhance_images` on all its readable images (results in
     the cache, variants selected for export). Prints one line per image (or JSON)
@@ -340,13 +408,9 @@ def enhance_datasets(folders: list[Path], backend: str, api_url: list[str] | Non
     from .. import core
     from ..dataset import Dataset, DatasetError
 
-    try:
-        engine = o.make_backend(backend, _urls(api_url) or None, api_auth, timeout, upscaler=params.upscaler)
-    except (typer.BadParameter, ValueError) as exc:
-        raise fail(str(exc), EXIT_USAGE) from None
-    except BackendError as exc:
-        raise fail(exc.reason, EXIT_BACKEND) from None
+    engine = options.make()
     rows: list[dict] = []
+    summary: list[str] = []
 
     async def go(sink) -> None:
         try:
@@ -355,6 +419,7 @@ def enhance_datasets(folders: list[Path], backend: str, api_url: list[str] | Non
                     await core.scan(ds, sink)
                     report = await core.enhance_images(ds, None, engine, params, cache=cache, lookup=lookup,
                                                        on_event=sink)
+                summary.extend(report.summary_lines())
                 for o_ in report.outcomes.values():
                     rows.append({"dataset": str(ds.root), "source": o_.name, "status": o_.status,
                                  "reason": o_.reason, "variant": o_.entry.key if o_.entry else None,
@@ -378,7 +443,7 @@ def enhance_datasets(folders: list[Path], backend: str, api_url: list[str] | Non
         cache.close()
     code = EXIT_FAILED if any(r["status"] == "failed" for r in rows) else EXIT_OK
     if json_out:
-        print_json({"results": rows, "exit_code": code})
+        print_json({"results": rows, "summary": summary, "exit_code": code})
         return code
     report_problems(sink.problems)
     for row in rows:
@@ -387,7 +452,7 @@ def enhance_datasets(folders: list[Path], backend: str, api_url: list[str] | Non
         size = f" ({row['size'][0]}x{row['size'][1]})" if row.get("size") else ""
         target = f"variant {row['kind'] or 'enhanced'}{size}" if row["variant"] else row["reason"]
         out.print(escape(f"{row['status']:<9} {row['source']} -> {target}"))
-    _print_counts(rows)
+    _print_counts(rows, summary)
     for folder in folders:
         out.print(escape(f"results are in the cache, selected for export of {folder} (pending until "
                          f"reviewed: fluxgym-coach tui {folder}); nothing was written among its images. "

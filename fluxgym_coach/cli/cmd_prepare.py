@@ -27,6 +27,7 @@ def _summary(report: PrepareReport, engine_label: str) -> Table:
     scan = report.scan
     table.add_row("images found", str(scan.total))
     table.add_row("unreadable (skipped)", str(len(scan.errors)))
+    table.add_row("already large enough (kept)", str(len(report.large_enough)))
     if report.enhance is not None:
         e = report.enhance
         table.add_row("enhanced now", str(len(e.by_status("enhanced"))))
@@ -188,6 +189,7 @@ def _json(report: PrepareReport, engine: EnhanceBackend) -> dict[str, Any]:
         "upscaler": getattr(engine, "label", engine.name),
         "enhance": None if e is None else {
             s: [x.name for x in e.by_status(s)] for s in ("enhanced", "cached", "skipped", "failed")},
+        "large_enough": report.large_enough,
         "enhance_reasons": None if e is None else {
             x.name: x.reason or "; ".join(x.warnings) for x in e.outcomes.values()
             if x.reason or x.warnings},

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from .common import EXIT_USAGE, fail
-from .options import ApiAuth, Backend
+from .options import ApiAuth, ApiUrl, Backend, CacheDir
 
 PREVIEW_ENV = "FLUXGYM_COACH_PREVIEW"
-API_URL_ENV = "FLUXGYM_COACH_API_URL"
 
 
 def register(app: typer.Typer) -> None:
@@ -25,14 +23,10 @@ def register(app: typer.Typer) -> None:
             "auto", "--preview", envvar=PREVIEW_ENV,
             help="Image preview: auto (detect kitty graphics, then Sixel, else half-block cells), "
                  "kitty, sixel, halfcell, unicode or off. Environment: " + PREVIEW_ENV + "."),
-        api_url: Optional[list[str]] = typer.Option(
-            None, "--api-url", envvar=API_URL_ENV, show_default=False,
-            help="Forge / A1111 server for enhancement (started with --api); repeat it for a pool "
-                 "of servers. Without it the embedded upscaler runs (see --backend). Environment: "
-                 + API_URL_ENV + " (several URLs separated by spaces)."),
+        api_url: ApiUrl = None,
         api_auth: ApiAuth = None,
         backend: Backend = "auto",
-        cache_dir: Path = typer.Option(None, "--cache-dir", help="Result cache folder."),
+        cache_dir: CacheDir = None,
         no_scan: bool = typer.Option(False, "--no-scan", help="Do not rescan the folder at start."),
         serve: bool = typer.Option(
             False, "--serve", help="Serve the same app to a browser on 127.0.0.1 (textual-serve) "
@@ -40,7 +34,7 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8000, "--port", min=1, max=65535,
                                  help="Port of --serve (on 127.0.0.1 only)."),
     ) -> None:
-        """Review a dataset from the keyboard: captions, enhancement, accept/reject, export.
+        """Keyboard review: captions, enhancement, accept/reject, export.
 
         Works over SSH and in tmux. Press ? in the app for every key, ctrl+p for the
         command palette, q to quit. Decisions are stored: reopening restores them.

@@ -38,11 +38,23 @@ Upscaler = Annotated[str, typer.Option(
     "--upscaler", help="Upscaler: the name the Forge server lists; a bundled Real-ESRGAN model "
                        "(realesrgan-x4plus, realesrgan-x4plus-anime, realesr-animevideov3); or a "
                        ".pth/.safetensors file (path, or name in --models-dir).")]
+def _check_gpu(value: str | None) -> str | None:
+    """``--gpu``: a device number, ``cpu`` or ``auto`` (typer.BadParameter otherwise)."""
+    if value is None or value.strip().lower() in ("cpu", "auto"):
+        return value
+    try:
+        int(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a device: give a GPU number (0, 1...), cpu or auto") from None
+    return value
+
+
 Gpu = Annotated[Optional[str], typer.Option(
-    "--gpu", help="GPU for the embedded models: a device number, or cpu. Default: the first GPU, "
-                  "else the CPU.", show_default=False)]
+    "--gpu", callback=_check_gpu,
+    help="GPU for the embedded models: a device number, or cpu. Default: the first GPU, "
+         "else the CPU.", show_default=False)]
 ModelsDir = Annotated[Optional[Path], typer.Option(
-    "--models-dir", help="Folder of .pth/.safetensors upscalers (default: Forge/A1111 models/ESRGAN, "
+    "--models-dir", exists=True, file_okay=False, dir_okay=True, help="Folder of .pth/.safetensors upscalers (default: Forge/A1111 models/ESRGAN, "
                          "ComfyUI models/upscale_models when found).", show_default=False)]
 Denoise = Annotated[float, typer.Option("--denoising-strength", min=0.0, max=1.0,
                                         help="Denoising strength, 0..1.")]

@@ -190,17 +190,23 @@ class EnhanceJob:
         """Decide what one described source needs and start it (see the class docstring)."""
         assert src.width and src.height and src.digest
         params, backend = self.params, self.backend
-        scale = params.scale_for(src.width, src.height)
+        decision = params.decide(src.width, src.height)  # the size rule and its limits, before any read
+        scale = decision.scale
         wants_color = bool(params.colorize and src.is_grayscale)
         colorize = wants_color and backend.can_colorize
         outcome = Outcome(src.name, "pending", digest=src.digest)
+        self.report.outcomes[src.name] = outcome
+        if decision.refused:  # beyond the resize limits: never read, never sent
+            outcome.status, outcome.reason = "failed", decision.refused
+            self._failed(src.name, decision.refused)
+            return
+        if decision.warning:
+            outcome.warnings.append(decision.warning)
         if wants_color and not backend.can_colorize:
             outcome.warnings.append(COLORIZE_SKIPPED)
-        self.report.outcomes[src.name] = outcome
         if scale <= 1.0 and not colorize:
             outcome.status = "skipped"
-            outcome.reason = ("already at the target resolution" if params.target_short_side
-                              else "scale factor 1 and nothing to colorize")
+            outcome.reason = decision.kept
             for w in outcome.warnings:
                 self.on_event(ItemWarning(self.job_id, src.name, w))
             self.on_event(ItemDone(self.job_id, src.name, cached=True, detail={"status": "skipped"}))

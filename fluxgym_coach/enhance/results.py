@@ -74,6 +74,40 @@ class EnhanceReport:
         """Outcomes that failed."""
         return self.by_status("failed")
 
+    @property
+    def large_enough(self) -> list[Outcome]:
+        """Images kept as they are because they already fill their training bucket
+        (:data:`~fluxgym_coach.enhance.sizing.LARGE_ENOUGH`), in source order."""
+        from .sizing import LARGE_ENOUGH
+
+        return [o for o in self.by_status("skipped") if o.reason.startswith(LARGE_ENOUGH)]
+
+    def summary_lines(self) -> list[str]:
+        """What a front end says after the per-image lines, one sentence each:
+        images kept because they are large enough, images enlarged less than
+        needed (capped at the limit) and images refused by the resize limits
+        (``["3 images already large enough: kept (not enlarged)"]``)."""
+        from .. import imaging
+        from .sizing import CAPPED, REFUSED
+
+        def n(items: list[Outcome]) -> str:
+            return f"{len(items)} image{'s' if len(items) != 1 else ''}"
+
+        lines = []
+        if kept := self.large_enough:
+            lines.append(f"{n(kept)} already large enough: kept (not enlarged)")
+        capped = [o for o in self.outcomes.values() if any(CAPPED in w for w in o.warnings)]
+        if capped:
+            lines.append(f"{n(capped)} enlarged only x{imaging.MAX_UPSCALE:g} (the limit), still below "
+                         f"the resolution: {', '.join(o.name for o in capped[:5])}"
+                         f"{' ...' if len(capped) > 5 else ''}")
+        refused = [o for o in self.failed if o.reason.startswith(REFUSED)]
+        if refused:
+            lines.append(f"{n(refused)} refused by the resize limits (x{imaging.MAX_UPSCALE:g}, "
+                         f"{imaging.MAX_ASPECT:g}:1): {', '.join(o.name for o in refused[:5])}"
+                         f"{' ...' if len(refused) > 5 else ''}")
+        return lines
+
 
 def _file_size(path: Path) -> int:
     try:

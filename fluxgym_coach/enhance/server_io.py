@@ -220,3 +220,70 @@ def match_results(inputs: Sequence[np.ndarray], results: Sequence[np.ndarray]) -
             assigned[i] = j
             used.add(j)
     return assigned
+
+
+#: Upscalers that *are* a plain resize (their result may equal one): no plain-resize check.
+RESIZE_UPSCALERS = frozenset({"None", "Lanczos", "Nearest"})
+#: A result within this many levels (0..255) of our own Lanczos resize of the upload, at
+#: every pixel compared, is that resize (Pillow's Lanczos is exact to rounding; a model
+#: differs by tens of levels at edges and textures).
+PLAIN_RESIZE_LEVELS = 2
+#: Side (output px) of the window compared (the whole result when smaller).
+PLAIN_RESIZE_WINDOW = 384
+#: Below this mean gradient (levels per pixel, |dx| + |dy| of the gray window) the window
+#: has too little detail to tell a model from a resize: the check answers False
+#: (inconclusive, the result is kept).
+PLAIN_RESIZE_MIN_DETAIL = 2.0
+
+
+def _gradient(gray: np.ndarray) -> np.ndarray:
+    """|dx| + |dy| of a 2-D array (shape minus one each way)."""
+    g = gray.astype(np.int16)
+    return np.abs(np.diff(g, axis=1))[:-1, :] + np.abs(np.diff(g, axis=0))[:, :-1]
+
+
+def _detailed_window(src: Image.Image, big: tuple[int, int], window: tuple[int, int]) -> tuple[int, int]:
+    """Top-left (output px) of the window, among a 3x3 grid of positions, whose source
+    region holds the most gradient energy (where a model and a resize differ most)."""
+    (w, h), (big_w, big_h), (cw, ch) = src.size, big, window
+    energy = _gradient(np.asarray(src.convert("L")))
+    best, best_xy = -1.0, (0, 0)
+    for x0 in sorted({0, (big_w - cw) // 2, big_w - cw}):
+        for y0 in sorted({0, (big_h - ch) // 2, big_h - ch}):
+            sx0, sy0 = int(x0 * w / big_w), int(y0 * h / big_h)
+            sx1, sy1 = -(-(x0 + cw) * w // big_w), -(-(y0 + ch) * h // big_h)
+            e = float(energy[sy0:sy1, sx0:sx1].mean()) if energy.size else 0.0
+            if e > best:
+                best, best_xy = e, (x0, y0)
+    return best_xy
+
+
+def is_plain_resize(upload: bytes, result: bytes) -> bool:
+    """True when ``result`` is, to rounding, Pillow's Lanczos resize of ``upload`` to the
+    result's size: what Forge / A1111 return, with a 200, for an image whose model upscale
+    was interrupted (``modules/upscaler.py`` ``Upscaler.upscale`` leaves its loop on
+    ``state.interrupted`` and resizes with LANCZOS; ``upscaler_utils.upscale_with_model``
+    returns its input between tiles). Telling it by content does not depend on reading
+    ``/progress`` before another client's job resets the flag.
+
+    Compares the window of at most :data:`PLAIN_RESIZE_WINDOW` output pixels a side with
+    the most detail (:func:`_detailed_window`; ``Image.resize(box=...)`` gives exactly that
+    crop of the full resize, so the cost does not grow with the image). Inconclusive
+    (False) for a window without detail (:data:`PLAIN_RESIZE_MIN_DETAIL`), a result with
+    lossy compression, or bytes that do not decode. CPU work: call it in a thread."""
+    try:
+        src = imaging.open_image(upload).convert("RGB")
+        out = imaging.open_image(result).convert("RGB")
+    except (imaging.ImageReadError, OSError, ValueError):
+        return False
+    (w, h), (big_w, big_h) = src.size, out.size
+    cw, ch = min(big_w, PLAIN_RESIZE_WINDOW), min(big_h, PLAIN_RESIZE_WINDOW)
+    x0, y0 = _detailed_window(src, (big_w, big_h), (cw, ch))
+    box = (x0 * w / big_w, y0 * h / big_h, (x0 + cw) * w / big_w, (y0 + ch) * h / big_h)
+    ref_im = src.resize((cw, ch), Image.Resampling.LANCZOS, box=box)
+    detail = _gradient(np.asarray(ref_im.convert("L")))
+    if not detail.size or float(detail.mean()) < PLAIN_RESIZE_MIN_DETAIL:
+        return False
+    ref = np.asarray(ref_im, dtype=np.int16)
+    got = np.asarray(out.crop((x0, y0, x0 + cw, y0 + ch)), dtype=np.int16)
+    return int(np.abs(ref - got).max()) <= PLAIN_RESIZE_LEVELS

@@ -10,7 +10,7 @@ variant, or rejected the enhancement).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..enhance.backends.base import EnhanceBackend, EnhanceParams
@@ -24,21 +24,29 @@ from ..store import ImageRecord
 
 @dataclass(slots=True)
 class PrepareReport:
-    """The reports of the three steps (``enhance`` is None when nothing needed it)."""
+    """The reports of the three steps (``enhance`` is None when nothing needed it), and
+    ``large_enough``: the readable images not enhanced because they already fill
+    the training resolution (:mod:`fluxgym_coach.enhance.sizing`), by relpath."""
 
     scan: ScanReport
     enhance: EnhanceReport | None
     export: ExportReport | None
+    large_enough: list[str] = field(default_factory=list)
 
 
-def enhancement_candidates(records: list[ImageRecord], resolution: int, colorize: bool) -> list[ImageRecord]:
-    """Readable images whose short side is below ``resolution``, plus black-and-white
-    ones when ``colorize`` is set (the backend decides whether it can)."""
+def enhancement_candidates(records: list[ImageRecord], resolution: int, colorize: bool,
+                           params: EnhanceParams | None = None) -> list[ImageRecord]:
+    """Readable images too small for ``resolution`` by the enhancement's own size rule
+    (:meth:`EnhanceParams.decide`, :mod:`fluxgym_coach.enhance.sizing`: enlarged,
+    capped or refused), plus black-and-white ones when ``colorize`` is set (the
+    backend decides whether it can)."""
+    params = params or EnhanceParams(resolution=resolution)
     out = []
     for rec in records:
-        if rec.error or rec.short_side is None:
+        size = rec.display_size
+        if rec.error or size is None or not all(size):
             continue
-        if rec.short_side < resolution or (colorize and rec.is_grayscale):
+        if params.decide(*size).scale > 1.0 or (colorize and rec.is_grayscale):
             out.append(rec)
     return out
 
@@ -87,8 +95,10 @@ async def prepare_dataset(
 ) -> PrepareReport:
     """Scan, enhance and export ``dataset`` (see the module docstring).
 
-    ``params`` are the enhancement settings; their ``target_short_side`` is
-    set to ``resolution``; ``vram`` picks train.sh's optimizer (see
+    ``params`` are the enhancement settings; images are enlarged to
+    ``resolution`` by the default size rule (:mod:`fluxgym_coach.enhance.sizing`:
+    ``scale_factor`` and ``target_short_side`` are cleared, an image that fills
+    its training bucket is not enlarged); ``vram`` picks train.sh's optimizer (see
     :mod:`~fluxgym_coach.export.train_script`). Raises :class:`~fluxgym_coach.export.fluxgym.ExportError`
     (before any work) when the export target is unusable, and
     :class:`~fluxgym_coach.enhance.backends.base.BackendError` when the backend's
@@ -96,12 +106,16 @@ async def prepare_dataset(
     """
     check_target(dataset, out_dir, name, trigger, resolution, repeats, force)  # fail before long work
     cache = cache or ImageCache()
-    params = (params or EnhanceParams()).with_(target_short_side=resolution)
+    params = (params or EnhanceParams()).with_(scale_factor=None, target_short_side=None,
+                                               resolution=resolution)
     from ..plugins.loader import scan_with_plugins  # plugins fire their scan events, if any
 
     scan = await scan_with_plugins(dataset, on_event)
     records = dataset.store.images()
-    candidates = enhancement_candidates(records, resolution, params.colorize)
+    candidates = enhancement_candidates(records, resolution, params.colorize, params)
+    chosen = {r.relpath for r in candidates}
+    large_enough = [r.relpath for r in records if not r.error and r.relpath not in chosen
+                    and r.display_size and all(r.display_size) and params.decide(*r.display_size).kept]
     enhance = None
     if candidates:
         sources = [source_of(dataset, r) for r in candidates]
@@ -109,8 +123,8 @@ async def prepare_dataset(
                                     store=dataset.store, on_event=on_event, cancel=cancel)
         select_new_variants(dataset, enhance, backend.identity)
         if enhance.cancelled:
-            return PrepareReport(scan, enhance, None)
+            return PrepareReport(scan, enhance, None, large_enough)
     export = await asyncio.to_thread(
         export_dataset, dataset, out_dir, name, trigger, resolution, repeats, force, on_event, cache,
         vram=vram, crop_mode=crop_mode)
-    return PrepareReport(scan, enhance, export)
+    return PrepareReport(scan, enhance, export, large_enough)

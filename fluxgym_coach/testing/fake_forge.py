@@ -47,7 +47,15 @@ servers that image comes back as a plain Lanczos resize, the rest of a batch
 is dropped, the answer is a 200 and ``/progress`` says ``interrupted`` until
 the next job begins), ``reverse_batch`` (a full batch comes back in reverse
 order), ``hang_on`` (these job numbers never answer: the handler waits until
-the server stops, at most 60 s).
+the server stops, at most 60 s), ``next_job_at_once`` (another client's job
+begins the moment each job ends, before its answer is read: ``/progress``
+then says ``interrupted: false`` even for a job that was interrupted, the
+race of a shared server).
+
+**Model upscalers are told apart from a plain resize**, as on a real server:
+a model name (anything but ``None``, ``Lanczos``, ``Nearest``) gives a
+Lanczos resize plus an unsharp mask (the "restored detail"), so a client can
+recognise the plain Lanczos resize that an interrupted image comes back as.
 
 **Uploads are converted as Forge converts them** (Pillow 9.5 rules,
 ``modules/postprocessing.py`` and ``api.py``): extras keep RGB and RGBA and
@@ -78,7 +86,7 @@ from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 
 from .fake_forge_api import (GET_PATHS, JOB_PATHS, OTHER_POST_PATHS, SAMPLERS, SCHEDULERS, UPSCALERS,
                              _Drop, _Handler, _HTTPError, pillow95_rgb)
@@ -104,6 +112,7 @@ class Faults:
     interrupt_at: int = 0
     reverse_batch: bool = False
     hang_on: set[int] = field(default_factory=set)
+    next_job_at_once: bool = False
 
 
 class FifoLock:
@@ -328,6 +337,9 @@ class FakeForge:
                     self._running -= 1
                     self.busy_seconds += time.perf_counter() - start
                     self._progress = {"job": "", "job_count": 0, "job_no": 0, "done": 0, "total": 0}
+                if self.faults.next_job_at_once:  # shared.state.begin() of the next job resets the flags
+                    self._interrupted.clear()
+                    self._skipped.clear()
 
     def _work_on_image(self) -> bool:
         """Spend the per-image latency; False when the job was interrupted."""
@@ -407,6 +419,8 @@ class FakeForge:
         size = (max(8, math.floor(w * s / 8) * 8), max(8, math.floor(h * s / 8) * 8))
         method = Image.Resampling.NEAREST if name == "Nearest" else Image.Resampling.LANCZOS
         out = im.resize(size, method)
+        if name not in ("Lanczos", "Nearest"):  # a "model": not a plain resize (module docstring)
+            out = out.filter(ImageFilter.UnsharpMask(radius=1.5, percent=80, threshold=0))
         if req["resize_mode"] == 1 and req["upscaling_crop"]:
             canvas = Image.new("RGB", (tw, th), (0, 0, 0))
             canvas.paste(out, ((tw - size[0]) // 2, (th - size[1]) // 2))

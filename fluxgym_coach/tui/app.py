@@ -34,7 +34,7 @@ from textual.reactive import reactive
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Static, TextArea
+from textual.widgets import Footer, Input, TextArea
 
 from .. import core
 from ..cache import ImageCache
@@ -43,6 +43,7 @@ from ..store import STORE_DIRNAME
 # re-exported under their old names (tests and other modules import them from here)
 from .actions.bulk import BulkCaptionActions, _replace_text, _trigger_first  # noqa: F401
 from .actions.captions import CaptionActions, _safe_mode  # noqa: F401
+from .actions.crop import CropActions
 from .actions.enhance import PARAM_FIELDS, PARAMS_KEY, EnhanceActions, params_form
 from .actions.export import EXPORT_KEY, ExportActions, _skipped_note, _yes, validate_export  # noqa: F401
 from .actions.jobs import MAX_PROBLEMS, JobActions
@@ -63,6 +64,8 @@ from .widgets.image_list import ImageList
 from .widgets.info_panel import InfoPanel
 from .widgets.jobs_panel import JobsPanel
 from .widgets.preview import Preview, preview_status
+from .live import LiveActions
+from .widgets.status_line import Part, StatusLine
 
 STATE_KEY = "tui.state"
 
@@ -88,8 +91,8 @@ class ReviewCommands(Provider):
                 yield Hit(score, matcher.highlight(title), callback, help=help_text)
 
 
-class ReviewApp(PreviewActions, NavigateActions, ReviewActions, CaptionActions, BulkCaptionActions,
-                EnhanceActions, JobActions, ScanActions, ExportActions, App[None]):
+class ReviewApp(PreviewActions, CropActions, NavigateActions, ReviewActions, CaptionActions, BulkCaptionActions,
+                EnhanceActions, JobActions, ScanActions, ExportActions, LiveActions, App[None]):
     """Keyboard-driven review of one dataset (see the module docstring).
 
     ``dataset``: the folder. ``preview``: ``auto``, ``kitty``, ``sixel``,
@@ -117,6 +120,8 @@ class ReviewApp(PreviewActions, NavigateActions, ReviewActions, CaptionActions, 
     filter_name: reactive[str] = reactive("all", init=False, always_update=True)
     sort_name: reactive[str] = reactive("name", init=False, always_update=True)
     search_text: reactive[str] = reactive("", init=False, always_update=True)
+    #: How many images are marked (for bulk actions); its watcher redraws the status line.
+    marked: reactive[int] = reactive(0, init=False)
 
     def __init__(self, dataset: str | Path | Dataset, *, preview: str = "auto",
                  api_url: str | Sequence[str] | None = None, api_auth: str | None = None,
@@ -163,7 +168,7 @@ class ReviewApp(PreviewActions, NavigateActions, ReviewActions, CaptionActions, 
 
     # -- layout ------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield Static("", id="status")
+        yield StatusLine(id="status")
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 search = Input(placeholder="search name or caption…", id="search")
@@ -225,27 +230,25 @@ class ReviewApp(PreviewActions, NavigateActions, ReviewActions, CaptionActions, 
         if self.watch_interval:
             self._watch_worker()
 
-    def on_resize(self, event: Any) -> None:
-        self.set_class(self.size.height >= 40, "-tall")
-
     # -- status line -------------------------------------------------------------------
     def _update_status(self) -> None:
         idx = self.index
-        parts = [f"[b]{self.dataset.root.name}[/b]",
-                 f"{len(idx.view)}/{len(idx.rows)} {FILTER_LABELS[idx.filter]}",
-                 f"sort {idx.sort}"]
+        name = self.dataset.root.name.replace("[", "\\[")
+        # priority 0 always shown; higher numbers leave first when the line is too long
+        parts = [Part(f"[b]{name}[/b]", 0),
+                 Part(f"{len(idx.view)}/{len(idx.rows)} {FILTER_LABELS[idx.filter]}", 0),
+                 Part(f"sort {idx.sort}", 4)]
         if idx.query:
-            parts.append(f"search “{idx.query}”")
-        marked = sum(1 for r in idx.rows if r.marked)
-        if marked:
-            parts.append(f"{marked} marked")
+            parts.append(Part(f"search “{idx.query}”".replace("[", "\\["), 1))
+        if self.marked:
+            parts.append(Part(f"{self.marked} marked", 1))
         reviewed = sum(1 for r in idx.rows if r.status != UNREVIEWED)
-        parts.append(f"{reviewed} reviewed")
-        parts.append(self._backend_label())
+        parts.append(Part(f"{reviewed} reviewed", 3))
+        parts.append(Part(self._backend_label(), 5))
         if self.other_session is not None:
-            parts.append("[b]also open elsewhere[/b]")
-        parts.append(preview_status(self.preview_mode, self.console.color_system))
-        self.query_one("#status", Static).update("  ·  ".join(parts))
+            parts.append(Part("[b]also open elsewhere[/b]", 1))
+        parts.append(Part(preview_status(self.preview_mode, self.console.color_system), 2))
+        self.query_one("#status", StatusLine).set_parts(parts)
 
     @property
     def api_url(self) -> str | None:
@@ -269,6 +272,7 @@ class ReviewApp(PreviewActions, NavigateActions, ReviewActions, CaptionActions, 
         self.dataset.store.set_setting(STATE_KEY, {
             "cursor": row.relpath if row else None, "filter": self.index.filter,
             "sort": self.index.sort})
+        self.save_search()
 
     # -- messages from the widgets (decorated handlers stay here: Textual collects
     # ``@on`` handlers from the App subclass's own body, not from plain mixins) ------
@@ -288,6 +292,10 @@ class ReviewApp(PreviewActions, NavigateActions, ReviewActions, CaptionActions, 
         if not event.value:
             event.input.remove_class("visible")
         self.image_list.focus()
+
+    @on(ImageList.MarksChanged)
+    def _marks_changed(self) -> None:
+        self.recount_marks()
 
     @on(CaptionEditor.TagFieldOpened)
     def _tag_field_opened(self, msg: CaptionEditor.TagFieldOpened) -> None:
@@ -328,7 +336,7 @@ class ReviewApp(PreviewActions, NavigateActions, ReviewActions, CaptionActions, 
         session = getattr(self, "plugin_session", None)
         queue = getattr(getattr(session, "project", None), "task_queue", None)
         if queue is not None:
-            self.mount(plugin_views.TaskProgressPanel(queue, id="plugin-tasks"), before=self.query_one(JobsPanel))
+            self.query_one(JobsPanel).follow(queue)  # rows that leave once finished, as jobs do
 
     #: Actions that still work while a form, the help or a question is open.
     MODAL_SAFE_ACTIONS = frozenset({"quit", "command_palette", "help"})
@@ -358,7 +366,7 @@ class ReviewApp(PreviewActions, NavigateActions, ReviewActions, CaptionActions, 
         for key in self.running_jobs():
             out.append((f"Cancel job {key}", partial(self.cancel_job, key), "stop it"))
         out.extend(self.plugin_actions)
-        return out
+        return out + self.resume_commands()
 
     def action_help(self) -> None:
         """Show every key."""

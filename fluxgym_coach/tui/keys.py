@@ -47,6 +47,9 @@ KEYS: tuple[Key, ...] = (
     Key("tab", "", "next area (list, preview, caption)", "move", bind=False),
     # review
     Key("v", "toggle_before_after", "before/after: original, then each enhanced variant, newest first", "review", show=True, short="Before/after"),
+    Key("z", "toggle_crop", "crop overlay on / off: what the trainer keeps",
+        "review"),
+    Key("Z,shift+z", "cycle_crop_profile", "crop overlay: next trainer profile (kohya first)", "review", key_display="Z (shift+z)"),
     Key("a", "accept", "accept what the preview shows (that variant is exported), next image", "review", show=True, short="Accept"),
     Key("x", "reject", "reject the enhanced result (the original is exported), next image", "review", show=True, short="Reject"),
     Key("d", "exclude", "exclude the image from the export (again: put it back), next image", "review", short="Exclude"),

@@ -10,10 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ...errors import FluxgymCoachError
 from ... import imaging
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..sizing import ScaleDecision
 
 #: Shipped defaults (seed 002, "Paramètres recommandés").
 DEFAULT_UPSCALER = "R-ESRGAN 4x+"
@@ -40,10 +43,16 @@ class BackendError(FluxgymCoachError):
 class EnhanceParams:
     """Everything that decides how an image is enhanced.
 
-    ``scale_factor`` multiplies both sides; when ``target_short_side`` (px) is
-    set it wins: each image gets the smallest scale (rounded up to 0.25)
-    that brings its shorter side to at least that many pixels, and images
-    already that large are not upscaled. ``upscaler``, ``denoising_strength``
+    How much each image is enlarged (:meth:`decide`, see
+    :mod:`fluxgym_coach.enhance.sizing`): by default (``scale_factor`` and
+    ``target_short_side`` None) **to the training resolution** ``resolution``
+    (px; None: the dataset's ``resolution`` setting, filled in by
+    :func:`fluxgym_coach.core.enhance_images`, else 1024): the scale each
+    image's kohya bucket needs, capped at x8, and images already large enough
+    are kept. ``scale_factor`` multiplies both sides of every image (an
+    explicit ``--scale``); ``target_short_side`` (px), when set, wins over
+    both: the smallest scale (rounded up to 0.25) that brings the shorter side
+    to that many pixels. ``upscaler``, ``denoising_strength``
     (0..1), ``prompt``, ``negative_prompt``, ``steps``, ``cfg_scale`` and
     ``sampler_name`` are the Forge/A1111 fields of the same meaning;
     ``scheduler`` (``"Karras"``, ``"Align Your Steps"``...; None: the
@@ -53,8 +62,9 @@ class EnhanceParams:
     colorization of black-and-white images with the ``colorize_*`` prompts.
     """
 
-    scale_factor: float = 2.0
+    scale_factor: float | None = None
     target_short_side: int | None = None
+    resolution: int | None = None
     upscaler: str = DEFAULT_UPSCALER
     denoising_strength: float = 0.5
     prompt: str = DEFAULT_PROMPT
@@ -71,8 +81,10 @@ class EnhanceParams:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "output_format", imaging.normalise_format(self.output_format))
-        if not (self.scale_factor > 0):
+        if self.scale_factor is not None and not (self.scale_factor > 0):
             raise ValueError(f"scale factor must be > 0, got {self.scale_factor}")
+        if self.resolution is not None and self.resolution < 64:
+            raise ValueError(f"resolution must be at least 64 px, got {self.resolution}")
         if not 0.0 <= self.denoising_strength <= 1.0:
             raise ValueError(f"denoising strength must be within 0..1, got {self.denoising_strength}")
         if self.target_short_side is not None and self.target_short_side < 8:
@@ -86,14 +98,30 @@ class EnhanceParams:
         """A copy with some fields changed."""
         return replace(self, **changes)
 
+    def decide(self, width: int, height: int) -> "ScaleDecision":
+        """How a ``width`` x ``height`` (upright px) image is enlarged: scale, output
+        size, and why it is kept, flagged or refused
+        (:func:`~fluxgym_coach.enhance.sizing.decide_scale`)."""
+        from ..sizing import decide_scale
+
+        return decide_scale(width, height, scale_factor=self.scale_factor,
+                            target_short_side=self.target_short_side, resolution=self.resolution)
+
     def scale_for(self, width: int, height: int) -> float:
-        """The scale factor this image gets (1.0 = no upscaling needed)."""
-        if self.target_short_side is None:
-            return float(self.scale_factor)
-        short = min(width, height)
-        if short >= self.target_short_side:
-            return 1.0
-        return imaging.ceil_scale(self.target_short_side / short)
+        """The scale factor this image gets (1.0 = no upscaling needed; see :meth:`decide`)."""
+        return self.decide(width, height).scale
+
+    def size_label(self) -> str:
+        """How images are enlarged, in words for a confirmation (``"x2"``,
+        ``"short side 640 px"``, ``"to resolution 1024 (the scale each image needs, at most x8)"``)."""
+        if self.target_short_side is not None:
+            return f"short side {self.target_short_side} px"
+        if self.scale_factor is not None:
+            return f"x{self.scale_factor:g}"
+        from ..sizing import DEFAULT_RESOLUTION
+
+        return (f"to resolution {self.resolution or DEFAULT_RESOLUTION} (the scale each image needs, "
+                f"at most x{imaging.MAX_UPSCALE:g})")
 
 
 @dataclass(slots=True)

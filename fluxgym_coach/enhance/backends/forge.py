@@ -321,7 +321,14 @@ class ForgeBackend:
         Forge resets ``state.interrupted`` only when the next job begins, so a
         ``/progress`` read right after the answer tells whether ours was cut
         short (a later job of another client interrupted in the meantime also
-        counts: the safe side). A failed read counts as not interrupted."""
+        counts: the safe side). A failed read counts as not interrupted.
+
+        The read races with a shared server's queue: another client's job can
+        begin first, and its ``state.begin()`` clears the flag (the state names
+        no job id), so ``False`` proves nothing. :meth:`_assign` therefore also
+        refuses a model result that is exactly a Lanczos resize of its upload
+        (:func:`~fluxgym_coach.enhance.server_io.is_plain_resize`): what an
+        interrupted image is; the missing images after it fail the count check."""
         got = await request
         got = [got] if one else got
         try:
@@ -350,10 +357,17 @@ class ForgeBackend:
         why = ("the job was interrupted" if self._interrupting or interrupted
                else "interrupted or skipped on the server")
         cut = ", the last one cut short and not used" if interrupted and got else ""
+        upscaler = self._upscaler(params)
+        check_plain = upscaler not in server_io.RESIZE_UPSCALERS
         out: list[bytes | BackendError] = []
         for k, item in enumerate(items):
             j = assigned[k]
-            if j is not None:
+            if j is not None and check_plain and server_io.is_plain_resize(data[k], got[j]):
+                out.append(BackendError(  # interrupted, whatever /progress said (see _job)
+                    f"{item.name} came back as a plain Lanczos resize, not a {upscaler} result: the job "
+                    f"was interrupted on the server (by us, the web UI or another client); not used: "
+                    f"run again to finish it", retryable=True))
+            elif j is not None:
                 out.append(self._finish(got[j], expected[k], params, item.name))
             elif short:
                 out.append(BackendError(

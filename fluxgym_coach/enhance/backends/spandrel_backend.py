@@ -179,7 +179,7 @@ class SpandrelBackend(SuperResBackend):
     async def check(self, params: EnhanceParams) -> None:
         """Find and load the model in a thread (it may be large); raises BackendError."""
         self._stop.clear()
-        await asyncio.to_thread(self.model_for, params, params.scale_factor)
+        await asyncio.to_thread(self.model_for, params, params.scale_factor or 2.0)
 
     def cache_params(self, op: str, params: EnhanceParams, item: EnhanceItem) -> dict[str, Any]:
         """The base parameters plus the precision."""

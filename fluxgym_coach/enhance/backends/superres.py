@@ -142,7 +142,7 @@ class SuperResBackend:
     async def check(self, params: EnhanceParams) -> None:
         """Fail fast when the upscaler name is unknown; clears an earlier cancel."""
         self._stop.clear()
-        self.model_for(params, max(2.0, params.scale_factor))
+        self.model_for(params, max(2.0, params.scale_factor or 2.0))
 
     def cache_params(self, op: str, params: EnhanceParams, item: EnhanceItem) -> dict[str, Any]:
         """Output size, the model (name and weight digest), device kind, tiling, sharpening, format."""

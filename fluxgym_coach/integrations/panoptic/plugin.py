@@ -244,9 +244,9 @@ class FluxgymCoachPlugin(APlugin):
 
     # -- actions ----------------------------------------------------------------------------
     @reports_errors
-    def enhance_for_lora(self, ctx: ActionContext, target_short_side: int = 1024) -> ActionResult:
+    def enhance_for_lora(self, ctx: ActionContext, target_short_side: int = 0) -> ActionResult:
         """Upscale (and colorize black-and-white, with Forge) the selected images for LoRA training.
-        @target_short_side: upscale images whose shorter side is below this many pixels
+        @target_short_side: upscale images whose shorter side is below this many pixels (0 = to the dataset's resolution: the scale each image needs, at most x8)
         """
         from ... import core
         from ...enhance.backends.base import EnhanceParams
@@ -270,7 +270,7 @@ class FluxgymCoachPlugin(APlugin):
                 async def go() -> Any:
                     try:
                         return await core.enhance_images(dataset, [it.relpath for it in group], backend,
-                                                         EnhanceParams(target_short_side=target_short_side),
+                                                         EnhanceParams(target_short_side=target_short_side or None),
                                                          cache=cache)
                     finally:
                         await backend.aclose()

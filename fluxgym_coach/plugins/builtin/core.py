@@ -57,10 +57,10 @@ class CorePlugin(APlugin):
         return [i.relpath for i in await self.project.get_instances(ids=ctx.instance_ids)]
 
     async def enhance(self, context: ActionContext, backend: EnhanceBackendName = EnhanceBackendName.local,
-                      target_short_side: int = 1024, colorize: bool = True, forge_url: str = "") -> ActionResult:
+                      target_short_side: int = 0, colorize: bool = True, forge_url: str = "") -> ActionResult:
         """Upscale (and colorize black-and-white) images for LoRA training; originals are untouched.
         @backend: local (embedded Pillow) or forge (Stable Diffusion Forge / A1111 API)
-        @target_short_side: upscale images whose shorter side is below this many pixels (0 = scale x2)
+        @target_short_side: upscale images whose shorter side is below this many pixels (0 = to the dataset's resolution: the scale each image needs, at most x8)
         @colorize: colorize black-and-white images (Forge only)
         @forge_url: API address of the Forge server (forge backend)
         """

@@ -15,6 +15,7 @@ from ...feedback import CAPTION_EDIT, Decision
 from ...settings import load_settings
 from ..jobs import JobSink
 from ..messages import RowsChanged
+from ..live import remember_job
 from ..model import Row, plural
 from ..screens.forms import ChoiceScreen, ConfirmScreen, Field, FormScreen
 
@@ -89,6 +90,7 @@ class CaptionActions:
             self.image_list.refresh_row(relpath)
         if self.editor.relpath == relpath:
             self._load_editor(row) if row is not None else self.editor.load(relpath, text)
+        self.refresh_findings([relpath])  # e.g. caption-missing leaves at once
 
     def _caption_base(self, relpath: str) -> Any:
         """What the sidecar held when the editor loaded it (a CaptionStamp)."""
@@ -216,6 +218,7 @@ class CaptionActions:
         return core.caption_server_options(opts["backend"], url, opts.get("model", ""))
 
     def _run_caption(self, relpaths: list[str], opts: dict[str, Any]) -> None:
+        remember_job(self, "caption", relpaths, dict(opts))  # offered again if it is interrupted
         sink = self._new_job("caption", "Caption", len(relpaths))
         self._caption_worker(sink, relpaths, opts)
 

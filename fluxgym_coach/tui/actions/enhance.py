@@ -12,11 +12,15 @@ from textual import work
 from ... import core, feedback
 from ...enhance.backends.base import BackendError, EnhanceParams
 from ...feedback import REPROCESS, Decision
+from ...settings import load_settings, update_settings
 from ..jobs import JobSink
 from ..messages import RowsChanged
+from ..live import remember_job
 from ..model import Row
 from ..screens.forms import ConfirmScreen, Field, FormScreen
 
+#: Where earlier versions kept the last parameters used in the TUI (read by
+#: :mod:`fluxgym_coach.settings` on a dataset's first load; now ``settings.enhance.params``).
 PARAMS_KEY = "tui.enhance_params"
 
 
@@ -28,10 +32,11 @@ class EnhanceActions:
         return self.params_with_origin(row)[0]
 
     def params_with_origin(self, row: Row | None = None) -> tuple[EnhanceParams, str]:
-        """``(params, where they come from)``: the last values used in the TUI; else what
-        the learning loop suggests for the image's category (``feedback.learn_defaults``);
-        else the shipped defaults."""
-        stored = self.dataset.store.get_setting(PARAMS_KEY)
+        """``(params, where they come from)``: the last values used on this dataset (the
+        typed settings' ``enhance.params``, written by every enhancement, TUI or CLI);
+        else what the learning loop suggests for the image's category
+        (``feedback.learn_defaults``); else the shipped defaults."""
+        stored = load_settings(self.dataset.store).enhance.params
         if stored:
             try:
                 return EnhanceParams(**stored), "the last values used"
@@ -62,8 +67,7 @@ class EnhanceActions:
         params = self.last_params()
         what = self.index.describe_targets(rows)
         backend = "the Forge server" if self.backend_name == "forge" else "the local upscaler"
-        size = (f"short side {params.target_short_side} px" if params.target_short_side
-                else f"x{params.scale_factor:g}")
+        size = params.size_label()
         self.push_screen(
             ConfirmScreen(f"Enhance {what} with {backend}, {size}, "
                           f"upscaler {params.upscaler}?\nResults already in the cache are reused."),
@@ -97,7 +101,9 @@ class EnhanceActions:
 
     def start_enhance(self, rows: list[Row], params: EnhanceParams) -> str:
         """Start an enhancement job for ``rows``; returns the job key."""
-        self.dataset.store.set_setting(PARAMS_KEY, params.to_dict())
+        remember_job(self, "enhance", [r.relpath for r in rows], params.to_dict())  # for a resume
+        # the next form starts from these values, even when this job fails to start
+        update_settings(self.dataset.store, enhance={"params": params.to_dict()})
         label = "Enhance" if len(rows) > 1 else "Enhance 1"
         sink = self._new_job("enhance", label, len(rows))
         self._enhance_worker(sink, [r.relpath for r in rows], params)
@@ -148,12 +154,16 @@ def params_form(params: EnhanceParams, relpath: str, origin: str = "the last val
     """The reprocess form, pre-filled with ``params`` (``origin`` says from where);
     returns EnhanceParams."""
     values = params.to_dict()
-    fields = [Field(name, label, str(values[name])) for name, label, _ in PARAM_FIELDS]
+    fields = [Field(name, label, "auto" if values[name] is None else str(values[name]))
+              for name, label, _ in PARAM_FIELDS]
 
     def validate(v: dict[str, str]) -> EnhanceParams:
         changes: dict[str, Any] = {}
         for name, label, kind in PARAM_FIELDS:
             raw = v[name].strip()
+            if name == "scale_factor" and raw.lower() in ("", "auto"):
+                changes[name] = None  # to the training resolution (enhance/sizing.py)
+                continue
             try:
                 changes[name] = kind(raw) if kind is not str else v[name]
             except ValueError:

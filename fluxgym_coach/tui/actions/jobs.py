@@ -8,9 +8,10 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import get_current_worker
 
 from ..jobs import JobSink
+from ..live import LiveJobSink
 from ..messages import JobUpdated
 from ..model import plural
 from ..screens.problems import Problem, ProblemsScreen
@@ -25,7 +26,7 @@ class JobActions:
 
     def _new_job(self, kind: str, label: str, total: int) -> JobSink:
         key = f"{kind}{next(self._job_ids)}"
-        sink = JobSink(self, key, kind, label, total)
+        sink = LiveJobSink(self, key, kind, label, total)
         self._sinks[key] = sink
         self.query_one(JobsPanel).update_job(sink.progress)
         return sink
@@ -112,19 +113,11 @@ class JobActions:
             if task.done():
                 raise
             cancel.set()
-            return await task
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """A job's async worker that ended without finishing its row (cancelled before it
-        ran, or a bug raised in it) ends the row, so no job shows "running" forever."""
-        if event.state not in (WorkerState.CANCELLED, WorkerState.ERROR):
-            return
-        for sink in list(self._sinks.values()):
-            if sink.worker is event.worker:
-                if event.state == WorkerState.ERROR:
-                    sink.fail(f"stopped: {event.worker.error}")
-                else:
-                    sink.finish("cancelled")
+            try:
+                return await task
+            except asyncio.CancelledError:  # cancelled again: the core left the job resumable
+                sink.finish("cancelled")
+                raise
 
     def action_cancel_job(self) -> None:
         """Cancel the newest running job."""

@@ -84,6 +84,14 @@ class NavigateActions:
         for r in (self.index.view if marked else self.index.rows):
             r.marked = marked
         self.image_list.refresh()
+        self.recount_marks()
+
+    def recount_marks(self) -> None:
+        """Bring the ``marked`` count to the rows' marks (after a toggle, marking all, or
+        a reload that dropped removed rows); its watcher redraws the status line."""
+        self.marked = sum(1 for r in self.index.rows if r.marked)
+
+    def watch_marked(self, count: int) -> None:
         self._update_status()
 
     def show_relpath(self, relpath: str) -> None:
@@ -92,10 +100,13 @@ class NavigateActions:
             self.notify(f"{relpath} is not in this dataset", severity="warning", timeout=4)
             return
         if self.index.position(relpath) is None:
-            with self.prevent(Input.Changed):  # the search text is cleared here, once
+            # both cleared at once, then one pass that keeps ``relpath`` (the watchers
+            # would each re-apply the list and move the preview to the old cursor)
+            with self.prevent(Input.Changed):
                 self.query_one("#search", Input).value = ""
-            self.search_text = ""
-            self.filter_name = "all"
+            self.set_reactive(type(self).search_text, "")
+            self.set_reactive(type(self).filter_name, "all")
+            self.index.filter, self.index.query = "all", ""
             self._refilter(keep=relpath)
         pos = self.index.position(relpath)
         if pos is not None:

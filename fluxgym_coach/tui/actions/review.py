@@ -66,6 +66,7 @@ class ReviewActions:
         else:
             self.image_list.cursor = min(self.image_list.cursor + 1, len(self.index.view) - 1)
         self._show_current(immediate=False)
+        self.refresh_findings([row.relpath])  # e.g. an accepted variant is no longer low_resolution
 
     def action_accept(self) -> None:
         """Accept the current image as the preview shows it, then move on."""

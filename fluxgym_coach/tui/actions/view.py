@@ -75,7 +75,7 @@ class PreviewActions:
         try:
             self._sync_panels()
             self._draw_preview()
-        except NoMatches:  # the cursor came to rest while the app was closing
+        except NoMatches:  # the timer fired while the app was closing
             pass
 
     def _schedule_preview(self, delay: float) -> None:
@@ -173,6 +173,7 @@ class PreviewActions:
                     if row is not None and row.variants:
                         self.showing[rel] = row.variants[0].cache_key
             self.image_list.refresh()
+        self.recount_marks()  # a reload drops the marks of removed images
         self._update_status()
         cur = self.current
         if cur is not None and (msg.relpaths is None or cur.relpath in msg.relpaths):

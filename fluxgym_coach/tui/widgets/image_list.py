@@ -93,6 +93,9 @@ class ImageList(ScrollView, can_focus=True):
             super().__init__()
             self.row = row
 
+    class MarksChanged(Message):
+        """The user marked or unmarked a row (the app recounts the marks)."""
+
     def __init__(self, index: ImageIndex, *, name: str | None = None, id: str | None = None,
                  classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
@@ -176,6 +179,7 @@ class ImageList(ScrollView, can_focus=True):
             return
         row.marked = not row.marked
         self.refresh_row(row.relpath)
+        self.post_message(self.MarksChanged())
         self.cursor = self.cursor + 1
 
     def on_resize(self) -> None:
@@ -214,8 +218,11 @@ class ImageList(ScrollView, can_focus=True):
                         else comp("rejected") if row.status in (REJECTED, EXCLUDED)
                         else comp("dim"))
         size = rec.display_size
-        dims = f"{size[0]}x{size[1]}" if size else "?"
-        if row.draft is not None:
+        pending = rec.digest is None and rec.error is None  # listed by the scan, not read yet
+        dims = f"{size[0]}x{size[1]}" if size else ("…" if pending else "?")
+        if pending:
+            cap, cap_style = "…", comp("dim")
+        elif row.draft is not None:
             cap, cap_style = "edit", comp("marked")
         elif row.needs_caption:
             cap, cap_style = "none", comp("flagged")

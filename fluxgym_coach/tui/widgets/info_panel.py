@@ -20,8 +20,9 @@ def _human_bytes(n: int) -> str:
     return str(n)
 
 
-def describe(row: Row | None, showing: str | None = None) -> Text:
-    """The info text of ``row``; ``showing`` is the cache key of the variant shown (None = original)."""
+def describe(row: Row | None, showing: str | None = None, extra: Text | None = None) -> Text:
+    """The info text of ``row``; ``showing`` is the cache key of the variant shown (None = original);
+    ``extra``: a line shown second (the crop overlay's bucket, scale and crop)."""
     if row is None:
         return Text("no image", style="dim")
     rec = row.record
@@ -34,6 +35,9 @@ def describe(row: Row | None, showing: str | None = None) -> Text:
     if rec.sharpness is not None:
         t.append(f" sharp {rec.sharpness:.0f}")
     t.append("\n")
+    if extra is not None:
+        t.append_text(extra)
+        t.append("\n")
     status_style = {"accepted": "green", "rejected": "red"}.get(row.status, "")
     t.append(row.status, style=status_style)
     if row.status == "accepted":
@@ -64,10 +68,14 @@ class InfoPanel(Static):
                 border-title-align: left; padding: 0 1; }
     """
 
+    #: ``annotate(row, showing)``: an extra line (None: none); set while the crop overlay is on.
+    annotate = None
+
     def on_mount(self) -> None:
         self.border_title = "Info"
 
     def show(self, row: Row | None, showing: str | None = None) -> None:
         """Describe ``row``."""
         self.border_title = row.relpath if row is not None else "Info"
-        self.update(describe(row, showing))
+        extra = self.annotate(row, showing) if self.annotate is not None and row is not None else None
+        self.update(describe(row, showing, extra))

@@ -3,15 +3,30 @@
 Rows are updated from throttled :class:`JobProgress` snapshots (a few per
 second at most), never per item, and nothing animates while idle: the bar
 always has a total, and the ETA is text computed when a snapshot arrives.
+
+One rule for every row: a job that ended (done, failed, cancelled) stays
+:data:`LINGER` seconds so its outcome can be read, then leaves. The plugins'
+background tasks (:class:`fluxgym_coach.plugins.tasks.TaskQueue`, e.g. the
+similarity index) get rows here too (:meth:`JobsPanel.follow`), under the
+same rule: a task key whose tasks all finished ends like a job.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import Label, ProgressBar
+
+#: Seconds a finished job's row stays before it leaves the panel.
+LINGER = 4.0
+#: Statuses of a job that ended.
+ENDED = frozenset({"done", "failed", "cancelled"})
 
 JOB_LABELS = {"scan": "Scan", "enhance": "Enhance", "export": "Export", "caption": "Caption",
               "bulk": "Bulk edit", "audit": "Audit"}
@@ -33,6 +48,27 @@ class JobProgress:
     eta: float | None = None
     status: str = "running"
     in_flight: float = 0.0  # items' worth done inside running requests (InFlightProgress)
+    summary: str = ""  # what an ended job says instead of its status ("6 unchanged")
+
+
+def summary_text(kind: str, summary: dict[str, Any]) -> str:
+    """One line from a job's :class:`~fluxgym_coach.events.JobFinished` summary
+    (``"done: 2 added, 6 unchanged"``), or ``""`` when it holds no count."""
+    labels = {"added": "added", "updated": "updated", "removed": "removed",
+              "unchanged": "unchanged", "flagged": "flagged", "measured": "measured",
+              "changed": "changed", "groups": "duplicate groups"}
+    parts = [f"{summary[k]} {label}" for k, label in labels.items()
+             if isinstance(summary.get(k), int) and summary[k]]
+    return "done: " + ", ".join(parts) if parts else ""
+
+
+def task_progress(state: Any) -> JobProgress:
+    """A plugin task key's :class:`~fluxgym_coach.plugins.tasks.TaskState` as a job
+    row: running while tasks remain, ended (done) when all finished."""
+    failed = int(state.failed)
+    return JobProgress(f"plugin-{state.key}", "plugin", str(state.name), int(state.total),
+                       max(0, int(state.done) - failed), failed,
+                       status="running" if state.remain > 0 else "done")
 
 
 def _eta_text(seconds: float | None) -> str:
@@ -51,7 +87,7 @@ def progress_text(p: JobProgress) -> str:
     n, total = p.done + p.failed, max(p.total, p.done + p.failed)
     if total == 0:
         return "starting  c cancels" if p.status == "running" else (
-            "nothing to do" if p.status == "done" else p.status)
+            (p.summary or "nothing to do") if p.status == "done" else p.status)
     parts = [f"{n}/{total}"]
     if p.failed:
         parts.append(f"{p.failed} failed")
@@ -63,7 +99,7 @@ def progress_text(p: JobProgress) -> str:
             parts.append(eta)
         parts.append("c cancels")
     else:
-        parts.append(p.status)
+        parts.append(p.summary or p.status)
     return "  ".join(parts)
 
 
@@ -79,11 +115,11 @@ class JobRow(Horizontal):
     """
 
     def __init__(self, p: JobProgress) -> None:
-        super().__init__(id=f"job-{p.key}")
+        super().__init__(id="job-" + "".join(c if c.isalnum() or c in "-_" else "_" for c in p.key))
         self.progress = p
 
     def compose(self) -> ComposeResult:
-        yield Label(self.progress.label[:11], classes="job-label")
+        yield Label(self.progress.label[:11], classes="job-label", markup=False)
         yield ProgressBar(total=max(1, self.progress.total), show_eta=False, show_percentage=True)
         yield Label(progress_text(self.progress), classes="job-text")
 
@@ -106,12 +142,25 @@ class JobsPanel(Vertical):
     JobsPanel.busy { display: block; }
     """
 
-    def __init__(self, *, id: str | None = None) -> None:
+    class TaskUpdated(Message):
+        """A plugin task key's progress changed (posted from the queue's thread)."""
+
+        def __init__(self, state: Any) -> None:
+            super().__init__()
+            self.state = state
+
+    def __init__(self, *, id: str | None = None, linger: float = LINGER) -> None:
         super().__init__(id=id)
         self.jobs: dict[str, JobProgress] = {}
+        self.linger = linger
+        self._leaving: dict[str, Timer] = {}
 
     def update_job(self, p: JobProgress) -> None:
-        """Add or update the row of a job."""
+        """Add or update the row of a job; an ended job's row leaves after :attr:`linger` s.
+        A summary set earlier (:meth:`set_summary`) is kept when the snapshot has none."""
+        old = self.jobs.get(p.key)
+        if old is not None and old.summary and not p.summary:
+            p.summary = old.summary
         self.jobs[p.key] = p
         self.set_class(True, "busy")
         rows = [r for r in self.query(JobRow) if r.progress.key == p.key]
@@ -120,9 +169,42 @@ class JobsPanel(Vertical):
         else:
             self.mount(JobRow(p))
             self.refresh(layout=True)
+        timer = self._leaving.pop(p.key, None)
+        if timer is not None:  # it runs again (a plugin key got new tasks)
+            timer.stop()
+        if p.status in ENDED:
+            self._leaving[p.key] = self.set_timer(self.linger, partial(self.remove_job, p.key))
+
+    def follow(self, queue: Any) -> None:
+        """Show the tasks of a plugin :class:`~fluxgym_coach.plugins.tasks.TaskQueue`:
+        one row per task key, updated from any thread, ended when its tasks are."""
+        from dataclasses import replace
+
+        for state in list(queue.states.values()):
+            self.post_message(self.TaskUpdated(replace(state)))
+        queue.on_update(lambda s: self.post_message(self.TaskUpdated(replace(s))))
+
+    def on_jobs_panel_task_updated(self, message: "JobsPanel.TaskUpdated") -> None:
+        p = task_progress(message.state)
+        known = self.jobs.get(p.key)
+        if p.status in ENDED and (known is None or known.status in ENDED):
+            return  # an old key seen again while following: nothing new to show
+        self.update_job(p)
+
+    def set_summary(self, key: str, text: str) -> None:
+        """Show what an ended job did (its row says ``text`` instead of its status)."""
+        p = self.jobs.get(key)
+        if p is None:
+            return
+        p.summary = text
+        for r in self.query(JobRow):
+            if r.progress.key == key:
+                r.progress.summary = text
+                r.update_progress(r.progress)
 
     def remove_job(self, key: str) -> None:
         """Remove the row of a finished job."""
+        self._leaving.pop(key, None)
         self.jobs.pop(key, None)
         for r in self.query(JobRow):
             if r.progress.key == key:

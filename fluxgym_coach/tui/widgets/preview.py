@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from PIL import Image as PILImage
 from textual.app import ComposeResult
@@ -41,6 +41,7 @@ from ..terminal import (
     current_terminal,
     kitty_version,
 )
+from ..crop import CropState, overlaid, title_suffix
 from .renderers import WIDGETS, KittyPlacedImage, write_terminal
 
 #: Seconds the cursor must rest before a preview that must be decoded is drawn.
@@ -199,7 +200,16 @@ def preview_status(mode: str, color_system: str | None = None,
 
 
 class Preview(Container):
-    """The preview pane: shows a thumbnail (PIL image) or a line of text."""
+    """The preview pane: shows a thumbnail (PIL image) or a line of text.
+
+    The crop overlay (:mod:`fluxgym_coach.tui.crop`): while ``crop.on`` and a
+    ``crop_provider`` is set, :meth:`show_image` asks it for the
+    :class:`~fluxgym_coach.audit.preview_geometry.TrainerView` of the image shown
+    (``provider(key, thumbnail)``; None: no overlay for that key), shows the
+    thumbnail with the dropped region dimmed and the kept window outlined, and
+    adds the profile to the title. ``plain`` is the thumbnail as given,
+    ``crop_view`` the view drawn (None when none is).
+    """
 
     DEFAULT_CSS = """
     Preview { height: 1fr; border: round $primary-darken-2; border-title-align: left; }
@@ -217,6 +227,10 @@ class Preview(Container):
         self.mode = mode
         self.shown_key: str | None = None
         self.fix = ""  #: the one-line fix shown in the pane (``auto`` only), set on mount
+        self.crop = CropState()
+        self.crop_provider: Callable[[str, PILImage.Image], object] | None = None
+        self.crop_view = None
+        self.plain: PILImage.Image | None = None
         self._image_widget = (None if self.renderer == "off"
                               else WIDGETS[self.renderer](classes="preview-image"))
 
@@ -245,7 +259,16 @@ class Preview(Container):
             bool(self.fix) and self.size.height >= self.FIX_MIN_ROWS)
 
     def show_image(self, key: str, image: PILImage.Image, title: str) -> None:
-        """Show ``image`` (already a thumbnail) with ``title`` in the border."""
+        """Show ``image`` (already a thumbnail) with ``title`` in the border (and the
+        crop overlay when it is on, see the class docstring)."""
+        self.plain, self.crop_view = image, None
+        if self.crop.on and self.crop_provider is not None:
+            view = self.crop_provider(key, image)
+            if view is not None:
+                self.crop_view = view
+                title += title_suffix(view)
+                if view.crop is not None:
+                    image = overlaid(image, view)
         self.border_title = title
         self.shown_key = key
         if self._image_widget is None:
