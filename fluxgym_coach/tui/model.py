@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..dataset import Dataset
+from ..statuses import ReviewStatus
 from ..store import ImageRecord, VariantRecord
 
 #: Review status of an image (what the selection table says, or nothing yet):
 #: ``accepted`` (the variant shown is exported), ``rejected`` (the enhancement is
 #: rejected, the original is exported), ``excluded`` (left out of the export).
-UNREVIEWED, ACCEPTED, REJECTED, EXCLUDED = "unreviewed", "accepted", "rejected", "excluded"
+UNREVIEWED, ACCEPTED, REJECTED, EXCLUDED = (ReviewStatus.UNREVIEWED, ReviewStatus.ACCEPTED,
+                                          ReviewStatus.REJECTED, ReviewStatus.EXCLUDED)
 
 #: Filters of the list, in the order the filter key cycles through them.
 FILTERS: tuple[str, ...] = ("all", "needs-caption", "flagged", "unreviewed", "accepted",
@@ -159,7 +161,7 @@ class ImageIndex:
             row.record = rec
             sel = selection.get(rel)
             row.status, row.selected_variant = (sel[1], sel[0]) if sel else (UNREVIEWED, None)
-            if row.status == "pending":
+            if row.status == ReviewStatus.PENDING:
                 row.status = UNREVIEWED
             row.variants = dataset.store.variants(rel)
 
@@ -274,7 +276,7 @@ def build_rows(dataset: Dataset, records: list[ImageRecord]) -> list[Row]:
     for rec in records:
         sel = selection.get(rec.relpath)
         status, key = (sel[1], sel[0]) if sel else (UNREVIEWED, None)
-        if status == "pending":
+        if status == ReviewStatus.PENDING:
             status = UNREVIEWED
         rows.append(Row(rec, status, key, variants.get(rec.relpath, [])))
     return rows
