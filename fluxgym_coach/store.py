@@ -13,7 +13,8 @@ Each feature owns a *schema component* (``"core"``, ``"jobs"``, ``"feedback"``,
 component have run. :meth:`Store.migrate` applies the missing ones inside one
 transaction per script, so features can add tables without editing each other's
 migration lists. Register a component with :func:`register_schema` at import
-time of the module that owns it; the ``core`` and ``jobs`` components live here.
+time of the module that owns it; the ``core`` and ``jobs`` components are
+registered here, their scripts are in :mod:`fluxgym_coach.schema`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FluxgymCoachError
+from .schema import CORE_MIGRATIONS, JOBS_MIGRATIONS
 
 STORE_DIRNAME = ".fluxgym-coach"
 STORE_FILENAME = "store.sqlite"
@@ -47,100 +49,9 @@ def register_schema(component: str, migrations: Sequence[str]) -> None:
     _SCHEMAS[component] = list(migrations)
 
 
-register_schema(
-    "core",
-    [
-        # v1: images and their caption sidecars, caption history.
-        """
-        CREATE TABLE images (
-            id              INTEGER PRIMARY KEY,
-            relpath         TEXT NOT NULL UNIQUE,
-            size            INTEGER NOT NULL,
-            mtime_ns        INTEGER NOT NULL,
-            digest          TEXT,
-            width           INTEGER,
-            height          INTEGER,
-            format          TEXT,
-            mode            TEXT,
-            orientation     INTEGER,
-            n_frames        INTEGER,
-            phash           TEXT,
-            is_grayscale    INTEGER,
-            sharpness       REAL,
-            error           TEXT,
-            caption         TEXT,
-            caption_encoding TEXT,
-            caption_size    INTEGER,
-            caption_mtime_ns INTEGER,
-            scanned_at      REAL NOT NULL
-        );
-        CREATE INDEX images_digest ON images(digest);
-        CREATE TABLE caption_history (
-            id          INTEGER PRIMARY KEY,
-            relpath     TEXT NOT NULL,
-            old_text    TEXT,
-            new_text    TEXT,
-            source      TEXT NOT NULL,
-            at          REAL NOT NULL,
-            undone      INTEGER NOT NULL DEFAULT 0
-        );
-        CREATE INDEX caption_history_relpath ON caption_history(relpath);
-        CREATE TABLE settings (
-            key     TEXT PRIMARY KEY,
-            value   TEXT NOT NULL
-        );
-        """,
-        # v2: which variant of each image is selected for export, plus the
-        # enhanced results known for each image.
-        """
-        CREATE TABLE variants (
-            relpath     TEXT NOT NULL,
-            cache_key   TEXT NOT NULL,
-            digest      TEXT NOT NULL,
-            kind        TEXT NOT NULL,
-            params      TEXT NOT NULL,
-            backend     TEXT NOT NULL,
-            path        TEXT NOT NULL,
-            width       INTEGER,
-            height      INTEGER,
-            created_at  REAL NOT NULL,
-            PRIMARY KEY (relpath, cache_key)
-        );
-        CREATE TABLE selection (
-            relpath     TEXT PRIMARY KEY,
-            cache_key   TEXT,
-            status      TEXT NOT NULL,
-            at          REAL NOT NULL
-        );
-        """,
-    ],
-)
+register_schema("core", CORE_MIGRATIONS)
+register_schema("jobs", JOBS_MIGRATIONS)
 
-register_schema(
-    "jobs",
-    [
-        """
-        CREATE TABLE jobs (
-            id          TEXT PRIMARY KEY,
-            kind        TEXT NOT NULL,
-            params      TEXT NOT NULL,
-            status      TEXT NOT NULL,
-            total       INTEGER NOT NULL,
-            created_at  REAL NOT NULL,
-            updated_at  REAL NOT NULL
-        );
-        CREATE TABLE job_items (
-            job_id      TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-            item        TEXT NOT NULL,
-            status      TEXT NOT NULL,
-            result      TEXT,
-            error       TEXT,
-            updated_at  REAL NOT NULL,
-            PRIMARY KEY (job_id, item)
-        );
-        """,
-    ],
-)
 
 
 class StoreError(FluxgymCoachError, RuntimeError):

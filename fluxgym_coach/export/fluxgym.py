@@ -44,7 +44,7 @@ import json
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,8 @@ from ..cache import ImageCache
 from ..store import ImageRecord
 from ..audit.faces import faces_for
 from .framing import choose_window, decode_upright, render, zero_crop_bucket
-from .train_script import MODEL_PATHS, VRAM_CHOICES, train_script
+from .results import ExportedFile, ExportReport
+from .train_script import VRAM_CHOICES, train_script
 
 #: Resolutions Fluxgym offers (kohya's ``resolution``: the side of the square bucket area).
 RESOLUTIONS = (512, 768, 1024)
@@ -75,79 +76,6 @@ _STEM_OK = re.compile(r"[^A-Za-z0-9_-]+")
 class ExportError(FluxgymCoachError):
     """The export cannot start (bad name or trigger word, target not empty without
     ``force``, target inside the dataset). The message says what to do."""
-
-
-@dataclass(slots=True)
-class ExportedFile:
-    """One exported image: ``file`` and ``caption_file`` names in the dataset folder,
-    the ``source`` relpath and digest, the ``variant`` (``"original"`` or a cache
-    key) with its ``kind``/``params``/``backend``, the exported ``width``/``height``
-    and ``caption_status`` (``"ok"``, ``"trigger added"`` or ``"placeholder"``);
-    ``source_size`` (w, h, upright) of what was exported, ``crop`` the window
-    kept in its pixels (left, top, right, bottom) and ``framing`` why there
-    (``exact``, ``faces``, ``face``, ``saliency``, ``centre``; ``kohya`` in the
-    old mode, where kohya crops later)."""
-
-    file: str
-    caption_file: str
-    source: str
-    source_digest: str | None
-    variant: str
-    kind: str
-    params: dict[str, Any]
-    backend: str | None
-    width: int
-    height: int
-    caption: str
-    caption_status: str
-    metadata: dict[str, Any] | None = None
-    source_size: list[int] | None = None
-    crop: list[float] | None = None
-    framing: str | None = None
-
-
-@dataclass(slots=True)
-class ExportReport:
-    """Where the export went and what happened to each image.
-
-    ``skipped``/``failed`` map source relpath -> reason; ``warnings`` maps
-    relpath -> list of notes (below resolution, placeholder caption, renamed...).
-    """
-
-    root: Path
-    dataset_dir: Path
-    outputs_dir: Path
-    toml_path: Path
-    files: list[ExportedFile] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)
-    failed: dict[str, str] = field(default_factory=dict)
-    warnings: dict[str, list[str]] = field(default_factory=dict)
-    removed_stale: int = 0
-    train_script: Path | None = None
-
-    @property
-    def fluxgym_root(self) -> bool:
-        """True when ``root`` looks like a Fluxgym install (has ``sd-scripts/``),
-        so ``train.sh`` can run where it was written."""
-        return (self.root / "sd-scripts").is_dir()
-
-    @property
-    def missing_models(self) -> list[str]:
-        """In a Fluxgym install, the model files ``train.sh`` names that are not
-        there yet (Fluxgym downloads them on its first training); else []."""
-        if not self.fluxgym_root:
-            return []
-        return [rel for rel in MODEL_PATHS.values() if not (self.root / rel).is_file()]
-
-    @property
-    def placeholders(self) -> list[str]:
-        """Sources exported with the trigger word as a placeholder caption."""
-        return [f.source for f in self.files if f.caption_status == "placeholder"]
-
-    @property
-    def below_resolution(self) -> list[str]:
-        """Sources exported smaller than the resolution."""
-        return [r for r, notes in self.warnings.items() if any(n.startswith("below") for n in notes)]
 
 
 def lora_slug(name: str) -> str:
