@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any
 
+from ..statuses import JobStatus
 from ..events import Event, InFlightProgress, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted
 from .messages import JobUpdated
 from .widgets.jobs_panel import JobProgress
@@ -70,7 +71,7 @@ class JobSink:
     def finish(self, status: str) -> None:
         """Mark the job ended (when the core emitted no JobFinished) and post it."""
         with self._lock:
-            if self.progress.status in ("running", "cancelling"):
+            if self.progress.status in (JobStatus.RUNNING, JobStatus.CANCELLING):
                 self.progress.status = status
             self._maybe_post(True)
 
@@ -83,7 +84,7 @@ class JobSink:
         """The whole job failed before or while running (e.g. the server is unreachable)."""
         with self._lock:
             self._problems.append((self.progress.label, reason, True))
-            self.progress.status = "failed"
+            self.progress.status = JobStatus.FAILED
             self._maybe_post(True)
 
     def _maybe_post(self, force: bool) -> None:

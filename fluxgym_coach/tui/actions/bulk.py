@@ -8,6 +8,7 @@ from functools import partial
 
 from textual import work
 
+from ...statuses import JobStatus
 from ...captions import text as caption_rules
 from ...events import ItemDone, ItemFailed, JobFinished, JobStarted
 from ...feedback import CAPTION_EDIT, Decision, record_decision
@@ -108,7 +109,7 @@ class BulkCaptionActions:
             changed.extend(report.changed)
             for rel in chunk:
                 sink(ItemDone(job, rel, cached=rel not in report.changed))
-        status = "cancelled" if sink.cancel_requested else "done"
+        status = JobStatus.CANCELLED if sink.cancel_requested else JobStatus.DONE
         sink(JobFinished(job, "bulk", status, len(changed), len(sink.failures), {"changed": len(changed)}))
         self.post_message(RowsChanged(changed))
         self.call_from_thread(self.notify, f"{kind}: {len(changed)} captions changed", timeout=4)

@@ -9,6 +9,7 @@ from typing import Any
 
 from textual import work
 
+from ...statuses import JobStatus
 from ... import core
 from ...dataset import one_line
 from ...feedback import CAPTION_EDIT, Decision
@@ -262,7 +263,7 @@ class CaptionActions:
         if report.fatal:
             sink.fail(report.fatal)
         else:
-            sink.finish("cancelled" if report.cancelled else "done")
+            sink.finish(JobStatus.CANCELLED if report.cancelled else JobStatus.DONE)
         self.post_message(RowsChanged(relpaths))
 
 

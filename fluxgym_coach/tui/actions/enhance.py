@@ -9,6 +9,7 @@ from typing import Any
 
 from textual import work
 
+from ...statuses import JobStatus
 from ... import core, feedback
 from ...enhance.backends.base import BackendError, EnhanceParams
 from ...feedback import REPROCESS, Decision
@@ -136,7 +137,7 @@ class EnhanceActions:
         except Exception as exc:  # noqa: BLE001 - shown to the user, the app keeps running
             sink.fail(f"enhancement stopped: {exc}")
             return
-        sink.finish("cancelled" if report.cancelled else "done")
+        sink.finish(JobStatus.CANCELLED if report.cancelled else JobStatus.DONE)
         changed = [o.name for o in report.outcomes.values() if o.entry is not None]
         self.post_message(RowsChanged(changed, show_latest=True))
 

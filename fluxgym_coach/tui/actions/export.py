@@ -9,6 +9,7 @@ from typing import Any
 
 from textual import work
 
+from ...statuses import JobStatus
 from ... import core
 from ...settings import load_settings, update_settings
 from ..jobs import JobCancelled, JobSink
@@ -66,12 +67,12 @@ class ExportActions:
                 only_accepted=opts["only_accepted"], force=opts["force"], on_event=sink,
                 cache=self.cache, vram=opts["vram"])
         except JobCancelled:
-            sink.finish("cancelled")
+            sink.finish(JobStatus.CANCELLED)
             return
         except Exception as exc:  # noqa: BLE001 - e.g. the folder exists without --force
             sink.fail(f"export stopped: {exc}")
             return
-        sink.finish("done")
+        sink.finish(JobStatus.DONE)
         self.call_from_thread(self.notify, export_summary(report, opts["resolution"]),
                               title="export done", timeout=10)
 

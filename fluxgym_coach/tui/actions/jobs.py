@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from textual.worker import get_current_worker
 
+from ...statuses import JobStatus
 from ..jobs import JobSink
 from ..live import LiveJobSink
 from ..messages import JobUpdated
@@ -41,7 +42,7 @@ class JobActions:
         self.problem_log.extend(problems)
         del self.problem_log[:-MAX_PROBLEMS]
         self._job_problems.setdefault(p.key, []).extend(problems)
-        if p.status in ("running", "cancelling"):
+        if p.status in (JobStatus.RUNNING, JobStatus.CANCELLING):
             return
         self._sinks.pop(p.key, None)
         self.set_timer(4, partial(panel.remove_job, p.key))
@@ -49,7 +50,7 @@ class JobActions:
 
     def _notify_outcome(self, p: Any, problems: list[Problem]) -> None:
         """The one notification of a finished job (none for a clean success)."""
-        if not problems and p.status != "failed":
+        if not problems and p.status != JobStatus.FAILED:
             return
         failures = [x for x in problems if x.failure]
         first = (failures or problems)[0] if problems else None
@@ -61,7 +62,7 @@ class JobActions:
         text = f"{first.item}: {first.reason}" if first else p.status
         if len(problems) > 1:
             text += f"\n{', '.join(counts)}: l lists them"
-        job_failed = p.status == "failed"
+        job_failed = p.status == JobStatus.FAILED
         self.notify(text, title=f"{p.label} failed" if job_failed else f"{p.label} {p.status}: "
                     + ", ".join(counts), severity="error" if failures and p.kind != "scan"
                     or job_failed else "warning", timeout=10)
@@ -72,7 +73,7 @@ class JobActions:
 
     def running_jobs(self) -> list[str]:
         """Keys of the jobs still running (plugin actions included)."""
-        keys = [k for k, s in self._sinks.items() if s.progress.status in ("running", "cancelling")]
+        keys = [k for k, s in self._sinks.items() if s.progress.status in (JobStatus.RUNNING, JobStatus.CANCELLING)]
         keys += [w.name or "plugin action" for w in self.workers
                  if w.group == "plugin-actions" and w.is_running]
         return keys
@@ -89,7 +90,7 @@ class JobActions:
         if sink is None:
             return
         sink.cancel_requested = True
-        sink.progress.status = "cancelling"
+        sink.progress.status = JobStatus.CANCELLING
         self.query_one(JobsPanel).update_job(sink.progress)
         if sink.worker is not None:
             sink.worker.cancel()
@@ -116,7 +117,7 @@ class JobActions:
             try:
                 return await task
             except asyncio.CancelledError:  # cancelled again: the core left the job resumable
-                sink.finish("cancelled")
+                sink.finish(JobStatus.CANCELLED)
                 raise
 
     def action_cancel_job(self) -> None:

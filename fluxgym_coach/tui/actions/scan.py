@@ -8,6 +8,7 @@ from typing import Any
 
 from textual import work
 
+from ...statuses import JobStatus
 from ... import core
 from ..jobs import JobCancelled, JobSink
 from ..messages import AuditDone, FilesChanged, RowsChanged
@@ -45,13 +46,13 @@ class ScanActions:
             with self._scan_lock:
                 report = self.dataset.scan(on_event=sink)
         except JobCancelled:
-            sink.finish("cancelled")
+            sink.finish(JobStatus.CANCELLED)
             self.post_message(RowsChanged(None))
             return
         except Exception as exc:  # noqa: BLE001
             sink.fail(f"scan stopped: {exc}")
             return
-        sink.finish("done")
+        sink.finish(JobStatus.DONE)
         if session is not None and (report.added or report.updated or report.removed):
             self.call_from_thread(self.run_worker, session.notify_scan(report, snapshot),
                                   group="plugin-events", exit_on_error=False)
@@ -155,12 +156,12 @@ class ScanActions:
         try:
             report = await core.audit_dataset(self.dataset, rescan=False, on_event=sink)
         except JobCancelled:
-            sink.finish("cancelled")
+            sink.finish(JobStatus.CANCELLED)
             return
         except Exception as exc:  # noqa: BLE001 - the review goes on without findings
             sink.fail(f"audit stopped: {exc}")
             return
-        sink.finish("done")
+        sink.finish(JobStatus.DONE)
         self.post_message(AuditDone({rel: a.findings for rel, a in report.images.items()},
                                     {rel: a.category for rel, a in report.images.items()}))
 

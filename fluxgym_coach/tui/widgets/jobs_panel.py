@@ -23,10 +23,12 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Label, ProgressBar
 
+from ...statuses import JobStatus
+
 #: Seconds a finished job's row stays before it leaves the panel.
 LINGER = 4.0
 #: Statuses of a job that ended.
-ENDED = frozenset({"done", "failed", "cancelled"})
+ENDED = frozenset({JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED})
 
 JOB_LABELS = {"scan": "Scan", "enhance": "Enhance", "export": "Export", "caption": "Caption",
               "bulk": "Bulk edit", "audit": "Audit"}
@@ -46,7 +48,7 @@ class JobProgress:
     failed: int = 0
     rate: float | None = None
     eta: float | None = None
-    status: str = "running"
+    status: str = JobStatus.RUNNING
     in_flight: float = 0.0  # items' worth done inside running requests (InFlightProgress)
     summary: str = ""  # what an ended job says instead of its status ("6 unchanged")
 
@@ -68,7 +70,7 @@ def task_progress(state: Any) -> JobProgress:
     failed = int(state.failed)
     return JobProgress(f"plugin-{state.key}", "plugin", str(state.name), int(state.total),
                        max(0, int(state.done) - failed), failed,
-                       status="running" if state.remain > 0 else "done")
+                       status=JobStatus.RUNNING if state.remain > 0 else JobStatus.DONE)
 
 
 def _eta_text(seconds: float | None) -> str:
@@ -86,12 +88,12 @@ def progress_text(p: JobProgress) -> str:
     never ``0/0``."""
     n, total = p.done + p.failed, max(p.total, p.done + p.failed)
     if total == 0:
-        return "starting  c cancels" if p.status == "running" else (
-            (p.summary or "nothing to do") if p.status == "done" else p.status)
+        return "starting  c cancels" if p.status == JobStatus.RUNNING else (
+            (p.summary or "nothing to do") if p.status == JobStatus.DONE else p.status)
     parts = [f"{n}/{total}"]
     if p.failed:
         parts.append(f"{p.failed} failed")
-    if p.status == "running":
+    if p.status == JobStatus.RUNNING:
         if p.rate:
             parts.append(f"{p.rate:.1f}/s")
         eta = _eta_text(p.eta)
@@ -129,7 +131,7 @@ class JobRow(Horizontal):
         bar = self.query_one(ProgressBar)
         total = max(1, p.total, p.done + p.failed)
         # A job that ended "done" with less to do than announced (cached, unchanged) is full.
-        bar.update(total=total, progress=total if p.status == "done" else
+        bar.update(total=total, progress=total if p.status == JobStatus.DONE else
                    min(total, p.done + p.failed + p.in_flight))
         self.query_one(".job-text", Label).update(progress_text(p))
 
@@ -214,4 +216,4 @@ class JobsPanel(Vertical):
 
     def running(self) -> list[JobProgress]:
         """Jobs still running, oldest first."""
-        return [p for p in self.jobs.values() if p.status in ("running", "cancelling")]
+        return [p for p in self.jobs.values() if p.status in (JobStatus.RUNNING, JobStatus.CANCELLING)]
