@@ -125,7 +125,7 @@ def test_export_copied_into_fluxgym_trains_from_the_copy_and_train_sh_checks_ima
 def _dataset(root: Path, n: int) -> Path:
     root.mkdir()
     for i in range(n):
-        save(photo_like((1200, 900), seed=i), root / f"img{i:03d}.png")
+        save(photo_like((800, 600), seed=i), root / f"img{i:03d}.png")
     return root
 
 
@@ -162,7 +162,7 @@ def test_an_interrupted_export_is_invisible_and_a_rerun_needs_no_force(tmp_path,
 
 
 def test_sigkill_during_export_leaves_no_partial_dataset(tmp_path):
-    src = _dataset(tmp_path / "src", 16)
+    src = _dataset(tmp_path / "src", 10)
     with Dataset(src) as ds:
         ds.scan()
     out = tmp_path / "fg"
@@ -187,5 +187,5 @@ def test_sigkill_during_export_leaves_no_partial_dataset(tmp_path):
     assert not (out / "outputs" / "k" / "dataset.toml").exists()
     with Dataset(src) as ds:  # the same command again just works
         report = export_dataset(ds, out, "k", "ohwx", resolution=512)
-    assert len(report.files) == 16 and (out / "outputs" / "k" / "dataset.toml").exists()
+    assert len(report.files) == 10 and (out / "outputs" / "k" / "dataset.toml").exists()
     assert [p.name for p in (out / "datasets").iterdir()] == ["k"]
