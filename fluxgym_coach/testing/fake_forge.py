@@ -139,6 +139,18 @@ class FifoLock:
                 self._cond.notify_all()
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """The standard threading server, minus the traceback it prints when a client
+    drops its connection (a client that timed out or was cancelled: normal here)."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
+
 class FakeForge:
     """The fake server. ``port`` 0 picks a free port; ``auth`` is ``"user:pass"``
     (several separated by commas) or None; ``dialect`` is ``"forge"`` or
@@ -201,7 +213,7 @@ class FakeForge:
     def start(self) -> "FakeForge":
         """Bind and serve in a background thread; returns self."""
         handler = type("Handler", (_Handler,), {"fake": self})
-        httpd = ThreadingHTTPServer((self.host, self.port), handler)
+        httpd = _QuietServer((self.host, self.port), handler)
         httpd.daemon_threads = True
         httpd.block_on_close = False
         self._httpd = httpd
