@@ -76,3 +76,10 @@ def real_dataset(tmp_path, real_images_dir) -> Path:
             shutil.copy(p, dst / p.name)
             (dst / p.name).chmod(0o644)
     return dst
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker more than the usable CPUs. Many tests wait on a child
+    process, a local server or a terminal emulator, so a spare worker keeps the cores
+    busy (measured on 2 cores: 215 s with 2 workers, 178 s with 3, 179 s with 4)."""
+    return len(os.sched_getaffinity(0)) + 1 if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1) + 1
