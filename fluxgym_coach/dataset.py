@@ -248,7 +248,7 @@ class Dataset:
     # -- scan -----------------------------------------------------------------
     def scan(self, on_event: EventSink = null_sink, workers: int | None = None,
              batch: int = 256, processes: bool | None = None,
-             headers: bool | None = None) -> ScanReport:
+             headers: bool = False) -> ScanReport:
         """Bring the store up to date with the folder (see the module docstring).
 
         Emits :class:`~fluxgym_coach.events.JobStarted` with the number of
@@ -264,8 +264,7 @@ class Dataset:
         end lists them at once; with ``headers``
         a header pass (no decode, :func:`_header_pass`) runs beside the reads
         and adds each new image's width, height, format and orientation, one
-        ``ItemsFound`` per chunk (``headers`` None: when the sink asks for it
-        with a true ``wants_headers`` attribute, as the TUI's scan sink does).
+        ``ItemsFound`` per chunk (the TUI asks for it).
         Images are read by ``workers`` (default: the usable CPUs, at most 8)
         worker processes when there are at least :data:`PROCESS_MIN_IMAGES` to read, threads otherwise (``processes``
         forces either). Each image is read once and decoded once; the audit's
@@ -296,8 +295,6 @@ class Dataset:
             on_event(ItemsStored(job, [e.relpath for e in caption_only]))
 
         if to_read:
-            if headers is None:
-                headers = bool(getattr(on_event, "wants_headers", False))
             self._read_with_headers(to_read, new if headers else [], known, report, on_event, job,
                                     workers, processes, batch)
         self._stored_errors(report)

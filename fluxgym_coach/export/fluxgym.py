@@ -205,12 +205,9 @@ def _unique_stems(records: list[ImageRecord]) -> tuple[dict[str, str], dict[str,
 
 
 def _metadata_of(dataset: Dataset, relpath: str) -> dict[str, Any] | None:
-    try:
-        from .. import metadata  # optional module (technical metadata, issue 5)
-    except ImportError:
-        return None
-    getter = getattr(metadata, "get_metadata", None)
-    return getter(dataset.store, relpath) if getter else None
+    from ..metadata import get_metadata  # on first use: the export's start-up stays light
+
+    return get_metadata(dataset.store, relpath)
 
 
 @dataclass(slots=True)

@@ -14,9 +14,10 @@ import time
 from typing import Any
 
 from ..statuses import JobStatus
-from ..events import Event, InFlightProgress, ItemDone, ItemFailed, ItemWarning, JobFinished, JobStarted
-from .messages import JobUpdated
-from .widgets.jobs_panel import JobProgress
+from ..events import (Event, InFlightProgress, ItemDone, ItemFailed, ItemsFound, ItemsStored, ItemWarning,
+                      JobFinished, JobStarted)
+from .messages import JobSummary, JobUpdated, RowsFound, RowsStored
+from .widgets.jobs_panel import JobProgress, summary_text
 
 
 class JobCancelled(Exception):
@@ -24,7 +25,9 @@ class JobCancelled(Exception):
 
 
 class JobSink:
-    """A thread-safe event sink for one job that posts throttled :class:`JobUpdated`."""
+    """A thread-safe event sink for one job that posts throttled :class:`JobUpdated`; a
+    scan's found and stored images as :class:`RowsFound` / :class:`RowsStored`, and an ended
+    job's summary as :class:`JobSummary`."""
 
     def __init__(self, app: Any, key: str, kind: str, label: str, total: int = 0,
                  interval: float = 0.25) -> None:
@@ -43,6 +46,10 @@ class JobSink:
         self.worker: Any = None
 
     def __call__(self, event: Event) -> None:
+        if isinstance(event, ItemsFound):  # a scan lists what it found before reading it
+            self.app.post_message(RowsFound(dict(event.items)))
+        elif isinstance(event, ItemsStored):
+            self.app.post_message(RowsStored(list(event.items)))
         with self._lock:
             p = self.progress
             force = False
@@ -65,6 +72,8 @@ class JobSink:
                 p.status = event.status
                 force = True
             self._maybe_post(force)
+        if isinstance(event, JobFinished) and (text := summary_text(event.kind, event.summary)):
+            self.app.post_message(JobSummary(self.progress.key, text))  # what the job did, for its row
         if self.raise_on_cancel and self.cancel_requested and not isinstance(event, JobFinished):
             raise JobCancelled()
 

@@ -15,7 +15,7 @@ listed while the scan finds them.
   journal, :func:`fluxgym_coach.jobs.interrupted_jobs`, is not closed) is named
   in a notification on reopen, with a palette command that runs it again on the
   same images with the same settings (the journal skips what was done).
-* **Rows while the scan runs.** The scan's sink (:class:`LiveJobSink`) turns
+* **Rows while the scan runs.** The job sink (:class:`~.jobs.JobSink`) turns
   the core's :class:`~fluxgym_coach.events.ItemsFound` (new images named by the
   folder walk, then their header sizes) and
   :class:`~fluxgym_coach.events.ItemsStored` (a batch committed) into
@@ -34,26 +34,9 @@ from typing import Any
 from textual.css.query import NoMatches
 from textual.message import Message
 
-from ..events import Event, ItemsFound, ItemsStored, JobFinished
 from ..store import ImageRecord
-from .jobs import JobSink
+from .messages import JobSummary, RowsFound, RowsStored
 from .model import Row, finding_from
-from .widgets.jobs_panel import summary_text
-
-
-@dataclass(eq=False)
-class RowsFound(Message):
-    """The scan found images (``items``: relpath -> what is known so far: ``size``,
-    ``mtime_ns``, later ``width``, ``height``, ``format``, ``orientation``)."""
-
-    items: dict[str, dict[str, Any]]
-
-
-@dataclass(eq=False)
-class RowsStored(Message):
-    """The scan committed the records of ``relpaths``."""
-
-    relpaths: list[str]
 
 
 @dataclass(eq=False)
@@ -61,38 +44,6 @@ class FindingsRefreshed(Message):
     """New findings of some images: ``audits`` maps relpath -> ImageAudit."""
 
     audits: dict[str, Any]
-
-
-@dataclass(eq=False)
-class JobSummary(Message):
-    """What an ended job did, for its row (``text``: ``"done: 6 unchanged"``)."""
-
-    key: str
-    text: str
-
-
-class LiveJobSink(JobSink):
-    """The job sink of :mod:`.jobs`, plus: a job's
-    :class:`~fluxgym_coach.events.JobFinished` summary goes to its row
-    (:class:`JobSummary`); for a scan, the images found and stored are posted as
-    :class:`RowsFound` / :class:`RowsStored`, and the header pass is asked for
-    (``wants_headers``)."""
-
-    @property
-    def wants_headers(self) -> bool:
-        """A scan asks the core for the header pass (sizes before the full read)."""
-        return self.progress.kind == "scan"
-
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, ItemsFound):
-            self.app.post_message(RowsFound(dict(event.items)))
-        elif isinstance(event, ItemsStored):
-            self.app.post_message(RowsStored(list(event.items)))
-        super().__call__(event)
-        if isinstance(event, JobFinished):
-            text = summary_text(event.kind, event.summary)
-            if text:
-                self.app.post_message(JobSummary(self.progress.key, text))
 
 
 def _while_open(handler: Callable[..., None]) -> Callable[..., None]:

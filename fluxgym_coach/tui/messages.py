@@ -82,3 +82,26 @@ class JobUpdated(Message):
 
 
 __all__ = ["AuditDone", "DecisionFailed", "FilesChanged", "JobUpdated", "RowsChanged", "ThumbReady"]
+
+
+@dataclass(eq=False)
+class RowsFound(Message):
+    """The scan found images (``items``: relpath -> what is known so far: ``size``,
+    ``mtime_ns``, later ``width``, ``height``, ``format``, ``orientation``)."""
+
+    items: dict[str, dict[str, Any]]
+
+
+@dataclass(eq=False)
+class RowsStored(Message):
+    """The scan committed the records of ``relpaths``."""
+
+    relpaths: list[str]
+
+
+@dataclass(eq=False)
+class JobSummary(Message):
+    """What an ended job did, for its row (``text``: ``"done: 6 unchanged"``)."""
+
+    key: str
+    text: str

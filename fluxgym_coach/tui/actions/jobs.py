@@ -12,7 +12,6 @@ from textual.worker import get_current_worker
 
 from ...statuses import JobStatus
 from ..jobs import JobSink
-from ..live import LiveJobSink
 from ..messages import JobUpdated
 from ..model import plural
 from ..screens.problems import Problem, ProblemsScreen
@@ -27,7 +26,7 @@ class JobActions:
 
     def _new_job(self, kind: str, label: str, total: int) -> JobSink:
         key = f"{kind}{next(self._job_ids)}"
-        sink = LiveJobSink(self, key, kind, label, total)
+        sink = JobSink(self, key, kind, label, total)
         self._sinks[key] = sink
         self.query_one(JobsPanel).update_job(sink.progress)
         return sink

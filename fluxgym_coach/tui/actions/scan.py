@@ -44,7 +44,7 @@ class ScanActions:
         snapshot = scan_snapshot(session.project) if session is not None else None
         try:
             with self._scan_lock:
-                report = self.dataset.scan(on_event=sink)
+                report = self.dataset.scan(on_event=sink, headers=True)  # sizes before the reads
         except JobCancelled:
             sink.finish(JobStatus.CANCELLED)
             self.post_message(RowsChanged(None))
