@@ -57,7 +57,7 @@ def example_dataset(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def real_images_dir(tmp_path_factory) -> Path:
     """A read-only view of the 13 real photos (examples/dataset + tests/data/real-images),
-    the same set as ``../shared/data/real-images``; self-contained in the repository."""
+    the team's CC0 / public-domain set, copied into the repository (nothing outside it is read)."""
     dst = tmp_path_factory.mktemp("real-images")
     for src in (EXAMPLES, REAL_IMAGES_EXTRA):
         for p in src.iterdir():

@@ -23,6 +23,20 @@ def tui_dataset(tmp_path) -> Path:
 
 
 @pytest.fixture
+def one_image(tmp_path) -> Path:
+    """A scanned dataset of one photo (``astronaut.png``), for the tests that run the
+    TUI in real terminals."""
+    from fluxgym_coach.dataset import Dataset
+
+    dst = tmp_path / "dataset"
+    dst.mkdir()
+    shutil.copy(EXAMPLES / "astronaut.png", dst)
+    with Dataset(dst) as ds:
+        ds.scan()
+    return dst
+
+
+@pytest.fixture
 def make_tui_app(tmp_path) -> Callable[..., object]:
     """Factory: ``make_tui_app(dataset, **options)`` builds a ReviewApp with the
     half-block renderer, a per-test result cache and no plugins (unless asked)."""

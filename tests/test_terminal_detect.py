@@ -24,6 +24,7 @@ from fluxgym_coach.tui.terminal import (
     detect_terminal,
     terminfo_has_rgb,
 )
+from tests.real_terminals.child import end_pty_child
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
                                 reason="tmux is not installed (apt-get install tmux)")
@@ -87,12 +88,7 @@ class Tmux:
 
     def close(self) -> None:
         self.run("kill-server")
-        try:
-            os.kill(self.client_pid, 9)
-        except ProcessLookupError:
-            pass
-        os.waitpid(self.client_pid, 0)
-        os.close(self.client_fd)
+        end_pty_child(self.client_pid, self.client_fd)
 
 
 @pytest.fixture

@@ -16,13 +16,11 @@ laid itself out for the terminal's real size.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from fluxgym_coach.dataset import Dataset
 from fluxgym_coach.tui.terminal import KITTY_PLACEHOLDERS_SINCE
 from tests.real_terminals import screens
 
@@ -50,16 +48,6 @@ def display():
     _need("Xvfb", "import")
     with screens.xvfb() as name:
         yield name
-
-
-@pytest.fixture
-def one_image(tmp_path) -> Path:
-    dataset = tmp_path / "dataset"
-    dataset.mkdir()
-    shutil.copy(EXAMPLE, dataset)
-    with Dataset(dataset) as ds:
-        ds.scan()
-    return dataset
 
 
 def _run(kind, display, dataset, tmp_path, *, tmux=False, preview="auto", tmux_conf=None,

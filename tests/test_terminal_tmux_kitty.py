@@ -31,8 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from fluxgym_coach.dataset import Dataset
 from fluxgym_coach.tui.terminal import terminfo_has_rgb
+from tests.real_terminals.child import end_pty_child
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("tmux") is None,
@@ -129,25 +129,10 @@ class Client:
     def close(self) -> None:
         self._stop = True
         self._reader.join(timeout=5)
-        try:
-            os.kill(self.pid, 9)
-        except ProcessLookupError:
-            pass
-        os.waitpid(self.pid, 0)
-        os.close(self.fd)
+        end_pty_child(self.pid, self.fd)
 
 
-@pytest.fixture
-def dataset(tmp_path) -> Path:
-    folder = tmp_path / "dataset"
-    folder.mkdir()
-    shutil.copy(EXAMPLE, folder)
-    with Dataset(folder) as ds:
-        ds.scan()
-    return folder
-
-
-def test_kitty_placeholders_reach_the_outer_terminal_through_tmux(dataset, tmp_path):
+def test_kitty_placeholders_reach_the_outer_terminal_through_tmux(one_image, tmp_path):
     conf = tmp_path / "tmux.conf"
     conf.write_text(CONF)
     base = ["tmux", "-L", f"fgc-kitty-{os.getpid()}", "-f", str(conf)]
@@ -164,7 +149,7 @@ def test_kitty_placeholders_reach_the_outer_terminal_through_tmux(dataset, tmp_p
         env = " ".join(f"-u {v}" for v in ("COLORTERM", "COLUMNS", "LINES", "NO_COLOR",
                                             "TEXTUAL_COLOR_SYSTEM", "KITTY_WINDOW_ID"))
         cmd = (f"env {env} PYTHONPATH={ROOT} FLUXGYM_COACH_CACHE_DIR={tmp_path / 'cache'} "
-               f"{sys.executable} -m tests.real_terminals.harness {dataset} {report}")
+               f"{sys.executable} -m tests.real_terminals.harness {one_image} {report}")
         run("new-window", "-t", "main", cmd)
         wait_for(report.exists, "the app's report")
         found = json.loads(report.read_text())
