@@ -42,10 +42,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .events import EventSink, null_sink
-from .settings import DatasetSettings, load_settings, strip_credentials, update_settings
+from .settings import load_settings, strip_credentials, update_settings  # no pydantic until used
 
 if TYPE_CHECKING:  # pragma: no cover - imported lazily at run time
     from .audit.rules import AuditReport
+    from .settings_models import DatasetSettings
     from .enhance.backends.base import EnhanceBackend, EnhanceParams
     from .captions.backends.base import CaptionBackend
     from .captions.job import CaptionReport
