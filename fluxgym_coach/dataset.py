@@ -251,6 +251,22 @@ class Dataset:
         return self.store.images()
 
     # -- scan -----------------------------------------------------------------
+    def first_images(self, limit: int | None = None) -> dict[str, dict[str, int]]:
+        """The first ``limit`` images (default :data:`FOUND_CHUNK`) the scan's folder
+        walk finds, in its order, as ``{relpath: {"size": bytes, "mtime_ns": ns}}`` (the
+        facts of the walk's :class:`~fluxgym_coach.events.ItemsFound`). Reads no image
+        and leaves the store alone: a front end lists them before the scan starts (the
+        TUI on a first open, while its plugins load). -1 for a file that vanished."""
+        limit = FOUND_CHUNK if limit is None else limit
+        found: dict[str, dict[str, int]] = {}
+        if limit <= 0:
+            return found
+        for entry in _walk(str(self.root)):
+            found[entry.relpath] = {"size": entry.size, "mtime_ns": entry.mtime_ns}
+            if len(found) >= limit:
+                break
+        return found
+
     def scan(self, on_event: EventSink = null_sink, workers: int | None = None,
              batch: int = 256, processes: bool | None = None,
              headers: bool = False) -> ScanReport:

@@ -54,6 +54,9 @@ if sys.__stdout__ is not None and sys.__stdout__.isatty():
 DECODE_DELAY = 0.15
 #: Least seconds between two previews drawn from memory (a held key repaints at <= 12.5 Hz).
 PREVIEW_THROTTLE = 0.08
+#: Seconds an image shown before the pane's image widget is mounted waits at most for
+#: :meth:`Preview.prepare` (see :meth:`Preview.show_image`).
+DEFERRED_WAIT = 1.0
 
 
 def preview_delay(in_memory: bool, since_last_draw: float) -> float:
@@ -239,15 +242,23 @@ class Preview(Container):
         self.crop_provider: Callable[[str, PILImage.Image], object] | None = None
         self.crop_view = None
         self.plain: PILImage.Image | None = None
-        #: The image widget (None: not mounted yet, or ``off``); mounted after the first
-        #: paint or by the first :meth:`show_image`, whichever comes first.
+        #: The image widget (None: not mounted yet, or ``off``); mounted by :meth:`prepare`
+        #: (after the app's first paint) or by the first :meth:`show_image`.
         self._image_widget: Any = None
+        self._deferred: tuple[str, PILImage.Image, str] | None = None  # see show_image
 
     def compose(self) -> ComposeResult:
         fix = Static("", id="preview-fix")
         fix.display = False
         yield fix
         yield Static("", id="preview-text")
+
+    def prepare(self) -> None:
+        """Mount the image widget now (the app calls this once its start-up work is
+        under way, so the first image does not wait for textual-image's import) and
+        show the image :meth:`show_image` kept back, if any."""
+        self._ensure_image_widget()
+        self._show_deferred()
 
     def _ensure_image_widget(self) -> Any:
         """The image widget, created and mounted (hidden, above the text) on first use;
@@ -262,7 +273,6 @@ class Preview(Container):
         return self._image_widget
 
     def on_mount(self) -> None:
-        self.call_after_refresh(self._ensure_image_widget)  # not in the first frame's work
         # Only for ``auto``: a renderer the user chose is kept without a word here (the
         # status line still names the fix).
         self.fix = preview_fix(self.mode, self.app.console.color_system) if self.mode == "auto" else ""
@@ -279,7 +289,19 @@ class Preview(Container):
 
     def show_image(self, key: str, image: PILImage.Image, title: str) -> None:
         """Show ``image`` (already a thumbnail) with ``title`` in the border (and the
-        crop overlay when it is on, see the class docstring)."""
+        crop overlay when it is on, see the class docstring).
+
+        When the image widget is not mounted yet and mounting it would import
+        textual-image (no terminal probed it at start), the image is shown by
+        :meth:`prepare` (the app's start-up work, once the list's first names are
+        drawn), or after :data:`DEFERRED_WAIT` s: those names are not held behind
+        that import."""
+        if self._image_widget is None and self.renderer != "off" and "textual_image" not in sys.modules:
+            if self._deferred is None:
+                self.set_timer(DEFERRED_WAIT, self._show_deferred)
+            self._deferred = (key, image, title)
+            return
+        self._deferred = None
         self.plain, self.crop_view = image, None
         if self.crop.on and self.crop_provider is not None:
             view = self.crop_provider(key, image)
@@ -298,8 +320,15 @@ class Preview(Container):
         widget.display = True
         widget.image = image
 
+    def _show_deferred(self) -> None:
+        args, self._deferred = self._deferred, None
+        if args is not None:
+            self._ensure_image_widget()
+            self.show_image(*args)
+
     def show_text(self, text: str, title: str | None = None, key: str | None = None) -> None:
         """Show a line of text instead of an image."""
+        self._deferred = None
         if title is not None:
             self.border_title = title
         self.shown_key = key
