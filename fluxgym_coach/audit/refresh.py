@@ -35,7 +35,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..dataset import Dataset
-from ..findings import Finding
+from ..findings import Finding, Severity
+from ..statuses import ReviewStatus
 from ..store import ImageRecord, VariantRecord
 from .measures import stored_measures
 from . import trainer_rules
@@ -44,7 +45,7 @@ from .image_rules import CODES, Thresholds, category_of, image_findings
 from .rules import _RANK, SETTINGS_KEY, ImageAudit, _trainer_findings
 
 #: Selection statuses whose variant is what export writes (rejected and excluded export none).
-EXPORTED_STATUSES = frozenset({"accepted", "pending"})
+EXPORTED_STATUSES = frozenset({ReviewStatus.ACCEPTED, ReviewStatus.PENDING})
 #: Codes this module recomputes (besides every ``caption-*`` code); others are carried over.
 RECOMPUTED = frozenset({c for c, cat in CODES.items() if cat != "duplicate"}
                        | set(trainer_rules.TRAINER_CODES.values()))
@@ -122,7 +123,7 @@ def _wide_findings(captions: Mapping[str, str | None], rules: bool) -> dict[str,
 
 def _sort(findings: list[Any]) -> list[Any]:
     def key(f: Any) -> tuple[int, str, str]:
-        return (_RANK.get(str(getattr(f, "severity", "info")), 2), str(getattr(f, "category", "")),
+        return (_RANK.get(str(getattr(f, "severity", Severity.INFO)), 2), str(getattr(f, "category", "")),
                 _code(f))
     return sorted(findings, key=key)
 
