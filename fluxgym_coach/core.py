@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from .events import EventSink, null_sink
 from .settings import DatasetSettings, load_settings, strip_credentials, update_settings
+from .statuses import ReviewStatus
 
 if TYPE_CHECKING:  # pragma: no cover - imported lazily at run time
     from .audit.rules import AuditReport
@@ -367,7 +368,7 @@ async def export_dataset(dataset: "Dataset", out_dir: str | Path, name: str | No
 def accepted_images(dataset: "Dataset") -> list[str]:
     """Relpaths of the images accepted in a review (selection status ``accepted``: the
     enhanced variant or the original the reviewer chose), in the store's order."""
-    return [rel for rel, (_, status) in dataset.store.selection().items() if status == "accepted"]
+    return [rel for rel, (_, status) in dataset.store.selection().items() if status == ReviewStatus.ACCEPTED]
 
 
 async def prepare_dataset(dataset: "Dataset", out_dir: str | Path, name: str | None, trigger: str,

@@ -37,6 +37,7 @@ from ..enhance.backends.base import (BACKEND_NAMES, DEFAULT_COLORIZE_NEGATIVE_PR
                                      BackendError, EnhanceParams)
 from ..cache import ImageCache
 from ..enhance.enhancer import default_output, enhance_files
+from ..statuses import EnhanceStatus
 from ..store import Store
 from . import options as o
 from .common import (esc, EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json,
@@ -325,7 +326,7 @@ def enhance_file_pairs(pairs: list[tuple[Path, Path]], options: EngineOptions, p
     cache folder. Prints one line per file (or JSON); returns the exit code."""
     existing = [(s, d) for s, d in pairs if d.exists()]
     todo = pairs if force else [(s, d) for s, d in pairs if not d.exists()]
-    rows: list[dict] = [{"source": str(s), "output": str(d), "status": "exists",
+    rows: list[dict] = [{"source": str(s), "output": str(d), "status": EnhanceStatus.EXISTS,
                          "reason": "output exists (use --force to replace it)", "processed": False}
                         for s, d in existing if not force]
     code = EXIT_OK
@@ -367,9 +368,9 @@ def enhance_file_pairs(pairs: list[tuple[Path, Path]], options: EngineOptions, p
         return code
     for row in rows:
         size = f" ({row['size'][0]}x{row['size'][1]})" if row.get("size") else ""
-        if row["status"] == "failed":
+        if row["status"] == EnhanceStatus.FAILED:
             continue  # already reported with its reason
-        note = f"  [dim]{esc(row['reason'])}[/]" if row["status"] in ("exists", "copied") else ""
+        note = f"  [dim]{esc(row['reason'])}[/]" if row["status"] in (EnhanceStatus.EXISTS, EnhanceStatus.COPIED) else ""
         out.print(f"{row['status']:<9} {esc(row['source'])} -> {esc(row['output'])}{size}{note}")
     _print_counts(rows, summary)
     return code
@@ -437,13 +438,13 @@ def enhance_datasets(folders: list[Path], options: EngineOptions, params: Enhanc
         raise typer.Exit(130) from None
     finally:
         cache.close()
-    code = EXIT_FAILED if any(r["status"] == "failed" for r in rows) else EXIT_OK
+    code = EXIT_FAILED if any(r["status"] == EnhanceStatus.FAILED for r in rows) else EXIT_OK
     if json_out:
         print_json({"results": rows, "summary": summary, "exit_code": code})
         return code
     report_problems(sink.problems)
     for row in rows:
-        if row["status"] == "failed":
+        if row["status"] == EnhanceStatus.FAILED:
             continue
         size = f" ({row['size'][0]}x{row['size'][1]})" if row.get("size") else ""
         target = f"variant {row['kind'] or 'enhanced'}{size}" if row["variant"] else row["reason"]
