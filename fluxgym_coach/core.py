@@ -37,11 +37,15 @@ until the user rejects it. The CLI, ``prepare``, the TUI's ``b`` and the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextvars
+import functools
+import threading
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from .events import EventSink, null_sink
+from .errors import FluxgymCoachError
+from .events import EventSink, JobFinished, null_sink
 from .settings import DatasetSettings, load_settings, strip_credentials, update_settings
 
 if TYPE_CHECKING:  # pragma: no cover - imported lazily at run time
@@ -55,21 +59,94 @@ if TYPE_CHECKING:  # pragma: no cover - imported lazily at run time
     from .enhance.job import EnhanceReport
     from .export.prepare import PrepareReport
 
+T = TypeVar("T")
+
 #: The Forge address used when the forge backend is asked for without a URL.
 DEFAULT_FORGE_URL = "http://127.0.0.1:7860"
 
 
+# -- cancelling blocking stages ---------------------------------------------------------------------
+class JobCancelled(FluxgymCoachError):
+    """Raised inside a blocking stage (from its event sink) once its cancel token is set:
+    the stage stops at its next event, keeping what it stored (see :func:`run_blocking`)."""
+
+
+def cancellable_sink(on_event: EventSink, token: threading.Event) -> EventSink:
+    """``on_event`` that raises :class:`JobCancelled` at the next event once ``token`` is
+    set (a ``JobFinished`` still goes through): how a blocking stage, which reports
+    every item as an event, checks the cancel token without a hook of its own."""
+    def sink(event: Any) -> None:
+        if token.is_set() and not isinstance(event, JobFinished):
+            raise JobCancelled("cancelled")
+        on_event(event)
+    return sink
+
+
+async def run_blocking(stage: Callable[..., T], /, *args: Any, on_event: EventSink = null_sink,
+                       **kwargs: Any) -> T:
+    """Run the blocking ``stage(*args, on_event=..., **kwargs)`` in a thread, cancellable as
+    an asyncio task: cancelling the awaiting task (Ctrl-C under :func:`asyncio.run`,
+    Textual's ``Worker.cancel()``) sets the stage's cancel token, which its event sink
+    checks (:func:`cancellable_sink`); the thread is waited for (what the stage stored is
+    kept, so the same command resumes) and :class:`asyncio.CancelledError` is raised.
+    Returns what ``stage`` returns; its exceptions propagate."""
+    token = threading.Event()
+    context = contextvars.copy_context()
+    call = functools.partial(context.run, stage, *args, on_event=cancellable_sink(on_event, token), **kwargs)
+    future = asyncio.get_running_loop().run_in_executor(None, call)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        token.set()
+        while not future.done():  # the thread stops at its next event
+            try:
+                await asyncio.shield(future)
+            except asyncio.CancelledError:
+                continue
+            except Exception:  # noqa: BLE001 - JobCancelled, or what stopped it: cancelled anyway
+                break
+        raise
+
+
 # -- scan -----------------------------------------------------------------------------------------
-async def scan(dataset: "Dataset", on_event: EventSink = null_sink) -> "ScanReport":
+async def scan(dataset: "Dataset", on_event: EventSink = null_sink, *, headers: bool = False,
+               plugins: "RunningPlugins | None" = None) -> "ScanReport":
     """Bring the store up to date with the folder; returns the :class:`ScanReport`.
 
     The observers of the dataset (its plugins, when ``plugins.toml`` sets
     some up and they are trusted) are notified of every image added or
     changed, and of every image in the store they were never told about
-    (one first indexed by ``export``, ``audit``, ``caption`` or the TUI)."""
-    from .plugins.loader import scan_with_plugins
+    (one first indexed by ``export``, ``audit``, ``caption`` or the TUI's
+    watcher), through :func:`fluxgym_coach.plugins.loader.notify_scan`.
+    ``plugins``: the plugins the caller already runs (the TUI's plugin
+    session, :class:`RunningPlugins`) are told instead of a fresh load.
 
-    return await scan_with_plugins(dataset, on_event)
+    The scan streams what it finds as events (``ItemsFound``, ``ItemsStored``, see
+    :meth:`Dataset.scan <fluxgym_coach.dataset.Dataset.scan>`); ``headers`` adds the
+    header pass (sizes of new images before they are read). The folder scan runs
+    in a thread (:func:`run_blocking`): cancelling the task stops it at its next
+    image, keeping the records it committed."""
+    from .plugins.loader import scan_snapshot, scan_with_plugins
+
+    def run(sink: EventSink) -> Awaitable["ScanReport"]:
+        return run_blocking(dataset.scan, on_event=sink, headers=headers)
+
+    if plugins is None:
+        return await scan_with_plugins(dataset, on_event, run=run)
+    snapshot = await asyncio.to_thread(scan_snapshot, plugins.project)
+    report = await run(on_event)
+    await plugins.notify_scan(report, snapshot)
+    return report
+
+
+class RunningPlugins(Protocol):
+    """Plugins a front end keeps running (the TUI's ``PluginSession``): ``project`` (the
+    :class:`~fluxgym_coach.plugins.Project`) and ``notify_scan(report, snapshot)``, which
+    runs :func:`fluxgym_coach.plugins.loader.notify_scan` once the plugins have started."""
+
+    project: Any
+
+    async def notify_scan(self, report: "ScanReport", snapshot: Any) -> None: ...
 
 
 def scan_blocking(dataset: "Dataset", on_event: EventSink = null_sink) -> "ScanReport":
@@ -388,6 +465,7 @@ async def prepare_dataset(dataset: "Dataset", out_dir: str | Path, name: str | N
 
 
 __all__ = ["CAPTION_MODEL_OPTION", "CAPTION_SERVER_OPTION", "DEFAULT_FORGE_URL", "ForgeOnlyOption",
+           "JobCancelled", "RunningPlugins", "cancellable_sink", "run_blocking",
            "accepted_images", "audit_dataset", "backend_from_settings", "caption_backend_choice",
            "caption_images", "caption_server_fields", "caption_server_options", "captioner_from_settings",
            "enhance_images", "export_dataset", "export_name", "learned_params", "prepare_dataset",
