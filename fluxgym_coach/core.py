@@ -10,6 +10,8 @@ none of them builds a backend, opens SQL or runs a pipeline itself.
 :func:`enhance_images`     upscale / colorize images; results are recorded as
                            variants and selected for export (rule below)
 :func:`caption_images`     write captions with a caption backend
+:func:`edit_captions`      bulk caption edits (trigger word first, replace) as
+                           one undoable operation, recorded as review decisions
 :func:`audit_dataset`      quality and caption findings
 :func:`export_dataset`     the Fluxgym / kohya dataset, dataset.toml, train.sh
 :func:`prepare_dataset`    scan -> enhance what is too small -> export
@@ -52,6 +54,7 @@ if TYPE_CHECKING:  # pragma: no cover - imported lazily at run time
     from .audit.rules import AuditReport
     from .enhance.backends.base import EnhanceBackend, EnhanceParams
     from .captions.backends.base import CaptionBackend
+    from .captions.bulk import BulkReport
     from .captions.job import CaptionReport
     from .dataset import Dataset, ScanReport
     from .export.fluxgym import ExportReport
@@ -403,6 +406,20 @@ async def audit_dataset(dataset: "Dataset", *, resolution: int | None = None, tr
         **options)
 
 
+async def edit_captions(dataset: "Dataset", relpaths: Sequence[str], transform: Callable[[str], str], kind: str,
+                        *, include_missing: bool = False, held: dict[str, str] | None = None,
+                        source: str = "cli", on_event: EventSink = null_sink) -> "BulkReport":
+    """A bulk caption edit of ``relpaths`` as one undoable operation, each change recorded as
+    a review decision (:func:`fluxgym_coach.captions.bulk.edit_captions`: ``transform`` is
+    one of its edits, e.g. :func:`~fluxgym_coach.captions.bulk.trigger_first_edit`;
+    ``held``: relpath -> why it is left unchanged). Runs in a thread (:func:`run_blocking`):
+    cancelling the task stops it between images, the edits made so far stay one operation."""
+    from .captions.bulk import edit_captions as run
+
+    return await run_blocking(run, dataset, transform, kind, list(relpaths), include_missing=include_missing,
+                              held=held, source=source, on_event=on_event)
+
+
 def export_name(dataset: "Dataset", name: str | None = None) -> str:
     """The LoRA name of an export: ``name`` when given, else the one the dataset was last
     exported under (:attr:`ExportSettings.name <fluxgym_coach.settings.ExportSettings>`),
@@ -468,6 +485,7 @@ __all__ = ["CAPTION_MODEL_OPTION", "CAPTION_SERVER_OPTION", "DEFAULT_FORGE_URL",
            "JobCancelled", "RunningPlugins", "cancellable_sink", "run_blocking",
            "accepted_images", "audit_dataset", "backend_from_settings", "caption_backend_choice",
            "caption_images", "caption_server_fields", "caption_server_options", "captioner_from_settings",
+           "edit_captions",
            "enhance_images", "export_dataset", "export_name", "learned_params", "prepare_dataset",
            "remember_forge_pool", "resolve_backend_name", "result_cache", "scan", "scan_blocking",
            "with_dataset_resolution"]
