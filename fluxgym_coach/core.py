@@ -44,7 +44,7 @@ import functools
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 from .errors import FluxgymCoachError
 from .events import EventSink, JobFinished, null_sink
@@ -299,12 +299,66 @@ def learned_params(dataset: "Dataset", params: "EnhanceParams", *,
     dataset's reviews accepted most (:func:`fluxgym_coach.feedback.learn_defaults`),
     except the fields named in ``keep`` (what the user gave on this run wins).
     ``changes`` maps each field changed to its learned value; ``evidence`` is the
-    :class:`~fluxgym_coach.feedback.SuggestedDefaults` (``decisions``, ``min_count``)."""
-    from .feedback import learn_defaults
+    :class:`~fluxgym_coach.feedback.SuggestedDefaults` (``decisions``, ``min_count``).
+    Steps 1, 3 and 4 of :func:`enhance_defaults` (``prepare --learned-defaults``)."""
+    found = enhance_defaults(dataset, params, keep=[*keep, "resolution"], last=False)
+    return found.params, found.changes, found.learned
 
-    learned = learn_defaults(dataset.store, base=params)
-    changes = {k: v for k, v in learned.changes.items() if k not in set(keep)}
-    return params.with_(**changes), changes, learned
+
+class EnhanceDefaults(NamedTuple):
+    """What :func:`enhance_defaults` decided: the ``params``, where they come from
+    (``origin``, words for a form's note), the learned ``changes`` applied
+    (``{field: value}``) and the :class:`~fluxgym_coach.learning.SuggestedDefaults`
+    consulted (``learned``; None when the learning loop was not asked)."""
+
+    params: "EnhanceParams"
+    origin: str
+    changes: dict[str, Any]
+    learned: Any
+
+
+def enhance_defaults(dataset: "Dataset", base: "EnhanceParams | None" = None, *, keep: Sequence[str] = (),
+                     last: bool = True, learned: bool = True, category: str | None = None,
+                     resolution: int | None = None) -> EnhanceDefaults:
+    """The enhancement parameters a job or a form starts from: the one order of the defaults.
+
+    Per field, the first that has a value wins:
+
+    1. the fields named in ``keep``, from ``base``: what the user gave on this run;
+    2. with ``last``: the last values used on this dataset (``settings.enhance.params``,
+       written by every enhancement, CLI or TUI), as a whole;
+    3. else with ``learned``: what the dataset's reviews accepted most for images of
+       ``category`` (:func:`fluxgym_coach.learning.learn_defaults`);
+    4. ``base`` (default: the shipped :class:`EnhanceParams`).
+
+    The size rule's target ``resolution`` is owned by the dataset's ``resolution``
+    setting (or the ``resolution`` of this run), never by remembered parameters: a
+    remembered scale factor still wins over the size rule, a remembered resolution
+    does not. The TUI's forms and ``prepare --learned-defaults`` use it."""
+    from .enhance.backends.base import EnhanceParams
+    from .learning import learn_defaults
+
+    base = base or EnhanceParams()
+    settings = load_settings(dataset.store)
+    params, origin, changes, found = base, "the shipped defaults", {}, None
+    stored = settings.enhance.params if last else None
+    if stored:
+        try:
+            params = EnhanceParams(**{k: v for k, v in stored.items() if k != "resolution"})
+            origin = "the last values used"
+        except (TypeError, ValueError):  # parameters of an older version: not used
+            stored = None
+    if not stored and learned:
+        found = learn_defaults(dataset.store, category, base=base)
+        changes = {k: v for k, v in found.changes.items() if k not in set(keep)}
+        if changes:
+            params = base.with_(**changes)
+            origin = (f"suggested from {found.decisions} decisions ("
+                      + ", ".join(f"{k} {v}" for k, v in changes.items()) + ")")
+    params = params.with_(**{k: getattr(base, k) for k in keep})
+    if "resolution" not in set(keep):
+        params = params.with_(resolution=resolution or settings.resolution)
+    return EnhanceDefaults(params, origin, changes, found)
 
 
 # -- jobs -------------------------------------------------------------------------------------------
@@ -485,7 +539,7 @@ __all__ = ["CAPTION_MODEL_OPTION", "CAPTION_SERVER_OPTION", "DEFAULT_FORGE_URL",
            "JobCancelled", "RunningPlugins", "cancellable_sink", "run_blocking",
            "accepted_images", "audit_dataset", "backend_from_settings", "caption_backend_choice",
            "caption_images", "caption_server_fields", "caption_server_options", "captioner_from_settings",
-           "edit_captions",
+           "EnhanceDefaults", "edit_captions", "enhance_defaults",
            "enhance_images", "export_dataset", "export_name", "learned_params", "prepare_dataset",
            "remember_forge_pool", "resolve_backend_name", "result_cache", "scan", "scan_blocking",
            "with_dataset_resolution"]

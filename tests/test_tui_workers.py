@@ -62,3 +62,50 @@ async def test_tui_trigger_first_records_review_decisions(tui_dataset, make_tui_
                                                  if d.decision == feedback.CAPTION_EDIT])
         assert [(d.relpath, d.source, d.params["bulk"]) for d in edits] == [
             ("chelsea.png", "tui", "trigger-first")]
+
+
+# -- the order of the enhancement defaults (one decision, in the core) --------------------------
+def test_enhance_defaults_order_given_last_learned_shipped(tui_dataset):
+    from fluxgym_coach.enhance.backends.base import EnhanceParams
+    from fluxgym_coach.settings import update_settings
+
+    with Dataset(tui_dataset) as ds:
+        ds.scan()
+        found = core.enhance_defaults(ds)
+        assert found.origin == "the shipped defaults" and found.params.resolution == 1024
+        for i in range(6):  # the reviews accepted sharpen 0.4
+            feedback.record_decision(ds.store, feedback.Decision("chelsea.png", feedback.ACCEPT,
+                                                                 variant=f"k{i}", params={"sharpen": 0.4}))
+        found = core.enhance_defaults(ds)
+        assert found.params.sharpen == 0.4 and found.origin.startswith("suggested from")
+        # the last values used win over the learned ones, as a whole; a remembered
+        # resolution does not: the dataset's setting owns it (the size rule's target)
+        update_settings(ds.store, resolution=768,
+                        enhance={"params": EnhanceParams(scale_factor=3.0, resolution=1024).to_dict()})
+        found = core.enhance_defaults(ds)
+        assert found.origin == "the last values used"
+        assert (found.params.scale_factor, found.params.sharpen, found.params.resolution) == (3.0, 0.0, 768)
+        # what the user gave on this run wins over everything
+        given = EnhanceParams(scale_factor=2.0, resolution=512)
+        found = core.enhance_defaults(ds, given, keep=["scale_factor", "resolution"])
+        assert (found.params.scale_factor, found.params.resolution) == (2.0, 512)
+        assert core.enhance_defaults(ds, last=False, learned=False).origin == "the shipped defaults"
+
+
+async def test_batch_enhance_confirm_aims_at_the_dataset_resolution(tui_dataset, make_tui_app):
+    from fluxgym_coach.enhance.backends.base import EnhanceParams
+    from fluxgym_coach.settings import update_settings
+
+    with Dataset(tui_dataset) as ds:  # an earlier run remembered resolution 1024; the dataset is now 768
+        update_settings(ds.store, resolution=768, enhance={"params": EnhanceParams(resolution=1024).to_dict()})
+    app = make_tui_app(tui_dataset, audit=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("b")
+        await pilot.pause()
+        assert "to resolution 768" in app.screen.question
+        await pilot.press("n")
+        await pilot.pause()
+        await pilot.press("r")
+        await pilot.pause()
+        assert "the last values used" in app.screen.note
