@@ -324,7 +324,8 @@ def enhance_defaults(dataset: "Dataset", base: "EnhanceParams | None" = None, *,
 
     Per field, the first that has a value wins:
 
-    1. the fields named in ``keep``, from ``base``: what the user gave on this run;
+    1. the fields named in ``keep``, from ``base``: what the user gave on this run (names
+       that are no :class:`EnhanceParams` field are ignored);
     2. with ``last``: the last values used on this dataset (``settings.enhance.params``,
        written by every enhancement, CLI or TUI), as a whole;
     3. else with ``learned``: what the dataset's reviews accepted most for images of
@@ -339,6 +340,7 @@ def enhance_defaults(dataset: "Dataset", base: "EnhanceParams | None" = None, *,
     from .learning import learn_defaults
 
     base = base or EnhanceParams()
+    keep = [k for k in keep if k in base.to_dict()]  # a front end may name its other options too
     settings = load_settings(dataset.store)
     params, origin, changes, found = base, "the shipped defaults", {}, None
     stored = settings.enhance.params if last else None
