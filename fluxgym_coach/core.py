@@ -48,11 +48,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 from .errors import FluxgymCoachError
 from .events import EventSink, JobFinished, null_sink
-from .settings import DatasetSettings, load_settings, strip_credentials, update_settings
+from .settings import load_settings, strip_credentials, update_settings  # no pydantic until used
 from .statuses import ReviewStatus
 
 if TYPE_CHECKING:  # pragma: no cover - imported lazily at run time
     from .audit.rules import AuditReport
+    from .settings_models import DatasetSettings
     from .enhance.backends.base import EnhanceBackend, EnhanceParams
     from .captions.backends.base import CaptionBackend
     from .captions.bulk import BulkReport
