@@ -31,6 +31,7 @@ from .events import (EventSink, ItemDone, ItemFailed, ItemsFound, ItemsStored, I
                      JobStarted, null_sink)
 from .captions.encoding import CaptionText, read_caption_file
 from .fsutil import atomic_write_text
+from .statuses import JobStatus
 from .store import STORE_DIRNAME, ImageRecord, Store
 from .scan_workers import PROCESS_MIN_IMAGES, header_pass, measured, usable_cpus  # noqa: F401
 
@@ -320,7 +321,7 @@ class Dataset:
                                     workers, processes, batch)
         self._stored_errors(report)
         report.seconds = time.perf_counter() - started
-        on_event(JobFinished(job, "scan", "done", len(to_read) + len(caption_only) - len(report.errors),
+        on_event(JobFinished(job, "scan", JobStatus.DONE, len(to_read) + len(caption_only) - len(report.errors),
                              len(report.errors),
                              {"added": len(report.added), "updated": len(report.updated),
                               "removed": len(report.removed), "unchanged": report.unchanged}))

@@ -31,6 +31,7 @@ from typing import Any
 
 from .errors import FluxgymCoachError
 from .schema import CORE_MIGRATIONS, JOBS_MIGRATIONS
+from .statuses import ReviewStatus
 
 STORE_DIRNAME = ".fluxgym-coach"
 STORE_FILENAME = "store.sqlite"
@@ -409,11 +410,12 @@ class Store:
             for r in self.execute(sql, params)
         ]
 
-    def select_variant(self, relpath: str, cache_key: str | None, status: str) -> None:
+    def select_variant(self, relpath: str, cache_key: str | None, status: ReviewStatus) -> None:
         """Record the review status of an image and which variant export uses.
 
-        ``cache_key`` None means the original. ``status`` is one of
-        ``"accepted"``, ``"rejected"``, ``"pending"``.
+        ``cache_key`` None means the original. ``status`` is a stored
+        :class:`ReviewStatus`: ``ACCEPTED``, ``REJECTED``, ``PENDING`` or ``EXCLUDED``
+        (never ``UNREVIEWED``).
         """
         self.execute(
             "INSERT INTO selection(relpath, cache_key, status, at) VALUES (?,?,?,?) "
