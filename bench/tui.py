@@ -267,7 +267,8 @@ def walk_child(dataset: str, started: float) -> None:
                     stack.append(e.path)
                 elif e.name.lower().endswith((".jpg", ".png")):
                     names += 1
-    print(json.dumps({"names_s": time.time() - started, "names": names}))
+    print(json.dumps({"names_s": time.time() - started, "names_cpu_s": time.process_time(),
+                      "names": names}))
 
 
 def names_child(kind: str, dataset: str, started: float, full_scan: bool) -> None:
@@ -298,6 +299,7 @@ def names_child(kind: str, dataset: str, started: float, full_scan: bool) -> Non
             super()._display(screen, renderable)  # type: ignore[arg-type]
             if drew_row[0] and renderable is not None and "names_s" not in result:
                 result["names_s"] = time.time() - started
+                result["names_cpu_s"] = time.process_time()  # this process's CPU so far
                 result["rows_then"] = len(self.index.rows)
 
     app = Bench(dataset, preview="halfcell", audit=False, watch_interval=None)
@@ -342,6 +344,7 @@ def report_first_names(dataset: Path, runs: int, full_scan: bool) -> None:
             raise RuntimeError(f"bench child {kind} failed:\n{out.stderr[-3000:]}")
         return json.loads(out.stdout.strip().splitlines()[-1])
 
+    load_before = os.getloadavg()[0]
     walk = [child("walk") for _ in range(runs)]
     warm = [child("names-warm") for _ in range(runs)]
     cold = []
@@ -353,8 +356,12 @@ def report_first_names(dataset: Path, runs: int, full_scan: bool) -> None:
     print(f"first names     : cold (no store) {c:.2f} s ({int(cold[0]['rows_then'])} rows listed)   "
           f"reopen {w:.2f} s   bare os.scandir walk in a fresh process {b:.2f} s   "
           f"ratio cold {c / b:.1f}x, reopen {w / b:.1f}x   (target < 1 s)")
-    print(f"  next refresh after them (start-up work behind the first paint done): "
+    wc, cc, bc = (statistics.median(r["names_cpu_s"] for r in x) for x in (warm, cold, walk))
+    print(f"  CPU of the process until then: cold {cc:.2f} s, reopen {wc:.2f} s, walk {bc:.2f} s   "
+          f"next refresh after them (start-up work behind the first paint done): "
           f"cold {cs:.2f} s, reopen {ws:.2f} s")
+    print(f"  load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
+          f"({os.cpu_count()} CPUs)")
     if full_scan:
         print(f"  cold open, every image read: {statistics.median(r['all_read_s'] for r in cold):.1f} s")
     shutil.rmtree(dataset / STORE_DIRNAME, ignore_errors=True)  # the next run scans again
