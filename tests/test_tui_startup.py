@@ -3,7 +3,8 @@
 The first screen needs only what the list draws: importing the app loads no
 numpy, pydantic or textual-image (they come with the first image, the first
 setting read, the first measure), and a first open lists the first names the
-folder walk finds before the plugins load and the scan starts. The timings are
+folder walk finds in its first screen, before the plugins load and the scan
+starts. The timings are
 in ``bench/tui.py --first-names`` (docs/performance.md); nothing here times.
 """
 

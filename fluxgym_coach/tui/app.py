@@ -27,7 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from textual import on, work
+from textual import on
 from textual.app import App, ComposeResult
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.reactive import reactive
@@ -53,7 +53,7 @@ from .actions.scan import WATCH_MAX_WAIT, ScanActions
 from .actions.view import PREVIEW_DELAY, PreviewActions
 from .jobs import JobSink
 from .keys import TYPING_ACTIONS, action_descriptions, action_keys, app_bindings
-from .messages import AuditDone, DecisionFailed, FilesChanged, JobUpdated, RowsChanged, RowsFound, ThumbReady
+from .messages import AuditDone, DecisionFailed, FilesChanged, JobUpdated, RowsChanged, ThumbReady
 from .model import FILTER_LABELS, FILTERS, SORTS, UNREVIEWED, ImageIndex, Row, plural
 from .screens.forms import ChoiceScreen, ConfirmScreen
 from .screens.help import HelpScreen
@@ -64,13 +64,10 @@ from .widgets.image_list import ImageList
 from .widgets.info_panel import InfoPanel
 from .widgets.jobs_panel import JobsPanel
 from .widgets.preview import Preview, preview_status
-from .live import LiveActions
+from .live import LiveActions, placeholder
 from .widgets.status_line import Part, StatusLine
 
 STATE_KEY = "tui.state"
-#: Seconds a first open waits at most for its first names to be drawn before it loads
-#: the plugins and starts the scan anyway (they start as soon as the names are drawn).
-FIRST_NAMES_WAIT = 0.5
 
 
 class ReviewCommands(Provider):
@@ -143,6 +140,8 @@ class ReviewApp(PreviewActions, CropActions, NavigateActions, ReviewActions, Cap
         self.cache = ImageCache(cache_dir)
         self.thumbs = ThumbnailCache(self.cache, max_side=thumbnail_side)
         self.index = ImageIndex.load(self.dataset)
+        if scan and not self.index.rows:  # a first open: the first names are in the first frame
+            self.index = ImageIndex(Row(placeholder(rel, facts)) for rel, facts in self._first_names().items())
         self.showing: dict[str, str | None] = {}  # relpath -> variant key shown (None: original)
         self._sinks: dict[str, JobSink] = {}
         # Decisions are written in order on one thread: record_decision may measure
@@ -153,7 +152,6 @@ class ReviewApp(PreviewActions, CropActions, NavigateActions, ReviewActions, Cap
         self._wanted_preview: str | None = None
         self._preview_drawn_at = 0.0  # time.monotonic() of the last preview draw
         self._restored = False
-        self._started_background = False  # _start_background ran
         self.plugin_actions: list[tuple[str, Callable[[], Any], str]] = []
         self.audit_on_start = audit
         self.plugins_on_start = plugins
@@ -169,6 +167,15 @@ class ReviewApp(PreviewActions, CropActions, NavigateActions, ReviewActions, Cap
 
         self.session_lock = SessionLock(self.dataset.root / STORE_DIRNAME)
         self.other_session: Any = None
+
+    def _first_names(self) -> dict[str, dict[str, int]]:
+        """The first images the folder walk finds (:meth:`Dataset.first_images`: no
+        reads, no store), listed before the first paint of a first open; the scan
+        started after it lists the rest and reads them all."""
+        try:
+            return self.dataset.first_images()
+        except OSError:  # the scan says what is wrong
+            return {}
 
     # -- layout ------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -219,41 +226,9 @@ class ReviewApp(PreviewActions, CropActions, NavigateActions, ReviewActions, Cap
         self.call_after_refresh(self._after_first_paint)
 
     def _after_first_paint(self) -> None:
-        """On a first open (nothing in the store yet) list the first images the folder
-        walk finds, then start the rest; else start the rest now (:meth:`_start_background`)."""
-        if self.scan_on_start and not self.index.rows:
-            self._list_first_names()
-        else:
-            self._start_background()
-
-    @work(thread=True, exclusive=True, group="first-names", exit_on_error=False)
-    def _list_first_names(self) -> None:
-        """The first names of a first open, from the core's folder walk
-        (:meth:`Dataset.first_images`): shown before the plugins load and the scan
-        starts (the scan then lists the rest and reads them all)."""
-        try:
-            found = self.dataset.first_images()
-        except Exception:  # noqa: BLE001 - the scan that follows reports what is wrong
-            found = {}
-        self.call_from_thread(self._first_names_listed, found)
-
-    def _first_names_listed(self, found: dict[str, dict[str, int]]) -> None:
-        if found:
-            self.on_rows_found(RowsFound(found))
-        if not self.index.view:
-            self._start_background()
-            return
-        # once they are on screen; the timer in case the list is not drawn (hidden, no room)
-        self.image_list.after_rows_drawn(self._start_background)
-        self.set_timer(FIRST_NAMES_WAIT, self._start_background)
-
-    def _start_background(self) -> None:
-        """The start-up work after the first names are on screen (once): plugins, the
-        other-session check, the scan (or the audit), the watcher, the preview's
+        """The start-up work once the first screen is painted: plugins, the
+        other-session check, the scan (or the audit), the watcher, then the preview's
         image widget."""
-        if self._started_background:
-            return
-        self._started_background = True
         self._load_plugins()
         self.other_session = self.session_lock.acquire()
         if self.other_session is not None:

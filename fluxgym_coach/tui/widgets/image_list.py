@@ -8,8 +8,6 @@ paints, so 10,000 images cost the same per frame as 10.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
@@ -103,12 +101,6 @@ class ImageList(ScrollView, can_focus=True):
         super().__init__(name=name, id=id, classes=classes)
         self.index = index
         self._styles: dict[str, Style] = {}
-        self._after_rows_drawn: list[Callable[[], object]] = []
-
-    def after_rows_drawn(self, callback: Callable[[], object]) -> None:
-        """Call ``callback`` once, after the next screen update that draws a row of the
-        list (the app starts its background work once the first names are on screen)."""
-        self._after_rows_drawn.append(callback)
 
     def notify_style_update(self) -> None:
         self._styles.clear()
@@ -210,10 +202,6 @@ class ImageList(ScrollView, can_focus=True):
         base = self.rich_style
         if i >= len(view):
             return Strip.blank(width, base)
-        if self._after_rows_drawn:  # drawn in this update: run them after it
-            for callback in self._after_rows_drawn:
-                self.call_after_refresh(callback)
-            self._after_rows_drawn.clear()
         row = view[i]
         segments = self._row_segments(row, width, base)
         if i == self.cursor:
