@@ -277,9 +277,10 @@ class ReviewApp(PreviewActions, CropActions, NavigateActions, ReviewActions, Cap
         return self.api_urls[0] if self.api_urls else None
 
     def _backend_label(self) -> str:
-        """``local backend``, or ``forge HOST:PORT`` (``+N`` for a pool), credentials removed."""
+        """``NAME backend`` for an embedded one (``realesrgan backend``, ``auto backend``...),
+        or ``forge HOST:PORT`` (``+N`` for a pool), credentials removed."""
         if self.backend_name != "forge":
-            return "local backend"
+            return f"{self.backend_name} backend"
         from ..enhance.backends.forge import redact_url
 
         hosts = [redact_url(u).split("://", 1)[-1].rstrip("/") for u in self.api_urls or [core.DEFAULT_FORGE_URL]]
