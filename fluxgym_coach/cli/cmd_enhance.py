@@ -36,7 +36,7 @@ from .. import imaging
 from ..enhance.backends.base import (BACKEND_NAMES, DEFAULT_COLORIZE_NEGATIVE_PROMPT, DEFAULT_COLORIZE_PROMPT,
                                      EnhanceParams)
 from ..cache import ImageCache
-from ..enhance.enhancer import API_URL_ENV, default_output, enhance_files
+from ..enhance.enhancer import default_output, enhance_files
 from ..statuses import EnhanceStatus
 from ..store import Store
 from . import options as o
@@ -146,14 +146,6 @@ Output = Annotated[Optional[Path], typer.Option(
                            "selected for export (no file among its images); a file gets "
                            "<name>_enhanced.<format> next to it, unless it is inside a dataset.",
     show_default=False)]
-ApiUrl = Annotated[Optional[list[str]], typer.Option(
-    "--api-url", envvar=API_URL_ENV,
-    help="Forge / A1111 server started with --api; repeat (or separate with commas) for a "
-         "pool. Default http://127.0.0.1:7860.", show_default=False)]
-BackendName = Annotated[str, typer.Option(
-    "--backend", help="forge (a Forge / A1111 server), realesrgan (bundled Real-ESRGAN, GPU or "
-                      "CPU), spandrel (your .pth/.safetensors upscaler), local (Pillow resize) or "
-                      "auto (see docs/enhance.md). Only forge colorizes.")]
 Scale = Annotated[Optional[int], typer.Option(
     "--scale", min=1, max=4,
     help="Scale factor, 1 to 4, for every image. Default: to the training resolution (the "
@@ -197,9 +189,9 @@ class EngineOptions:
 def enhance(
     paths: Paths,
     output: Output = None,
-    api_url: ApiUrl = None,
+    api_url: o.ApiUrl = None,
     api_auth: o.ApiAuth = None,
-    backend: BackendName = "forge",
+    backend: o.Backend = "auto",
     scale: Scale = None,
     upscaler: o.Upscaler = o.DEFAULTS.upscaler,
     gpu: o.Gpu = None,
@@ -225,8 +217,12 @@ def enhance(
     quiet: o.Quiet = False) -> None:
     """Upscale images to the training resolution (Forge, Real-ESRGAN or your model), colorizing B&W ones.
 
-    Batches go to /sdapi/v1/extra-batch-images (several --api-url values share
-    the work); black-and-white images are colorized with img2img first. Results
+    The backend is chosen as `prepare` chooses it (--backend auto): a Forge /
+    A1111 server when --api-url (or $FLUXGYM_COACH_API_URL) is given - batches go
+    to /sdapi/v1/extra-batch-images, several --api-url values share the work, and
+    black-and-white images are colorized with img2img first - else the bundled
+    Real-ESRGAN (or your --upscaler model file), else a Pillow resize. Only
+    forge colorizes. Results
     are cached: a second run sends nothing. Ctrl-C, then the same command,
     continues where it stopped. Existing outputs are skipped unless --force.
 
