@@ -72,7 +72,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("cli/cmd_feedback.py", "accepted"): "a column heading of `feedback`",
     ("cli/cmd_feedback.py", "rejected"): "a column heading of `feedback`",
     ("tui/actions/jobs.py", "warning"): "the word in a notification (plural())",
-
     ("tui/widgets/jobs_panel.py", "removed"): "label of the scan summary's count",
     ("tui/widgets/jobs_panel.py", "unchanged"): "label of the scan summary's count",
     # still to swap: modules another session edited at the time (compare equal, so correct today)
