@@ -199,7 +199,7 @@ def backend_from_settings(settings: DatasetSettings | None = None, *, backend: s
 _FORGE_CAPTION_OPTIONS = ("model", "url", "api_auth", "concurrency", "image_size", "timeout")
 
 
-class ForgeOnlyOption(ValueError):
+class ForgeOnlyOption(FluxgymCoachError, ValueError):
     """A Forge server URL (``url``) was given for a caption backend other than forge
     (the openai backend's server is its ``base_url``)."""
 #: Saved options naming a local model folder, loaded with the model's own code.
