@@ -25,8 +25,12 @@ none of them builds a backend, opens SQL or runs a pipeline itself.
 :data:`~fluxgym_coach.events.EventSink`: JobStarted, ItemDone, ItemFailed,
 ItemWarning, InFlightProgress, JobFinished) and is cancelled the same way:
 cancelling the asyncio task (Ctrl-C under :func:`asyncio.run`, Textual's
-``Worker.cancel()``) stops it and leaves it resumable; the ``cancel`` event
-argument does the same from another thread.
+``Worker.cancel()``) stops it and leaves it resumable. Blocking stages (the
+folder scan, the audit's measures, the export's writes, bulk caption edits)
+run in a thread through :func:`run_blocking`: the task's cancellation sets
+their cancel token, checked at each event, and the task ends once the thread
+has stopped. Enhance and caption take a ``cancel`` event as well: set, they
+stop after the items in flight and return their report (``cancelled=True``).
 
 **Selection rule (enhance).** A new result is selected for export with the
 status ``pending`` unless the user already decided for that image (accepted
@@ -456,7 +460,7 @@ async def audit_dataset(dataset: "Dataset", *, resolution: int | None = None, tr
     settings = load_settings(dataset.store)
     if rescan:
         await scan(dataset, on_event)
-    return await asyncio.to_thread(
+    return await run_blocking(  # cancelling the task stops the measures at the next image
         audit.audit_dataset, dataset, resolution=resolution or settings.resolution,
         trigger=trigger if trigger is not None else settings.trigger, scan=False, on_event=on_event,
         **options)
@@ -506,8 +510,8 @@ async def export_dataset(dataset: "Dataset", out_dir: str | Path, name: str | No
         await scan(dataset, on_event)
     if only_accepted:
         options["relpaths"] = await asyncio.to_thread(accepted_images, dataset)
-    report = await asyncio.to_thread(export.export_dataset, dataset, out_dir, name, trigger,
-                                     resolution=resolution, repeats=repeats, on_event=on_event, **options)
+    report = await run_blocking(export.export_dataset, dataset, out_dir, name, trigger,  # cancellable
+                                resolution=resolution, repeats=repeats, on_event=on_event, **options)
     update_settings(dataset.store, trigger=trigger, resolution=resolution, repeats=repeats,
                     export={"out_dir": str(out_dir), "name": name, "only_accepted": only_accepted,
                             **({"vram": options["vram"]} if "vram" in options else {})})

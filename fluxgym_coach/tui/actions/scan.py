@@ -11,7 +11,7 @@ from textual import work
 
 from ...statuses import JobStatus
 from ... import core
-from ..jobs import JobCancelled, JobSink
+from ..jobs import JobSink
 from ..messages import AuditDone, FilesChanged, RowsChanged
 from ..model import plural
 from ..widgets.info_panel import InfoPanel
@@ -160,18 +160,18 @@ class ScanActions:
     def run_audit(self) -> None:
         """Start the audit in a worker (extra measures are taken once per image content)."""
         sink = self._new_job("audit", "Audit", len(self.index.rows))
-        sink.raise_on_cancel = True
-        self._audit_worker(sink)
+        sink.worker = self._audit_worker(sink)
 
-    @work(thread=True, exclusive=True, group="audit", exit_on_error=False)
+    @work(exclusive=True, group="audit", exit_on_error=False)
     async def _audit_worker(self, sink: JobSink) -> None:
         """:func:`core.audit_dataset` (trigger word and resolution from the dataset's
-        settings) in a worker thread; cancelling raises in the sink."""
+        settings) in an async worker; ``Worker.cancel()`` stops the measures at the next
+        image (the core's cancel token), keeping those taken."""
         try:
             report = await core.audit_dataset(self.dataset, rescan=False, on_event=sink)
-        except JobCancelled:
+        except asyncio.CancelledError:
             sink.finish(JobStatus.CANCELLED)
-            return
+            raise
         except Exception as exc:  # noqa: BLE001 - the review goes on without findings
             sink.fail(f"audit stopped: {exc}")
             return
