@@ -236,3 +236,36 @@ async def test_run_blocking_sets_the_token_and_waits_for_the_thread():
     else:
         raise AssertionError("the task was not cancelled")
     assert stopped and stopped[0] < 10_000  # the thread stopped at its next item, before the task ended
+
+
+# -- the status line follows the reactive view state --------------------------------------------
+async def test_the_status_line_is_redrawn_by_watchers_only(tui_dataset, make_tui_app, monkeypatch):
+    import sys
+
+    from fluxgym_coach.tui.messages import RowsChanged
+
+    app = make_tui_app(tui_dataset, audit=False)
+    callers: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        real = app._update_status
+
+        def spy() -> None:
+            callers.append(sys._getframe(1).f_code.co_name)
+            real()
+
+        monkeypatch.setattr(app, "_update_status", spy)
+        status = lambda: app.query_one("#status").plain  # noqa: E731
+        assert "0 reviewed" in status() and "6/6" in status()
+        await pilot.press("a")  # a decision: the reviewed count follows
+        await settle(pilot, app)
+        assert "1 reviewed" in status()
+        await pilot.press("space")  # a mark
+        assert "1 marked" in status()
+        app.set_filter("unreviewed")
+        await pilot.pause()
+        assert f"{len(app.index.view)}/6 unreviewed" in status() and len(app.index.view) == 5
+        app.post_message(RowsChanged(None))  # a reload after background work
+        await settle(pilot, app)
+        assert "1 marked" in status() and "1 reviewed" in status()
+        assert callers and all(name.startswith("watch_") for name in callers), callers

@@ -139,8 +139,7 @@ class ScanActions:
             if self.index.filter != "all" or self.index.query:
                 self._refilter()
             self.image_list.refresh()
-        self.recount_marks()  # a reload drops the marks of removed images
-        self._update_status()
+        self.recount()  # a reload drops the marks of removed images; the status line follows
         cur = self.current
         if cur is not None and cur.relpath in msg.changed and self.editor.relpath == cur.relpath:
             if self.editor.dirty:
