@@ -437,19 +437,25 @@ async def caption_images(dataset: "Dataset", relpaths: Sequence[str] | None, cap
     and ``refresh`` are remembered for next time; ``overwrite`` (destructive) and
     ``propose`` (tag proposals) never are. Without ``relpaths``, ``report.unreadable``
     names every image of the store left out because it cannot be read (relpath ->
-    reason), on the first run and every later one alike."""
+    reason), on the first run and every later one alike. The settings and the store
+    are read and written in a thread: a front end awaits this on its UI's loop."""
     from .captions.job import run_caption
 
-    settings = load_settings(dataset.store)
+    settings = await asyncio.to_thread(load_settings, dataset.store)
     if trigger is None and mode != "propose":  # proposals are raw backend output
         trigger = settings.trigger
     if mode in ("only-missing", "refresh"):
-        update_settings(dataset.store, caption={"mode": mode})
+        await asyncio.to_thread(update_settings, dataset.store, caption={"mode": mode})
     report = await run_caption(dataset, captioner, list(relpaths) if relpaths is not None else None,
                                mode=mode, trigger=trigger, cache=cache, on_event=on_event, cancel=cancel)
     if relpaths is None:  # images asked for by name that cannot be read are failed outcomes
-        report.unreadable = {r.relpath: r.error for r in dataset.images() if r.error}
+        report.unreadable = await asyncio.to_thread(_unreadable, dataset)
     return report
+
+
+def _unreadable(dataset: "Dataset") -> dict[str, str]:
+    """relpath -> why, of every image in the store that cannot be read."""
+    return {r.relpath: r.error for r in dataset.images() if r.error}
 
 
 async def audit_dataset(dataset: "Dataset", *, resolution: int | None = None, trigger: str | None = None,
@@ -459,7 +465,7 @@ async def audit_dataset(dataset: "Dataset", *, resolution: int | None = None, tr
     scanned first through :func:`scan` (plugins hear of new images)."""
     from .audit import rules as audit
 
-    settings = load_settings(dataset.store)
+    settings = await asyncio.to_thread(load_settings, dataset.store)
     if rescan:
         await scan(dataset, on_event)
     return await run_blocking(  # cancelling the task stops the measures at the next image
@@ -503,8 +509,8 @@ async def export_dataset(dataset: "Dataset", out_dir: str | Path, name: str | No
     when the target or the arguments are unusable."""
     from .export import fluxgym as export
 
-    settings = load_settings(dataset.store)
-    name = export_name(dataset, name)
+    settings = await asyncio.to_thread(load_settings, dataset.store)
+    name = await asyncio.to_thread(export_name, dataset, name)
     trigger = trigger if trigger is not None else settings.trigger
     resolution = resolution or settings.resolution
     repeats = repeats or settings.repeats
@@ -514,9 +520,9 @@ async def export_dataset(dataset: "Dataset", out_dir: str | Path, name: str | No
         options["relpaths"] = await asyncio.to_thread(accepted_images, dataset)
     report = await run_blocking(export.export_dataset, dataset, out_dir, name, trigger,  # cancellable
                                 resolution=resolution, repeats=repeats, on_event=on_event, **options)
-    update_settings(dataset.store, trigger=trigger, resolution=resolution, repeats=repeats,
-                    export={"out_dir": str(out_dir), "name": name, "only_accepted": only_accepted,
-                            **({"vram": options["vram"]} if "vram" in options else {})})
+    await asyncio.to_thread(update_settings, dataset.store, trigger=trigger, resolution=resolution, repeats=repeats,
+                            export={"out_dir": str(out_dir), "name": name, "only_accepted": only_accepted,
+                                    **({"vram": options["vram"]} if "vram" in options else {})})
     return report
 
 

@@ -269,3 +269,32 @@ async def test_the_status_line_is_redrawn_by_watchers_only(tui_dataset, make_tui
         await settle(pilot, app)
         assert "1 marked" in status() and "1 reviewed" in status()
         assert callers and all(name.startswith("watch_") for name in callers), callers
+
+
+# -- the core's jobs keep store work off the caller's event loop ---------------------------------
+async def test_caption_images_reads_and_writes_settings_off_the_loop(tui_dataset, monkeypatch):
+    import threading
+
+    from fluxgym_coach.settings import load_settings
+
+    loop_thread = threading.current_thread()
+    seen: list[tuple[str, bool]] = []
+    for name in ("load_settings", "update_settings", "_unreadable"):
+        real = getattr(core, name)
+
+        def spy(*args, _real=real, _name=name, **kw):
+            seen.append((_name, threading.current_thread() is loop_thread))
+            return _real(*args, **kw)
+
+        monkeypatch.setattr(core, name, spy)
+    with Dataset(tui_dataset) as ds:
+        await asyncio.to_thread(ds.scan)
+        captioner = core.captioner_from_settings(None, backend="draft")
+        try:
+            report = await core.caption_images(ds, None, captioner, mode="refresh")
+        finally:
+            await captioner.aclose()
+        assert report.outcomes  # it captioned
+        assert {n for n, _ in seen} == {"load_settings", "update_settings", "_unreadable"}
+        assert not [n for n, on_loop in seen if on_loop], seen
+        assert load_settings(ds.store).caption.mode == "refresh"
