@@ -121,13 +121,15 @@ def _gated_sink(monkeypatch, kind: str, after: int):
 
     reached, release = threading.Event(), threading.Event()
     tokens: list[threading.Event] = []  # the core's cancel tokens of the blocking stages
-    real = core.cancellable_sink
+    from fluxgym_coach import cancellation
+
+    real = cancellation.cancellable_sink
 
     def spy(on_event, token):
         tokens.append(token)
         return real(on_event, token)
 
-    monkeypatch.setattr(core, "cancellable_sink", spy)
+    monkeypatch.setattr(cancellation, "cancellable_sink", spy)
 
     class Gated(job_actions.JobSink):
         def __call__(self, event):
