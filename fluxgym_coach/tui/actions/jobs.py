@@ -34,7 +34,10 @@ class JobActions:
     def on_job_updated(self, msg: JobUpdated) -> None:
         """Progress of a job: its row moves; problems go to the problems log (``l``);
         one notification per job outcome, naming the first problem and the count."""
-        panel = self.query_one(JobsPanel)
+        found = self.query(JobsPanel)
+        if not found:  # the app is closing: its widgets are gone, a worker's last word is not
+            return
+        panel = found.first(JobsPanel)
         p = msg.progress
         panel.update_job(p)
         problems = [Problem(p.label, item, reason, bad) for item, reason, bad in msg.problems]
