@@ -126,9 +126,27 @@ class ScanActions:
             wait = max(float(self.watch_interval or 0),
                        min(WATCH_MAX_WAIT, 20 * (time.monotonic() - started)))
 
+    @work(exclusive=True, group="watch-plugins", exit_on_error=False)
+    async def _tell_plugins(self) -> None:
+        """Tell the plugins the app runs about images the watcher stored, through the
+        core's scan (its notification covers every image they never heard of)."""
+        session = getattr(self, "plugin_session", None)
+        if session is None or not self._scan_lock.acquire(blocking=False):
+            return  # no plugins, or a scan is running: it tells them
+        try:
+            report = await core.scan(self.dataset, plugins=_InWorker(self, session))
+        finally:
+            self._scan_lock.release()
+        changed = sorted({*report.updated, *report.captions_updated})
+        if report.added or report.removed or changed:  # changed again meanwhile: the rows follow
+            self.post_message(FilesChanged(changed, list(report.added), list(report.removed)))
+
     def on_files_changed(self, msg: "FilesChanged") -> None:
         """Files changed on disk: refresh the rows they touch; the editor takes the new
-        caption unless it holds unsaved text (then saving will ask)."""
+        caption unless it holds unsaved text (then saving will ask); the plugins hear of
+        new and changed images."""
+        if msg.added or msg.changed or msg.reload:
+            self._tell_plugins()
         cur = self.current
         self._tag_index = None
         if msg.added or msg.removed or msg.reload:
