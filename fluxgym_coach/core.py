@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .cancellation import JobCancelled, cancellable_sink, run_blocking
+from .errors import FluxgymCoachError
 from .enhance.defaults import EnhanceDefaults, enhance_defaults
 from .events import EventSink, null_sink
 from .settings import load_settings, strip_credentials, update_settings  # no pydantic until used

@@ -104,7 +104,9 @@ def export_summary(report: Any, resolution: int) -> str:
 
 def _skipped_note(skipped: dict[str, str]) -> str:
     """``"3 skipped: 2 excluded from the export in the review, 1 unreadable (a.jpg)"``."""
-    excluded = [r for r, why in skipped.items() if why.startswith("excluded")]
+    from ...export.fluxgym import EXCLUDED_REASON
+
+    excluded = [r for r, why in skipped.items() if why == EXCLUDED_REASON]
     unreadable = [r for r in skipped if r not in excluded]
     parts = []
     if excluded:
