@@ -46,24 +46,6 @@ def test_the_tui_replace_is_the_literal_replace_of_the_cli():
             assert _replace_text(find, repl, text) == bulk.replace_edit(find, repl, regex=False)(text)
 
 
-async def test_tui_trigger_first_records_review_decisions(tui_dataset, make_tui_app):
-    app = make_tui_app(tui_dataset, audit=False)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot, app)
-        app.show_relpath("chelsea.png")
-        await pilot.press("space")
-        await pilot.press("t")
-        await pilot.pause()
-        app.screen.query_one("#field-trigger").value = "ohwx"
-        await pilot.press("ctrl+s")
-        await settle(pilot, app)
-        assert (tui_dataset / "chelsea.txt").read_text(encoding="utf-8").startswith("ohwx, ")
-        edits = await asyncio.to_thread(lambda: [d for d in feedback.decisions(app.dataset.store)
-                                                 if d.decision == feedback.CAPTION_EDIT])
-        assert [(d.relpath, d.source, d.params["bulk"]) for d in edits] == [
-            ("chelsea.png", "tui", "trigger-first")]
-
-
 # -- the order of the enhancement defaults (one decision, in the core) --------------------------
 def test_enhance_defaults_order_given_last_learned_shipped(tui_dataset):
     from fluxgym_coach.enhance.backends.base import EnhanceParams
