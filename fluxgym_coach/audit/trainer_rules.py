@@ -30,8 +30,8 @@ from .buckets import BucketError, BucketSettings, Placement, area_fraction, plac
 
 #: The trainer set-ups an audit checks: Fluxgym's own toml (one square bucket),
 #: kohya with bucketing at its defaults, ai-toolkit's defaults, and SimpleTuner as
-#: its FLUX quickstart sets it (``resolution_type`` pixel_area, ``crop`` off; its
-#: default random crop offset is checked centred).
+#: its FLUX quickstart sets it (``resolution_type`` pixel_area, ``crop`` off; with its
+#: default random crop offset, a face counts as cut when any offset it may draw cuts it).
 AUDIT_PROFILES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("kohya (Fluxgym default, no buckets)", dict(trainer="kohya", enable_bucket=False)),
     ("kohya (enable_bucket)", dict(trainer="kohya", enable_bucket=True)),
@@ -118,9 +118,10 @@ def profile_findings(relpath: str, size: tuple[int, int], resolution: int,
             out.append(BucketFinding(relpath, name, "small-area", f"{name}: {exc}", _FIX_ENLARGE))
             continue
         bucket = f"{p.bucket[0]}x{p.bucket[1]}"
-        cut = [b for b in faces or () if _cuts(p.crop, b)]
+        cut = [b for b in faces or () if _cuts(p.always_kept, b)]  # a random crop: any offset it may draw
         if cut:
-            out.append(BucketFinding(relpath, name, "face-cut", f"{name}: the {bucket} crop cuts "
+            how = "random crop can cut" if p.random_crop and p.always_kept != p.crop else "crop cuts"
+            out.append(BucketFinding(relpath, name, "face-cut", f"{name}: the {bucket} {how} "
                                      f"{len(cut)} face(s)", _FIX_EXPORT, float(len(cut)), p.bucket))
         if p.scale > 1.0 + 1e-9:
             out.append(BucketFinding(relpath, name, "upscale", f"{name}: scaled up x{p.scale:.2f} past its "
