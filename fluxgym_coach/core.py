@@ -10,6 +10,8 @@ none of them builds a backend, opens SQL or runs a pipeline itself.
 :func:`enhance_images`     upscale / colorize images; results are recorded as
                            variants and selected for export (rule below)
 :func:`caption_images`     write captions with a caption backend
+:func:`edit_captions`      bulk caption edits (trigger word first, replace) as
+                           one undoable operation, recorded as review decisions
 :func:`audit_dataset`      quality and caption findings
 :func:`export_dataset`     the Fluxgym / kohya dataset, dataset.toml, train.sh
 :func:`prepare_dataset`    scan -> enhance what is too small -> export
@@ -37,17 +39,24 @@ until the user rejects it. The CLI, ``prepare``, the TUI's ``b`` and the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextvars
+import functools
+import threading
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
-from .events import EventSink, null_sink
-from .settings import DatasetSettings, load_settings, strip_credentials, update_settings
+from .errors import FluxgymCoachError
+from .events import EventSink, JobFinished, null_sink
+from .settings import load_settings, strip_credentials, update_settings  # no pydantic until used
+from .statuses import ReviewStatus
 
 if TYPE_CHECKING:  # pragma: no cover - imported lazily at run time
     from .audit.rules import AuditReport
+    from .settings_models import DatasetSettings
     from .enhance.backends.base import EnhanceBackend, EnhanceParams
     from .captions.backends.base import CaptionBackend
+    from .captions.bulk import BulkReport
     from .captions.job import CaptionReport
     from .dataset import Dataset, ScanReport
     from .export.fluxgym import ExportReport
@@ -55,21 +64,94 @@ if TYPE_CHECKING:  # pragma: no cover - imported lazily at run time
     from .enhance.job import EnhanceReport
     from .export.prepare import PrepareReport
 
+T = TypeVar("T")
+
 #: The Forge address used when the forge backend is asked for without a URL.
 DEFAULT_FORGE_URL = "http://127.0.0.1:7860"
 
 
+# -- cancelling blocking stages ---------------------------------------------------------------------
+class JobCancelled(FluxgymCoachError):
+    """Raised inside a blocking stage (from its event sink) once its cancel token is set:
+    the stage stops at its next event, keeping what it stored (see :func:`run_blocking`)."""
+
+
+def cancellable_sink(on_event: EventSink, token: threading.Event) -> EventSink:
+    """``on_event`` that raises :class:`JobCancelled` at the next event once ``token`` is
+    set (a ``JobFinished`` still goes through): how a blocking stage, which reports
+    every item as an event, checks the cancel token without a hook of its own."""
+    def sink(event: Any) -> None:
+        if token.is_set() and not isinstance(event, JobFinished):
+            raise JobCancelled("cancelled")
+        on_event(event)
+    return sink
+
+
+async def run_blocking(stage: Callable[..., T], /, *args: Any, on_event: EventSink = null_sink,
+                       **kwargs: Any) -> T:
+    """Run the blocking ``stage(*args, on_event=..., **kwargs)`` in a thread, cancellable as
+    an asyncio task: cancelling the awaiting task (Ctrl-C under :func:`asyncio.run`,
+    Textual's ``Worker.cancel()``) sets the stage's cancel token, which its event sink
+    checks (:func:`cancellable_sink`); the thread is waited for (what the stage stored is
+    kept, so the same command resumes) and :class:`asyncio.CancelledError` is raised.
+    Returns what ``stage`` returns; its exceptions propagate."""
+    token = threading.Event()
+    context = contextvars.copy_context()
+    call = functools.partial(context.run, stage, *args, on_event=cancellable_sink(on_event, token), **kwargs)
+    future = asyncio.get_running_loop().run_in_executor(None, call)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        token.set()
+        while not future.done():  # the thread stops at its next event
+            try:
+                await asyncio.shield(future)
+            except asyncio.CancelledError:
+                continue
+            except Exception:  # noqa: BLE001 - JobCancelled, or what stopped it: cancelled anyway
+                break
+        raise
+
+
 # -- scan -----------------------------------------------------------------------------------------
-async def scan(dataset: "Dataset", on_event: EventSink = null_sink) -> "ScanReport":
+async def scan(dataset: "Dataset", on_event: EventSink = null_sink, *, headers: bool = False,
+               plugins: "RunningPlugins | None" = None) -> "ScanReport":
     """Bring the store up to date with the folder; returns the :class:`ScanReport`.
 
     The observers of the dataset (its plugins, when ``plugins.toml`` sets
     some up and they are trusted) are notified of every image added or
     changed, and of every image in the store they were never told about
-    (one first indexed by ``export``, ``audit``, ``caption`` or the TUI)."""
-    from .plugins.loader import scan_with_plugins
+    (one first indexed by ``export``, ``audit``, ``caption`` or the TUI's
+    watcher), through :func:`fluxgym_coach.plugins.loader.notify_scan`.
+    ``plugins``: the plugins the caller already runs (the TUI's plugin
+    session, :class:`RunningPlugins`) are told instead of a fresh load.
 
-    return await scan_with_plugins(dataset, on_event)
+    The scan streams what it finds as events (``ItemsFound``, ``ItemsStored``, see
+    :meth:`Dataset.scan <fluxgym_coach.dataset.Dataset.scan>`); ``headers`` adds the
+    header pass (sizes of new images before they are read). The folder scan runs
+    in a thread (:func:`run_blocking`): cancelling the task stops it at its next
+    image, keeping the records it committed."""
+    from .plugins.loader import scan_snapshot, scan_with_plugins
+
+    def run(sink: EventSink) -> Awaitable["ScanReport"]:
+        return run_blocking(dataset.scan, on_event=sink, headers=headers)
+
+    if plugins is None:
+        return await scan_with_plugins(dataset, on_event, run=run)
+    snapshot = await asyncio.to_thread(scan_snapshot, plugins.project)
+    report = await run(on_event)
+    await plugins.notify_scan(report, snapshot)
+    return report
+
+
+class RunningPlugins(Protocol):
+    """Plugins a front end keeps running (the TUI's ``PluginSession``): ``project`` (the
+    :class:`~fluxgym_coach.plugins.Project`) and ``notify_scan(report, snapshot)``, which
+    runs :func:`fluxgym_coach.plugins.loader.notify_scan` once the plugins have started."""
+
+    project: Any
+
+    async def notify_scan(self, report: "ScanReport", snapshot: Any) -> None: ...
 
 
 def scan_blocking(dataset: "Dataset", on_event: EventSink = null_sink) -> "ScanReport":
@@ -219,12 +301,68 @@ def learned_params(dataset: "Dataset", params: "EnhanceParams", *,
     dataset's reviews accepted most (:func:`fluxgym_coach.feedback.learn_defaults`),
     except the fields named in ``keep`` (what the user gave on this run wins).
     ``changes`` maps each field changed to its learned value; ``evidence`` is the
-    :class:`~fluxgym_coach.feedback.SuggestedDefaults` (``decisions``, ``min_count``)."""
-    from .feedback import learn_defaults
+    :class:`~fluxgym_coach.feedback.SuggestedDefaults` (``decisions``, ``min_count``).
+    Steps 1, 3 and 4 of :func:`enhance_defaults` (``prepare --learned-defaults``)."""
+    found = enhance_defaults(dataset, params, keep=[*keep, "resolution"], last=False)
+    return found.params, found.changes, found.learned
 
-    learned = learn_defaults(dataset.store, base=params)
-    changes = {k: v for k, v in learned.changes.items() if k not in set(keep)}
-    return params.with_(**changes), changes, learned
+
+class EnhanceDefaults(NamedTuple):
+    """What :func:`enhance_defaults` decided: the ``params``, where they come from
+    (``origin``, words for a form's note), the learned ``changes`` applied
+    (``{field: value}``) and the :class:`~fluxgym_coach.learning.SuggestedDefaults`
+    consulted (``learned``; None when the learning loop was not asked)."""
+
+    params: "EnhanceParams"
+    origin: str
+    changes: dict[str, Any]
+    learned: Any
+
+
+def enhance_defaults(dataset: "Dataset", base: "EnhanceParams | None" = None, *, keep: Sequence[str] = (),
+                     last: bool = True, learned: bool = True, category: str | None = None,
+                     resolution: int | None = None) -> EnhanceDefaults:
+    """The enhancement parameters a job or a form starts from: the one order of the defaults.
+
+    Per field, the first that has a value wins:
+
+    1. the fields named in ``keep``, from ``base``: what the user gave on this run (names
+       that are no :class:`EnhanceParams` field are ignored);
+    2. with ``last``: the last values used on this dataset (``settings.enhance.params``,
+       written by every enhancement, CLI or TUI), as a whole;
+    3. else with ``learned``: what the dataset's reviews accepted most for images of
+       ``category`` (:func:`fluxgym_coach.learning.learn_defaults`);
+    4. ``base`` (default: the shipped :class:`EnhanceParams`).
+
+    The size rule's target ``resolution`` is owned by the dataset's ``resolution``
+    setting (or the ``resolution`` of this run), never by remembered parameters: a
+    remembered scale factor still wins over the size rule, a remembered resolution
+    does not. The TUI's forms and ``prepare --learned-defaults`` use it."""
+    from .enhance.backends.base import EnhanceParams
+    from .learning import learn_defaults
+
+    base = base or EnhanceParams()
+    keep = [k for k in keep if k in base.to_dict()]  # a front end may name its other options too
+    settings = load_settings(dataset.store)
+    params, origin, changes, found = base, "the shipped defaults", {}, None
+    stored = settings.enhance.params if last else None
+    if stored:
+        try:
+            params = EnhanceParams(**{k: v for k, v in stored.items() if k != "resolution"})
+            origin = "the last values used"
+        except (TypeError, ValueError):  # parameters of an older version: not used
+            stored = None
+    if not stored and learned:
+        found = learn_defaults(dataset.store, category, base=base)
+        changes = {k: v for k, v in found.changes.items() if k not in set(keep)}
+        if changes:
+            params = base.with_(**changes)
+            origin = (f"suggested from {found.decisions} decisions ("
+                      + ", ".join(f"{k} {v}" for k, v in changes.items()) + ")")
+    params = params.with_(**{k: getattr(base, k) for k in keep})
+    if "resolution" not in set(keep):
+        params = params.with_(resolution=resolution or settings.resolution)
+    return EnhanceDefaults(params, origin, changes, found)
 
 
 # -- jobs -------------------------------------------------------------------------------------------
@@ -326,6 +464,20 @@ async def audit_dataset(dataset: "Dataset", *, resolution: int | None = None, tr
         **options)
 
 
+async def edit_captions(dataset: "Dataset", relpaths: Sequence[str], transform: Callable[[str], str], kind: str,
+                        *, include_missing: bool = False, held: dict[str, str] | None = None,
+                        source: str = "cli", on_event: EventSink = null_sink) -> "BulkReport":
+    """A bulk caption edit of ``relpaths`` as one undoable operation, each change recorded as
+    a review decision (:func:`fluxgym_coach.captions.bulk.edit_captions`: ``transform`` is
+    one of its edits, e.g. :func:`~fluxgym_coach.captions.bulk.trigger_first_edit`;
+    ``held``: relpath -> why it is left unchanged). Runs in a thread (:func:`run_blocking`):
+    cancelling the task stops it between images, the edits made so far stay one operation."""
+    from .captions.bulk import edit_captions as run
+
+    return await run_blocking(run, dataset, transform, kind, list(relpaths), include_missing=include_missing,
+                              held=held, source=source, on_event=on_event)
+
+
 def export_name(dataset: "Dataset", name: str | None = None) -> str:
     """The LoRA name of an export: ``name`` when given, else the one the dataset was last
     exported under (:attr:`ExportSettings.name <fluxgym_coach.settings.ExportSettings>`),
@@ -367,7 +519,7 @@ async def export_dataset(dataset: "Dataset", out_dir: str | Path, name: str | No
 def accepted_images(dataset: "Dataset") -> list[str]:
     """Relpaths of the images accepted in a review (selection status ``accepted``: the
     enhanced variant or the original the reviewer chose), in the store's order."""
-    return [rel for rel, (_, status) in dataset.store.selection().items() if status == "accepted"]
+    return [rel for rel, (_, status) in dataset.store.selection().items() if status == ReviewStatus.ACCEPTED]
 
 
 async def prepare_dataset(dataset: "Dataset", out_dir: str | Path, name: str | None, trigger: str,
@@ -388,8 +540,10 @@ async def prepare_dataset(dataset: "Dataset", out_dir: str | Path, name: str | N
 
 
 __all__ = ["CAPTION_MODEL_OPTION", "CAPTION_SERVER_OPTION", "DEFAULT_FORGE_URL", "ForgeOnlyOption",
+           "JobCancelled", "RunningPlugins", "cancellable_sink", "run_blocking",
            "accepted_images", "audit_dataset", "backend_from_settings", "caption_backend_choice",
            "caption_images", "caption_server_fields", "caption_server_options", "captioner_from_settings",
+           "EnhanceDefaults", "edit_captions", "enhance_defaults",
            "enhance_images", "export_dataset", "export_name", "learned_params", "prepare_dataset",
            "remember_forge_pool", "resolve_backend_name", "result_cache", "scan", "scan_blocking",
            "with_dataset_resolution"]

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import FluxgymCoachError
 from . import imaging
@@ -30,11 +31,14 @@ from .events import (EventSink, ItemDone, ItemFailed, ItemsFound, ItemsStored, I
                      JobStarted, null_sink)
 from .captions.encoding import CaptionText, read_caption_file
 from .fsutil import atomic_write_text
-from .audit.measures import MEASURE_VERSION, ExtraMeasures, measure_rows, measures_sql, read_and_measure
+from .statuses import JobStatus
 from .store import STORE_DIRNAME, ImageRecord, Store
 from .scan_workers import PROCESS_MIN_IMAGES, header_pass, measured, usable_cpus  # noqa: F401
 
 _usable_cpus = usable_cpus  # bench/scan.py's name
+
+if TYPE_CHECKING:  # imported where images are read (numpy): opening a dataset needs neither
+    from .audit.measures import ExtraMeasures
 
 CAPTION_EXTENSION = ".txt"
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -199,6 +203,8 @@ def _measure_entry(entry: _Entry) -> tuple[ImageRecord, ExtraMeasures | None]:
     """Digest, probe and measure one image from one read and one decode (scan and
     audit measures, :func:`fluxgym_coach.audit.measures.read_and_measure`); errors are
     recorded, not raised. Runs in a thread or a worker process."""
+    from .audit.measures import read_and_measure
+
     rec, extra = read_and_measure(entry.path, entry.relpath, entry.size, entry.mtime_ns)
     if entry.sidecar_problem:  # the image is left out of captioning and export until fixed
         rec.error = entry.sidecar_problem
@@ -299,7 +305,7 @@ class Dataset:
                                     workers, processes, batch)
         self._stored_errors(report)
         report.seconds = time.perf_counter() - started
-        on_event(JobFinished(job, "scan", "done", len(to_read) + len(caption_only) - len(report.errors),
+        on_event(JobFinished(job, "scan", JobStatus.DONE, len(to_read) + len(caption_only) - len(report.errors),
                              len(report.errors),
                              {"added": len(report.added), "updated": len(report.updated),
                               "removed": len(report.removed), "unchanged": report.unchanged}))
@@ -357,6 +363,8 @@ class Dataset:
     def _read_all(self, to_read: list[_Entry], known: dict, report: ScanReport, on_event: EventSink,
                   job: str, workers: int | None, processes: bool | None, batch: int) -> None:
         """Read and measure ``to_read`` in a pool, storing records and measures in batches."""
+        from .audit.measures import MEASURE_VERSION, measure_rows, measures_sql
+
         records: list[ImageRecord] = []
         extras: list[tuple[str, ExtraMeasures]] = []
         digests: set[str] = set()

@@ -27,12 +27,15 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import xxhash
 from PIL import Image, ImageChops, ImageFile, ImageFilter, ImageOps, UnidentifiedImageError
 
 from .errors import FluxgymCoachError
+
+if TYPE_CHECKING:  # numpy is imported where an image is measured: the TUI starts without it
+    import numpy as np
 
 #: File extensions (lower case) that a scan accepts.
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
@@ -180,6 +183,8 @@ def to_rgb(im: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) 
     if im.mode == "RGB":
         return im
     if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        import numpy as np
+
         arr = np.asarray(im, dtype=np.float64)
         hi = float(arr.max()) or 1.0
         lo = float(arr.min())
@@ -252,6 +257,8 @@ def _dct_matrix(n: int) -> np.ndarray:
     """Unnormalised DCT-II basis (the convention of scipy.fftpack.dct, type 2)."""
     mat = _DCT_CACHE.get(n)
     if mat is None:
+        import numpy as np
+
         k = np.arange(n)[:, None]
         i = np.arange(n)[None, :]
         mat = 2.0 * np.cos(np.pi * k * (2 * i + 1) / (2 * n))
@@ -261,6 +268,8 @@ def _dct_matrix(n: int) -> np.ndarray:
 
 def phash_gray(gray: Image.Image, hash_size: int = 8, highfreq_factor: int = 4) -> str:
     """pHash of a grayscale (mode ``L``) image as ``hash_size**2 / 4`` hex digits."""
+    import numpy as np
+
     n = hash_size * highfreq_factor
     pixels = np.asarray(gray.resize((n, n), Image.Resampling.LANCZOS), dtype=np.float64)
     d = _dct_matrix(n)
@@ -303,6 +312,8 @@ def is_grayscale_rgb(rgb: Image.Image) -> bool:
     Pillow's uint8 channel operations and counted with a histogram."""
     n = rgb.width * rgb.height
     if n == 0 or rgb.mode != "RGB":
+        import numpy as np
+
         arr = np.asarray(rgb.convert("RGB"), dtype=np.int16)
         spread = arr.max(axis=2) - arr.min(axis=2)
         return float((spread > GRAY_PIXEL_TOLERANCE).mean()) <= GRAY_COLORED_FRACTION
@@ -316,6 +327,8 @@ def is_grayscale_rgb(rgb: Image.Image) -> bool:
 def laplacian(gray: Image.Image) -> np.ndarray | None:
     """The 4-neighbour Laplacian of a mode ``L`` image as int16 (exact: |values| <= 1020),
     shape ``(h - 2, w - 2)``; None for images under 3 px a side."""
+    import numpy as np
+
     a = np.asarray(gray, dtype=np.int16)
     if a.ndim != 2 or a.shape[0] < 3 or a.shape[1] < 3:
         return None
@@ -328,6 +341,8 @@ def laplacian_variance(gray: Image.Image, lap: np.ndarray | None = None) -> floa
     lap = laplacian(gray) if lap is None else lap
     if lap is None:
         return 0.0
+    import numpy as np
+
     return float(lap.astype(np.float64).var())
 
 

@@ -57,7 +57,7 @@ class Journal:
             "SELECT item, result FROM job_items WHERE job_id = ? AND status = ?", (self.job_id, JobStatus.DONE))
         return {r["item"]: json.loads(r["result"]) for r in rows}
 
-    def mark(self, item: str, status: str, result: dict[str, Any] | None = None,
+    def mark(self, item: str, status: JobStatus, result: dict[str, Any] | None = None,
              error: str | None = None) -> None:
         """Record one item's status (:attr:`JobStatus.DONE` or :attr:`JobStatus.FAILED`;
         the plain strings ``"done"`` / ``"failed"`` are the same values)."""
@@ -68,7 +68,7 @@ class Journal:
             (self.job_id, item, status, json.dumps(result) if result is not None else None, error,
              time.time()))
 
-    def close(self, status: str) -> None:
+    def close(self, status: JobStatus) -> None:
         """Mark the job :attr:`JobStatus.DONE` (closed) or ``CANCELLED`` / ``FAILED`` (resumable)."""
         self.store.execute("UPDATE jobs SET status = ?, updated_at = ? WHERE id = ?",
                            (status, time.time(), self.job_id))
@@ -170,8 +170,8 @@ def interrupted_jobs(store: Store, kinds: Sequence[str] = ("enhance", "caption")
     marks = ",".join("?" * len(kinds))
     rows = store.execute(
         f"SELECT j.id, j.kind, j.params, j.status, j.total, j.updated_at, "
-        f"(SELECT COUNT(*) FROM job_items i WHERE i.job_id = j.id AND i.status = 'done') AS n "
-        f"FROM jobs j WHERE j.status != 'done' AND j.kind IN ({marks}) ORDER BY j.updated_at DESC",
-        tuple(kinds))
+        f"(SELECT COUNT(*) FROM job_items i WHERE i.job_id = j.id AND i.status = ?) AS n "
+        f"FROM jobs j WHERE j.status != ? AND j.kind IN ({marks}) ORDER BY j.updated_at DESC",
+        (JobStatus.DONE, JobStatus.DONE, *kinds))
     return [InterruptedJob(r["id"], r["kind"], json.loads(r["params"]), r["status"], r["total"], r["n"],
                            r["updated_at"]) for r in rows]

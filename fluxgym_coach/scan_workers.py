@@ -8,12 +8,10 @@ before each image is read in full.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from . import imaging
@@ -38,6 +36,9 @@ def pool_for(n_images: int, workers: int | None, processes: bool | None) -> tupl
     n = workers or min(8, cpus)
     use_procs = processes if processes is not None else (n > 1 and n_images >= PROCESS_MIN_IMAGES)
     if use_procs:
+        import multiprocessing  # here: a front end that never scans starts without it
+        from concurrent.futures.process import ProcessPoolExecutor
+
         ctx = multiprocessing.get_context("forkserver" if "forkserver" in
                                           multiprocessing.get_all_start_methods() else "spawn")
         if ctx.get_start_method() == "forkserver":
@@ -85,6 +86,8 @@ def measured(to_read: Sequence[Any], measure: Callable[[Any], Any], workers: int
     without the ``if __name__ == "__main__":`` idiom multiprocessing needs, a
     sandbox without process support), the rest is read with threads. Closing the
     generator drops the queued work."""
+    from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
+
     pool, n_workers = pool_for(len(to_read), workers, processes)
     done = 0
     try:

@@ -23,6 +23,13 @@ Which enum answers which question:
   (``CaptionOutcome.status``).
 * :class:`CaptionOrigin`: who wrote an image's current caption
   (``captions.caption_status``).
+* :class:`CaptionWrite`: what saving one caption did
+  (:func:`fluxgym_coach.captions.sync.save_caption`).
+
+Severities of findings are :class:`fluxgym_coach.findings.Severity`, the same kind
+of enum. ``tests/test_status_literals.py`` fails on a raw status string in package
+code (compared, assigned, passed, returned); the store's schema has no CHECK on
+these columns, so the enums are the one list of allowed values.
 """
 
 from __future__ import annotations
@@ -121,4 +128,16 @@ class CaptionOrigin(StrEnum):
     EDITED = "edited"
 
 
-__all__ = ["CaptionOrigin", "CaptionStatus", "DecisionKind", "EnhanceStatus", "JobStatus", "ReviewStatus"]
+class CaptionWrite(StrEnum):
+    """What saving one caption did: ``WRITTEN`` (the sidecar now holds the text),
+    ``REMOVED`` (empty text: the sidecar was deleted, the old text kept in the
+    history) or ``UNCHANGED`` (the sidecar already held it, or there was none to
+    remove)."""
+
+    WRITTEN = "written"
+    REMOVED = "removed"
+    UNCHANGED = "unchanged"
+
+
+__all__ = ["CaptionOrigin", "CaptionStatus", "CaptionWrite", "DecisionKind", "EnhanceStatus", "JobStatus",
+           "ReviewStatus"]

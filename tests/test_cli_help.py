@@ -145,9 +145,10 @@ def test_every_option_and_argument_says_what_it_is(path, cmd, ctx):
 #: Options shared by several commands: each has one declaration (cli/options.py), so the
 #: same name means the same thing everywhere. ``{option: {command path: why it differs}}``
 #: lists the known exceptions, each owned by another session (see the report).
-SHARED = ("--api-url", "--api-auth", "--cache-dir", "--json", "--quiet")
+SHARED = ("--api-url", "--api-auth", "--cache-dir", "--json", "--quiet", "--backend")
 KNOWN_DIFFERENT = {
-    "--api-url": {"enhance": "cmd_enhance.py declares its own (same env var, same splitting)"},
+    "--backend": {"caption": "the captioner (draft, forge, openai...), not the enhancement backend",
+                  "tags propose": "the captioner that proposes tags"},
     "--api-auth": {"fake-forge": "the fake server's own setting (users it accepts)"},
     "--json": {"buckets": "cmd_buckets.py: its own wording", "check": "cmd_check.py: its own wording"},
 }

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -19,6 +20,13 @@ from fluxgym_coach.cli import app
 from tests.fixtures_forge import draw_image
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def default_backend(monkeypatch):
+    """``enhance`` as a user runs it: ``--backend`` left at its default, ``auto``, which
+    is Forge when ``--api-url`` is given (conftest sets ``local`` for every other test)."""
+    monkeypatch.setenv("FLUXGYM_COACH_BACKEND", "auto")
 
 
 def enhance(*args: str):

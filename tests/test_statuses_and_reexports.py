@@ -8,8 +8,9 @@ import sqlite3
 
 import pytest
 
-from fluxgym_coach.statuses import (CaptionOrigin, CaptionStatus, DecisionKind, EnhanceStatus, JobStatus,
-                                    ReviewStatus)
+from fluxgym_coach.findings import Severity
+from fluxgym_coach.statuses import (CaptionOrigin, CaptionStatus, CaptionWrite, DecisionKind, EnhanceStatus,
+                                    JobStatus, ReviewStatus)
 
 LEGACY = {
     JobStatus: {"running", "cancelling", "done", "cancelled", "failed"},
@@ -19,6 +20,8 @@ LEGACY = {
                     "exists"},
     CaptionStatus: {"pending", "captioned", "cached", "resumed", "skipped", "failed"},
     CaptionOrigin: {"missing", "draft", "generated", "edited"},
+    CaptionWrite: {"written", "removed", "unchanged"},
+    Severity: {"error", "warning", "info"},
 }
 
 

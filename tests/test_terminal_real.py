@@ -24,8 +24,9 @@ import pytest
 from fluxgym_coach.tui.terminal import KITTY_PLACEHOLDERS_SINCE
 from tests.real_terminals import screens
 
-# One xdist group: the terminals run one after another in a single worker, never side by side.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("real-terminals")]
+# Each test has an X server of its own (the ``display`` fixture), so xdist spreads them
+# over its workers like any other test.
+pytestmark = [pytest.mark.slow]
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "dataset" / "astronaut.png"
 
 
@@ -43,7 +44,7 @@ def _kitty_version() -> tuple[int, ...]:
     return tuple(int(x) for x in m.groups()) if m else (0, 0, 0)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def display():
     _need("Xvfb", "import")
     with screens.xvfb() as name:

@@ -23,3 +23,42 @@ async def test_tui_scan_fires_import_events_once_plugins_started(tui_dataset, ma
         vectors = {r[0] for r in await asyncio.to_thread(
             store.execute, "SELECT DISTINCT sha1 FROM plugin_vectors")}
         assert digests and vectors == digests
+
+
+async def test_an_image_first_found_by_a_tui_scan_gets_vectors_through_core_scan(
+        tui_dataset, make_tui_app, monkeypatch):
+    """F5 runs the core's scan (as the CLI's ``scan`` does), which tells the plugins the app
+    runs: a photo added while the review is open gets the similarity plugin's vectors."""
+    from PIL import Image
+
+    from fluxgym_coach import core
+    from tests.fixtures_tui import wait_until
+
+    calls: list[object] = []
+    real_scan = core.scan
+
+    async def spy(dataset, on_event=None, **kw):
+        calls.append(kw.get("plugins"))
+        return await real_scan(dataset, on_event, **kw)
+
+    monkeypatch.setattr(core, "scan", spy)
+    app = make_tui_app(tui_dataset, audit=False, plugins=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        store: Store = app.dataset.store
+
+        async def vectors() -> set[str]:
+            return {r[0] for r in await asyncio.to_thread(
+                store.execute, "SELECT DISTINCT sha1 FROM plugin_vectors")}
+
+        await app.plugin_session.project.task_queue.join()
+        with Image.open(tui_dataset / "chelsea.png") as im:
+            im.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(tui_dataset / "chelsea_flipped.png")
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: "chelsea_flipped.png" in app.index.by_relpath, "the new row")
+        await settle(pilot, app)
+        await app.plugin_session.project.task_queue.join()
+        new = store.image("chelsea_flipped.png").digest
+        assert new in await vectors()
+        assert len(calls) == 2 and all(c is not None and c.project is app.plugin_session.project
+                                       for c in calls)

@@ -36,24 +36,21 @@ from typing import Any
 
 from ..dataset import Dataset
 from ..findings import Finding
+from ..statuses import ReviewStatus
 from ..store import ImageRecord, VariantRecord
 from .measures import stored_measures
 from . import trainer_rules
 from .caption_rules import _caption_rules, _convert_caption_finding, no_caption_finding
 from .image_rules import CODES, Thresholds, category_of, image_findings
-from .rules import _RANK, SETTINGS_KEY, ImageAudit, _trainer_findings
+from .rules import SETTINGS_KEY, ImageAudit, _trainer_findings
 
 #: Selection statuses whose variant is what export writes (rejected and excluded export none).
-EXPORTED_STATUSES = frozenset({"accepted", "pending"})
+EXPORTED_STATUSES = frozenset({ReviewStatus.ACCEPTED, ReviewStatus.PENDING})
 #: Codes this module recomputes (besides every ``caption-*`` code); others are carried over.
 RECOMPUTED = frozenset({c for c, cat in CODES.items() if cat != "duplicate"}
                        | set(trainer_rules.TRAINER_CODES.values()))
 #: Caption codes that depend on the other captions (``caption-`` + the rule's code).
 _DATASET_WIDE = ("caption-duplicate", "caption-length-outlier")
-
-
-def _code(f: Any) -> str:
-    return str(getattr(f, "code", ""))
 
 
 def _recomputed(code: str) -> bool:
@@ -120,21 +117,19 @@ def _wide_findings(captions: Mapping[str, str | None], rules: bool) -> dict[str,
             for rel, fs in dataset_findings(dict(captions)).items()}
 
 
-def _sort(findings: list[Any]) -> list[Any]:
-    def key(f: Any) -> tuple[int, str, str]:
-        return (_RANK.get(str(getattr(f, "severity", "info")), 2), str(getattr(f, "category", "")),
-                _code(f))
-    return sorted(findings, key=key)
+def _sort(findings: list[Finding]) -> list[Finding]:
+    """Most serious first, then by category and code."""
+    return sorted(findings, key=lambda f: (f.severity.rank, f.category, f.code))
 
 
 def refresh_findings(dataset: Dataset, relpaths: Iterable[str],
-                     previous: Mapping[str, Sequence[Any]] | None = None, *,
+                     previous: Mapping[str, Sequence[Finding]] | None = None, *,
                      captions: Mapping[str, str | None] | None = None) -> dict[str, ImageAudit]:
     """Recompute the findings of ``relpaths`` after a change (see the module docstring).
 
-    ``previous`` maps relpath -> the findings shown so far (any objects with a
-    ``code``: audit findings, or the TUI's); the ones no rule here makes are
-    kept. ``captions`` (relpath -> caption text of every image, as a front end
+    ``previous`` maps relpath -> the findings shown so far (the audit's
+    :class:`~fluxgym_coach.findings.Finding`, which the TUI shows as they are);
+    the ones no rule here makes are kept. ``captions`` (relpath -> caption text of every image, as a front end
     holds them) saves a store query; default: read from the store.
     Returns relpath -> :class:`~fluxgym_coach.audit.rules.ImageAudit` (findings
     most serious first) for every image of ``relpaths`` still in the store, plus
@@ -167,14 +162,14 @@ def refresh_findings(dataset: Dataset, relpaths: Iterable[str],
             findings.extend(_caption_part(rec, trigger, rules, lint, wide.get(rel, [])))
             if rel in buckets:  # trainer-profile findings on the size export writes
                 findings.extend(_trainer_findings(rel, buckets[rel], findings, resolution, th))
-        findings.extend(f for f in previous.get(rel, ()) if not _recomputed(_code(f)))
+        findings.extend(f for f in previous.get(rel, ()) if not _recomputed(f.code))
         out[rel] = ImageAudit(rel, rec.digest, bucket,
                               category_of(shown, extra) if bucket is not None else None,
                               _sort(findings))
     for rel, old in previous.items():  # images whose dataset-wide caption findings changed
         if rel in out:
             continue
-        old_wide = [(_code(f), str(getattr(f, "message", ""))) for f in old if _code(f) in _DATASET_WIDE]
+        old_wide = [(f.code, f.message) for f in old if f.code in _DATASET_WIDE]
         new_wide = wide.get(rel, [])
         if old_wide == [(f.code, f.message) for f in new_wide]:
             continue
@@ -182,7 +177,7 @@ def refresh_findings(dataset: Dataset, relpaths: Iterable[str],
         if rec is None:
             continue
         extra = stored_measures(store, [rec.digest]).get(rec.digest) if rec.digest else None
-        kept = [f for f in old if _code(f) not in _DATASET_WIDE]
+        kept = [f for f in old if f.code not in _DATASET_WIDE]
         out[rel] = ImageAudit(rel, rec.digest, None, None if rec.error else category_of(rec, extra),
                               _sort(kept + new_wide))
     return out

@@ -53,6 +53,7 @@ from ..dataset import Dataset
 from .duplicates import hex_to_uint64, near_duplicate_groups
 from ..events import EventSink, ItemDone, ItemFailed, JobFinished, JobStarted, null_sink
 from ..findings import Finding, Severity
+from ..statuses import JobStatus
 from .caption_rules import caption_findings, no_caption_finding  # noqa: F401  (public here)
 from .image_rules import (CODES, KOHYA_FORMATS, Bucket, Thresholds, category_of,  # noqa: F401
                           file_findings, image_findings, kohya_bucket, quality_findings,
@@ -393,7 +394,7 @@ def audit_dataset(dataset: Dataset, *, resolution: int = 1024, thresholds: Thres
                                              "caption_rules": caption_rules,
                                              "thresholds": th.to_dict()})
     flagged = sum(1 for a in report.images.values() if a.worst in (ERROR, WARNING))
-    on_event(JobFinished(job, "audit", "done", len(report.images), 0,
+    on_event(JobFinished(job, "audit", JobStatus.DONE, len(report.images), 0,
                          {"measured": measured, "flagged": flagged, "groups": len(report.groups)}))
     return report
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..events import EventSink, ItemDone, ItemFailed, JobFinished, JobStarted, null_sink
 from .text import apply_trigger, dedup_tags, sort_tags, split_tags, starts_with_trigger, tag_key
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -75,6 +76,56 @@ def apply_to_captions(dataset: "Dataset", transform: Callable[[str], str], kind:
     return report
 
 
+def edit_captions(dataset: "Dataset", transform: Callable[[str], str], kind: str, relpaths: Iterable[str], *,
+                  include_missing: bool = False, held: Mapping[str, str] | None = None,
+                  source: str = "cli", chunk: int = 50, on_event: EventSink = null_sink) -> BulkReport:
+    """One undoable bulk edit (:func:`apply_to_captions`, one ``op_id``) of ``relpaths`` as a
+    job: ``JobStarted``, an ``ItemDone`` per image (``cached``: left unchanged), an
+    ``ItemFailed`` per image ``held`` back (relpath -> reason, e.g. unsaved text in an
+    editor; left unchanged) or whose caption could not be written, ``JobFinished``
+    (summary ``{"changed": n}``). Each changed caption is recorded as a ``caption_edit``
+    review decision (:func:`fluxgym_coach.feedback.record_decision`, params ``{"bulk": kind,
+    "op": op_id}``, ``source``: the front end). Works in chunks of ``chunk`` images, so
+    a sink that raises (a cancelled job) stops it between images; the edits made so far
+    stay one undoable operation. Returns the :class:`BulkReport` (``skipped``: held,
+    failed and skipped images with the reason)."""
+    from ..feedback import CAPTION_EDIT, Decision, record_decision
+    from ..statuses import JobStatus
+
+    rels, held = list(relpaths), dict(held or {})
+    report = BulkReport(new_op_id(kind))
+    job = report.op_id
+    on_event(JobStarted(job, "bulk", len(rels)))
+    for rel in rels:
+        if rel in held:
+            report.skipped[rel] = held[rel]
+            on_event(ItemFailed(job, rel, held[rel]))
+    todo = [r for r in rels if r not in held]
+    failed = len(held)
+    for start in range(0, len(todo), chunk):
+        part = todo[start:start + chunk]
+        try:
+            done = apply_to_captions(dataset, transform, kind, part, include_missing=include_missing,
+                                     op_id=report.op_id)
+        except OSError as exc:
+            for rel in part:
+                report.skipped[rel] = f"caption not saved: {exc}"
+                on_event(ItemFailed(job, rel, report.skipped[rel]))
+            failed += len(part)
+            continue
+        for rel in done.changed:
+            record_decision(dataset.store, Decision(rel, CAPTION_EDIT, params={"bulk": kind, "op": report.op_id},
+                                                    source=source))
+        report.changed += done.changed
+        report.unchanged += done.unchanged
+        report.skipped.update(done.skipped)
+        for rel in part:
+            on_event(ItemDone(job, rel, cached=rel not in done.changed))
+    on_event(JobFinished(job, "bulk", JobStatus.DONE, len(report.changed), failed,
+                         {"changed": len(report.changed)}))
+    return report
+
+
 def _prefix(prefix: str, sep: str) -> Callable[[str], str]:
     prefix = prefix.strip()
     if "," not in prefix and sep.strip() == ",":
@@ -101,10 +152,16 @@ def bulk_prefix(dataset: "Dataset", prefix: str, relpaths: Iterable[str] | None 
     return apply_to_captions(dataset, _prefix(prefix, sep), "prefix", relpaths, include_missing=True)
 
 
+def trigger_first_edit(trigger: str) -> Callable[[str], str]:
+    """The caption edit that puts ``trigger`` first (:func:`apply_trigger`: moved to the
+    front where it is already a tag, never doubled)."""
+    return lambda text: apply_trigger(text, trigger)
+
+
 def bulk_trigger_first(dataset: "Dataset", trigger: str, relpaths: Iterable[str] | None = None) -> BulkReport:
-    """Put the trigger word first in each caption (:func:`apply_trigger`): what
+    """Put the trigger word first in each caption (:func:`trigger_first_edit`): what
     ``captions trigger-first``, ``captions prefix WORD`` and the TUI's ``t`` do."""
-    return apply_to_captions(dataset, lambda text: apply_trigger(text, trigger), "trigger-first",
+    return apply_to_captions(dataset, trigger_first_edit(trigger), "trigger-first",
                              relpaths, include_missing=True)
 
 
@@ -120,16 +177,10 @@ def bulk_suffix(dataset: "Dataset", suffix: str, relpaths: Iterable[str] | None 
     return apply_to_captions(dataset, f, "suffix", relpaths)
 
 
-def bulk_replace(dataset: "Dataset", pattern: str, replacement: str,
-                 relpaths: Iterable[str] | None = None, *, regex: bool = True,
-                 ignore_case: bool = False) -> BulkReport:
-    """Replace ``pattern`` by ``replacement`` in each caption.
-
-    With ``regex`` (default) the pattern is a Python regular expression and
-    the replacement may use ``\\1`` groups; otherwise both are literal text.
-    Raises ValueError for an invalid regular expression. Afterwards stray
-    separators (``", ,"``, leading/trailing commas) are tidied.
-    """
+def replace_edit(pattern: str, replacement: str, *, regex: bool = True,
+                 ignore_case: bool = False) -> Callable[[str], str]:
+    """The caption edit that replaces ``pattern`` by ``replacement`` (see :func:`bulk_replace`).
+    Raises ValueError for an invalid regular expression."""
     flags = re.IGNORECASE if ignore_case else 0
     try:
         rx = re.compile(pattern if regex else re.escape(pattern), flags)
@@ -143,7 +194,22 @@ def bulk_replace(dataset: "Dataset", pattern: str, replacement: str,
             return text
         new = re.sub(r"\s*,(\s*,)+", ",", new)
         return " ".join(new.strip(" ,").split())
-    return apply_to_captions(dataset, f, "replace", relpaths)
+    return f
+
+
+def bulk_replace(dataset: "Dataset", pattern: str, replacement: str,
+                 relpaths: Iterable[str] | None = None, *, regex: bool = True,
+                 ignore_case: bool = False) -> BulkReport:
+    """Replace ``pattern`` by ``replacement`` in each caption (what ``captions replace``
+    and the TUI's search and replace do).
+
+    With ``regex`` (default) the pattern is a Python regular expression and
+    the replacement may use ``\\1`` groups; otherwise both are literal text.
+    Raises ValueError for an invalid regular expression. Afterwards stray
+    separators (``", ,"``, leading/trailing commas) are tidied.
+    """
+    return apply_to_captions(dataset, replace_edit(pattern, replacement, regex=regex, ignore_case=ignore_case),
+                             "replace", relpaths)
 
 
 def bulk_sort_tags(dataset: "Dataset", relpaths: Iterable[str] | None = None,
@@ -207,4 +273,5 @@ def undo_operation(dataset: "Dataset", op_id: str) -> BulkReport:
     return report
 
 __all__ = ["BulkReport", "apply_to_captions", "bulk_dedup_tags", "bulk_prefix", "bulk_replace", "bulk_sort_tags",
-           "bulk_suffix", "bulk_trigger_first", "new_op_id", "operations", "undo_operation"]
+           "bulk_suffix", "bulk_trigger_first", "edit_captions", "new_op_id", "operations", "replace_edit",
+           "trigger_first_edit", "undo_operation"]

@@ -39,10 +39,12 @@ _ARTICLES = {"a", "an", "the", "of", "in", "with", "on", "at", "is", "are", "and
 #: Words that mark a sentence (an article, a determiner, a verb "to be"), not a tag.
 _PROSE_MARKERS = {"a", "an", "the", "this", "these", "is", "are", "there", "her", "his", "their", "its"}
 
-SEVERITIES = ("error", "warning", "info")
+ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
+#: Severities, most severe first.
+SEVERITIES = (ERROR, WARNING, INFO)
 
 
-def CaptionFinding(code: str, severity: str, message: str, value: Any = None,  # noqa: N802 - was a class
+def CaptionFinding(code: str, severity: Severity, message: str, value: Any = None,  # noqa: N802 - was a class
                    threshold: Any = None, fix: str = "") -> Finding:
     """One problem found in a caption: a :class:`~fluxgym_coach.findings.Finding` of
     category ``"caption"``.
@@ -52,8 +54,8 @@ def CaptionFinding(code: str, severity: str, message: str, value: Any = None,  #
     ``"trigger-not-first"``, ``"too-short"``, ``"draft"``, ``"clip-truncated"``,
     ``"t5-truncated"``, ``"mixed-style"``, ``"duplicate-tags"``,
     ``"boilerplate"``, ``"duplicate"``, ``"length-outlier"``); ``severity``
-    is ``"error"`` (training fails or learns the wrong thing), ``"warning"``
-    or ``"info"``; ``value`` is what was measured, ``threshold`` the limit it
+    is ``ERROR`` (training fails or learns the wrong thing), ``WARNING`` or
+    ``INFO`` (a :class:`~fluxgym_coach.findings.Severity`, or its string); ``value`` is what was measured, ``threshold`` the limit it
     was compared with (None when not numeric), ``fix`` what to do.
     """
     return Finding(code, Severity(severity), message, value, threshold, fix, category="caption")
@@ -107,17 +109,17 @@ def lint(text: str | None, trigger: str | None = None, *, encoding: str | None =
                         f"known: {', '.join(DEFAULT_THRESHOLDS)}")
     th = {**DEFAULT_THRESHOLDS, **thresholds}
     if encoding == REFUSED:
-        return [CaptionFinding("refused", "error", "the caption file holds NUL or control bytes (a binary "
+        return [CaptionFinding("refused", ERROR, "the caption file holds NUL or control bytes (a binary "
                                "file or a damaged encoding): it is not used and never exported",
                                value=encoding, fix="save it as UTF-8 text in an editor, or delete it and "
                                "run `fluxgym-coach caption`")]
     if text is None:
-        return [CaptionFinding("missing", "error", "no caption sidecar (.txt); kohya falls back to "
+        return [CaptionFinding("missing", ERROR, "no caption sidecar (.txt); kohya falls back to "
                                "the class tokens only", fix="write a caption, or run `fluxgym-coach caption`")]
     out = _file_findings(text, encoding)
     flat = " ".join(text.split())
     if not flat:
-        out.append(CaptionFinding("empty", "error", "caption is empty: kohya stops with "
+        out.append(CaptionFinding("empty", ERROR, "caption is empty: kohya stops with "
                                   "'caption file is empty'", fix="write a caption"))
         return out
     out += _trigger_findings(flat, trigger)
@@ -133,16 +135,16 @@ def _file_findings(text: str, encoding: str | None) -> list[Finding]:
     out: list[Finding] = []
     if encoding and encoding not in ("utf-8",):
         out.append(CaptionFinding(
-            "not-utf8", "error" if encoding != "utf-8-sig" else "warning",
+            "not-utf8", ERROR if encoding != "utf-8-sig" else WARNING,
             f"sidecar is {encoding}, kohya reads strict UTF-8 without BOM", value=encoding,
             threshold="utf-8", fix="save the caption again (fluxgym-coach writes UTF-8)"))
     if "\ufffd" in text or re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text):
-        out.append(CaptionFinding("bad-characters", "warning",
+        out.append(CaptionFinding("bad-characters", WARNING,
                                   "caption holds control or replacement characters (damaged encoding?)",
                                   fix="retype the damaged part"))
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if len(lines) > 1:
-        out.append(CaptionFinding("multiline", "warning",
+        out.append(CaptionFinding("multiline", WARNING,
                                   f"{len(lines)} lines: kohya reads only the first one",
                                   value=len(lines), threshold=1, fix="join the lines (saving does)"))
     return out
@@ -153,12 +155,12 @@ def _trigger_findings(flat: str, trigger: str | None) -> list[Finding]:
     if not trigger:
         return []
     if not contains_trigger(flat, trigger):
-        return [CaptionFinding("trigger-missing", "error",
+        return [CaptionFinding("trigger-missing", ERROR,
                                f"trigger word {trigger!r} is not in the caption, so the LoRA "
                                "does not learn it", value=None, threshold=trigger,
                                fix=f"prefix it: fluxgym-coach captions prefix DATASET {trigger!r}")]
     if not starts_with_trigger(flat, trigger):
-        return [CaptionFinding("trigger-not-first", "warning",
+        return [CaptionFinding("trigger-not-first", WARNING,
                                f"trigger word {trigger!r} is not first (keep_tokens = 1 keeps "
                                "the first tag)", threshold=trigger, fix="move it to the front")]
     return []
@@ -173,21 +175,21 @@ def _length_findings(flat: str, trigger: str | None, th: dict[str, Any],
         content = flat.lstrip()[len(trigger):].lstrip(" ,")
     n_words = len(words(content))
     if n_words < th["min_words"]:
-        out.append(CaptionFinding("too-short", "warning",
+        out.append(CaptionFinding("too-short", WARNING,
                                   f"{n_words} word(s) besides the trigger: the model learns little "
                                   "about what varies between images", value=n_words,
                                   threshold=th["min_words"], fix="describe the subject, setting and style"))
     tc = count_tokens(flat, counter)
     approx = "" if tc.clip_exact else " (estimate)"
     if tc.clip > th["max_clip_tokens"]:
-        out.append(CaptionFinding("clip-truncated", "info",
+        out.append(CaptionFinding("clip-truncated", INFO,
                                   f"{tc.clip} CLIP-L tokens{approx}: only the first "
                                   f"{th['max_clip_tokens']} reach CLIP-L (T5 reads the rest)",
                                   value=tc.clip, threshold=th["max_clip_tokens"],
                                   fix="put the most important words first"))
     approx5 = "" if tc.t5_exact else " (estimate)"
     if tc.t5 > th["max_t5_tokens"]:
-        out.append(CaptionFinding("t5-truncated", "warning",
+        out.append(CaptionFinding("t5-truncated", WARNING,
                                   f"{tc.t5} T5 tokens{approx5}: the text after token "
                                   f"{th['max_t5_tokens']} is cut", value=tc.t5,
                                   threshold=th["max_t5_tokens"], fix="shorten the caption"))
@@ -199,22 +201,22 @@ def _content_findings(flat: str, trigger: str | None) -> list[Finding]:
     out: list[Finding] = []
     style = caption_style(flat, trigger)
     if style == "mixed":
-        out.append(CaptionFinding("mixed-style", "info", "caption mixes booru-style tags with prose "
+        out.append(CaptionFinding("mixed-style", INFO, "caption mixes booru-style tags with prose "
                                   "sentences", value=style,
                                   fix="pick one style for the whole dataset (prose suits FLUX)"))
     keys = [tag_key(t) for t in split_tags(flat)]
     dups = sorted({k for k, n in Counter(keys).items() if n > 1})
     if dups:
-        out.append(CaptionFinding("duplicate-tags", "warning", f"repeated tag(s): {', '.join(dups)}",
+        out.append(CaptionFinding("duplicate-tags", WARNING, f"repeated tag(s): {', '.join(dups)}",
                                   value=dups, fix="fluxgym-coach captions dedup-tags DATASET"))
     if is_draft_text(flat):
-        out.append(CaptionFinding("draft", "warning", "draft caption: it names colours, orientation "
+        out.append(CaptionFinding("draft", WARNING, "draft caption: it names colours, orientation "
                                   "and folder, not the subject", fix="describe the image (edit it, or "
                                   "fluxgym-coach caption DATASET --backend openai --refresh)"))
     low = flat.lower()
     found = [b for b in BOILERPLATE if b in low]
     if found:
-        out.append(CaptionFinding("boilerplate", "info",
+        out.append(CaptionFinding("boilerplate", INFO,
                                   f"filler or hedge words: {', '.join(repr(f) for f in found)}",
                                   value=found, fix="describe the content directly"))
     return out
@@ -263,7 +265,7 @@ def dataset_findings(captions: dict[str, str | None],
                     continue
                 others = [r for r in rels if r != rel]
                 result.setdefault(rel, []).append(CaptionFinding(
-                    "duplicate", "warning", f"same caption as {', '.join(others[:3])}"
+                    "duplicate", WARNING, f"same caption as {', '.join(others[:3])}"
                     + (f" and {len(others) - 3} more" if len(others) > 3 else ""),
                     value=len(rels), threshold=1, fix="say what differs between these images"))
     lengths = {rel: len(words(t)) for rel, t in captions.items() if t and t.strip()}
@@ -276,7 +278,7 @@ def dataset_findings(captions: dict[str, str | None],
         for rel, n in lengths.items():
             if (n < lo or n > hi) and (wanted is None or rel in wanted):
                 result.setdefault(rel, []).append(CaptionFinding(
-                    "length-outlier", "info", f"{n} words; most captions here have {q1}–{q3}",
+                    "length-outlier", INFO, f"{n} words; most captions here have {q1}–{q3}",
                     value=n, threshold=[lo, hi], fix="check the caption is complete and on topic"))
     return result
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import xxhash
 
 from ..dataset import Dataset, one_line
-from ..statuses import CaptionOrigin
+from ..statuses import CaptionOrigin, CaptionWrite
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +95,11 @@ class CaptionConflict(Exception):
 
 
 def save_caption(dataset: Dataset, relpath: str, text: str, *, base: CaptionStamp | None,
-                 source: str = "user", force: bool = False) -> str:
+                 source: str = "user", force: bool = False) -> CaptionWrite:
     """Save ``text`` as the caption of ``relpath`` unless the sidecar changed since ``base``.
 
-    Returns ``"written"``, ``"removed"`` (empty text: the sidecar is deleted,
-    the old text kept in the history) or ``"unchanged"``. Raises
+    Returns :class:`CaptionWrite` ``WRITTEN``, ``REMOVED`` (empty text: the sidecar
+    is deleted, the old text kept in the history) or ``UNCHANGED``. Raises
     :class:`CaptionConflict` when the sidecar no longer holds ``base``'s text
     (``force`` skips the check; ``base`` None: no check), OSError when the
     folder is not writable.
@@ -110,14 +110,15 @@ def save_caption(dataset: Dataset, relpath: str, text: str, *, base: CaptionStam
             raise CaptionConflict(relpath, base, disk)
     new = one_line(text)
     if new:
-        return "written" if dataset.write_caption(relpath, new, source=source) else "unchanged"
+        written = dataset.write_caption(relpath, new, source=source)
+        return CaptionWrite.WRITTEN if written else CaptionWrite.UNCHANGED
     current = dataset.read_caption(relpath)
     if current is None:
-        return "unchanged"
+        return CaptionWrite.UNCHANGED
     dataset.sidecar_path(relpath).unlink(missing_ok=True)
     dataset.store.add_caption_history(relpath, current.text, None, source)
     dataset.store.update_caption_mirror(relpath, None, None, None, None)
-    return "removed"
+    return CaptionWrite.REMOVED
 
 
 def user_written(dataset: Dataset, relpaths: Iterable[str]) -> list[str]:

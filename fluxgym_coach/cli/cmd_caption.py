@@ -17,6 +17,7 @@ from .. import core
 from ..core import scan_blocking
 from ..dataset import Dataset, DatasetError
 from ..settings import load_settings, strip_credentials, update_settings
+from ..statuses import CaptionStatus
 from .common import (esc, EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, EventProgress, err, fail, out,
                      print_json, progress_sink, report_problems)
 from .options import ApiAuth, ApiUrl, Json, Quiet, Strict
@@ -227,7 +228,7 @@ def _show_caption(report: CaptionReport, backend: str, mode: str, sink: EventPro
     for rel, reason in report.unreadable.items():
         err.print(f"[red]unreadable[/] {esc(rel)}: {esc(reason)}", highlight=False)
     report_problems(sink.problems)
-    drafts = [o for o in report.outcomes.values() if o.draft and o.status in ("captioned", "cached")]
+    drafts = [o for o in report.outcomes.values() if o.draft and o.status in (CaptionStatus.CAPTIONED, CaptionStatus.CACHED)]
     if drafts:
         err.print(f"[yellow]{len(drafts)} draft caption(s)[/]: they only state colours, "
                   "orientation and folder. Edit them in the TUI, or replace them later with "

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from ..captions import text as rules
 from ..captions.job import caption_status
+from ..findings import Severity
 from .cmd_caption import DatasetArg, Images, Trigger, open_dataset, resolve_trigger
 from .common import esc, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json
 from .options import Json, Strict, TriggerCheck
@@ -55,14 +56,14 @@ def lint_cmd(
                     "findings": {rel: [f.to_dict() for f in fs] for rel, fs in findings.items() if fs}})
     else:
         table = Table("image", "severity", "code", "message")
-        colour = {"error": "red", "warning": "yellow", "info": "cyan"}
+        colour = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
         for rel, fs in findings.items():
             for f in fs:
                 table.add_row(esc(rel), f"[{colour[f.severity]}]{f.severity}[/]", f.code, esc(f.message))
         out.print(table if table.row_count else "[green]no findings[/]")
         if not all(counter.exact.values()):
             err.print("token counts are estimates: no local tokenizer found (see docs/captions.md)")
-    code = EXIT_FAILED if "error" in worst or (strict and "warning" in worst) else EXIT_OK
+    code = EXIT_FAILED if Severity.ERROR in worst or (strict and Severity.WARNING in worst) else EXIT_OK
     raise typer.Exit(code)
 
 

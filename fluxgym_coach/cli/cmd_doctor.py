@@ -15,6 +15,7 @@ import shutil
 import sys
 from dataclasses import asdict, dataclass
 from importlib import metadata
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -64,30 +65,37 @@ def check_python() -> list[Check]:
     return checks
 
 
-def check_terminal() -> list[Check]:
-    """What the TUI will find: a terminal, colours, tmux or SSH, and the preview
-    renderer textual-image picks (``--preview`` overrides it)."""
-    env = os.environ
-    tty = sys.stdin.isatty() and sys.stdout.isatty()
+def check_terminal(env: Mapping[str, str] | None = None, tty: bool | None = None) -> list[Check]:
+    """What the TUI will find: a terminal, its colour depth (tmux's client asked, as
+    the TUI does: :func:`fluxgym_coach.tui.terminal.detect_terminal`), tmux or SSH,
+    and the preview renderer textual-image picks (``--preview`` overrides it).
+
+    ``env``: the environment to judge (default ``os.environ``); ``tty``: whether
+    stdin and stdout are a terminal (default: asked)."""
+    from ..tui.terminal import TRUECOLOR, detect_terminal
+
+    env = os.environ if env is None else env
+    tty = (sys.stdin.isatty() and sys.stdout.isatty()) if tty is None else tty
     where = [w for w, on in (("tmux", "TMUX" in env), ("ssh", "SSH_CONNECTION" in env)) if on]
     detail = (f"TERM={env.get('TERM', '')!s} COLORTERM={env.get('COLORTERM', '')!s}"
               + (f", inside {' and '.join(where)}" if where else ""))
     checks = [Check("terminal", "tty", "ok" if tty else "warn", detail,
                     "" if tty else "the TUI needs a terminal: over SSH use ssh -t")]
-    if tty and env.get("COLORTERM", "") not in ("truecolor", "24bit"):
-        checks.append(Check("terminal", "colours", "warn", "no truecolor announced",
-                            "export COLORTERM=truecolor (sshd often drops it); in tmux add "
-                            "set -as terminal-features ',*:RGB'"))
-    if tty:
-        from ..tui.widgets.preview import renderer_name
+    if not tty:
+        return checks
+    info = detect_terminal(env)
+    checks.append(Check("terminal", "colours", "ok" if info.colour == TRUECOLOR else "warn",
+                        f"{info.depth_label} ({info.colour_reason})", info.colour_fix))
+    from ..tui.widgets.preview import renderer_name
 
-        renderer = renderer_name("auto")
-        fix = ""
-        if "TMUX" in env and renderer in ("halfcell", "unicode"):
-            fix = ("no graphics protocol got through tmux: previews use half-block cells; a kitty "
+    renderer = renderer_name("auto")
+    fix = ""
+    if "TMUX" in env and renderer in ("halfcell", "unicode"):
+        fix = next((f for f in info.fixes if f != info.colour_fix),
+                   "no graphics protocol got through tmux: previews use half-block cells; a kitty "
                    "or sixel terminal outside tmux shows full images")
-        checks.append(Check("terminal", "preview", "ok" if not fix else "warn",
-                            f"image previews drawn with {renderer}", fix))
+    checks.append(Check("terminal", "preview", "ok" if not fix else "warn",
+                        f"image previews drawn with {renderer}", fix))
     return checks
 
 

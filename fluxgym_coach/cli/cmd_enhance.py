@@ -36,7 +36,8 @@ from .. import imaging
 from ..enhance.backends.base import (BACKEND_NAMES, DEFAULT_COLORIZE_NEGATIVE_PROMPT, DEFAULT_COLORIZE_PROMPT,
                                      BackendError, EnhanceParams)
 from ..cache import ImageCache
-from ..enhance.enhancer import API_URL_ENV, default_output, enhance_files
+from ..enhance.enhancer import default_output, enhance_files
+from ..statuses import EnhanceStatus
 from ..store import Store
 from . import options as o
 from .common import (esc, EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json,
@@ -145,14 +146,6 @@ Output = Annotated[Optional[Path], typer.Option(
                            "selected for export (no file among its images); a file gets "
                            "<name>_enhanced.<format> next to it, unless it is inside a dataset.",
     show_default=False)]
-ApiUrl = Annotated[Optional[list[str]], typer.Option(
-    "--api-url", envvar=API_URL_ENV,
-    help="Forge / A1111 server started with --api; repeat (or separate with commas) for a "
-         "pool. Default http://127.0.0.1:7860.", show_default=False)]
-BackendName = Annotated[str, typer.Option(
-    "--backend", help="forge (a Forge / A1111 server), realesrgan (bundled Real-ESRGAN, GPU or "
-                      "CPU), spandrel (your .pth/.safetensors upscaler), local (Pillow resize) or "
-                      "auto (see docs/enhance.md). Only forge colorizes.")]
 Scale = Annotated[Optional[int], typer.Option(
     "--scale", min=1, max=4,
     help="Scale factor, 1 to 4, for every image. Default: to the training resolution (the "
@@ -197,9 +190,9 @@ class EngineOptions:
 def enhance(
     paths: Paths,
     output: Output = None,
-    api_url: ApiUrl = None,
+    api_url: o.ApiUrl = None,
     api_auth: o.ApiAuth = None,
-    backend: BackendName = "forge",
+    backend: o.Backend = "auto",
     scale: Scale = None,
     upscaler: o.Upscaler = o.DEFAULTS.upscaler,
     gpu: o.Gpu = None,
@@ -225,8 +218,12 @@ def enhance(
     quiet: o.Quiet = False) -> None:
     """Upscale images to the training resolution (Forge, Real-ESRGAN or your model), colorizing B&W ones.
 
-    Batches go to /sdapi/v1/extra-batch-images (several --api-url values share
-    the work); black-and-white images are colorized with img2img first. Results
+    The backend is chosen as `prepare` chooses it (--backend auto): a Forge /
+    A1111 server when --api-url (or $FLUXGYM_COACH_API_URL) is given - batches go
+    to /sdapi/v1/extra-batch-images, several --api-url values share the work, and
+    black-and-white images are colorized with img2img first - else the bundled
+    Real-ESRGAN (or your --upscaler model file), else a Pillow resize. Only
+    forge colorizes. Results
     are cached: a second run sends nothing. Ctrl-C, then the same command,
     continues where it stopped. Existing outputs are skipped unless --force.
 
@@ -329,7 +326,7 @@ def enhance_file_pairs(pairs: list[tuple[Path, Path]], options: EngineOptions, p
     cache folder. Prints one line per file (or JSON); returns the exit code."""
     existing = [(s, d) for s, d in pairs if d.exists()]
     todo = pairs if force else [(s, d) for s, d in pairs if not d.exists()]
-    rows: list[dict] = [{"source": str(s), "output": str(d), "status": "exists",
+    rows: list[dict] = [{"source": str(s), "output": str(d), "status": EnhanceStatus.EXISTS,
                          "reason": "output exists (use --force to replace it)", "processed": False}
                         for s, d in existing if not force]
     code = EXIT_OK
@@ -371,9 +368,9 @@ def enhance_file_pairs(pairs: list[tuple[Path, Path]], options: EngineOptions, p
         return code
     for row in rows:
         size = f" ({row['size'][0]}x{row['size'][1]})" if row.get("size") else ""
-        if row["status"] == "failed":
+        if row["status"] == EnhanceStatus.FAILED:
             continue  # already reported with its reason
-        note = f"  [dim]{esc(row['reason'])}[/]" if row["status"] in ("exists", "copied") else ""
+        note = f"  [dim]{esc(row['reason'])}[/]" if row["status"] in (EnhanceStatus.EXISTS, EnhanceStatus.COPIED) else ""
         out.print(f"{row['status']:<9} {esc(row['source'])} -> {esc(row['output'])}{size}{note}")
     _print_counts(rows, summary)
     return code
@@ -441,13 +438,13 @@ def enhance_datasets(folders: list[Path], options: EngineOptions, params: Enhanc
         raise typer.Exit(130) from None
     finally:
         cache.close()
-    code = EXIT_FAILED if any(r["status"] == "failed" for r in rows) else EXIT_OK
+    code = EXIT_FAILED if any(r["status"] == EnhanceStatus.FAILED for r in rows) else EXIT_OK
     if json_out:
         print_json({"results": rows, "summary": summary, "exit_code": code})
         return code
     report_problems(sink.problems)
     for row in rows:
-        if row["status"] == "failed":
+        if row["status"] == EnhanceStatus.FAILED:
             continue
         size = f" ({row['size'][0]}x{row['size'][1]})" if row.get("size") else ""
         target = f"variant {row['kind'] or 'enhanced'}{size}" if row["variant"] else row["reason"]

@@ -14,6 +14,7 @@ from ..enhance.backends.base import BackendError, EnhanceBackend, EnhanceParams
 from ..dataset import Dataset, DatasetError
 from ..export.fluxgym import DEFAULT_REPEATS, ExportError
 from ..export.prepare import PrepareReport
+from ..statuses import EnhanceStatus
 from . import options as o
 from .cmd_export import (Crop, CropMode, Force, Name, OutDir, Repeats, Resolution, Trigger, Vram, VramSize, export_json,
                          export_table, print_next_steps)
@@ -30,9 +31,9 @@ def _summary(report: PrepareReport, engine_label: str) -> Table:
     table.add_row("already large enough (kept)", str(len(report.large_enough)))
     if report.enhance is not None:
         e = report.enhance
-        table.add_row("enhanced now", str(len(e.by_status("enhanced"))))
-        table.add_row("enhanced, from cache", str(len(e.by_status("cached"))))
-        table.add_row("enhancement not needed", str(len(e.by_status("skipped"))))
+        table.add_row("enhanced now", str(len(e.by_status(EnhanceStatus.ENHANCED))))
+        table.add_row("enhanced, from cache", str(len(e.by_status(EnhanceStatus.CACHED))))
+        table.add_row("enhancement not needed", str(len(e.by_status(EnhanceStatus.SKIPPED))))
         table.add_row("enhancement failed", str(len(e.failed)))
     else:
         table.add_row("enhanced", "0 (all images at or above the resolution)")
@@ -188,7 +189,8 @@ def _json(report: PrepareReport, engine: EnhanceBackend) -> dict[str, Any]:
                  "warnings": report.scan.warnings},
         "upscaler": getattr(engine, "label", engine.name),
         "enhance": None if e is None else {
-            s: [x.name for x in e.by_status(s)] for s in ("enhanced", "cached", "skipped", "failed")},
+            s.value: [x.name for x in e.by_status(s)]
+            for s in (EnhanceStatus.ENHANCED, EnhanceStatus.CACHED, EnhanceStatus.SKIPPED, EnhanceStatus.FAILED)},
         "large_enough": report.large_enough,
         "enhance_reasons": None if e is None else {
             x.name: x.reason or "; ".join(x.warnings) for x in e.outcomes.values()

@@ -12,6 +12,7 @@ from rich.table import Table
 from ..core import scan_blocking
 from ..dataset import Dataset, DatasetError
 from ..feedback import ACCEPT, REJECT, REPROCESS, Decision, decisions, record_decision
+from ..statuses import ReviewStatus
 from .common import esc, EXIT_USAGE, fail, out, print_json
 from .options import Json
 
@@ -81,7 +82,7 @@ def review(
         last = {d.relpath: d for d in decisions(ds.store)}
     if json_out:
         print_json({"dataset": str(ds.root), "recorded": recorded,
-                    "status": {rel: {"status": selection.get(rel, (None, "unreviewed"))[1],
+                    "status": {rel: {"status": selection.get(rel, (None, ReviewStatus.UNREVIEWED))[1],
                                      "variant": selection.get(rel, (None, ""))[0],
                                      "last_decision": last[rel].decision if rel in last else None}
                                for rel in relpaths}})
@@ -95,7 +96,7 @@ def review(
     for col in ("image", "status", "exported variant", "last decision"):
         table.add_column(col, overflow="fold")
     for rel in relpaths:
-        key, status = selection.get(rel, (None, "unreviewed"))
+        key, status = selection.get(rel, (None, ReviewStatus.UNREVIEWED))
         table.add_row(esc(rel), status, key[:12] if key else "original",
                       last[rel].decision if rel in last else "")
     out.print(table)

@@ -7,10 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..enhance.enhancer import API_URL_ENV
 from ..enhance.backends.base import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT, DEFAULT_UPSCALER, EnhanceParams
 
 API_AUTH_ENV = "FLUXGYM_COACH_API_AUTH"
-API_URL_ENV = "FLUXGYM_COACH_API_URL"
 
 
 def split_urls(values: list[str] | None) -> list[str] | None:
@@ -23,7 +23,8 @@ def split_urls(values: list[str] | None) -> list[str] | None:
 ApiUrl = Annotated[Optional[list[str]], typer.Option(
     "--api-url", envvar=API_URL_ENV, callback=split_urls, show_default=False,
     help=f"Forge / A1111 server started with --api; repeat (or separate with commas) for a pool "
-         f"of servers. Default: ${API_URL_ENV}, else none.")]
+         f"of servers. Default: ${API_URL_ENV}, else none (--backend forge alone asks "
+         f"http://127.0.0.1:7860).")]
 ApiAuth = Annotated[Optional[str], typer.Option(
     "--api-auth", envvar=API_AUTH_ENV, help=f"user:password for a server started with --api-auth "
                                             f"(or set {API_AUTH_ENV}). Never printed.",

@@ -43,6 +43,7 @@ from .backends.forge import DEFAULT_API_URL
 from ..events import EventSink, null_sink
 from ..fsutil import atomic_write_bytes
 from ..cache import ImageCache
+from ..statuses import EnhanceStatus
 from .job import EnhanceReport, Source, describe_source, run_enhance
 from ..store import Store
 
@@ -69,15 +70,15 @@ class EnhancementError(FluxgymCoachError):
 class FileResult:
     """What happened to one input file.
 
-    ``status``: ``"enhanced"`` (computed now), ``"cached"`` (from the cache or
-    the job journal), ``"copied"`` (nothing to do: the original was written to
-    the output in the output format), ``"unchanged"`` (the output already had
-    these bytes), ``"cancelled"`` or ``"failed"`` (``reason`` says why).
+    ``status`` (an :class:`EnhanceStatus`): ``ENHANCED`` (computed now), ``CACHED``
+    (from the cache or the job journal), ``COPIED`` (nothing to do: the original was
+    written to the output in the output format), ``UNCHANGED`` (the output already had
+    these bytes), ``CANCELLED`` or ``FAILED`` (``reason`` says why).
     ``size`` is the output's (width, height) in px when known."""
 
     source: Path
     output: Path
-    status: str
+    status: EnhanceStatus
     reason: str = ""
     was_processed: bool = False
     size: tuple[int, int] | None = None
@@ -95,7 +96,7 @@ class FilesReport:
     @property
     def failed(self) -> list[FileResult]:
         """The files that failed."""
-        return [f for f in self.files if f.status == "failed"]
+        return [f for f in self.files if f.status == EnhanceStatus.FAILED]
 
 
 def default_output(image_path: str | Path, output_format: str = "PNG", folder: str | Path | None = None,
@@ -125,17 +126,17 @@ def check_input(image_path: str | Path) -> Path:
     return path
 
 
-def _write_output(output: Path, data: bytes, overwrite: bool) -> str:
-    """Write ``data`` to ``output`` atomically; returns ``"written"``/``"unchanged"``.
+def _write_output(output: Path, data: bytes, overwrite: bool) -> bool:
+    """Write ``data`` to ``output`` atomically; returns False when it already held ``data``.
     Raises FileExistsError when another file is there and ``overwrite`` is False."""
     if output.exists():
         if output.is_file() and output.read_bytes() == data:
-            return "unchanged"
+            return False
         if not overwrite:
             raise FileExistsError(f"{output} already exists: use --force (overwrite=True) to "
                                   f"replace it, or choose another output")
     atomic_write_bytes(output, data)
-    return "written"
+    return True
 
 
 def _copy_as(source: Path, output_format: str) -> bytes:
@@ -184,26 +185,26 @@ async def enhance_files(
         results = []
         for src, out in pairs:
             o = report.outcomes[str(src)]
-            res = FileResult(src, out, o.status, o.reason, o.status == "enhanced",
+            res = FileResult(src, out, o.status, o.reason, o.status == EnhanceStatus.ENHANCED,
                              warnings=list(o.warnings))
             try:
-                if o.status in ("enhanced", "cached") and o.entry is not None:
+                if o.status in (EnhanceStatus.ENHANCED, EnhanceStatus.CACHED) and o.entry is not None:
                     data = o.entry.path.read_bytes()
                     res.size = o.size
-                elif o.status == "skipped" and not report.cancelled:
+                elif o.status == EnhanceStatus.SKIPPED and not report.cancelled:
                     data = _copy_as(src, params.output_format)
-                    res.status, res.reason = "copied", o.reason
-                elif o.status == "skipped":
-                    res.status = "cancelled"
+                    res.status, res.reason = EnhanceStatus.COPIED, o.reason
+                elif o.status == EnhanceStatus.SKIPPED:
+                    res.status = EnhanceStatus.CANCELLED
                     results.append(res)
                     continue
                 else:
                     results.append(res)
                     continue
-                if _write_output(out, data, overwrite) == "unchanged" and res.status == "cached":
-                    res.status = "unchanged"
+                if not _write_output(out, data, overwrite) and res.status == EnhanceStatus.CACHED:
+                    res.status = EnhanceStatus.UNCHANGED
             except (FileExistsError, OSError, imaging.ImageReadError) as exc:
-                res.status, res.was_processed = "failed", False
+                res.status, res.was_processed = EnhanceStatus.FAILED, False
                 res.reason = getattr(exc, "reason", None) or str(exc)
             results.append(res)
         return results
@@ -298,9 +299,9 @@ class ImageEnhancer:
                              colorize=self.auto_colorize if colorize is None else colorize, **more)
 
     def _results(self, files: FilesReport) -> list[tuple[Path, bool]]:
-        failures = {str(f.source): f.reason for f in files.files if f.status in ("failed", "cancelled")}
-        results = [(f.output, f.was_processed) for f in files.files
-                   if f.status not in ("failed", "cancelled")]
+        stopped = (EnhanceStatus.FAILED, EnhanceStatus.CANCELLED)
+        failures = {str(f.source): f.reason for f in files.files if f.status in stopped}
+        results = [(f.output, f.was_processed) for f in files.files if f.status not in stopped]
         if failures:
             raise EnhancementError(failures, results)
         return results

@@ -51,6 +51,7 @@ from ..events import (EventSink, InFlightProgress, ItemDone, ItemFailed, ItemWar
                       null_sink)
 from ..cache import CacheEntry, ImageCache
 from ..jobs import Journal, SourceFacts, job_id_for
+from ..statuses import EnhanceStatus, JobStatus
 from ..store import Store
 
 __all__ = ["COLORIZE_SKIPPED", "DESCRIBE_THREADS", "EnhanceJob", "EnhanceReport", "Journal", "Outcome",
@@ -146,36 +147,37 @@ class EnhanceJob:
             self.journaled = self.journal.done_items()
         self.on_event(JobStarted(self.job_id, "enhance", len(self.sources)))
         for src in self.sources:  # outcomes in source order
-            self.report.outcomes[src.name] = Outcome(src.name, "pending")
+            self.report.outcomes[src.name] = Outcome(src.name, EnhanceStatus.PENDING)
         for name, reason in failures.items():
-            self.report.outcomes[name] = Outcome(name, "failed", reason)
+            self.report.outcomes[name] = Outcome(name, EnhanceStatus.FAILED, reason)
             self._failed(name, reason)
 
     def _failed(self, name: str, reason: str) -> None:
         if self.journal:
-            self.journal.mark(name, "failed", error=reason)
+            self.journal.mark(name, JobStatus.FAILED, error=reason)
         self.on_event(ItemFailed(self.job_id, name, reason))
 
     def journal_done(self, work: _Work, entry: CacheEntry, kind: str, cparams: dict[str, Any],
                      cached: bool) -> None:
         """Record a finished item: outcome, journal row, warnings and ItemDone."""
         o = work.outcome
-        o.status = "cached" if cached and o.status != "enhanced" else "enhanced"
+        o.status = (EnhanceStatus.CACHED if cached and o.status != EnhanceStatus.ENHANCED
+                    else EnhanceStatus.ENHANCED)
         o.entry, o.kind, o.params = entry, kind, cparams
         o.size = tuple(entry.meta.get("size") or ()) or None  # type: ignore[assignment]
         for w in o.warnings:
             self.on_event(ItemWarning(self.job_id, o.name, w))
-        if self.journal and o.status == "enhanced":
+        if self.journal and o.status == EnhanceStatus.ENHANCED:
             # A cached item needs no row: the same lookup finds it again on resume
             # (and with lookup=False nothing is cached), so a cached re-run writes none.
-            self.journal.mark(o.name, "done", {"key": entry.key, "kind": kind, "params": cparams,
+            self.journal.mark(o.name, JobStatus.DONE, {"key": entry.key, "kind": kind, "params": cparams,
                                                "size": list(o.size or ())})
-        self.on_event(ItemDone(self.job_id, o.name, cached=o.status == "cached",
+        self.on_event(ItemDone(self.job_id, o.name, cached=o.status == EnhanceStatus.CACHED,
                                detail={"status": o.status, "kind": kind, "path": str(entry.path)}))
 
     def journal_failed(self, work: _Work, reason: str) -> None:
         """Record a failed item."""
-        work.outcome.status, work.outcome.reason = "failed", reason
+        work.outcome.status, work.outcome.reason = EnhanceStatus.FAILED, reason
         self._failed(work.outcome.name, reason)
 
     # -- plan ----------------------------------------------------------------------------
@@ -194,10 +196,10 @@ class EnhanceJob:
         scale = decision.scale
         wants_color = bool(params.colorize and src.is_grayscale)
         colorize = wants_color and backend.can_colorize
-        outcome = Outcome(src.name, "pending", digest=src.digest)
+        outcome = Outcome(src.name, EnhanceStatus.PENDING, digest=src.digest)
         self.report.outcomes[src.name] = outcome
         if decision.refused:  # beyond the resize limits: never read, never sent
-            outcome.status, outcome.reason = "failed", decision.refused
+            outcome.status, outcome.reason = EnhanceStatus.FAILED, decision.refused
             self._failed(src.name, decision.refused)
             return
         if decision.warning:
@@ -205,11 +207,11 @@ class EnhanceJob:
         if wants_color and not backend.can_colorize:
             outcome.warnings.append(COLORIZE_SKIPPED)
         if scale <= 1.0 and not colorize:
-            outcome.status = "skipped"
+            outcome.status = EnhanceStatus.SKIPPED
             outcome.reason = decision.kept
             for w in outcome.warnings:
                 self.on_event(ItemWarning(self.job_id, src.name, w))
-            self.on_event(ItemDone(self.job_id, src.name, cached=True, detail={"status": "skipped"}))
+            self.on_event(ItemDone(self.job_id, src.name, cached=True, detail={"status": EnhanceStatus.SKIPPED}))
             return
         if self._resume(src, outcome):
             return
@@ -224,14 +226,14 @@ class EnhanceJob:
         entry = self.cache.get(done["key"]) if done else None
         if entry is None:
             return False
-        outcome.status, outcome.entry, outcome.kind = "cached", entry, done["kind"]
+        outcome.status, outcome.entry, outcome.kind = EnhanceStatus.CACHED, entry, done["kind"]
         outcome.params, outcome.size = done["params"], tuple(done["size"])  # type: ignore[assignment]
-        self.on_event(ItemDone(self.job_id, src.name, cached=True, detail={"status": "cached"}))
+        self.on_event(ItemDone(self.job_id, src.name, cached=True, detail={"status": EnhanceStatus.CACHED}))
         return True
 
     def plan_upscale(self, work: _Work) -> None:
         """Look the upscale result up in the cache, else put the work into a chunk."""
-        if work.outcome.status == "failed" or work.scale <= 1.0 or self.cancel.is_set():
+        if work.outcome.status == EnhanceStatus.FAILED or work.scale <= 1.0 or self.cancel.is_set():
             return
         item = self.item_of(work)
         cparams = self.backend.cache_params("upscale", self.params, item)
@@ -262,7 +264,7 @@ class EnhanceJob:
                     data = await self.backend.colorize(item, self.params)
                     self.report.backend_requests += 1
                     entry = await asyncio.to_thread(self.store_result, key, data, "colorize", cparams, item)
-                    work.outcome.status = "enhanced"
+                    work.outcome.status = EnhanceStatus.ENHANCED
                 except (BackendError, imaging.ImageReadError, server_io.ResultCheckError) as exc:
                     if not self.cancel.is_set():
                         self.journal_failed(work, getattr(exc, "reason", str(exc)))
@@ -339,7 +341,7 @@ class EnhanceJob:
             except server_io.ResultCheckError as exc:
                 self.journal_failed(work, exc.reason)
                 return
-            work.outcome.status = "enhanced"
+            work.outcome.status = EnhanceStatus.ENHANCED
             self.journal_done(work, entry, "colorize+upscale" if work.colorize else "upscale", cparams,
                               cached=False)
         finally:
@@ -403,7 +405,7 @@ class EnhanceJob:
                 self.plan(res)
             else:
                 reason = getattr(res, "reason", None) or imaging._explain(res)
-                self.report.outcomes[src.name] = Outcome(src.name, "failed", reason, digest=src.digest)
+                self.report.outcomes[src.name] = Outcome(src.name, EnhanceStatus.FAILED, reason, digest=src.digest)
                 self._failed(src.name, reason)
         if self.store is not None and described:
             await asyncio.to_thread(SourceFacts(self.store).remember, described)
@@ -435,7 +437,7 @@ class EnhanceJob:
                   *([self.poller] if self.poller else [])]:
             t.cancel()
         if self.journal:
-            self.journal.close("cancelled")
+            self.journal.close(JobStatus.CANCELLED)
         try:
             await asyncio.wait_for(asyncio.shield(self.backend.interrupt()), timeout=30)
         except (Exception, asyncio.CancelledError):
@@ -446,16 +448,17 @@ class EnhanceJob:
         report = self.report
         report.cancelled = self.cancel.is_set()
         for o in report.outcomes.values():
-            if o.status == "pending":
-                o.status, o.reason = "skipped", "cancelled before it ran"
+            if o.status == EnhanceStatus.PENDING:
+                o.status, o.reason = EnhanceStatus.SKIPPED, "cancelled before it ran"
         n_failed = len(report.failed)
-        status = "cancelled" if report.cancelled else "done"
+        status = JobStatus.CANCELLED if report.cancelled else JobStatus.DONE
         if self.journal:
             self.journal.close(status)
         report.seconds = time.perf_counter() - started
         self.on_event(JobFinished(self.job_id, "enhance", status, len(report.outcomes) - n_failed,
                                   n_failed, {s: len(report.by_status(s))
-                                             for s in ("enhanced", "cached", "skipped", "failed")}))
+                                             for s in (EnhanceStatus.ENHANCED, EnhanceStatus.CACHED,
+                                                       EnhanceStatus.SKIPPED, EnhanceStatus.FAILED)}))
         return report
 
     async def run(self) -> EnhanceReport:

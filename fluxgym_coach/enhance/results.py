@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import imaging
 from ..cache import CacheEntry
+from ..statuses import EnhanceStatus
 from ..store import Store, VariantRecord
 
 COLORIZE_SKIPPED = "black-and-white image not colorized: colorization needs a Forge backend"
@@ -37,15 +38,16 @@ class Source:
 
 @dataclass(slots=True)
 class Outcome:
-    """What happened to one source. ``status``: ``"enhanced"`` (computed now),
-    ``"cached"`` (found in the cache or the journal), ``"skipped"`` (nothing to
-    do, ``reason`` says why) or ``"failed"`` (``reason`` says why). ``entry``
+    """What happened to one source. ``status`` (an :class:`EnhanceStatus`): ``PENDING``
+    (not reached yet), ``ENHANCED`` (computed now), ``CACHED`` (found in the cache or
+    the journal), ``SKIPPED`` (nothing to do, ``reason`` says why) or ``FAILED``
+    (``reason`` says why). ``entry``
     is the cached result for enhanced/cached; ``kind`` the operations done
     (``"upscale"``, ``"colorize"``, ``"colorize+upscale"``); ``params`` the
     cache parameters of the final step; ``warnings`` non-fatal notes."""
 
     name: str
-    status: str
+    status: EnhanceStatus
     reason: str = ""
     entry: CacheEntry | None = None
     kind: str = ""
@@ -65,14 +67,14 @@ class EnhanceReport:
     seconds: float = 0.0
     backend_requests: int = 0
 
-    def by_status(self, status: str) -> list[Outcome]:
+    def by_status(self, status: EnhanceStatus) -> list[Outcome]:
         """Outcomes with the given status, in source order."""
         return [o for o in self.outcomes.values() if o.status == status]
 
     @property
     def failed(self) -> list[Outcome]:
         """Outcomes that failed."""
-        return self.by_status("failed")
+        return self.by_status(EnhanceStatus.FAILED)
 
     @property
     def large_enough(self) -> list[Outcome]:
@@ -80,7 +82,7 @@ class EnhanceReport:
         (:data:`~fluxgym_coach.enhance.sizing.LARGE_ENOUGH`), in source order."""
         from .sizing import LARGE_ENOUGH
 
-        return [o for o in self.by_status("skipped") if o.reason.startswith(LARGE_ENOUGH)]
+        return [o for o in self.by_status(EnhanceStatus.SKIPPED) if o.reason.startswith(LARGE_ENOUGH)]
 
     def summary_lines(self) -> list[str]:
         """What a front end says after the per-image lines, one sentence each:
@@ -136,7 +138,7 @@ def record_variants(store: Store, report: EnhanceReport, backend_identity: str) 
     """Record every enhanced/cached result of ``report`` as a variant in the dataset store."""
     recorded = []
     for o in report.outcomes.values():
-        if o.entry is None or o.status not in ("enhanced", "cached"):
+        if o.entry is None or o.status not in (EnhanceStatus.ENHANCED, EnhanceStatus.CACHED):
             continue
         size = o.size or (None, None)
         v = VariantRecord(relpath=o.name, cache_key=o.entry.key, digest=o.digest or "",

@@ -19,6 +19,7 @@ from ..events import EventSink, null_sink
 from .fluxgym import ExportReport, check_target, export_dataset
 from ..cache import ImageCache
 from ..enhance.job import EnhanceReport, Source, record_variants, run_enhance
+from ..statuses import EnhanceStatus, ReviewStatus
 from ..store import ImageRecord
 
 
@@ -66,12 +67,12 @@ def select_new_variants(dataset: Dataset, report: EnhanceReport, backend_identit
     selection = dataset.store.selection()
     changed = 0
     for o in report.outcomes.values():
-        if o.entry is None or o.status not in ("enhanced", "cached"):
+        if o.entry is None or o.status not in (EnhanceStatus.ENHANCED, EnhanceStatus.CACHED):
             continue
         current = selection.get(o.name)
-        if current is None or current[1] == "pending":
+        if current is None or current[1] == ReviewStatus.PENDING:
             if current is None or current[0] != o.entry.key:
-                dataset.store.select_variant(o.name, o.entry.key, "pending")
+                dataset.store.select_variant(o.name, o.entry.key, ReviewStatus.PENDING)
                 changed += 1
     return changed
 

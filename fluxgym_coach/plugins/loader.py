@@ -41,7 +41,7 @@ import subprocess
 import sys
 import tomllib
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -442,7 +442,12 @@ async def notify_scan(project: Project, report: ScanReport, snapshot: ScanSnapsh
             relpaths=list(report.removed)))
 
 
-async def scan_and_notify(project: Project, on_event: EventSink = null_sink) -> ScanReport:
+#: How a scan is run: ``run(on_event)`` awaits the folder scan (default: ``Dataset.scan`` in a thread).
+ScanRunner = Callable[[EventSink], Awaitable[ScanReport]]
+
+
+async def scan_and_notify(project: Project, on_event: EventSink = null_sink,
+                          run: ScanRunner | None = None) -> ScanReport:
     """Scan the dataset and fire the plugin events: what front ends call instead of
     ``Dataset.scan``. Runs :meth:`Dataset.scan` in a thread, then :func:`notify_scan`.
     Returns the scan's :class:`ScanReport`.
@@ -452,12 +457,13 @@ async def scan_and_notify(project: Project, on_event: EventSink = null_sink) -> 
     on the event loop (Textual: ``app.call_from_thread(notify_scan, project, report, snap)``).
     """
     snapshot = scan_snapshot(project)
-    report = await asyncio.to_thread(project.dataset.scan, on_event)
+    report = await (run(on_event) if run is not None else asyncio.to_thread(project.dataset.scan, on_event))
     await notify_scan(project, report, snapshot)
     return report
 
 
-async def scan_with_plugins(dataset: Dataset, on_event: EventSink = null_sink) -> ScanReport:
+async def scan_with_plugins(dataset: Dataset, on_event: EventSink = null_sink,
+                            run: ScanRunner | None = None) -> ScanReport:
     """Scan ``dataset``, firing its plugins' scan events when it has a plugin config.
 
     Without ``.fluxgym-coach/plugins.toml`` (no plugin set up for this
@@ -466,14 +472,15 @@ async def scan_with_plugins(dataset: Dataset, on_event: EventSink = null_sink) -
     are loaded, :func:`scan_and_notify` runs, and the plugin tasks it queued
     (e.g. similarity vectors of new images) are awaited. Plugin load failures
     and task errors are added to the report's ``warnings`` under
-    ``"plugin <name>"``, so every front end shows them.
+    ``"plugin <name>"``, so every front end shows them. ``run(on_event)`` runs the
+    folder scan itself (:func:`fluxgym_coach.core.scan` passes a cancellable one).
     """
     if not config_path(dataset.root).exists():
-        return await asyncio.to_thread(dataset.scan, on_event)
+        return await (run(on_event) if run is not None else asyncio.to_thread(dataset.scan, on_event))
     project = Project(dataset)
     try:
         await load_plugins(project)
-        report = await scan_and_notify(project, on_event)
+        report = await scan_and_notify(project, on_event, run)
         for name, reason in project.load_errors.items():
             report.warnings[f"plugin {name}"] = reason if name in project.untrusted else f"failed to load: {reason}"
         for error in await project.task_queue.join():

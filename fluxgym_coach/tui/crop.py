@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
 from PIL import Image
 from rich.text import Text
 
 from ..audit.preview_geometry import PROFILE_KEYS, TrainerView
+
+if TYPE_CHECKING:  # numpy is imported when an overlay is drawn, not when the TUI starts
+    import numpy as np
 
 #: Outline colour of the kept window (RGB).
 OUTLINE = (255, 214, 0)
@@ -73,6 +76,8 @@ def draw_crop(thumb: Image.Image, view: TrainerView) -> Image.Image:
     """A copy of ``thumb`` (RGB) with the region ``view`` drops dimmed and the kept
     window outlined (:data:`OUTLINE`, :func:`outline_width` px inside the window);
     a face box the window cuts is framed in :data:`FACE_CUT`."""
+    import numpy as np
+
     px = np.asarray(thumb.convert("RGB")).copy()
     left, top, right, bottom = thumb_rect(view, thumb.size)
     keep = np.zeros(px.shape[:2], dtype=bool)
@@ -92,6 +97,8 @@ def _frame(px: np.ndarray, rect: tuple[int, int, int, int], w: int, rgb: tuple[i
     left, top, right, bottom = rect
     if right <= left or bottom <= top:
         return
+    import numpy as np
+
     colour = np.array(rgb, dtype=np.uint8)
     px[top:min(bottom, top + w), left:right] = colour
     px[max(top, bottom - w):bottom, left:right] = colour

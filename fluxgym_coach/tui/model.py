@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..dataset import Dataset
+from ..findings import Finding, Severity
 from ..statuses import ReviewStatus
 from ..store import ImageRecord, VariantRecord
 
@@ -35,15 +36,8 @@ FILTER_LABELS = {
 SORTS: tuple[str, ...] = ("name", "size", "caption", "status", "findings")
 
 
-@dataclass(slots=True)
-class Finding:
-    """One audit finding shown in the list and the info panel: a short ``code``
-    (e.g. ``"low-res"``), a ``message`` and a ``severity`` (``"info"``,
-    ``"warning"``, ``"error"``)."""
-
-    code: str
-    message: str
-    severity: str = "warning"
+#: Severities that flag an image (shown with ``!`` in the list, the "flagged" filter).
+FLAGGING = (Severity.ERROR, Severity.WARNING)
 
 
 @dataclass(slots=True)
@@ -78,7 +72,7 @@ class Row:
     def flagged(self) -> bool:
         """True when the audit found an error or a warning, or the image could not be read."""
         return bool(self.record.error) or any(
-            f.severity in ("error", "warning") and f.code not in NOT_FLAGGING for f in self.findings)
+            f.severity in FLAGGING and f.code not in NOT_FLAGGING for f in self.findings)
 
     @property
     def enhanced(self) -> bool:
@@ -96,24 +90,26 @@ class Row:
         """Audit findings, plus the read error as a finding when the audit has not said it."""
         out = list(self.findings)
         if self.record.error and not any(f.code == "unreadable" for f in out):
-            out.insert(0, Finding("unreadable", self.record.error, "error"))
+            out.insert(0, Finding("unreadable", Severity.ERROR, self.record.error, category="file"))
         return out
 
     def flags(self) -> list[Finding]:
         """The findings that flag the image (errors and warnings)."""
         return [f for f in self.all_findings()
-                if f.severity in ("error", "warning") and f.code not in NOT_FLAGGING]
+                if f.severity in FLAGGING and f.code not in NOT_FLAGGING]
 
 
 #: Finding codes that do not flag an image (the caption column and filter cover them).
 NOT_FLAGGING = frozenset({"no_caption", "caption-missing", "caption-empty"})
 
 
-def finding_from(f: Any) -> Finding:
-    """A :class:`Finding` from an audit finding (:class:`fluxgym_coach.audit.rules.Finding`)."""
-    if isinstance(f, Finding):
-        return f
-    return Finding(str(f.code), str(f.message), str(f.severity))
+def finding_from(f: Finding) -> Finding:
+    """The audit's :class:`~fluxgym_coach.findings.Finding` as the list shows it: the
+    same object (the TUI keeps no finding class of its own). Raises TypeError for
+    anything else, so a duck-typed stand-in cannot slip in."""
+    if not isinstance(f, Finding):
+        raise TypeError(f"not a fluxgym_coach.findings.Finding: {type(f).__name__}")
+    return f
 
 
 class ImageIndex:

@@ -55,6 +55,7 @@ from panoptic.models.action_models import (ActionContext, ActionResult, FolderPa
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from ... import imaging
+from ...statuses import CaptionStatus, EnhanceStatus
 from ...plugins.builtin.similarity import (DEFAULT_THRESHOLD, exact_duplicate_groups, hamming_matrix,
                                            hex_to_uint64, near_duplicate_groups)
 
@@ -278,9 +279,9 @@ class FluxgymCoachPlugin(APlugin):
                 report = _run(go())
             for o in report.outcomes.values():
                 counts[o.status] = counts.get(o.status, 0) + 1
-                if o.status == "failed":
+                if o.status == EnhanceStatus.FAILED:
                     failed[o.name] = o.reason
-                if o.entry is not None and o.status in ("enhanced", "cached"):
+                if o.entry is not None and o.status in (EnhanceStatus.ENHANCED, EnhanceStatus.CACHED):
                     dst = out_dir / (o.name.replace("/", "__").rsplit(".", 1)[0] + Path(o.entry.path).suffix)
                     shutil.copyfile(o.entry.path, dst)
                     written.append(str(dst))
@@ -323,7 +324,7 @@ class FluxgymCoachPlugin(APlugin):
                     raise RuntimeError(f"captioning stopped: {report.fatal}")
                 for o in report.outcomes.values():
                     counts[o.status] = counts.get(o.status, 0) + 1
-                    if o.status == "failed":
+                    if o.status == CaptionStatus.FAILED:
                         failed[o.relpath] = o.reason
                 for it in group:
                     cap = dataset.read_caption(it.relpath)

@@ -10,10 +10,10 @@ from typing import Any
 from textual import work
 
 from ...statuses import JobStatus
-from ... import core, feedback
+from ... import core
 from ...enhance.backends.base import BackendError, EnhanceParams
 from ...feedback import REPROCESS, Decision
-from ...settings import load_settings, update_settings
+from ...settings import update_settings
 from ..jobs import JobSink
 from ..messages import RowsChanged
 from ..live import remember_job
@@ -33,26 +33,15 @@ class EnhanceActions:
         return self.params_with_origin(row)[0]
 
     def params_with_origin(self, row: Row | None = None) -> tuple[EnhanceParams, str]:
-        """``(params, where they come from)``: the last values used on this dataset (the
-        typed settings' ``enhance.params``, written by every enhancement, TUI or CLI);
-        else what the learning loop suggests for the image's category
-        (``feedback.learn_defaults``); else the shipped defaults."""
-        stored = load_settings(self.dataset.store).enhance.params
-        if stored:
-            try:
-                return EnhanceParams(**stored), "the last values used"
-            except (TypeError, ValueError):
-                pass
-        learn = getattr(feedback, "learn_defaults", None)
-        if learn is not None:
-            try:
-                found = learn(self.dataset.store, row.category if row is not None else None)
-            except Exception:  # noqa: BLE001 - suggestions are optional
-                found = None
-            if found is not None and found.learned:
-                changes = ", ".join(f"{k} {v}" for k, v in found.changes.items())
-                return found.params, f"suggested from {found.decisions} decisions ({changes})"
-        return EnhanceParams(), "the shipped defaults"
+        """``(params, where they come from)``, in the core's order of the defaults
+        (:func:`core.enhance_defaults`): the last values used on this dataset, else what
+        the learning loop suggests for the image's category, else the shipped defaults;
+        the size rule aims at the dataset's resolution setting."""
+        try:
+            found = core.enhance_defaults(self.dataset, category=row.category if row is not None else None)
+        except Exception:  # noqa: BLE001 - a damaged store must not stop the review
+            return EnhanceParams(), "the shipped defaults"
+        return found.params, found.origin
 
     def action_enhance_current(self) -> None:
         """Enhance the current image with the last used parameters."""

@@ -3,6 +3,7 @@ notices changes made by other programs, and the audit's findings."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -19,6 +20,18 @@ WATCH_MAX_WAIT = 10.0  # seconds between two looks for changes on disk, at most
 _log = logging.getLogger(__name__)
 
 
+class _InWorker:
+    """The app's plugin session as :class:`core.RunningPlugins`, told of a scan in a worker
+    of its own: plugins still starting do not hold up the scan's job (or the audit after it)."""
+
+    def __init__(self, app: Any, session: Any) -> None:
+        self.app, self.session, self.project = app, session, session.project
+
+    async def notify_scan(self, report: Any, snapshot: Any) -> None:
+        self.app.run_worker(self.session.notify_scan(report, snapshot), group="plugin-events",
+                            exit_on_error=False)
+
+
 class ScanActions:
     """Scan, watch the folder, audit."""
 
@@ -33,33 +46,34 @@ class ScanActions:
             self._quiet_scan_worker()
             return
         sink = self._new_job("scan", "Scan", 0)
-        sink.raise_on_cancel = True
-        self._scan_worker(sink)
+        sink.worker = self._scan_worker(sink)
 
-    @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
-    def _scan_worker(self, sink: JobSink) -> None:
-        from ...plugins.loader import scan_snapshot
-
-        session = getattr(self, "plugin_session", None)  # plugins hear about new and removed images
-        snapshot = scan_snapshot(session.project) if session is not None else None
+    @work(exclusive=True, group="scan", exit_on_error=False)
+    async def _scan_worker(self, sink: JobSink) -> None:
+        """:func:`core.scan` in an async worker: the rows stream in through the sink
+        (``headers``: sizes before the reads), the plugins the app runs hear of new and
+        removed images (the core's path, as for the CLI); ``Worker.cancel()`` stops the
+        folder scan at its next image, keeping what it stored (F5 resumes)."""
+        while not self._scan_lock.acquire(blocking=False):  # the watcher's look is short
+            await asyncio.sleep(0.05)
+        session = getattr(self, "plugin_session", None)
         try:
-            with self._scan_lock:
-                report = self.dataset.scan(on_event=sink, headers=True)  # sizes before the reads
-        except JobCancelled:
+            report = await core.scan(self.dataset, sink, headers=True,
+                                     plugins=_InWorker(self, session) if session is not None else None)
+        except asyncio.CancelledError:
             sink.finish(JobStatus.CANCELLED)
             self.post_message(RowsChanged(None))
-            return
+            raise
         except Exception as exc:  # noqa: BLE001
             sink.fail(f"scan stopped: {exc}")
             return
+        finally:
+            self._scan_lock.release()
         sink.finish(JobStatus.DONE)
-        if session is not None and (report.added or report.updated or report.removed):
-            self.call_from_thread(self.run_worker, session.notify_scan(report, snapshot),
-                                  group="plugin-events", exit_on_error=False)
         if report.added or report.updated or report.removed or report.captions_updated:
             self.post_message(RowsChanged(None))
         if self.audit_on_start:
-            self.call_from_thread(self.run_audit)
+            self.run_audit()
 
     @work(thread=True, group="quiet-scan", exit_on_error=False)
     def _quiet_scan_worker(self) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from ...findings import Severity
+from ...statuses import ReviewStatus
 from ..model import Row
 
 PARAM_LABELS = (("scale_factor", "scale"), ("scale", "scale"), ("upscaler", "upscaler"),
@@ -38,15 +40,15 @@ def describe(row: Row | None, showing: str | None = None, extra: Text | None = N
     if extra is not None:
         t.append_text(extra)
         t.append("\n")
-    status_style = {"accepted": "green", "rejected": "red"}.get(row.status, "")
+    status_style = {ReviewStatus.ACCEPTED: "green", ReviewStatus.REJECTED: "red"}.get(row.status, "")
     t.append(row.status, style=status_style)
-    if row.status == "accepted":
+    if row.status == ReviewStatus.ACCEPTED:
         t.append(" (enhanced exported)" if row.selected_variant else " (original exported)")
     t.append(f"  digest {rec.digest[:12] if rec.digest else '?'}", style="dim")
     t.append("\n")
     flags = row.flags()
     for f in flags + [f for f in row.all_findings() if f not in flags]:
-        style = {"error": "red", "warning": "yellow"}.get(f.severity, "cyan")
+        style = {Severity.ERROR: "red", Severity.WARNING: "yellow"}.get(f.severity, "cyan")
         t.append(f"! {f.code}: {f.message}\n", style=style)
     if row.variants:
         v = row.variant(showing) or row.variant(row.selected_variant) or row.variants[0]

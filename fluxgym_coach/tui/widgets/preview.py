@@ -18,9 +18,11 @@ and ``unicode`` force one; ``off`` shows text only.
 - **unicode**: textual-image's monochrome fallback (not a terminal).
 
 textual-image probes the terminal (Sixel, then kitty graphics) when it is
-imported, so this module imports it at the top and the CLI imports this module
-before the app runs. Sources: kitty graphics protocol ("Unicode placeholders"),
-tmux(1) ``allow-passthrough``.
+imported, so in a terminal this module imports it at the top and the CLI imports
+this module before the app runs. Without a terminal (headless tests, benches) it
+is imported when the pane mounts its image widget, after the app's first paint
+(textual-image imports numpy: the list's first screen needs neither). Sources:
+kitty graphics protocol ("Unicode placeholders"), tmux(1) ``allow-passthrough``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from PIL import Image as PILImage
 from textual.app import ComposeResult
@@ -42,7 +45,10 @@ from ..terminal import (
     kitty_version,
 )
 from ..crop import CropState, overlaid, title_suffix
-from .renderers import WIDGETS, KittyPlacedImage, write_terminal
+
+if sys.__stdout__ is not None and sys.__stdout__.isatty():
+    # textual-image probes the terminal when imported: here, before Textual reads it
+    import textual_image.renderable  # noqa: F401
 
 #: Seconds the cursor must rest before a preview that must be decoded is drawn.
 DECODE_DELAY = 0.15
@@ -84,6 +90,8 @@ def query_xtversion(timeout: float = 0.5) -> str:
     """The terminal's XTVERSION reply (``CSI > 0 q``), e.g. ``kitty(0.26.5)``; "" when
     there is none. Only before Textual starts (its input thread takes replies after)."""
     from textual_image._terminal import TerminalError, capture_terminal_response
+
+    from .renderers import write_terminal
 
     try:
         with capture_terminal_response("\x1bP>|", "\x1b\\", timeout) as reply:
@@ -231,19 +239,30 @@ class Preview(Container):
         self.crop_provider: Callable[[str, PILImage.Image], object] | None = None
         self.crop_view = None
         self.plain: PILImage.Image | None = None
-        self._image_widget = (None if self.renderer == "off"
-                              else WIDGETS[self.renderer](classes="preview-image"))
+        #: The image widget (None: not mounted yet, or ``off``); mounted after the first
+        #: paint or by the first :meth:`show_image`, whichever comes first.
+        self._image_widget: Any = None
 
     def compose(self) -> ComposeResult:
         fix = Static("", id="preview-fix")
         fix.display = False
         yield fix
-        if self._image_widget is not None:
-            self._image_widget.display = False
-            yield self._image_widget
         yield Static("", id="preview-text")
 
+    def _ensure_image_widget(self) -> Any:
+        """The image widget, created and mounted (hidden, above the text) on first use;
+        None for ``off``. Its module imports textual-image (and numpy)."""
+        if self._image_widget is None and self.renderer != "off":
+            from .renderers import WIDGETS
+
+            widget = WIDGETS[self.renderer](classes="preview-image")
+            widget.display = False
+            self._image_widget = widget
+            self.mount(widget, before=self.query_one("#preview-text", Static))
+        return self._image_widget
+
     def on_mount(self) -> None:
+        self.call_after_refresh(self._ensure_image_widget)  # not in the first frame's work
         # Only for ``auto``: a renderer the user chose is kept without a word here (the
         # status line still names the fix).
         self.fix = preview_fix(self.mode, self.app.console.color_system) if self.mode == "auto" else ""
@@ -271,12 +290,13 @@ class Preview(Container):
                     image = overlaid(image, view)
         self.border_title = title
         self.shown_key = key
-        if self._image_widget is None:
+        widget = self._ensure_image_widget()
+        if widget is None:
             self.show_text("preview off", title, key)
             return
         self.query_one("#preview-text", Static).display = False
-        self._image_widget.display = True
-        self._image_widget.image = image
+        widget.display = True
+        widget.image = image
 
     def show_text(self, text: str, title: str | None = None, key: str | None = None) -> None:
         """Show a line of text instead of an image."""
@@ -284,6 +304,8 @@ class Preview(Container):
             self.border_title = title
         self.shown_key = key
         if self._image_widget is not None:
+            from .renderers import KittyPlacedImage
+
             if self._image_widget.display and isinstance(self._image_widget, KittyPlacedImage):
                 type(self._image_widget).hide()
             self._image_widget.display = False

@@ -15,7 +15,6 @@ import sys
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 
-import numpy as np
 from PIL import Image as PILImage
 from rich.color import Color
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -126,6 +125,8 @@ def halfcell_segments(image: PILImage.Image, width: int, height: int) -> list[Se
     if hit is not None and hit[0] is image:
         _HALFCELL_CACHE.move_to_end(key)
         return hit[1]
+    import numpy as np  # here: the TUI's first screen is drawn before numpy is loaded
+
     px = np.asarray(image.convert("RGB").resize((max(1, width), max(2, height * 2)),
                                                 PILImage.Resampling.BOX))
     segments: list[Segment] = []
