@@ -334,3 +334,55 @@ def faces_for(store: Store | None, relpath: str, digest: str | None, im: Image.I
     if store is not None:
         save_faces(store, relpath, digest, boxes)
     return boxes
+
+
+def detection_long_side(width: int, height: int) -> int:
+    """The long side (px) of the copy :func:`detect_faces` works on for a ``width`` x
+    ``height`` image: decoding smaller than this (a JPEG's DCT scale) loses nothing."""
+    w, h = max(1, width), max(1, height)
+    if backends()[:1] == ["cnn"]:
+        f = min(1.0, CNN_SHORT_SIDE / min(w, h), (CNN_MAX_AREA / (w * h)) ** 0.5, CNN_MAX_SIDE / max(w, h))
+    else:
+        f = min(1.0, (DETECT_AREA / (w * h)) ** 0.5)
+    return max(1, -(-max(w, h) * f // 1))
+
+
+def detect_file(path, width: int, height: int) -> list[FaceBox] | None:
+    """Faces of the image file ``path`` whose upright size is ``width`` x ``height``: one
+    read and one decode as small as detection allows (JPEG DCT scaling), EXIF orientation
+    applied. None when the file cannot be read or decoded (the scan reports that)."""
+    from PIL import ImageOps
+
+    from .. import imaging
+    try:
+        data = imaging.read_regular_file(path)
+        im = imaging.open_image(data, path)
+        imaging.load_small(im, int(detection_long_side(width, height)))
+        return detect_faces(ImageOps.exif_transpose(im))
+    except Exception:  # noqa: BLE001 - an unreadable file is the scan's finding, not ours
+        return None
+
+
+def ensure_faces(store: Store, jobs: list[tuple[str, str, object, int, int]], workers: int | None = None) -> int:
+    """Detect and store faces where none are stored for the current digest.
+
+    ``jobs``: ``(relpath, digest, path, width, height)`` (upright size). Files run in
+    a thread pool (``workers``, default up to 8: the detectors release the GIL);
+    boxes are stored from this thread. Returns how many images were detected now;
+    0 without a detector."""
+    if not jobs or not detector_available():
+        return 0
+    have = stored_faces_all(store)
+    todo = [j for j in jobs if have.get(j[0], ("",))[0] != j[1]]
+    if not todo:
+        return 0
+    from concurrent.futures import ThreadPoolExecutor
+
+    done = 0
+    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 2),
+                            thread_name_prefix="faces") as pool:
+        for (relpath, digest, *_), boxes in zip(todo, pool.map(lambda j: detect_file(*j[2:]), todo)):
+            if boxes is not None:
+                save_faces(store, relpath, digest, boxes)
+                done += 1
+    return done

@@ -15,7 +15,8 @@ profile of :data:`AUDIT_PROFILES`, and reports (issue 12, item 5):
   ``max_bucket_reso`` 1024, so a 3:2 photo trains on 1024x704, 69 %).
 
 One finding per kind and image; ``detail["profiles"]`` lists each profile's
-own finding. No detection runs here: faces come from the store.
+own finding. Faces come from the store; the audit first detects them
+(:func:`audit_bucket_inputs`) for the images some profile crops.
 """
 
 from __future__ import annotations
@@ -158,6 +159,34 @@ def bucket_inputs(store: Store, records: list[ImageRecord] | None = None) -> dic
         boxes = tuple(b.pixels(*size) for b in found) if digest == (rec.digest or "") else ()
         out[rec.relpath] = BucketInput(size, boxes, enhanced)
     return out
+
+
+def crops(size: tuple[int, int], resolution: int, profiles=AUDIT_PROFILES) -> bool:
+    """True when some profile crops an image of ``size`` (w, h) at ``resolution``."""
+    for _, _, fn in _placers(resolution, _key(profiles)):
+        try:
+            p = fn(*size)
+        except BucketError:
+            continue
+        if p.crop_fraction > 1e-9 or p.window is not None and p.window != (0, 0, *p.size):
+            return True
+    return False
+
+
+def audit_bucket_inputs(dataset, records: list[ImageRecord], resolution: int,
+                        workers: int | None = None) -> dict[str, BucketInput]:
+    """:func:`bucket_inputs` after detecting faces (:func:`fluxgym_coach.audit.faces.ensure_faces`)
+    for the images some profile of :data:`AUDIT_PROFILES` crops at ``resolution`` and
+    that have no faces stored for their digest; once per digest, stored for the next
+    audit, export and the TUI."""
+    from .faces import ensure_faces
+
+    inputs = bucket_inputs(dataset.store, records)
+    jobs = [(r.relpath, r.digest, dataset.image_path(r.relpath), *r.display_size) for r in records
+            if r.relpath in inputs and r.digest and crops(inputs[r.relpath].size, resolution)]
+    if ensure_faces(dataset.store, jobs, workers):
+        inputs = bucket_inputs(dataset.store, records)
+    return inputs
 
 
 def dataset_bucket_findings(dataset, resolution: int = 1024) -> dict[str, list[BucketFinding]]:
