@@ -43,3 +43,19 @@ def test_a_fresh_audit_finds_the_face_fluxgyms_square_crop_cuts(tmp_path):
         again = audit_dataset(ds, resolution=1024, caption_rules=False)
         assert "trainer_face_cut" in {f.code for f in again.findings("portrait.png")}
         assert _stored(ds, "portrait.png")["detected_at"] == first["detected_at"]
+
+
+def test_ensure_faces_skips_stored_digests_and_unreadable_files(tmp_path):
+    from fluxgym_coach.store import Store
+    _tall_canvas().save(tmp_path / "p.png")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    with Store(tmp_path / "s.sqlite") as store:
+        store.migrate()
+        jobs = [("p.png", "d1", tmp_path / "p.png", 660, 1480),
+                ("broken.png", "d2", tmp_path / "broken.png", 10, 10),
+                ("gone.png", "d3", tmp_path / "gone.png", 10, 10)]
+        assert faces.ensure_faces(store, jobs, workers=2) == 1
+        assert len(faces.stored_faces(store, "p.png", "d1")) == 1
+        assert faces.stored_faces(store, "broken.png", "d2") is None  # the scan reports it; retried later
+        assert faces.ensure_faces(store, jobs[:1]) == 0  # stored for that digest: not again
+        assert faces.ensure_faces(store, [("p.png", "d9", tmp_path / "p.png", 660, 1480)]) == 1  # changed file

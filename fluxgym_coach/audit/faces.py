@@ -309,15 +309,28 @@ def stored_faces_all(store: Store) -> dict[str, tuple[str, list[FaceBox]]]:
     return {r["relpath"]: (r["digest"], [FaceBox(*b) for b in json.loads(r["boxes"])]) for r in rows}
 
 
+_INSERT = ("INSERT OR REPLACE INTO faces (relpath, digest, detector, boxes, detected_at) "
+           "VALUES (?, ?, ?, ?, ?)")
+
+
+def _row(relpath: str, digest: str | None, boxes: list[FaceBox], detector: str | None) -> tuple:
+    data = json.dumps([[b.left, b.top, b.right, b.bottom] for b in boxes])
+    return (relpath, digest or "", detector or detector_name() or "", data, time.time())
+
+
 def save_faces(store: Store, relpath: str, digest: str | None, boxes: list[FaceBox],
                detector: str | None = None) -> None:
     """Store ``boxes`` for ``relpath`` at ``digest`` (replacing older ones), found by
     ``detector`` (default: :func:`detector_name`)."""
     store.ensure_schema("faces")
-    data = json.dumps([[b.left, b.top, b.right, b.bottom] for b in boxes])
-    store.execute("INSERT OR REPLACE INTO faces (relpath, digest, detector, boxes, detected_at) "
-                  "VALUES (?, ?, ?, ?, ?)", (relpath, digest or "", detector or detector_name() or "",
-                                             data, time.time()))
+    store.execute(_INSERT, _row(relpath, digest, boxes, detector))
+
+
+def save_faces_many(store: Store, items: list[tuple[str, str | None, list[FaceBox]]]) -> None:
+    """:func:`save_faces` for ``[(relpath, digest, boxes)]`` in one transaction."""
+    store.ensure_schema("faces")
+    if items:
+        store.executemany(_INSERT, [_row(r, d, b, None) for r, d, b in items])
 
 
 def faces_for(store: Store | None, relpath: str, digest: str | None, im: Image.Image) -> list[FaceBox]:
@@ -378,11 +391,18 @@ def ensure_faces(store: Store, jobs: list[tuple[str, str, object, int, int]], wo
         return 0
     from concurrent.futures import ThreadPoolExecutor
 
-    done = 0
-    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 2),
-                            thread_name_prefix="faces") as pool:
+    done: list[tuple[str, str, list[FaceBox]]] = []
+    count = 0
+    pool = ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 2), thread_name_prefix="faces")
+    try:
         for (relpath, digest, *_), boxes in zip(todo, pool.map(lambda j: detect_file(*j[2:]), todo)):
             if boxes is not None:
-                save_faces(store, relpath, digest, boxes)
-                done += 1
-    return done
+                done.append((relpath, digest, boxes))
+                count += 1
+            if len(done) >= 64:
+                save_faces_many(store, done)
+                done = []
+    finally:  # Ctrl-C or an error: drop queued files, keep what was found (the next audit goes on)
+        pool.shutdown(wait=True, cancel_futures=True)
+        save_faces_many(store, done)
+    return count
