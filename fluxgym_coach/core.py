@@ -82,7 +82,7 @@ def cancellable_sink(on_event: EventSink, token: threading.Event) -> EventSink:
     every item as an event, checks the cancel token without a hook of its own."""
     def sink(event: Any) -> None:
         if token.is_set() and not isinstance(event, JobFinished):
-            raise JobCancelled("cancelled")
+            raise JobCancelled("the job was cancelled")
         on_event(event)
     return sink
 

@@ -294,7 +294,7 @@ def test_enhance_timeout_option_reaches_the_server_requests(fake_forge, tmp_path
     from fluxgym_coach.cli import app
     src = draw_image(tmp_path / "in" / "a.png", (24, 24))
     fake_forge.faults.hang_on = {1}
-    result = CliRunner().invoke(app, ["enhance", str(src), "-o", str(tmp_path / "out"), "--api-url",
+    result = CliRunner().invoke(app, ["enhance", str(src), "-o", str(tmp_path / "out"), "--backend", "forge", "--api-url",
                                       fake_forge.url, "--timeout", "1", "--no-colorize",
                                       "--cache-dir", str(tmp_path / "cache"), "--json"],
                                 catch_exceptions=False)

@@ -41,7 +41,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     # names that happen to equal a status
     ("captions/job.py", "draft"): "the draft caption backend's name (BACKENDS), not CaptionOrigin.DRAFT",
     ("captions/backends/draft.py", "draft"): "the draft caption backend's name",
-    ("settings.py", "draft"): "default caption backend name",
+    ("settings_models.py", "draft"): "default caption backend name",
     ("core.py", "draft"): "default caption backend name",
     ("integrations/panoptic/plugin.py", "draft"): "caption backend choice offered to Panoptic",
     ("captions/linting.py", "missing"): "a caption finding code (CaptionFinding's first argument)",

@@ -52,10 +52,11 @@ def display():
 
 
 def _run(kind, display, dataset, tmp_path, *, tmux=False, preview="auto", tmux_conf=None,
-         name=None):
+         name=None, tmux_program="tmux"):
     name = name or f"{kind}{'-tmux' if tmux else ''}-{preview}"
     shot = screens.photograph(kind, dataset, tmp_path, tmux=tmux, preview=preview, display=display,
-                              tmux_conf=tmux_conf or screens.TMUX_CONF, name=name)
+                              tmux_conf=tmux_conf or screens.TMUX_CONF, name=name,
+                              tmux_program=tmux_program)
     verdict = screens.judge(shot)
     saved = screens.keep(shot, verdict, name)
     # Every terminal is started with COLUMNS=200 LINES=60 (screens.STALE_SIZE): the app
@@ -139,4 +140,39 @@ def test_xterm_sixel_through_tmux(display, one_image, tmp_path):
     report, verdict, saved = _run("xterm", display, one_image, tmp_path, tmux=True,
                                   preview="sixel")
     assert report["renderer"] in ("sixel", "sixel-tmux"), report
+    assert _is_image(verdict), (verdict, saved)
+
+
+#: A tmux of 3.4 or later built with Sixel when the one on PATH is older (Debian 12 has
+#: 3.3a): .ci/run unpacks bookworm-backports' tmux 3.5a there and names it here.
+SIXEL_TMUX_ENV = "FLUXGYM_COACH_SIXEL_TMUX"
+
+
+def _sixel_tmux() -> str:
+    """A tmux binary of version 3.4 or later that knows Sixel, or a skip naming how to get one."""
+    import os
+    import shutil
+
+    for program in (os.environ.get(SIXEL_TMUX_ENV), shutil.which("tmux")):
+        if not program or not Path(program).exists():
+            continue
+        done = subprocess.run([program, "-V"], capture_output=True, text=True, timeout=30,
+                              check=False)
+        m = re.search(r"(\d+)\.(\d+)", done.stdout)
+        if m and (int(m[1]), int(m[2])) >= (3, 4) and b"sixel" in Path(program).read_bytes():
+            return program
+    pytest.skip(f"needs tmux 3.4 or later built with Sixel (on PATH, or ${SIXEL_TMUX_ENV}; "
+                f"Debian 12: bookworm-backports' tmux, as .ci/run unpacks it)")
+
+
+def test_xterm_sixel_inside_tmux_34_without_passthrough(display, one_image, tmp_path):
+    """tmux 3.4+ draws Sixel images itself: auto picks Sixel in the pane, with passthrough
+    off, and the image is on the screen (tmux 3.3a gives half-blocks: test_xterm_inside_tmux)."""
+    _need("xterm")
+    program = _sixel_tmux()
+    conf = screens.TMUX_CONF.replace("set -g allow-passthrough on", "set -g allow-passthrough off")
+    report, verdict, saved = _run("xterm", display, one_image, tmp_path, tmux=True, tmux_conf=conf,
+                                  name="xterm-tmux34-auto", tmux_program=program)
+    assert report["renderer"] == "sixel", report
+    assert "24-bit" in report["status"] and "fix" not in report["status"], report
     assert _is_image(verdict), (verdict, saved)

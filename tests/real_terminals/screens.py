@@ -119,12 +119,15 @@ class Shot:
 
 def photograph(kind: str, dataset: Path, work: Path, *, tmux: bool = False,
                preview: str = "auto", display: str, deadline: float = 180.0,
-               tmux_conf: str = TMUX_CONF, name: str | None = None) -> Shot:
+               tmux_conf: str = TMUX_CONF, name: str | None = None,
+               tmux_program: str = "tmux") -> Shot:
     """Start terminal ``kind`` (inside tmux when ``tmux``) with the harness on
     ``dataset``, wait for its report, take screenshots of the whole display until three in a
     row are the same (the terminal has painted). Deadlines are generous: the test machines
     are shared and slow. ``tmux_conf``: tmux's configuration; ``name``: of the run's files
-    (default ``KIND[-tmux]-PREVIEW``)."""
+    (default ``KIND[-tmux]-PREVIEW``); ``tmux_program``: the tmux binary to run, whose folder
+    goes first on the terminal's ``PATH`` (the app asks ``tmux`` about its client, and a
+    client of another version cannot talk to that server)."""
     name = name or f"{kind}{'-tmux' if tmux else ''}-{preview}"
     report = work / f"{name}.json"
     harness = [sys.executable, "-m", "tests.real_terminals.harness", str(dataset), str(report),
@@ -134,7 +137,7 @@ def photograph(kind: str, dataset: Path, work: Path, *, tmux: bool = False,
     if tmux:
         conf = work / "tmux.conf"
         conf.write_text(tmux_conf)
-        inner = ["tmux", "-L", sock, "-f", str(conf), "new-session", "-x", str(COLS), "-y",
+        inner = [tmux_program, "-L", sock, "-f", str(conf), "new-session", "-x", str(COLS), "-y",
                  str(ROWS), " ".join(harness)]
     cmd, extra = terminal_command(kind, inner)
     env = dict(os.environ, DISPLAY=display, PYTHONPATH=str(ROOT), **extra)
@@ -146,6 +149,8 @@ def photograph(kind: str, dataset: Path, work: Path, *, tmux: bool = False,
     # real size all the same (xterm drops both variables for its child; kitty and tmux pass
     # them on).
     env.update(STALE_SIZE)
+    if tmux_program != "tmux":
+        env["PATH"] = f"{Path(tmux_program).parent}{os.pathsep}{env.get('PATH', '')}"
     env["FLUXGYM_COACH_CACHE_DIR"] = str(work / "cache")
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
@@ -160,7 +165,7 @@ def photograph(kind: str, dataset: Path, work: Path, *, tmux: bool = False,
         return Shot(shot, json.loads(report.read_text()), report.with_suffix(".png"))
     finally:
         if tmux:
-            subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True, timeout=10,
+            subprocess.run([tmux_program, "-L", sock, "kill-server"], capture_output=True, timeout=10,
                            check=False)
         _end(proc)
 

@@ -125,15 +125,23 @@ class JobRow(Horizontal):
         yield ProgressBar(total=max(1, self.progress.total), show_eta=False, show_percentage=True)
         yield Label(progress_text(self.progress), classes="job-text")
 
+    def on_mount(self) -> None:
+        self.update_progress(self.progress)  # the bar's position: snapshots may have come first
+
     def update_progress(self, p: JobProgress) -> None:
-        """Show a new snapshot."""
+        """Show a new snapshot (kept for :meth:`compose` when the row is not composed yet:
+        a row mounted a moment ago may get its next snapshot before its children exist)."""
         self.progress = p
-        bar = self.query_one(ProgressBar)
+        bars = self.query(ProgressBar)
+        texts = self.query(".job-text")
+        if not bars or not texts:
+            return
+        bar = bars.first(ProgressBar)
         total = max(1, p.total, p.done + p.failed)
         # A job that ended "done" with less to do than announced (cached, unchanged) is full.
         bar.update(total=total, progress=total if p.status == JobStatus.DONE else
                    min(total, p.done + p.failed + p.in_flight))
-        self.query_one(".job-text", Label).update(progress_text(p))
+        texts.first(Label).update(progress_text(p))
 
 
 class JobsPanel(Vertical):
