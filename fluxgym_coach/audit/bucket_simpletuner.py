@@ -162,6 +162,14 @@ def _check(s: "BucketSettings") -> None:
         raise BucketError("resolution and aspect_bucket_alignment must be positive")
 
 
+def _offset(style: str, resized: tuple[int, int], target: tuple[int, int]) -> tuple[int, int]:
+    """The crop offset (x, y): corner 0, center the middle; random: the centre of the
+    range SimpleTuner draws it from."""
+    if style == "corner":
+        return (0, 0)
+    return (max(0, int((resized[0] - target[0]) / 2)), max(0, int((resized[1] - target[1]) / 2)))
+
+
 def simpletuner_placer(s: "BucketSettings", aspect_map: AspectMap | None = None) -> Callable[[int, int], Placement]:
     """(w, h) -> :class:`~fluxgym_coach.audit.buckets.Placement` for SimpleTuner. With
     ``aspect_map`` every call reads and fills that :class:`AspectMap` (sizes met in
@@ -236,11 +244,8 @@ def simpletuner_placer(s: "BucketSettings", aspect_map: AspectMap | None = None)
             resized = inter
         else:  # resized straight to the target: no crop (the aspect may change)
             return Placement((w, h), target, target, (0, 0))
-        if s.crop_style == "corner":
-            offset = (0, 0)
-        else:  # center; random: the centre of the range its offset is drawn from
-            offset = (max(0, int((resized[0] - target[0]) / 2)), max(0, int((resized[1] - target[1]) / 2)))
-        return Placement((w, h), target, resized, offset, random_crop=s.crop_style == "random")
+        return Placement((w, h), target, resized, _offset(s.crop_style, resized, target),
+                         random_crop=s.crop_style == "random")
 
     return place
 
