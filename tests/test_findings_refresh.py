@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from fluxgym_coach.audit.refresh import refresh_findings
-from fluxgym_coach.audit.rules import audit_dataset
+from fluxgym_coach.audit.rules import audit_dataset, stored_report
 from fluxgym_coach.dataset import Dataset
 from fluxgym_coach.store import VariantRecord
 from tests.fixtures_tui import tui_dataset  # noqa: F401 - fixture
@@ -65,6 +65,11 @@ def test_the_exported_variant_is_judged_not_the_original(audited, tmp_path, stat
     assert ("low_resolution" not in _codes(fresh.findings)) is cleared
     # what no rule here makes (duplicates) is carried over; nothing else is lost
     assert {c for c in _codes(before[rel]) if c != "low_resolution"} <= set(_codes(fresh.findings))
+    # a full audit, and the report rebuilt from the store, judge the same exported size
+    full = audit_dataset(ds, scan=False).images[rel]
+    assert _codes(full.findings) == _codes(fresh.findings)
+    assert full.category == fresh.category
+    assert _codes(stored_report(ds.store).images[rel].findings) == _codes(fresh.findings)
 
 
 def test_a_colorized_variant_is_no_longer_grayscale(audited, tmp_path):
@@ -76,3 +81,4 @@ def test_a_colorized_variant_is_no_longer_grayscale(audited, tmp_path):
                                        str(tmp_path / "c.png"), rec.width, rec.height))
     ds.store.select_variant(rel, "c1", "accepted")
     assert "grayscale" not in _codes(refresh_findings(ds, [rel], before)[rel].findings)
+    assert "grayscale" not in _codes(audit_dataset(ds, scan=False).images[rel].findings)

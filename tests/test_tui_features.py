@@ -433,9 +433,11 @@ async def test_keys_typed_in_a_burst_before_ctrl_s_are_all_saved(tui_dataset, ma
 def test_status_line_names_the_server_without_credentials(tui_dataset):
     from fluxgym_coach.tui.app import ReviewApp
 
-    def label(api_url):
-        return ReviewApp(tui_dataset, api_url=api_url, audit=False, plugins=False)._backend_label()
+    def label(api_url, **kw):
+        return ReviewApp(tui_dataset, api_url=api_url, audit=False, plugins=False, **kw)._backend_label()
 
-    assert label(None) == "local backend"
+    assert label(None) == "auto backend"  # the app's default: auto, no server
+    assert label(None, backend="local") == "local backend"
+    assert label(None, backend="realesrgan") == "realesrgan backend"  # not "local"
     assert label("http://me:secret@gpu-box:7860/") == "forge gpu-box:7860"
     assert label(["http://a:7860", "http://b:7860"]) == "forge a:7860 +1"

@@ -30,22 +30,19 @@ does not change them.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..dataset import Dataset
 from ..findings import Finding
-from ..statuses import ReviewStatus
-from ..store import ImageRecord, VariantRecord
+from ..store import ImageRecord
 from .measures import stored_measures
 from . import trainer_rules
 from .caption_rules import _caption_rules, _convert_caption_finding, no_caption_finding
 from .image_rules import CODES, Thresholds, category_of, image_findings
 from .rules import SETTINGS_KEY, ImageAudit, _trainer_findings
+from .exported import EXPORTED_STATUSES, as_exported, exported_variant  # noqa: F401 (re-exported)
 
-#: Selection statuses whose variant is what export writes (rejected and excluded export none).
-EXPORTED_STATUSES = frozenset({ReviewStatus.ACCEPTED, ReviewStatus.PENDING})
 #: Codes this module recomputes (besides every ``caption-*`` code); others are carried over.
 RECOMPUTED = frozenset({c for c, cat in CODES.items() if cat != "duplicate"}
                        | set(trainer_rules.TRAINER_CODES.values()))
@@ -55,32 +52,6 @@ _DATASET_WIDE = ("caption-duplicate", "caption-length-outlier")
 
 def _recomputed(code: str) -> bool:
     return code in RECOMPUTED or code.startswith("caption-")
-
-
-def as_exported(rec: ImageRecord, variant: VariantRecord | None) -> ImageRecord:
-    """``rec`` as the export will write it: with ``variant`` (the selected enhanced
-    result, or None) its size replaces the original's (the variant is stored
-    upright: no EXIF orientation), a colorized one is not grayscale, and the
-    format is left unknown (export writes its own)."""
-    if variant is None or not variant.width or not variant.height or rec.error:
-        return rec
-    return dataclasses.replace(
-        rec, width=variant.width, height=variant.height, orientation=None, format=None,
-        mode="RGB", n_frames=1,
-        is_grayscale=False if "colorize" in variant.kind else rec.is_grayscale)
-
-
-def exported_variant(dataset: Dataset, relpath: str,
-                     selection: Mapping[str, tuple[str | None, str]] | None = None) -> VariantRecord | None:
-    """The enhanced variant export writes for ``relpath`` (selected and accepted or
-    pending), or None when it exports the original or nothing."""
-    sel = (selection if selection is not None else dataset.store.selection()).get(relpath)
-    if not sel or sel[0] is None or sel[1] not in EXPORTED_STATUSES:
-        return None
-    for v in dataset.store.variants(relpath):
-        if v.cache_key == sel[0]:
-            return v
-    return None
 
 
 def _settings(dataset: Dataset) -> tuple[int, Thresholds, bool, str | None]:

@@ -43,6 +43,7 @@ import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ from .image_rules import (CODES, KOHYA_FORMATS, Bucket, Thresholds, category_of,
 from .measures import (MEASURE_VERSION, ExtraMeasures, measure_file, save_measures,  # noqa: F401
                        stored_measures)
 from . import trainer_rules
+from .exported import exported_records
 from ..store import ImageRecord, Store
 
 #: Severities, most serious first.
@@ -287,7 +289,8 @@ def saved_trigger(dataset: Dataset) -> str | None:
 def build_report(records: list[ImageRecord], extras: dict[str, ExtraMeasures], *,
                  resolution: int, thresholds: Thresholds, trigger: str | None = None,
                  caption_rules: bool = True, measured: int = 0,
-                 buckets: dict[str, trainer_rules.BucketInput] | None = None) -> AuditReport:
+                 buckets: dict[str, trainer_rules.BucketInput] | None = None,
+                 exported: Sequence[ImageRecord] | None = None) -> AuditReport:
     """Assemble the audit from image records and their extra measures (no I/O).
 
     Per-image findings (:func:`image_findings`), caption rules
@@ -295,15 +298,18 @@ def build_report(records: list[ImageRecord], extras: dict[str, ExtraMeasures], *
     ``buckets`` (:func:`fluxgym_coach.audit.trainer_rules.bucket_inputs`: size the
     trainer reads, stored faces; none when None), then duplicate groups
     (:func:`duplicate_groups`) whose findings go on every member: a warning
-    naming the keeper on the others, an info on the keeper.
+    naming the keeper on the others, an info on the keeper. ``exported``: the
+    same records as the export writes them
+    (:func:`fluxgym_coach.audit.exported.exported_records`: a selected enhanced
+    variant's size), on which the per-image rules judge; default ``records``.
     """
     started = time.perf_counter()
     th = thresholds
     captions = caption_findings(records, trigger) if caption_rules else None
     images: dict[str, ImageAudit] = {}
-    for rec in records:
+    for rec, shown in zip(records, exported if exported is not None else records, strict=True):
         extra = extras.get(rec.digest) if rec.digest else None
-        findings, bucket = image_findings(rec, extra, resolution, th)
+        findings, bucket = image_findings(shown, extra, resolution, th)
         readable = bucket is not None
         if readable and captions is not None:
             findings.extend(captions.get(rec.relpath, []))
@@ -313,7 +319,7 @@ def build_report(records: list[ImageRecord], extras: dict[str, ExtraMeasures], *
         if inp is not None:
             findings.extend(_trainer_findings(rec.relpath, inp, findings, resolution, th))
         images[rec.relpath] = ImageAudit(rec.relpath, rec.digest, bucket,
-                                         category_of(rec, extra) if readable else None, findings)
+                                         category_of(shown, extra) if readable else None, findings)
     groups = duplicate_groups(records, th.near_duplicate_distance, extras)
     for g in groups:
         _add_duplicate_findings(images, g, th)
@@ -388,7 +394,8 @@ def audit_dataset(dataset: Dataset, *, resolution: int = 1024, thresholds: Thres
     measured += scanned
     report = build_report(records, extras, resolution=resolution, thresholds=th,
                           trigger=trigger, caption_rules=caption_rules, measured=measured,
-                          buckets=trainer_rules.audit_bucket_inputs(dataset, records, resolution, workers))
+                          buckets=trainer_rules.audit_bucket_inputs(dataset, records, resolution, workers),
+                          exported=exported_records(dataset.store, records))
     report.seconds = time.perf_counter() - started
     dataset.store.set_setting(SETTINGS_KEY, {"resolution": resolution,
                                              "caption_rules": caption_rules,
@@ -419,7 +426,8 @@ def stored_report(store: Store, *, resolution: int | None = None, trigger: str |
                         thresholds=thresholds,
                         trigger=trigger if trigger is not None else _settings_trigger(store),
                         caption_rules=bool(saved.get("caption_rules", True)),
-                        buckets=trainer_rules.bucket_inputs(store, records))
+                        buckets=trainer_rules.bucket_inputs(store, records),
+                        exported=exported_records(store, records))
 
 
 def _settings_trigger(store: Store) -> str | None:

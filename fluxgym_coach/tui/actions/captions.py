@@ -221,7 +221,7 @@ class CaptionActions:
     def _run_caption(self, relpaths: list[str], opts: dict[str, Any]) -> None:
         remember_job(self, "caption", relpaths, dict(opts))  # offered again if it is interrupted
         sink = self._new_job("caption", "Caption", len(relpaths))
-        self._caption_worker(sink, relpaths, opts)
+        sink.worker = self._caption_worker(sink, relpaths, opts)
 
     @work(thread=True, exclusive=True, group="caption-check", exit_on_error=False)
     def _confirm_overwrite(self, relpaths: list[str], opts: dict[str, Any]) -> None:
