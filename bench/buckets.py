@@ -1,7 +1,7 @@
 """Bucket simulator throughput, zero-crop planning, and face detection time.
 
 Usage:
-    python bench/buckets.py [--sizes 10000] [--faces 20]
+    python bench/buckets.py [--sizes 10000] [--faces 20] [--audit 65]
 
 Prints, in one run:
 - kohya simulator: sizes/s placing ``--sizes`` random sizes (1x1..8000x8000,
@@ -18,6 +18,8 @@ Prints, in one run:
   astronaut's face (8 sizes, 3 places, mirrored, 3 backgrounds), split into
   the faces the detectors are held to find (>= 8 % of the short side) and the
   rest, and the false boxes;
+- with ``--audit N``: a cold audit of N JPEGs with and without the audit's
+  face pass (``faces.ensure_faces``), interleaved;
 - the zero-crop distribution at 1024 for sources of at least 1 MP up to 3:1:
   min / mean area share and max / mean cut.
 
@@ -196,6 +198,50 @@ def bench_faces(n: int) -> None:
               f"{dict(sorted(missed.items()))}")
 
 
+def bench_audit_faces(n: int) -> None:
+    """A cold audit of ``n`` 1600x1067 JPEGs (the repository's photos, rotated a little)
+    with the audit's face pass and with it stubbed out, interleaved; wall seconds and
+    this process's CPU (the scan's worker processes are not counted)."""
+    import shutil
+    import tempfile
+
+    from PIL import Image
+
+    from fluxgym_coach.audit import faces, rules
+    from fluxgym_coach.dataset import Dataset
+    if not faces.detector_available():
+        print("audit face pass: not measured (no detector)")
+        return
+    root = Path(__file__).resolve().parents[1]
+    photos = sorted(p for d in ("tests/data/real-images", "examples/dataset") for p in (root / d).iterdir()
+                    if p.suffix in (".png", ".jpg"))
+    base = Path(tempfile.mkdtemp(prefix="bench-audit-faces-"))
+    src = base / "src"
+    src.mkdir()
+    for i in range(n):
+        with Image.open(photos[i % len(photos)]) as im:
+            im.convert("RGB").resize((1600, 1067)).rotate(i // len(photos) * 3).save(src / f"{i:04d}.jpg", quality=90)
+    real = faces.ensure_faces
+    rows: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+    try:
+        for r in range(3):
+            for detect in (False, True):
+                faces.ensure_faces = real if detect else (lambda *a, **k: 0)
+                shutil.copytree(src, base / f"ds{r}{detect:d}")
+                with Dataset(base / f"ds{r}{detect:d}") as ds:
+                    c, t = time.process_time(), time.perf_counter()
+                    rules.audit_dataset(ds, resolution=1024, caption_rules=False)
+                    rows[detect].append((time.perf_counter() - t, time.process_time() - c))
+    finally:
+        faces.ensure_faces = real
+        shutil.rmtree(base, ignore_errors=True)
+    (w0, c0), (w1, c1) = ((statistics.median(x[0] for x in rows[d]), statistics.median(x[1] for x in rows[d]))
+                          for d in (False, True))
+    print(f"cold audit of {n} JPEGs 1600x1067: without the face pass {w0:.2f} s wall ({c0:.2f} s CPU here), "
+          f"with it {w1:.2f} s ({c1:.2f} s CPU; +{(c1 - c0) / n * 1000:.1f} ms per image); ratio {w1 / w0:.2f}x")
+
+
+
 def distribution() -> None:
     rng = random.Random(3)
     shares, cuts = [], []
@@ -215,9 +261,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, default=10000)
     ap.add_argument("--faces", type=int, default=20)
+    ap.add_argument("--audit", type=int, default=0, help="also time a cold audit of N JPEGs with and "
+                    "without the audit's face pass")
     args = ap.parse_args()
     bench_sim(random_sizes(args.sizes))
     bench_faces(args.faces)
+    if args.audit:
+        bench_audit_faces(args.audit)
     distribution()
 
 

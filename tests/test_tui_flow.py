@@ -4,6 +4,8 @@ accept, reject, reprocess, export, quit and reopen."""
 
 from __future__ import annotations
 
+import asyncio
+
 from fluxgym_coach import feedback
 from fluxgym_coach.dataset import Dataset
 from fluxgym_coach.settings import update_settings
@@ -238,6 +240,11 @@ async def test_bulk_trigger_prepend(tui_dataset, make_tui_app):
         await settle(pilot, app)
         assert (tui_dataset / "chelsea.txt").read_text(encoding="utf-8").startswith("ohwx, ")
         assert (tui_dataset / "coffee.txt").read_text(encoding="utf-8").startswith("ohwx") is False
+        # the edit is the core's bulk job: each change recorded as a review decision
+        edits = await asyncio.to_thread(lambda: [d for d in feedback.decisions(app.dataset.store)
+                                                 if d.decision == feedback.CAPTION_EDIT])
+        assert [(d.relpath, d.source, d.params["bulk"]) for d in edits] == [
+            ("chelsea.png", "tui", "trigger-first")]
         # search and replace on marked rows only
         await pilot.press("escape")
         app.query_one("#search").value = ""

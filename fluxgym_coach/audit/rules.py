@@ -394,7 +394,7 @@ def audit_dataset(dataset: Dataset, *, resolution: int = 1024, thresholds: Thres
     measured += scanned
     report = build_report(records, extras, resolution=resolution, thresholds=th,
                           trigger=trigger, caption_rules=caption_rules, measured=measured,
-                          buckets=trainer_rules.bucket_inputs(dataset.store, records),
+                          buckets=trainer_rules.audit_bucket_inputs(dataset, records, resolution, workers),
                           exported=exported_records(dataset.store, records))
     report.seconds = time.perf_counter() - started
     dataset.store.set_setting(SETTINGS_KEY, {"resolution": resolution,

@@ -15,7 +15,8 @@ profile of :data:`AUDIT_PROFILES`, and reports (issue 12, item 5):
   ``max_bucket_reso`` 1024, so a 3:2 photo trains on 1024x704, 69 %).
 
 One finding per kind and image; ``detail["profiles"]`` lists each profile's
-own finding. No detection runs here: faces come from the store.
+own finding. Faces come from the store; the audit first detects them
+(:func:`audit_bucket_inputs`) for the images some profile crops.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from .buckets import BucketError, BucketSettings, Placement, area_fraction, plac
 
 #: The trainer set-ups an audit checks: Fluxgym's own toml (one square bucket),
 #: kohya with bucketing at its defaults, ai-toolkit's defaults, and SimpleTuner as
-#: its FLUX quickstart sets it (``resolution_type`` pixel_area, ``crop`` off; its
-#: default random crop offset is checked centred).
+#: its FLUX quickstart sets it (``resolution_type`` pixel_area, ``crop`` off; with its
+#: default random crop offset, a face counts as cut when any offset it may draw cuts it).
 AUDIT_PROFILES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("kohya (Fluxgym default, no buckets)", dict(trainer="kohya", enable_bucket=False)),
     ("kohya (enable_bucket)", dict(trainer="kohya", enable_bucket=True)),
@@ -118,9 +119,10 @@ def profile_findings(relpath: str, size: tuple[int, int], resolution: int,
             out.append(BucketFinding(relpath, name, "small-area", f"{name}: {exc}", _FIX_ENLARGE))
             continue
         bucket = f"{p.bucket[0]}x{p.bucket[1]}"
-        cut = [b for b in faces or () if _cuts(p.crop, b)]
+        cut = [b for b in faces or () if _cuts(p.always_kept, b)]  # a random crop: any offset it may draw
         if cut:
-            out.append(BucketFinding(relpath, name, "face-cut", f"{name}: the {bucket} crop cuts "
+            how = "random crop can cut" if p.random_crop and p.always_kept != p.crop else "crop cuts"
+            out.append(BucketFinding(relpath, name, "face-cut", f"{name}: the {bucket} {how} "
                                      f"{len(cut)} face(s)", _FIX_EXPORT, float(len(cut)), p.bucket))
         if p.scale > 1.0 + 1e-9:
             out.append(BucketFinding(relpath, name, "upscale", f"{name}: scaled up x{p.scale:.2f} past its "
@@ -157,6 +159,34 @@ def bucket_inputs(store: Store, records: list[ImageRecord] | None = None) -> dic
         boxes = tuple(b.pixels(*size) for b in found) if digest == (rec.digest or "") else ()
         out[rec.relpath] = BucketInput(size, boxes, enhanced)
     return out
+
+
+def crops(size: tuple[int, int], resolution: int, profiles=AUDIT_PROFILES) -> bool:
+    """True when some profile crops an image of ``size`` (w, h) at ``resolution``."""
+    for _, _, fn in _placers(resolution, _key(profiles)):
+        try:
+            p = fn(*size)
+        except BucketError:
+            continue
+        if p.crop_fraction > 1e-9 or p.window is not None and p.window != (0, 0, *p.size):
+            return True
+    return False
+
+
+def audit_bucket_inputs(dataset, records: list[ImageRecord], resolution: int,
+                        workers: int | None = None) -> dict[str, BucketInput]:
+    """:func:`bucket_inputs` after detecting faces (:func:`fluxgym_coach.audit.faces.ensure_faces`)
+    for the images some profile of :data:`AUDIT_PROFILES` crops at ``resolution`` and
+    that have no faces stored for their digest; once per digest, stored for the next
+    audit, export and the TUI."""
+    from .faces import ensure_faces
+
+    inputs = bucket_inputs(dataset.store, records)
+    jobs = [(r.relpath, r.digest, dataset.image_path(r.relpath), *r.display_size) for r in records
+            if r.relpath in inputs and r.digest and crops(inputs[r.relpath].size, resolution)]
+    if ensure_faces(dataset.store, jobs, workers):
+        inputs = bucket_inputs(dataset.store, records)
+    return inputs
 
 
 def dataset_bucket_findings(dataset, resolution: int = 1024) -> dict[str, list[BucketFinding]]:

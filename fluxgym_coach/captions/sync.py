@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import xxhash
 
+from ..errors import FluxgymCoachError
 from ..dataset import Dataset, one_line
 from ..statuses import CaptionOrigin, CaptionWrite
 
@@ -85,7 +86,7 @@ def changed_on_disk(dataset: Dataset, relpath: str, base: CaptionStamp) -> Capti
     return None if now.digest == base.digest else now
 
 
-class CaptionConflict(Exception):
+class CaptionConflict(FluxgymCoachError):
     """The sidecar changed on disk since it was read: ``disk`` is what it holds now,
     ``base`` what the editor started from."""
 

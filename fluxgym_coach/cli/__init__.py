@@ -60,7 +60,23 @@ def _load(module_name: str) -> dict[str, click.Command]:
 
 
 class LazyCommands(TyperGroup):
-    """The root group: commands are found by :func:`command_modules` and imported on use."""
+    """The root group: commands are found by :func:`command_modules` and imported on use.
+
+    It is also the one place where an error a command does not handle itself becomes
+    an exit code: a :class:`~fluxgym_coach.errors.FluxgymCoachError` that reaches it is
+    printed as ``error: <message>`` on stderr and exits with
+    :func:`~fluxgym_coach.cli.common.exit_code_for`'s code (2 for bad input, 3 for a
+    backend, 1 for images that failed), never as a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from ..errors import FluxgymCoachError
+
+        try:
+            return super().invoke(ctx)
+        except FluxgymCoachError as exc:
+            from .common import exit_code_for, fail
+
+            raise fail(str(exc), exit_code_for(exc)) from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(command_modules()))

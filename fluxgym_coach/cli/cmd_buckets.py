@@ -87,7 +87,7 @@ def buckets(
     num_ar_buckets: Annotated[int, typer.Option("--num-ar-buckets", help="diffusion-pipe num_ar_buckets.")] = 7,
     resolution_type: Annotated[str, typer.Option("--resolution-type", help="SimpleTuner resolution_type: pixel, or area (resolution² pixels: its pixel_area).")] = "pixel",
     crop: Annotated[bool, typer.Option("--crop/--no-crop", help="SimpleTuner crop.")] = False,
-    crop_style: Annotated[str, typer.Option("--crop-style", help="SimpleTuner crop_style: center, corner, random (reported centred).")] = "random",
+    crop_style: Annotated[str, typer.Option("--crop-style", help="SimpleTuner crop_style: center, corner, random (JSON: crop_offset random, offset_max the range; crop its centre).")] = "random",
     crop_aspect: Annotated[str, typer.Option("--crop-aspect", help="SimpleTuner crop_aspect: square, preserve, closest.")] = "square",
     crop_aspect_buckets: Annotated[Optional[list[float]], typer.Option("--crop-aspect-bucket", help="SimpleTuner crop_aspect_buckets (repeatable; for --crop-aspect closest).")] = None,
     size: Annotated[Optional[list[str]], typer.Option("--size", help="An image size WxH (repeatable); no dataset needed.")] = None,

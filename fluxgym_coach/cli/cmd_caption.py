@@ -12,10 +12,9 @@ import typer
 from rich.table import Table
 
 from ..captions.job import BACKENDS, dataset_trigger, save_default_backend
-from ..captions.backends.base import CaptionBackendError
 from .. import core
 from ..core import scan_blocking
-from ..dataset import Dataset, DatasetError
+from ..dataset import Dataset
 from ..settings import load_settings, strip_credentials, update_settings
 from ..statuses import CaptionStatus
 from .common import (esc, EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, EventProgress, err, fail, out,
@@ -36,11 +35,9 @@ Trigger = Annotated[Optional[str], typer.Option(
 
 
 def open_dataset(path: Path, scan: bool = True) -> Dataset:
-    """Open (and by default re-scan) a dataset, or exit 2 with the reason."""
-    try:
-        ds = Dataset(path)
-    except DatasetError as exc:
-        raise fail(str(exc), EXIT_USAGE) from None
+    """Open (and by default re-scan) a dataset; a DatasetError exits 2 with the reason
+    through the root group (:class:`fluxgym_coach.cli.LazyCommands`)."""
+    ds = Dataset(path)
     if scan:
         scan_blocking(ds)  # plugins hear of the images it indexes
     return ds
@@ -201,8 +198,6 @@ def _run_caption(ds: Dataset, captioner: CaptionBackend, images: list[str] | Non
 
     try:
         return asyncio.run(go())
-    except CaptionBackendError as exc:
-        raise fail(exc.reason, EXIT_BACKEND) from None
     except KeyboardInterrupt:
         sink.progress.stop()  # the bars' last frame first, then the message
         err.print("interrupted: run the same command again to resume")

@@ -34,13 +34,13 @@ from rich.markup import escape
 
 from .. import imaging
 from ..enhance.backends.base import (BACKEND_NAMES, DEFAULT_COLORIZE_NEGATIVE_PROMPT, DEFAULT_COLORIZE_PROMPT,
-                                     BackendError, EnhanceParams)
+                                     EnhanceParams)
 from ..cache import ImageCache
 from ..enhance.enhancer import default_output, enhance_files
 from ..statuses import EnhanceStatus
 from ..store import Store
 from . import options as o
-from .common import (esc, EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json,
+from .common import (esc, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json,
                      progress_sink, report_problems)
 
 #: Store file (job journals of ``enhance``) inside the cache folder.
@@ -183,8 +183,7 @@ class EngineOptions:
                                   gpu=self.gpu, upscaler=self.upscaler, models_dir=self.models_dir)
         except (typer.BadParameter, ValueError) as exc:
             raise fail(str(exc), EXIT_USAGE) from None
-        except BackendError as exc:
-            raise fail(exc.reason, EXIT_BACKEND) from None
+        # a BackendError (the engine cannot start) exits 3 through the root group
 
 
 def enhance(
@@ -340,8 +339,6 @@ def enhance_file_pairs(pairs: list[tuple[Path, Path]], options: EngineOptions, p
             with progress_sink(quiet or json_out) as sink:
                 files = asyncio.run(_run(todo, engine, params, cache, store, sink,
                                          lookup=lookup, overwrite=force))
-        except BackendError as exc:
-            raise fail(exc.reason, EXIT_BACKEND) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]: finished images are kept; run the same command "
                       "again to continue")
@@ -403,7 +400,7 @@ def enhance_datasets(folders: list[Path], options: EngineOptions, params: Enhanc
     the cache, variants selected for export). Prints one line per image (or JSON)
     and returns the exit code (1 when an image failed, 3 when the backend is unusable)."""
     from .. import core
-    from ..dataset import Dataset, DatasetError
+    from ..dataset import Dataset
 
     engine = options.make()
     rows: list[dict] = []
@@ -429,10 +426,6 @@ def enhance_datasets(folders: list[Path], options: EngineOptions, params: Enhanc
     try:
         with progress_sink(quiet or json_out) as sink:
             asyncio.run(go(sink))
-    except DatasetError as exc:
-        raise fail(str(exc), EXIT_USAGE) from None
-    except BackendError as exc:
-        raise fail(exc.reason, EXIT_BACKEND) from None
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: finished images are kept; run the same command again to continue")
         raise typer.Exit(130) from None

@@ -10,15 +10,15 @@ import typer
 from rich.table import Table
 
 from .. import core
-from ..enhance.backends.base import BackendError, EnhanceBackend, EnhanceParams
-from ..dataset import Dataset, DatasetError
-from ..export.fluxgym import DEFAULT_REPEATS, ExportError
+from ..enhance.backends.base import EnhanceBackend, EnhanceParams
+from ..dataset import Dataset
+from ..export.fluxgym import DEFAULT_REPEATS
 from ..export.prepare import PrepareReport
 from ..statuses import EnhanceStatus
 from . import options as o
 from .cmd_export import (Crop, CropMode, Force, Name, OutDir, Repeats, Resolution, Trigger, Vram, VramSize, export_json,
                          export_table, print_next_steps)
-from .common import (esc, EXIT_BACKEND, EXIT_FAILED, EXIT_USAGE, EventProgress, err, fail, out, print_json,
+from .common import (esc, EXIT_FAILED, EXIT_USAGE, EventProgress, err, fail, out, print_json,
                      progress_sink, report_problems)
 
 
@@ -113,11 +113,8 @@ def prepare(
 
 
 def _open(path: Path) -> Dataset:
-    """The dataset at ``path``, or exit 2 with the reason."""
-    try:
-        return Dataset(path)
-    except DatasetError as exc:
-        raise fail(str(exc), EXIT_USAGE) from None
+    """The dataset at ``path`` (a DatasetError exits 2 with the reason through the root group)."""
+    return Dataset(path)
 
 
 #: Command options that are :class:`EnhanceParams` fields under another name.
@@ -150,12 +147,10 @@ def _enhance_params(ctx: typer.Context, ds: Dataset, learned_defaults: bool, qui
 
 def _backend(backend: str, api_url: list[str] | None, api_auth: str | None, timeout: float,
              gpu: str | None, upscaler: str, models_dir: Path | None) -> EnhanceBackend:
-    """The enhancement backend of the options, or exit 3 with the reason it cannot start."""
-    try:
-        return o.make_backend(backend, api_url, api_auth, timeout, gpu=gpu, upscaler=upscaler,
-                              models_dir=models_dir)
-    except BackendError as exc:
-        raise fail(exc.reason, EXIT_BACKEND) from None
+    """The enhancement backend of the options (a BackendError exits 3 with the reason it
+    cannot start, through the root group: :class:`fluxgym_coach.cli.LazyCommands`)."""
+    return o.make_backend(backend, api_url, api_auth, timeout, gpu=gpu, upscaler=upscaler,
+                          models_dir=models_dir)
 
 
 def _run(ds: Dataset, engine: EnhanceBackend, sink: EventProgress, out_dir: Path, name: str | None,
@@ -170,10 +165,6 @@ def _run(ds: Dataset, engine: EnhanceBackend, sink: EventProgress, out_dir: Path
 
     try:
         return asyncio.run(run())
-    except ExportError as exc:
-        raise fail(str(exc), EXIT_USAGE) from None
-    except BackendError as exc:
-        raise fail(exc.reason, EXIT_BACKEND) from None
     except KeyboardInterrupt:
         sink.progress.stop()  # the bars' last frame first, then the message
         err.print("[yellow]interrupted[/]: finished images are kept; run the same command "

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ..core import scan_blocking
-from ..dataset import Dataset, DatasetError
+from ..dataset import Dataset
 from ..feedback import ACCEPT, REJECT, REPROCESS, Decision, decisions, record_decision
 from ..statuses import ReviewStatus
 from .common import esc, EXIT_USAGE, fail, out, print_json
@@ -58,10 +58,7 @@ def review(
     """
     if variant not in ("latest", "original"):
         raise fail(f"--variant must be 'latest' or 'original', not {variant!r}", EXIT_USAGE)
-    try:
-        ds = Dataset(dataset)
-    except DatasetError as exc:
-        raise fail(str(exc), EXIT_USAGE) from None
+    ds = Dataset(dataset)  # a DatasetError exits 2 with the reason (cli.LazyCommands)
     with ds:
         scan_blocking(ds)  # plugins hear of the images it indexes
         relpaths = [r.relpath for r in ds.images()]

@@ -43,14 +43,20 @@ def print_json(data: Any) -> None:
 
 
 def exit_code_for(exc: BaseException) -> int:
-    """The exit code of a command stopped by ``exc`` (the one place errors map to codes):
-    EXIT_BACKEND for a backend that refused the job or cannot be reached, EXIT_USAGE for
-    unusable input (dataset, export target, store, plugin, bad value), EXIT_FAILED else."""
+    """The exit code of a command stopped by ``exc`` (the one place errors map to codes;
+    the table is in :mod:`fluxgym_coach.errors`): EXIT_BACKEND for a backend that refused
+    the job or cannot be reached, EXIT_FAILED for images that could not be read or
+    enhanced, EXIT_USAGE for unusable input (dataset, export target, store, plugin, bad
+    value), EXIT_FAILED for anything else."""
     from ..enhance.backends.base import BackendError
+    from ..enhance.enhancer import EnhancementError
     from ..errors import FluxgymCoachError
+    from ..imaging import ImageReadError
 
     if isinstance(exc, BackendError):
         return EXIT_BACKEND
+    if isinstance(exc, ImageReadError | EnhancementError):
+        return EXIT_FAILED
     if isinstance(exc, FluxgymCoachError | ValueError):
         return EXIT_USAGE
     return EXIT_FAILED

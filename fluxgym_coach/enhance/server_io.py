@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from ..errors import FluxgymCoachError
 from .. import imaging
 
 #: Colour transparent pixels are flattened onto.
@@ -59,7 +60,7 @@ _INT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _SINGLE_CHANNEL = ("1", "L", "LA", "La", "F", *_INT_MODES)
 
 
-class ResultCheckError(ValueError):
+class ResultCheckError(FluxgymCoachError, ValueError):
     """A server's result does not belong to its source; ``reason`` says why."""
 
     def __init__(self, reason: str):

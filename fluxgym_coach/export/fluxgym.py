@@ -338,6 +338,11 @@ def _export_one(job: _Job, rec: ImageRecord) -> tuple[ImageRecord, ExportedFile 
         framing=reason), notes, None
 
 
+#: ``ExportReport.skipped``'s reason for an image the review excluded from the export
+#: (the other reasons are the image's read error).
+EXCLUDED_REASON = "excluded from the export in the review"
+
+
 def _readable(dataset: Dataset, relpaths: list[str] | None, report: ExportReport) -> list[ImageRecord]:
     records = dataset.store.images()
     if relpaths is not None:
@@ -347,7 +352,7 @@ def _readable(dataset: Dataset, relpaths: list[str] | None, report: ExportReport
     readable = []
     for rec in records:
         if selection.get(rec.relpath, (None, ""))[1] == ReviewStatus.EXCLUDED:
-            report.skipped[rec.relpath] = "excluded from the export in the review"
+            report.skipped[rec.relpath] = EXCLUDED_REASON
         elif rec.error:
             report.skipped[rec.relpath] = rec.error
         else:

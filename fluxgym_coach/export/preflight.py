@@ -39,13 +39,14 @@ from typing import Any
 
 from PIL import Image
 
+from ..errors import FluxgymCoachError
 from ..audit.buckets import BucketError, BucketSettings, place
 from .train_script import TRAINER
 
 KOHYA_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".PNG", ".JPG", ".JPEG", ".WEBP", ".BMP")
 
 
-class PreflightError(Exception):
+class PreflightError(FluxgymCoachError):
     """The config cannot be checked (missing or unparsable file); the message says why."""
 
 

@@ -120,8 +120,12 @@ class ReviewApp(PreviewActions, CropActions, NavigateActions, ReviewActions, Cap
     filter_name: reactive[str] = reactive("all", init=False, always_update=True)
     sort_name: reactive[str] = reactive("name", init=False, always_update=True)
     search_text: reactive[str] = reactive("", init=False, always_update=True)
-    #: How many images are marked (for bulk actions); its watcher redraws the status line.
+    #: The counted view state (:meth:`NavigateActions.recount` brings them to the rows):
+    #: images marked for bulk actions, images with a review decision, ``(shown, total)``.
+    #: The status line follows them and the view state above through watchers only.
     marked: reactive[int] = reactive(0, init=False)
+    reviewed: reactive[int] = reactive(0, init=False)
+    view_counts: reactive[tuple[int, int]] = reactive((0, 0), init=False)
 
     def __init__(self, dataset: str | Path | Dataset, *, preview: str = "auto",
                  api_url: str | Sequence[str] | None = None, api_auth: str | None = None,

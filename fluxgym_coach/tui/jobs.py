@@ -20,10 +20,6 @@ from .messages import JobSummary, JobUpdated, RowsFound, RowsStored
 from .widgets.jobs_panel import JobProgress, summary_text
 
 
-class JobCancelled(Exception):
-    """Raised inside a job's sink to stop core work that has no cancel hook."""
-
-
 class JobSink:
     """A thread-safe event sink for one job that posts throttled :class:`JobUpdated`; a
     scan's found and stored images as :class:`RowsFound` / :class:`RowsStored`, and an ended
@@ -39,10 +35,10 @@ class JobSink:
         self._lock = threading.Lock()
         self._started = time.monotonic()
         self._last = 0.0
+        #: Set when the user asked the job to stop (``c``, the palette, quitting).
         self.cancel_requested = False
-        self.raise_on_cancel = False
-        #: The async worker running the job (set by ``run_cancellable``; cancelling the
-        #: job cancels it), None for a job in a thread worker (it checks ``cancel_requested``).
+        #: The Textual worker running the job (set when it starts): cancelling the job is
+        #: ``worker.cancel()``; the core turns that into its cancel token or event.
         self.worker: Any = None
 
     def __call__(self, event: Event) -> None:
@@ -74,8 +70,6 @@ class JobSink:
             self._maybe_post(force)
         if isinstance(event, JobFinished) and (text := summary_text(event.kind, event.summary)):
             self.app.post_message(JobSummary(self.progress.key, text))  # what the job did, for its row
-        if self.raise_on_cancel and self.cancel_requested and not isinstance(event, JobFinished):
-            raise JobCancelled()
 
     def finish(self, status: str) -> None:
         """Mark the job ended (when the core emitted no JobFinished) and post it."""
@@ -112,4 +106,4 @@ class JobSink:
         self.app.post_message(JobUpdated(snapshot, problems))
 
 
-__all__ = ["JobCancelled", "JobSink", "JobUpdated"]
+__all__ = ["JobSink", "JobUpdated"]

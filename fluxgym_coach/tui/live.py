@@ -226,7 +226,7 @@ class LiveActions:
             app._refilter()
         else:
             app.image_list.refresh()
-            app._update_status()
+            app.recount()
         cur = app.current
         if cur is not None:
             from .widgets.info_panel import InfoPanel
@@ -253,7 +253,7 @@ class LiveActions:
         if added:
             idx.apply()
             app.image_list.reset_view(keep=cur.relpath if cur else None)
-            app._update_status()
+            app.recount()
             if cur is None:
                 app._show_current(immediate=True)
         else:

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..errors import FluxgymCoachError
 from ..cli.options import API_AUTH_ENV
 
 HOST = "127.0.0.1"
@@ -25,7 +26,7 @@ HOST = "127.0.0.1"
 WEB_DRIVER = "textual.drivers.web_driver:WebDriver"
 
 
-class ServeError(Exception):
+class ServeError(FluxgymCoachError):
     """The server cannot start (port taken, textual-serve missing); the message says why."""
 
 

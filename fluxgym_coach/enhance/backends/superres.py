@@ -31,6 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
+from ...errors import FluxgymCoachError
 from ... import imaging
 from .base import BackendError, EnhanceItem, EnhanceParams, round_scale
 
@@ -40,7 +41,7 @@ CANCELLED = "cancelled before this image finished"
 COLORIZE_UNSUPPORTED = "colorization needs a Forge backend (run with --api-url URL)"
 
 
-class Stopped(Exception):
+class Stopped(FluxgymCoachError):
     """Raised inside the worker thread when a cancel was asked between two tiles."""
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from textual import work
 
-from ...statuses import JobStatus
+from ...statuses import CaptionWrite, JobStatus
 from ... import core
 from ...dataset import one_line
 from ...feedback import CAPTION_EDIT, Decision
@@ -70,16 +70,18 @@ class CaptionActions:
             self.notify(f"{relpath}: caption not saved: {exc}", severity="error", timeout=8)
             return False
         saved = one_line(text)
-        if result != "unchanged":
+        if result != CaptionWrite.UNCHANGED:
             self.record(Decision(
                 relpath, CAPTION_EDIT, digest=row.record.digest if row else None,
                 params={"caption": saved}, source="tui"))
         self._caption_saved(relpath, saved)
-        self.notify({"written": f"caption saved: {relpath}",
-                     "removed": f"caption removed: {relpath} (an empty caption file is refused by "
-                                f"kohya; the old text is in the history, u brings it back)",
-                     "unchanged": "caption unchanged"}[result], timeout=3 if result == "removed" else 2)
-        return result != "unchanged"
+        self.notify({CaptionWrite.WRITTEN: f"caption saved: {relpath}",
+                     CaptionWrite.REMOVED: f"caption removed: {relpath} (an empty caption file is "
+                                           f"refused by kohya; the old text is in the history, u "
+                                           f"brings it back)",
+                     CaptionWrite.UNCHANGED: "caption unchanged"}[result],
+                    timeout=3 if result == CaptionWrite.REMOVED else 2)
+        return result != CaptionWrite.UNCHANGED
 
     def _caption_saved(self, relpath: str, text: str) -> None:
         """Show the caption now on disk in the row and the editor."""
@@ -221,7 +223,7 @@ class CaptionActions:
     def _run_caption(self, relpaths: list[str], opts: dict[str, Any]) -> None:
         remember_job(self, "caption", relpaths, dict(opts))  # offered again if it is interrupted
         sink = self._new_job("caption", "Caption", len(relpaths))
-        self._caption_worker(sink, relpaths, opts)
+        sink.worker = self._caption_worker(sink, relpaths, opts)
 
     @work(thread=True, exclusive=True, group="caption-check", exit_on_error=False)
     def _confirm_overwrite(self, relpaths: list[str], opts: dict[str, Any]) -> None:

@@ -96,7 +96,7 @@ class EnhanceActions:
         update_settings(self.dataset.store, enhance={"params": params.to_dict()})
         label = "Enhance" if len(rows) > 1 else "Enhance 1"
         sink = self._new_job("enhance", label, len(rows))
-        self._enhance_worker(sink, [r.relpath for r in rows], params)
+        sink.worker = self._enhance_worker(sink, [r.relpath for r in rows], params)
         return sink.progress.key
 
     @work(group="enhance", exit_on_error=False)

@@ -3,6 +3,7 @@ in a worker, then one notification that sums up the report."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from textual import work
 from ...statuses import JobStatus
 from ... import core
 from ...settings import load_settings, update_settings
-from ..jobs import JobCancelled, JobSink
+from ..jobs import JobSink
 from ..screens.forms import Field, FormScreen
 
 #: Where earlier versions kept the export form's values (read by :mod:`fluxgym_coach.settings`
@@ -54,27 +55,26 @@ class ExportActions:
         except ValueError:  # a value the settings refuse (e.g. resolution over 4096): the export says why
             pass
         sink = self._new_job("export", "Export", len(self.index.rows))
-        self._export_worker(sink, opts)
+        sink.worker = self._export_worker(sink, opts)
 
-    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
+    @work(exclusive=True, group="export", exit_on_error=False)
     async def _export_worker(self, sink: JobSink, opts: dict[str, Any]) -> None:
-        """Export in a worker thread (its own event loop); cancelling raises in the sink."""
-        sink.raise_on_cancel = True
+        """:func:`core.export_dataset` in an async worker; ``Worker.cancel()`` stops it at the
+        next image (the core's cancel token); exporting again with overwrite redoes it."""
         try:
             report = await core.export_dataset(
                 self.dataset, Path(opts["out_dir"]), opts["name"], opts["trigger"],
                 resolution=opts["resolution"], repeats=opts["repeats"], rescan=False,
                 only_accepted=opts["only_accepted"], force=opts["force"], on_event=sink,
                 cache=self.cache, vram=opts["vram"])
-        except JobCancelled:
+        except asyncio.CancelledError:
             sink.finish(JobStatus.CANCELLED)
-            return
+            raise
         except Exception as exc:  # noqa: BLE001 - e.g. the folder exists without --force
             sink.fail(f"export stopped: {exc}")
             return
         sink.finish(JobStatus.DONE)
-        self.call_from_thread(self.notify, export_summary(report, opts["resolution"]),
-                              title="export done", timeout=10)
+        self.notify(export_summary(report, opts["resolution"]), title="export done", timeout=10)
 
 
 #: The fields of the export form kept in the settings' ``export`` section.
@@ -104,7 +104,9 @@ def export_summary(report: Any, resolution: int) -> str:
 
 def _skipped_note(skipped: dict[str, str]) -> str:
     """``"3 skipped: 2 excluded from the export in the review, 1 unreadable (a.jpg)"``."""
-    excluded = [r for r, why in skipped.items() if why.startswith("excluded")]
+    from ...export.fluxgym import EXCLUDED_REASON
+
+    excluded = [r for r, why in skipped.items() if why == EXCLUDED_REASON]
     unreadable = [r for r in skipped if r not in excluded]
     parts = []
     if excluded:

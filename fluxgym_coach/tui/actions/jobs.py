@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from ...statuses import JobStatus
 from ..jobs import JobSink
@@ -81,13 +81,13 @@ class JobActions:
         return keys
 
     def cancel_job(self, key: str) -> None:
-        """Ask a running job to stop (it finishes the items in flight).
+        """Ask a running job to stop: Textual's ``Worker.cancel()`` for every job.
 
-        An async job (enhance, caption) is stopped with Textual's ``Worker.cancel()``
-        (:meth:`run_cancellable` turns it into the core's ``cancel`` event). A job in a
-        thread worker runs synchronous core code that Textual cannot interrupt (and
-        ``Worker.cancel()`` would mark it finished while its thread still works): its
-        event sink raises :class:`~..jobs.JobCancelled` at the core's next event."""
+        The core turns the cancellation into its own stop: an enhance or caption job
+        (:meth:`run_cancellable`) stops after the items in flight and returns its report;
+        a blocking stage (scan, audit, export, bulk edit) runs in a thread through
+        :func:`core.run_blocking`, whose cancel token the cancellation sets: it stops at
+        its next image, keeping what it stored, and the worker ends cancelled."""
         sink = self._sinks.get(key)
         if sink is None:
             return
@@ -96,6 +96,18 @@ class JobActions:
         self.query_one(JobsPanel).update_job(sink.progress)
         if sink.worker is not None:
             sink.worker.cancel()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A job's worker that ended without saying how (cancelled before it ran, or an
+        error it did not catch) ends its row: cancelled or failed."""
+        if event.state not in (WorkerState.CANCELLED, WorkerState.ERROR):
+            return
+        for sink in list(self._sinks.values()):
+            if sink.worker is event.worker and sink.progress.status in (JobStatus.RUNNING, JobStatus.CANCELLING):
+                if event.state == WorkerState.CANCELLED:
+                    sink.finish(JobStatus.CANCELLED)
+                else:
+                    sink.fail(f"{sink.progress.label} stopped: {event.worker.error}")
 
     async def run_cancellable(self, sink: JobSink, job: Callable[[asyncio.Event], Awaitable[T]]) -> T:
         """Run the core job ``job(cancel)`` in the current async worker, recorded as ``sink``'s.

@@ -19,7 +19,7 @@ class NavigateActions:
         self.index.apply()
         self.image_list.reset_view(keep=keep or (row.relpath if row else None))
         self._show_current(immediate=False)
-        self._update_status()
+        self.recount()
         self.save_state()
 
     def action_cycle_filter(self) -> None:
@@ -28,15 +28,18 @@ class NavigateActions:
 
     def watch_filter_name(self, name: str) -> None:
         self.index.filter = name
-        self._refilter()  # the status line names the filter and the count: no toast
+        self._refilter()
+        self._update_status()  # the status line names the filter and the count: no toast
 
     def watch_sort_name(self, name: str) -> None:
         self.index.sort = name
         self._refilter()
+        self._update_status()
 
     def watch_search_text(self, text: str) -> None:
         self.index.query = text
         self._refilter()
+        self._update_status()
 
     def set_filter(self, name: str) -> None:
         """Show only the images that pass filter ``name``."""
@@ -86,12 +89,26 @@ class NavigateActions:
         self.image_list.refresh()
         self.recount_marks()
 
-    def recount_marks(self) -> None:
-        """Bring the ``marked`` count to the rows' marks (after a toggle, marking all, or
-        a reload that dropped removed rows); its watcher redraws the status line."""
-        self.marked = sum(1 for r in self.index.rows if r.marked)
+    def recount(self) -> None:
+        """Bring the counted view state to the rows (after a decision, a toggled mark,
+        marking all, a reload, rows found by the scan): ``view_counts`` (shown, total),
+        ``marked``, ``reviewed``. Their watchers redraw the status line when one changed:
+        nothing else redraws it (besides the filter, sort and search watchers)."""
+        idx = self.index
+        self.view_counts = (len(idx.view), len(idx.rows))
+        self.marked = sum(1 for r in idx.rows if r.marked)
+        self.reviewed = sum(1 for r in idx.rows if r.status != UNREVIEWED)
+
+    #: The name earlier versions used (the marks are one of the counts).
+    recount_marks = recount
 
     def watch_marked(self, count: int) -> None:
+        self._update_status()
+
+    def watch_reviewed(self, count: int) -> None:
+        self._update_status()
+
+    def watch_view_counts(self, counts: tuple[int, int]) -> None:
         self._update_status()
 
     def show_relpath(self, relpath: str) -> None:

@@ -55,7 +55,7 @@ class ReviewActions:
         # What record_decision does to the selection, shown at once.
         row.status, row.selected_variant = _STATES[decision], key if decision == ACCEPT else None
         self.image_list.refresh_row(row.relpath)
-        self._update_status()
+        self.recount()  # the status line counts the reviewed images (a watcher redraws it)
         what = "the enhanced variant" if variant and decision == ACCEPT else "the original"
         self.notify({ACCEPT: f"accepted: {row.relpath} ({what} is exported)",
                      REJECT: f"enhancement rejected: {row.relpath} (the original is exported)",

@@ -11,7 +11,7 @@ from textual import work
 
 from ...statuses import JobStatus
 from ... import core
-from ..jobs import JobCancelled, JobSink
+from ..jobs import JobSink
 from ..messages import AuditDone, FilesChanged, RowsChanged
 from ..model import plural
 from ..widgets.info_panel import InfoPanel
@@ -126,9 +126,27 @@ class ScanActions:
             wait = max(float(self.watch_interval or 0),
                        min(WATCH_MAX_WAIT, 20 * (time.monotonic() - started)))
 
+    @work(exclusive=True, group="watch-plugins", exit_on_error=False)
+    async def _tell_plugins(self) -> None:
+        """Tell the plugins the app runs about images the watcher stored, through the
+        core's scan (its notification covers every image they never heard of)."""
+        session = getattr(self, "plugin_session", None)
+        if session is None or not self._scan_lock.acquire(blocking=False):
+            return  # no plugins, or a scan is running: it tells them
+        try:
+            report = await core.scan(self.dataset, plugins=_InWorker(self, session))
+        finally:
+            self._scan_lock.release()
+        changed = sorted({*report.updated, *report.captions_updated})
+        if report.added or report.removed or changed:  # changed again meanwhile: the rows follow
+            self.post_message(FilesChanged(changed, list(report.added), list(report.removed)))
+
     def on_files_changed(self, msg: "FilesChanged") -> None:
         """Files changed on disk: refresh the rows they touch; the editor takes the new
-        caption unless it holds unsaved text (then saving will ask)."""
+        caption unless it holds unsaved text (then saving will ask); the plugins hear of
+        new and changed images."""
+        if msg.added or msg.changed or msg.reload:
+            self._tell_plugins()
         cur = self.current
         self._tag_index = None
         if msg.added or msg.removed or msg.reload:
@@ -139,8 +157,7 @@ class ScanActions:
             if self.index.filter != "all" or self.index.query:
                 self._refilter()
             self.image_list.refresh()
-        self.recount_marks()  # a reload drops the marks of removed images
-        self._update_status()
+        self.recount()  # a reload drops the marks of removed images; the status line follows
         cur = self.current
         if cur is not None and cur.relpath in msg.changed and self.editor.relpath == cur.relpath:
             if self.editor.dirty:
@@ -160,18 +177,18 @@ class ScanActions:
     def run_audit(self) -> None:
         """Start the audit in a worker (extra measures are taken once per image content)."""
         sink = self._new_job("audit", "Audit", len(self.index.rows))
-        sink.raise_on_cancel = True
-        self._audit_worker(sink)
+        sink.worker = self._audit_worker(sink)
 
-    @work(thread=True, exclusive=True, group="audit", exit_on_error=False)
+    @work(exclusive=True, group="audit", exit_on_error=False)
     async def _audit_worker(self, sink: JobSink) -> None:
         """:func:`core.audit_dataset` (trigger word and resolution from the dataset's
-        settings) in a worker thread; cancelling raises in the sink."""
+        settings) in an async worker; ``Worker.cancel()`` stops the measures at the next
+        image (the core's cancel token), keeping those taken."""
         try:
             report = await core.audit_dataset(self.dataset, rescan=False, on_event=sink)
-        except JobCancelled:
+        except asyncio.CancelledError:
             sink.finish(JobStatus.CANCELLED)
-            return
+            raise
         except Exception as exc:  # noqa: BLE001 - the review goes on without findings
             sink.fail(f"audit stopped: {exc}")
             return

@@ -173,8 +173,7 @@ class PreviewActions:
                     if row is not None and row.variants:
                         self.showing[rel] = row.variants[0].cache_key
             self.image_list.refresh()
-        self.recount_marks()  # a reload drops the marks of removed images
-        self._update_status()
+        self.recount()  # a reload drops the marks of removed images; the status line follows
         cur = self.current
         if cur is not None and (msg.relpaths is None or cur.relpath in msg.relpaths):
             if self.editor.relpath == cur.relpath and not self.editor.dirty:

@@ -3,6 +3,7 @@
 Not run by the test suite (it needs a SimpleTuner checkout). Usage::
 
     python tests/data/buckets/make_simpletuner.py GIT_DIR [COMMIT] > rows.jsonl
+    python tests/data/buckets/make_simpletuner.py --datasets GIT_DIR [COMMIT] > datasets.jsonl
 
 ``GIT_DIR`` is a bare clone of bghira/SimpleTuner (``git --git-dir`` form).
 The three files that decide a sample's geometry are loaded *unchanged* from
@@ -21,6 +22,12 @@ config and the per-aspect resolution cache, which is emptied before every size
 metadata only (``image=None``, ``original_size`` given), the path SimpleTuner's
 metadata scan uses when it reads sizes without pixels; the crop handlers then
 return their offsets without cutting.
+
+With ``--datasets`` it writes ``simpletuner_datasets.jsonl.gz`` rows instead:
+whole datasets prepared one after another with *one* per-aspect cache, as
+SimpleTuner's metadata scan does, so each aspect's first target size is reused
+for the later sizes of that aspect; each row also has ``dataset`` (its id) and
+``index`` (its place in the order the sizes were prepared).
 
 Each row: ``size``, the settings, ``target`` (the training size),
 ``resized`` (the size the crop handler cut from, or the target when the image
@@ -133,15 +140,17 @@ CONFIGS += [dict(resolution_type="area", resolution=1.0, crop=False, crop_style=
 CLOSEST = [0.5, 0.67, 0.75, 1.0, 1.33, 1.5, 2.0]
 
 
-def row(TrainingSample, size, cfg) -> dict:
-    """One golden row: SimpleTuner's geometry for ``size`` under ``cfg``."""
+def row(TrainingSample, size, cfg, keep_cache: bool = False) -> dict:
+    """One golden row: SimpleTuner's geometry for ``size`` under ``cfg`` (the per-aspect
+    cache emptied first unless ``keep_cache``)."""
     _StateTracker.args = types.SimpleNamespace(aspect_bucket_alignment=cfg["alignment"], aspect_bucket_rounding=2)
     _StateTracker.config = {"crop": cfg["crop"], "crop_style": cfg["crop_style"], "crop_aspect": cfg["crop_aspect"],
                             "crop_aspect_buckets": CLOSEST if cfg["crop_aspect"] == "closest" else [],
                             "resolution": cfg["resolution"], "resolution_type": cfg["resolution_type"],
                             "maximum_image_size": cfg.get("maximum_image_size"),
                             "target_downsample_size": cfg.get("target_downsample_size")}
-    _StateTracker.cache = {}
+    if not keep_cache:
+        _StateTracker.cache = {}
     out = {"size": list(size), **cfg}
     try:
         s = TrainingSample(image=None, data_backend_id="golden", image_metadata={"original_size": size})
@@ -171,10 +180,41 @@ def sizes(n: int, seed: int) -> list[tuple[int, int]]:
     return out
 
 
+def dataset_sizes(n: int, seed: int) -> list[tuple[int, int]]:
+    """A dataset of ``n`` photo-like sizes: common aspects (1:1 .. 21:9, both ways) with a
+    few pixels of jitter, so several sizes share an aspect key and may differ in target."""
+    rng = random.Random(seed)
+    aspects = (1.0, 4 / 3, 3 / 2, 16 / 9, 5 / 4, 7 / 5, 2.0, 21 / 9, 1.55, 1.45)
+    out = []
+    for _ in range(n):
+        a = rng.choice(aspects) * rng.uniform(0.97, 1.03)
+        short = rng.randint(300, 4000)
+        w, h = round(short * a), short
+        out.append((w, h) if rng.random() < 0.6 else (h, w))
+    return out
+
+
+def main_datasets(TrainingSample) -> None:
+    """Whole datasets of 240 sizes (40 photo-like, 200 random), one cache each (emptied
+    between datasets): the area configs, and two pixel ones (pixel mode never consults
+    the cache)."""
+    picked = [c for c in CONFIGS if c["resolution_type"] == "area"] + [
+        c for c in CONFIGS if c["resolution_type"] == "pixel" and c["resolution"] == 1024][:2]
+    for d, cfg in enumerate(picked):
+        _StateTracker.cache = {}
+        for i, size in enumerate(dataset_sizes(40, 1000 + d) + sizes(200, 2000 + d)):
+            print(json.dumps({"dataset": d, "index": i, **row(TrainingSample, size, cfg, keep_cache=True)},
+                             separators=(",", ":")))
+
+
 def main() -> None:
-    git_dir = sys.argv[1]
-    commit = sys.argv[2] if len(sys.argv) > 2 else "HEAD"
+    args = [a for a in sys.argv[1:] if a != "--datasets"]
+    git_dir = args[0]
+    commit = args[1] if len(args) > 1 else "HEAD"
     TrainingSample = load(git_dir, commit)
+    if "--datasets" in sys.argv:
+        main_datasets(TrainingSample)
+        return
     for i, cfg in enumerate(CONFIGS):
         for size in sizes(60, i):
             print(json.dumps(row(TrainingSample, size, cfg), separators=(",", ":")))
