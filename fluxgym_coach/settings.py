@@ -21,8 +21,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .settings_models import DatasetSettings
+if TYPE_CHECKING:  # pragma: no cover - at run time through __getattr__ below
+    from .settings_models import CaptionSettings, DatasetSettings, EnhanceSettings, ExportSettings
     from .store import Store
 
 #: The store setting holding the serialised :class:`DatasetSettings`.
