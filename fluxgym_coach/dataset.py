@@ -257,7 +257,7 @@ class Dataset:
         walk finds, in its order, as ``{relpath: {"size": bytes, "mtime_ns": ns}}`` (the
         facts of the walk's :class:`~fluxgym_coach.events.ItemsFound`). Reads no image
         and leaves the store alone: a front end lists them before the scan starts (the
-        TUI on a first open, while its plugins load). -1 for a file that vanished."""
+        TUI in the first screen of a first open). -1 for a file that vanished."""
         limit = FOUND_CHUNK if limit is None else limit
         found: dict[str, dict[str, int]] = {}
         if limit <= 0:

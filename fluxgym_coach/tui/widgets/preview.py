@@ -293,9 +293,9 @@ class Preview(Container):
 
         When the image widget is not mounted yet and mounting it would import
         textual-image (no terminal probed it at start), the image is shown by
-        :meth:`prepare` (the app's start-up work, once the list's first names are
-        drawn), or after :data:`DEFERRED_WAIT` s: those names are not held behind
-        that import."""
+        :meth:`prepare` (called by the app's start-up work after the first paint),
+        or after :data:`DEFERRED_WAIT` s: the list's first screen is not held
+        behind that import."""
         if self._image_widget is None and self.renderer != "off" and "textual_image" not in sys.modules:
             if self._deferred is None:
                 self.set_timer(DEFERRED_WAIT, self._show_deferred)
