@@ -10,6 +10,7 @@ from fluxgym_coach.audit import faces
 from fluxgym_coach.audit.rules import audit_dataset
 from fluxgym_coach.audit.trainer_rules import crops
 from fluxgym_coach.dataset import Dataset
+from fluxgym_coach.events import ItemDone, JobStarted
 
 from .test_faces import _tall_canvas
 
@@ -29,7 +30,13 @@ def test_a_fresh_audit_finds_the_face_fluxgyms_square_crop_cuts(tmp_path):
     Image.new("RGB", (1024, 1024), (90, 120, 60)).save(root / "square.png")  # no profile crops it
     assert crops((660, 1480), 1024) and not crops((1024, 1024), 1024)
     with Dataset(root) as ds:
-        report = audit_dataset(ds, resolution=1024, caption_rules=False)
+        events = []
+        report = audit_dataset(ds, resolution=1024, caption_rules=False, on_event=events.append)
+        # one progress bar: the audit job's total counts the measures and the face detection
+        (started,) = [e for e in events if isinstance(e, JobStarted) and e.kind == "audit"]
+        done = [e for e in events if isinstance(e, ItemDone) and e.job == started.job]
+        assert started.total == len(done) == 1  # the scan took the measures; one face pass
+        assert [e.detail for e in done if e.detail.get("faces")] == [{"faces": 1}]
         codes = {f.code for f in report.findings("portrait.png")}
         assert "trainer_face_cut" in codes
         (cut,) = [f for f in report.findings("portrait.png") if f.code == "trainer_face_cut"]

@@ -39,12 +39,14 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Callable
 
+from ..errors import FluxgymCoachError
+
 TRAINERS = ("kohya", "ai-toolkit", "simpletuner", "diffusion-pipe")
 #: Trainers named in the CLI that have no exact simulator yet.
 NOT_SIMULATED: tuple[str, ...] = ()
 
 
-class BucketError(ValueError):
+class BucketError(FluxgymCoachError, ValueError):
     """Settings the trainer itself rejects, a trainer we do not simulate, or an
     image the trainer cannot bucket (kohya divides by zero for a bucket height of
     0: a height below ``bucket_reso_steps`` with ``bucket_no_upscale``; a width

@@ -51,7 +51,8 @@ from PIL import Image
 
 from ..store import Store, register_schema
 
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:
+    from ..events import EventSink  # pragma: no cover
     import cv2 as _cv2
 
 #: Names the CNN detector and its parameters (stored with the boxes).
@@ -409,19 +410,30 @@ def detect_file(path, width: int, height: int) -> list[FaceBox] | None:
         return None
 
 
-def ensure_faces(store: Store, jobs: list[tuple[str, str, object, int, int]], workers: int | None = None) -> int:
+def pending_faces(store: Store, jobs: list[tuple[str, str, object, int, int]]
+                  ) -> list[tuple[str, str, object, int, int]]:
+    """The ``jobs`` (``(relpath, digest, path, width, height)``) whose image has no faces
+    stored for its current digest by the current detector; [] without a detector."""
+    if not jobs or not detector_available():
+        return []
+    have = stored_faces_all(store)
+    return [j for j in jobs if have.get(j[0], ("",))[0] != j[1]]
+
+
+def ensure_faces(store: Store, jobs: list[tuple[str, str, object, int, int]], workers: int | None = None,
+                 *, on_event: "EventSink | None" = None, job: str = "faces") -> int:
     """Detect and store faces where none are stored for the current digest.
 
     ``jobs``: ``(relpath, digest, path, width, height)`` (upright size). Files run in
     a thread pool (``workers``, default up to 8: the detectors release the GIL);
-    boxes are stored from this thread. Returns how many images were detected now;
-    0 without a detector."""
-    if not jobs or not detector_available():
-        return 0
-    have = stored_faces_all(store)
-    todo = [j for j in jobs if have.get(j[0], ("",))[0] != j[1]]
+    boxes are stored from this thread. ``on_event``: told one
+    :class:`~fluxgym_coach.events.ItemDone` of ``job`` per file detected (the caller
+    counted :func:`pending_faces` in that job's total); a front end cancels by
+    raising from it. Returns how many images were detected now; 0 without a detector."""
+    todo = pending_faces(store, jobs)
     if not todo:
         return 0
+    from ..events import ItemDone
     from concurrent.futures import ThreadPoolExecutor
 
     done: list[tuple[str, str, list[FaceBox]]] = []
@@ -432,6 +444,8 @@ def ensure_faces(store: Store, jobs: list[tuple[str, str, object, int, int]], wo
             if boxes is not None:
                 done.append((relpath, digest, boxes))
                 count += 1
+            if on_event is not None:
+                on_event(ItemDone(job, relpath, detail={"faces": len(boxes or ())}))
             if len(done) >= 64:
                 save_faces_many(store, done)
                 done = []

@@ -86,14 +86,17 @@ def measure_extra(path: str | Path) -> ExtraMeasures:
 
 
 def ensure_measures(dataset: Dataset, records: list[ImageRecord], on_event: EventSink = null_sink,
-                    workers: int | None = None, job: str | None = None) -> tuple[dict[str, ExtraMeasures], int]:
+                    workers: int | None = None, job: str | None = None,
+                    more: int = 0) -> tuple[dict[str, ExtraMeasures], int]:
     """Stored extra measures for every readable record, measuring the missing ones.
 
     Missing digests are measured in a thread pool (``workers`` threads,
     default up to 8), one :class:`~fluxgym_coach.events.ItemDone` each, and
     stored. A front end cancels by raising from ``on_event``: queued images
     are dropped, the measures already taken are stored, the exception
-    propagates. Returns ``({digest: measures}, number measured now)``.
+    propagates. ``more``: items of the same job that come after (the audit's face
+    detections), counted in its announced total. Returns ``({digest: measures},
+    number measured now)``.
     """
     store = dataset.store
     digests = {r.digest for r in records if r.digest and not r.error}
@@ -103,7 +106,7 @@ def ensure_measures(dataset: Dataset, records: list[ImageRecord], on_event: Even
         if r.digest in digests and r.digest not in known and r.digest not in todo:
             todo[r.digest] = r
     job = job or f"audit-{uuid.uuid4().hex[:8]}"
-    on_event(JobStarted(job, "audit", len(todo)))
+    on_event(JobStarted(job, "audit", len(todo) + more))
     if todo:
         n_workers = workers or min(8, os.cpu_count() or 2)
         items = list(todo.items())
@@ -390,11 +393,15 @@ def audit_dataset(dataset: Dataset, *, resolution: int = 1024, thresholds: Thres
         scanned = scan_blocking(dataset, on_event).measured
     records = dataset.images()
     job = f"audit-{uuid.uuid4().hex[:8]}"
-    extras, measured = ensure_measures(dataset, records, on_event=on_event, workers=workers, job=job)
+    faces = trainer_rules.face_jobs(dataset, records, resolution)  # one bar: measures, then faces
+    extras, measured = ensure_measures(dataset, records, on_event=on_event, workers=workers, job=job,
+                                       more=len(faces))
     measured += scanned
+    buckets = trainer_rules.audit_bucket_inputs(dataset, records, resolution, workers, jobs=faces,
+                                                on_event=on_event, job=job)
     report = build_report(records, extras, resolution=resolution, thresholds=th,
                           trigger=trigger, caption_rules=caption_rules, measured=measured,
-                          buckets=trainer_rules.audit_bucket_inputs(dataset, records, resolution, workers),
+                          buckets=buckets,
                           exported=exported_records(dataset.store, records))
     report.seconds = time.perf_counter() - started
     dataset.store.set_setting(SETTINGS_KEY, {"resolution": resolution,

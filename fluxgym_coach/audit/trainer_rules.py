@@ -173,20 +173,32 @@ def crops(size: tuple[int, int], resolution: int, profiles=AUDIT_PROFILES) -> bo
     return False
 
 
-def audit_bucket_inputs(dataset, records: list[ImageRecord], resolution: int,
-                        workers: int | None = None) -> dict[str, BucketInput]:
-    """:func:`bucket_inputs` after detecting faces (:func:`fluxgym_coach.audit.faces.ensure_faces`)
-    for the images some profile of :data:`AUDIT_PROFILES` crops at ``resolution`` and
-    that have no faces stored for their digest; once per digest, stored for the next
-    audit, export and the TUI."""
-    from .faces import ensure_faces
+def face_jobs(dataset, records: list[ImageRecord], resolution: int) -> list[tuple[str, str, object, int, int]]:
+    """The face detections an audit at ``resolution`` needs: images some profile of
+    :data:`AUDIT_PROFILES` crops and that have no faces stored for their digest
+    (:func:`fluxgym_coach.audit.faces.pending_faces`), as ``(relpath, digest, path,
+    width, height)``."""
+    from .faces import pending_faces
 
     inputs = bucket_inputs(dataset.store, records)
     jobs = [(r.relpath, r.digest, dataset.image_path(r.relpath), *r.display_size) for r in records
             if r.relpath in inputs and r.digest and crops(inputs[r.relpath].size, resolution)]
-    if ensure_faces(dataset.store, jobs, workers):
-        inputs = bucket_inputs(dataset.store, records)
-    return inputs
+    return pending_faces(dataset.store, jobs)
+
+
+def audit_bucket_inputs(dataset, records: list[ImageRecord], resolution: int,
+                        workers: int | None = None, *, jobs: list | None = None,
+                        on_event: Any = None, job: str = "faces") -> dict[str, BucketInput]:
+    """:func:`bucket_inputs` after detecting faces (:func:`fluxgym_coach.audit.faces.ensure_faces`)
+    for the images some profile of :data:`AUDIT_PROFILES` crops at ``resolution`` and
+    that have no faces stored for their digest (``jobs``: :func:`face_jobs`, computed
+    here when None); once per digest, stored for the next audit, export and the TUI.
+    ``on_event`` / ``job``: one ``ItemDone`` of that job per detection."""
+    from .faces import ensure_faces
+
+    todo = face_jobs(dataset, records, resolution) if jobs is None else jobs
+    ensure_faces(dataset.store, todo, workers, on_event=on_event, job=job)
+    return bucket_inputs(dataset.store, records)
 
 
 def dataset_bucket_findings(dataset, resolution: int = 1024) -> dict[str, list[BucketFinding]]:
