@@ -145,7 +145,9 @@ class _Entry:
 
 
 def _walk(root: str) -> Iterator[_Entry]:
-    """Yield image entries under ``root``, skipping hidden names and the store folder."""
+    """Yield image entries under ``root``, skipping hidden names and the store folder:
+    a folder's images (by name), then its sub-folders, first name first (so the first
+    entries are the ones a sorted list shows at its top)."""
     stack = [root]
     root_len = len(root.rstrip(os.sep)) + 1
     while stack:
@@ -158,13 +160,14 @@ def _walk(root: str) -> Iterator[_Entry]:
         sidecars = {}
         bad_sidecars: dict[str, str] = {}
         images = []
+        folders = []
         for e in entries:
             if e.name.startswith(".") or e.name == STORE_DIRNAME:
                 continue
             lower = e.name.lower()
             try:
                 if e.is_dir(follow_symlinks=False):
-                    stack.append(e.path)
+                    folders.append(e.path)
                     if lower.endswith(CAPTION_EXTENSION):  # a folder named like a caption
                         bad_sidecars[e.name[: -len(CAPTION_EXTENSION)]] = sidecar_problem(e.path) or ""
                     continue
@@ -174,6 +177,7 @@ def _walk(root: str) -> Iterator[_Entry]:
                 sidecars[e.name[: -len(CAPTION_EXTENSION)]] = e
             elif imaging.is_image_name(lower):
                 images.append(e)
+        stack.extend(reversed(folders))  # popped first name first
         for e in images:
             try:
                 st = e.stat()

@@ -131,3 +131,21 @@ async def test_a_reopen_lists_the_store_at_once_and_the_preview_mounts_its_image
         await wait_until(pilot, lambda: preview.plain is not None, "the first thumbnail")
         await settle(pilot, app)
         assert preview._image_widget is not None and preview._image_widget.image is preview.plain
+
+
+def test_the_walk_lists_the_first_folders_first(tmp_path):
+    """A first open shows the walk's first names: those a sorted list starts with, not the
+    last sub-folder's (``set09/`` before ``set00/`` made the cursor start at the bottom)."""
+    from PIL import Image
+
+    from fluxgym_coach.dataset import Dataset
+
+    root = tmp_path / "ds"
+    for folder in ("set02", "set00", "set01"):
+        for i in range(3):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8)).save(root / folder / f"{i}.png")
+    Image.new("RGB", (8, 8)).save(root / "top.png")
+    with Dataset(root) as ds:
+        assert list(ds.first_images(limit=5)) == ["top.png", "set00/0.png", "set00/1.png",
+                                                  "set00/2.png", "set01/0.png"]
