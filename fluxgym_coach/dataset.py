@@ -145,9 +145,8 @@ class _Entry:
 
 
 def _walk(root: str) -> Iterator[_Entry]:
-    """Yield image entries under ``root``, skipping hidden names and the store folder:
-    a folder's images (by name), then its sub-folders, first name first (so the first
-    entries are the ones a sorted list shows at its top)."""
+    """Image entries under ``root`` (hidden names and the store skipped): a folder's
+    images by name, then its sub-folders, first name first (the top of a sorted list)."""
     stack = [root]
     root_len = len(root.rstrip(os.sep)) + 1
     while stack:
@@ -157,10 +156,9 @@ def _walk(root: str) -> Iterator[_Entry]:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError:
             continue
-        sidecars = {}
+        sidecars: dict[str, os.DirEntry] = {}
         bad_sidecars: dict[str, str] = {}
-        images = []
-        folders = []
+        images, folders = [], []
         for e in entries:
             if e.name.startswith(".") or e.name == STORE_DIRNAME:
                 continue
@@ -197,10 +195,9 @@ def _walk(root: str) -> Iterator[_Entry]:
                 except OSError:
                     side = None
             rel = e.path[root_len:].replace(os.sep, "/")
-            if problem:  # never read; the stat differs from any real file's, so a fix is seen
-                yield _Entry(rel, e.path, size, mtime, None, -1, -1, problem)
-            else:
-                yield _Entry(rel, e.path, size, mtime, side.path if side else None, s_size, s_mtime)
+            # a sidecar problem: never read; the stat differs from any real file's, so a fix is seen
+            yield (_Entry(rel, e.path, size, mtime, None, -1, -1, problem) if problem else
+                   _Entry(rel, e.path, size, mtime, side.path if side else None, s_size, s_mtime))
 
 
 def _measure_entry(entry: _Entry) -> tuple[ImageRecord, ExtraMeasures | None]:
