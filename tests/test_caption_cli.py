@@ -92,6 +92,22 @@ def test_status_tokens_and_tag_ops(example_dataset):
     assert json.loads(res.stdout)["restored"] == "ohwx, b, a"
 
 
+def test_cli_bulk_edits_are_recorded_as_review_decisions_like_the_tuis(example_dataset):
+    from fluxgym_coach import feedback
+
+    with Dataset(example_dataset) as ds:
+        ds.scan()
+        ds.write_caption("horse.png", "a horse, ohwx, grazing")
+    res = invoke("captions", "trigger-first", example_dataset, "--trigger", "ohwx", "-i", "horse.png")
+    assert res.exit_code == 0, res.output
+    assert (example_dataset / "horse.txt").read_text() == "ohwx, a horse, grazing"
+    with Dataset(example_dataset) as ds:
+        edits = [d for d in feedback.decisions(ds.store) if d.decision == feedback.CAPTION_EDIT]
+    # the core's bulk job (captions.bulk.edit_captions), as the TUI's t records it
+    assert [(d.relpath, d.source, d.params["bulk"]) for d in edits] == [
+        ("horse.png", "cli", "trigger-first")]
+
+
 def test_fake_openai_command_refuses_a_busy_port(fake_openai):
     port = fake_openai.url.split(":")[-1].split("/")[0]
     res = invoke("fake-openai", "--port", port)

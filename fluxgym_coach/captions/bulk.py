@@ -126,6 +126,16 @@ def edit_captions(dataset: "Dataset", transform: Callable[[str], str], kind: str
     return report
 
 
+def _cli_edit(dataset: "Dataset", transform: Callable[[str], str], kind: str,
+              relpaths: Iterable[str] | None, *, include_missing: bool = False) -> BulkReport:
+    """The ``bulk_*`` functions below are the ``captions`` commands: each is
+    :func:`edit_captions` (one undoable operation, each change a ``caption_edit`` review
+    decision, as the TUI's bulk edits) from source ``"cli"``, on ``relpaths`` or every
+    image in the store."""
+    rels = list(relpaths) if relpaths is not None else [r.relpath for r in dataset.images()]
+    return edit_captions(dataset, transform, kind, rels, include_missing=include_missing, source="cli")
+
+
 def _prefix(prefix: str, sep: str) -> Callable[[str], str]:
     prefix = prefix.strip()
     if "," not in prefix and sep.strip() == ",":
@@ -149,7 +159,7 @@ def bulk_prefix(dataset: "Dataset", prefix: str, relpaths: Iterable[str] | None 
     the caption already has it as a tag it is moved, never doubled. Images
     without a caption get the prefix alone.
     """
-    return apply_to_captions(dataset, _prefix(prefix, sep), "prefix", relpaths, include_missing=True)
+    return _cli_edit(dataset, _prefix(prefix, sep), "prefix", relpaths, include_missing=True)
 
 
 def trigger_first_edit(trigger: str) -> Callable[[str], str]:
@@ -161,8 +171,8 @@ def trigger_first_edit(trigger: str) -> Callable[[str], str]:
 def bulk_trigger_first(dataset: "Dataset", trigger: str, relpaths: Iterable[str] | None = None) -> BulkReport:
     """Put the trigger word first in each caption (:func:`trigger_first_edit`): what
     ``captions trigger-first``, ``captions prefix WORD`` and the TUI's ``t`` do."""
-    return apply_to_captions(dataset, trigger_first_edit(trigger), "trigger-first",
-                             relpaths, include_missing=True)
+    return _cli_edit(dataset, trigger_first_edit(trigger), "trigger-first", relpaths,
+                     include_missing=True)
 
 
 def bulk_suffix(dataset: "Dataset", suffix: str, relpaths: Iterable[str] | None = None,
@@ -174,7 +184,7 @@ def bulk_suffix(dataset: "Dataset", suffix: str, relpaths: Iterable[str] | None 
         if text.rstrip(" ,.").endswith(suffix):
             return text
         return f"{text}{sep}{suffix}" if text else suffix
-    return apply_to_captions(dataset, f, "suffix", relpaths)
+    return _cli_edit(dataset, f, "suffix", relpaths)
 
 
 def replace_edit(pattern: str, replacement: str, *, regex: bool = True,
@@ -208,8 +218,8 @@ def bulk_replace(dataset: "Dataset", pattern: str, replacement: str,
     Raises ValueError for an invalid regular expression. Afterwards stray
     separators (``", ,"``, leading/trailing commas) are tidied.
     """
-    return apply_to_captions(dataset, replace_edit(pattern, replacement, regex=regex, ignore_case=ignore_case),
-                             "replace", relpaths)
+    return _cli_edit(dataset, replace_edit(pattern, replacement, regex=regex, ignore_case=ignore_case),
+                     "replace", relpaths)
 
 
 def bulk_sort_tags(dataset: "Dataset", relpaths: Iterable[str] | None = None,
@@ -229,12 +239,12 @@ def bulk_sort_tags(dataset: "Dataset", relpaths: Iterable[str] | None = None,
         key = lambda t: (-freq[tag_key(t)], tag_key(t))  # noqa: E731
     else:
         raise ValueError(f"unknown sort order {by!r}: use 'alpha' or 'frequency'")
-    return apply_to_captions(dataset, lambda t: sort_tags(t, keep_first, key), "sort-tags", rels)
+    return _cli_edit(dataset, lambda t: sort_tags(t, keep_first, key), "sort-tags", rels)
 
 
 def bulk_dedup_tags(dataset: "Dataset", relpaths: Iterable[str] | None = None) -> BulkReport:
     """Remove repeated tags from each caption (first occurrence kept)."""
-    return apply_to_captions(dataset, dedup_tags, "dedup-tags", relpaths)
+    return _cli_edit(dataset, dedup_tags, "dedup-tags", relpaths)
 
 
 def operations(dataset: "Dataset", limit: int = 20) -> list[dict[str, Any]]:
