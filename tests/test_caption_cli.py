@@ -108,6 +108,25 @@ def test_cli_bulk_edits_are_recorded_as_review_decisions_like_the_tuis(example_d
         ("horse.png", "cli", "trigger-first")]
 
 
+def test_a_caption_that_cannot_be_written_is_named_and_exits_1(example_dataset, monkeypatch):
+    with Dataset(example_dataset) as ds:
+        ds.scan()
+        ds.write_caption("horse.png", "a horse, grazing")
+    real = Dataset.write_caption
+
+    def full_disk(self, relpath, text, **kw):  # the disk refuses this one sidecar
+        if relpath == "horse.png":
+            raise OSError(28, "No space left on device")
+        return real(self, relpath, text, **kw)
+
+    monkeypatch.setattr(Dataset, "write_caption", full_disk)
+    res = invoke("captions", "suffix", example_dataset, "outdoors", "-i", "horse.png")
+    assert res.exit_code == 1, res.output
+    assert "1 not written" in " ".join(res.stdout.split())
+    assert "horse.png" in res.stderr and "No space left on device" in res.stderr
+    assert (example_dataset / "horse.txt").read_text() == "a horse, grazing"
+
+
 def test_fake_openai_command_refuses_a_busy_port(fake_openai):
     port = fake_openai.url.split(":")[-1].split("/")[0]
     res = invoke("fake-openai", "--port", port)

@@ -26,13 +26,15 @@ if TYPE_CHECKING:  # pragma: no cover
 @dataclass(slots=True)
 class BulkReport:
     """Result of a bulk edit: ``op_id`` (pass it to :func:`undo_operation`), the
-    relpaths ``changed``, how many were ``unchanged``, and ``skipped`` relpaths
-    with the reason (e.g. no caption)."""
+    relpaths ``changed``, how many were ``unchanged``, ``skipped`` relpaths with the
+    reason (e.g. no caption, held back), and ``failed`` ones whose caption could not
+    be written, with the error."""
 
     op_id: str
     changed: list[str] = field(default_factory=list)
     unchanged: int = 0
     skipped: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON output."""
@@ -87,8 +89,8 @@ def edit_captions(dataset: "Dataset", transform: Callable[[str], str], kind: str
     review decision (:func:`fluxgym_coach.feedback.record_decision`, params ``{"bulk": kind,
     "op": op_id}``, ``source``: the front end). Works in chunks of ``chunk`` images, so
     a sink that raises (a cancelled job) stops it between images; the edits made so far
-    stay one undoable operation. Returns the :class:`BulkReport` (``skipped``: held,
-    failed and skipped images with the reason)."""
+    stay one undoable operation. Returns the :class:`BulkReport` (``skipped``: held and
+    skipped images with the reason; ``failed``: captions that could not be written)."""
     from ..feedback import CAPTION_EDIT, Decision, record_decision
     from ..statuses import JobStatus
 
@@ -109,8 +111,8 @@ def edit_captions(dataset: "Dataset", transform: Callable[[str], str], kind: str
                                      op_id=report.op_id)
         except OSError as exc:
             for rel in part:
-                report.skipped[rel] = f"caption not saved: {exc}"
-                on_event(ItemFailed(job, rel, report.skipped[rel]))
+                report.failed[rel] = f"caption not saved: {exc}"
+                on_event(ItemFailed(job, rel, report.failed[rel]))
             failed += len(part)
             continue
         for rel in done.changed:

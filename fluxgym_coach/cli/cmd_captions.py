@@ -102,13 +102,17 @@ def tokens_cmd(
 
 
 def _bulk_done(report: rules.BulkReport, json_out: bool) -> None:
+    """Print a bulk edit's outcome; exit 1 when a caption could not be written (named on stderr)."""
     if json_out:
         print_json(report.to_dict())
     else:
         out.print(f"{len(report.changed)} caption(s) changed, {report.unchanged} unchanged, "
-                  f"{len(report.skipped)} skipped. Undo: fluxgym-coach captions undo DATASET "
-                  f"--op {report.op_id}")
-    raise typer.Exit(EXIT_OK)
+                  f"{len(report.skipped)} skipped"
+                  + (f", {len(report.failed)} not written" if report.failed else "")
+                  + f". Undo: fluxgym-coach captions undo DATASET --op {report.op_id}")
+    for rel, why in report.failed.items():
+        err.print(f"error {esc(rel)}: {esc(why)}")
+    raise typer.Exit(EXIT_FAILED if report.failed else EXIT_OK)
 
 
 @captions_app.command("prefix")
