@@ -32,6 +32,12 @@ class Severity(StrEnum):
 _RANK = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
 
+def severity_rank(severity: str) -> int:
+    """:attr:`Severity.rank` of a severity or its string (``"error"`` -> 0); a sort key,
+    worst first. Raises ValueError for a string that is no severity."""
+    return Severity(severity).rank
+
+
 @dataclass(slots=True)
 class Finding:
     """One check's result for one image (see the module docstring).

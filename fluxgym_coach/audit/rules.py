@@ -53,7 +53,7 @@ from . import keeper
 from ..dataset import Dataset
 from .duplicates import hex_to_uint64, near_duplicate_groups
 from ..events import EventSink, ItemDone, ItemFailed, JobFinished, JobStarted, null_sink
-from ..findings import Finding, Severity
+from ..findings import Finding, Severity, severity_rank
 from ..statuses import JobStatus
 from .caption_rules import caption_findings, no_caption_finding  # noqa: F401  (public here)
 from .image_rules import (CODES, KOHYA_FORMATS, Bucket, Thresholds, category_of,  # noqa: F401
@@ -68,7 +68,6 @@ from ..store import ImageRecord, Store
 #: Severities, most serious first.
 ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 SEVERITIES = (ERROR, WARNING, INFO)
-_RANK = {ERROR: 0, WARNING: 1, INFO: 2}
 
 
 # ---------------------------------------------------------------------------
@@ -169,7 +168,7 @@ class ImageAudit:
     @property
     def worst(self) -> str | None:
         """The most serious severity among the findings, or None when clean."""
-        return min((f.severity for f in self.findings), key=_RANK.__getitem__, default=None)
+        return min((f.severity for f in self.findings), key=severity_rank, default=None)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -219,9 +218,9 @@ class AuditReport:
 
     def flagged(self, min_severity: str = WARNING) -> list[str]:
         """Relpaths with at least one finding of ``min_severity`` or worse."""
-        limit = _RANK[min_severity]
+        limit = severity_rank(min_severity)
         return [rel for rel, a in self.images.items()
-                if any(_RANK[f.severity] <= limit for f in a.findings)]
+                if any(severity_rank(f.severity) <= limit for f in a.findings)]
 
     def exit_code(self, strict: bool = False) -> int:
         """1 when any image has an error finding (or a warning under ``strict``), else 0."""
@@ -327,7 +326,7 @@ def build_report(records: list[ImageRecord], extras: dict[str, ExtraMeasures], *
     for g in groups:
         _add_duplicate_findings(images, g, th)
     for a in images.values():
-        a.findings.sort(key=lambda f: (_RANK[f.severity], f.category, f.code))
+        a.findings.sort(key=lambda f: (severity_rank(f.severity), f.category, f.code))
     return AuditReport(images=images, groups=groups, resolution=resolution, thresholds=th,
                        measured=measured, caption_rules=captions is not None,
                        seconds=time.perf_counter() - started)

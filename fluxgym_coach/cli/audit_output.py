@@ -23,6 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..audit.rules import ERROR, INFO, WARNING, AuditReport, Finding
+from ..findings import severity_rank
 from .common import out
 
 #: Largest number of finding rows printed as a full table without ``--all``.
@@ -33,7 +34,6 @@ SHOWN_GROUPS = 10
 EXAMPLES = 3
 
 _STYLE = {ERROR: "bold red", WARNING: "yellow", INFO: "dim"}
-_RANK = {ERROR: 0, WARNING: 1, INFO: 2}
 
 
 def fmt(value: object) -> str:
@@ -84,7 +84,7 @@ def summary_by_code(report: AuditReport) -> list[dict[str, Any]]:
             entry["images"] += 1
             if len(entry["examples"]) < EXAMPLES:
                 entry["examples"].append(rel)
-    return sorted(by.values(), key=lambda e: (_RANK[e["severity"]], -e["images"], e["code"]))
+    return sorted(by.values(), key=lambda e: (severity_rank(e["severity"]), -e["images"], e["code"]))
 
 
 def print_summary(report: AuditReport, title: str, show_info: bool, total_rows: int) -> None:
