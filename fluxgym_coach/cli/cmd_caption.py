@@ -4,7 +4,6 @@ captions, tags and metadata commands share. Presentation only: the work is in
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -18,7 +17,7 @@ from ..dataset import Dataset
 from ..settings import load_settings, strip_credentials, update_settings
 from ..statuses import CaptionStatus
 from .common import (esc, EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, EventProgress, err, fail, out,
-                     print_json, progress_sink, report_problems)
+                     print_json, progress_sink, report_problems, run_resumable)
 from .options import ApiAuth, ApiUrl, Json, Quiet, Strict
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
@@ -196,12 +195,7 @@ def _run_caption(ds: Dataset, captioner: CaptionBackend, images: list[str] | Non
         finally:
             await captioner.aclose()
 
-    try:
-        return asyncio.run(go())
-    except KeyboardInterrupt:
-        sink.progress.stop()  # the bars' last frame first, then the message
-        err.print("interrupted: run the same command again to resume")
-        raise typer.Exit(130) from None
+    return run_resumable(go(), sink)
 
 
 def _show_caption(report: CaptionReport, backend: str, mode: str, sink: EventProgress,

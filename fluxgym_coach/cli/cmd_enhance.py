@@ -20,7 +20,6 @@ the next scan and export would take it for a training image):
 
 from __future__ import annotations
 
-import asyncio
 import glob
 import logging
 import tempfile
@@ -41,7 +40,7 @@ from ..statuses import EnhanceStatus
 from ..store import Store
 from . import options as o
 from .common import (esc, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, fail, out, print_json,
-                     progress_sink, report_problems)
+                     progress_sink, report_problems, run_resumable)
 
 #: Store file (job journals of ``enhance``) inside the cache folder.
 JOURNAL_NAME = "enhance-jobs.sqlite"
@@ -337,12 +336,8 @@ def enhance_file_pairs(pairs: list[tuple[Path, Path]], options: EngineOptions, p
         store = None if no_cache else Store(cache.root / JOURNAL_NAME)
         try:
             with progress_sink(quiet or json_out) as sink:
-                files = asyncio.run(_run(todo, engine, params, cache, store, sink,
-                                         lookup=lookup, overwrite=force))
-        except KeyboardInterrupt:
-            err.print("[yellow]interrupted[/]: finished images are kept; run the same command "
-                      "again to continue")
-            raise typer.Exit(130) from None
+                files = run_resumable(_run(todo, engine, params, cache, store, sink,
+                                           lookup=lookup, overwrite=force), sink)
         finally:
             if store:
                 store.close()
@@ -425,10 +420,7 @@ def enhance_datasets(folders: list[Path], options: EngineOptions, params: Enhanc
     cache = ImageCache(cache_dir)
     try:
         with progress_sink(quiet or json_out) as sink:
-            asyncio.run(go(sink))
-    except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]: finished images are kept; run the same command again to continue")
-        raise typer.Exit(130) from None
+            run_resumable(go(sink), sink)
     finally:
         cache.close()
     code = EXIT_FAILED if any(r["status"] == EnhanceStatus.FAILED for r in rows) else EXIT_OK

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +18,7 @@ from . import options as o
 from .cmd_export import (Crop, CropMode, Force, Name, OutDir, Repeats, Resolution, Trigger, Vram, VramSize, export_json,
                          export_table, print_next_steps)
 from .common import (esc, EXIT_FAILED, EXIT_USAGE, EventProgress, err, fail, out, print_json,
-                     progress_sink, report_problems)
+                     progress_sink, report_problems, run_resumable)
 
 
 def _summary(report: PrepareReport, engine_label: str) -> Table:
@@ -163,13 +162,7 @@ def _run(ds: Dataset, engine: EnhanceBackend, sink: EventProgress, out_dir: Path
         finally:
             await engine.aclose()
 
-    try:
-        return asyncio.run(run())
-    except KeyboardInterrupt:
-        sink.progress.stop()  # the bars' last frame first, then the message
-        err.print("[yellow]interrupted[/]: finished images are kept; run the same command "
-                  "again to resume")
-        raise typer.Exit(130) from None
+    return run_resumable(run(), sink)
 
 
 def _json(report: PrepareReport, engine: EnhanceBackend) -> dict[str, Any]:

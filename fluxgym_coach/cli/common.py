@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,6 +19,8 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
                            TimeElapsedColumn, TimeRemainingColumn)
 
 from ..events import Event, InFlightProgress, ItemDone, ItemFailed, ItemWarning, JobStarted
+
+T = TypeVar("T")
 
 #: Exit codes shared by every command.
 EXIT_OK = 0
@@ -154,6 +157,20 @@ def progress_sink(quiet: bool = False) -> Iterator[EventProgress]:
     """``with progress_sink() as sink:`` pass ``sink`` as ``on_event``; read ``sink.problems``."""
     with EventProgress(quiet=quiet) as sink:
         yield sink
+
+
+def run_resumable(job: Coroutine[Any, Any, T], sink: "EventProgress | None" = None) -> T:
+    """``asyncio.run(job)`` for a job that resumes from its journal: on Ctrl-C the progress
+    bars of ``sink`` stop (their last frame first), then ``interrupted: finished work is
+    kept; run the same command again to resume`` on stderr, and the command exits 130."""
+    try:
+        return asyncio.run(job)
+    except KeyboardInterrupt:
+        if sink is not None:
+            sink.progress.stop()
+        err.print("[yellow]interrupted[/]: finished work is kept; run the same command again "
+                  "to resume")
+        raise typer.Exit(130) from None
 
 
 def report_problems(problems: Problems, limit: int = 50, group_from: int = 3) -> None:
