@@ -24,7 +24,7 @@ from fluxgym_coach.tui.terminal import (
     detect_terminal,
     terminfo_has_rgb,
 )
-from tests.real_terminals.child import end_pty_child
+from tests.real_terminals.child import end_pty_child, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
                                 reason="tmux is not installed (apt-get install tmux)")
@@ -43,16 +43,6 @@ json.dump({"colour": info.colour, "reason": info.colour_reason, "fixes": list(in
 """
 
 
-def wait_for(check, what: str, deadline: float = 15.0):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 class Tmux:
     """A tmux server of its own (``-L``), with a client attached in a pty."""
 
@@ -69,7 +59,7 @@ class Tmux:
             os.environ.pop("TMUX", None)
             os.execvp("tmux", ["tmux", "-L", self.sock, "attach", "-t", "main"])
         wait_for(lambda: self.run("list-clients", "-F", "#{client_termname}").strip(),
-                 "the tmux client to attach")
+                 "the tmux client to attach", 15.0, step=0.05)
 
     def run(self, *args: str) -> str:
         return subprocess.run([*self.base, *args], capture_output=True, text=True,
@@ -83,7 +73,7 @@ class Tmux:
         cmd = (f"env -u COLORTERM -u TEXTUAL_COLOR_SYSTEM {env} PYTHONPATH={ROOT} "
                f"{sys.executable} {script} {out}")
         self.run("new-window", "-t", "main", cmd)
-        wait_for(lambda: out.exists() and out.stat().st_size > 0, "the probe in tmux")
+        wait_for(lambda: out.exists() and out.stat().st_size > 0, "the probe in tmux", 15.0, step=0.05)
         return json.loads(out.read_text())
 
     def close(self) -> None:

@@ -26,13 +26,12 @@ import subprocess
 import sys
 import termios
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from fluxgym_coach.tui.terminal import terminfo_has_rgb
-from tests.real_terminals.child import end_pty_child
+from tests.real_terminals.child import end_pty_child, wait_for
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("tmux") is None,
@@ -49,16 +48,6 @@ set -sg escape-time 10
 """
 _TOKEN = re.compile(r"\x1b\[([0-9;:?<=>]*)([@-~])|\x1b_G([^\x1b]*)\x1b\\|\x1b[P\]^][^\x1b]*\x1b\\"
                     r"|\x1b.|(\U0010EEEE)|(\x08)", re.DOTALL)
-
-
-def wait_for(check, what: str, deadline: float = 60.0):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {deadline:.0f} s waiting for {what}")
 
 
 def _sgr_fg(params: str, fg: tuple | None) -> tuple | None:
@@ -145,13 +134,13 @@ def test_kitty_placeholders_reach_the_outer_terminal_through_tmux(one_image, tmp
     client = Client(base, "xterm-kitty")
     report = tmp_path / "report.json"
     try:
-        wait_for(lambda: run("list-clients", "-F", "#{client_termname}").strip(), "the client")
+        wait_for(lambda: run("list-clients", "-F", "#{client_termname}").strip(), "the client", step=0.05)
         env = " ".join(f"-u {v}" for v in ("COLORTERM", "COLUMNS", "LINES", "NO_COLOR",
                                             "TEXTUAL_COLOR_SYSTEM", "KITTY_WINDOW_ID"))
         cmd = (f"env {env} PYTHONPATH={ROOT} FLUXGYM_COACH_CACHE_DIR={tmp_path / 'cache'} "
                f"{sys.executable} -m tests.real_terminals.harness {one_image} {report}")
         run("new-window", "-t", "main", cmd)
-        wait_for(report.exists, "the app's report")
+        wait_for(report.exists, "the app's report", step=0.05)
         found = json.loads(report.read_text())
         assert found["renderer"] == "kitty-tmux", found
         assert found["colour_reason"] == "tmux client xterm-kitty has setrgbf/setrgbb in terminfo"
@@ -166,7 +155,7 @@ def test_kitty_placeholders_reach_the_outer_terminal_through_tmux(one_image, tmp
             colour = ((image >> 16) & 255, (image >> 8) & 255, image & 255)
             mine = {(r, c) for fg, r, c in cells if fg == colour}
             return (commands, places[-1], image, mine) if len(mine) >= w * h else None
-        commands, place, image, mine = wait_for(decoded, "the placeholder cells at the client")
+        commands, place, image, mine = wait_for(decoded, "the placeholder cells at the client", step=0.05)
     finally:
         run("kill-server")
         client.close()

@@ -28,7 +28,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ import numpy as np
 from PIL import Image
 
 from .artifacts import artifacts_dir
+from .child import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {"Xvfb": "xvfb", "xterm": "xterm", "kitty": "kitty", "tmux": "tmux", "import": "imagemagick"}
@@ -55,17 +55,6 @@ set -as terminal-features ',xterm-kitty:RGB'
 def missing(*programs: str) -> list[str]:
     """The Debian packages of ``programs`` that are not installed."""
     return [PACKAGES.get(p, p) for p in programs if shutil.which(p) is None]
-
-
-def wait_for(check, what: str, deadline: float = 60.0, step: float = 0.2):
-    """Poll ``check()`` until it returns something true or ``deadline`` seconds pass."""
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(step)
-    raise TimeoutError(f"timed out after {deadline:.0f} s waiting for {what}")
 
 
 @contextmanager
