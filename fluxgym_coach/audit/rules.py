@@ -392,12 +392,13 @@ def audit_dataset(dataset: Dataset, *, resolution: int = 1024, thresholds: Thres
         scanned = scan_blocking(dataset, on_event).measured
     records = dataset.images()
     job = f"audit-{uuid.uuid4().hex[:8]}"
-    faces = trainer_rules.face_jobs(dataset, records, resolution)  # one bar: measures, then faces
+    inputs = trainer_rules.bucket_inputs(dataset.store, records)
+    faces = trainer_rules.face_jobs(dataset, records, resolution, inputs)  # one bar: measures, faces
     extras, measured = ensure_measures(dataset, records, on_event=on_event, workers=workers, job=job,
                                        more=len(faces))
     measured += scanned
     buckets = trainer_rules.audit_bucket_inputs(dataset, records, resolution, workers, jobs=faces,
-                                                on_event=on_event, job=job)
+                                                inputs=inputs, on_event=on_event, job=job)
     report = build_report(records, extras, resolution=resolution, thresholds=th,
                           trigger=trigger, caption_rules=caption_rules, measured=measured,
                           buckets=buckets,

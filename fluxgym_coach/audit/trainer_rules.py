@@ -173,14 +173,16 @@ def crops(size: tuple[int, int], resolution: int, profiles=AUDIT_PROFILES) -> bo
     return False
 
 
-def face_jobs(dataset, records: list[ImageRecord], resolution: int) -> list[tuple[str, str, object, int, int]]:
+def face_jobs(dataset, records: list[ImageRecord], resolution: int,
+              inputs: dict[str, BucketInput] | None = None) -> list[tuple[str, str, object, int, int]]:
     """The face detections an audit at ``resolution`` needs: images some profile of
     :data:`AUDIT_PROFILES` crops and that have no faces stored for their digest
     (:func:`fluxgym_coach.audit.faces.pending_faces`), as ``(relpath, digest, path,
-    width, height)``."""
+    width, height)``. ``inputs``: :func:`bucket_inputs` of ``records``, when the caller
+    has them already."""
     from .faces import pending_faces
 
-    inputs = bucket_inputs(dataset.store, records)
+    inputs = bucket_inputs(dataset.store, records) if inputs is None else inputs
     jobs = [(r.relpath, r.digest, dataset.image_path(r.relpath), *r.display_size) for r in records
             if r.relpath in inputs and r.digest and crops(inputs[r.relpath].size, resolution)]
     return pending_faces(dataset.store, jobs)
@@ -188,17 +190,21 @@ def face_jobs(dataset, records: list[ImageRecord], resolution: int) -> list[tupl
 
 def audit_bucket_inputs(dataset, records: list[ImageRecord], resolution: int,
                         workers: int | None = None, *, jobs: list | None = None,
+                        inputs: dict[str, BucketInput] | None = None,
                         on_event: Any = None, job: str = "faces") -> dict[str, BucketInput]:
     """:func:`bucket_inputs` after detecting faces (:func:`fluxgym_coach.audit.faces.ensure_faces`)
     for the images some profile of :data:`AUDIT_PROFILES` crops at ``resolution`` and
     that have no faces stored for their digest (``jobs``: :func:`face_jobs`, computed
-    here when None); once per digest, stored for the next audit, export and the TUI.
-    ``on_event`` / ``job``: one ``ItemDone`` of that job per detection."""
+    here when None, from ``inputs`` when given); once per digest, stored for the next
+    audit, export and the TUI. ``on_event`` / ``job``: one ``ItemDone`` of that job per
+    detection. The store is read again only when a face pass stored new boxes."""
     from .faces import ensure_faces
 
-    todo = face_jobs(dataset, records, resolution) if jobs is None else jobs
-    ensure_faces(dataset.store, todo, workers, on_event=on_event, job=job)
-    return bucket_inputs(dataset.store, records)
+    inputs = bucket_inputs(dataset.store, records) if inputs is None else inputs
+    todo = face_jobs(dataset, records, resolution, inputs) if jobs is None else jobs
+    if ensure_faces(dataset.store, todo, workers, on_event=on_event, job=job):
+        return bucket_inputs(dataset.store, records)
+    return inputs
 
 
 def dataset_bucket_findings(dataset, resolution: int = 1024) -> dict[str, list[BucketFinding]]:
