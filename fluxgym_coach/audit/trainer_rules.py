@@ -138,23 +138,20 @@ def profile_findings(relpath: str, size: tuple[int, int], resolution: int,
 
 def bucket_inputs(store: Store, records: list[ImageRecord] | None = None) -> dict[str, BucketInput]:
     """:class:`BucketInput` of every readable record (default: all of ``store``):
-    the size of its selected enhanced variant when it has one (what export
-    writes), else its upright size, and the faces stored for its current digest
-    (:func:`fluxgym_coach.audit.faces.stored_faces_all`). Three queries in all."""
+    its size as export writes it (:func:`fluxgym_coach.audit.exported.exported_records`:
+    the selected enhanced variant's, else the upright size), and the faces stored for
+    its current digest (:func:`fluxgym_coach.audit.faces.stored_faces_all`). Three
+    queries in all."""
+    from .exported import exported_records
     from .faces import stored_faces_all
 
     records = store.images() if records is None else records
-    selection = store.selection()
-    sizes = {(v.relpath, v.cache_key): (v.width, v.height) for v in store.variants()}
     faces = stored_faces_all(store)
     out: dict[str, BucketInput] = {}
-    for rec in records:
-        if rec.error or rec.display_size is None:
+    for rec, shown in zip(records, exported_records(store, records), strict=True):
+        if rec.error or shown.display_size is None:
             continue
-        size, enhanced = rec.display_size, False
-        key = selection.get(rec.relpath, (None, ""))[0]
-        if key and all(sizes.get((rec.relpath, key), (None, None))):
-            size, enhanced = sizes[(rec.relpath, key)], True
+        size, enhanced = shown.display_size, shown is not rec
         digest, found = faces.get(rec.relpath, ("", []))
         boxes = tuple(b.pixels(*size) for b in found) if digest == (rec.digest or "") else ()
         out[rec.relpath] = BucketInput(size, boxes, enhanced)
