@@ -12,8 +12,6 @@ what it stored, and the task ends once the thread has stopped.
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import functools
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -49,9 +47,8 @@ async def run_blocking(stage: Callable[..., T], /, *args: Any, on_event: EventSi
     kept, so the same command resumes) and :class:`asyncio.CancelledError` is raised.
     Returns what ``stage`` returns; its exceptions propagate."""
     token = threading.Event()
-    context = contextvars.copy_context()
-    call = functools.partial(context.run, stage, *args, on_event=cancellable_sink(on_event, token), **kwargs)
-    future = asyncio.get_running_loop().run_in_executor(None, call)
+    future = asyncio.ensure_future(asyncio.to_thread(stage, *args, on_event=cancellable_sink(on_event, token),
+                                                     **kwargs))
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
